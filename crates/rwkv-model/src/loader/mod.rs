@@ -1,0 +1,3 @@
+//! Reading checkpoint files into a [`TensorMap`](crate::tensor::TensorMap).
+
+pub mod pth;

@@ -1,0 +1,1 @@
+//! PyTorch `.pth` reader (placeholder, being written).

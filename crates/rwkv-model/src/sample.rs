@@ -1,0 +1,1 @@
+//! Sampling (placeholder, being written).

@@ -1,0 +1,150 @@
+//! Raw tensors as a checkpoint file stores them, before the architecture gives them meaning.
+//!
+//! Both loaders (`.pth` and `.safetensors`) produce a [`TensorMap`]; the architecture code
+//! only ever sees f32 data converted from it, so every element type is handled in one place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Element types a checkpoint may store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// IEEE 754 binary32.
+    F32,
+    /// IEEE 754 binary16.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// IEEE 754 binary64.
+    F64,
+    /// Signed 64-bit integers (seen in reference files, never in weights).
+    I64,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 4,
+            DType::F64 | DType::I64 => 8,
+        }
+    }
+    /// The name safetensors uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "F32",
+            DType::F16 => "F16",
+            DType::BF16 => "BF16",
+            DType::F64 => "F64",
+            DType::I64 => "I64",
+        }
+    }
+}
+
+/// One tensor: contiguous little-endian bytes in row-major order.
+#[derive(Debug, Clone)]
+pub struct RawTensor {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.product() * dtype.size()` bytes.
+    pub data: Vec<u8>,
+}
+
+impl RawTensor {
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// All tensors of one file, by name, with the file they came from (for error messages).
+#[derive(Debug, Clone)]
+pub struct TensorMap {
+    /// The file the tensors were read from.
+    pub path: PathBuf,
+    /// Tensors by name, sorted (so fingerprints do not depend on file order).
+    pub tensors: BTreeMap<String, RawTensor>,
+    /// String metadata the file carried (safetensors `__metadata__`), if any.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl TensorMap {
+    /// An empty map for `path`.
+    pub fn new(path: &Path) -> Self {
+        TensorMap { path: path.to_path_buf(), tensors: BTreeMap::new(), metadata: BTreeMap::new() }
+    }
+
+    /// The tensor `name`, or a [`Error::MissingTensor`].
+    pub fn get(&self, name: &str) -> Result<&RawTensor> {
+        self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            tensor: name.to_string(),
+        })
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// The tensor `name` as f32, after checking it has `numel` elements; `expected` is the
+    /// shape reported in the error (any shape with that many elements is accepted, since the
+    /// official files store vectors as `[1, 1, C]` or `[C]` interchangeably).
+    pub fn f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let t = self.get(name)?;
+        let numel: usize = expected.iter().product();
+        if t.numel() != numel {
+            return Err(Error::Shape {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                found: t.shape.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        to_f32(&self.path, name, t)
+    }
+
+    /// Like [`TensorMap::f32`], but the shape must match exactly (for matrices, where a
+    /// transposed tensor has the same number of elements).
+    pub fn f32_exact(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let t = self.get(name)?;
+        if t.shape != expected {
+            return Err(Error::Shape {
+                path: self.path.clone(),
+                tensor: name.to_string(),
+                found: t.shape.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        to_f32(&self.path, name, t)
+    }
+}
+
+/// Convert a raw tensor's bytes to f32 values.
+pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
+    let n = t.numel();
+    if t.data.len() != n * t.dtype.size() {
+        return Err(Error::corrupt(
+            path,
+            format!("tensor `{name}` holds {} bytes, its shape {:?} needs {}", t.data.len(), t.shape, n * t.dtype.size()),
+        ));
+    }
+    let d = &t.data;
+    Ok(match t.dtype {
+        DType::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        DType::BF16 => d.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
+        DType::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        DType::F64 => d
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
+            .collect(),
+        DType::I64 => {
+            return Err(Error::DType { path: path.to_path_buf(), tensor: name.to_string(), dtype: "I64".into() });
+        }
+    })
+}
