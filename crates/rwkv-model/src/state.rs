@@ -1,0 +1,234 @@
+//! Recurrent state: what a model has folded so far, in a fixed size however long the input.
+//!
+//! A [`State`] is plain f32 buffers per layer (the WKV state stays f32 whatever the weights
+//! are). It is saved as safetensors with metadata naming the format version, the model
+//! fingerprint, the tokenizer and the number of tokens consumed; loading checks all of them,
+//! so a state can never be resumed on a model it was not made with.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+use crate::error::{Error, Result};
+
+/// The format written in state files' `format` metadata.
+pub const STATE_FORMAT: &str = "rwkv-reader-state";
+/// The current state file version.
+pub const STATE_FORMAT_VERSION: u32 = 1;
+
+/// One layer's state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerState {
+    /// Time-mix token shift: the previous token's normalised input, `[C]`.
+    pub att_x: Vec<f32>,
+    /// The WKV matrix state, `[H, N, N]` (row = value index, column = key index).
+    pub wkv: Vec<f32>,
+    /// Channel-mix token shift, `[C]`.
+    pub ffn_x: Vec<f32>,
+}
+
+/// The shapes a model's state has, plus what identifies the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSpec {
+    /// Layers.
+    pub n_layer: usize,
+    /// Width `C`.
+    pub n_embd: usize,
+    /// Heads `H`.
+    pub n_head: usize,
+    /// Head size `N`.
+    pub head_size: usize,
+    /// The model fingerprint states must carry.
+    pub fingerprint: String,
+}
+
+/// A model's recurrent state after some tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// Per-layer buffers.
+    pub layers: Vec<LayerState>,
+    /// Tokens folded into this state since the zero state.
+    pub tokens: u64,
+}
+
+/// What a state file says about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInfo {
+    /// Model fingerprint.
+    pub fingerprint: String,
+    /// Tokenizer id.
+    pub tokenizer: String,
+    /// Tokens consumed.
+    pub tokens: u64,
+    /// File format version.
+    pub format_version: u32,
+}
+
+impl State {
+    /// The zero state for `spec`.
+    pub fn zeros(spec: &StateSpec) -> Self {
+        let (c, h, n) = (spec.n_embd, spec.n_head, spec.head_size);
+        State {
+            layers: (0..spec.n_layer)
+                .map(|_| LayerState { att_x: vec![0.0; c], wkv: vec![0.0; h * n * n], ffn_x: vec![0.0; c] })
+                .collect(),
+            tokens: 0,
+        }
+    }
+
+    /// Largest absolute difference between two states of the same shape (`inf` if shapes differ).
+    pub fn max_abs_diff(&self, other: &State) -> f32 {
+        if self.layers.len() != other.layers.len() {
+            return f32::INFINITY;
+        }
+        let mut m = 0f32;
+        for (a, b) in self.layers.iter().zip(&other.layers) {
+            for (x, y) in [(&a.att_x, &b.att_x), (&a.wkv, &b.wkv), (&a.ffn_x, &b.ffn_x)] {
+                if x.len() != y.len() {
+                    return f32::INFINITY;
+                }
+                for (p, q) in x.iter().zip(y.iter()) {
+                    m = m.max((p - q).abs());
+                }
+            }
+        }
+        m
+    }
+
+    /// Bit-exact equality (NaN-safe: compares bits).
+    pub fn bit_eq(&self, other: &State) -> bool {
+        let bits = |v: &Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        self.tokens == other.tokens
+            && self.layers.len() == other.layers.len()
+            && self.layers.iter().zip(&other.layers).all(|(a, b)| {
+                bits(&a.att_x) == bits(&b.att_x) && bits(&a.wkv) == bits(&b.wkv) && bits(&a.ffn_x) == bits(&b.ffn_x)
+            })
+    }
+
+    /// Size of the state in bytes of f32 data.
+    pub fn byte_len(&self) -> usize {
+        self.layers.iter().map(|l| 4 * (l.att_x.len() + l.wkv.len() + l.ffn_x.len())).sum()
+    }
+
+    /// Serialize as safetensors bytes with metadata.
+    pub fn to_bytes(&self, spec: &StateSpec, tokenizer: &str) -> Vec<u8> {
+        let (h, n) = (spec.n_head, spec.head_size);
+        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(self.layers.len() * 3);
+        for (i, l) in self.layers.iter().enumerate() {
+            named.push((format!("blocks.{i}.att_x_prev"), vec![l.att_x.len()], le_bytes(&l.att_x)));
+            named.push((format!("blocks.{i}.att_kv"), vec![h, n, n], le_bytes(&l.wkv)));
+            named.push((format!("blocks.{i}.ffn_x_prev"), vec![l.ffn_x.len()], le_bytes(&l.ffn_x)));
+        }
+        let views: Vec<(String, TensorView<'_>)> = named
+            .iter()
+            .map(|(k, s, d)| {
+                // Shapes and byte lengths are built together above, so this cannot fail.
+                let v = TensorView::new(Dtype::F32, s.clone(), d).expect("state tensor shape matches its bytes");
+                (k.clone(), v)
+            })
+            .collect();
+        let meta: HashMap<String, String> = [
+            ("format", STATE_FORMAT.to_string()),
+            ("format_version", STATE_FORMAT_VERSION.to_string()),
+            ("model", spec.fingerprint.clone()),
+            ("tokenizer", tokenizer.to_string()),
+            ("tokens", self.tokens.to_string()),
+            ("n_layer", spec.n_layer.to_string()),
+            ("n_embd", spec.n_embd.to_string()),
+            ("n_head", spec.n_head.to_string()),
+            ("head_size", spec.head_size.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // Serialization of in-memory views with valid shapes does not fail.
+        safetensors::serialize(views, Some(meta)).expect("serializing an in-memory state")
+    }
+
+    /// Read only the metadata of a state file's bytes.
+    pub fn read_info(path: &Path, bytes: &[u8]) -> Result<StateInfo> {
+        let bad = |reason: String| Error::BadState { path: path.to_path_buf(), reason };
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors state: {e}")))?;
+        let md = meta.metadata().clone().unwrap_or_default();
+        let get = |k: &str| md.get(k).cloned().ok_or_else(|| bad(format!("metadata `{k}` missing")));
+        if get("format")? != STATE_FORMAT {
+            return Err(bad("not an rwkv-reader state (metadata `format`)".into()));
+        }
+        let format_version: u32 = get("format_version")?.parse().map_err(|_| bad("bad `format_version`".into()))?;
+        if format_version != STATE_FORMAT_VERSION {
+            return Err(bad(format!("state format version {format_version}, this build reads {STATE_FORMAT_VERSION}")));
+        }
+        Ok(StateInfo {
+            fingerprint: get("model")?,
+            tokenizer: get("tokenizer")?,
+            tokens: get("tokens")?.parse().map_err(|_| bad("bad `tokens`".into()))?,
+            format_version,
+        })
+    }
+
+    /// Parse state bytes saved by [`State::to_bytes`], checking they belong to `spec`'s model
+    /// (and to `tokenizer`, when given). `path` names the source in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8], spec: &StateSpec, tokenizer: Option<&str>) -> Result<(State, StateInfo)> {
+        let info = Self::read_info(path, bytes)?;
+        if info.fingerprint != spec.fingerprint {
+            return Err(Error::StateMismatch {
+                path: path.to_path_buf(),
+                found: info.fingerprint,
+                expected: spec.fingerprint.clone(),
+            });
+        }
+        let bad = |reason: String| Error::BadState { path: path.to_path_buf(), reason };
+        if let Some(t) = tokenizer
+            && t != info.tokenizer
+        {
+            return Err(bad(format!("state was made with tokenizer `{}`, not `{t}`", info.tokenizer)));
+        }
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("damaged state: {e}")))?;
+        let mut state = State::zeros(spec);
+        state.tokens = info.tokens;
+        for (i, l) in state.layers.iter_mut().enumerate() {
+            for (name, buf) in [("att_x_prev", &mut l.att_x), ("att_kv", &mut l.wkv), ("ffn_x_prev", &mut l.ffn_x)] {
+                let key = format!("blocks.{i}.{name}");
+                let t = st.tensor(&key).map_err(|_| bad(format!("tensor `{key}` missing")))?;
+                if t.dtype() != Dtype::F32 || t.data().len() != buf.len() * 4 {
+                    return Err(bad(format!("tensor `{key}` has dtype {:?} and shape {:?}", t.dtype(), t.shape())));
+                }
+                for (dst, b) in buf.iter_mut().zip(t.data().chunks_exact(4)) {
+                    *dst = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        }
+        if st.len() != spec.n_layer * 3 {
+            return Err(bad(format!("{} tensors, the model's state has {}", st.len(), spec.n_layer * 3)));
+        }
+        Ok((state, info))
+    }
+
+    /// Save to `path` atomically (write a temporary file beside it, fsync, rename).
+    pub fn save(&self, path: &Path, spec: &StateSpec, tokenizer: &str) -> Result<()> {
+        use std::io::Write;
+        let bytes = self.to_bytes(spec, tokenizer);
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
+    }
+
+    /// Load from `path`, checking it belongs to `spec`'s model.
+    pub fn load(path: &Path, spec: &StateSpec, tokenizer: Option<&str>) -> Result<(State, StateInfo)> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(path, &bytes, spec, tokenizer)
+    }
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -1,0 +1,584 @@
+//! RWKV-7 ("Goose", x070): weights in the official layout and the forward pass.
+//!
+//! One code path serves both modes: a chunk of `T` tokens runs every projection as a `T`-row
+//! matrix product and only the WKV recurrence token by token (per head, in place, over
+//! contiguous f32 buffers); generation is the same path with `T = 1`, where the projections
+//! become mat-vecs. So sequence mode and token mode differ only in float rounding.
+//!
+//! Formulas follow the official `rwkv` package (0.8.32, `RWKV_x070`): token shift mixes,
+//! LoRAs for decay `w`, in-context learning rate `a`, value residual `v` and gate `g`;
+//! `w = exp(-0.606531 · σ(w0 + lora_w))`; the state update
+//! `S ← S·diag(w) + (S·(−k̂)) ⊗ (k̂·a) + v ⊗ k`; group norm with eps 64e-5.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::linalg::{Mat, layer_norm_rows, linear, norm_into, sigmoid};
+use crate::state::{LayerState, State};
+use crate::tensor::TensorMap;
+
+/// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    /// Vocabulary size (rows of `emb.weight`).
+    pub vocab: usize,
+    /// Width `C`.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Heads `H`.
+    pub n_head: usize,
+    /// Head size `N` (`H · N = C`).
+    pub head_size: usize,
+    /// Decay LoRA rank.
+    pub d_decay: usize,
+    /// In-context learning rate LoRA rank.
+    pub d_aaa: usize,
+    /// Value-residual LoRA rank (0 for a one-layer model).
+    pub d_mv: usize,
+    /// Gate LoRA rank.
+    pub d_gate: usize,
+    /// Channel-mix hidden width.
+    pub d_ffn: usize,
+}
+
+#[derive(Debug)]
+struct Layer {
+    ln1_w: Vec<f32>,
+    ln1_b: Vec<f32>,
+    ln2_w: Vec<f32>,
+    ln2_b: Vec<f32>,
+    /// Shift mixes for r, w, k, v, a, g.
+    mix: [Vec<f32>; 6],
+    w0: Vec<f32>,
+    a0: Vec<f32>,
+    k_k: Vec<f32>,
+    k_a: Vec<f32>,
+    r_k: Vec<f32>,
+    w1: Mat,
+    w2: Mat,
+    a1: Mat,
+    a2: Mat,
+    /// Value residual (absent in layer 0): v0, v1, v2.
+    vres: Option<(Vec<f32>, Mat, Mat)>,
+    g1: Mat,
+    g2: Mat,
+    wr: Mat,
+    wk: Mat,
+    wv: Mat,
+    wo: Mat,
+    lnx_w: Vec<f32>,
+    lnx_b: Vec<f32>,
+    ffn_mix: Vec<f32>,
+    ffn_key: Mat,
+    ffn_value: Mat,
+}
+
+/// An RWKV-7 model's weights, as f32 (optionally with bf16 copies for generation).
+#[derive(Debug)]
+pub struct V7 {
+    cfg: Config,
+    /// Embedding with `blocks.0.ln0` already applied to every row (as the official package does).
+    emb: Vec<f32>,
+    layers: Vec<Layer>,
+    ln_out_w: Vec<f32>,
+    ln_out_b: Vec<f32>,
+    head: Mat,
+}
+
+/// Which logits a forward call must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// None: fold only (the output head is skipped).
+    None,
+    /// The logits after the last token.
+    Last,
+    /// The logits after every token, `[T, vocab]`.
+    All,
+}
+
+fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
+    let t = map.get(name)?;
+    if t.shape.len() != rank {
+        return Err(Error::Shape {
+            path: map.path.clone(),
+            tensor: name.to_string(),
+            found: t.shape.clone(),
+            expected: vec![0; rank],
+        });
+    }
+    Ok(t.shape.clone())
+}
+
+impl V7 {
+    /// Infer the dimensions of an x070 checkpoint from its tensor shapes.
+    pub fn config_of(map: &TensorMap) -> Result<Config> {
+        let emb = dims(map, "emb.weight", 2)?;
+        let (vocab, n_embd) = (emb[0], emb[1]);
+        let mut n_layer = 0;
+        while map.contains(&format!("blocks.{n_layer}.att.r_k")) {
+            n_layer += 1;
+        }
+        if n_layer == 0 {
+            return Err(Error::MissingTensor { path: map.path.clone(), tensor: "blocks.0.att.r_k".into() });
+        }
+        let rk = map.get("blocks.0.att.r_k")?;
+        let (n_head, head_size) = match rk.shape.as_slice() {
+            [h, n] => (*h, *n),
+            _ => {
+                return Err(Error::Shape {
+                    path: map.path.clone(),
+                    tensor: "blocks.0.att.r_k".into(),
+                    found: rk.shape.clone(),
+                    expected: vec![n_embd / 64, 64],
+                });
+            }
+        };
+        if n_head * head_size != n_embd || n_head == 0 {
+            return Err(Error::Shape {
+                path: map.path.clone(),
+                tensor: "blocks.0.att.r_k".into(),
+                found: rk.shape.clone(),
+                expected: vec![n_embd / head_size.max(1), head_size],
+            });
+        }
+        let rank = |name: &str| -> Result<usize> {
+            let d = dims(map, name, 2)?;
+            Ok(d[1])
+        };
+        let d_mv = if n_layer > 1 { rank("blocks.1.att.v1")? } else { 0 };
+        Ok(Config {
+            vocab,
+            n_embd,
+            n_layer,
+            n_head,
+            head_size,
+            d_decay: rank("blocks.0.att.w1")?,
+            d_aaa: rank("blocks.0.att.a1")?,
+            d_mv,
+            d_gate: rank("blocks.0.att.g1")?,
+            d_ffn: dims(map, "blocks.0.ffn.key.weight", 2)?[0],
+        })
+    }
+
+    /// Build the model from a tensor map, feeding every tensor it uses to `hash` (in a fixed
+    /// order, as name, shape and f32 bytes) for the fingerprint.
+    pub fn from_tensors(map: &TensorMap, hash: &mut blake3::Hasher) -> Result<V7> {
+        let cfg = Self::config_of(map)?;
+        let c = cfg.n_embd;
+        let mut take = |name: &str, shape: &[usize], exact: bool| -> Result<Vec<f32>> {
+            let v = if exact { map.f32_exact(name, shape)? } else { map.f32(name, shape)? };
+            hash.update(name.as_bytes());
+            for d in shape {
+                hash.update(&(*d as u64).to_le_bytes());
+            }
+            for x in &v {
+                hash.update(&x.to_le_bytes());
+            }
+            Ok(v)
+        };
+        let emb_raw = take("emb.weight", &[cfg.vocab, c], true)?;
+        let ln0_w = take("blocks.0.ln0.weight", &[c], false)?;
+        let ln0_b = take("blocks.0.ln0.bias", &[c], false)?;
+        let mut emb = vec![0f32; emb_raw.len()];
+        layer_norm_rows(&emb_raw, c, &ln0_w, &ln0_b, &mut emb);
+
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let p = format!("blocks.{i}.");
+            let a = format!("{p}att.");
+            let f = format!("{p}ffn.");
+            let mut vec_c = |n: &str| take(n, &[c], false);
+            let ln1_w = vec_c(&format!("{p}ln1.weight"))?;
+            let ln1_b = vec_c(&format!("{p}ln1.bias"))?;
+            let ln2_w = vec_c(&format!("{p}ln2.weight"))?;
+            let ln2_b = vec_c(&format!("{p}ln2.bias"))?;
+            let mix = [
+                vec_c(&format!("{a}x_r"))?,
+                vec_c(&format!("{a}x_w"))?,
+                vec_c(&format!("{a}x_k"))?,
+                vec_c(&format!("{a}x_v"))?,
+                vec_c(&format!("{a}x_a"))?,
+                vec_c(&format!("{a}x_g"))?,
+            ];
+            let w0 = vec_c(&format!("{a}w0"))?;
+            let a0 = vec_c(&format!("{a}a0"))?;
+            let k_k = vec_c(&format!("{a}k_k"))?;
+            let k_a = vec_c(&format!("{a}k_a"))?;
+            let r_k = take(&format!("{a}r_k"), &[cfg.n_head, cfg.head_size], false)?;
+            let lnx_w = take(&format!("{a}ln_x.weight"), &[c], false)?;
+            let lnx_b = take(&format!("{a}ln_x.bias"), &[c], false)?;
+            let ffn_mix = take(&format!("{f}x_k"), &[c], false)?;
+            // LoRA factors are stored input-major ([C, D] then [D, C]); keep them as [out, in].
+            let mut lora = |n: &str, d: usize| -> Result<(Mat, Mat)> {
+                let m1 = take(&format!("{a}{n}1"), &[c, d], true)?;
+                let m2 = take(&format!("{a}{n}2"), &[d, c], true)?;
+                Ok((Mat::from_transposed(d, c, &m1), Mat::from_transposed(c, d, &m2)))
+            };
+            let (w1, w2) = lora("w", cfg.d_decay)?;
+            let (a1, a2) = lora("a", cfg.d_aaa)?;
+            let (g1, g2) = lora("g", cfg.d_gate)?;
+            let vres = if i == 0 {
+                None
+            } else {
+                let (v1, v2) = lora("v", cfg.d_mv)?;
+                Some((take(&format!("{a}v0"), &[c], false)?, v1, v2))
+            };
+            let mut proj = |n: &str, rows: usize, cols: usize| -> Result<Mat> {
+                Ok(Mat::new(rows, cols, take(n, &[rows, cols], true)?))
+            };
+            let wr = proj(&format!("{a}receptance.weight"), c, c)?;
+            let wk = proj(&format!("{a}key.weight"), c, c)?;
+            let wv = proj(&format!("{a}value.weight"), c, c)?;
+            let wo = proj(&format!("{a}output.weight"), c, c)?;
+            let ffn_key = proj(&format!("{f}key.weight"), cfg.d_ffn, c)?;
+            let ffn_value = proj(&format!("{f}value.weight"), c, cfg.d_ffn)?;
+            layers.push(Layer {
+                ln1_w,
+                ln1_b,
+                ln2_w,
+                ln2_b,
+                mix,
+                w0,
+                a0,
+                k_k,
+                k_a,
+                r_k,
+                w1,
+                w2,
+                a1,
+                a2,
+                vres,
+                g1,
+                g2,
+                wr,
+                wk,
+                wv,
+                wo,
+                lnx_w,
+                lnx_b,
+                ffn_mix,
+                ffn_key,
+                ffn_value,
+            });
+        }
+        let ln_out_w = take("ln_out.weight", &[c], false)?;
+        let ln_out_b = take("ln_out.bias", &[c], false)?;
+        let head = Mat::new(cfg.vocab, c, take("head.weight", &[cfg.vocab, c], true)?);
+        Ok(V7 { cfg, emb, layers, ln_out_w, ln_out_b, head })
+    }
+
+    /// The model's dimensions.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Keep bf16 copies of the large matrices for the one-token path (generation).
+    pub fn enable_bf16(&mut self) {
+        for l in &mut self.layers {
+            for m in [&mut l.wr, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.ffn_key, &mut l.ffn_value] {
+                m.enable_bf16();
+            }
+        }
+        self.head.enable_bf16();
+    }
+
+    /// Run `tokens` (already range-checked) through the model from `state`, which is advanced.
+    /// Tokens are processed in chunks of at most `chunk` rows.
+    pub fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
+        let chunk = chunk.max(1);
+        let mut sc = Scratch::new(&self.cfg, chunk.min(tokens.len().max(1)));
+        let vocab = self.cfg.vocab;
+        let mut out = match logits {
+            Logits::All => Vec::with_capacity(tokens.len() * vocab),
+            _ => Vec::new(),
+        };
+        let n_chunks = tokens.len().div_ceil(chunk);
+        for (ci, toks) in tokens.chunks(chunk).enumerate() {
+            self.forward_chunk(toks, state, &mut sc);
+            let t = toks.len();
+            match logits {
+                Logits::None => {}
+                Logits::All => {
+                    let start = out.len();
+                    out.resize(start + t * vocab, 0.0);
+                    self.head_rows(&sc.x[..t * self.cfg.n_embd], t, &mut sc.xx, &mut out[start..]);
+                }
+                Logits::Last if ci + 1 == n_chunks => {
+                    let c = self.cfg.n_embd;
+                    out.resize(vocab, 0.0);
+                    self.head_rows(&sc.x[(t - 1) * c..t * c], 1, &mut sc.xx, &mut out);
+                }
+                Logits::Last => {}
+            }
+        }
+        state.tokens += tokens.len() as u64;
+        out
+    }
+
+    fn head_rows(&self, x: &[f32], rows: usize, tmp: &mut [f32], out: &mut [f32]) {
+        let c = self.cfg.n_embd;
+        let tmp = &mut tmp[..rows * c];
+        layer_norm_rows(x, c, &self.ln_out_w, &self.ln_out_b, tmp);
+        linear(tmp, rows, &self.head, out);
+    }
+
+    fn forward_chunk(&self, toks: &[u32], state: &mut State, sc: &mut Scratch) {
+        let cfg = &self.cfg;
+        let (c, t) = (cfg.n_embd, toks.len());
+        let tc = t * c;
+        for (row, &tok) in sc.x.chunks_exact_mut(c).zip(toks) {
+            let e = tok as usize * c;
+            row.copy_from_slice(&self.emb[e..e + c]);
+        }
+        for (li, (layer, ls)) in self.layers.iter().zip(state.layers.iter_mut()).enumerate() {
+            self.time_mix(li, layer, ls, t, sc);
+            // Channel mix.
+            layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
+            shift_mix(&sc.xx[..tc], c, &mut ls.ffn_x, &mut [(&layer.ffn_mix, &mut sc.mix[0][..tc])]);
+            let f = cfg.d_ffn;
+            linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
+            for h in &mut sc.ffn[..t * f] {
+                let r = h.max(0.0);
+                *h = r * r;
+            }
+            linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
+            add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
+        }
+    }
+
+    fn time_mix(&self, li: usize, l: &Layer, ls: &mut LayerState, t: usize, sc: &mut Scratch) {
+        let cfg = &self.cfg;
+        let (c, h, n) = (cfg.n_embd, cfg.n_head, cfg.head_size);
+        let tc = t * c;
+        layer_norm_rows(&sc.x[..tc], c, &l.ln1_w, &l.ln1_b, &mut sc.xx[..tc]);
+        {
+            let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+            shift_mix(
+                &sc.xx[..tc],
+                c,
+                &mut ls.att_x,
+                &mut [
+                    (&l.mix[0], &mut m0[..tc]),
+                    (&l.mix[1], &mut m1[..tc]),
+                    (&l.mix[2], &mut m2[..tc]),
+                    (&l.mix[3], &mut m3[..tc]),
+                    (&l.mix[4], &mut m4[..tc]),
+                    (&l.mix[5], &mut m5[..tc]),
+                ],
+            );
+        }
+        let [xr, xw, xk, xv, xa, xg] = &sc.mix;
+        linear(&xr[..tc], t, &l.wr, &mut sc.r[..tc]);
+        linear(&xk[..tc], t, &l.wk, &mut sc.k[..tc]);
+        linear(&xv[..tc], t, &l.wv, &mut sc.v[..tc]);
+
+        // Decay: w = exp(-0.606531 * sigmoid(w0 + tanh(xw W1) W2)).
+        let lo = &mut sc.lora[..t * cfg.d_decay];
+        linear(&xw[..tc], t, &l.w1, lo);
+        lo.iter_mut().for_each(|v| *v = v.tanh());
+        linear(lo, t, &l.w2, &mut sc.w[..tc]);
+        for (row, _) in sc.w[..tc].chunks_exact_mut(c).zip(0..t) {
+            for (v, w0) in row.iter_mut().zip(&l.w0) {
+                *v = (-0.606531f32 * sigmoid(w0 + *v)).exp();
+            }
+        }
+        // In-context learning rate: a = sigmoid(a0 + xa A1 A2).
+        let lo = &mut sc.lora[..t * cfg.d_aaa];
+        linear(&xa[..tc], t, &l.a1, lo);
+        linear(lo, t, &l.a2, &mut sc.a[..tc]);
+        for row in sc.a[..tc].chunks_exact_mut(c) {
+            for (v, a0) in row.iter_mut().zip(&l.a0) {
+                *v = sigmoid(a0 + *v);
+            }
+        }
+        // Gate: g = sigmoid(xg G1) G2.
+        let lo = &mut sc.lora[..t * cfg.d_gate];
+        linear(&xg[..tc], t, &l.g1, lo);
+        lo.iter_mut().for_each(|v| *v = sigmoid(*v));
+        linear(lo, t, &l.g2, &mut sc.g[..tc]);
+
+        // k̂ = normalize(k * k_k) per head; k = k * (1 + (a - 1) * k_a); b = k̂ * a.
+        for ti in 0..t {
+            let row = ti * c..(ti + 1) * c;
+            let (k, kk, a, b) = (&mut sc.k[row.clone()], &mut sc.kk[row.clone()], &sc.a[row.clone()], &mut sc.b[row]);
+            for j in 0..c {
+                kk[j] = k[j] * l.k_k[j];
+            }
+            for hk in kk.chunks_exact_mut(n) {
+                let norm = hk.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                hk.iter_mut().for_each(|v| *v /= norm);
+            }
+            for j in 0..c {
+                k[j] *= 1.0 + (a[j] - 1.0) * l.k_a[j];
+                b[j] = kk[j] * a[j];
+            }
+        }
+        // Value residual: layer 0 keeps its v; later layers mix towards it.
+        match &l.vres {
+            None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
+            Some((v0, v1, v2)) => {
+                let lo = &mut sc.lora[..t * cfg.d_mv];
+                linear(&xv[..tc], t, v1, lo);
+                linear(lo, t, v2, &mut sc.tmp[..tc]);
+                for ti in 0..t {
+                    let row = ti * c..(ti + 1) * c;
+                    let (v, vf, gate) = (&mut sc.v[row.clone()], &sc.v_first[row.clone()], &sc.tmp[row]);
+                    for j in 0..c {
+                        v[j] += (vf[j] - v[j]) * sigmoid(v0[j] + gate[j]);
+                    }
+                }
+            }
+        }
+        debug_assert!(li > 0 || l.vres.is_none());
+
+        // WKV recurrence: heads are independent over the whole chunk.
+        let inputs = WkvInputs { r: &sc.r[..tc], w: &sc.w[..tc], k: &sc.k[..tc], v: &sc.v[..tc], kk: &sc.kk[..tc], b: &sc.b[..tc], c, n, t };
+        let o_heads = &mut sc.o_heads[..h * t * n];
+        if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
+            o_heads
+                .par_chunks_mut(t * n)
+                .zip(ls.wkv.par_chunks_mut(n * n))
+                .enumerate()
+                .for_each(|(hi, (o, s))| inputs.run_head(hi, s, o));
+        } else {
+            for (hi, (o, s)) in o_heads.chunks_mut(t * n).zip(ls.wkv.chunks_mut(n * n)).enumerate() {
+                inputs.run_head(hi, s, o);
+            }
+        }
+        // Group norm per head, bonus term (r·k·r_k summed per head, times v), gate.
+        for ti in 0..t {
+            for hi in 0..h {
+                let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
+                let o_src = &sc.o_heads[(hi * t + ti) * n..(hi * t + ti + 1) * n];
+                let out = &mut sc.o[cols.clone()];
+                norm_into(o_src, 64e-5, &l.lnx_w[hi * n..(hi + 1) * n], &l.lnx_b[hi * n..(hi + 1) * n], out);
+                let (r, k, v, g) = (&sc.r[cols.clone()], &sc.k[cols.clone()], &sc.v[cols.clone()], &sc.g[cols]);
+                let rk = &l.r_k[hi * n..(hi + 1) * n];
+                let bonus: f32 = (0..n).map(|j| r[j] * k[j] * rk[j]).sum();
+                for j in 0..n {
+                    out[j] = (out[j] + bonus * v[j]) * g[j];
+                }
+            }
+        }
+        linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
+        add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
+    }
+}
+
+/// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
+struct WkvInputs<'a> {
+    r: &'a [f32],
+    w: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    kk: &'a [f32],
+    b: &'a [f32],
+    c: usize,
+    n: usize,
+    t: usize,
+}
+
+impl WkvInputs<'_> {
+    /// Advance head `hi`'s state `s` (`[N, N]`, row = value index) over the chunk, writing the
+    /// head's outputs to `o` (`[T, N]`). Each state row needs only its own dot product with k̂,
+    /// so one pass per row does the decay, both rank-1 updates and the read-out.
+    fn run_head(&self, hi: usize, s: &mut [f32], o: &mut [f32]) {
+        let (c, n) = (self.c, self.n);
+        for ti in 0..self.t {
+            let base = ti * c + hi * n;
+            let r = &self.r[base..base + n];
+            let w = &self.w[base..base + n];
+            let k = &self.k[base..base + n];
+            let v = &self.v[base..base + n];
+            let kk = &self.kk[base..base + n];
+            let b = &self.b[base..base + n];
+            let out = &mut o[ti * n..(ti + 1) * n];
+            for (i, row) in s.chunks_exact_mut(n).enumerate() {
+                let sa = -row.iter().zip(kk).map(|(x, y)| x * y).sum::<f32>();
+                let vi = v[i];
+                let mut acc = 0f32;
+                for j in 0..n {
+                    let nv = row[j] * w[j] + sa * b[j] + vi * k[j];
+                    row[j] = nv;
+                    acc += nv * r[j];
+                }
+                out[i] = acc;
+            }
+        }
+    }
+}
+
+/// Token shift: for each row `t`, `d = prev - x[t]` (prev is the state's row for `t = 0`),
+/// and each output gets `x[t] + d * mix`. The state keeps the chunk's last row.
+fn shift_mix(x: &[f32], c: usize, prev: &mut [f32], outs: &mut [(&Vec<f32>, &mut [f32])]) {
+    let t = x.len() / c;
+    for ti in 0..t {
+        let cur = &x[ti * c..(ti + 1) * c];
+        let p: &[f32] = if ti == 0 { prev } else { &x[(ti - 1) * c..ti * c] };
+        for (mix, out) in outs.iter_mut() {
+            let out = &mut out[ti * c..(ti + 1) * c];
+            for j in 0..c {
+                out[j] = cur[j] + (p[j] - cur[j]) * mix[j];
+            }
+        }
+    }
+    if t > 0 {
+        prev.copy_from_slice(&x[(t - 1) * c..t * c]);
+    }
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Buffers for one chunk, allocated once per forward call and reused for every chunk.
+struct Scratch {
+    x: Vec<f32>,
+    xx: Vec<f32>,
+    mix: [Vec<f32>; 6],
+    r: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    w: Vec<f32>,
+    a: Vec<f32>,
+    g: Vec<f32>,
+    kk: Vec<f32>,
+    b: Vec<f32>,
+    v_first: Vec<f32>,
+    lora: Vec<f32>,
+    o_heads: Vec<f32>,
+    o: Vec<f32>,
+    tmp: Vec<f32>,
+    ffn: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(cfg: &Config, t: usize) -> Self {
+        let tc = t * cfg.n_embd;
+        let z = || vec![0f32; tc];
+        let d = cfg.d_decay.max(cfg.d_aaa).max(cfg.d_mv).max(cfg.d_gate);
+        Scratch {
+            x: z(),
+            // Also holds ln_out rows for the head, up to T rows.
+            xx: z(),
+            mix: [z(), z(), z(), z(), z(), z()],
+            r: z(),
+            k: z(),
+            v: z(),
+            w: z(),
+            a: z(),
+            g: z(),
+            kk: z(),
+            b: z(),
+            v_first: z(),
+            lora: vec![0f32; t * d],
+            o_heads: z(),
+            o: z(),
+            tmp: z(),
+            ffn: vec![0f32; t * cfg.d_ffn],
+        }
+    }
+}
