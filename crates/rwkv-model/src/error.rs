@@ -65,7 +65,9 @@ pub enum Error {
         dtype: String,
     },
     /// The checkpoint belongs to an RWKV generation this build does not run.
-    #[error("{path}: this is an {generation} checkpoint; only RWKV-7 (x070) is supported (detected from tensor `{tensor}`)")]
+    #[error(
+        "{path}: this is an {generation} checkpoint; only RWKV-7 (x070) is supported (detected from tensor `{tensor}`)"
+    )]
     Generation {
         /// The file.
         path: PathBuf,
@@ -112,12 +114,21 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.into(), reason: reason.into() }
+        Error::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Format { path: path.into(), reason: reason.into() }
+        Error::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

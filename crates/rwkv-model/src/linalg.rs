@@ -23,7 +23,12 @@ impl Mat {
     /// A matrix from row-major `[rows, cols]` f32 data.
     pub fn new(rows: usize, cols: usize, w: Vec<f32>) -> Self {
         debug_assert_eq!(w.len(), rows * cols);
-        Mat { rows, cols, w, bf16: None }
+        Mat {
+            rows,
+            cols,
+            w,
+            bf16: None,
+        }
     }
 
     /// A matrix from row-major `[cols, rows]` data (stored input-major), transposed.
@@ -44,7 +49,9 @@ impl Mat {
 
     /// Whether every weight is exactly representable in bf16 (then the bf16 path is exact).
     pub fn is_bf16_exact(&self) -> bool {
-        self.w.iter().all(|&x| bf16_to_f32(f32_to_bf16(x)).to_bits() == x.to_bits())
+        self.w
+            .iter()
+            .all(|&x| bf16_to_f32(f32_to_bf16(x)).to_bits() == x.to_bits())
     }
 }
 
@@ -115,7 +122,11 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
 /// One row: `y[o] = Σ_i m[o, i] · x[i]`, from bf16 weights when present.
 fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
     let cols = m.cols;
-    let threads = if m.rows * cols >= PAR_MIN_WORK { rayon::current_num_threads() } else { 1 };
+    let threads = if m.rows * cols >= PAR_MIN_WORK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
     let rows_per = m.rows.div_ceil(threads.max(1) * 4).max(16);
     match &m.bf16 {
         Some(wb) => {
@@ -316,10 +327,14 @@ mod tests {
     #[test]
     fn linear_matches_naive_for_one_and_many_rows() {
         let (out, inp) = (37, 53);
-        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
         let m = Mat::new(out, inp, w);
         for rows in [1usize, 2, 5, 64] {
-            let x: Vec<f32> = (0..rows * inp).map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0).collect();
+            let x: Vec<f32> = (0..rows * inp)
+                .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+                .collect();
             let mut y = vec![0f32; rows * out];
             linear(&x, rows, &m, &mut y);
             let r = naive(&x, rows, &m);

@@ -74,20 +74,34 @@ impl Model {
         match Generation::detect(map) {
             Some((Generation::V7, _)) => {}
             Some((g, tensor)) => {
-                return Err(Error::Generation { path: map.path.clone(), generation: g.name().into(), tensor: tensor.into() });
+                return Err(Error::Generation {
+                    path: map.path.clone(),
+                    generation: g.name().into(),
+                    tensor: tensor.into(),
+                });
             }
             None => {
                 if !map.contains("emb.weight") {
-                    return Err(Error::format(&map.path, "no `emb.weight` tensor: not an RWKV checkpoint"));
+                    return Err(Error::format(
+                        &map.path,
+                        "no `emb.weight` tensor: not an RWKV checkpoint",
+                    ));
                 }
-                return Err(Error::MissingTensor { path: map.path.clone(), tensor: "blocks.0.att.r_k".into() });
+                return Err(Error::MissingTensor {
+                    path: map.path.clone(),
+                    tensor: "blocks.0.att.r_k".into(),
+                });
             }
         }
         let mut hasher = blake3::Hasher::new();
         hasher.update(b"rwkv-reader model fingerprint v1\0x070\0");
         let v7 = V7::from_tensors(map, &mut hasher)?;
         let fingerprint = format!("x070-{}", &hasher.finalize().to_hex()[..32]);
-        Ok(Model { v7, fingerprint, chunk_len: DEFAULT_CHUNK_LEN })
+        Ok(Model {
+            v7,
+            fingerprint,
+            chunk_len: DEFAULT_CHUNK_LEN,
+        })
     }
 
     /// Dimensions.
@@ -152,7 +166,10 @@ impl Model {
                     && l.wkv.len() == spec.n_head * spec.head_size * spec.head_size
             });
         if !ok {
-            return Err(Error::BadState { path: "<memory>".into(), reason: "state shape does not match the model".into() });
+            return Err(Error::BadState {
+                path: "<memory>".into(),
+                reason: "state shape does not match the model".into(),
+            });
         }
         Ok(())
     }

@@ -145,10 +145,7 @@ impl Sampler {
         if cfg.temperature.is_nan() || cfg.temperature <= 0.0 {
             return argmax(logits);
         }
-        let max = logits
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, max_ignoring_nan);
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, max_ignoring_nan);
         if max == f32::NEG_INFINITY {
             // Nothing is possible (all -inf or NaN): fall back to the arg-max rule.
             return argmax(logits);
@@ -256,10 +253,7 @@ pub fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
     if x.is_nan() {
         return f32::NEG_INFINITY;
     }
-    let max = logits
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, max_ignoring_nan);
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, max_ignoring_nan);
     if max == f32::NEG_INFINITY {
         return f32::NEG_INFINITY;
     }
@@ -366,11 +360,7 @@ mod tests {
 
     #[test]
     fn empty_and_nan_logits_do_not_panic() {
-        for c in [
-            SamplerConfig::greedy(),
-            cfg(1.0, 0.9, 40, 1),
-            cfg(0.7, 1.0, 0, 2),
-        ] {
+        for c in [SamplerConfig::greedy(), cfg(1.0, 0.9, 40, 1), cfg(0.7, 1.0, 0, 2)] {
             let mut s = Sampler::new(SamplerConfig {
                 presence_penalty: 0.5,
                 frequency_penalty: 0.5,
@@ -389,9 +379,7 @@ mod tests {
     fn same_seed_same_tokens_different_seed_different_tokens() {
         let run = |seed: u64| {
             let mut s = Sampler::new(cfg(1.0, 1.0, 0, seed));
-            (0..64)
-                .map(|i| s.sample(&logits(500, i)))
-                .collect::<Vec<u32>>()
+            (0..64).map(|i| s.sample(&logits(500, i))).collect::<Vec<u32>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -438,10 +426,7 @@ mod tests {
         for _ in 0..2000 {
             seen[s.sample(&l) as usize] += 1;
         }
-        assert!(
-            seen[0] > 0 && seen[1] > 0 && seen[2] == 0 && seen[3] == 0,
-            "{seen:?}"
-        );
+        assert!(seen[0] > 0 && seen[1] > 0 && seen[2] == 0 && seen[3] == 0, "{seen:?}");
         let mut s = Sampler::new(cfg(1.0, 1.0, 3, 9));
         let mut seen = [0u32; 4];
         for _ in 0..2000 {
@@ -504,10 +489,7 @@ mod tests {
         }
         for (c, p) in counts.iter().zip(p) {
             let f = *c as f64 / n as f64;
-            assert!(
-                (f - p).abs() < 0.02,
-                "frequency {f} vs probability {p} ({counts:?})"
-            );
+            assert!((f - p).abs() < 0.02, "frequency {f} vs probability {p} ({counts:?})");
         }
         // Temperature 2 flattens: probabilities ∝ sqrt(p).
         let q: Vec<f64> = p.iter().map(|x| x.sqrt()).collect();
@@ -535,9 +517,7 @@ mod tests {
             let direct = ((l[id as usize] as f64).exp() / sum).ln();
             assert!((log_softmax_at(&l, id) as f64 - direct).abs() < 1e-5);
         }
-        let total: f64 = (0..1000)
-            .map(|i| (log_softmax_at(&l, i) as f64).exp())
-            .sum();
+        let total: f64 = (0..1000).map(|i| (log_softmax_at(&l, i) as f64).exp()).sum();
         assert!((total - 1.0).abs() < 1e-4);
         // Stable for huge logits.
         let big = [1000.0f32, 1000.0, 999.0];
@@ -547,9 +527,6 @@ mod tests {
         assert!(log_softmax_at(&[f32::NAN, 0.0], 0) == f32::NEG_INFINITY);
         assert!((log_softmax_at(&[f32::NAN, 0.0], 1)).abs() < 1e-7);
         assert!(log_softmax_at(&[], 0) == f32::NEG_INFINITY);
-        assert!(
-            (log_softmax_at(&[f32::INFINITY, f32::INFINITY, 1.0], 0) - (-(2.0f32).ln())).abs()
-                < 1e-6
-        );
+        assert!((log_softmax_at(&[f32::INFINITY, f32::INFINITY, 1.0], 0) - (-(2.0f32).ln())).abs() < 1e-6);
     }
 }

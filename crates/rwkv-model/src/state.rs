@@ -71,7 +71,11 @@ impl State {
         let (c, h, n) = (spec.n_embd, spec.n_head, spec.head_size);
         State {
             layers: (0..spec.n_layer)
-                .map(|_| LayerState { att_x: vec![0.0; c], wkv: vec![0.0; h * n * n], ffn_x: vec![0.0; c] })
+                .map(|_| LayerState {
+                    att_x: vec![0.0; c],
+                    wkv: vec![0.0; h * n * n],
+                    ffn_x: vec![0.0; c],
+                })
                 .collect(),
             tokens: 0,
         }
@@ -108,7 +112,10 @@ impl State {
 
     /// Size of the state in bytes of f32 data.
     pub fn byte_len(&self) -> usize {
-        self.layers.iter().map(|l| 4 * (l.att_x.len() + l.wkv.len() + l.ffn_x.len())).sum()
+        self.layers
+            .iter()
+            .map(|l| 4 * (l.att_x.len() + l.wkv.len() + l.ffn_x.len()))
+            .sum()
     }
 
     /// Serialize as safetensors bytes with metadata.
@@ -116,9 +123,17 @@ impl State {
         let (h, n) = (spec.n_head, spec.head_size);
         let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(self.layers.len() * 3);
         for (i, l) in self.layers.iter().enumerate() {
-            named.push((format!("blocks.{i}.att_x_prev"), vec![l.att_x.len()], le_bytes(&l.att_x)));
+            named.push((
+                format!("blocks.{i}.att_x_prev"),
+                vec![l.att_x.len()],
+                le_bytes(&l.att_x),
+            ));
             named.push((format!("blocks.{i}.att_kv"), vec![h, n, n], le_bytes(&l.wkv)));
-            named.push((format!("blocks.{i}.ffn_x_prev"), vec![l.ffn_x.len()], le_bytes(&l.ffn_x)));
+            named.push((
+                format!("blocks.{i}.ffn_x_prev"),
+                vec![l.ffn_x.len()],
+                le_bytes(&l.ffn_x),
+            ));
         }
         let views: Vec<(String, TensorView<'_>)> = named
             .iter()
@@ -148,16 +163,23 @@ impl State {
 
     /// Read only the metadata of a state file's bytes.
     pub fn read_info(path: &Path, bytes: &[u8]) -> Result<StateInfo> {
-        let bad = |reason: String| Error::BadState { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::BadState {
+            path: path.to_path_buf(),
+            reason,
+        };
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors state: {e}")))?;
         let md = meta.metadata().clone().unwrap_or_default();
         let get = |k: &str| md.get(k).cloned().ok_or_else(|| bad(format!("metadata `{k}` missing")));
         if get("format")? != STATE_FORMAT {
             return Err(bad("not an rwkv-reader state (metadata `format`)".into()));
         }
-        let format_version: u32 = get("format_version")?.parse().map_err(|_| bad("bad `format_version`".into()))?;
+        let format_version: u32 = get("format_version")?
+            .parse()
+            .map_err(|_| bad("bad `format_version`".into()))?;
         if format_version != STATE_FORMAT_VERSION {
-            return Err(bad(format!("state format version {format_version}, this build reads {STATE_FORMAT_VERSION}")));
+            return Err(bad(format!(
+                "state format version {format_version}, this build reads {STATE_FORMAT_VERSION}"
+            )));
         }
         Ok(StateInfo {
             fingerprint: get("model")?,
@@ -169,7 +191,12 @@ impl State {
 
     /// Parse state bytes saved by [`State::to_bytes`], checking they belong to `spec`'s model
     /// (and to `tokenizer`, when given). `path` names the source in errors.
-    pub fn from_bytes(path: &Path, bytes: &[u8], spec: &StateSpec, tokenizer: Option<&str>) -> Result<(State, StateInfo)> {
+    pub fn from_bytes(
+        path: &Path,
+        bytes: &[u8],
+        spec: &StateSpec,
+        tokenizer: Option<&str>,
+    ) -> Result<(State, StateInfo)> {
         let info = Self::read_info(path, bytes)?;
         if info.fingerprint != spec.fingerprint {
             return Err(Error::StateMismatch {
@@ -178,21 +205,35 @@ impl State {
                 expected: spec.fingerprint.clone(),
             });
         }
-        let bad = |reason: String| Error::BadState { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::BadState {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Some(t) = tokenizer
             && t != info.tokenizer
         {
-            return Err(bad(format!("state was made with tokenizer `{}`, not `{t}`", info.tokenizer)));
+            return Err(bad(format!(
+                "state was made with tokenizer `{}`, not `{t}`",
+                info.tokenizer
+            )));
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("damaged state: {e}")))?;
         let mut state = State::zeros(spec);
         state.tokens = info.tokens;
         for (i, l) in state.layers.iter_mut().enumerate() {
-            for (name, buf) in [("att_x_prev", &mut l.att_x), ("att_kv", &mut l.wkv), ("ffn_x_prev", &mut l.ffn_x)] {
+            for (name, buf) in [
+                ("att_x_prev", &mut l.att_x),
+                ("att_kv", &mut l.wkv),
+                ("ffn_x_prev", &mut l.ffn_x),
+            ] {
                 let key = format!("blocks.{i}.{name}");
                 let t = st.tensor(&key).map_err(|_| bad(format!("tensor `{key}` missing")))?;
                 if t.dtype() != Dtype::F32 || t.data().len() != buf.len() * 4 {
-                    return Err(bad(format!("tensor `{key}` has dtype {:?} and shape {:?}", t.dtype(), t.shape())));
+                    return Err(bad(format!(
+                        "tensor `{key}` has dtype {:?} and shape {:?}",
+                        t.dtype(),
+                        t.shape()
+                    )));
                 }
                 for (dst, b) in buf.iter_mut().zip(t.data().chunks_exact(4)) {
                     *dst = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -200,7 +241,11 @@ impl State {
             }
         }
         if st.len() != spec.n_layer * 3 {
-            return Err(bad(format!("{} tensors, the model's state has {}", st.len(), spec.n_layer * 3)));
+            return Err(bad(format!(
+                "{} tensors, the model's state has {}",
+                st.len(),
+                spec.n_layer * 3
+            )));
         }
         Ok((state, info))
     }

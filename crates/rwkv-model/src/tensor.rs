@@ -76,7 +76,11 @@ pub struct TensorMap {
 impl TensorMap {
     /// An empty map for `path`.
     pub fn new(path: &Path) -> Self {
-        TensorMap { path: path.to_path_buf(), tensors: BTreeMap::new(), metadata: BTreeMap::new() }
+        TensorMap {
+            path: path.to_path_buf(),
+            tensors: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+        }
     }
 
     /// The tensor `name`, or a [`Error::MissingTensor`].
@@ -131,20 +135,38 @@ pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
     if t.data.len() != n * t.dtype.size() {
         return Err(Error::corrupt(
             path,
-            format!("tensor `{name}` holds {} bytes, its shape {:?} needs {}", t.data.len(), t.shape, n * t.dtype.size()),
+            format!(
+                "tensor `{name}` holds {} bytes, its shape {:?} needs {}",
+                t.data.len(),
+                t.shape,
+                n * t.dtype.size()
+            ),
         ));
     }
     let d = &t.data;
     Ok(match t.dtype {
-        DType::F32 => d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        DType::BF16 => d.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
-        DType::F16 => d.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        DType::F32 => d
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        DType::BF16 => d
+            .chunks_exact(2)
+            .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+            .collect(),
+        DType::F16 => d
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
         DType::F64 => d
             .chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
             .collect(),
         DType::I64 => {
-            return Err(Error::DType { path: path.to_path_buf(), tensor: name.to_string(), dtype: "I64".into() });
+            return Err(Error::DType {
+                path: path.to_path_buf(),
+                tensor: name.to_string(),
+                dtype: "I64".into(),
+            });
         }
     })
 }

@@ -120,7 +120,10 @@ impl V7 {
             n_layer += 1;
         }
         if n_layer == 0 {
-            return Err(Error::MissingTensor { path: map.path.clone(), tensor: "blocks.0.att.r_k".into() });
+            return Err(Error::MissingTensor {
+                path: map.path.clone(),
+                tensor: "blocks.0.att.r_k".into(),
+            });
         }
         let rk = map.get("blocks.0.att.r_k")?;
         let (n_head, head_size) = match rk.shape.as_slice() {
@@ -167,7 +170,11 @@ impl V7 {
         let cfg = Self::config_of(map)?;
         let c = cfg.n_embd;
         let mut take = |name: &str, shape: &[usize], exact: bool| -> Result<Vec<f32>> {
-            let v = if exact { map.f32_exact(name, shape)? } else { map.f32(name, shape)? };
+            let v = if exact {
+                map.f32_exact(name, shape)?
+            } else {
+                map.f32(name, shape)?
+            };
             hash.update(name.as_bytes());
             for d in shape {
                 hash.update(&(*d as u64).to_le_bytes());
@@ -265,7 +272,14 @@ impl V7 {
         let ln_out_w = take("ln_out.weight", &[c], false)?;
         let ln_out_b = take("ln_out.bias", &[c], false)?;
         let head = Mat::new(cfg.vocab, c, take("head.weight", &[cfg.vocab, c], true)?);
-        Ok(V7 { cfg, emb, layers, ln_out_w, ln_out_b, head })
+        Ok(V7 {
+            cfg,
+            emb,
+            layers,
+            ln_out_w,
+            ln_out_b,
+            head,
+        })
     }
 
     /// The model's dimensions.
@@ -276,7 +290,14 @@ impl V7 {
     /// Keep bf16 copies of the large matrices for the one-token path (generation).
     pub fn enable_bf16(&mut self) {
         for l in &mut self.layers {
-            for m in [&mut l.wr, &mut l.wk, &mut l.wv, &mut l.wo, &mut l.ffn_key, &mut l.ffn_value] {
+            for m in [
+                &mut l.wr,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.ffn_key,
+                &mut l.ffn_value,
+            ] {
                 m.enable_bf16();
             }
         }
@@ -335,7 +356,12 @@ impl V7 {
             self.time_mix(li, layer, ls, t, sc);
             // Channel mix.
             layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
-            shift_mix(&sc.xx[..tc], c, &mut ls.ffn_x, &mut [(&layer.ffn_mix, &mut sc.mix[0][..tc])]);
+            shift_mix(
+                &sc.xx[..tc],
+                c,
+                &mut ls.ffn_x,
+                &mut [(&layer.ffn_mix, &mut sc.mix[0][..tc])],
+            );
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
             for h in &mut sc.ffn[..t * f] {
@@ -401,7 +427,12 @@ impl V7 {
         // k̂ = normalize(k * k_k) per head; k = k * (1 + (a - 1) * k_a); b = k̂ * a.
         for ti in 0..t {
             let row = ti * c..(ti + 1) * c;
-            let (k, kk, a, b) = (&mut sc.k[row.clone()], &mut sc.kk[row.clone()], &sc.a[row.clone()], &mut sc.b[row]);
+            let (k, kk, a, b) = (
+                &mut sc.k[row.clone()],
+                &mut sc.kk[row.clone()],
+                &sc.a[row.clone()],
+                &mut sc.b[row],
+            );
             for j in 0..c {
                 kk[j] = k[j] * l.k_k[j];
             }
@@ -433,7 +464,17 @@ impl V7 {
         debug_assert!(li > 0 || l.vres.is_none());
 
         // WKV recurrence: heads are independent over the whole chunk.
-        let inputs = WkvInputs { r: &sc.r[..tc], w: &sc.w[..tc], k: &sc.k[..tc], v: &sc.v[..tc], kk: &sc.kk[..tc], b: &sc.b[..tc], c, n, t };
+        let inputs = WkvInputs {
+            r: &sc.r[..tc],
+            w: &sc.w[..tc],
+            k: &sc.k[..tc],
+            v: &sc.v[..tc],
+            kk: &sc.kk[..tc],
+            b: &sc.b[..tc],
+            c,
+            n,
+            t,
+        };
         let o_heads = &mut sc.o_heads[..h * t * n];
         if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
             o_heads
@@ -452,8 +493,19 @@ impl V7 {
                 let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
                 let o_src = &sc.o_heads[(hi * t + ti) * n..(hi * t + ti + 1) * n];
                 let out = &mut sc.o[cols.clone()];
-                norm_into(o_src, 64e-5, &l.lnx_w[hi * n..(hi + 1) * n], &l.lnx_b[hi * n..(hi + 1) * n], out);
-                let (r, k, v, g) = (&sc.r[cols.clone()], &sc.k[cols.clone()], &sc.v[cols.clone()], &sc.g[cols]);
+                norm_into(
+                    o_src,
+                    64e-5,
+                    &l.lnx_w[hi * n..(hi + 1) * n],
+                    &l.lnx_b[hi * n..(hi + 1) * n],
+                    out,
+                );
+                let (r, k, v, g) = (
+                    &sc.r[cols.clone()],
+                    &sc.k[cols.clone()],
+                    &sc.v[cols.clone()],
+                    &sc.g[cols],
+                );
                 let rk = &l.r_k[hi * n..(hi + 1) * n];
                 let bonus: f32 = (0..n).map(|j| r[j] * k[j] * rk[j]).sum();
                 for j in 0..n {

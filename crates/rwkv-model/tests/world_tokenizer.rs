@@ -92,13 +92,8 @@ fn stream_decoder_over_world_tokens() {
 #[test]
 fn encodes_arbitrary_bytes() {
     let t = WorldTokenizer::embedded();
-    let bytes: Vec<u8> = (0..4096u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let ids = t.encode_bytes(&bytes);
     assert_eq!(t.decode_bytes(&ids), bytes);
-    assert!(
-        ids.iter()
-            .all(|&id| id > 0 && (id as usize) < t.vocab_size())
-    );
+    assert!(ids.iter().all(|&id| id > 0 && (id as usize) < t.vocab_size()));
 }

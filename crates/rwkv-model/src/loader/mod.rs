@@ -61,6 +61,9 @@ pub fn load_tensors(path: &Path) -> Result<TensorMap> {
         Some(FileFormat::Safetensors) => read_safetensors(path),
         Some(FileFormat::RwkvCpp) => Err(Error::format(path, "rwkv.cpp .bin files are not supported yet")),
         None if n == 0 => Err(Error::format(path, "the file is empty")),
-        None => Err(Error::format(path, "neither a PyTorch zip archive nor a safetensors file")),
+        None => Err(Error::format(
+            path,
+            "neither a PyTorch zip archive nor a safetensors file",
+        )),
     }
 }

@@ -24,7 +24,10 @@ pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| describe(path, bytes, e))?;
     let mut map = TensorMap::new(path);
     if let Some(m) = meta.metadata() {
-        map.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>();
+        map.metadata = m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>();
     }
     for (name, view) in st.tensors() {
         let dtype = match view.dtype() {
@@ -34,14 +37,21 @@ pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
             Dtype::F64 => DType::F64,
             Dtype::I64 => DType::I64,
             other => {
-                return Err(Error::DType { path: path.to_path_buf(), tensor: name, dtype: format!("{other:?}") });
+                return Err(Error::DType {
+                    path: path.to_path_buf(),
+                    tensor: name,
+                    dtype: format!("{other:?}"),
+                });
             }
         };
         let shape = view.shape().to_vec();
         let data = view.data().to_vec();
         let t = RawTensor { dtype, shape, data };
         if t.data.len() != t.numel() * dtype.size() {
-            return Err(Error::corrupt(path, format!("tensor `{name}` has {} bytes for shape {:?}", t.data.len(), t.shape)));
+            return Err(Error::corrupt(
+                path,
+                format!("tensor `{name}` has {} bytes for shape {:?}", t.data.len(), t.shape),
+            ));
         }
         map.tensors.insert(name, t);
     }
@@ -54,9 +64,11 @@ fn describe(path: &Path, bytes: &[u8], e: safetensors::SafeTensorError) -> Error
         E::MetadataIncompleteBuffer | E::InvalidOffset(_) | E::TensorInvalidInfo => {
             Error::corrupt(path, format!("{e} (file is {} bytes; truncated?)", bytes.len()))
         }
-        E::HeaderTooSmall | E::HeaderTooLarge | E::InvalidHeader(_) | E::InvalidHeaderLength | E::InvalidHeaderDeserialization(_) => {
-            Error::format(path, format!("not a safetensors file: {e}"))
-        }
+        E::HeaderTooSmall
+        | E::HeaderTooLarge
+        | E::InvalidHeader(_)
+        | E::InvalidHeaderLength
+        | E::InvalidHeaderDeserialization(_) => Error::format(path, format!("not a safetensors file: {e}")),
         other => Error::corrupt(path, other.to_string()),
     }
 }

@@ -247,9 +247,7 @@ impl Trie {
             }
             let prev = nodes[cur].token;
             if prev != 0 {
-                return Err(bad(format!(
-                    "tokens {prev} and {id} have the same bytes {bytes:?}"
-                )));
+                return Err(bad(format!("tokens {prev} and {id} have the same bytes {bytes:?}")));
             }
             nodes[cur].token = *id;
         }
@@ -324,26 +322,19 @@ fn parse_line(line: &str) -> std::result::Result<(u32, Vec<u8>), String> {
         return Err("expected `ID REPR LEN`".into());
     }
     let id_text = &line[..first];
-    let id: u32 = id_text
-        .parse()
-        .map_err(|_| format!("bad token id `{id_text}`"))?;
+    let id: u32 = id_text.parse().map_err(|_| format!("bad token id `{id_text}`"))?;
     if id == 0 {
         return Err("token id 0 is reserved for end-of-text".into());
     }
     let len_text = line[last + 1..].trim();
-    let len: usize = len_text
-        .parse()
-        .map_err(|_| format!("bad byte length `{len_text}`"))?;
+    let len: usize = len_text.parse().map_err(|_| format!("bad byte length `{len_text}`"))?;
     let repr = line[first + 1..last].trim();
     let bytes = parse_py_literal(repr)?;
     if bytes.is_empty() {
         return Err(format!("token {id} has no bytes"));
     }
     if bytes.len() != len {
-        return Err(format!(
-            "token {id} has {} bytes but the line says {len}",
-            bytes.len()
-        ));
+        return Err(format!("token {id} has {} bytes but the line says {len}", bytes.len()));
     }
     Ok((id, bytes))
 }
@@ -373,9 +364,7 @@ fn parse_py_literal(repr: &str) -> std::result::Result<Vec<u8>, String> {
             push_char(&mut out, c);
             continue;
         }
-        let e = chars
-            .next()
-            .ok_or_else(|| format!("unterminated literal: {repr}"))?;
+        let e = chars.next().ok_or_else(|| format!("unterminated literal: {repr}"))?;
         match e {
             '\\' | '\'' | '"' => out.push(e as u8),
             'a' => out.push(0x07),
@@ -438,29 +427,18 @@ fn push_char(out: &mut Vec<u8>, c: char) {
 }
 
 /// Pushes an escaped value: a byte in a bytes literal, a code point (UTF-8 encoded) in a str.
-fn push_code(
-    out: &mut Vec<u8>,
-    v: u32,
-    is_bytes: bool,
-    repr: &str,
-) -> std::result::Result<(), String> {
+fn push_code(out: &mut Vec<u8>, v: u32, is_bytes: bool, repr: &str) -> std::result::Result<(), String> {
     if is_bytes {
-        let b =
-            u8::try_from(v).map_err(|_| format!("escape value {v} out of byte range: {repr}"))?;
+        let b = u8::try_from(v).map_err(|_| format!("escape value {v} out of byte range: {repr}"))?;
         out.push(b);
     } else {
-        let c = char::from_u32(v)
-            .ok_or_else(|| format!("escape U+{v:04X} is not a character: {repr}"))?;
+        let c = char::from_u32(v).ok_or_else(|| format!("escape U+{v:04X} is not a character: {repr}"))?;
         push_char(out, c);
     }
     Ok(())
 }
 
-fn hex_digits(
-    chars: &mut std::str::Chars<'_>,
-    n: usize,
-    repr: &str,
-) -> std::result::Result<u32, String> {
+fn hex_digits(chars: &mut std::str::Chars<'_>, n: usize, repr: &str) -> std::result::Result<u32, String> {
     let mut v = 0u32;
     for _ in 0..n {
         let d = chars

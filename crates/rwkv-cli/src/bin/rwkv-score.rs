@@ -1,0 +1,145 @@
+//! `rwkv-score FILE`: the model's average negative log-likelihood of a file read from a zero
+//! state (tokens, bits per token, bits per byte), like llama.cpp's perplexity tool.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use rwkv_cli::{TOKENIZER_HELP, choose_tokenizer, load_model, report, resolve_model_path};
+use rwkv_model::Logits;
+use rwkv_model::sample::log_softmax_at;
+
+/// Score a file with an RWKV model: average negative log-likelihood from a zero state.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The file to score (read as bytes; any encoding).
+    file: PathBuf,
+    /// Model checkpoint (.pth or .safetensors). Default: $RWKV_MODEL, else the bundled demo model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tokenizer.
+    #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
+    tokenizer: String,
+    /// Tokens per sequence-mode chunk.
+    #[arg(long, default_value_t = rwkv_model::DEFAULT_CHUNK_LEN)]
+    chunk: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Report {
+    file: String,
+    model: String,
+    fingerprint: String,
+    tokenizer: String,
+    bytes: usize,
+    tokens: usize,
+    scored_tokens: usize,
+    scored_bytes: usize,
+    nll_nats: f64,
+    bits_per_token: f64,
+    bits_per_byte: f64,
+    perplexity: f64,
+    seconds: f64,
+    tokens_per_second: f64,
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => {}
+        Err(e) => std::process::exit(report(&e)),
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
+    if demo && !args.json {
+        eprintln!("note: using the bundled demo model; real scores need a real checkpoint (--model)");
+    }
+    let mut model = load_model(&model_path)?;
+    model.set_chunk_len(args.chunk);
+    let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
+    let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let tokens = tokenizer.encode_bytes(&bytes);
+    if tokens.len() < 2 {
+        bail!(
+            "{}: needs at least two tokens to score, has {}",
+            args.file.display(),
+            tokens.len()
+        );
+    }
+
+    // Position i's logits predict token i+1. Work in pieces so memory stays bounded.
+    let start = Instant::now();
+    let vocab = model.config().vocab;
+    let piece = (1 << 24) / vocab.max(1);
+    let piece = piece.clamp(1, 4096);
+    let mut state = model.new_state();
+    let mut nll = 0f64;
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    let inputs = &tokens[..tokens.len() - 1];
+    for (pi, chunk) in inputs.chunks(piece).enumerate() {
+        let logits = model.forward_seq(chunk, &mut state, Logits::All)?;
+        for (i, row) in logits.chunks_exact(vocab).enumerate() {
+            let target = tokens[pi * piece + i + 1];
+            nll -= log_softmax_at(row, target) as f64;
+        }
+        if progress {
+            let done = (pi * piece + chunk.len()) as f64;
+            eprint!(
+                "\rscoring: {:>5.1}%  {:.0} tokens/s",
+                100.0 * done / inputs.len() as f64,
+                done / start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let scored = inputs.len();
+    let scored_bytes = tokenizer.decode_bytes(&tokens[1..]).len();
+    let ln2 = std::f64::consts::LN_2;
+    let r = Report {
+        file: args.file.display().to_string(),
+        model: model_path.display().to_string(),
+        fingerprint: model.fingerprint().to_string(),
+        tokenizer: tokenizer.id().to_string(),
+        bytes: bytes.len(),
+        tokens: tokens.len(),
+        scored_tokens: scored,
+        scored_bytes,
+        nll_nats: nll / scored as f64,
+        bits_per_token: nll / scored as f64 / ln2,
+        bits_per_byte: nll / scored_bytes.max(1) as f64 / ln2,
+        perplexity: (nll / scored as f64).exp(),
+        seconds,
+        tokens_per_second: scored as f64 / seconds.max(1e-9),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!("file            {}", r.file);
+        println!("model           {} ({})", r.model, r.fingerprint);
+        println!("tokenizer       {}", r.tokenizer);
+        println!(
+            "tokens          {} ({} scored, {} bytes)",
+            r.tokens, r.scored_tokens, r.scored_bytes
+        );
+        println!("nll             {:.6} nats/token", r.nll_nats);
+        println!("bits per token  {:.6}", r.bits_per_token);
+        println!("bits per byte   {:.6}", r.bits_per_byte);
+        println!("perplexity      {:.4}", r.perplexity);
+        println!(
+            "time            {:.3} s ({:.0} tokens/s)",
+            r.seconds, r.tokens_per_second
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! `rwkv-score` end to end: its bits per token equal those computed from the official
+//! implementation's logits for the same text.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use rwkv_model::loader::read_safetensors;
+use rwkv_model::sample::log_softmax_at;
+use rwkv_model::tensor::to_f32;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn score(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-score"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn bits_per_token_match_the_reference_logits() {
+    let refs = root().join("fixtures/reference/rwkv7-code-11m.ref.safetensors");
+    let map = read_safetensors(&refs).unwrap();
+    let dir = std::env::temp_dir().join(format!("rwkv-score-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for case in ["code", "prose", "utf8"] {
+        let toks = map.get(&format!("{case}.tokens")).unwrap();
+        let tokens: Vec<u32> = toks
+            .data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+            .collect();
+        let logits = to_f32(&refs, "l", map.get(&format!("{case}.logits")).unwrap()).unwrap();
+        let mut nll = 0f64;
+        for i in 0..tokens.len() - 1 {
+            nll -= log_softmax_at(&logits[i * 256..(i + 1) * 256], tokens[i + 1]) as f64;
+        }
+        let expected_bpt = nll / (tokens.len() - 1) as f64 / std::f64::consts::LN_2;
+
+        let file = dir.join(format!("{case}.txt"));
+        std::fs::write(&file, tokens.iter().map(|&t| t as u8).collect::<Vec<u8>>()).unwrap();
+        let (code, stdout, stderr) = score(&[
+            file.to_str().unwrap(),
+            "--model",
+            "fixtures/models/rwkv7-code-11m.bf16.safetensors",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        let bpt = v["bits_per_token"].as_f64().unwrap();
+        assert!(
+            (bpt - expected_bpt).abs() < 1e-4,
+            "{case}: {bpt} vs reference {expected_bpt}"
+        );
+        assert_eq!(v["scored_tokens"].as_u64().unwrap() as usize, tokens.len() - 1);
+        assert_eq!(v["tokenizer"], "bytes");
+    }
+}
+
+#[test]
+fn default_model_is_the_bundled_demo() {
+    let dir = std::env::temp_dir().join(format!("rwkv-score-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("a.rs");
+    std::fs::write(&f, "fn main() { println!(\"hello\"); }\n").unwrap();
+    let (code, stdout, stderr) = score(&[f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("bits per byte"), "{stdout}");
+    assert!(stderr.contains("demo model"), "{stderr}");
+}
+
+#[test]
+fn errors_name_the_file_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("rwkv-score-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (code, _, stderr) = score(&["/definitely/not/here.txt"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/definitely/not/here.txt"), "{stderr}");
+
+    let bad = dir.join("weights.safetensors");
+    std::fs::write(&bad, b"garbage garbage garbage").unwrap();
+    let f = dir.join("t.txt");
+    std::fs::write(&f, "some text").unwrap();
+    let (code, _, stderr) = score(&[f.to_str().unwrap(), "--model", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("weights.safetensors"), "{stderr}");
+
+    let (code, _, stderr) = score(&[f.to_str().unwrap(), "--tokenizer", "klingon"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("klingon"), "{stderr}");
+}

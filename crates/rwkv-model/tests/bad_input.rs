@@ -1,0 +1,202 @@
+//! Bad checkpoints are errors naming the file and the tensor, never panics.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use common::fixture;
+use rwkv_model::loader::read_safetensors;
+use rwkv_model::tensor::{DType, RawTensor, TensorMap};
+use rwkv_model::{Error, Model};
+use safetensors::tensor::TensorView;
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rwkv-bad-input-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn base() -> TensorMap {
+    read_safetensors(&fixture("models/random-x070-C64-L2-H4N16.safetensors")).unwrap()
+}
+
+/// Write `map` as safetensors, with `dtype_override` naming a raw dtype for one tensor.
+fn write(map: &TensorMap, path: &Path) {
+    let views: Vec<(String, TensorView<'_>)> = map
+        .tensors
+        .iter()
+        .map(|(k, t)| {
+            let dt = match t.dtype {
+                DType::F32 => safetensors::Dtype::F32,
+                DType::BF16 => safetensors::Dtype::BF16,
+                DType::F16 => safetensors::Dtype::F16,
+                DType::F64 => safetensors::Dtype::F64,
+                DType::I64 => safetensors::Dtype::I64,
+            };
+            (k.clone(), TensorView::new(dt, t.shape.clone(), &t.data).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None::<HashMap<String, String>>, path).unwrap();
+}
+
+fn load_err(path: &Path) -> Error {
+    match Model::load(path) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn truncated_files_are_errors() {
+    let dir = tempdir();
+    for src in ["random-x070-C64-L2-H4N16.safetensors", "random-x070-C64-L2-H4N16.pth"] {
+        let bytes = std::fs::read(fixture(&format!("models/{src}"))).unwrap();
+        for cut in [0, 3, 8, 9, 64, 1000, bytes.len() / 2, bytes.len() - 1] {
+            let p = dir.join(format!("cut-{cut}-{src}"));
+            std::fs::write(&p, &bytes[..cut]).unwrap();
+            let msg = load_err(&p).to_string();
+            assert!(msg.contains(&format!("cut-{cut}-{src}")), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_checkpoint_is_an_error() {
+    let dir = tempdir();
+    let p = dir.join("notes.txt");
+    std::fs::write(&p, "just some text, certainly not weights\n").unwrap();
+    let e = load_err(&p);
+    assert!(matches!(e, Error::Format { .. }), "{e}");
+    let e = load_err(&dir.join("does-not-exist.pth"));
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    // A valid safetensors file with no RWKV tensors.
+    let mut m = TensorMap::new(&p);
+    m.tensors.insert(
+        "foo".into(),
+        RawTensor {
+            dtype: DType::F32,
+            shape: vec![2],
+            data: vec![0; 8],
+        },
+    );
+    let p = dir.join("foo.safetensors");
+    write(&m, &p);
+    assert!(load_err(&p).to_string().contains("emb.weight"));
+}
+
+#[test]
+fn a_missing_tensor_is_named() {
+    let dir = tempdir();
+    let mut m = base();
+    m.tensors.remove("blocks.1.att.key.weight");
+    let p = dir.join("missing.safetensors");
+    write(&m, &p);
+    let e = load_err(&p);
+    assert!(
+        matches!(&e, Error::MissingTensor { tensor, .. } if tensor == "blocks.1.att.key.weight"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("missing.safetensors"));
+}
+
+#[test]
+fn a_wrong_shape_is_named() {
+    let dir = tempdir();
+    let mut m = base();
+    let t = m.tensors.get_mut("blocks.1.ffn.value.weight").unwrap();
+    t.shape = vec![t.shape[1], t.shape[0]]; // transposed: same element count, wrong shape
+    let p = dir.join("shape.safetensors");
+    write(&m, &p);
+    let e = load_err(&p);
+    assert!(
+        matches!(&e, Error::Shape { tensor, .. } if tensor == "blocks.1.ffn.value.weight"),
+        "{e}"
+    );
+
+    let mut m = base();
+    let t = m.tensors.get_mut("blocks.0.att.x_k").unwrap();
+    t.shape = vec![t.shape.iter().product::<usize>() - 1];
+    t.data.truncate(t.data.len() - 4);
+    let p = dir.join("shape2.safetensors");
+    write(&m, &p);
+    let e = load_err(&p);
+    assert!(
+        matches!(&e, Error::Shape { tensor, .. } if tensor == "blocks.0.att.x_k"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_dtype_is_named() {
+    let dir = tempdir();
+    let mut m = base();
+    // Rewrite one tensor as I32 by hand: build the file, then patch the header's dtype string.
+    m.tensors.get_mut("blocks.0.att.w0").unwrap().dtype = DType::F32;
+    let p = dir.join("dtype.safetensors");
+    write(&m, &p);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = String::from_utf8(bytes[8..8 + n].to_vec()).unwrap();
+    let key = "\"blocks.0.att.w0\":{\"dtype\":\"F32\"";
+    let pos = header.find(key).expect("header layout");
+    let patched = header[..pos].to_string() + &key.replace("F32", "I32") + &header[pos + key.len()..];
+    bytes.splice(8..8 + n, patched.into_bytes());
+    std::fs::write(&p, &bytes).unwrap();
+    let e = load_err(&p);
+    assert!(
+        matches!(&e, Error::DType { tensor, .. } if tensor == "blocks.0.att.w0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn another_generation_is_named() {
+    let dir = tempdir();
+    let mut m = base();
+    let r_k = m
+        .tensors
+        .keys()
+        .filter(|k| k.ends_with("att.r_k"))
+        .cloned()
+        .collect::<Vec<_>>();
+    for k in r_k {
+        m.tensors.remove(&k);
+    }
+    m.tensors.insert(
+        "blocks.0.att.time_maa_x".into(),
+        RawTensor {
+            dtype: DType::F32,
+            shape: vec![1, 1, 64],
+            data: vec![0; 256],
+        },
+    );
+    let p = dir.join("v6.safetensors");
+    write(&m, &p);
+    let e = load_err(&p);
+    assert!(
+        matches!(&e, Error::Generation { generation, .. } if generation == "RWKV-6"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("v6.safetensors"));
+}
+
+#[test]
+fn random_corruption_never_panics() {
+    let dir = tempdir();
+    let bytes = std::fs::read(fixture("models/random-x070-C64-L2-H4N16.safetensors")).unwrap();
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    for i in 0..200 {
+        let mut b = bytes.clone();
+        for _ in 0..4 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let pos = (x as usize) % b.len().min(if i % 2 == 0 { 2048 } else { usize::MAX });
+            b[pos] = (x >> 32) as u8;
+        }
+        let p = dir.join("fuzz.safetensors");
+        std::fs::write(&p, &b).unwrap();
+        let _ = Model::load(&p); // Ok or Err, never a panic
+    }
+}
