@@ -13,6 +13,7 @@ pub mod linalg;
 pub mod loader;
 mod model;
 pub mod sample;
+pub mod simd;
 pub mod state;
 pub mod tensor;
 pub mod tokenizer;

@@ -6,6 +6,8 @@
 
 use rayon::prelude::*;
 
+use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, multiversion, sum_lanes};
+
 /// A weight matrix `[out, in]`, row-major, as the official checkpoints store projections.
 #[derive(Debug, Clone)]
 pub struct Mat {
@@ -119,195 +121,83 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     }
 }
 
-/// One row: `y[o] = Σ_i m[o, i] · x[i]`, from bf16 weights when present.
+/// One row: `y[o] = Σ_i m[o, i] · x[i]`, from bf16 weights when present; rows are split
+/// across threads when the matrix is large.
 fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
     let cols = m.cols;
-    let threads = if m.rows * cols >= PAR_MIN_WORK {
-        rayon::current_num_threads()
-    } else {
-        1
-    };
-    let rows_per = m.rows.div_ceil(threads.max(1) * 4).max(16);
-    match &m.bf16 {
-        Some(wb) => {
-            if threads > 1 {
-                y.par_chunks_mut(rows_per).enumerate().for_each(|(c, ys)| {
-                    let o0 = c * rows_per;
-                    for (j, yo) in ys.iter_mut().enumerate() {
-                        let o = o0 + j;
-                        *yo = dot_bf16(&wb[o * cols..(o + 1) * cols], x);
-                    }
-                });
-            } else {
-                for (o, yo) in y.iter_mut().enumerate() {
-                    *yo = dot_bf16(&wb[o * cols..(o + 1) * cols], x);
-                }
-            }
-        }
-        None => {
-            if threads > 1 {
-                y.par_chunks_mut(rows_per).enumerate().for_each(|(c, ys)| {
-                    let o0 = c * rows_per;
-                    for (j, yo) in ys.iter_mut().enumerate() {
-                        let o = o0 + j;
-                        *yo = dot(&m.w[o * cols..(o + 1) * cols], x);
-                    }
-                });
-            } else {
-                for (o, yo) in y.iter_mut().enumerate() {
-                    *yo = dot(&m.w[o * cols..(o + 1) * cols], x);
-                }
-            }
-        }
+    let threads = if m.rows * cols >= PAR_MIN_WORK { rayon::current_num_threads() } else { 1 };
+    if threads <= 1 {
+        return match &m.bf16 {
+            Some(wb) => rows_bf16(wb, cols, x, y),
+            None => rows_f32(&m.w, cols, x, y),
+        };
     }
+    let rows_per = m.rows.div_ceil(threads * 4).max(16);
+    y.par_chunks_mut(rows_per).enumerate().for_each(|(c, ys)| {
+        let o0 = c * rows_per * cols;
+        let o1 = o0 + ys.len() * cols;
+        match &m.bf16 {
+            Some(wb) => rows_bf16(&wb[o0..o1], cols, x, ys),
+            None => rows_f32(&m.w[o0..o1], cols, x, ys),
+        }
+    });
 }
 
-/// f32 dot product with independent accumulators (vectorizes).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    simd::dot(a, b)
-}
-
-/// bf16 × f32 dot product.
-#[inline]
-pub fn dot_bf16(a: &[u16], b: &[f32]) -> f32 {
-    simd::dot_bf16(a, b)
-}
-
-mod simd {
-    //! Dot products compiled for AVX-512 / AVX2+FMA when the CPU has them (runtime dispatch),
-    //! with a portable fallback. The bodies are plain Rust the compiler vectorizes.
-
-    #[inline(always)]
-    fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (a, b) = (&a[..n], &b[..n]);
-        let mut acc = [0f32; 16];
-        let chunks = n / 16;
-        for c in 0..chunks {
-            let (aa, bb) = (&a[c * 16..c * 16 + 16], &b[c * 16..c * 16 + 16]);
-            for l in 0..16 {
-                acc[l] = aa[l].mul_add(bb[l], acc[l]);
-            }
-        }
-        let mut s = 0f32;
-        for i in chunks * 16..n {
-            s = a[i].mul_add(b[i], s);
-        }
-        acc.iter().sum::<f32>() + s
-    }
-
-    #[inline(always)]
-    fn dot_bf16_generic(a: &[u16], b: &[f32]) -> f32 {
-        let n = a.len().min(b.len());
-        let (a, b) = (&a[..n], &b[..n]);
-        let mut acc = [0f32; 16];
-        let chunks = n / 16;
-        for c in 0..chunks {
-            let (aa, bb) = (&a[c * 16..c * 16 + 16], &b[c * 16..c * 16 + 16]);
-            for l in 0..16 {
-                acc[l] = super::bf16_to_f32(aa[l]).mul_add(bb[l], acc[l]);
-            }
-        }
-        let mut s = 0f32;
-        for i in chunks * 16..n {
-            s = super::bf16_to_f32(a[i]).mul_add(b[i], s);
-        }
-        acc.iter().sum::<f32>() + s
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
-        dot_generic(a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        dot_generic(a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw")]
-    fn dot_bf16_avx512(a: &[u16], b: &[f32]) -> f32 {
-        dot_bf16_generic(a, b)
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn dot_bf16_avx2(a: &[u16], b: &[f32]) -> f32 {
-        dot_bf16_generic(a, b)
-    }
-
-    /// Which instruction set the kernels use on this CPU.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Level {
-        Avx512,
-        Avx2,
-        Portable,
-    }
-
-    fn level() -> Level {
-        use std::sync::OnceLock;
-        static L: OnceLock<Level> = OnceLock::new();
-        *L.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
-                    return Level::Avx512;
-                }
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                    return Level::Avx2;
-                }
-            }
-            Level::Portable
-        })
-    }
-
-    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-        match level() {
-            // SAFETY: level() checked the CPU supports the enabled features.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => unsafe { dot_avx512(a, b) },
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => unsafe { dot_avx2(a, b) },
-            _ => dot_generic(a, b),
-        }
-    }
-
-    pub fn dot_bf16(a: &[u16], b: &[f32]) -> f32 {
-        match level() {
-            // SAFETY: level() checked the CPU supports the enabled features.
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => unsafe { dot_bf16_avx512(a, b) },
-            #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => unsafe { dot_bf16_avx2(a, b) },
-            _ => dot_bf16_generic(a, b),
-        }
+#[inline(always)]
+fn rows_f32_g<A: Arch>(w: &[f32], cols: usize, x: &[f32], y: &mut [f32]) {
+    for (row, yo) in w.chunks_exact(cols).zip(y.iter_mut()) {
+        *yo = dot_lanes::<A>(row, x);
     }
 }
+multiversion!(fn rows_f32(w: &[f32], cols: usize, x: &[f32], y: &mut [f32]) => rows_f32_g);
 
-/// Layer norm of each `n`-wide row of `x` into `y` (eps 1e-5, as torch's default).
-pub fn layer_norm_rows(x: &[f32], n: usize, w: &[f32], b: &[f32], y: &mut [f32]) {
+#[inline(always)]
+fn rows_bf16_g<A: Arch>(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) {
+    for (row, yo) in w.chunks_exact(cols).zip(y.iter_mut()) {
+        *yo = dot_bf16_lanes::<A>(row, x);
+    }
+}
+multiversion!(fn rows_bf16(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) => rows_bf16_g);
+
+#[inline(always)]
+fn dot_g<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
+    dot_lanes::<A>(a, b)
+}
+multiversion!(
+    /// f32 dot product.
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 => dot_g
+);
+
+#[inline(always)]
+fn layer_norm_rows_g<A: Arch>(x: &[f32], n: usize, w: &[f32], b: &[f32], y: &mut [f32]) {
     for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-        norm_into(xr, 1e-5, w, b, yr);
+        norm_into::<A>(xr, 1e-5, w, b, yr);
     }
 }
+multiversion!(
+    /// Layer norm of each `n`-wide row of `x` into `y` (eps 1e-5, as torch's default).
+    pub fn layer_norm_rows(x: &[f32], n: usize, w: &[f32], b: &[f32], y: &mut [f32]) => layer_norm_rows_g
+);
 
 /// `(x - mean) / sqrt(var + eps) * w + b` over one group.
-#[inline]
-pub fn norm_into(x: &[f32], eps: f32, w: &[f32], b: &[f32], y: &mut [f32]) {
-    let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
-    let inv = 1.0 / (var + eps).sqrt();
-    for i in 0..x.len() {
-        y[i] = (x[i] - mean) * inv * w[i] + b[i];
-    }
-}
-
-/// Logistic sigmoid.
 #[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+pub fn norm_into<A: Arch>(x: &[f32], eps: f32, w: &[f32], b: &[f32], y: &mut [f32]) {
+    let n = x.len() as f32;
+    let mean = sum_lanes(x) / n;
+    let mut acc = [0f32; LANES];
+    let mut c = x.chunks_exact(LANES);
+    for xs in &mut c {
+        for l in 0..LANES {
+            let d = xs[l] - mean;
+            acc[l] = A::fma(d, d, acc[l]);
+        }
+    }
+    let tail: f32 = c.remainder().iter().map(|&v| (v - mean) * (v - mean)).sum();
+    let var = (acc.iter().sum::<f32>() + tail) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((yo, &xi), (&wi, &bi)) in y.iter_mut().zip(x).zip(w.iter().zip(b)) {
+        *yo = A::fma((xi - mean) * inv, wi, bi);
+    }
 }
 
 #[cfg(test)]
@@ -346,7 +236,7 @@ mod tests {
 
     #[test]
     fn bf16_round_trip_and_rounding() {
-        for x in [0.0f32, 1.0, -2.5, 3.140625, 1e-30, 65504.0] {
+        for x in [0.0f32, 1.0, -2.5, 3.140625, 2f32.powi(-100), 65536.0] {
             assert_eq!(bf16_to_f32(f32_to_bf16(x)), x);
         }
         // 1 + 2^-8 is halfway between two bf16 values: ties to even gives 1.0.

@@ -34,7 +34,7 @@ fn sequence_mode_equals_token_mode_at_every_position() {
             assert!(d < 1e-4, "{name}: position {i}: {d}");
         }
         assert!(
-            s1.max_abs_diff(&s2) < 1e-5,
+            s1.max_abs_diff(&s2) < 1e-4,
             "{name}: states differ by {}",
             s1.max_abs_diff(&s2)
         );
@@ -55,7 +55,7 @@ fn chunk_length_does_not_change_results() {
             None => reference = Some((l, s)),
             Some((l0, s0)) => {
                 assert!(max_abs_diff(&l, l0) < 1e-4, "chunk {chunk}");
-                assert!(s.max_abs_diff(s0) < 1e-5, "chunk {chunk}");
+                assert!(s.max_abs_diff(s0) < 1e-4, "chunk {chunk}");
             }
         }
     }
@@ -72,7 +72,7 @@ fn folding_split_at_every_point_equals_folding_whole() {
         m.forward_seq(&toks[..split], &mut s, Logits::None).unwrap();
         let l = m.forward_seq(&toks[split..], &mut s, Logits::Last).unwrap();
         let d = s.max_abs_diff(&whole);
-        assert!(d < 1e-5, "split at {split}: state differs by {d}");
+        assert!(d < 1e-4, "split at {split}: state differs by {d}");
         if split < toks.len() {
             assert!(max_abs_diff(&l, &lw) < 1e-4, "split at {split}: logits");
         }

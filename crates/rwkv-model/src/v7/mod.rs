@@ -13,7 +13,13 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::linalg::{Mat, layer_norm_rows, linear, norm_into, sigmoid};
+mod kernels;
+
+use crate::linalg::{Mat, layer_norm_rows, linear};
+use kernels::{
+    WkvInputs, add_into, decay, mix_heads, prep_keys, relu_sq, shift_mix, sigmoid_bias, sigmoid_inplace, tanh_inplace,
+    value_residual, wkv_head,
+};
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
 
@@ -356,18 +362,10 @@ impl V7 {
             self.time_mix(li, layer, ls, t, sc);
             // Channel mix.
             layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
-            shift_mix(
-                &sc.xx[..tc],
-                c,
-                &mut ls.ffn_x,
-                &mut [(&layer.ffn_mix, &mut sc.mix[0][..tc])],
-            );
+            shift_mix(&sc.xx[..tc], &mut ls.ffn_x, &[&layer.ffn_mix], &mut [&mut sc.mix[0][..tc]]);
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
-            for h in &mut sc.ffn[..t * f] {
-                let r = h.max(0.0);
-                *h = r * r;
-            }
+            relu_sq(&mut sc.ffn[..t * f]);
             linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
         }
@@ -380,18 +378,12 @@ impl V7 {
         layer_norm_rows(&sc.x[..tc], c, &l.ln1_w, &l.ln1_b, &mut sc.xx[..tc]);
         {
             let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+            let mixes: [&[f32]; 6] = [&l.mix[0], &l.mix[1], &l.mix[2], &l.mix[3], &l.mix[4], &l.mix[5]];
             shift_mix(
                 &sc.xx[..tc],
-                c,
                 &mut ls.att_x,
-                &mut [
-                    (&l.mix[0], &mut m0[..tc]),
-                    (&l.mix[1], &mut m1[..tc]),
-                    (&l.mix[2], &mut m2[..tc]),
-                    (&l.mix[3], &mut m3[..tc]),
-                    (&l.mix[4], &mut m4[..tc]),
-                    (&l.mix[5], &mut m5[..tc]),
-                ],
+                &mixes,
+                &mut [&mut m0[..tc], &mut m1[..tc], &mut m2[..tc], &mut m3[..tc], &mut m4[..tc], &mut m5[..tc]],
             );
         }
         let [xr, xw, xk, xv, xa, xg] = &sc.mix;
@@ -402,49 +394,21 @@ impl V7 {
         // Decay: w = exp(-0.606531 * sigmoid(w0 + tanh(xw W1) W2)).
         let lo = &mut sc.lora[..t * cfg.d_decay];
         linear(&xw[..tc], t, &l.w1, lo);
-        lo.iter_mut().for_each(|v| *v = v.tanh());
+        tanh_inplace(lo);
         linear(lo, t, &l.w2, &mut sc.w[..tc]);
-        for (row, _) in sc.w[..tc].chunks_exact_mut(c).zip(0..t) {
-            for (v, w0) in row.iter_mut().zip(&l.w0) {
-                *v = (-0.606531f32 * sigmoid(w0 + *v)).exp();
-            }
-        }
+        decay(&mut sc.w[..tc], &l.w0);
         // In-context learning rate: a = sigmoid(a0 + xa A1 A2).
         let lo = &mut sc.lora[..t * cfg.d_aaa];
         linear(&xa[..tc], t, &l.a1, lo);
         linear(lo, t, &l.a2, &mut sc.a[..tc]);
-        for row in sc.a[..tc].chunks_exact_mut(c) {
-            for (v, a0) in row.iter_mut().zip(&l.a0) {
-                *v = sigmoid(a0 + *v);
-            }
-        }
+        sigmoid_bias(&mut sc.a[..tc], &l.a0);
         // Gate: g = sigmoid(xg G1) G2.
         let lo = &mut sc.lora[..t * cfg.d_gate];
         linear(&xg[..tc], t, &l.g1, lo);
-        lo.iter_mut().for_each(|v| *v = sigmoid(*v));
+        sigmoid_inplace(lo);
         linear(lo, t, &l.g2, &mut sc.g[..tc]);
 
-        // k̂ = normalize(k * k_k) per head; k = k * (1 + (a - 1) * k_a); b = k̂ * a.
-        for ti in 0..t {
-            let row = ti * c..(ti + 1) * c;
-            let (k, kk, a, b) = (
-                &mut sc.k[row.clone()],
-                &mut sc.kk[row.clone()],
-                &sc.a[row.clone()],
-                &mut sc.b[row],
-            );
-            for j in 0..c {
-                kk[j] = k[j] * l.k_k[j];
-            }
-            for hk in kk.chunks_exact_mut(n) {
-                let norm = hk.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                hk.iter_mut().for_each(|v| *v /= norm);
-            }
-            for j in 0..c {
-                k[j] *= 1.0 + (a[j] - 1.0) * l.k_a[j];
-                b[j] = kk[j] * a[j];
-            }
-        }
+        prep_keys(&mut sc.k[..tc], &mut sc.kk[..tc], &sc.a[..tc], &mut sc.b[..tc], &l.k_k, &l.k_a, n);
         // Value residual: layer 0 keeps its v; later layers mix towards it.
         match &l.vres {
             None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
@@ -452,13 +416,7 @@ impl V7 {
                 let lo = &mut sc.lora[..t * cfg.d_mv];
                 linear(&xv[..tc], t, v1, lo);
                 linear(lo, t, v2, &mut sc.tmp[..tc]);
-                for ti in 0..t {
-                    let row = ti * c..(ti + 1) * c;
-                    let (v, vf, gate) = (&mut sc.v[row.clone()], &sc.v_first[row.clone()], &sc.tmp[row]);
-                    for j in 0..c {
-                        v[j] += (vf[j] - v[j]) * sigmoid(v0[j] + gate[j]);
-                    }
-                }
+                value_residual(&mut sc.v[..tc], &sc.v_first[..tc], &sc.tmp[..tc], v0);
             }
         }
         debug_assert!(li > 0 || l.vres.is_none());
@@ -481,108 +439,25 @@ impl V7 {
                 .par_chunks_mut(t * n)
                 .zip(ls.wkv.par_chunks_mut(n * n))
                 .enumerate()
-                .for_each(|(hi, (o, s))| inputs.run_head(hi, s, o));
+                .for_each(|(hi, (o, s))| wkv_head(&inputs, hi, s, o));
         } else {
             for (hi, (o, s)) in o_heads.chunks_mut(t * n).zip(ls.wkv.chunks_mut(n * n)).enumerate() {
-                inputs.run_head(hi, s, o);
+                wkv_head(&inputs, hi, s, o);
             }
         }
-        // Group norm per head, bonus term (r·k·r_k summed per head, times v), gate.
-        for ti in 0..t {
-            for hi in 0..h {
-                let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
-                let o_src = &sc.o_heads[(hi * t + ti) * n..(hi * t + ti + 1) * n];
-                let out = &mut sc.o[cols.clone()];
-                norm_into(
-                    o_src,
-                    64e-5,
-                    &l.lnx_w[hi * n..(hi + 1) * n],
-                    &l.lnx_b[hi * n..(hi + 1) * n],
-                    out,
-                );
-                let (r, k, v, g) = (
-                    &sc.r[cols.clone()],
-                    &sc.k[cols.clone()],
-                    &sc.v[cols.clone()],
-                    &sc.g[cols],
-                );
-                let rk = &l.r_k[hi * n..(hi + 1) * n];
-                let bonus: f32 = (0..n).map(|j| r[j] * k[j] * rk[j]).sum();
-                for j in 0..n {
-                    out[j] = (out[j] + bonus * v[j]) * g[j];
-                }
-            }
-        }
+        mix_heads(
+            &sc.o_heads[..h * t * n],
+            &sc.r[..tc],
+            &sc.k[..tc],
+            &sc.v[..tc],
+            &sc.g[..tc],
+            &l.r_k,
+            (&l.lnx_w, &l.lnx_b),
+            n,
+            &mut sc.o[..tc],
+        );
         linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
         add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
-    }
-}
-
-/// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
-struct WkvInputs<'a> {
-    r: &'a [f32],
-    w: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    kk: &'a [f32],
-    b: &'a [f32],
-    c: usize,
-    n: usize,
-    t: usize,
-}
-
-impl WkvInputs<'_> {
-    /// Advance head `hi`'s state `s` (`[N, N]`, row = value index) over the chunk, writing the
-    /// head's outputs to `o` (`[T, N]`). Each state row needs only its own dot product with k̂,
-    /// so one pass per row does the decay, both rank-1 updates and the read-out.
-    fn run_head(&self, hi: usize, s: &mut [f32], o: &mut [f32]) {
-        let (c, n) = (self.c, self.n);
-        for ti in 0..self.t {
-            let base = ti * c + hi * n;
-            let r = &self.r[base..base + n];
-            let w = &self.w[base..base + n];
-            let k = &self.k[base..base + n];
-            let v = &self.v[base..base + n];
-            let kk = &self.kk[base..base + n];
-            let b = &self.b[base..base + n];
-            let out = &mut o[ti * n..(ti + 1) * n];
-            for (i, row) in s.chunks_exact_mut(n).enumerate() {
-                let sa = -row.iter().zip(kk).map(|(x, y)| x * y).sum::<f32>();
-                let vi = v[i];
-                let mut acc = 0f32;
-                for j in 0..n {
-                    let nv = row[j] * w[j] + sa * b[j] + vi * k[j];
-                    row[j] = nv;
-                    acc += nv * r[j];
-                }
-                out[i] = acc;
-            }
-        }
-    }
-}
-
-/// Token shift: for each row `t`, `d = prev - x[t]` (prev is the state's row for `t = 0`),
-/// and each output gets `x[t] + d * mix`. The state keeps the chunk's last row.
-fn shift_mix(x: &[f32], c: usize, prev: &mut [f32], outs: &mut [(&Vec<f32>, &mut [f32])]) {
-    let t = x.len() / c;
-    for ti in 0..t {
-        let cur = &x[ti * c..(ti + 1) * c];
-        let p: &[f32] = if ti == 0 { prev } else { &x[(ti - 1) * c..ti * c] };
-        for (mix, out) in outs.iter_mut() {
-            let out = &mut out[ti * c..(ti + 1) * c];
-            for j in 0..c {
-                out[j] = cur[j] + (p[j] - cur[j]) * mix[j];
-            }
-        }
-    }
-    if t > 0 {
-        prev.copy_from_slice(&x[(t - 1) * c..t * c]);
-    }
-}
-
-fn add_into(x: &mut [f32], y: &[f32]) {
-    for (a, b) in x.iter_mut().zip(y) {
-        *a += b;
     }
 }
 

@@ -1,0 +1,110 @@
+//! Helpers for the benchmarks: random RWKV-7 models generated from a seed (never committed).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rwkv_model::tensor::{DType, RawTensor, TensorMap};
+
+/// The shape of an RWKV-7 model to generate.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Shape {
+    /// Layers.
+    pub n_layer: usize,
+    /// Width.
+    pub n_embd: usize,
+    /// Head size (heads = width / head size).
+    pub head_size: usize,
+    /// Vocabulary.
+    pub vocab: usize,
+    /// LoRA ranks: decay, a, v, gate.
+    pub lora: [usize; 4],
+}
+
+impl Shape {
+    /// The RWKV-7 0.1B shape: 12 layers, width 768, 12 heads of 64, vocab 65536, LoRA 64/64/32/128.
+    pub fn rwkv7_0b1() -> Self {
+        Shape { n_layer: 12, n_embd: 768, head_size: 64, vocab: 65536, lora: [64, 64, 32, 128] }
+    }
+}
+
+/// splitmix64-based uniform floats in [-1, 1).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// Official-layout tensors of a random RWKV-7 model, values scaled like a trained model's
+/// (so activations stay finite over long folds), deterministic for a seed.
+pub fn random_v7(shape: Shape, seed: u64) -> TensorMap {
+    let mut rng = Rng(seed);
+    let c = shape.n_embd;
+    let f = 4 * c;
+    let h = c / shape.head_size;
+    let [dw, da, dv, dg] = shape.lora;
+    let mut t = BTreeMap::new();
+    let mut add = |name: String, dims: Vec<usize>, scale: f32, offset: f32| {
+        let n: usize = dims.iter().product();
+        let data: Vec<u8> = (0..n).flat_map(|_| (offset + scale * rng.next()).to_le_bytes()).collect();
+        t.insert(name, RawTensor { dtype: DType::F32, shape: dims, data });
+    };
+    let s = 1.0 / (c as f32).sqrt();
+    add("emb.weight".into(), vec![shape.vocab, c], 1e-2, 0.0);
+    add("blocks.0.ln0.weight".into(), vec![c], 0.1, 1.0);
+    add("blocks.0.ln0.bias".into(), vec![c], 0.1, 0.0);
+    for i in 0..shape.n_layer {
+        let a = format!("blocks.{i}.att.");
+        let p = format!("blocks.{i}.");
+        for n in ["ln1", "ln2"] {
+            add(format!("{p}{n}.weight"), vec![c], 0.1, 1.0);
+            add(format!("{p}{n}.bias"), vec![c], 0.1, 0.0);
+        }
+        for n in ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"] {
+            add(format!("{a}{n}"), vec![1, 1, c], 0.5, 0.5);
+        }
+        add(format!("{a}w0"), vec![1, 1, c], 1.0, -1.0);
+        add(format!("{a}a0"), vec![1, 1, c], 0.5, 0.0);
+        add(format!("{a}v0"), vec![1, 1, c], 0.5, 0.0);
+        add(format!("{a}k_k"), vec![1, 1, c], 0.2, 0.8);
+        add(format!("{a}k_a"), vec![1, 1, c], 0.2, 1.0);
+        add(format!("{a}r_k"), vec![h, shape.head_size], 0.5, 0.0);
+        for (n, d) in [("w", dw), ("a", da), ("v", dv), ("g", dg)] {
+            add(format!("{a}{n}1"), vec![c, d], s, 0.0);
+            add(format!("{a}{n}2"), vec![d, c], 1.0 / (d as f32).sqrt(), 0.0);
+        }
+        for n in ["receptance", "key", "value", "output"] {
+            add(format!("{a}{n}.weight"), vec![c, c], s, 0.0);
+        }
+        add(format!("{a}ln_x.weight"), vec![c], 0.1, 1.0);
+        add(format!("{a}ln_x.bias"), vec![c], 0.1, 0.0);
+        add(format!("{p}ffn.x_k"), vec![1, 1, c], 0.5, 0.5);
+        add(format!("{p}ffn.key.weight"), vec![f, c], s, 0.0);
+        add(format!("{p}ffn.value.weight"), vec![c, f], 1.0 / (f as f32).sqrt(), 0.0);
+    }
+    add("ln_out.weight".into(), vec![c], 0.1, 1.0);
+    add("ln_out.bias".into(), vec![c], 0.1, 0.0);
+    add("head.weight".into(), vec![shape.vocab, c], s, 0.0);
+    TensorMap { path: Path::new("<random>").to_path_buf(), tensors: t, metadata: BTreeMap::new() }
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Current resident set size in bytes (`VmRSS`).
+pub fn rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
