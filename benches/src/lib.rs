@@ -23,7 +23,13 @@ pub struct Shape {
 impl Shape {
     /// The RWKV-7 0.1B shape: 12 layers, width 768, 12 heads of 64, vocab 65536, LoRA 64/64/32/128.
     pub fn rwkv7_0b1() -> Self {
-        Shape { n_layer: 12, n_embd: 768, head_size: 64, vocab: 65536, lora: [64, 64, 32, 128] }
+        Shape {
+            n_layer: 12,
+            n_embd: 768,
+            head_size: 64,
+            vocab: 65536,
+            lora: [64, 64, 32, 128],
+        }
     }
 }
 
@@ -51,8 +57,17 @@ pub fn random_v7(shape: Shape, seed: u64) -> TensorMap {
     let mut t = BTreeMap::new();
     let mut add = |name: String, dims: Vec<usize>, scale: f32, offset: f32| {
         let n: usize = dims.iter().product();
-        let data: Vec<u8> = (0..n).flat_map(|_| (offset + scale * rng.next()).to_le_bytes()).collect();
-        t.insert(name, RawTensor { dtype: DType::F32, shape: dims, data });
+        let data: Vec<u8> = (0..n)
+            .flat_map(|_| (offset + scale * rng.next()).to_le_bytes())
+            .collect();
+        t.insert(
+            name,
+            RawTensor {
+                dtype: DType::F32,
+                shape: dims,
+                data,
+            },
+        );
     };
     let s = 1.0 / (c as f32).sqrt();
     add("emb.weight".into(), vec![shape.vocab, c], 1e-2, 0.0);
@@ -90,7 +105,11 @@ pub fn random_v7(shape: Shape, seed: u64) -> TensorMap {
     add("ln_out.weight".into(), vec![c], 0.1, 1.0);
     add("ln_out.bias".into(), vec![c], 0.1, 0.0);
     add("head.weight".into(), vec![shape.vocab, c], s, 0.0);
-    TensorMap { path: Path::new("<random>").to_path_buf(), tensors: t, metadata: BTreeMap::new() }
+    TensorMap {
+        path: Path::new("<random>").to_path_buf(),
+        tensors: t,
+        metadata: BTreeMap::new(),
+    }
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
@@ -107,4 +126,9 @@ pub fn rss() -> Option<u64> {
     let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Reset the peak RSS counter (Linux: write 5 to `/proc/self/clear_refs`).
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -1,28 +1,330 @@
-//! Quick fold-speed probe (the full benchmark is being built).
+//! `fold-bench`: RWKV-7 fold speed on a random model of the 0.1B shape, against
+//! candle-transformers' `rwkv_v7::Model::forward_seq` on the same weights and against the time
+//! of the same matrix products alone (the GEMM-only limit); decode speed with f32 and bf16
+//! weights; linear cost and peak memory across fold lengths. Everything from one run.
+
+use std::collections::HashMap;
 use std::time::Instant;
-use rwkv_bench::{Shape, random_v7};
+
+use anyhow::Context;
+use clap::Parser;
+use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss};
+use rwkv_model::linalg::{Mat, linear};
+use rwkv_model::tensor::{TensorMap, to_f32};
 use rwkv_model::{Logits, Model};
 
+/// Benchmark folding and decoding with a random RWKV-7 0.1B-shaped model.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Tokens per fold measurement.
+    #[arg(long, default_value_t = 1024)]
+    tokens: usize,
+    /// Sequence-mode chunk length T.
+    #[arg(long, default_value_t = rwkv_model::DEFAULT_CHUNK_LEN)]
+    chunk: usize,
+    /// Threads (rayon pool, gemm and candle).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Repeats of each timed fold (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Tokens for the candle-transformers baseline (it is ~40x slower).
+    #[arg(long, default_value_t = 48)]
+    candle_tokens: usize,
+    /// Skip the candle-transformers baseline.
+    #[arg(long)]
+    no_candle: bool,
+    /// Tokens per decode measurement.
+    #[arg(long, default_value_t = 48)]
+    decode_tokens: usize,
+    /// Also fold 1K, 16K and 256K tokens to check linear cost and flat memory.
+    #[arg(long)]
+    linear: bool,
+    /// Comma-separated fold lengths for --linear.
+    #[arg(long, default_value = "1024,16384,262144")]
+    linear_lengths: String,
+    /// Weight seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize, Default)]
+struct Report {
+    shape: Option<Shape>,
+    threads: usize,
+    chunk: usize,
+    simd: String,
+    fold_tokens: usize,
+    fold_tok_s: f64,
+    gemm_only_tok_s: f64,
+    ratio_to_gemm_limit: f64,
+    candle_tokens: usize,
+    candle_tok_s: Option<f64>,
+    speedup_vs_candle: Option<f64>,
+    candle_max_logit_diff: Option<f32>,
+    decode_f32_tok_s: f64,
+    decode_bf16_tok_s: f64,
+    decode_bf16_speedup: f64,
+    linear: Vec<LinearRow>,
+    peak_rss_mb: f64,
+}
+
+#[derive(serde::Serialize)]
+struct LinearRow {
+    tokens: usize,
+    seconds: f64,
+    us_per_token: f64,
+    tok_s: f64,
+    peak_rss_mb: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn tokens(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n as u64)
+        .map(|i| ((i * 2_654_435_761) % vocab as u64) as u32)
+        .collect()
+}
+
+fn mb(b: Option<u64>) -> f64 {
+    b.unwrap_or(0) as f64 / (1024.0 * 1024.0)
+}
+
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(512);
-    let chunk: usize = std::env::args().nth(2).map(|s| s.parse()).transpose()?.unwrap_or(128);
-    let map = random_v7(Shape::rwkv7_0b1(), 42);
-    let mut m = Model::from_tensors(&map)?;
+    let args = Args::parse();
+    // SAFETY: set before any thread exists; candle and gemm read it when they size their pools.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(args.threads)
+        .build_global()
+        .context("rayon pool")?;
+    let shape = Shape::rwkv7_0b1();
+    let mut rep = Report {
+        shape: Some(shape),
+        threads: args.threads,
+        chunk: args.chunk,
+        simd: format!("{:?}", rwkv_model::simd::level()),
+        fold_tokens: args.tokens,
+        candle_tokens: args.candle_tokens,
+        ..Default::default()
+    };
+    let say = |s: String| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+    say(format!("generating random RWKV-7 weights {shape:?} seed {}", args.seed));
+    let map = random_v7(shape, args.seed);
+    let mut model = Model::from_tensors(&map)?;
+    model.set_chunk_len(args.chunk);
+
+    // Candle baseline first (it needs the tensor map; drop it afterwards).
+    if !args.no_candle {
+        let toks = tokens(args.candle_tokens, shape.vocab);
+        let (tok_s, logits) = candle_fold(&map, shape, &toks)?;
+        let mut st = model.new_state();
+        let ours = model.forward_seq(&toks, &mut st, Logits::Last)?;
+        let diff = ours
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        rep.candle_tok_s = Some(tok_s);
+        rep.candle_max_logit_diff = Some(diff);
+        say(format!(
+            "candle-transformers forward_seq: {tok_s:.1} tok/s ({} tokens); max |logit diff| vs ours {diff:.2e}",
+            toks.len()
+        ));
+    }
     drop(map);
-    m.set_chunk_len(chunk);
-    let toks: Vec<u32> = (0..n as u32).map(|i| (i * 7919) % 65536).collect();
-    let mut s = m.new_state();
-    let t = Instant::now();
-    m.forward_seq(&toks, &mut s, Logits::Last)?;
-    let dt = t.elapsed().as_secs_f64();
-    eprintln!("fold {n} tokens chunk {chunk}: {:.1} tok/s", n as f64 / dt);
-    let t = Instant::now();
-    let mut s = m.new_state();
-    for &tk in &toks[..32] { m.forward_token(tk, &mut s)?; }
-    eprintln!("decode f32: {:.1} tok/s", 32.0 / t.elapsed().as_secs_f64());
-    m.enable_bf16_generation();
-    let t = Instant::now();
-    for &tk in &toks[..32] { m.forward_token(tk, &mut s)?; }
-    eprintln!("decode bf16: {:.1} tok/s", 32.0 / t.elapsed().as_secs_f64());
+
+    // Our fold.
+    let toks = tokens(args.tokens, shape.vocab);
+    let mut st = model.new_state();
+    model.forward_seq(&toks[..args.chunk.min(toks.len())], &mut st, Logits::None)?; // warm-up
+    let times: Vec<f64> = (0..args.repeats)
+        .map(|_| {
+            let mut st = model.new_state();
+            let t = Instant::now();
+            model.forward_seq(&toks, &mut st, Logits::None).expect("fold");
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    rep.fold_tok_s = args.tokens as f64 / median(times);
+    say(format!(
+        "ours fold: {:.1} tok/s ({} tokens, chunk {}, {} threads, {})",
+        rep.fold_tok_s, args.tokens, args.chunk, args.threads, rep.simd
+    ));
+
+    // GEMM-only limit: the same matrix products, same shapes, same chunking, nothing else.
+    rep.gemm_only_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats);
+    rep.ratio_to_gemm_limit = rep.fold_tok_s / rep.gemm_only_tok_s;
+    say(format!(
+        "GEMM-only limit: {:.1} tok/s; ours = {:.3} of it",
+        rep.gemm_only_tok_s, rep.ratio_to_gemm_limit
+    ));
+    if let Some(c) = rep.candle_tok_s {
+        rep.speedup_vs_candle = Some(rep.fold_tok_s / c);
+        say(format!("speed-up vs candle-transformers: {:.1}x", rep.fold_tok_s / c));
+    }
+
+    // Decode, f32 then bf16 weights.
+    let dt = tokens(args.decode_tokens + 4, shape.vocab);
+    let decode = |m: &Model| -> anyhow::Result<f64> {
+        let mut st = m.new_state();
+        for &t in &dt[..4] {
+            m.forward_token(t, &mut st)?;
+        }
+        let t0 = Instant::now();
+        for &t in &dt[4..] {
+            m.forward_token(t, &mut st)?;
+        }
+        Ok(args.decode_tokens as f64 / t0.elapsed().as_secs_f64())
+    };
+    rep.decode_f32_tok_s = decode(&model)?;
+    model.enable_bf16_generation();
+    rep.decode_bf16_tok_s = decode(&model)?;
+    rep.decode_bf16_speedup = rep.decode_bf16_tok_s / rep.decode_f32_tok_s;
+    say(format!(
+        "decode: f32 {:.1} tok/s, bf16 {:.1} tok/s ({:.2}x)",
+        rep.decode_f32_tok_s, rep.decode_bf16_tok_s, rep.decode_bf16_speedup
+    ));
+
+    if args.linear {
+        for n in args
+            .linear_lengths
+            .split(',')
+            .filter_map(|s| s.trim().parse::<usize>().ok())
+        {
+            let toks = tokens(n, shape.vocab);
+            reset_peak_rss();
+            let before = rss();
+            let mut st = model.new_state();
+            let t = Instant::now();
+            model.forward_seq(&toks, &mut st, Logits::Last)?;
+            let secs = t.elapsed().as_secs_f64();
+            let row = LinearRow {
+                tokens: n,
+                seconds: secs,
+                us_per_token: secs * 1e6 / n as f64,
+                tok_s: n as f64 / secs,
+                peak_rss_mb: mb(peak_rss()),
+            };
+            say(format!(
+                "linear: {n} tokens in {secs:.2} s = {:.1} us/token ({:.1} tok/s), peak RSS {:.1} MB (RSS before {:.1} MB)",
+                row.us_per_token,
+                row.tok_s,
+                row.peak_rss_mb,
+                mb(before)
+            ));
+            rep.linear.push(row);
+        }
+    }
+    rep.peak_rss_mb = mb(peak_rss());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rep)?);
+    } else {
+        println!(
+            "fold {:.1} tok/s | candle {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
+            rep.fold_tok_s,
+            rep.candle_tok_s
+                .map(|c| format!("{c:.1} tok/s ({:.1}x)", rep.fold_tok_s / c))
+                .unwrap_or("skipped".into()),
+            rep.gemm_only_tok_s,
+            rep.ratio_to_gemm_limit,
+            rep.decode_f32_tok_s,
+            rep.decode_bf16_tok_s,
+            rep.decode_bf16_speedup,
+            rep.peak_rss_mb
+        );
+    }
     Ok(())
+}
+
+/// candle-transformers 0.11 RWKV-7 on the same weights: tokens/s of `forward_seq` and its
+/// final logits.
+fn candle_fold(map: &TensorMap, shape: Shape, toks: &[u32]) -> anyhow::Result<(f64, Vec<f32>)> {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::rwkv_v7 as cv7;
+    let dev = Device::Cpu;
+    let mut tensors = HashMap::new();
+    for (name, t) in &map.tensors {
+        let v = to_f32(&map.path, name, t)?;
+        tensors.insert(name.clone(), Tensor::from_vec(v, t.shape.clone(), &dev)?);
+    }
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &dev);
+    let cfg = cv7::Config {
+        version: cv7::ModelVersion::V7,
+        vocab_size: shape.vocab,
+        hidden_size: shape.n_embd,
+        num_hidden_layers: shape.n_layer,
+        head_size: shape.head_size,
+        intermediate_size: None,
+        rescale_every: 0,
+    };
+    let model = cv7::Model::new(&cfg, vb)?;
+    let mut st = cv7::State::new(&cfg, &dev)?;
+    model.forward_seq(&toks[..2], &mut st)?; // warm-up
+    let mut st = cv7::State::new(&cfg, &dev)?;
+    let t = Instant::now();
+    let logits = model.forward_seq(toks, &mut st)?;
+    let secs = t.elapsed().as_secs_f64();
+    let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
+    Ok((toks.len() as f64 / secs, logits))
+}
+
+/// Tokens/s of the fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs
+/// and the FFN, through the same `linear` (the gemm crate), on weights of the same shapes.
+fn gemm_only(shape: Shape, n_tokens: usize, chunk: usize, repeats: usize) -> f64 {
+    let c = shape.n_embd;
+    let f = 4 * c;
+    let [dw, da, dv, dg] = shape.lora;
+    let mk = |rows: usize, cols: usize| {
+        Mat::from_transposed(
+            rows,
+            cols,
+            (0..rows * cols).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect(),
+        )
+    };
+    let layers: Vec<Vec<Mat>> = (0..shape.n_layer)
+        .map(|i| {
+            let mut v = vec![mk(c, c), mk(c, c), mk(c, c), mk(c, c), mk(f, c), mk(c, f)];
+            for d in [dw, da, dg] {
+                v.push(mk(d, c));
+                v.push(mk(c, d));
+            }
+            if i > 0 {
+                v.push(mk(dv, c));
+                v.push(mk(c, dv));
+            }
+            v
+        })
+        .collect();
+    let x = vec![0.01f32; chunk * f];
+    let mut y = vec![0f32; chunk * f];
+    let run = || {
+        let mut y = y.clone();
+        let t0 = Instant::now();
+        let mut left = n_tokens;
+        while left > 0 {
+            let t = left.min(chunk);
+            for l in &layers {
+                for m in l {
+                    linear(&x[..t * m.cols], t, m, &mut y[..t * m.rows]);
+                }
+            }
+            left -= t;
+        }
+        t0.elapsed().as_secs_f64()
+    };
+    run();
+    let times: Vec<f64> = (0..repeats).map(|_| run()).collect();
+    y[0] += 0.0;
+    n_tokens as f64 / median(times)
 }

@@ -8,50 +8,77 @@ use rayon::prelude::*;
 
 use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, multiversion, sum_lanes};
 
-/// A weight matrix `[out, in]`, row-major, as the official checkpoints store projections.
+/// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
+/// projections), stored transposed as `[in, out]` row-major: the gemm kernels then read it
+/// without repacking, and the one-row path streams it row by row into column blocks of `y`.
 #[derive(Debug, Clone)]
 pub struct Mat {
-    /// Output features (rows).
+    /// Output features.
     pub rows: usize,
-    /// Input features (columns).
+    /// Input features.
     pub cols: usize,
-    /// f32 weights, `rows * cols`.
-    pub w: Vec<f32>,
-    /// bf16 copy (raw bits), used by the one-row path when present.
+    /// f32 weights, `[cols, rows]` row-major (input-major).
+    pub wt: Vec<f32>,
+    /// bf16 copy (raw bits) in the official `[out, in]` order, used by the one-row path when
+    /// present: one dot product per output, reading each weight row contiguously.
     pub bf16: Option<Vec<u16>>,
 }
 
 impl Mat {
-    /// A matrix from row-major `[rows, cols]` f32 data.
+    /// A matrix from `[rows, cols]` row-major data (the official `[out, in]`).
     pub fn new(rows: usize, cols: usize, w: Vec<f32>) -> Self {
         debug_assert_eq!(w.len(), rows * cols);
+        let mut wt = vec![0f32; rows * cols];
+        // Blocked transpose keeps both sides cache-friendly for large matrices.
+        const B: usize = 64;
+        for o0 in (0..rows).step_by(B) {
+            for i0 in (0..cols).step_by(B) {
+                for o in o0..(o0 + B).min(rows) {
+                    for i in i0..(i0 + B).min(cols) {
+                        wt[i * rows + o] = w[o * cols + i];
+                    }
+                }
+            }
+        }
         Mat {
             rows,
             cols,
-            w,
+            wt,
             bf16: None,
         }
     }
 
-    /// A matrix from row-major `[cols, rows]` data (stored input-major), transposed.
-    pub fn from_transposed(rows: usize, cols: usize, w_t: &[f32]) -> Self {
-        let mut w = vec![0f32; rows * cols];
-        for i in 0..cols {
-            for o in 0..rows {
-                w[o * cols + i] = w_t[i * rows + o];
-            }
+    /// A matrix from data already stored input-major, `[cols, rows]` (as the official
+    /// checkpoints store LoRA factors).
+    pub fn from_transposed(rows: usize, cols: usize, wt: Vec<f32>) -> Self {
+        debug_assert_eq!(wt.len(), rows * cols);
+        Mat {
+            rows,
+            cols,
+            wt,
+            bf16: None,
         }
-        Mat::new(rows, cols, w)
+    }
+
+    /// Element `W[o, i]`.
+    pub fn get(&self, o: usize, i: usize) -> f32 {
+        self.wt[i * self.rows + o]
     }
 
     /// Keep a bf16 copy for the one-row path (round to nearest even).
     pub fn enable_bf16(&mut self) {
-        self.bf16 = Some(self.w.iter().map(|&x| f32_to_bf16(x)).collect());
+        let mut b = vec![0u16; self.rows * self.cols];
+        for (i, row) in self.wt.chunks_exact(self.rows).enumerate() {
+            for (o, &x) in row.iter().enumerate() {
+                b[o * self.cols + i] = f32_to_bf16(x);
+            }
+        }
+        self.bf16 = Some(b);
     }
 
     /// Whether every weight is exactly representable in bf16 (then the bf16 path is exact).
     pub fn is_bf16_exact(&self) -> bool {
-        self.w
+        self.wt
             .iter()
             .all(|&x| bf16_to_f32(f32_to_bf16(x)).to_bits() == x.to_bits())
     }
@@ -76,7 +103,7 @@ pub fn bf16_to_f32(h: u16) -> f32 {
 /// Minimum multiply-adds before a kernel is worth splitting across threads.
 const PAR_MIN_WORK: usize = 1 << 18;
 
-/// `y[rows, m.rows] = x[rows, m.cols] · mᵀ`.
+/// `y[rows, m.rows] = x[rows, m.cols] · Wᵀ`.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len(), rows * m.cols);
     debug_assert_eq!(y.len(), rows * m.rows);
@@ -93,9 +120,9 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         gemm::Parallelism::None
     };
     // SAFETY: all three buffers are valid for the extents described by the strides:
-    // x is rows×cols (row stride cols), mᵀ is cols×out read from m.w (out×cols, row stride
-    // cols: element (k, n) at n*cols + k), y is rows×out (row stride out). The debug asserts
-    // above state the lengths; callers size the buffers from the same dimensions.
+    // x is rows×cols (row stride cols), wt is cols×out row-major (row stride out), y is
+    // rows×out (row stride out). The debug asserts above state the lengths; callers size the
+    // buffers from the same dimensions.
     unsafe {
         gemm::gemm(
             rows,
@@ -108,9 +135,9 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
             x.as_ptr(),
             1,
             m.cols as isize,
-            m.w.as_ptr(),
-            m.cols as isize,
+            m.wt.as_ptr(),
             1,
+            m.rows as isize,
             0.0,
             1.0,
             false,
@@ -121,35 +148,62 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     }
 }
 
-/// One row: `y[o] = Σ_i m[o, i] · x[i]`, from bf16 weights when present; rows are split
-/// across threads when the matrix is large.
+/// Columns of `y` one f32 mat-vec block accumulates.
+const BLOCK: usize = 256;
+
+/// One row: `y = x · Wᵀ`. With a bf16 copy: one dot product per output over the `[out, in]`
+/// bf16 rows. Without: stream the input-major f32 weights into column blocks of `y`. Large
+/// matrices split their outputs across threads.
 fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
-    let cols = m.cols;
-    let threads = if m.rows * cols >= PAR_MIN_WORK { rayon::current_num_threads() } else { 1 };
+    let threads = if m.rows * m.cols >= PAR_MIN_WORK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let per = if threads <= 1 {
+        m.rows
+    } else {
+        m.rows.div_ceil(threads * 2).next_multiple_of(BLOCK)
+    };
+    let run = |c: usize, ys: &mut [f32]| match &m.bf16 {
+        Some(wb) => rows_bf16(&wb[c * per * m.cols..(c * per + ys.len()) * m.cols], m.cols, x, ys),
+        None => cols_f32(&m.wt, m.rows, c * per, x, ys),
+    };
     if threads <= 1 {
-        return match &m.bf16 {
-            Some(wb) => rows_bf16(wb, cols, x, y),
-            None => rows_f32(&m.w, cols, x, y),
-        };
+        run(0, y);
+    } else {
+        y.par_chunks_mut(per).enumerate().for_each(|(c, ys)| run(c, ys));
     }
-    let rows_per = m.rows.div_ceil(threads * 4).max(16);
-    y.par_chunks_mut(rows_per).enumerate().for_each(|(c, ys)| {
-        let o0 = c * rows_per * cols;
-        let o1 = o0 + ys.len() * cols;
-        match &m.bf16 {
-            Some(wb) => rows_bf16(&wb[o0..o1], cols, x, ys),
-            None => rows_f32(&m.w[o0..o1], cols, x, ys),
-        }
-    });
 }
 
+/// `y[j] = Σ_i x[i] · wt[i·stride + o0 + j]` for the columns `o0 .. o0 + y.len()`.
 #[inline(always)]
-fn rows_f32_g<A: Arch>(w: &[f32], cols: usize, x: &[f32], y: &mut [f32]) {
-    for (row, yo) in w.chunks_exact(cols).zip(y.iter_mut()) {
-        *yo = dot_lanes::<A>(row, x);
+fn cols_f32_g<A: Arch>(wt: &[f32], stride: usize, o0: usize, x: &[f32], y: &mut [f32]) {
+    let mut start = 0;
+    while start < y.len() {
+        let width = BLOCK.min(y.len() - start);
+        let mut acc = [0f32; BLOCK];
+        let col = o0 + start;
+        if width == BLOCK {
+            for (i, &xi) in x.iter().enumerate() {
+                let row = &wt[i * stride + col..i * stride + col + BLOCK];
+                for l in 0..BLOCK {
+                    acc[l] = A::fma(row[l], xi, acc[l]);
+                }
+            }
+        } else {
+            for (i, &xi) in x.iter().enumerate() {
+                let row = &wt[i * stride + col..i * stride + col + width];
+                for l in 0..width {
+                    acc[l] = A::fma(row[l], xi, acc[l]);
+                }
+            }
+        }
+        y[start..start + width].copy_from_slice(&acc[..width]);
+        start += width;
     }
 }
-multiversion!(fn rows_f32(w: &[f32], cols: usize, x: &[f32], y: &mut [f32]) => rows_f32_g);
+multiversion!(fn cols_f32(wt: &[f32], stride: usize, o0: usize, x: &[f32], y: &mut [f32]) => cols_f32_g);
 
 #[inline(always)]
 fn rows_bf16_g<A: Arch>(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) {
@@ -208,7 +262,7 @@ mod tests {
         let mut y = vec![0f32; rows * m.rows];
         for r in 0..rows {
             for o in 0..m.rows {
-                y[r * m.rows + o] = (0..m.cols).map(|i| x[r * m.cols + i] * m.w[o * m.cols + i]).sum();
+                y[r * m.rows + o] = (0..m.cols).map(|i| x[r * m.cols + i] * m.get(o, i)).sum();
             }
         }
         y

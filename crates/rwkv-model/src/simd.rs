@@ -52,7 +52,9 @@ pub fn level() -> Level {
         let cap = std::env::var("RWKV_SIMD").unwrap_or_default();
         #[cfg(target_arch = "x86_64")]
         {
-            if cap != "portable" && cap != "avx2" && std::is_x86_feature_detected!("avx512f")
+            if cap != "portable"
+                && cap != "avx2"
+                && std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vl")
                 && std::is_x86_feature_detected!("avx2")

@@ -54,10 +54,7 @@ fn pth_f32(map: &TensorMap) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         .map(|(name, t)| {
             (
                 name.clone(),
-                (
-                    t.shape.clone(),
-                    to_f32(&map.path, name, t).expect("convert"),
-                ),
+                (t.shape.clone(), to_f32(&map.path, name, t).expect("convert")),
             )
         })
         .collect()
@@ -91,8 +88,7 @@ fn fixtures_match_safetensors() {
         assert_eq!(map.path, pth);
         assert!(map.tensors.values().all(|t| t.dtype == DType::F32));
         assert_same(&map, &st);
-        let from_memory =
-            read_pth_bytes(Path::new("in-memory.pth"), &read(&pth)).expect("read_pth_bytes");
+        let from_memory = read_pth_bytes(Path::new("in-memory.pth"), &read(&pth)).expect("read_pth_bytes");
         assert_eq!(from_memory.path, Path::new("in-memory.pth"));
         assert_same(&from_memory, &st);
     }
@@ -114,10 +110,7 @@ fn entries(zip_bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn zip_of<'a>(
-    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
-    method: CompressionMethod,
-) -> Vec<u8> {
+fn zip_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>, method: CompressionMethod) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(method);
     for (name, data) in files {
@@ -148,10 +141,7 @@ impl Pickle {
             b.push(0x95);
             b.extend_from_slice(&[0; 8]); // patched in `finish`
         }
-        Pickle {
-            b,
-            proto4: proto >= 4,
-        }
+        Pickle { b, proto4: proto >= 4 }
     }
     fn op(&mut self, code: u8) -> &mut Self {
         self.b.push(code);
@@ -197,8 +187,7 @@ impl Pickle {
             self.str(module).str(name).op(0x93).memoize();
         } else {
             self.b.push(b'c');
-            self.b
-                .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+            self.b.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
         }
         self
     }
@@ -222,15 +211,7 @@ impl Pickle {
     }
     /// `_rebuild_tensor_v2(('storage', torch.<kind>, key, 'cpu', numel), offset, size, stride,
     /// False, OrderedDict())`.
-    fn tensor(
-        &mut self,
-        kind: &str,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> &mut Self {
+    fn tensor(&mut self, kind: &str, key: &str, numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> &mut Self {
         self.global("torch._utils", "_rebuild_tensor_v2").op(b'(');
         self.op(b'(')
             .str("storage")
@@ -245,15 +226,7 @@ impl Pickle {
         self.op(b't').op(b'R')
     }
     /// The same tensor wrapped in `_rebuild_parameter(tensor, True, OrderedDict())`.
-    fn parameter(
-        &mut self,
-        kind: &str,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> &mut Self {
+    fn parameter(&mut self, kind: &str, key: &str, numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> &mut Self {
         self.global("torch._utils", "_rebuild_parameter").op(b'(');
         self.tensor(kind, key, numel, offset, size, stride).op(0x88);
         self.global("collections", "OrderedDict").op(b')').op(b'R');
@@ -270,16 +243,8 @@ impl Pickle {
 }
 
 /// A checkpoint archive under `archive/`, with the given pickle and storages.
-fn checkpoint(
-    pickle: &[u8],
-    storages: &[(&str, Vec<u8>)],
-    byteorder: &str,
-    method: CompressionMethod,
-) -> Vec<u8> {
-    let names: Vec<String> = storages
-        .iter()
-        .map(|(k, _)| format!("archive/data/{k}"))
-        .collect();
+fn checkpoint(pickle: &[u8], storages: &[(&str, Vec<u8>)], byteorder: &str, method: CompressionMethod) -> Vec<u8> {
+    let names: Vec<String> = storages.iter().map(|(k, _)| format!("archive/data/{k}")).collect();
     let mut files: Vec<(&str, &[u8])> = vec![
         ("archive/data.pkl", pickle),
         ("archive/byteorder", byteorder.as_bytes()),
@@ -308,23 +273,18 @@ fn layouts_pickle(proto: u8) -> Vec<u8> {
     p.op(b'}').op(b'(');
     p.str("full")
         .tensor("FloatStorage", "0", 24, 0, &[2, 3, 4], &[12, 4, 1]);
-    p.str("slice")
-        .tensor("FloatStorage", "0", 24, 4, &[2, 4], &[4, 1]);
+    p.str("slice").tensor("FloatStorage", "0", 24, 4, &[2, 4], &[4, 1]);
     p.str("transposed")
         .parameter("FloatStorage", "0", 24, 0, &[4, 3], &[1, 4]);
-    p.str("strided")
-        .tensor("FloatStorage", "0", 24, 1, &[3], &[5]);
+    p.str("strided").tensor("FloatStorage", "0", 24, 1, &[3], &[5]);
     p.str("cube")
         .tensor("FloatStorage", "0", 24, 0, &[2, 2, 2, 2], &[1, 2, 4, 8]);
     p.str("scalar").tensor("FloatStorage", "0", 24, 7, &[], &[]);
-    p.str("empty")
-        .tensor("FloatStorage", "0", 24, 0, &[0, 5], &[5, 1]);
+    p.str("empty").tensor("FloatStorage", "0", 24, 0, &[0, 5], &[5, 1]);
     p.str("unit_dims")
         .tensor("FloatStorage", "0", 24, 2, &[1, 4, 1], &[99, 1, 7]);
-    p.str("bf16")
-        .tensor("BFloat16Storage", "1", 3, 0, &[3], &[1]);
-    p.str("f16")
-        .tensor("HalfStorage", "2", 3, 0, &[1, 3], &[3, 1]);
+    p.str("bf16").tensor("BFloat16Storage", "1", 3, 0, &[3], &[1]);
+    p.str("f16").tensor("HalfStorage", "2", 3, 0, &[1, 3], &[3, 1]);
     p.str("f64").tensor("DoubleStorage", "3", 4, 1, &[3], &[1]);
     p.str("i64").tensor("LongStorage", "4", 2, 0, &[2], &[1]);
     p.str("step")
@@ -346,10 +306,7 @@ fn layouts_storages() -> Vec<(&'static str, Vec<u8>)> {
         .iter()
         .flat_map(|v| v.to_le_bytes())
         .collect();
-    let f64: Vec<u8> = [9.0f64, 1.0, 2.5, -3.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let f64: Vec<u8> = [9.0f64, 1.0, 2.5, -3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let i64: Vec<u8> = [7i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
     vec![
         ("0", f32_bytes((0..24).map(|i| i as f32))),
@@ -364,14 +321,8 @@ fn layouts_storages() -> Vec<(&'static str, Vec<u8>)> {
 fn strided_views_and_dtypes() {
     for proto in [2, 3, 4, 5] {
         for method in [CompressionMethod::Stored, CompressionMethod::Deflated] {
-            let bytes = checkpoint(
-                &layouts_pickle(proto),
-                &layouts_storages(),
-                "little",
-                method,
-            );
-            let m =
-                read_pth_bytes(Path::new("layouts.pth"), &bytes).unwrap_or_else(|e| panic!("{e}"));
+            let bytes = checkpoint(&layouts_pickle(proto), &layouts_storages(), "little", method);
+            let m = read_pth_bytes(Path::new("layouts.pth"), &bytes).unwrap_or_else(|e| panic!("{e}"));
             let names: Vec<&str> = m.tensors.keys().map(String::as_str).collect();
             assert_eq!(
                 names,
@@ -390,15 +341,9 @@ fn strided_views_and_dtypes() {
                     "unit_dims"
                 ]
             );
-            assert_eq!(
-                values(&m, "full"),
-                (0..24).map(|i| i as f32).collect::<Vec<_>>()
-            );
+            assert_eq!(values(&m, "full"), (0..24).map(|i| i as f32).collect::<Vec<_>>());
             assert_eq!(m.tensors["full"].shape, [2, 3, 4]);
-            assert_eq!(
-                values(&m, "slice"),
-                (4..12).map(|i| i as f32).collect::<Vec<_>>()
-            );
+            assert_eq!(values(&m, "slice"), (4..12).map(|i| i as f32).collect::<Vec<_>>());
             assert_eq!(m.tensors["transposed"].shape, [4, 3]);
             assert_eq!(
                 values(&m, "transposed"),
@@ -425,10 +370,7 @@ fn strided_views_and_dtypes() {
             assert_eq!(m.tensors["i64"].dtype, DType::I64);
             assert_eq!(
                 m.tensors["i64"].data,
-                [7i64, -1]
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<_>>()
+                [7i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()
             );
             assert!(m.metadata.is_empty());
         }
@@ -436,24 +378,14 @@ fn strided_views_and_dtypes() {
 }
 
 /// A single-tensor state dict `{name: tensor}`, optionally nested as `{outer: {name: ...}}`.
-fn one_tensor(
-    proto: u8,
-    outer: &[&str],
-    kind: &str,
-    numel: i64,
-    offset: i64,
-    size: &[i64],
-    stride: &[i64],
-) -> Vec<u8> {
+fn one_tensor(proto: u8, outer: &[&str], kind: &str, numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> Vec<u8> {
     let mut p = Pickle::new(proto);
     p.op(b'}');
     p.str("epoch").int(3).op(b's');
     for key in outer {
         p.str(key).op(b'}');
     }
-    p.str("w")
-        .tensor(kind, "0", numel, offset, size, stride)
-        .op(b's');
+    p.str("w").tensor(kind, "0", numel, offset, size, stride).op(b's');
     for _ in outer {
         p.op(b's');
     }
@@ -476,11 +408,7 @@ fn load(bytes: &[u8]) -> rwkv_model::Result<TensorMap> {
 #[test]
 fn nested_state_dicts() {
     for outer in [&["state_dict"][..], &["model"], &["checkpoint", "module"]] {
-        let m = load(&store(
-            &one_tensor(2, outer, "FloatStorage", 4, 0, &[4], &[1]),
-            4,
-        ))
-        .expect("nested");
+        let m = load(&store(&one_tensor(2, outer, "FloatStorage", 4, 0, &[4], &[1]), 4)).expect("nested");
         assert_eq!(m.tensors.keys().collect::<Vec<_>>(), ["w"]);
         assert_eq!(values(&m, "w"), [0., 1., 2., 3.]);
     }
@@ -505,10 +433,7 @@ fn nested_state_dicts() {
     assert!(matches!(load(&store(&deep, 4)), Err(Error::Format { .. })));
     let mut p = Pickle::new(2);
     p.op(b'}').str("epoch").int(1).op(b's');
-    assert!(matches!(
-        load(&store(&p.finish(), 4)),
-        Err(Error::Format { .. })
-    ));
+    assert!(matches!(load(&store(&p.finish(), 4)), Err(Error::Format { .. })));
 }
 
 #[test]
@@ -546,10 +471,7 @@ fn views_beyond_their_storage_are_corrupt() {
         (4, 0, &[1 << 40, 1 << 40], &[1, 1]),
     ];
     for (numel, offset, size, stride) in cases {
-        let bytes = store(
-            &one_tensor(2, &[], "FloatStorage", numel, offset, size, stride),
-            4,
-        );
+        let bytes = store(&one_tensor(2, &[], "FloatStorage", numel, offset, size, stride), 4);
         assert_corrupt_tensor(load(&bytes), "w");
     }
     let pickle = one_tensor(2, &[], "FloatStorage", 4, 0, &[4], &[1]);
@@ -567,8 +489,7 @@ fn shared_storages() {
         .op(b'q')
         .op(0);
     p.str("head").op(b'h').op(0);
-    p.str("head_t")
-        .tensor("FloatStorage", "0", 8, 0, &[4, 2], &[1, 4]);
+    p.str("head_t").tensor("FloatStorage", "0", 8, 0, &[4, 2], &[1, 4]);
     p.op(b'u');
     let m = load(&store(&p.finish(), 8)).expect("tied weights");
     assert_eq!(values(&m, "emb"), values(&m, "head"));
@@ -598,12 +519,7 @@ fn shared_storages() {
 #[test]
 fn big_endian_and_legacy_files_are_rejected() {
     let pickle = one_tensor(2, &[], "FloatStorage", 4, 0, &[4], &[1]);
-    let big = checkpoint(
-        &pickle,
-        &[("0", f32_bytes([0.; 4]))],
-        "big",
-        CompressionMethod::Stored,
-    );
+    let big = checkpoint(&pickle, &[("0", f32_bytes([0.; 4]))], "big", CompressionMethod::Stored);
     match load(&big) {
         Err(e @ Error::Format { .. }) => assert!(e.to_string().contains("big-endian"), "{e}"),
         other => panic!("expected a format error, got {other:?}"),
@@ -697,10 +613,7 @@ fn random_bytes_are_errors() {
 #[test]
 fn zip_without_data_pkl_is_a_format_error() {
     let original = entries(&read(&fixture("random-x070-C64-L2-H4N16.pth")));
-    let without: Vec<_> = original
-        .into_iter()
-        .filter(|(n, _)| !n.ends_with("data.pkl"))
-        .collect();
+    let without: Vec<_> = original.into_iter().filter(|(n, _)| !n.ends_with("data.pkl")).collect();
     match load(&rezip(&without)) {
         Err(e @ Error::Format { .. }) => {
             assert!(e.to_string().contains("t.pth") && e.to_string().contains("data.pkl"))
@@ -740,11 +653,7 @@ fn flipped_bytes_in_the_archive_never_panic() {
         copy[pos] ^= x;
         let r = load(&copy);
         if let Ok(m) = r {
-            assert!(
-                m.tensors
-                    .values()
-                    .all(|t| t.data.len() == t.numel() * t.dtype.size())
-            );
+            assert!(m.tensors.values().all(|t| t.data.len() == t.numel() * t.dtype.size()));
         }
         copy[pos] ^= x;
     }
@@ -764,11 +673,7 @@ fn mutated_pickles_never_panic() {
         for x in [0xff, 0x04] {
             files[pkl].1[pos] ^= x;
             if let Ok(m) = load(&rezip(&files)) {
-                assert!(
-                    m.tensors
-                        .values()
-                        .all(|t| t.data.len() == t.numel() * t.dtype.size())
-                );
+                assert!(m.tensors.values().all(|t| t.data.len() == t.numel() * t.dtype.size()));
                 ok += 1;
             }
             files[pkl].1[pos] ^= x;

@@ -62,14 +62,7 @@ const MAX_VIEW_FACTOR: usize = 4;
 const VIEW_SLACK: usize = 64 * 1024;
 
 /// Keys searched first when the state dict is nested.
-const PREFERRED_KEYS: [&str; 6] = [
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "module",
-    "weights",
-    "params",
-];
+const PREFERRED_KEYS: [&str; 6] = ["state_dict", "model_state_dict", "model", "module", "weights", "params"];
 
 fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Result<TensorMap> {
     let mut head = [0u8; 4];
@@ -82,14 +75,9 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
         ));
     }
     if got < 4 || &head != b"PK\x03\x04" {
-        return Err(Error::format(
-            path,
-            "not a zip archive, so not a PyTorch checkpoint",
-        ));
+        return Err(Error::format(path, "not a zip archive, so not a PyTorch checkpoint"));
     }
-    reader
-        .seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io(path, e))?;
+    reader.seek(SeekFrom::Start(0)).map_err(|e| Error::io(path, e))?;
     let mut zip = ZipArchive::new(reader).map_err(|e| zip_error(path, "the zip directory", e))?;
 
     let prefix = find_prefix(&zip).ok_or_else(|| {
@@ -104,10 +92,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
         match String::from_utf8_lossy(&order).trim() {
             "little" => {}
             "big" => {
-                return Err(Error::format(
-                    path,
-                    "big-endian checkpoints are not supported",
-                ));
+                return Err(Error::format(path, "big-endian checkpoints are not supported"));
             }
             other => return Err(Error::corrupt(path, format!("unknown byteorder `{other}`"))),
         }
@@ -118,9 +103,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
         .index_for_name(&pkl_name)
         .ok_or_else(|| Error::format(path, "the zip archive has no data.pkl"))?;
     let pickle = read_entry(&mut zip, path, index, "data.pkl", file_len, u64::MAX)?;
-    let (root, arena) = Machine::new(&pickle)
-        .run()
-        .map_err(|e| e.into_error(path))?;
+    let (root, arena) = Machine::new(&pickle).run().map_err(|e| e.into_error(path))?;
     let tensors = collect_tensors(path, &root, &arena)?;
     drop(arena);
     drop(pickle);
@@ -128,10 +111,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
     // Read each storage once and cut every tensor that views it out of it.
     let mut by_storage: BTreeMap<&str, Vec<(&String, &TensorRef)>> = BTreeMap::new();
     for (name, t) in &tensors {
-        by_storage
-            .entry(&t.storage.key)
-            .or_default()
-            .push((name, t));
+        by_storage.entry(&t.storage.key).or_default().push((name, t));
     }
     let mut map = TensorMap::new(path);
     for (key, users) in by_storage {
@@ -148,26 +128,13 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
                 }
             }
         }
-        let first = users
-            .first()
-            .map(|(name, _)| name.as_str())
-            .unwrap_or_default();
+        let first = users.first().map(|(name, _)| name.as_str()).unwrap_or_default();
         let entry = format!("{prefix}data/{key}");
-        let index = zip.index_for_name(&entry).ok_or_else(|| {
-            Error::corrupt(
-                path,
-                format!("storage `data/{key}` of tensor `{first}` is missing"),
-            )
-        })?;
+        let index = zip
+            .index_for_name(&entry)
+            .ok_or_else(|| Error::corrupt(path, format!("storage `data/{key}` of tensor `{first}` is missing")))?;
         let what = format!("storage `data/{key}`");
-        let mut bytes = Some(read_entry(
-            &mut zip,
-            path,
-            index,
-            &what,
-            file_len,
-            u64::MAX,
-        )?);
+        let mut bytes = Some(read_entry(&mut zip, path, index, &what, file_len, u64::MAX)?);
         let sole = users.len() == 1;
         let budget = bytes
             .as_ref()
@@ -177,8 +144,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
         let mut spent = 0usize;
         for ((name, t), dtype) in users.into_iter().zip(dtypes) {
             let storage = bytes.as_deref().unwrap_or_default();
-            let corrupt =
-                |reason: String| Error::corrupt(path, format!("tensor `{name}`: {reason}"));
+            let corrupt = |reason: String| Error::corrupt(path, format!("tensor `{name}`: {reason}"));
             let declared = t.storage.numel.checked_mul(dtype.size() as u64);
             if declared.is_none_or(|d| d > storage.len() as u64) {
                 return Err(corrupt(format!(
@@ -203,9 +169,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
                     owned
                 }
                 Some(range) => {
-                    let src = storage
-                        .get(range)
-                        .ok_or_else(|| corrupt("view out of bounds".into()))?;
+                    let src = storage.get(range).ok_or_else(|| corrupt("view out of bounds".into()))?;
                     let mut out = alloc(src.len()).map_err(corrupt)?;
                     out.extend_from_slice(src);
                     out
@@ -275,9 +239,7 @@ fn read_entry<R: Read + Seek>(
     if packed > file_len || size > bound {
         return Err(Error::corrupt(
             path,
-            format!(
-                "{what} declares {size} bytes ({packed} compressed) in a file of {file_len} bytes"
-            ),
+            format!("{what} declares {size} bytes ({packed} compressed) in a file of {file_len} bytes"),
         ));
     }
     if size > max_len {
@@ -286,8 +248,7 @@ fn read_entry<R: Read + Seek>(
             format!("{what} is {size} bytes, more than the {max_len} expected"),
         ));
     }
-    let len =
-        usize::try_from(size).map_err(|_| Error::corrupt(path, format!("{what} is too large")))?;
+    let len = usize::try_from(size).map_err(|_| Error::corrupt(path, format!("{what} is too large")))?;
     let mut data = alloc(len).map_err(|r| Error::corrupt(path, format!("{what}: {r}")))?;
     entry
         .take(size.saturating_add(1))
@@ -305,10 +266,9 @@ fn read_entry<R: Read + Seek>(
 fn zip_io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     use std::io::ErrorKind;
     match e.kind() {
-        ErrorKind::UnexpectedEof
-        | ErrorKind::InvalidData
-        | ErrorKind::InvalidInput
-        | ErrorKind::Other => Error::corrupt(path, format!("reading {what}: {e}")),
+        ErrorKind::UnexpectedEof | ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::Other => {
+            Error::corrupt(path, format!("reading {what}: {e}"))
+        }
         _ => Error::io(path, e),
     }
 }
@@ -340,24 +300,12 @@ struct Layout {
 /// Check that `t` fits in a storage of `storage_len` bytes of `elem`-byte elements.
 fn check_layout(t: &TensorRef, elem: usize, storage_len: usize) -> Result<Layout, String> {
     if t.size.len() != t.stride.len() {
-        return Err(format!(
-            "{} sizes but {} strides",
-            t.size.len(),
-            t.stride.len()
-        ));
+        return Err(format!("{} sizes but {} strides", t.size.len(), t.stride.len()));
     }
     let too_big = || "shape, stride or offset out of range".to_string();
     let to_usize = |v: u64| usize::try_from(v).map_err(|_| too_big());
-    let shape = t
-        .size
-        .iter()
-        .map(|&v| to_usize(v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let stride = t
-        .stride
-        .iter()
-        .map(|&v| to_usize(v))
-        .collect::<Result<Vec<_>, _>>()?;
+    let shape = t.size.iter().map(|&v| to_usize(v)).collect::<Result<Vec<_>, _>>()?;
+    let stride = t.stride.iter().map(|&v| to_usize(v)).collect::<Result<Vec<_>, _>>()?;
     let offset = to_usize(t.offset)?;
     let numel = shape
         .iter()
@@ -416,28 +364,15 @@ fn check_layout(t: &TensorRef, elem: usize, storage_len: usize) -> Result<Layout
 fn gather(src: &[u8], elem: usize, t: &TensorRef, layout: &Layout) -> Result<Vec<u8>, String> {
     let mut out = alloc(layout.numel * elem)?;
     let nd = layout.shape.len();
-    let oob = || {
-        format!(
-            "view of tensor with storage `{}` out of bounds",
-            t.storage.key
-        )
-    };
+    let oob = || format!("view of tensor with storage `{}` out of bounds", t.storage.key);
     // `check_layout` returns a contiguous layout for 0-d and empty tensors, so nd >= 1 here.
     let (&inner_n, outer_shape) = layout.shape.split_last().ok_or_else(oob)?;
     let (&inner_s, outer_stride) = layout.stride.split_last().ok_or_else(oob)?;
     let mut idx = vec![0usize; nd - 1];
     loop {
-        let base = layout.offset
-            + idx
-                .iter()
-                .zip(outer_stride)
-                .map(|(i, s)| i * s)
-                .sum::<usize>();
+        let base = layout.offset + idx.iter().zip(outer_stride).map(|(i, s)| i * s).sum::<usize>();
         if inner_s == 1 {
-            out.extend_from_slice(
-                src.get(base * elem..(base + inner_n) * elem)
-                    .ok_or_else(oob)?,
-            );
+            out.extend_from_slice(src.get(base * elem..(base + inner_n) * elem).ok_or_else(oob)?);
         } else {
             for i in 0..inner_n {
                 let p = (base + i * inner_s) * elem;
@@ -464,11 +399,7 @@ fn gather(src: &[u8], elem: usize, t: &TensorRef, layout: &Layout) -> Result<Vec
 // Finding the state dict
 
 /// The tensors of the state dict in `root`, by name.
-fn collect_tensors(
-    path: &Path,
-    root: &Value,
-    arena: &[Obj],
-) -> Result<BTreeMap<String, TensorRef>> {
+fn collect_tensors(path: &Path, root: &Value, arena: &[Obj]) -> Result<BTreeMap<String, TensorRef>> {
     let dict = find_tensor_dict(root, arena).map_err(|r| Error::format(path, r))?;
     let mut found: BTreeMap<&Rc<str>, &Value> = BTreeMap::new();
     if let Some(Obj::Dict(entries)) = arena.get(dict) {
@@ -506,12 +437,9 @@ fn collect_tensors(
 }
 
 fn holds_tensors(entries: &[(Value, Value)]) -> bool {
-    entries.iter().any(|(k, v)| {
-        matches!(
-            (k, v),
-            (Value::Str(_), Value::Tensor(_) | Value::Unsupported(_))
-        )
-    })
+    entries
+        .iter()
+        .any(|(k, v)| matches!((k, v), (Value::Str(_), Value::Tensor(_) | Value::Unsupported(_))))
 }
 
 /// The arena index of the first dict (breadth first, preferred keys first) holding tensors.
@@ -757,11 +685,7 @@ impl<'a> Machine<'a> {
 
     fn take(&mut self, n: usize) -> Step<&'a [u8]> {
         let data: &'a [u8] = self.data;
-        match self
-            .pos
-            .checked_add(n)
-            .and_then(|end| data.get(self.pos..end))
-        {
+        match self.pos.checked_add(n).and_then(|end| data.get(self.pos..end)) {
             Some(s) => {
                 self.pos += n;
                 Ok(s)
@@ -983,11 +907,7 @@ impl<'a> Machine<'a> {
                     _ => match text.parse::<i64>() {
                         Ok(v) => Value::Int(v),
                         Err(_)
-                            if !text.is_empty()
-                                && text
-                                    .trim_start_matches('-')
-                                    .bytes()
-                                    .all(|b| b.is_ascii_digit()) =>
+                            if !text.is_empty() && text.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) =>
                         {
                             Value::Scalar
                         }
@@ -1030,11 +950,7 @@ impl<'a> Machine<'a> {
             }
             op::SHORT_BINSTRING => {
                 let n = self.u8()?;
-                let s: String = self
-                    .len_bytes(n.into())?
-                    .iter()
-                    .map(|&b| char::from(b))
-                    .collect();
+                let s: String = self.len_bytes(n.into())?.iter().map(|&b| char::from(b)).collect();
                 self.push(Value::Str(Rc::from(s)));
             }
             op::BINBYTES => {
@@ -1199,9 +1115,7 @@ impl<'a> Machine<'a> {
                 self.push(v);
             }
             other => {
-                return Err(Fail::Unsupported(format!(
-                    "unsupported pickle opcode 0x{other:02x}"
-                )));
+                return Err(Fail::Unsupported(format!("unsupported pickle opcode 0x{other:02x}")));
             }
         }
         Ok(None)
@@ -1258,15 +1172,11 @@ impl<'a> Machine<'a> {
             ("collections", "OrderedDict") | ("builtins" | "__builtin__", "dict") => {
                 Ok(self.alloc(Obj::Dict(Vec::new())))
             }
-            ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => {
-                self.rebuild_tensor(items)
-            }
-            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
-                match items.first() {
-                    Some(v @ (Value::Tensor(_) | Value::Unsupported(_))) => Ok(v.clone()),
-                    _ => bad(format!("{} of something that is not a tensor", g.name)),
-                }
-            }
+            ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor") => self.rebuild_tensor(items),
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => match items.first() {
+                Some(v @ (Value::Tensor(_) | Value::Unsupported(_))) => Ok(v.clone()),
+                _ => bad(format!("{} of something that is not a tensor", g.name)),
+            },
             ("torch._tensor", "_rebuild_from_type_v2" | "_rebuild_from_type") => {
                 // (func, type, args, state): the tensor is func(*args).
                 if depth >= 4 {
@@ -1277,23 +1187,14 @@ impl<'a> Machine<'a> {
                     _ => bad(format!("{} with too few arguments", g.name)),
                 }
             }
-            (m, n) if m.starts_with("torch") && n.starts_with("_rebuild") => {
-                Ok(Value::Unsupported(g))
-            }
+            (m, n) if m.starts_with("torch") && n.starts_with("_rebuild") => Ok(Value::Unsupported(g)),
             _ => Ok(self.alloc(Obj::Opaque)),
         }
     }
 
     /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks, ...)`.
     fn rebuild_tensor(&self, args: &[Value]) -> Step<Value> {
-        let [
-            Value::Storage(storage),
-            Value::Int(offset),
-            size,
-            stride,
-            ..,
-        ] = args
-        else {
+        let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = args else {
             return bad("malformed tensor rebuild arguments");
         };
         let ints = |v: &Value| -> Step<Vec<u64>> {
@@ -1306,9 +1207,7 @@ impl<'a> Machine<'a> {
             items
                 .iter()
                 .map(|x| match x {
-                    Value::Int(i) => {
-                        u64::try_from(*i).or_else(|_| bad("negative tensor size or stride"))
-                    }
+                    Value::Int(i) => u64::try_from(*i).or_else(|_| bad("negative tensor size or stride")),
                     _ => bad("tensor size or stride is not an integer"),
                 })
                 .collect()
@@ -1370,9 +1269,7 @@ mod tests {
         let mut deep = vec![0x80, 2, b')'];
         deep.extend(std::iter::repeat_n(0x85, 1_000_000));
         deep.push(b'.');
-        let (root, arena) = Machine::new(&deep)
-            .run()
-            .unwrap_or_else(|e| panic!("{}", e.reason));
+        let (root, arena) = Machine::new(&deep).run().unwrap_or_else(|e| panic!("{}", e.reason));
         assert!(collect_tensors(Path::new("x"), &root, &arena).is_err());
 
         // One large argument tuple and one large string, reused 200k times through the memo.
@@ -1394,9 +1291,7 @@ mod tests {
 
         // Lengths beyond the input are refused before allocating.
         for bad in [
-            &[
-                0x80, 4, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-            ][..],
+            &[0x80, 4, 0x8d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f][..],
             &[b'X', 0xff, 0xff, 0xff, 0xff],
         ] {
             assert!(Machine::new(bad).run().is_err());
@@ -1420,13 +1315,9 @@ mod tests {
             .expect("entry")
             .read_to_end(&mut pickle)
             .expect("read");
-        let (root, arena) = Machine::new(&pickle)
-            .run()
-            .unwrap_or_else(|e| panic!("{}", e.reason));
+        let (root, arena) = Machine::new(&pickle).run().unwrap_or_else(|e| panic!("{}", e.reason));
         assert_eq!(
-            collect_tensors(Path::new("x"), &root, &arena)
-                .expect("tensors")
-                .len(),
+            collect_tensors(Path::new("x"), &root, &arena).expect("tensors").len(),
             72
         );
         let mut ok = 0;

@@ -61,7 +61,12 @@ multiversion!(pub fn add_into(x: &mut [f32], y: &[f32]) => add_into_g);
 #[inline(always)]
 fn prep_keys_g<A: Arch>(k: &mut [f32], kk: &mut [f32], a: &[f32], b: &mut [f32], k_k: &[f32], k_a: &[f32], n: usize) {
     let c = k_k.len();
-    for (((k, kk), a), b) in k.chunks_exact_mut(c).zip(kk.chunks_exact_mut(c)).zip(a.chunks_exact(c)).zip(b.chunks_exact_mut(c)) {
+    for (((k, kk), a), b) in k
+        .chunks_exact_mut(c)
+        .zip(kk.chunks_exact_mut(c))
+        .zip(a.chunks_exact(c))
+        .zip(b.chunks_exact_mut(c))
+    {
         for ((d, &x), &s) in kk.iter_mut().zip(k.iter()).zip(k_k) {
             *d = x * s;
         }
@@ -84,7 +89,11 @@ multiversion!(
 #[inline(always)]
 fn value_residual_g<A: Arch>(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) {
     let c = v0.len();
-    for ((v, vf), g) in v.chunks_exact_mut(c).zip(v_first.chunks_exact(c)).zip(gate.chunks_exact(c)) {
+    for ((v, vf), g) in v
+        .chunks_exact_mut(c)
+        .zip(v_first.chunks_exact(c))
+        .zip(gate.chunks_exact(c))
+    {
         for j in 0..c {
             v[j] += (vf[j] - v[j]) * sigmoid::<A>(v0[j] + g[j]);
         }
@@ -136,12 +145,22 @@ pub struct WkvInputs<'a> {
     pub t: usize,
 }
 
-/// Advance head `hi`'s state `s` (`[N, N]`, row = value index) over the chunk, writing the
-/// head's outputs to `o` (`[T, N]`). Each state row needs only its own dot product with k̂:
-/// `row ← row · w + (−row·k̂) · b + v_i · k`, then `o_i = row · r`, all in one pass.
+/// Advance head `hi`'s state `s` (`[N, N]`, row = value index `i`, column = key index `j`)
+/// over the chunk, writing the head's outputs to `o` (`[T, N]`).
+///
+/// Per token: `sa = S·k̂`, `S ← S·diag(w) − sa ⊗ b + v ⊗ k`, `o = S·r`. The kernel works on a
+/// transposed copy (`[j][i]`), so every step is a vertical multiply-add over `i` with the
+/// per-`j` factors broadcast — no horizontal reductions — and copies it back at the end.
 #[inline(always)]
 fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
     let (c, n) = (inp.c, inp.n);
+    let mut st = vec![0f32; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            st[j * n + i] = s[i * n + j];
+        }
+    }
+    let mut sa = vec![0f32; n];
     for ti in 0..inp.t {
         let base = ti * c + hi * n;
         let r = &inp.r[base..base + n];
@@ -151,28 +170,25 @@ fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f
         let kk = &inp.kk[base..base + n];
         let b = &inp.b[base..base + n];
         let out = &mut o[ti * n..(ti + 1) * n];
-        for (row, (&vi, oi)) in s.chunks_exact_mut(n).zip(v.iter().zip(out.iter_mut())) {
-            let sa = -dot_lanes::<A>(row, kk);
-            let mut acc = [0f32; LANES];
-            let mut rows = row.chunks_exact_mut(LANES);
-            let mut j0 = 0;
-            for seg in &mut rows {
-                for l in 0..LANES {
-                    let j = j0 + l;
-                    let nv = A::fma(vi, k[j], A::fma(sa, b[j], seg[l] * w[j]));
-                    seg[l] = nv;
-                    acc[l] = A::fma(nv, r[j], acc[l]);
-                }
-                j0 += LANES;
+        sa.fill(0.0);
+        for (row, &kj) in st.chunks_exact(n).zip(kk) {
+            for (acc, &x) in sa.iter_mut().zip(row) {
+                *acc = A::fma(x, kj, *acc);
             }
-            let mut tail = 0f32;
-            for (l, x) in rows.into_remainder().iter_mut().enumerate() {
-                let j = j0 + l;
-                let nv = A::fma(vi, k[j], A::fma(sa, b[j], *x * w[j]));
+        }
+        out.fill(0.0);
+        for (j, row) in st.chunks_exact_mut(n).enumerate() {
+            let (wj, nbj, kj, rj) = (w[j], -b[j], k[j], r[j]);
+            for (((x, &sai), &vi), oi) in row.iter_mut().zip(&sa).zip(v).zip(out.iter_mut()) {
+                let nv = A::fma(vi, kj, A::fma(sai, nbj, *x * wj));
                 *x = nv;
-                tail = A::fma(nv, r[j], tail);
+                *oi = A::fma(nv, rj, *oi);
             }
-            *oi = acc.iter().sum::<f32>() + tail;
+        }
+    }
+    for i in 0..n {
+        for j in 0..n {
+            s[i * n + j] = st[j * n + i];
         }
     }
 }

@@ -16,12 +16,12 @@ use crate::error::{Error, Result};
 mod kernels;
 
 use crate::linalg::{Mat, layer_norm_rows, linear};
+use crate::state::{LayerState, State};
+use crate::tensor::TensorMap;
 use kernels::{
     WkvInputs, add_into, decay, mix_heads, prep_keys, relu_sq, shift_mix, sigmoid_bias, sigmoid_inplace, tanh_inplace,
     value_residual, wkv_head,
 };
-use crate::state::{LayerState, State};
-use crate::tensor::TensorMap;
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -185,9 +185,8 @@ impl V7 {
             for d in shape {
                 hash.update(&(*d as u64).to_le_bytes());
             }
-            for x in &v {
-                hash.update(&x.to_le_bytes());
-            }
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            hash.update(&bytes);
             Ok(v)
         };
         let emb_raw = take("emb.weight", &[cfg.vocab, c], true)?;
@@ -226,7 +225,7 @@ impl V7 {
             let mut lora = |n: &str, d: usize| -> Result<(Mat, Mat)> {
                 let m1 = take(&format!("{a}{n}1"), &[c, d], true)?;
                 let m2 = take(&format!("{a}{n}2"), &[d, c], true)?;
-                Ok((Mat::from_transposed(d, c, &m1), Mat::from_transposed(c, d, &m2)))
+                Ok((Mat::from_transposed(d, c, m1), Mat::from_transposed(c, d, m2)))
             };
             let (w1, w2) = lora("w", cfg.d_decay)?;
             let (a1, a2) = lora("a", cfg.d_aaa)?;
@@ -362,7 +361,12 @@ impl V7 {
             self.time_mix(li, layer, ls, t, sc);
             // Channel mix.
             layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
-            shift_mix(&sc.xx[..tc], &mut ls.ffn_x, &[&layer.ffn_mix], &mut [&mut sc.mix[0][..tc]]);
+            shift_mix(
+                &sc.xx[..tc],
+                &mut ls.ffn_x,
+                &[&layer.ffn_mix],
+                &mut [&mut sc.mix[0][..tc]],
+            );
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
             relu_sq(&mut sc.ffn[..t * f]);
@@ -383,7 +387,14 @@ impl V7 {
                 &sc.xx[..tc],
                 &mut ls.att_x,
                 &mixes,
-                &mut [&mut m0[..tc], &mut m1[..tc], &mut m2[..tc], &mut m3[..tc], &mut m4[..tc], &mut m5[..tc]],
+                &mut [
+                    &mut m0[..tc],
+                    &mut m1[..tc],
+                    &mut m2[..tc],
+                    &mut m3[..tc],
+                    &mut m4[..tc],
+                    &mut m5[..tc],
+                ],
             );
         }
         let [xr, xw, xk, xv, xa, xg] = &sc.mix;
@@ -408,7 +419,15 @@ impl V7 {
         sigmoid_inplace(lo);
         linear(lo, t, &l.g2, &mut sc.g[..tc]);
 
-        prep_keys(&mut sc.k[..tc], &mut sc.kk[..tc], &sc.a[..tc], &mut sc.b[..tc], &l.k_k, &l.k_a, n);
+        prep_keys(
+            &mut sc.k[..tc],
+            &mut sc.kk[..tc],
+            &sc.a[..tc],
+            &mut sc.b[..tc],
+            &l.k_k,
+            &l.k_a,
+            n,
+        );
         // Value residual: layer 0 keeps its v; later layers mix towards it.
         match &l.vres {
             None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
