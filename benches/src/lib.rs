@@ -132,3 +132,21 @@ pub fn rss() -> Option<u64> {
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
+
+/// Write a tensor map as an f32 safetensors file (for the candle baseline to map).
+pub fn write_safetensors(map: &TensorMap, path: &Path) -> anyhow::Result<()> {
+    use safetensors::tensor::TensorView;
+    let views = map
+        .tensors
+        .iter()
+        .map(|(k, t)| {
+            anyhow::ensure!(t.dtype == DType::F32, "{k}: only f32 tensors are written");
+            Ok((
+                k.clone(),
+                TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &t.data)?,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, None::<std::collections::HashMap<String, String>>, path)?;
+    Ok(())
+}

@@ -3,14 +3,12 @@
 //! of the same matrix products alone (the GEMM-only limit); decode speed with f32 and bf16
 //! weights; linear cost and peak memory across fold lengths. Everything from one run.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
-use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss};
+use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss, write_safetensors};
 use rwkv_model::linalg::{Mat, linear};
-use rwkv_model::tensor::{TensorMap, to_f32};
 use rwkv_model::{Logits, Model};
 
 /// Benchmark folding and decoding with a random RWKV-7 0.1B-shaped model.
@@ -34,6 +32,13 @@ struct Args {
     /// Skip the candle-transformers baseline.
     #[arg(long)]
     no_candle: bool,
+    /// The candle baseline binaries: default build, then with gemm's x86-v4 feature
+    /// (see README); missing ones are skipped with a note.
+    #[arg(
+        long,
+        default_value = "benches/candle-baseline/target/release/candle-baseline,benches/candle-baseline/target-v4/release/candle-baseline"
+    )]
+    candle_bins: String,
     /// Tokens per decode measurement.
     #[arg(long, default_value_t = 48)]
     decode_tokens: usize,
@@ -62,14 +67,20 @@ struct Report {
     gemm_only_tok_s: f64,
     ratio_to_gemm_limit: f64,
     candle_tokens: usize,
-    candle_tok_s: Option<f64>,
-    speedup_vs_candle: Option<f64>,
-    candle_max_logit_diff: Option<f32>,
+    candle: Vec<CandleRow>,
     decode_f32_tok_s: f64,
     decode_bf16_tok_s: f64,
     decode_bf16_speedup: f64,
     linear: Vec<LinearRow>,
     peak_rss_mb: f64,
+}
+
+#[derive(serde::Serialize)]
+struct CandleRow {
+    build: String,
+    tok_s: f64,
+    our_speedup: f64,
+    max_logit_diff_vs_ours: f32,
 }
 
 #[derive(serde::Serialize)]
@@ -124,23 +135,58 @@ fn main() -> anyhow::Result<()> {
     let mut model = Model::from_tensors(&map)?;
     model.set_chunk_len(args.chunk);
 
-    // Candle baseline first (it needs the tensor map; drop it afterwards).
+    // Candle baselines run as separate processes on the same weights, written to a file.
+    let mut candle_raw: Vec<(String, f64, f32)> = Vec::new();
     if !args.no_candle {
+        let dir = std::env::temp_dir().join(format!("fold-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("random-0b1.safetensors");
+        write_safetensors(&map, &file)?;
         let toks = tokens(args.candle_tokens, shape.vocab);
-        let (tok_s, logits) = candle_fold(&map, shape, &toks)?;
         let mut st = model.new_state();
         let ours = model.forward_seq(&toks, &mut st, Logits::Last)?;
-        let diff = ours
-            .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
-        rep.candle_tok_s = Some(tok_s);
-        rep.candle_max_logit_diff = Some(diff);
-        say(format!(
-            "candle-transformers forward_seq: {tok_s:.1} tok/s ({} tokens); max |logit diff| vs ours {diff:.2e}",
-            toks.len()
-        ));
+        for bin in args.candle_bins.split(',') {
+            if !std::path::Path::new(bin).is_file() {
+                say(format!("candle baseline {bin} not built; skipped (see README)"));
+                continue;
+            }
+            let out = std::process::Command::new(bin)
+                .arg(&file)
+                .arg(args.candle_tokens.to_string())
+                .arg(args.threads.to_string())
+                .env("RAYON_NUM_THREADS", args.threads.to_string())
+                .output()
+                .with_context(|| format!("running {bin}"))?;
+            anyhow::ensure!(
+                out.status.success(),
+                "{bin} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            let tok_s = v["tok_s"].as_f64().context("tok_s")?;
+            let logits: Vec<f32> = v["last_logits"]
+                .as_array()
+                .context("logits")?
+                .iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+                .collect();
+            let diff = ours
+                .iter()
+                .zip(&logits)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            let build = if v["gemm_x86_v4"].as_bool() == Some(true) {
+                "candle 0.11.1 + gemm x86-v4"
+            } else {
+                "candle 0.11.1 default"
+            };
+            say(format!(
+                "{build} forward_seq: {tok_s:.1} tok/s ({} tokens); max |logit diff| vs ours {diff:.2e}",
+                toks.len()
+            ));
+            candle_raw.push((build.to_string(), tok_s, diff));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
     drop(map);
 
@@ -169,9 +215,14 @@ fn main() -> anyhow::Result<()> {
         "GEMM-only limit: {:.1} tok/s; ours = {:.3} of it",
         rep.gemm_only_tok_s, rep.ratio_to_gemm_limit
     ));
-    if let Some(c) = rep.candle_tok_s {
-        rep.speedup_vs_candle = Some(rep.fold_tok_s / c);
-        say(format!("speed-up vs candle-transformers: {:.1}x", rep.fold_tok_s / c));
+    for (build, tok_s, diff) in candle_raw {
+        say(format!("speed-up vs {build}: {:.1}x", rep.fold_tok_s / tok_s));
+        rep.candle.push(CandleRow {
+            build,
+            tok_s,
+            our_speedup: rep.fold_tok_s / tok_s,
+            max_logit_diff_vs_ours: diff,
+        });
     }
 
     // Decode, f32 then bf16 weights.
@@ -231,11 +282,17 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "fold {:.1} tok/s | candle {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
+            "fold {:.1} tok/s | {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
             rep.fold_tok_s,
-            rep.candle_tok_s
-                .map(|c| format!("{c:.1} tok/s ({:.1}x)", rep.fold_tok_s / c))
-                .unwrap_or("skipped".into()),
+            if rep.candle.is_empty() {
+                "candle skipped".to_string()
+            } else {
+                rep.candle
+                    .iter()
+                    .map(|c| format!("{} {:.1} tok/s ({:.1}x)", c.build, c.tok_s, c.our_speedup))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            },
             rep.gemm_only_tok_s,
             rep.ratio_to_gemm_limit,
             rep.decode_f32_tok_s,
@@ -245,38 +302,6 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// candle-transformers 0.11 RWKV-7 on the same weights: tokens/s of `forward_seq` and its
-/// final logits.
-fn candle_fold(map: &TensorMap, shape: Shape, toks: &[u32]) -> anyhow::Result<(f64, Vec<f32>)> {
-    use candle_core::{DType, Device, Tensor};
-    use candle_transformers::models::rwkv_v7 as cv7;
-    let dev = Device::Cpu;
-    let mut tensors = HashMap::new();
-    for (name, t) in &map.tensors {
-        let v = to_f32(&map.path, name, t)?;
-        tensors.insert(name.clone(), Tensor::from_vec(v, t.shape.clone(), &dev)?);
-    }
-    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &dev);
-    let cfg = cv7::Config {
-        version: cv7::ModelVersion::V7,
-        vocab_size: shape.vocab,
-        hidden_size: shape.n_embd,
-        num_hidden_layers: shape.n_layer,
-        head_size: shape.head_size,
-        intermediate_size: None,
-        rescale_every: 0,
-    };
-    let model = cv7::Model::new(&cfg, vb)?;
-    let mut st = cv7::State::new(&cfg, &dev)?;
-    model.forward_seq(&toks[..2], &mut st)?; // warm-up
-    let mut st = cv7::State::new(&cfg, &dev)?;
-    let t = Instant::now();
-    let logits = model.forward_seq(toks, &mut st)?;
-    let secs = t.elapsed().as_secs_f64();
-    let logits: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-    Ok((toks.len() as f64 / secs, logits))
 }
 
 /// Tokens/s of the fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs

@@ -104,9 +104,10 @@ pub(crate) use multiversion;
 /// Lanes of the independent accumulators in reductions.
 pub const LANES: usize = 16;
 
-/// Dot product with [`LANES`] independent accumulators.
+/// Dot product with [`LANES`] independent accumulators (two banks, to hide FMA latency),
+/// widening `a`'s elements to f32 with `widen`.
 #[inline(always)]
-pub fn dot_lanes<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
+pub fn dot_widen<A: Arch, W: Copy>(a: &[W], b: &[f32], widen: impl Fn(W) -> f32) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; LANES];
@@ -115,18 +116,24 @@ pub fn dot_lanes<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
     let mut cb = b.chunks_exact(2 * LANES);
     for (x, y) in (&mut ca).zip(&mut cb) {
         for l in 0..LANES {
-            acc[l] = A::fma(x[l], y[l], acc[l]);
-            acc2[l] = A::fma(x[LANES + l], y[LANES + l], acc2[l]);
+            acc[l] = A::fma(widen(x[l]), y[l], acc[l]);
+            acc2[l] = A::fma(widen(x[LANES + l]), y[LANES + l], acc2[l]);
         }
     }
     let mut s = 0f32;
     for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s = A::fma(*x, *y, s);
+        s = A::fma(widen(*x), *y, s);
     }
     for l in 0..LANES {
         acc[l] += acc2[l];
     }
     acc.iter().sum::<f32>() + s
+}
+
+/// f32 dot product with [`LANES`] independent accumulators.
+#[inline(always)]
+pub fn dot_lanes<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
+    dot_widen::<A, f32>(a, b, |x| x)
 }
 
 /// Sum with [`LANES`] independent accumulators.
@@ -145,26 +152,7 @@ pub fn sum_lanes(a: &[f32]) -> f32 {
 /// bf16 × f32 dot product.
 #[inline(always)]
 pub fn dot_bf16_lanes<A: Arch>(a: &[u16], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; LANES];
-    let mut acc2 = [0f32; LANES];
-    let mut ca = a.chunks_exact(2 * LANES);
-    let mut cb = b.chunks_exact(2 * LANES);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        for l in 0..LANES {
-            acc[l] = A::fma(f32::from_bits((x[l] as u32) << 16), y[l], acc[l]);
-            acc2[l] = A::fma(f32::from_bits((x[LANES + l] as u32) << 16), y[LANES + l], acc2[l]);
-        }
-    }
-    let mut s = 0f32;
-    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
-        s = A::fma(f32::from_bits((*x as u32) << 16), *y, s);
-    }
-    for l in 0..LANES {
-        acc[l] += acc2[l];
-    }
-    acc.iter().sum::<f32>() + s
+    dot_widen::<A, u16>(a, b, |x| f32::from_bits((x as u32) << 16))
 }
 
 /// `eˣ` in a form that vectorizes (no library call): Cody–Waite range reduction to
