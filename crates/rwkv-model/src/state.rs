@@ -120,6 +120,12 @@ impl State {
 
     /// Serialize as safetensors bytes with metadata.
     pub fn to_bytes(&self, spec: &StateSpec, tokenizer: &str) -> Vec<u8> {
+        self.to_bytes_with(spec, tokenizer, &[])
+    }
+
+    /// Like [`State::to_bytes`], with extra string metadata (e.g. where in a document the
+    /// state was taken). Extra keys never override the state's own keys.
+    pub fn to_bytes_with(&self, spec: &StateSpec, tokenizer: &str, extra: &[(String, String)]) -> Vec<u8> {
         let (h, n) = (spec.n_head, spec.head_size);
         let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(self.layers.len() * 3);
         for (i, l) in self.layers.iter().enumerate() {
@@ -157,6 +163,10 @@ impl State {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let mut meta = meta;
+        for (k, v) in extra {
+            meta.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         // Serialization of in-memory views with valid shapes does not fail.
         safetensors::serialize(views, Some(meta)).expect("serializing an in-memory state")
     }

@@ -1,0 +1,424 @@
+//! Folds documents into RWKV state and emits checkpoints.
+//!
+//! A document is read from a start state (the zero state after a short preamble naming the
+//! document, such as `File: src/lib.rs`), and a [`Checkpoint`] — a copy of the state and where
+//! in the document it was taken — is emitted at the start, at every part boundary (end of a file,
+//! chapter or page section) and every `checkpoint_every` tokens inside long parts.
+//!
+//! The token plan of a document is deterministic: each part is tokenized on its own (so part
+//! boundaries are token boundaries) and cut into pieces of at most `checkpoint_every` tokens.
+//! Folding on from any checkpoint with the rest of the plan therefore gives the state of folding
+//! the document whole (to float rounding), which is what makes stored checkpoints resumable.
+#![deny(missing_docs)]
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use rwkv_model::tokenizer::Tokenizer;
+use rwkv_model::{Logits, Model, State};
+
+/// Errors of the reader.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model refused the tokens or the state.
+    #[error("document {doc}: {source}")]
+    Model {
+        /// Document id.
+        doc: String,
+        /// The model error.
+        #[source]
+        source: rwkv_model::Error,
+    },
+    /// A resume point does not fall on a checkpoint of this document's plan.
+    #[error("document {doc}: no checkpoint at byte {byte_offset} / token {token_offset} (document changed?)")]
+    NoSuchCheckpoint {
+        /// Document id.
+        doc: String,
+        /// Requested byte offset.
+        byte_offset: usize,
+        /// Requested token offset.
+        token_offset: u64,
+    },
+}
+
+/// Result with the reader's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Default tokens between checkpoints inside a long part.
+pub const DEFAULT_CHECKPOINT_EVERY: usize = 4096;
+
+/// A document to fold: its id, a name for the preamble, its text and where its parts start.
+#[derive(Debug, Clone, Copy)]
+pub struct DocInput<'a> {
+    /// Stable document id.
+    pub id: &'a str,
+    /// Path or URL, named in the preamble.
+    pub name: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// Byte offsets where parts start (any order; 0 and out-of-range offsets are ignored;
+    /// offsets inside a UTF-8 character are moved to the next character boundary).
+    pub parts: &'a [usize],
+}
+
+/// Why a checkpoint was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// After the preamble, before the first byte of the document.
+    Start,
+    /// At the end of a part that is not the last.
+    Part,
+    /// Every `checkpoint_every` tokens inside a part.
+    Interval,
+    /// At the end of the document.
+    End,
+}
+
+impl CheckpointKind {
+    /// Short name (for manifests and JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckpointKind::Start => "start",
+            CheckpointKind::Part => "part",
+            CheckpointKind::Interval => "interval",
+            CheckpointKind::End => "end",
+        }
+    }
+}
+
+/// A state taken inside a document.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// Position in the document's checkpoint sequence (0 = start).
+    pub seq: u32,
+    /// Why it was taken.
+    pub kind: CheckpointKind,
+    /// Document tokens folded so far (the preamble not counted).
+    pub token_offset: u64,
+    /// Bytes of the document folded so far.
+    pub byte_offset: usize,
+    /// 1-based line of `byte_offset`.
+    pub line: u32,
+    /// blake3 of the token ids folded since the previous checkpoint (the preamble's tokens for
+    /// the start checkpoint), little-endian u32s.
+    pub span_hash: [u8; 32],
+    /// The state after those tokens.
+    pub state: State,
+}
+
+/// One planned piece of a document: the tokens between two checkpoints.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// Byte range of the document it covers.
+    pub bytes: std::ops::Range<usize>,
+    /// Its tokens.
+    pub tokens: Vec<u32>,
+    /// The kind of checkpoint taken at its end.
+    pub end_kind: CheckpointKind,
+}
+
+/// What folding a document did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldSummary {
+    /// Document tokens folded (preamble not counted).
+    pub tokens: u64,
+    /// Preamble tokens folded.
+    pub preamble_tokens: u64,
+    /// Checkpoints emitted.
+    pub checkpoints: u32,
+    /// Whether the sink stopped the fold early.
+    pub stopped: bool,
+}
+
+/// Builds a [`Reader`].
+pub struct ReaderBuilder<'m> {
+    model: &'m Model,
+    tokenizer: Arc<dyn Tokenizer>,
+    checkpoint_every: usize,
+    preamble: Box<dyn Fn(&DocInput<'_>) -> String + Send + Sync>,
+}
+
+impl<'m> ReaderBuilder<'m> {
+    /// A reader of `model` with `tokenizer`, checkpoints every [`DEFAULT_CHECKPOINT_EVERY`]
+    /// tokens and the preamble `File: NAME\n\n`.
+    pub fn new(model: &'m Model, tokenizer: Arc<dyn Tokenizer>) -> Self {
+        ReaderBuilder {
+            model,
+            tokenizer,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            preamble: Box::new(|d| format!("File: {}\n\n", d.name)),
+        }
+    }
+
+    /// Tokens between checkpoints inside a part (at least 1).
+    pub fn checkpoint_every(mut self, n: usize) -> Self {
+        self.checkpoint_every = n.max(1);
+        self
+    }
+
+    /// The text folded before each document.
+    pub fn preamble(mut self, f: impl Fn(&DocInput<'_>) -> String + Send + Sync + 'static) -> Self {
+        self.preamble = Box::new(f);
+        self
+    }
+
+    /// The reader.
+    pub fn build(self) -> Reader<'m> {
+        Reader {
+            model: self.model,
+            tokenizer: self.tokenizer,
+            checkpoint_every: self.checkpoint_every,
+            preamble: self.preamble,
+        }
+    }
+}
+
+/// Folds documents with one model; `&Reader` is shared across threads to fold documents in
+/// parallel.
+pub struct Reader<'m> {
+    model: &'m Model,
+    tokenizer: Arc<dyn Tokenizer>,
+    checkpoint_every: usize,
+    preamble: Box<dyn Fn(&DocInput<'_>) -> String + Send + Sync>,
+}
+
+/// Where a fold resumes: a checkpoint's position and state.
+#[derive(Debug, Clone)]
+pub struct ResumePoint {
+    /// The checkpoint's sequence number.
+    pub seq: u32,
+    /// Its byte offset.
+    pub byte_offset: usize,
+    /// Its token offset.
+    pub token_offset: u64,
+    /// Its state.
+    pub state: State,
+}
+
+impl<'m> Reader<'m> {
+    /// The model.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Arc<dyn Tokenizer> {
+        &self.tokenizer
+    }
+
+    /// Tokens between checkpoints.
+    pub fn checkpoint_every(&self) -> usize {
+        self.checkpoint_every
+    }
+
+    /// The preamble folded before `doc`.
+    pub fn preamble_text(&self, doc: &DocInput<'_>) -> String {
+        (self.preamble)(doc)
+    }
+
+    /// Cut a document into the pieces between its checkpoints (deterministic).
+    pub fn plan(&self, doc: &DocInput<'_>) -> Vec<Piece> {
+        let text = doc.text;
+        let mut bounds: Vec<usize> = doc
+            .parts
+            .iter()
+            .filter(|&&b| b > 0 && b < text.len())
+            .map(|&b| {
+                (b..=text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len())
+            })
+            .collect();
+        bounds.push(0);
+        bounds.push(text.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut pieces = Vec::new();
+        let n_parts = bounds.len().saturating_sub(1);
+        for (pi, w) in bounds.windows(2).enumerate() {
+            let (start, end) = (w[0], w[1]);
+            let tokens = self.tokenizer.encode_bytes(&text.as_bytes()[start..end]);
+            let last_part = pi + 1 == n_parts;
+            let mut at = start;
+            let n_chunks = tokens.len().div_ceil(self.checkpoint_every);
+            for (ci, chunk) in tokens.chunks(self.checkpoint_every).enumerate() {
+                let len: usize = chunk
+                    .iter()
+                    .map(|&t| self.tokenizer.token_bytes(t).map_or(0, <[u8]>::len))
+                    .sum();
+                let stop = (at + len).min(end);
+                let end_kind = if ci + 1 < n_chunks {
+                    CheckpointKind::Interval
+                } else if last_part {
+                    CheckpointKind::End
+                } else {
+                    CheckpointKind::Part
+                };
+                pieces.push(Piece {
+                    bytes: at..stop,
+                    tokens: chunk.to_vec(),
+                    end_kind,
+                });
+                at = stop;
+            }
+        }
+        pieces
+    }
+
+    /// The start state of `doc`: the zero state after the preamble, as checkpoint 0.
+    pub fn start(&self, doc: &DocInput<'_>) -> Result<Checkpoint> {
+        let pre = self.tokenizer.encode(&self.preamble_text(doc));
+        let mut state = self.model.new_state();
+        self.model
+            .forward_seq(&pre, &mut state, Logits::None)
+            .map_err(|e| model_err(doc, e))?;
+        Ok(Checkpoint {
+            seq: 0,
+            kind: CheckpointKind::Start,
+            token_offset: 0,
+            byte_offset: 0,
+            line: 1,
+            span_hash: span_hash(&pre),
+            state,
+        })
+    }
+
+    /// Fold `doc` whole, giving every checkpoint to `sink` in order (the start first). The
+    /// sink may stop the fold by returning `ControlFlow::Break`.
+    pub fn fold(&self, doc: &DocInput<'_>, mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>) -> Result<FoldSummary> {
+        let start = self.start(doc)?;
+        let preamble_tokens = start.state.tokens;
+        let resume = ResumePoint {
+            seq: 0,
+            byte_offset: 0,
+            token_offset: 0,
+            state: start.state.clone(),
+        };
+        if sink(start).is_break() {
+            return Ok(FoldSummary {
+                preamble_tokens,
+                checkpoints: 1,
+                stopped: true,
+                ..Default::default()
+            });
+        }
+        let mut s = self.fold_from(doc, resume, sink)?;
+        s.preamble_tokens = preamble_tokens;
+        s.checkpoints += 1;
+        Ok(s)
+    }
+
+    /// Fold the rest of `doc` from a checkpoint (not emitted again), giving the later
+    /// checkpoints to `sink`.
+    pub fn fold_from(
+        &self,
+        doc: &DocInput<'_>,
+        from: ResumePoint,
+        mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
+    ) -> Result<FoldSummary> {
+        let plan = self.plan(doc);
+        let mut idx = 0;
+        let mut tok = 0u64;
+        while idx < plan.len() && (plan[idx].bytes.start < from.byte_offset || tok < from.token_offset) {
+            tok += plan[idx].tokens.len() as u64;
+            idx += 1;
+        }
+        let at_start = from.byte_offset == 0 && from.token_offset == 0;
+        if !at_start && (idx == 0 || plan[idx - 1].bytes.end != from.byte_offset || tok != from.token_offset) {
+            return Err(Error::NoSuchCheckpoint {
+                doc: doc.id.to_string(),
+                byte_offset: from.byte_offset,
+                token_offset: from.token_offset,
+            });
+        }
+        let lines = LineIndex::new(doc.text);
+        let mut state = from.state;
+        let mut seq = from.seq;
+        let mut summary = FoldSummary::default();
+        for piece in &plan[idx..] {
+            self.model
+                .forward_seq(&piece.tokens, &mut state, Logits::None)
+                .map_err(|e| model_err(doc, e))?;
+            tok += piece.tokens.len() as u64;
+            summary.tokens += piece.tokens.len() as u64;
+            seq += 1;
+            summary.checkpoints += 1;
+            let cp = Checkpoint {
+                seq,
+                kind: piece.end_kind,
+                token_offset: tok,
+                byte_offset: piece.bytes.end,
+                line: lines.line_of(piece.bytes.end),
+                span_hash: span_hash(&piece.tokens),
+                state: state.clone(),
+            };
+            if sink(cp).is_break() {
+                summary.stopped = true;
+                break;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Fold `doc` into `state` with no checkpoints (for a corpus state reading every document
+    /// in order); returns the document tokens folded.
+    pub fn fold_into(&self, doc: &DocInput<'_>, state: &mut State) -> Result<u64> {
+        let mut tokens = self.tokenizer.encode(&self.preamble_text(doc));
+        tokens.extend(self.plan(doc).into_iter().flat_map(|p| p.tokens));
+        self.model
+            .forward_seq(&tokens, state, Logits::None)
+            .map_err(|e| model_err(doc, e))?;
+        Ok(tokens.len() as u64)
+    }
+}
+
+fn model_err(doc: &DocInput<'_>, source: rwkv_model::Error) -> Error {
+    Error::Model {
+        doc: doc.id.to_string(),
+        source,
+    }
+}
+
+/// blake3 of token ids as little-endian u32s.
+pub fn span_hash(tokens: &[u32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    h.update(&bytes);
+    *h.finalize().as_bytes()
+}
+
+/// Byte offset → 1-based line number.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    /// Index the line starts of `text`.
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding `byte` (a byte just after a newline is on the next line).
+    pub fn line_of(&self, byte: usize) -> u32 {
+        self.starts.partition_point(|&s| s <= byte) as u32
+    }
+
+    /// Number of lines (a trailing newline does not start a new line).
+    pub fn lines(&self, text_len: usize) -> u32 {
+        let n = self.starts.len();
+        if n > 1 && self.starts[n - 1] == text_len {
+            (n - 1) as u32
+        } else {
+            n as u32
+        }
+    }
+}
