@@ -200,3 +200,30 @@ fn random_corruption_never_panics() {
         let _ = Model::load(&p); // Ok or Err, never a panic
     }
 }
+
+#[test]
+fn f16_checkpoints_load_like_their_f32_values() {
+    // Round every weight to f16, save once as F16 and once as the same values in F32: the two
+    // models must be the same model (same fingerprint, same logits).
+    let dir = tempdir();
+    let mut f16_map = base();
+    let mut f32_map = base();
+    for (name, t) in f16_map.tensors.iter_mut() {
+        let vals = rwkv_model::tensor::to_f32(&fixture("x"), name, t).unwrap();
+        let halves: Vec<half::f16> = vals.iter().map(|&v| half::f16::from_f32(v)).collect();
+        t.dtype = DType::F16;
+        t.data = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let back = f32_map.tensors.get_mut(name).unwrap();
+        back.data = halves.iter().flat_map(|h| h.to_f32().to_le_bytes()).collect();
+    }
+    let (p16, p32) = (dir.join("m16.safetensors"), dir.join("m32.safetensors"));
+    write(&f16_map, &p16);
+    write(&f32_map, &p32);
+    let (a, b) = (Model::load(&p16).unwrap(), Model::load(&p32).unwrap());
+    assert_eq!(a.fingerprint(), b.fingerprint());
+    let toks: Vec<u32> = b"half precision".iter().map(|&x| x as u32).collect();
+    let (mut sa, mut sb) = (a.new_state(), b.new_state());
+    let la = a.forward_seq(&toks, &mut sa, rwkv_model::Logits::Last).unwrap();
+    let lb = b.forward_seq(&toks, &mut sb, rwkv_model::Logits::Last).unwrap();
+    assert_eq!(la, lb);
+}
