@@ -211,7 +211,7 @@ fn strip_boilerplate(dom: &Dom) {
     dom.select(
         "#cookie-banner, .cookie-banner, #cookies, .cookie-consent, .skip-link, .skip-to-content, \
          .breadcrumb, .breadcrumbs, #sidebar, .sidebar, .site-header, .site-footer, #footer, #header, \
-         .navbar, #navbar, .share-buttons, .social-share",
+         .navbar, #navbar, .share-buttons, .social-share, .mw-editsection",
     )
     .remove();
 }
