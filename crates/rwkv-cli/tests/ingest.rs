@@ -1,0 +1,90 @@
+//! Runs the real `rwkv-ingest` binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn ingest(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .args(args)
+        .current_dir(fixtures())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn list_prints_one_json_line_per_document_and_skip() {
+    let (code, lines, _) = ingest(&[
+        "--list",
+        "books/three.epub",
+        "code/logo.png",
+        "web/crawl.warc.gz",
+    ]);
+    assert_eq!(code, 0, "policy skips are not failures");
+    let doc = &lines[0];
+    assert_eq!(doc["type"], "document");
+    assert_eq!(doc["kind"], "book");
+    assert_eq!(doc["path"], "books/three.epub");
+    assert_eq!(doc["title"], "Three Chapters");
+    assert_eq!(doc["id"].as_str().unwrap().len(), 32);
+    assert!(doc["bytes"].as_u64().unwrap() > 1000 && doc["lines"].as_u64().unwrap() > 10);
+    let parts: Vec<_> = doc["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            "Chapter One: Arrival",
+            "Chapter Two: The Storm",
+            "Chapter Three: Departure"
+        ]
+    );
+    assert_eq!(lines[1]["type"], "skipped");
+    assert_eq!(lines[1]["reason"], "binary");
+    assert_eq!(lines[1]["input"], "code/logo.png");
+    assert_eq!(lines[2]["url"], "https://example.org/one");
+    assert_eq!(lines.len(), 6);
+}
+
+#[test]
+fn failed_inputs_exit_1_and_the_run_goes_on() {
+    let (code, lines, _) = ingest(&[
+        "--list",
+        "books/bad/not-a-zip.epub",
+        "no/such/dir",
+        "books/notes.md",
+    ]);
+    assert_eq!(code, 1);
+    let reasons: Vec<_> = lines
+        .iter()
+        .map(|l| l["reason"].as_str().unwrap_or("document"))
+        .collect();
+    assert_eq!(reasons, ["malformed", "unreadable", "document"]);
+}
+
+#[test]
+fn without_list_folding_is_not_pretended() {
+    let (code, lines, stderr) = ingest(&["code"]);
+    assert_eq!(code, 2);
+    assert!(lines.is_empty());
+    assert!(stderr.contains("not built yet"), "{stderr}");
+    let (code, _, stderr) = ingest(&["--list", "--include", "a[", "code"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("invalid glob"), "{stderr}");
+}
