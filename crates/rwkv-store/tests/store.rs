@@ -583,3 +583,47 @@ fn readers_share_the_store_with_one_writer() {
     drop(writer);
     assert_eq!(reader.stats().unwrap().documents, 2);
 }
+
+/// Runs in a child process (see `readers_and_writers_in_other_processes`); a no-op otherwise.
+#[test]
+fn child_process_role() {
+    let Ok(dir) = std::env::var("RWKV_STORE_TEST_CHILD_DIR") else {
+        return;
+    };
+    match std::env::var("RWKV_STORE_TEST_CHILD_ROLE").unwrap().as_str() {
+        "reader" => {
+            let store = Store::open_read_only(&dir, identity()).unwrap();
+            let docs = store.documents().unwrap();
+            assert_eq!(docs.len(), 1);
+            for c in store.checkpoints_of("a").unwrap() {
+                store.read_blob(&c.key).unwrap();
+            }
+        }
+        "writer" => {
+            let err = Store::open(&dir, identity()).err().expect("a second writer is refused");
+            assert!(matches!(err, Error::Busy { .. }), "{err}");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn readers_and_writers_in_other_processes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = Store::open(tmp.path(), identity()).unwrap();
+    commit(&writer, "a", "shared", 2);
+    for role in ["reader", "writer"] {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_process_role", "--test-threads=1"])
+            .env("RWKV_STORE_TEST_CHILD_DIR", tmp.path())
+            .env("RWKV_STORE_TEST_CHILD_ROLE", role)
+            .output()
+            .unwrap();
+        assert!(
+            status.status.success(),
+            "{role}: {}",
+            String::from_utf8_lossy(&status.stdout)
+        );
+    }
+    drop(writer);
+}
