@@ -627,3 +627,18 @@ fn readers_and_writers_in_other_processes() {
     }
     drop(writer);
 }
+
+#[test]
+fn store_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path(), identity()).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let store = &store;
+            s.spawn(move || commit(store, &format!("doc{i}"), "threaded", 2));
+        }
+    });
+    assert_eq!(store.stats().unwrap().checkpoints, 8);
+}
