@@ -101,15 +101,18 @@ fn value_residual_g<A: Arch>(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &
 }
 multiversion!(pub fn value_residual(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) => value_residual_g);
 
-/// Token shift for up to six mixes: for row `t`, `out[t] = x[t] + (prev − x[t]) · mix` where
-/// prev is the state's row for `t = 0`; the state then keeps the last row.
+/// Token shift for a block of rows `r0 ..` of the chunk `x` (all rows, `[T, C]`): for row `g`,
+/// `out = x[g] + (prev − x[g]) · mix` where prev is `x[g − 1]`, or the state's row for `g = 0`.
+/// Each `outs[m]` holds the block's rows only. The caller moves the chunk's last row into the
+/// state afterwards.
 #[inline(always)]
-fn shift_mix_g<A: Arch>(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) {
+fn shift_mix_g<A: Arch>(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) {
     let c = prev.len();
-    let t = x.len() / c;
-    for ti in 0..t {
-        let cur = &x[ti * c..(ti + 1) * c];
-        let p: &[f32] = if ti == 0 { prev } else { &x[(ti - 1) * c..ti * c] };
+    let rows = outs.first().map_or(0, |o| o.len() / c);
+    for ti in 0..rows {
+        let g = r0 + ti;
+        let cur = &x[g * c..(g + 1) * c];
+        let p: &[f32] = if g == 0 { prev } else { &x[(g - 1) * c..g * c] };
         for (mix, out) in mixes.iter().zip(outs.iter_mut()) {
             let out = &mut out[ti * c..(ti + 1) * c];
             for j in 0..c {
@@ -117,11 +120,8 @@ fn shift_mix_g<A: Arch>(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mu
             }
         }
     }
-    if t > 0 {
-        prev.copy_from_slice(&x[(t - 1) * c..t * c]);
-    }
 }
-multiversion!(pub fn shift_mix(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g);
+multiversion!(pub fn shift_mix(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g);
 
 /// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
 pub struct WkvInputs<'a> {
@@ -153,6 +153,65 @@ pub struct WkvInputs<'a> {
 /// per-`j` factors broadcast — no horizontal reductions — and copies it back at the end.
 #[inline(always)]
 fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
+    match inp.n {
+        64 => wkv_head_fixed::<A, 64>(inp, hi, s, o),
+        32 => wkv_head_fixed::<A, 32>(inp, hi, s, o),
+        _ => wkv_head_any::<A>(inp, hi, s, o),
+    }
+}
+
+/// [`wkv_head_g`] for a head size known at compile time: `sa`, `v` and the outputs live in
+/// registers, and one pass over the state per token does the update, the read-out and the
+/// next token's `sa = S·k̂` together.
+#[inline(always)]
+fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
+    let c = inp.c;
+    let mut st = vec![0f32; N * N];
+    for i in 0..N {
+        for j in 0..N {
+            st[j * N + i] = s[i * N + j];
+        }
+    }
+    let head = |x: &[f32], ti: usize| -> [f32; N] {
+        let base = ti * c + hi * N;
+        x[base..base + N].try_into().expect("head slice has N elements")
+    };
+    let mut sa = [0f32; N];
+    if inp.t > 0 {
+        let kk = head(inp.kk, 0);
+        for (row, &kj) in st.chunks_exact(N).zip(&kk) {
+            for i in 0..N {
+                sa[i] = A::fma(row[i], kj, sa[i]);
+            }
+        }
+    }
+    for ti in 0..inp.t {
+        let (r, w, k, v, b) = (head(inp.r, ti), head(inp.w, ti), head(inp.k, ti), head(inp.v, ti), head(inp.b, ti));
+        let kn = if ti + 1 < inp.t { head(inp.kk, ti + 1) } else { [0f32; N] };
+        let mut out = [0f32; N];
+        let mut sa_next = [0f32; N];
+        for (j, row) in st.chunks_exact_mut(N).enumerate() {
+            let (wj, nbj, kj, rj, knj) = (w[j], -b[j], k[j], r[j], kn[j]);
+            for i in 0..N {
+                let nv = A::fma(v[i], kj, A::fma(sa[i], nbj, row[i] * wj));
+                row[i] = nv;
+                out[i] = A::fma(nv, rj, out[i]);
+                sa_next[i] = A::fma(nv, knj, sa_next[i]);
+            }
+        }
+        o[ti * N..(ti + 1) * N].copy_from_slice(&out);
+        sa = sa_next;
+    }
+    for i in 0..N {
+        for j in 0..N {
+            s[i * N + j] = st[j * N + i];
+        }
+    }
+}
+
+/// [`wkv_head_g`] for any head size.
+#[inline(always)]
+fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
     let (c, n) = (inp.c, inp.n);
     let mut st = vec![0f32; n * n];
     for i in 0..n {
@@ -194,8 +253,9 @@ fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f
 }
 multiversion!(pub fn wkv_head(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) => wkv_head_g);
 
-/// Group norm per head (eps 64e-5) of the WKV outputs `o_heads` (`[H, T, N]`), plus the bonus
-/// `(Σ r·k·r_k) · v` per head, times the gate, into `out` (`[T, C]`).
+/// Group norm per head (eps 64e-5) of the WKV outputs `o_heads` (`[H, T_total, N]`), plus the
+/// bonus `(Σ r·k·r_k) · v` per head, times the gate, into `out`. `rows = (t0, T_total)`: the
+/// row blocks `r, k, v, g, out` start at chunk row `t0`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn mix_heads_g<A: Arch>(
@@ -207,16 +267,19 @@ fn mix_heads_g<A: Arch>(
     r_k: &[f32],
     lnx: (&[f32], &[f32]),
     n: usize,
+    rows: (usize, usize),
     out: &mut [f32],
 ) {
     let c = r_k.len();
     let h = c / n;
     let t = out.len() / c;
+    let (t0, t_total) = rows;
     for ti in 0..t {
         for hi in 0..h {
             let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
             let hc = hi * n..(hi + 1) * n;
-            let src = &o_heads[(hi * t + ti) * n..(hi * t + ti + 1) * n];
+            let src_row = hi * t_total + t0 + ti;
+            let src = &o_heads[src_row * n..(src_row + 1) * n];
             let dst = &mut out[cols.clone()];
             norm_into::<A>(src, 64e-5, &lnx.0[hc.clone()], &lnx.1[hc.clone()], dst);
             let (r, k, v, g) = (&r[cols.clone()], &k[cols.clone()], &v[cols.clone()], &g[cols]);
@@ -249,6 +312,7 @@ multiversion!(
         r_k: &[f32],
         lnx: (&[f32], &[f32]),
         n: usize,
+        rows: (usize, usize),
         out: &mut [f32],
     ) => mix_heads_g
 );

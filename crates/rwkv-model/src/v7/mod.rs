@@ -292,7 +292,7 @@ impl V7 {
         &self.cfg
     }
 
-    /// Keep bf16 copies of the large matrices for the one-token path (generation).
+    /// Keep bf16 copies of every matrix for the one-token path (generation).
     pub fn enable_bf16(&mut self) {
         for l in &mut self.layers {
             for m in [
@@ -302,8 +302,18 @@ impl V7 {
                 &mut l.wo,
                 &mut l.ffn_key,
                 &mut l.ffn_value,
+                &mut l.w1,
+                &mut l.w2,
+                &mut l.a1,
+                &mut l.a2,
+                &mut l.g1,
+                &mut l.g2,
             ] {
                 m.enable_bf16();
+            }
+            if let Some((_, v1, v2)) = &mut l.vres {
+                v1.enable_bf16();
+                v2.enable_bf16();
             }
         }
         self.head.enable_bf16();
@@ -357,21 +367,22 @@ impl V7 {
             let e = tok as usize * c;
             row.copy_from_slice(&self.emb[e..e + c]);
         }
+        let rp = rows_per_task(t, c);
         for (li, (layer, ls)) in self.layers.iter().zip(state.layers.iter_mut()).enumerate() {
             self.time_mix(li, layer, ls, t, sc);
             // Channel mix.
-            layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
-            shift_mix(
-                &sc.xx[..tc],
-                &mut ls.ffn_x,
-                &[&layer.ffn_mix],
-                &mut [&mut sc.mix[0][..tc]],
-            );
+            par_layer_norm(&sc.x[..tc], c, rp, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
+            let xx = &sc.xx[..tc];
+            let prev: &[f32] = &ls.ffn_x;
+            sc.mix[0][..tc].par_chunks_mut(rp * c).enumerate().for_each(|(bi, out)| {
+                shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
+            });
+            ls.ffn_x.copy_from_slice(&xx[tc - c..]);
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
-            relu_sq(&mut sc.ffn[..t * f]);
+            sc.ffn[..t * f].par_chunks_mut(rp * f).for_each(relu_sq);
             linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
-            add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
+            par_add(&mut sc.x[..tc], &sc.tmp[..tc], rp * c);
         }
     }
 
@@ -379,23 +390,26 @@ impl V7 {
         let cfg = &self.cfg;
         let (c, h, n) = (cfg.n_embd, cfg.n_head, cfg.head_size);
         let tc = t * c;
-        layer_norm_rows(&sc.x[..tc], c, &l.ln1_w, &l.ln1_b, &mut sc.xx[..tc]);
+        let rp = rows_per_task(t, c);
+        let bc = rp * c;
+        par_layer_norm(&sc.x[..tc], c, rp, &l.ln1_w, &l.ln1_b, &mut sc.xx[..tc]);
         {
-            let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+            let xx = &sc.xx[..tc];
+            let prev: &[f32] = &ls.att_x;
             let mixes: [&[f32]; 6] = [&l.mix[0], &l.mix[1], &l.mix[2], &l.mix[3], &l.mix[4], &l.mix[5]];
-            shift_mix(
-                &sc.xx[..tc],
-                &mut ls.att_x,
-                &mixes,
-                &mut [
-                    &mut m0[..tc],
-                    &mut m1[..tc],
-                    &mut m2[..tc],
-                    &mut m3[..tc],
-                    &mut m4[..tc],
-                    &mut m5[..tc],
-                ],
-            );
+            let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+            (
+                m0[..tc].par_chunks_mut(bc),
+                m1[..tc].par_chunks_mut(bc),
+                m2[..tc].par_chunks_mut(bc),
+                m3[..tc].par_chunks_mut(bc),
+                m4[..tc].par_chunks_mut(bc),
+                m5[..tc].par_chunks_mut(bc),
+            )
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(bi, (a, b, c_, d, e, f))| shift_mix(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f]));
+            ls.att_x.copy_from_slice(&xx[tc - c..]);
         }
         let [xr, xw, xk, xv, xa, xg] = &sc.mix;
         linear(&xr[..tc], t, &l.wr, &mut sc.r[..tc]);
@@ -405,29 +419,23 @@ impl V7 {
         // Decay: w = exp(-0.606531 * sigmoid(w0 + tanh(xw W1) W2)).
         let lo = &mut sc.lora[..t * cfg.d_decay];
         linear(&xw[..tc], t, &l.w1, lo);
-        tanh_inplace(lo);
+        lo.par_chunks_mut(rp * cfg.d_decay).for_each(tanh_inplace);
         linear(lo, t, &l.w2, &mut sc.w[..tc]);
-        decay(&mut sc.w[..tc], &l.w0);
+        sc.w[..tc].par_chunks_mut(bc).for_each(|w| decay(w, &l.w0));
         // In-context learning rate: a = sigmoid(a0 + xa A1 A2).
         let lo = &mut sc.lora[..t * cfg.d_aaa];
         linear(&xa[..tc], t, &l.a1, lo);
         linear(lo, t, &l.a2, &mut sc.a[..tc]);
-        sigmoid_bias(&mut sc.a[..tc], &l.a0);
+        sc.a[..tc].par_chunks_mut(bc).for_each(|a| sigmoid_bias(a, &l.a0));
         // Gate: g = sigmoid(xg G1) G2.
         let lo = &mut sc.lora[..t * cfg.d_gate];
         linear(&xg[..tc], t, &l.g1, lo);
-        sigmoid_inplace(lo);
+        lo.par_chunks_mut(rp * cfg.d_gate).for_each(sigmoid_inplace);
         linear(lo, t, &l.g2, &mut sc.g[..tc]);
 
-        prep_keys(
-            &mut sc.k[..tc],
-            &mut sc.kk[..tc],
-            &sc.a[..tc],
-            &mut sc.b[..tc],
-            &l.k_k,
-            &l.k_a,
-            n,
-        );
+        (sc.k[..tc].par_chunks_mut(bc), sc.kk[..tc].par_chunks_mut(bc), sc.a[..tc].par_chunks(bc), sc.b[..tc].par_chunks_mut(bc))
+            .into_par_iter()
+            .for_each(|(k, kk, a, b)| prep_keys(k, kk, a, b, &l.k_k, &l.k_a, n));
         // Value residual: layer 0 keeps its v; later layers mix towards it.
         match &l.vres {
             None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
@@ -435,7 +443,9 @@ impl V7 {
                 let lo = &mut sc.lora[..t * cfg.d_mv];
                 linear(&xv[..tc], t, v1, lo);
                 linear(lo, t, v2, &mut sc.tmp[..tc]);
-                value_residual(&mut sc.v[..tc], &sc.v_first[..tc], &sc.tmp[..tc], v0);
+                (sc.v[..tc].par_chunks_mut(bc), sc.v_first[..tc].par_chunks(bc), sc.tmp[..tc].par_chunks(bc))
+                    .into_par_iter()
+                    .for_each(|(v, vf, gate)| value_residual(v, vf, gate, v0));
             }
         }
         debug_assert!(li > 0 || l.vres.is_none());
@@ -464,20 +474,37 @@ impl V7 {
                 wkv_head(&inputs, hi, s, o);
             }
         }
-        mix_heads(
-            &sc.o_heads[..h * t * n],
-            &sc.r[..tc],
-            &sc.k[..tc],
-            &sc.v[..tc],
-            &sc.g[..tc],
-            &l.r_k,
-            (&l.lnx_w, &l.lnx_b),
-            n,
-            &mut sc.o[..tc],
-        );
+        let o_heads = &sc.o_heads[..h * t * n];
+        (
+            sc.o[..tc].par_chunks_mut(bc),
+            sc.r[..tc].par_chunks(bc),
+            sc.k[..tc].par_chunks(bc),
+            sc.v[..tc].par_chunks(bc),
+            sc.g[..tc].par_chunks(bc),
+        )
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(bi, (out, r, k, v, g))| {
+                mix_heads(o_heads, r, k, v, g, &l.r_k, (&l.lnx_w, &l.lnx_b), n, (bi * rp, t), out)
+            });
         linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
-        add_into(&mut sc.x[..tc], &sc.tmp[..tc]);
+        par_add(&mut sc.x[..tc], &sc.tmp[..tc], bc);
     }
+}
+
+/// Rows per parallel task for element-wise work on `t` rows of width `c`: all rows in one task
+/// when the work is too small to be worth a thread hand-off.
+fn rows_per_task(t: usize, c: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if threads <= 1 || t * c < 32 * 1024 { t.max(1) } else { t.div_ceil(threads).max(1) }
+}
+
+fn par_layer_norm(x: &[f32], c: usize, rp: usize, w: &[f32], b: &[f32], y: &mut [f32]) {
+    x.par_chunks(rp * c).zip(y.par_chunks_mut(rp * c)).for_each(|(x, y)| layer_norm_rows(x, c, w, b, y));
+}
+
+fn par_add(x: &mut [f32], y: &[f32], block: usize) {
+    x.par_chunks_mut(block).zip(y.par_chunks(block)).for_each(|(x, y)| add_into(x, y));
 }
 
 /// Buffers for one chunk, allocated once per forward call and reused for every chunk.

@@ -1,0 +1,239 @@
+//! Public-API tests of the index: add, search, replace, remove, recovery, identifier search.
+
+use std::fs;
+
+use rwkv_index::{Index, OpenOutcome, Segment};
+
+fn seg(doc: &str, seq: u64, text: &str) -> Segment {
+    Segment {
+        doc_id: doc.into(),
+        path: format!("crates/{doc}/src/lib.rs"),
+        title: format!("{doc} library"),
+        text: text.into(),
+        line_start: seq * 10 + 1,
+        line_end: seq * 10 + 10,
+        checkpoint: (seq > 0).then(|| format!("{:064x}", seq)),
+        seq,
+    }
+}
+
+fn corpus() -> Vec<Segment> {
+    vec![
+        seg(
+            "reader",
+            0,
+            "pub fn fold_document(model: &Model, tokens: &[u32]) -> State { todo!() }",
+        ),
+        seg(
+            "reader",
+            1,
+            "Checkpoints are emitted at every part boundary and every N tokens.",
+        ),
+        seg(
+            "store",
+            0,
+            "The manifest lives in redb; blobs are content addressed safetensors files.",
+        ),
+        seg(
+            "web",
+            0,
+            "struct FoldDocument { spans: Vec<Span> } impl FoldDocument { fn run(&self) {} }",
+        ),
+        seg(
+            "book",
+            0,
+            "It was the best of times, it was the worst of times, it was the age of wisdom.",
+        ),
+    ]
+}
+
+fn ids(hits: &[rwkv_index::Hit]) -> Vec<String> {
+    hits.iter().map(|h| format!("{}#{}", h.doc_id, h.seq)).collect()
+}
+
+#[test]
+fn add_search_replace_remove() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut index, outcome) = Index::open_or_create(tmp.path().join("index")).unwrap();
+    assert_eq!(outcome, OpenOutcome::Fresh);
+    assert!(outcome.needs_rebuild());
+    for doc in ["reader", "store", "web", "book"] {
+        let segs: Vec<_> = corpus().into_iter().filter(|s| s.doc_id == doc).collect();
+        index.add_document_segments(doc, segs).unwrap();
+    }
+    index.commit().unwrap();
+    assert_eq!(index.num_segments(), 5);
+
+    let hits = index.search("manifest redb", 10).unwrap();
+    assert_eq!(ids(&hits), ["store#0"]);
+    let h = &hits[0];
+    assert_eq!(h.path, "crates/store/src/lib.rs");
+    assert_eq!(h.title, "store library");
+    assert_eq!((h.line_start, h.line_end), (1, 10));
+    assert_eq!(h.checkpoint, None);
+    assert!(h.score > 0.0);
+    assert!(h.snippet.contains("manifest"), "{}", h.snippet);
+
+    let hits = index.search("part boundary", 10).unwrap();
+    assert_eq!(ids(&hits)[0], "reader#1");
+    assert_eq!(hits[0].checkpoint.as_deref(), Some(format!("{:064x}", 1).as_str()));
+
+    // Replace: the document's old segments are gone, the new ones are found.
+    index
+        .add_document_segments(
+            "store",
+            vec![seg("store", 0, "Now the manifest is a journal of zebras.")],
+        )
+        .unwrap();
+    index.commit().unwrap();
+    assert!(index.search("redb", 10).unwrap().is_empty());
+    assert_eq!(ids(&index.search("zebras", 10).unwrap()), ["store#0"]);
+    assert_eq!(index.num_segments(), 5);
+
+    index.remove_document("reader").unwrap();
+    index.commit().unwrap();
+    assert!(index.search("boundary", 10).unwrap().is_empty());
+    assert_eq!(index.num_segments(), 3);
+
+    // Reopening finds the committed state.
+    drop(index);
+    let (index, outcome) = Index::open_or_create(tmp.path().join("index")).unwrap();
+    assert_eq!(outcome, OpenOutcome::Existing);
+    assert_eq!(index.num_segments(), 3);
+    assert_eq!(ids(&index.search("zebras", 10).unwrap()), ["store#0"]);
+}
+
+#[test]
+fn any_user_text_is_a_valid_query() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::rebuild(tmp.path(), corpus()).unwrap();
+    for q in [
+        "\"",
+        "(",
+        ")",
+        ":",
+        "title:",
+        "AND",
+        "OR NOT",
+        "*",
+        "^2",
+        "[1 TO",
+        "{",
+        "-",
+        "+",
+        "\\",
+        "~",
+        "a:b:c",
+        "fold(",
+        "\"unterminated phrase",
+        "nosuchfield:x",
+        "seq:abc",
+        "line_start:>",
+        "((((",
+        "über 日本語",
+    ] {
+        index.search(q, 5).unwrap_or_else(|e| panic!("query {q:?}: {e}"));
+        index
+            .search_path_or_symbol(q, 5)
+            .unwrap_or_else(|e| panic!("query {q:?}: {e}"));
+    }
+    assert!(index.search("", 5).unwrap().is_empty());
+    assert!(index.search("times", 0).unwrap().is_empty());
+    // Syntax still works where it parses.
+    assert_eq!(ids(&index.search("title:book", 5).unwrap()), ["book#0"]);
+    assert_eq!(ids(&index.search("\"worst of times\"", 5).unwrap()), ["book#0"]);
+}
+
+#[test]
+fn identifiers_match_in_any_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = Index::rebuild(tmp.path(), corpus()).unwrap();
+    for q in [
+        "fold document",
+        "fold_document",
+        "FoldDocument",
+        "folddocument",
+        "foldDocument",
+    ] {
+        let found = ids(&index.search(q, 10).unwrap());
+        assert!(found.contains(&"reader#0".to_string()), "{q}: {found:?}");
+        assert!(found.contains(&"web#0".to_string()), "{q}: {found:?}");
+        let found = ids(&index.search_path_or_symbol(q, 10).unwrap());
+        assert!(found[..2].contains(&"reader#0".to_string()), "{q}: {found:?}");
+    }
+    // Path matches: the exact path first.
+    let hits = index.search_path_or_symbol("crates/book/src/lib.rs", 5).unwrap();
+    assert_eq!(ids(&hits)[0], "book#0");
+    let hits = index.search_path_or_symbol("store", 5).unwrap();
+    assert_eq!(ids(&hits)[0], "store#0");
+}
+
+#[test]
+fn deleted_or_corrupted_index_is_recreated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("index");
+    drop(Index::rebuild(&dir, corpus()).unwrap());
+
+    // Deleted.
+    fs::remove_dir_all(&dir).unwrap();
+    let (index, outcome) = Index::open_or_create(&dir).unwrap();
+    assert_eq!(outcome, OpenOutcome::Fresh);
+    assert_eq!(index.num_segments(), 0);
+    drop(index);
+
+    // Garbage meta.json.
+    drop(Index::rebuild(&dir, corpus()).unwrap());
+    fs::write(dir.join("meta.json"), b"{ not json").unwrap();
+    assert!(Index::open_read_only(&dir).is_err());
+    let (index, outcome) = Index::open_or_create(&dir).unwrap();
+    assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
+    assert_eq!(index.num_segments(), 0);
+    drop(index);
+
+    // A damaged segment file.
+    drop(Index::rebuild(&dir, corpus()).unwrap());
+    let victim = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "store"))
+        .expect("a .store file");
+    let mut bytes = fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&victim, &bytes).unwrap();
+    let (index, outcome) = Index::open_or_create(&dir).unwrap();
+    match &outcome {
+        OpenOutcome::Rebuilt { reason } => assert!(reason.contains("damaged"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    drop(index);
+
+    // Refilled from the segments (as ingest does from the store), it searches again.
+    let index = Index::rebuild(&dir, corpus()).unwrap();
+    assert_eq!(index.num_segments(), 5);
+    assert_eq!(ids(&index.search("wisdom", 5).unwrap()), ["book#0"]);
+}
+
+#[test]
+fn reader_follows_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut writer, _) = Index::open_or_create(tmp.path()).unwrap();
+    writer
+        .add_document_segments("book", vec![seg("book", 0, "call me ishmael")])
+        .unwrap();
+    writer.commit().unwrap();
+    let reader = Index::open_read_only(tmp.path()).unwrap();
+    assert_eq!(ids(&reader.search("ishmael", 5).unwrap()), ["book#0"]);
+    assert!(matches!(reader.search("whale", 5), Ok(h) if h.is_empty()));
+    writer
+        .add_document_segments("moby", vec![seg("moby", 0, "the white whale")])
+        .unwrap();
+    writer.commit().unwrap();
+    reader.reload().unwrap();
+    assert_eq!(ids(&reader.search("whale", 5).unwrap()), ["moby#0"]);
+    // A second writer is refused without touching the index.
+    assert!(Index::open_or_create(tmp.path()).is_err());
+    assert_eq!(writer.num_segments(), 2);
+    let again = Index::open_read_only(tmp.path()).unwrap();
+    assert_eq!(ids(&again.search("whale", 5).unwrap()), ["moby#0"]);
+}
