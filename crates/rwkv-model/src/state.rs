@@ -5,15 +5,17 @@
 //! fingerprint, the tokenizer and the number of tokens consumed; loading checks all of them,
 //! so a state can never be resumed on a model it was not made with.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 
 /// The format written in state files' `format` metadata.
 pub const STATE_FORMAT: &str = "rwkv-reader-state";
+/// Metadata key holding the blake3 of a state file's tensor data.
+pub const DATA_CHECKSUM_KEY: &str = "data_blake3";
 /// The current state file version.
 pub const STATE_FORMAT_VERSION: u32 = 1;
 
@@ -63,6 +65,10 @@ pub struct StateInfo {
     pub tokens: u64,
     /// File format version.
     pub format_version: u32,
+    /// blake3 of the tensor data, when the file records it.
+    pub data_checksum: Option<String>,
+    /// Every metadata entry of the file (including the ones above).
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl State {
@@ -127,29 +133,17 @@ impl State {
     /// state was taken). Extra keys never override the state's own keys.
     pub fn to_bytes_with(&self, spec: &StateSpec, tokenizer: &str, extra: &[(String, String)]) -> Vec<u8> {
         let (h, n) = (spec.n_head, spec.head_size);
-        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(self.layers.len() * 3);
+        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::with_capacity(self.layers.len() * 3);
         for (i, l) in self.layers.iter().enumerate() {
-            named.push((
-                format!("blocks.{i}.att_x_prev"),
-                vec![l.att_x.len()],
-                le_bytes(&l.att_x),
-            ));
-            named.push((format!("blocks.{i}.att_kv"), vec![h, n, n], le_bytes(&l.wkv)));
-            named.push((
-                format!("blocks.{i}.ffn_x_prev"),
-                vec![l.ffn_x.len()],
-                le_bytes(&l.ffn_x),
-            ));
+            tensors.push((format!("blocks.{i}.att_x_prev"), vec![l.att_x.len()], &l.att_x));
+            tensors.push((format!("blocks.{i}.att_kv"), vec![h, n, n], &l.wkv));
+            tensors.push((format!("blocks.{i}.ffn_x_prev"), vec![l.ffn_x.len()], &l.ffn_x));
         }
-        let views: Vec<(String, TensorView<'_>)> = named
-            .iter()
-            .map(|(k, s, d)| {
-                // Shapes and byte lengths are built together above, so this cannot fail.
-                let v = TensorView::new(Dtype::F32, s.clone(), d).expect("state tensor shape matches its bytes");
-                (k.clone(), v)
-            })
-            .collect();
-        let meta: HashMap<String, String> = [
+        let mut data = Vec::with_capacity(self.byte_len());
+        for (_, _, v) in &tensors {
+            data.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        let mut meta: BTreeMap<String, String> = [
             ("format", STATE_FORMAT.to_string()),
             ("format_version", STATE_FORMAT_VERSION.to_string()),
             ("model", spec.fingerprint.clone()),
@@ -159,16 +153,47 @@ impl State {
             ("n_embd", spec.n_embd.to_string()),
             ("n_head", spec.n_head.to_string()),
             ("head_size", spec.head_size.to_string()),
+            (DATA_CHECKSUM_KEY, blake3::hash(&data).to_hex().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let mut meta = meta;
         for (k, v) in extra {
             meta.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        // Serialization of in-memory views with valid shapes does not fail.
-        safetensors::serialize(views, Some(meta)).expect("serializing an in-memory state")
+        // The safetensors layout, written by hand so the bytes are deterministic (the
+        // safetensors crate orders metadata by hash map): u64 header length, a JSON header with
+        // `__metadata__` first (sorted keys) and the tensors in file order, padded with spaces
+        // to a multiple of 8, then the data.
+        let js = |x: &str| serde_json::to_string(x).unwrap_or_else(|_| "\"\"".into());
+        let mut header = String::from("{\"__metadata__\":{");
+        for (i, (k, v)) in meta.iter().enumerate() {
+            if i > 0 {
+                header.push(',');
+            }
+            header.push_str(&format!("{}:{}", js(k), js(v)));
+        }
+        header.push('}');
+        let mut offset = 0usize;
+        for (name, shape, v) in &tensors {
+            let end = offset + v.len() * 4;
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            header.push_str(&format!(
+                ",{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+                js(name),
+                dims.join(",")
+            ));
+            offset = end;
+        }
+        header.push('}');
+        while (header.len() + 8) % 8 != 0 {
+            header.push(' ');
+        }
+        let mut out = Vec::with_capacity(8 + header.len() + data.len());
+        out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&data);
+        out
     }
 
     /// Read only the metadata of a state file's bytes.
@@ -196,6 +221,8 @@ impl State {
             tokenizer: get("tokenizer")?,
             tokens: get("tokens")?.parse().map_err(|_| bad("bad `tokens`".into()))?,
             format_version,
+            data_checksum: md.get(DATA_CHECKSUM_KEY).cloned(),
+            metadata: md.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         })
     }
 
@@ -228,6 +255,13 @@ impl State {
             )));
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("damaged state: {e}")))?;
+        if let Some(want) = &info.data_checksum {
+            let (n, _) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("damaged state: {e}")))?;
+            let data = bytes.get(8 + n..).unwrap_or_default();
+            if blake3::hash(data).to_hex().as_str() != want {
+                return Err(bad("tensor data does not match its checksum (damaged file)".into()));
+            }
+        }
         let mut state = State::zeros(spec);
         state.tokens = info.tokens;
         for (i, l) in state.layers.iter_mut().enumerate() {
@@ -282,8 +316,4 @@ impl State {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(path, &bytes, spec, tokenizer)
     }
-}
-
-fn le_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }

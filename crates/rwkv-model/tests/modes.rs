@@ -176,3 +176,25 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn state_bytes_are_deterministic_and_checksummed() {
+    let m = model("random-x070-C64-L2-H4N16.safetensors");
+    let mut s = m.new_state();
+    m.forward_seq(&text_tokens(33), &mut s, Logits::None).unwrap();
+    let extra = vec![("doc_id".to_string(), "abc".to_string()), ("seq".to_string(), "3".to_string())];
+    let a = s.to_bytes_with(&m.state_spec(), "bytes", &extra);
+    let b = s.clone().to_bytes_with(&m.state_spec(), "bytes", &extra);
+    assert_eq!(a, b, "same state, same bytes");
+    let path = std::path::Path::new("mem");
+    let (back, info) = State::from_bytes(path, &a, &m.state_spec(), None).unwrap();
+    assert!(back.bit_eq(&s));
+    assert_eq!(info.metadata.get("doc_id").map(String::as_str), Some("abc"));
+    assert!(info.data_checksum.is_some());
+    // A flipped bit in the tensor data is caught by the checksum.
+    let mut bad = a.clone();
+    let last = bad.len() - 3;
+    bad[last] ^= 0x10;
+    let err = State::from_bytes(path, &bad, &m.state_spec(), None).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+}
