@@ -39,17 +39,26 @@ impl Rng {
 fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
-const EXTS: &[&str] = &["rs", "py", "ts", "go", "c", "h", "md", "json", "toml", "java", "js", "txt"];
+const EXTS: &[&str] = &[
+    "rs", "py", "ts", "go", "c", "h", "md", "json", "toml", "java", "js", "txt",
+];
 
 /// Writes the tree; returns (files written, bytes written).
 fn generate(root: &Path, files: u64, total_bytes: u64, seed: u64) -> (u64, u64) {
     let mut rng = Rng(seed.max(1));
     // A 4 MiB pool of source-like lines; files are slices of it with a unique header.
-    let words = ["let", "value", "return", "fn", "struct", "match", "self", "impl", "for", "in", "if", "else", "token", "state", "reader", "chunk"];
+    let words = [
+        "let", "value", "return", "fn", "struct", "match", "self", "impl", "for", "in", "if", "else", "token", "state",
+        "reader", "chunk",
+    ];
     let mut pool = String::with_capacity(4 << 20);
     while pool.len() < (4 << 20) {
         let indent = "    ".repeat(rng.below(4) as usize);
@@ -84,7 +93,8 @@ fn generate(root: &Path, files: u64, total_bytes: u64, seed: u64) -> (u64, u64) 
         };
         let mut f = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(dir.join(&name)).unwrap());
         if name.ends_with(".bin") {
-            f.write_all(&[0u8, 1, 2, 3, 0, 255].repeat(size as usize / 6 + 1)).unwrap();
+            f.write_all(&[0u8, 1, 2, 3, 0, 255].repeat(size as usize / 6 + 1))
+                .unwrap();
         } else {
             writeln!(f, "// file {i} seed {seed}").unwrap();
             let mut left = size as usize;
@@ -107,7 +117,12 @@ fn generate(root: &Path, files: u64, total_bytes: u64, seed: u64) -> (u64, u64) 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let files: u64 = arg("--files").map_or(30_000, |v| v.parse().expect("--files N"));
     let gib: f64 = arg("--gib").map_or(2.0, |v| v.parse().expect("--gib X"));
     let seed: u64 = arg("--seed").map_or(7, |v| v.parse().expect("--seed N"));
@@ -124,7 +139,12 @@ fn main() {
             std::fs::create_dir_all(&root).unwrap();
             let t = Instant::now();
             let (n, b) = generate(&root, files, (gib * (1u64 << 30) as f64) as u64, seed);
-            println!("generated {n} files, {:.2} GiB in {:.1} s at {}", b as f64 / (1u64 << 30) as f64, t.elapsed().as_secs_f64(), root.display());
+            println!(
+                "generated {n} files, {:.2} GiB in {:.1} s at {}",
+                b as f64 / (1u64 << 30) as f64,
+                t.elapsed().as_secs_f64(),
+                root.display()
+            );
             (root, if keep { None } else { Some(tmp) })
         }
     };
@@ -132,10 +152,16 @@ fn main() {
         std::mem::forget(_tmp);
     }
     let rss_before = status_kib("VmRSS:");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let t = Instant::now();
     let (docs, skipped, text_bytes, lines, samples) = rt.block_on(async {
-        let mut stream = Sources::new(opts.clone()).unwrap().input(Input::Path(root.clone())).stream();
+        let mut stream = Sources::new(opts.clone())
+            .unwrap()
+            .input(Input::Path(root.clone()))
+            .stream();
         let (mut docs, mut skipped, mut text_bytes, mut lines) = (0u64, 0u64, 0u64, 0u64);
         let mut samples = Vec::new();
         while let Some(item) = stream.next().await {
@@ -154,8 +180,20 @@ fn main() {
         (docs, skipped, text_bytes, lines, samples)
     });
     let secs = t.elapsed().as_secs_f64();
-    println!("jobs {}: {docs} documents ({skipped} skipped), {:.2} GiB of text, {lines} lines in {secs:.1} s", opts.jobs, text_bytes as f64 / (1u64 << 30) as f64);
-    println!("{:.0} documents/s, {:.0} MiB/s", docs as f64 / secs, text_bytes as f64 / (1u64 << 20) as f64 / secs);
-    println!("RSS before streaming {} MiB; samples (items, RSS MiB): {:?}", rss_before / 1024, samples.iter().map(|(n, k)| (*n, k / 1024)).collect::<Vec<_>>());
+    println!(
+        "jobs {}: {docs} documents ({skipped} skipped), {:.2} GiB of text, {lines} lines in {secs:.1} s",
+        opts.jobs,
+        text_bytes as f64 / (1u64 << 30) as f64
+    );
+    println!(
+        "{:.0} documents/s, {:.0} MiB/s",
+        docs as f64 / secs,
+        text_bytes as f64 / (1u64 << 20) as f64 / secs
+    );
+    println!(
+        "RSS before streaming {} MiB; samples (items, RSS MiB): {:?}",
+        rss_before / 1024,
+        samples.iter().map(|(n, k)| (*n, k / 1024)).collect::<Vec<_>>()
+    );
     println!("peak RSS (VmHWM) {} MiB", status_kib("VmHWM:") / 1024);
 }

@@ -92,8 +92,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("unknown size unit in `{s}` (use K, M or G)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {

@@ -27,12 +27,7 @@ fn ingest(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
 
 #[test]
 fn list_prints_one_json_line_per_document_and_skip() {
-    let (code, lines, _) = ingest(&[
-        "--list",
-        "books/three.epub",
-        "code/logo.png",
-        "web/crawl.warc.gz",
-    ]);
+    let (code, lines, _) = ingest(&["--list", "books/three.epub", "code/logo.png", "web/crawl.warc.gz"]);
     assert_eq!(code, 0, "policy skips are not failures");
     let doc = &lines[0];
     assert_eq!(doc["type"], "document");
@@ -64,12 +59,7 @@ fn list_prints_one_json_line_per_document_and_skip() {
 
 #[test]
 fn failed_inputs_exit_1_and_the_run_goes_on() {
-    let (code, lines, _) = ingest(&[
-        "--list",
-        "books/bad/not-a-zip.epub",
-        "no/such/dir",
-        "books/notes.md",
-    ]);
+    let (code, lines, _) = ingest(&["--list", "books/bad/not-a-zip.epub", "no/such/dir", "books/notes.md"]);
     assert_eq!(code, 1);
     let reasons: Vec<_> = lines
         .iter()

@@ -312,6 +312,23 @@ impl Index {
         self.reader.reload().map_err(|e| tantivy_err(&self.dir, e))
     }
 
+    /// The ids of every document with at least one committed segment.
+    pub fn document_ids(&self) -> Result<std::collections::BTreeSet<String>> {
+        use tantivy::schema::Value;
+        let searcher = self.reader.searcher();
+        let docs = searcher
+            .search(&tantivy::query::AllQuery, &tantivy::collector::DocSetCollector)
+            .map_err(|e| tantivy_err(&self.dir, e))?;
+        let mut ids = std::collections::BTreeSet::new();
+        for addr in docs {
+            let doc: TantivyDocument = searcher.doc(addr).map_err(|e| tantivy_err(&self.dir, e))?;
+            if let Some(id) = doc.get_first(self.fields.doc_id).and_then(|v| v.as_str()) {
+                ids.insert(id.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
     /// Segments indexed.
     pub fn num_segments(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -325,6 +342,26 @@ impl Index {
             return Ok(Vec::new());
         }
         let q = self.parse(query);
+        let hits = self.run(&*q, k)?;
+        if !hits.is_empty() {
+            return Ok(hits);
+        }
+        // Identifiers such as `fold_document` or `a::b` become phrases of their parts, which
+        // can miss; retry with their parts as plain words.
+        let words: String = query
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c.is_whitespace() {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        if words.split_whitespace().next().is_none() || words == query {
+            return Ok(hits);
+        }
+        let q = self.parse(&words);
         self.run(&*q, k)
     }
 

@@ -182,7 +182,10 @@ fn state_bytes_are_deterministic_and_checksummed() {
     let m = model("random-x070-C64-L2-H4N16.safetensors");
     let mut s = m.new_state();
     m.forward_seq(&text_tokens(33), &mut s, Logits::None).unwrap();
-    let extra = vec![("doc_id".to_string(), "abc".to_string()), ("seq".to_string(), "3".to_string())];
+    let extra = vec![
+        ("doc_id".to_string(), "abc".to_string()),
+        ("seq".to_string(), "3".to_string()),
+    ];
     let a = s.to_bytes_with(&m.state_spec(), "bytes", &extra);
     let b = s.clone().to_bytes_with(&m.state_spec(), "bytes", &extra);
     assert_eq!(a, b, "same state, same bytes");

@@ -105,6 +105,8 @@ pub struct Checkpoint {
     pub span_hash: [u8; 32],
     /// The state after those tokens.
     pub state: State,
+    /// Whether this is the document's last checkpoint.
+    pub is_last: bool,
 }
 
 /// One planned piece of a document: the tokens between two checkpoints.
@@ -281,13 +283,27 @@ impl<'m> Reader<'m> {
             line: 1,
             span_hash: span_hash(&pre),
             state,
+            is_last: false,
         })
     }
 
     /// Fold `doc` whole, giving every checkpoint to `sink` in order (the start first). The
     /// sink may stop the fold by returning `ControlFlow::Break`.
-    pub fn fold(&self, doc: &DocInput<'_>, mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>) -> Result<FoldSummary> {
-        let start = self.start(doc)?;
+    pub fn fold(&self, doc: &DocInput<'_>, sink: impl FnMut(Checkpoint) -> ControlFlow<()>) -> Result<FoldSummary> {
+        let plan = self.plan(doc);
+        self.fold_planned(doc, &plan, sink)
+    }
+
+    /// [`Reader::fold`] with the plan already made by [`Reader::plan`] (so a caller that needs
+    /// the plan, e.g. to know the token count up front, tokenizes once).
+    pub fn fold_planned(
+        &self,
+        doc: &DocInput<'_>,
+        plan: &[Piece],
+        mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
+    ) -> Result<FoldSummary> {
+        let mut start = self.start(doc)?;
+        start.is_last = plan.is_empty();
         let preamble_tokens = start.state.tokens;
         let resume = ResumePoint {
             seq: 0,
@@ -303,7 +319,7 @@ impl<'m> Reader<'m> {
                 ..Default::default()
             });
         }
-        let mut s = self.fold_from(doc, resume, sink)?;
+        let mut s = self.fold_rest(doc, plan, resume, sink)?;
         s.preamble_tokens = preamble_tokens;
         s.checkpoints += 1;
         Ok(s)
@@ -315,9 +331,19 @@ impl<'m> Reader<'m> {
         &self,
         doc: &DocInput<'_>,
         from: ResumePoint,
-        mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
+        sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
     ) -> Result<FoldSummary> {
         let plan = self.plan(doc);
+        self.fold_rest(doc, &plan, from, sink)
+    }
+
+    fn fold_rest(
+        &self,
+        doc: &DocInput<'_>,
+        plan: &[Piece],
+        from: ResumePoint,
+        mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
+    ) -> Result<FoldSummary> {
         let mut idx = 0;
         let mut tok = 0u64;
         while idx < plan.len() && (plan[idx].bytes.start < from.byte_offset || tok < from.token_offset) {
@@ -352,6 +378,7 @@ impl<'m> Reader<'m> {
                 line: lines.line_of(piece.bytes.end),
                 span_hash: span_hash(&piece.tokens),
                 state: state.clone(),
+                is_last: seq as usize == plan.len(),
             };
             if sink(cp).is_break() {
                 summary.stopped = true;

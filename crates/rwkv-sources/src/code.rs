@@ -50,23 +50,14 @@ pub fn code_document(path: &Path, rel: &str, source: &str, opts: &Options) -> Re
 }
 
 /// As [`code_document`], for bytes already read.
-pub(crate) fn code_document_from_bytes(
-    path: &Path,
-    rel: &str,
-    source: &str,
-    bytes: &[u8],
-) -> Result<Document> {
+pub(crate) fn code_document_from_bytes(path: &Path, rel: &str, source: &str, bytes: &[u8]) -> Result<Document> {
     let at = display_path(path);
     if looks_binary(bytes) {
         return Err(Error::Binary { at });
     }
     let (text, decoding) = decode_text(bytes);
     let language = language_of(path);
-    let title = if rel.is_empty() {
-        at.clone()
-    } else {
-        rel.to_string()
-    };
+    let title = if rel.is_empty() { at.clone() } else { rel.to_string() };
     let starts = if language == Some("Markdown") {
         crate::book::plain::markdown_parts(&text).1
     } else {

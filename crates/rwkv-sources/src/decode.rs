@@ -83,11 +83,7 @@ fn decode_as(enc: &'static Encoding, bytes: &[u8]) -> (String, Decoding) {
         (out, replaced)
     } else {
         let (cow, had_errors) = enc.decode_without_bom_handling(bytes);
-        let replaced = if had_errors {
-            cow.matches('\u{FFFD}').count()
-        } else {
-            0
-        };
+        let replaced = if had_errors { cow.matches('\u{FFFD}').count() } else { 0 };
         (cow.into_owned(), replaced)
     };
     (
@@ -129,8 +125,7 @@ pub fn meta_charset(bytes: &[u8]) -> Option<&'static Encoding> {
             i = find(head, i + 4, b"-->").map_or(head.len(), |e| e + 3);
             continue;
         }
-        if head[i] == b'<' && head.len() - i > 5 && head[i + 1..i + 5].eq_ignore_ascii_case(b"meta")
-        {
+        if head[i] == b'<' && head.len() - i > 5 && head[i + 1..i + 5].eq_ignore_ascii_case(b"meta") {
             let end = find(head, i, b">").unwrap_or(head.len());
             let tag = head[i + 5..end].to_ascii_lowercase();
             if let Some(enc) = charset_in_tag(&tag) {
@@ -192,20 +187,14 @@ mod tests {
             meta_charset(b"<meta charset='shift_jis'/>").unwrap().name(),
             "Shift_JIS"
         );
-        assert_eq!(
-            meta_charset(b"<meta charset=utf-16>").unwrap().name(),
-            "UTF-8"
-        );
+        assert_eq!(meta_charset(b"<meta charset=utf-16>").unwrap().name(), "UTF-8");
         assert!(meta_charset(b"<p>charset=koi8-r</p>").is_none());
     }
 
     #[test]
     fn decoding_rules() {
         let (s, d) = decode_text(b"caf\xc3\xa9 \xff ok \xc3\xa9");
-        assert_eq!(
-            (s.as_str(), d.encoding, d.replaced),
-            ("café \u{FFFD} ok é", "UTF-8", 1)
-        );
+        assert_eq!((s.as_str(), d.encoding, d.replaced), ("café \u{FFFD} ok é", "UTF-8", 1));
         let (s, d) = decode_text(b"Fran\xe7ais, na\xefve, \xe9t\xe9 et c\xe6tera\r\n");
         assert_eq!(
             (s.as_str(), d.encoding, d.replaced),

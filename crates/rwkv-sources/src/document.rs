@@ -194,11 +194,7 @@ impl Document {
     /// de-duplicated (the later title wins over an empty earlier part); a first part at 0 is
     /// added (titled like the document) if the first start is later. Returns `None` for empty
     /// (all-whitespace) text.
-    pub(crate) fn new(
-        meta: DocParts,
-        text: String,
-        mut starts: Vec<(String, usize)>,
-    ) -> Option<Self> {
+    pub(crate) fn new(meta: DocParts, text: String, mut starts: Vec<(String, usize)>) -> Option<Self> {
         if text.trim().is_empty() {
             return None;
         }
@@ -223,11 +219,7 @@ impl Document {
                         last.title = format!("{} / {}", last.title, title);
                     }
                 }
-                _ => parts.push(Part {
-                    title,
-                    start,
-                    end: len,
-                }),
+                _ => parts.push(Part { title, start, end: len }),
             }
         }
         if parts.first().is_none_or(|p| p.start > 0) {
@@ -353,12 +345,7 @@ mod tests {
         let text = "intro\nCHAPTER I\nbody\nCHAPTER II\nmore\n".to_string();
         let a = text.find("CHAPTER I\n").unwrap();
         let b = text.find("CHAPTER II").unwrap();
-        let d = Document::new(
-            meta(),
-            text.clone(),
-            vec![("II".into(), b), ("I".into(), a)],
-        )
-        .unwrap();
+        let d = Document::new(meta(), text.clone(), vec![("II".into(), b), ("I".into(), a)]).unwrap();
         assert_eq!(d.parts.len(), 3);
         assert_eq!(
             d.parts[0],

@@ -222,10 +222,7 @@ impl Sources {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
         })
         .flatten();
-        tasks
-            .map(move |task| run(task, ctx.clone()))
-            .buffered(jobs)
-            .boxed()
+        tasks.map(move |task| run(task, ctx.clone())).buffered(jobs).boxed()
     }
 }
 
@@ -254,12 +251,7 @@ fn canonical(p: &Path) -> Arc<str> {
     Arc::from(c.to_string_lossy().as_ref())
 }
 
-fn plan_path(
-    p: &Path,
-    opts: &Options,
-    globs: &Arc<Globs>,
-    send: &dyn Fn(Task) -> ControlFlow<()>,
-) -> ControlFlow<()> {
+fn plan_path(p: &Path, opts: &Options, globs: &Arc<Globs>, send: &dyn Fn(Task) -> ControlFlow<()>) -> ControlFlow<()> {
     let meta = match std::fs::metadata(p) {
         Ok(m) => m,
         Err(e) => return send(Task::Failed(Error::io(display_path(p), e))),
@@ -278,69 +270,54 @@ fn plan_path(
         });
     }
     if !meta.is_dir() {
-        return send(Task::Failed(Error::NotRegular {
-            at: display_path(p),
-        }));
+        return send(Task::Failed(Error::NotRegular { at: display_path(p) }));
     }
     let mode = match opts.dir_mode {
         DirMode::Auto => detect_mode(p, opts, globs),
         m => m,
     };
     let mut flow = ControlFlow::Continue(());
-    walk(
-        p,
-        opts,
-        globs.clone(),
-        mode == DirMode::Documents,
-        &mut |found| {
-            flow = match found {
-                Found::Failed(e) => send(Task::Failed(e)),
-                Found::File { path, rel, size } => match mode {
-                    DirMode::Documents => match document_format(&path) {
-                        Some(Format::Warc) => plan_warc(&path, &canonical(&path), opts, send),
-                        Some(format) => send(Task::File {
-                            path,
-                            rel,
-                            source: source.clone(),
-                            format,
-                        }),
-                        None => {
-                            let what = path
-                                .extension()
-                                .map_or("file without extension".into(), |e| {
-                                    format!("file type .{}", e.to_string_lossy())
-                                });
-                            send(Task::Failed(Error::Unsupported {
-                                at: display_path(&path),
-                                what,
-                            }))
-                        }
-                    },
-                    _ if size > opts.max_file_size => send(Task::Failed(Error::TooLarge {
-                        at: display_path(&path),
-                        size,
-                        cap: opts.max_file_size,
-                    })),
-                    _ => send(Task::File {
+    walk(p, opts, globs.clone(), mode == DirMode::Documents, &mut |found| {
+        flow = match found {
+            Found::Failed(e) => send(Task::Failed(e)),
+            Found::File { path, rel, size } => match mode {
+                DirMode::Documents => match document_format(&path) {
+                    Some(Format::Warc) => plan_warc(&path, &canonical(&path), opts, send),
+                    Some(format) => send(Task::File {
                         path,
                         rel,
                         source: source.clone(),
-                        format: Format::Code,
+                        format,
                     }),
+                    None => {
+                        let what = path.extension().map_or("file without extension".into(), |e| {
+                            format!("file type .{}", e.to_string_lossy())
+                        });
+                        send(Task::Failed(Error::Unsupported {
+                            at: display_path(&path),
+                            what,
+                        }))
+                    }
                 },
-            };
-            flow
-        },
-    );
+                _ if size > opts.max_file_size => send(Task::Failed(Error::TooLarge {
+                    at: display_path(&path),
+                    size,
+                    cap: opts.max_file_size,
+                })),
+                _ => send(Task::File {
+                    path,
+                    rel,
+                    source: source.clone(),
+                    format: Format::Code,
+                }),
+            },
+        };
+        flow
+    });
     flow
 }
 
-fn plan_warc(
-    p: &Path,
-    source: &Arc<str>,
-    opts: &Options,
-    send: &dyn Fn(Task) -> ControlFlow<()>,
-) -> ControlFlow<()> {
+fn plan_warc(p: &Path, source: &Arc<str>, opts: &Options, send: &dyn Fn(Task) -> ControlFlow<()>) -> ControlFlow<()> {
     let mut flow = ControlFlow::Continue(());
     read_warc(p, opts, &mut |r| {
         flow = match r {
@@ -399,10 +376,7 @@ async fn run(task: Task, ctx: Arc<Ctx>) -> Result<Document> {
                 .clone();
             let fetched = fetcher.get(&url).await?;
             let c = ctx.clone();
-            blocking(&ctx, url, "HTTP body", move || {
-                response_document(fetched, &c.opts)
-            })
-            .await
+            blocking(&ctx, url, "HTTP body", move || response_document(fetched, &c.opts)).await
         }
     }
 }
@@ -418,13 +392,7 @@ fn format_name(f: Format) -> &'static str {
     }
 }
 
-fn extract_file(
-    path: &Path,
-    rel: &str,
-    source: &str,
-    format: Format,
-    opts: &Options,
-) -> Result<Document> {
+fn extract_file(path: &Path, rel: &str, source: &str, format: Format, opts: &Options) -> Result<Document> {
     match format {
         Format::Code => code_document(path, rel, source, opts),
         Format::Book(f) => book::book_file(path, rel, source, f, opts),
@@ -452,11 +420,7 @@ async fn blocking(
             } else {
                 "cancelled".into()
             };
-            Err(Error::Panicked {
-                at,
-                format,
-                message,
-            })
+            Err(Error::Panicked { at, format, message })
         }
         Ok(Ok(r)) => r,
     }
@@ -504,15 +468,9 @@ mod tests {
 
     #[test]
     fn inputs_and_formats() {
-        assert_eq!(
-            Input::parse("HTTPS://x.org/a"),
-            Input::Url("HTTPS://x.org/a".into())
-        );
+        assert_eq!(Input::parse("HTTPS://x.org/a"), Input::Url("HTTPS://x.org/a".into()));
         assert_eq!(Input::parse("http.rs"), Input::Path("http.rs".into()));
-        assert_eq!(
-            document_format(Path::new("a/CRAWL.warc.gz")),
-            Some(Format::Warc)
-        );
+        assert_eq!(document_format(Path::new("a/CRAWL.warc.gz")), Some(Format::Warc));
         assert_eq!(
             document_format(Path::new("b.epub")),
             Some(Format::Book(BookFormat::Epub))

@@ -200,24 +200,16 @@ pub(crate) fn walk(
 /// `path` relative to `root` with `/` separators.
 pub(crate) fn rel_of(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
-    let parts: Vec<_> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect();
+    let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
     Some(parts.join("/"))
 }
 
 /// Turns a walker error into ours, keeping the innermost path.
 fn walk_error(root: &Path, e: ignore::Error) -> Error {
-    fn inner(
-        e: ignore::Error,
-        path: Option<PathBuf>,
-    ) -> (Option<PathBuf>, std::result::Result<Error, ignore::Error>) {
+    fn inner(e: ignore::Error, path: Option<PathBuf>) -> (Option<PathBuf>, std::result::Result<Error, ignore::Error>) {
         match e {
             ignore::Error::WithPath { path, err } => inner(*err, Some(path)),
-            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-                inner(*err, path)
-            }
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => inner(*err, path),
             ignore::Error::Loop { ancestor, child } => (
                 Some(child.clone()),
                 Ok(Error::SymlinkLoop {
@@ -230,9 +222,9 @@ fn walk_error(root: &Path, e: ignore::Error) -> Error {
                 let at = path.as_deref().map(display_path).unwrap_or_default();
                 // The walker wraps OS errors and loses their code; ask the OS again so a
                 // self-referential link reads as a loop and not as "unreadable".
-                let looped = path.as_deref().is_some_and(|p| {
-                    std::fs::metadata(p).is_err_and(|e| crate::error::is_eloop(&e))
-                });
+                let looped = path
+                    .as_deref()
+                    .is_some_and(|p| std::fs::metadata(p).is_err_and(|e| crate::error::is_eloop(&e)));
                 let err = if looped {
                     Error::SymlinkLoop { at, ancestor: None }
                 } else {
@@ -246,10 +238,7 @@ fn walk_error(root: &Path, e: ignore::Error) -> Error {
     match inner(e, None) {
         (_, Ok(err)) => err,
         (path, Err(other)) => Error::Walk {
-            at: path
-                .as_deref()
-                .map(display_path)
-                .unwrap_or_else(|| display_path(root)),
+            at: path.as_deref().map(display_path).unwrap_or_else(|| display_path(root)),
             reason: other.to_string(),
         },
     }
@@ -278,10 +267,7 @@ mod tests {
             order(Path::new("a/README.md"), Path::new("a/Cargo.toml")),
             Ordering::Less
         );
-        assert_eq!(
-            order(Path::new("a/b.rs"), Path::new("a/a.rs")),
-            Ordering::Greater
-        );
+        assert_eq!(order(Path::new("a/b.rs"), Path::new("a/a.rs")), Ordering::Greater);
         assert!(is_readme("readme") && is_readme("README"));
         assert!(!is_readme("readmefirst.txt") && is_readme("ReadMe.rst"));
     }

@@ -62,11 +62,7 @@ fn walks_code_base_with_exact_documents_and_skips() {
 
     let docs: Vec<_> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
     assert!(docs.iter().all(|d| d.kind == DocKind::Code));
-    let by_title = |t: &str| {
-        docs.iter()
-            .find(|d| d.title == t)
-            .unwrap_or_else(|| panic!("{t}"))
-    };
+    let by_title = |t: &str| docs.iter().find(|d| d.title == t).unwrap_or_else(|| panic!("{t}"));
     assert_eq!(by_title("src/main.rs").language, Some("Rust"));
     assert_eq!(by_title("src/eval.py").language, Some("Python"));
     assert_eq!(by_title("Makefile").language, Some("Makefile"));
@@ -81,11 +77,7 @@ fn walks_code_base_with_exact_documents_and_skips() {
     assert_eq!(by_title("src/main.rs").parts.len(), 1);
     let main = by_title("src/main.rs");
     let at = main.text.find("fn eval").unwrap();
-    assert!(
-        main.cite(at).ends_with("src/main.rs:8"),
-        "{}",
-        main.cite(at)
-    );
+    assert!(main.cite(at).ends_with("src/main.rs:8"), "{}", main.cite(at));
     // Nothing ignored leaks in.
     for d in &docs {
         for ignored in [
@@ -129,10 +121,7 @@ fn include_exclude_and_hidden() {
         ..Options::default()
     };
     let items = collect(vec![Input::Path(root.clone())], only_rs);
-    assert_eq!(
-        summary(&items, &root),
-        ["doc src/bad_utf8.rs", "doc src/main.rs"]
-    );
+    assert_eq!(summary(&items, &root), ["doc src/bad_utf8.rs", "doc src/main.rs"]);
 
     let hidden = Options {
         hidden: true,
@@ -159,8 +148,7 @@ fn include_exclude_and_hidden() {
     let items = collect(vec![Input::Path(root.clone())], no_ignore);
     let s = summary(&items, &root);
     assert!(
-        s.contains(&"doc debug.log".to_string())
-            && s.contains(&"doc src/generated/unwanted.rs".to_string()),
+        s.contains(&"doc debug.log".to_string()) && s.contains(&"doc src/generated/unwanted.rs".to_string()),
         "{s:?}"
     );
 }
@@ -184,14 +172,8 @@ fn small_cap_and_single_file_inputs() {
     );
     let main = root.join("src/main.rs");
     let items = collect(
-        vec![
-            Input::Path(main.clone()),
-            Input::Path(root.join("missing.rs")),
-        ],
+        vec![Input::Path(main.clone()), Input::Path(root.join("missing.rs"))],
         Options::default(),
     );
-    assert_eq!(
-        summary(&items, &root),
-        ["doc src/main.rs", "unreadable missing.rs"]
-    );
+    assert_eq!(summary(&items, &root), ["doc src/main.rs", "unreadable missing.rs"]);
 }

@@ -19,11 +19,7 @@ async fn respond(mut sock: tokio::net::TcpStream) {
             Ok(n) => req.extend_from_slice(&buf[..n]),
         }
     }
-    let line = String::from_utf8_lossy(&req)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string();
+    let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let ok = |ct: &str, body: Vec<u8>| (format!("200 OK\r\nContent-Type: {ct}"), body);
     let (head, body) = match path.as_str() {
@@ -47,20 +43,12 @@ async fn respond(mut sock: tokio::net::TcpStream) {
             "text/plain; charset=utf-8",
             std::fs::read(fixture("books/lighthouse.txt")).unwrap(),
         ),
-        "/tides.pdf" => ok(
-            "application/pdf",
-            std::fs::read(fixture("books/tides.pdf")).unwrap(),
-        ),
-        "/image" => ok(
-            "image/png",
-            std::fs::read(fixture("code/logo.png")).unwrap(),
-        ),
+        "/tides.pdf" => ok("application/pdf", std::fs::read(fixture("books/tides.pdf")).unwrap()),
+        "/image" => ok("image/png", std::fs::read(fixture("code/logo.png")).unwrap()),
         "/big" => {
             // No Content-Length: the cap must stop the streamed body.
             let _ = sock
-                .write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n",
-                )
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n")
                 .await;
             let chunk = vec![b'a'; 64 << 10];
             for _ in 0..64 {
@@ -125,12 +113,9 @@ fn fetches_urls_from_a_local_server() {
         let sources = Sources::new(opts)
             .unwrap()
             .inputs(urls.iter().map(|u| Input::Url(format!("{base}{u}"))));
-        let items = tokio::time::timeout(
-            Duration::from_secs(60),
-            sources.stream().collect::<Vec<_>>(),
-        )
-        .await
-        .expect("finished in time");
+        let items = tokio::time::timeout(Duration::from_secs(60), sources.stream().collect::<Vec<_>>())
+            .await
+            .expect("finished in time");
         server.abort();
         let s: Vec<String> = items
             .iter()
@@ -159,17 +144,10 @@ fn fetches_urls_from_a_local_server() {
             ]
         );
         let article = items[0].as_ref().unwrap();
-        assert!(
-            article.text.contains("Turbines sit on the sea bed.")
-                && !article.text.contains("FOOTER-COPYRIGHT")
-        );
+        assert!(article.text.contains("Turbines sit on the sea bed.") && !article.text.contains("FOOTER-COPYRIGHT"));
         let latin = items[1].as_ref().unwrap();
         assert_eq!(latin.decoding.encoding, "windows-1252");
-        assert!(
-            latin.text.contains("Le café crème est très bon"),
-            "{}",
-            latin.text
-        );
+        assert!(latin.text.contains("Le café crème est très bon"), "{}", latin.text);
         assert_eq!(
             items[2].as_ref().unwrap().id,
             rwkv_sources::DocId::new(DocKind::Web, &format!("{base}/redirect"), "")

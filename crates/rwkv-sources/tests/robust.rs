@@ -45,10 +45,7 @@ fn bad_inputs_are_errors_for_themselves_alone() {
     let bad_utf8 = items[11].as_ref().unwrap();
     assert_eq!(bad_utf8.decoding.replaced, 1);
     let bomb = items[1].as_ref().unwrap_err().to_string();
-    assert!(
-        bomb.contains("bomb.epub") && bomb.contains("zip bomb"),
-        "{bomb}"
-    );
+    assert!(bomb.contains("bomb.epub") && bomb.contains("zip bomb"), "{bomb}");
 }
 
 #[test]
@@ -63,11 +60,5 @@ fn epub_expanding_past_the_cap_is_stopped() {
         opts,
     );
     let s = summary(&items, &crate::util::fixtures());
-    assert_eq!(
-        s,
-        [
-            "expands_too_large books/bad/bomb.epub",
-            "doc books/three.epub"
-        ]
-    );
+    assert_eq!(s, ["expands_too_large books/bad/bomb.epub", "doc books/three.epub"]);
 }

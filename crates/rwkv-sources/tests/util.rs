@@ -39,12 +39,9 @@ pub fn collect(inputs: Vec<Input>, opts: Options) -> Vec<Result<Document, Error>
         .unwrap();
     rt.block_on(async {
         let stream = Sources::new(opts).unwrap().inputs(inputs).stream();
-        tokio::time::timeout(
-            std::time::Duration::from_secs(120),
-            stream.collect::<Vec<_>>(),
-        )
-        .await
-        .expect("stream finished in time")
+        tokio::time::timeout(std::time::Duration::from_secs(120), stream.collect::<Vec<_>>())
+            .await
+            .expect("stream finished in time")
     })
 }
 
@@ -55,12 +52,7 @@ pub fn paths(inputs: &[PathBuf]) -> Vec<Input> {
 /// `doc <path relative to root>` or `<reason> <path relative to root>` per item.
 pub fn summary(items: &[Result<Document, Error>], root: &Path) -> Vec<String> {
     let root = root.to_string_lossy().to_string();
-    let rel = |s: &str| {
-        s.strip_prefix(&root)
-            .unwrap_or(s)
-            .trim_start_matches('/')
-            .to_string()
-    };
+    let rel = |s: &str| s.strip_prefix(&root).unwrap_or(s).trim_start_matches('/').to_string();
     items
         .iter()
         .map(|i| match i {

@@ -16,17 +16,9 @@ const BOILERPLATE: [&str; 7] = [
 
 #[test]
 fn article_without_boilerplate() {
-    let d = docs(collect(
-        paths(&[fixture("web/article.html")]),
-        Options::default(),
-    ))
-    .remove(0);
+    let d = docs(collect(paths(&[fixture("web/article.html")]), Options::default())).remove(0);
     assert_eq!(d.kind, DocKind::Web);
-    assert!(
-        d.title.starts_with("Tidal Energy Comes of Age"),
-        "{}",
-        d.title
-    );
+    assert!(d.title.starts_with("Tidal Energy Comes of Age"), "{}", d.title);
     for junk in BOILERPLATE {
         assert!(!d.text.contains(junk), "{junk} leaked into:\n{}", d.text);
     }
@@ -47,29 +39,20 @@ fn article_without_boilerplate() {
 
 #[test]
 fn latin1_page_is_transcoded() {
-    let d = docs(collect(
-        paths(&[fixture("web/latin1.html")]),
-        Options::default(),
-    ))
-    .remove(0);
+    let d = docs(collect(paths(&[fixture("web/latin1.html")]), Options::default())).remove(0);
     assert_eq!(d.title, "Café crème");
-    assert_eq!(
-        (d.decoding.encoding, d.decoding.replaced),
-        ("windows-1252", 0)
+    assert_eq!((d.decoding.encoding, d.decoding.replaced), ("windows-1252", 0));
+    assert!(
+        d.text
+            .contains("Le café crème est servi très chaud, à la française, avec une pointe de naïveté.")
     );
-    assert!(d.text.contains(
-        "Le café crème est servi très chaud, à la française, avec une pointe de naïveté."
-    ));
 }
 
 #[test]
 fn saved_pages_folder() {
     let root = fixture("web/saved");
     let items = collect(paths(std::slice::from_ref(&root)), Options::default());
-    assert_eq!(
-        summary(&items, &root),
-        ["doc https://example.org/saved-page"]
-    );
+    assert_eq!(summary(&items, &root), ["doc https://example.org/saved-page"]);
     let d = docs(items).remove(0);
     assert_eq!(d.path.as_deref(), Some(root.join("page.html").as_path()));
 }
@@ -93,10 +76,9 @@ fn warc_with_three_responses() {
         d.iter().map(|d| d.title.as_str()).collect::<Vec<_>>(),
         ["Page One", "Page Two", "Page Three"]
     );
+    assert!(d[1].text.contains("second crawl page"), "chunked body decoded");
     assert!(
-        d[1].text.contains("second crawl page"),
-        "chunked body decoded"
+        d.iter()
+            .all(|d| d.path.as_deref() == Some(warc.as_path()) && BOILERPLATE.iter().all(|b| !d.text.contains(b)))
     );
-    assert!(d.iter().all(|d| d.path.as_deref() == Some(warc.as_path())
-        && BOILERPLATE.iter().all(|b| !d.text.contains(b))));
 }

@@ -1,7 +1,9 @@
-//! `rwkv-ingest`: read code bases, books and web pages and fold them into RWKV state.
+//! `rwkv-ingest`: read code bases, books and web pages and fold them into RWKV state, with
+//! checkpoints in a durable store and a full-text index (`ingest.rs` beside this file).
 //!
-//! Folding is a later piece of work; today the tool lists what it would read (`--list`): one
-//! JSON line per document and one per skipped input, on stdout, without loading a model.
+//! `--list` only lists what would be read: one JSON line per document and one per skipped
+//! input, on stdout, without loading a model. `--gc`, `--repair` and `--merge` maintain a
+//! store.
 
 use std::io::Write;
 use std::process::ExitCode as ProcessExit;
@@ -13,20 +15,77 @@ use rwkv_cli::{ExitCode, LogArgs, SourceArgs, init_logging, is_broken_pipe};
 use rwkv_sources::{Document, Error as SourceError, Input, Sources};
 use serde::Serialize;
 
+#[path = "ingest/run.rs"]
+mod run;
+
 /// Read code bases, books and web pages into RWKV state.
 #[derive(Parser, Debug)]
 #[command(name = "rwkv-ingest", version, about, long_about = None)]
-struct Args {
+pub(crate) struct Args {
     /// Directories, files (.txt .md .epub .pdf .html .warc[.gz], source code) and http(s) URLs.
-    #[arg(required = true, value_name = "PATH|URL")]
-    inputs: Vec<String>,
-    /// List the documents as JSON lines without loading a model (the only mode built so far).
+    #[arg(value_name = "PATH|URL", required_unless_present_any = ["pipeline", "gc", "repair", "merge"])]
+    pub inputs: Vec<String>,
+    /// List the documents as JSON lines without loading a model.
     #[arg(long)]
-    list: bool,
+    pub list: bool,
+    /// Model checkpoint (.pth or .safetensors). Default: $RWKV_MODEL, else the bundled demo model.
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// Tokenizer: auto, bytes or world.
+    #[arg(long, default_value = "auto")]
+    pub tokenizer: String,
+    /// Store directory.
+    #[arg(long, default_value = ".rwkv")]
+    pub store: std::path::PathBuf,
+    /// Tokens between checkpoints inside long parts.
+    #[arg(long, default_value_t = rwkv_reader::DEFAULT_CHECKPOINT_EVERY)]
+    pub checkpoint_every: usize,
+    /// Documents folded at once (default 2).
+    #[arg(long)]
+    pub fold_jobs: Option<usize>,
+    /// Run the job described by a TOML file (see pipelines/).
+    #[arg(long, value_name = "FILE.toml")]
+    pub pipeline: Option<std::path::PathBuf>,
+    /// Ingest only shard I of N (by document id), e.g. 0/4.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Also fold every document, in order, into one corpus state.
+    #[arg(long)]
+    pub corpus_state: bool,
+    /// Do not verify stored blobs of unchanged documents.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Compress state blobs with zstd.
+    #[arg(long)]
+    pub compress: bool,
+    /// Print the closing summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Delete blobs and texts no document refers to.
+    #[arg(long)]
+    pub gc: bool,
+    /// Rebuild a damaged manifest from the state blobs, then the index.
+    #[arg(long)]
+    pub repair: bool,
+    /// Merge these stores (same model) into --store.
+    #[arg(long, value_name = "STORE", num_args = 1..)]
+    pub merge: Vec<std::path::PathBuf>,
     #[command(flatten)]
-    sources: SourceArgs,
+    pub sources: SourceArgs,
     #[command(flatten)]
-    log: LogArgs,
+    pub log: LogArgs,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| "bad I")?,
+        n.trim().parse().map_err(|_| "bad N")?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Serialize)]
@@ -114,8 +173,7 @@ fn skip_line(e: &SourceError) -> SkipLine<'_> {
 }
 
 async fn list(args: &Args) -> anyhow::Result<ExitCode> {
-    let sources =
-        Sources::new(args.sources.options())?.inputs(args.inputs.iter().map(|s| Input::parse(s)));
+    let sources = Sources::new(args.sources.options())?.inputs(args.inputs.iter().map(|s| Input::parse(s)));
     let mut stream = std::pin::pin!(sources.stream());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -151,15 +209,16 @@ fn main() -> ProcessExit {
     let args = Args::parse();
     init_logging(&args.log);
     if !args.list {
-        eprintln!(
-            "rwkv-ingest: folding documents into model state is not built yet; use --list to see what would be read"
-        );
-        return ExitCode::Error.into();
+        return match run::main(&args) {
+            Ok(code) => code.into(),
+            Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
+            Err(e) => {
+                eprintln!("rwkv-ingest: {e:#}");
+                ExitCode::Error.into()
+            }
+        };
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rwkv-ingest: cannot start the runtime: {e}");

@@ -186,8 +186,18 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
         }
     }
     for ti in 0..inp.t {
-        let (r, w, k, v, b) = (head(inp.r, ti), head(inp.w, ti), head(inp.k, ti), head(inp.v, ti), head(inp.b, ti));
-        let kn = if ti + 1 < inp.t { head(inp.kk, ti + 1) } else { [0f32; N] };
+        let (r, w, k, v, b) = (
+            head(inp.r, ti),
+            head(inp.w, ti),
+            head(inp.k, ti),
+            head(inp.v, ti),
+            head(inp.b, ti),
+        );
+        let kn = if ti + 1 < inp.t {
+            head(inp.kk, ti + 1)
+        } else {
+            [0f32; N]
+        };
         let mut out = [0f32; N];
         let mut sa_next = [0f32; N];
         for (j, row) in st.chunks_exact_mut(N).enumerate() {

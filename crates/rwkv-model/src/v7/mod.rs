@@ -374,9 +374,12 @@ impl V7 {
             par_layer_norm(&sc.x[..tc], c, rp, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
             let xx = &sc.xx[..tc];
             let prev: &[f32] = &ls.ffn_x;
-            sc.mix[0][..tc].par_chunks_mut(rp * c).enumerate().for_each(|(bi, out)| {
-                shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
-            });
+            sc.mix[0][..tc]
+                .par_chunks_mut(rp * c)
+                .enumerate()
+                .for_each(|(bi, out)| {
+                    shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
+                });
             ls.ffn_x.copy_from_slice(&xx[tc - c..]);
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
@@ -433,7 +436,12 @@ impl V7 {
         lo.par_chunks_mut(rp * cfg.d_gate).for_each(sigmoid_inplace);
         linear(lo, t, &l.g2, &mut sc.g[..tc]);
 
-        (sc.k[..tc].par_chunks_mut(bc), sc.kk[..tc].par_chunks_mut(bc), sc.a[..tc].par_chunks(bc), sc.b[..tc].par_chunks_mut(bc))
+        (
+            sc.k[..tc].par_chunks_mut(bc),
+            sc.kk[..tc].par_chunks_mut(bc),
+            sc.a[..tc].par_chunks(bc),
+            sc.b[..tc].par_chunks_mut(bc),
+        )
             .into_par_iter()
             .for_each(|(k, kk, a, b)| prep_keys(k, kk, a, b, &l.k_k, &l.k_a, n));
         // Value residual: layer 0 keeps its v; later layers mix towards it.
@@ -443,7 +451,11 @@ impl V7 {
                 let lo = &mut sc.lora[..t * cfg.d_mv];
                 linear(&xv[..tc], t, v1, lo);
                 linear(lo, t, v2, &mut sc.tmp[..tc]);
-                (sc.v[..tc].par_chunks_mut(bc), sc.v_first[..tc].par_chunks(bc), sc.tmp[..tc].par_chunks(bc))
+                (
+                    sc.v[..tc].par_chunks_mut(bc),
+                    sc.v_first[..tc].par_chunks(bc),
+                    sc.tmp[..tc].par_chunks(bc),
+                )
                     .into_par_iter()
                     .for_each(|(v, vf, gate)| value_residual(v, vf, gate, v0));
             }
@@ -496,15 +508,23 @@ impl V7 {
 /// when the work is too small to be worth a thread hand-off.
 fn rows_per_task(t: usize, c: usize) -> usize {
     let threads = rayon::current_num_threads();
-    if threads <= 1 || t * c < 32 * 1024 { t.max(1) } else { t.div_ceil(threads).max(1) }
+    if threads <= 1 || t * c < 32 * 1024 {
+        t.max(1)
+    } else {
+        t.div_ceil(threads).max(1)
+    }
 }
 
 fn par_layer_norm(x: &[f32], c: usize, rp: usize, w: &[f32], b: &[f32], y: &mut [f32]) {
-    x.par_chunks(rp * c).zip(y.par_chunks_mut(rp * c)).for_each(|(x, y)| layer_norm_rows(x, c, w, b, y));
+    x.par_chunks(rp * c)
+        .zip(y.par_chunks_mut(rp * c))
+        .for_each(|(x, y)| layer_norm_rows(x, c, w, b, y));
 }
 
 fn par_add(x: &mut [f32], y: &[f32], block: usize) {
-    x.par_chunks_mut(block).zip(y.par_chunks(block)).for_each(|(x, y)| add_into(x, y));
+    x.par_chunks_mut(block)
+        .zip(y.par_chunks(block))
+        .for_each(|(x, y)| add_into(x, y));
 }
 
 /// Buffers for one chunk, allocated once per forward call and reused for every chunk.

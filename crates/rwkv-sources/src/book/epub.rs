@@ -56,8 +56,8 @@ fn malformed(at: &str, reason: impl ToString) -> Error {
 
 /// Checks the archive against the caps before anything inflates it.
 fn check_archive(bytes: &[u8], at: &str, opts: &Options) -> Result<()> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| malformed(at, format!("not a zip archive: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| malformed(at, format!("not a zip archive: {e}")))?;
     let mut declared: u64 = 0;
     for i in 0..zip.len() {
         let mut f = zip.by_index(i).map_err(|e| malformed(at, e))?;
@@ -122,11 +122,7 @@ pub(crate) fn epub_book(bytes: &[u8], o: Origin<'_>, opts: &Options) -> Result<D
     if let Some(root) = epub.toc().contents() {
         for (order, entry) in root.flatten().enumerate() {
             let Some(href) = entry.href() else { continue };
-            let label = entry
-                .label()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let label = entry.label().split_whitespace().collect::<Vec<_>>().join(" ");
             let path = href.path().decode().into_owned();
             toc.entry(path)
                 .or_default()

@@ -30,13 +30,7 @@ pub(crate) enum BookFormat {
 }
 
 /// Reads the book at `path` (`rel` inside the input `source`).
-pub(crate) fn book_file(
-    path: &Path,
-    rel: &str,
-    source: &str,
-    format: BookFormat,
-    opts: &Options,
-) -> Result<Document> {
+pub(crate) fn book_file(path: &Path, rel: &str, source: &str, format: BookFormat, opts: &Options) -> Result<Document> {
     let at = display_path(path);
     let bytes = read_capped(path, opts.max_document_size)?;
     let name = path
@@ -65,16 +59,9 @@ pub(crate) struct Origin<'a> {
 }
 
 /// A book from bytes already in memory (a file, an HTTP body).
-pub(crate) fn from_bytes(
-    bytes: &[u8],
-    format: BookFormat,
-    o: Origin<'_>,
-    opts: &Options,
-) -> Result<Document> {
+pub(crate) fn from_bytes(bytes: &[u8], format: BookFormat, o: Origin<'_>, opts: &Options) -> Result<Document> {
     match format {
-        BookFormat::Text | BookFormat::Markdown => {
-            plain::text_book(bytes, format == BookFormat::Markdown, o)
-        }
+        BookFormat::Text | BookFormat::Markdown => plain::text_book(bytes, format == BookFormat::Markdown, o),
         BookFormat::Epub => epub::epub_book(bytes, o, opts),
         BookFormat::Pdf => pdf::pdf_book(bytes, o),
     }

@@ -61,8 +61,7 @@ type Extracted = (Option<String>, String, Vec<(String, usize)>);
 fn extract(bytes: &[u8]) -> std::result::Result<Extracted, String> {
     let mut doc = lopdf::Document::load_mem(bytes).map_err(|e| e.to_string())?;
     if doc.is_encrypted() {
-        doc.decrypt("")
-            .map_err(|_| "encrypted with a password".to_string())?;
+        doc.decrypt("").map_err(|_| "encrypted with a password".to_string())?;
     }
     let title = info_title(&doc);
     let pages = doc.get_pages();
@@ -72,9 +71,7 @@ fn extract(bytes: &[u8]) -> std::result::Result<Extracted, String> {
     for &num in pages.keys() {
         page_start.insert(num as usize, text.len());
         let mut s = String::new();
-        let ok =
-            pdf_extract::output_doc_page(&doc, &mut pdf_extract::PlainTextOutput::new(&mut s), num)
-                .is_ok();
+        let ok = pdf_extract::output_doc_page(&doc, &mut pdf_extract::PlainTextOutput::new(&mut s), num).is_ok();
         if !ok {
             failed += 1;
             continue;
@@ -102,10 +99,7 @@ fn extract(bytes: &[u8]) -> std::result::Result<Extracted, String> {
     if starts.len() < 2 && pages.len() > 1 {
         let mut by_page: Vec<_> = page_start.into_iter().collect();
         by_page.sort();
-        starts = by_page
-            .into_iter()
-            .map(|(n, off)| (format!("Page {n}"), off))
-            .collect();
+        starts = by_page.into_iter().map(|(n, off)| (format!("Page {n}"), off)).collect();
     }
     Ok((title, text, starts))
 }

@@ -48,9 +48,7 @@ pub(crate) fn markdown_parts(text: &str) -> (Option<String>, Vec<(String, usize)
                 if n >= 3 {
                     match fence {
                         None => fence = Some((c, n)),
-                        Some((fc, fnum))
-                            if fc == c && n >= fnum && t.trim_end().chars().all(|x| x == c) =>
-                        {
+                        Some((fc, fnum)) if fc == c && n >= fnum && t.trim_end().chars().all(|x| x == c) => {
                             fence = None
                         }
                         _ => {}
@@ -122,8 +120,7 @@ static STANDALONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^(prologue|epilogue|preface|introduction|foreword|afterword|appendix|conclusion|postscript|interlude)\b\s*([.:\-—]\s*\S.*)?$")
         .expect("valid regex")
 });
-static ROMAN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^([IVXLC]+)(\.|\.\s+[^a-z]+)?$").expect("valid regex"));
+static ROMAN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^([IVXLC]+)(\.|\.\s+[^a-z]+)?$").expect("valid regex"));
 
 fn is_heading(line: &str) -> bool {
     let t = line.trim();
@@ -267,12 +264,7 @@ pub(crate) fn gutenberg(text: &str) -> Option<(Option<String>, std::ops::Range<u
                 if title.is_none() {
                     // "*** START OF THE PROJECT GUTENBERG EBOOK ALICE'S ADVENTURES ***"
                     if let Some(p) = upper.find("EBOOK") {
-                        let t = line
-                            .get(p + 5..)
-                            .unwrap_or("")
-                            .trim()
-                            .trim_matches('*')
-                            .trim();
+                        let t = line.get(p + 5..).unwrap_or("").trim().trim_matches('*').trim();
                         if !t.is_empty() {
                             title = Some(t.to_string());
                         }
@@ -296,11 +288,7 @@ pub(crate) fn gutenberg(text: &str) -> Option<(Option<String>, std::ops::Range<u
 }
 
 /// A `.txt` or `.md` book from its bytes.
-pub(crate) fn text_book(
-    bytes: &[u8],
-    markdown: bool,
-    o: crate::book::Origin<'_>,
-) -> Result<Document> {
+pub(crate) fn text_book(bytes: &[u8], markdown: bool, o: crate::book::Origin<'_>) -> Result<Document> {
     let (full, decoding) = decode_text(bytes);
     let (gut_title, body) = match gutenberg(&full) {
         Some((t, r)) => (t, full[r].to_string()),
@@ -354,7 +342,8 @@ mod tests {
 
     #[test]
     fn markdown_levels() {
-        let md = "# Title\n\nintro\n\n## One\n\ntext\n\n```\n## not a heading\n```\n\n## Two\n\nx\n\nThree\n-----\n\ny\n";
+        let md =
+            "# Title\n\nintro\n\n## One\n\ntext\n\n```\n## not a heading\n```\n\n## Two\n\nx\n\nThree\n-----\n\ny\n";
         let (t, parts) = markdown_parts(md);
         assert_eq!(t.as_deref(), Some("Title"));
         let titles: Vec<_> = parts.iter().map(|p| p.0.as_str()).collect();
@@ -387,11 +376,7 @@ mod tests {
     fn roman_numerals_not_prose() {
         assert!(is_heading("IV.") && is_heading("II. THE RED-HEADED LEAGUE") && is_heading("XII"));
         assert!(!is_heading("I am here.") && !is_heading("I. went home"));
-        assert!(
-            is_heading("Chapter 12: Escape")
-                && is_heading("BOOK THE FIRST")
-                && is_heading("Epilogue")
-        );
+        assert!(is_heading("Chapter 12: Escape") && is_heading("BOOK THE FIRST") && is_heading("Epilogue"));
         assert!(!is_heading("Part of the reason was money."));
     }
 

@@ -125,13 +125,10 @@ fn describe(e: &reqwest::Error, timeout_secs: u64) -> String {
 
 /// The document in a fetched response, read by its content type.
 pub(crate) fn response_document(f: Fetched, opts: &Options) -> Result<Document> {
-    let ct = f.content_type.as_deref().map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let ct = f
+        .content_type
+        .as_deref()
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     let name = f
         .final_url
         .trim_end_matches('/')

@@ -234,20 +234,14 @@ fn declared_url(html: &str, dom: &Dom) -> Option<String> {
     if let Some(p) = html[..html.len().min(4096)].find("saved from url=(") {
         let rest = &html[p + 16..];
         if let Some(close) = rest.find(')') {
-            let url: String = rest[close + 1..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
+            let url: String = rest[close + 1..].chars().take_while(|c| !c.is_whitespace()).collect();
             let url = url.trim_end_matches("-->").to_string();
             if url.starts_with("http") {
                 return Some(url);
             }
         }
     }
-    let canon = dom
-        .select("link[rel=canonical]")
-        .attr("href")
-        .map(|s| s.to_string());
+    let canon = dom.select("link[rel=canonical]").attr("href").map(|s| s.to_string());
     let og = || {
         dom.select("meta[property=\"og:url\"]")
             .attr("content")
@@ -291,11 +285,7 @@ pub(crate) fn extract_page(html: &str, fallback_title: &str) -> Page {
             && let Ok(article) = r.parse()
         {
             title = squash(&article.title);
-            let kept = article
-                .text_content
-                .split_whitespace()
-                .map(str::len)
-                .sum::<usize>();
+            let kept = article.text_content.split_whitespace().map(str::len).sum::<usize>();
             // Readability can keep one section of a documentation page; prefer the page's own
             // main element when it keeps much less than half of it.
             if !(semantic && kept * 2 < root_len) {
@@ -334,11 +324,7 @@ pub(crate) fn extract_page(html: &str, fallback_title: &str) -> Page {
         .collect();
     // Make sure the page says what it is: a headline when the text does not start with it.
     let head = &text[..text.len().min(400)];
-    if !text.is_empty()
-        && !head.contains(title.as_str())
-        && !h1.is_empty()
-        && !head.contains(h1.as_str())
-    {
+    if !text.is_empty() && !head.contains(title.as_str()) && !h1.is_empty() && !head.contains(h1.as_str()) {
         let prefix = format!("# {title}\n\n");
         text.insert_str(0, &prefix);
         for s in &mut sections {
@@ -359,11 +345,7 @@ mod tests {
 
     #[test]
     fn markers_round_trip() {
-        let (t, m) = take_marks(&format!(
-            "intro\n## {}Two\nbody {}\n",
-            marker("h2"),
-            marker("f1")
-        ));
+        let (t, m) = take_marks(&format!("intro\n## {}Two\nbody {}\n", marker("h2"), marker("f1")));
         assert_eq!(t, "intro\n## Two\nbody \n");
         assert_eq!(
             m[0],
@@ -399,10 +381,6 @@ mod tests {
             assert!(!p.text.contains(junk), "{junk} in {}", p.text);
         }
         assert!(p.title.contains("Main Story"));
-        assert!(
-            p.sections.iter().any(|s| s.0 == "Details"),
-            "{:?}",
-            p.sections
-        );
+        assert!(p.sections.iter().any(|s| s.0 == "Details"), "{:?}", p.sections);
     }
 }

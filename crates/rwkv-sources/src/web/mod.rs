@@ -32,11 +32,7 @@ pub(crate) struct PageOrigin<'a> {
 }
 
 /// A web page document from raw bytes and the transport's `Content-Type`, if any.
-pub(crate) fn page_document(
-    bytes: &[u8],
-    content_type: Option<&str>,
-    o: PageOrigin<'_>,
-) -> Result<Document> {
+pub(crate) fn page_document(bytes: &[u8], content_type: Option<&str>, o: PageOrigin<'_>) -> Result<Document> {
     let (html, decoding) = decode_html(bytes, content_type);
     let page = html::extract_page(&html, o.name);
     let url = o.url.or(page.url);
@@ -80,13 +76,7 @@ pub(crate) fn html_file(path: &Path, rel: &str, source: &str, opts: &Options) ->
 
 /// Whether a `Content-Type` (or sniffed bytes, when it is absent) means HTML.
 pub(crate) fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
-    match content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    }) {
+    match content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase()) {
         Some(ct) if !ct.is_empty() => ct == "text/html" || ct == "application/xhtml+xml",
         _ => {
             let head = String::from_utf8_lossy(&body[..body.len().min(1024)]).to_ascii_lowercase();

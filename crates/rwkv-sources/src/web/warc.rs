@@ -38,11 +38,7 @@ pub(crate) struct Response {
 
 /// Reads the WARC file at `path`, calling `f` with each HTML response (in file order) and an
 /// error for each record that is not one (non-HTML, non-2xx, over the cap) or for damage.
-pub(crate) fn read_warc(
-    path: &Path,
-    opts: &Options,
-    f: &mut dyn FnMut(Result<Response>) -> ControlFlow<()>,
-) {
+pub(crate) fn read_warc(path: &Path, opts: &Options, f: &mut dyn FnMut(Result<Response>) -> ControlFlow<()>) {
     let at = display_path(path);
     let file = match std::fs::metadata(path) {
         Ok(m) if !m.is_file() => {
@@ -99,10 +95,7 @@ fn read_records<R: BufRead>(
             Some(Ok(rec)) => rec,
         };
         seen += 1;
-        let wanted = matches!(
-            item.warc_type(),
-            RecordType::Response | RecordType::Resource
-        );
+        let wanted = matches!(item.warc_type(), RecordType::Response | RecordType::Resource);
         if !wanted {
             continue;
         }
@@ -257,13 +250,11 @@ fn http_response(block: &[u8], at: &str, cap: u64) -> Result<(Option<String>, Ve
 
 fn inflate(r: impl Read, at: &str, cap: u64) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    r.take(cap + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Error::Malformed {
-            at: at.to_string(),
-            format: "HTTP body",
-            reason: e.to_string(),
-        })?;
+    r.take(cap + 1).read_to_end(&mut out).map_err(|e| Error::Malformed {
+        at: at.to_string(),
+        format: "HTTP body",
+        reason: e.to_string(),
+    })?;
     if out.len() as u64 > cap {
         return Err(Error::ExpandsTooLarge {
             at: at.to_string(),
@@ -305,10 +296,7 @@ mod tests {
     fn http_split_and_dechunk() {
         let block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n<html\r\n1\r\n>\r\n0\r\n\r\n";
         let (ct, body) = http_response(block, "x", 1000).unwrap();
-        assert_eq!(
-            (ct.as_deref(), body.as_slice()),
-            (Some("text/html"), &b"<html>"[..])
-        );
+        assert_eq!((ct.as_deref(), body.as_slice()), (Some("text/html"), &b"<html>"[..]));
         let e = http_response(b"HTTP/1.1 404 Not Found\r\n\r\n", "x", 10).unwrap_err();
         assert_eq!(e.reason(), "http_status");
     }

@@ -1,0 +1,245 @@
+//! The folding modes of `rwkv-ingest`: ingest (from flags or a job file), `--gc`, `--repair`,
+//! `--merge`; progress bars on a terminal and a closing summary (text or `--json`).
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rwkv_cli::{ExitCode, choose_tokenizer, load_model, resolve_model_path};
+use rwkv_pipeline::{IngestConfig, JobSpec, Progress, Summary};
+
+use super::Args;
+
+pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
+    let spec = match &args.pipeline {
+        Some(p) => Some(JobSpec::load(p)?),
+        None => None,
+    };
+    let model_arg = args
+        .model
+        .clone()
+        .or_else(|| spec.as_ref().and_then(|s| s.model.clone()));
+    let (model_path, demo) = resolve_model_path(model_arg.as_deref())?;
+    let model = load_model(&model_path)?;
+    let tok_name = spec
+        .as_ref()
+        .and_then(|s| s.tokenizer.clone())
+        .unwrap_or_else(|| args.tokenizer.clone());
+    let tokenizer = choose_tokenizer(&tok_name, &model)?;
+    let store_dir = match (&spec, args.store.as_os_str() == ".rwkv") {
+        (Some(s), true) => s.store.clone().unwrap_or_else(|| args.store.clone()),
+        _ => args.store.clone(),
+    };
+    let ident = rwkv_pipeline::identity(&model, tokenizer.as_ref());
+
+    if args.gc {
+        let r = rwkv_pipeline::gc(&store_dir, ident)?;
+        print_map(args.json, "gc", &r)?;
+        return Ok(ExitCode::Success);
+    }
+    if args.repair {
+        let r = rwkv_pipeline::repair(&store_dir, ident)?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({
+                    "documents": r.documents, "checkpoints": r.checkpoints,
+                    "incomplete_documents": r.incomplete_documents,
+                    "old_manifest": r.old_manifest.map(|p| p.display().to_string()),
+                }))?
+            );
+        } else {
+            eprintln!(
+                "repaired {}: {} documents, {} checkpoints restored; {} incomplete documents will be folded again by the next ingest",
+                store_dir.display(),
+                r.documents,
+                r.checkpoints,
+                r.incomplete_documents.len()
+            );
+        }
+        return Ok(ExitCode::Success);
+    }
+    if !args.merge.is_empty() {
+        let reports = rwkv_pipeline::merge(&store_dir, ident, &args.merge)?;
+        for (o, r) in args.merge.iter().zip(reports) {
+            eprintln!(
+                "merged {}: {} documents added, {} replaced, {} kept, {} checkpoints copied",
+                o.display(),
+                r.documents_added,
+                r.documents_replaced,
+                r.documents_kept,
+                r.checkpoints_copied
+            );
+        }
+        return Ok(ExitCode::Success);
+    }
+
+    let mut sources = args.sources.options();
+    let mut inputs = args.inputs.clone();
+    let mut cfg_every = args.checkpoint_every;
+    let (mut corpus, mut compress) = (args.corpus_state, args.compress);
+    if let Some(s) = &spec {
+        inputs.extend(s.inputs.iter().cloned());
+        sources.include.extend(s.include.iter().cloned());
+        sources.exclude.extend(s.exclude.iter().cloned());
+        sources.hidden |= s.hidden;
+        if let Some(m) = s.max_file_size {
+            sources.max_file_size = m;
+        }
+        if let Some(j) = s.jobs {
+            sources.jobs = j;
+        }
+        if args.checkpoint_every == rwkv_reader::DEFAULT_CHECKPOINT_EVERY {
+            cfg_every = s.checkpoints.every;
+        }
+        corpus |= s.corpus_state;
+        compress |= s.compress;
+    }
+    if inputs.is_empty() {
+        bail!("nothing to ingest: give PATH|URL arguments or a --pipeline file with inputs");
+    }
+    if cfg_every == 0 {
+        bail!("--checkpoint-every must be at least 1");
+    }
+    if demo && !args.json {
+        eprintln!(
+            "note: using the bundled demo model (a tiny code model); real answers need a real checkpoint (--model)"
+        );
+    }
+    let cfg = IngestConfig {
+        inputs,
+        store_dir: store_dir.clone(),
+        checkpoint_every: cfg_every,
+        jobs: args.fold_jobs.unwrap_or(2),
+        sources,
+        shard: args.shard,
+        corpus_state: corpus,
+        verify: !args.no_verify,
+        compress,
+    };
+    let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
+    let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).context("ingest")?;
+    bars.finish();
+    print_summary(args.json, &summary, &store_dir)?;
+    Ok(if summary.failed > 0 {
+        ExitCode::Partial
+    } else {
+        ExitCode::Success
+    })
+}
+
+fn print_map(json: bool, what: &str, m: &std::collections::BTreeMap<&'static str, u64>) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(m)?);
+    } else {
+        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        eprintln!("{what}: {}", parts.join(", "));
+    }
+    Ok(())
+}
+
+fn print_summary(json: bool, s: &Summary, store: &std::path::Path) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+        return Ok(());
+    }
+    eprintln!(
+        "{} documents: {} folded, {} unchanged, {} removed, {} skipped, {} failed",
+        s.documents, s.folded, s.unchanged, s.removed, s.skipped, s.failed
+    );
+    if s.refolded_corrupt > 0 {
+        eprintln!(
+            "{} documents had damaged checkpoints and were folded again",
+            s.refolded_corrupt
+        );
+    }
+    let mut reasons = std::collections::BTreeMap::<&str, u64>::new();
+    for k in &s.skips {
+        *reasons.entry(&k.reason).or_default() += 1;
+    }
+    for (r, n) in reasons {
+        eprintln!("  {n} × {r}");
+    }
+    eprintln!(
+        "{} tokens in {:.1} s ({:.0} tokens/s), {} checkpoints written",
+        s.tokens, s.wall_seconds, s.tokens_per_second, s.checkpoints
+    );
+    eprintln!(
+        "store {}: {} documents, {} checkpoints, {:.1} MB of state",
+        store.display(),
+        s.store_documents,
+        s.store_checkpoints,
+        s.store_bytes as f64 / 1e6
+    );
+    if let Some(c) = &s.corpus_state {
+        eprintln!("corpus state: {c}");
+    }
+    Ok(())
+}
+
+/// indicatif bars: documents and tokens (hidden when stderr is not a terminal).
+struct Bars {
+    multi: Option<MultiProgress>,
+    docs: ProgressBar,
+    tokens: ProgressBar,
+    current: Mutex<()>,
+}
+
+impl Bars {
+    fn new(show: bool) -> Self {
+        if !show {
+            return Bars {
+                multi: None,
+                docs: ProgressBar::hidden(),
+                tokens: ProgressBar::hidden(),
+                current: Mutex::new(()),
+            };
+        }
+        let multi = MultiProgress::new();
+        let docs = multi.add(ProgressBar::new_spinner());
+        docs.set_style(
+            ProgressStyle::with_template("{spinner} {pos} documents {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        docs.enable_steady_tick(Duration::from_millis(120));
+        let tokens = multi.add(ProgressBar::new(0));
+        tokens.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} tokens  {per_sec}  ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Bars {
+            multi: Some(multi),
+            docs,
+            tokens,
+            current: Mutex::new(()),
+        }
+    }
+    fn finish(&self) {
+        self.docs.finish_and_clear();
+        self.tokens.finish_and_clear();
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, name: &str, tokens: u64) {
+        let _g = self.current.lock();
+        self.tokens.inc_length(tokens);
+        self.docs.set_message(name.to_string());
+    }
+    fn tokens(&self, n: u64) {
+        self.tokens.inc(n);
+    }
+    fn done(&self, _name: &str, _outcome: &str) {
+        self.docs.inc(1);
+    }
+    fn skipped(&self, input: &str, reason: &str) {
+        if self.multi.is_some() {
+            self.docs.println(format!("skipped {input}: {reason}"));
+        }
+    }
+}

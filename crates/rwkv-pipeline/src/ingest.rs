@@ -1,0 +1,638 @@
+//! The ingest run: sources stream documents on tokio, a bounded channel feeds the fold workers
+//! (one model shared by all), each document's checkpoints become durable blobs, then one
+//! manifest commit, then its index segments.
+//!
+//! Order per document (what makes a run resumable after a crash at any point): text and blobs
+//! fsynced → manifest commit → index. A document whose commit did not happen is simply folded
+//! again by the next run; blobs are content-addressed and their bytes deterministic, so the
+//! rerun writes the same files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Instant;
+
+use futures::StreamExt;
+use rwkv_index::{Index, Segment};
+use rwkv_model::state::STATE_FORMAT_VERSION;
+use rwkv_model::tokenizer::Tokenizer;
+use rwkv_model::{Model, State};
+use rwkv_reader::{DocInput, Reader, ReaderBuilder};
+use rwkv_sources::{Document, Input, Sources};
+use rwkv_store::{CheckpointRecord, Compression, DocumentRecord, Key, Store, StoreIdentity, checkpoint_key};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::texts::TextStore;
+
+/// Settings of one ingest run (from CLI flags or a job file).
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Inputs: directories, files, WARC files, URLs.
+    pub inputs: Vec<String>,
+    /// Store directory.
+    pub store_dir: PathBuf,
+    /// Tokens between checkpoints inside a part.
+    pub checkpoint_every: usize,
+    /// Documents folded at once.
+    pub jobs: usize,
+    /// Source options (walk, caps, extraction jobs).
+    pub sources: rwkv_sources::Options,
+    /// Keep only documents whose id falls in shard `i` of `n` (`(i, n)`, 0-based).
+    pub shard: Option<(u64, u64)>,
+    /// Also fold every document, in order, into one corpus state.
+    pub corpus_state: bool,
+    /// Verify the checksum of every stored blob of unchanged documents (refold on damage).
+    pub verify: bool,
+    /// Compress blobs with zstd.
+    pub compress: bool,
+}
+
+/// Callbacks for progress display; every method has a no-op default.
+pub trait Progress: Sync {
+    /// A document starts folding with this many tokens.
+    fn start(&self, _name: &str, _tokens: u64) {}
+    /// Tokens were folded.
+    fn tokens(&self, _n: u64) {}
+    /// A document is finished (`folded`, `unchanged`, `failed`, `removed`, `reindexed`).
+    fn done(&self, _name: &str, _outcome: &str) {}
+    /// An input was skipped or failed before folding.
+    fn skipped(&self, _input: &str, _reason: &str) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// An input that produced no document, with its reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skip {
+    /// The input (path, URL, record).
+    pub input: String,
+    /// Stable reason code (`binary`, `too_large`, `malformed`, `fold`, …).
+    pub reason: String,
+    /// Human message.
+    pub message: String,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Documents seen.
+    pub documents: u64,
+    /// Documents folded (new, changed, or refolded after damage).
+    pub folded: u64,
+    /// Documents unchanged since the last run (nothing folded).
+    pub unchanged: u64,
+    /// Unchanged documents whose stored blobs failed their checksum and were refolded.
+    pub refolded_corrupt: u64,
+    /// Documents whose index entries were restored from the store.
+    pub reindexed: u64,
+    /// Documents removed because their input is gone.
+    pub removed: u64,
+    /// Inputs skipped by policy (binary, too large, …).
+    pub skipped: u64,
+    /// Inputs or documents that failed.
+    pub failed: u64,
+    /// Every skip and failure with its reason.
+    pub skips: Vec<Skip>,
+    /// Tokens folded (preambles included).
+    pub tokens: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// Documents and checkpoints in the store after the run.
+    pub store_documents: u64,
+    /// Checkpoints in the store after the run.
+    pub store_checkpoints: u64,
+    /// Bytes of state blobs in the store.
+    pub store_bytes: u64,
+    /// Wall time in seconds.
+    pub wall_seconds: f64,
+    /// Tokens folded per second of wall time.
+    pub tokens_per_second: f64,
+    /// Path of the corpus state, when one was made.
+    pub corpus_state: Option<String>,
+}
+
+/// The store identity for a model and tokenizer.
+pub fn identity(model: &Model, tokenizer: &dyn Tokenizer) -> StoreIdentity {
+    StoreIdentity {
+        model_fingerprint: model.fingerprint().to_string(),
+        tokenizer: tokenizer.id().to_string(),
+        format_version: STATE_FORMAT_VERSION,
+    }
+}
+
+/// The index directory of a store.
+pub fn index_dir(store_dir: &Path) -> PathBuf {
+    store_dir.join("index")
+}
+
+/// Whether `id` belongs to shard `i` of `n`.
+pub fn in_shard(id: &str, shard: Option<(u64, u64)>) -> bool {
+    match shard {
+        None => true,
+        Some((i, n)) => {
+            let h = blake3::hash(id.as_bytes());
+            let v = u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]));
+            v % n.max(1) == i
+        }
+    }
+}
+
+struct Shared<'a> {
+    cfg: &'a IngestConfig,
+    model: &'a Model,
+    reader: Reader<'a>,
+    store: Store,
+    texts: TextStore,
+    index: Mutex<Index>,
+    indexed: BTreeSet<String>,
+    progress: &'a dyn Progress,
+    seen: Mutex<Vec<String>>,
+    skips: Mutex<Vec<Skip>>,
+    counts: Counts,
+}
+
+#[derive(Default)]
+struct Counts {
+    documents: AtomicU64,
+    folded: AtomicU64,
+    unchanged: AtomicU64,
+    refolded_corrupt: AtomicU64,
+    reindexed: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    tokens: AtomicU64,
+    checkpoints: AtomicU64,
+}
+
+/// Run an ingest.
+pub fn ingest(
+    cfg: &IngestConfig,
+    model: &Model,
+    tokenizer: Arc<dyn Tokenizer>,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let started = Instant::now();
+    let ident = identity(model, tokenizer.as_ref());
+    let mut store = Store::open(&cfg.store_dir, ident)?;
+    if cfg.compress && store.compression() == Compression::None {
+        store.set_compression(Compression::Zstd(3))?;
+    }
+    let texts = TextStore::new(&cfg.store_dir);
+    let (mut index, outcome) = Index::open_or_create(index_dir(&cfg.store_dir))?;
+    if outcome.needs_rebuild() {
+        reindex_all(&store, &texts, &mut index)?;
+    }
+    let indexed = index.document_ids()?;
+    let reader = ReaderBuilder::new(model, tokenizer.clone())
+        .checkpoint_every(cfg.checkpoint_every)
+        .build();
+    let shared = Shared {
+        cfg,
+        model,
+        reader,
+        store,
+        texts,
+        index: Mutex::new(index),
+        indexed,
+        progress,
+        seen: Mutex::new(Vec::new()),
+        skips: Mutex::new(Vec::new()),
+        counts: Counts::default(),
+    };
+
+    // Sources on a tokio runtime, feeding a bounded channel; fold workers drain it.
+    let jobs = cfg.jobs.max(1);
+    let (tx, rx) = mpsc::sync_channel::<Document>(jobs * 2);
+    let rx = Mutex::new(rx);
+    let mut source_error = None;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| produce(&shared, tx));
+        let workers: Vec<_> = (0..jobs).map(|_| scope.spawn(|| work(&shared, &rx))).collect();
+        if let Ok(Err(e)) = producer.join() {
+            source_error = Some(e);
+        }
+        for w in workers {
+            if let Ok(Err(e)) = w.join() {
+                source_error.get_or_insert(e);
+            }
+        }
+    });
+    if let Some(e) = source_error {
+        return Err(e);
+    }
+
+    let removed = remove_deleted(&shared)?;
+    shared.index.lock().map_err(|_| poisoned())?.commit()?;
+
+    let corpus_state = if cfg.corpus_state {
+        Some(fold_corpus(&shared, tokenizer.as_ref())?)
+    } else {
+        None
+    };
+
+    let stats = shared.store.stats()?;
+    let c = &shared.counts;
+    let wall = started.elapsed().as_secs_f64();
+    let tokens = c.tokens.load(Ordering::Relaxed);
+    let mut skips = shared.skips.into_inner().map_err(|_| poisoned())?;
+    skips.sort_by(|a, b| a.input.cmp(&b.input));
+    Ok(Summary {
+        documents: c.documents.load(Ordering::Relaxed),
+        folded: c.folded.load(Ordering::Relaxed),
+        unchanged: c.unchanged.load(Ordering::Relaxed),
+        refolded_corrupt: c.refolded_corrupt.load(Ordering::Relaxed),
+        reindexed: c.reindexed.load(Ordering::Relaxed),
+        removed,
+        skipped: c.skipped.load(Ordering::Relaxed),
+        failed: c.failed.load(Ordering::Relaxed),
+        skips,
+        tokens,
+        checkpoints: c.checkpoints.load(Ordering::Relaxed),
+        store_documents: stats.documents,
+        store_checkpoints: stats.checkpoints,
+        store_bytes: stats.blob_bytes,
+        wall_seconds: wall,
+        tokens_per_second: tokens as f64 / wall.max(1e-9),
+        corpus_state: corpus_state.map(|p| p.display().to_string()),
+    })
+}
+
+fn poisoned() -> Error {
+    Error::Usage("a worker thread panicked".into())
+}
+
+/// Drive the sources stream, sending documents of this shard to the workers.
+fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io {
+            path: PathBuf::from("<tokio runtime>"),
+            source: e,
+        })?;
+    let sources = Sources::new(shared.cfg.sources.clone())?.inputs(shared.cfg.inputs.iter().map(|s| Input::parse(s)));
+    let res = rt.block_on(async {
+        let mut stream = std::pin::pin!(sources.stream());
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(doc) => {
+                    let id = doc.id.to_string();
+                    if !in_shard(&id, shared.cfg.shard) {
+                        continue;
+                    }
+                    shared.seen.lock().map_err(|_| poisoned())?.push(id);
+                    shared.counts.documents.fetch_add(1, Ordering::Relaxed);
+                    // Blocking send on a bounded channel: memory is bounded by the workers.
+                    let tx = tx.clone();
+                    if tokio::task::block_in_place(move || tx.send(doc)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let counter = if e.is_policy_skip() {
+                        &shared.counts.skipped
+                    } else {
+                        &shared.counts.failed
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    shared.progress.skipped(e.at(), e.reason());
+                    shared.skips.lock().map_err(|_| poisoned())?.push(Skip {
+                        input: e.at().to_string(),
+                        reason: e.reason().to_string(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok::<(), Error>(())
+    });
+    drop(tx);
+    rt.shutdown_background();
+    res
+}
+
+fn work(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>) -> Result<()> {
+    loop {
+        let doc = {
+            let rx = rx.lock().map_err(|_| poisoned())?;
+            match rx.recv() {
+                Ok(d) => d,
+                Err(_) => return Ok(()),
+            }
+        };
+        let name = doc.location();
+        match process(shared, &doc) {
+            Ok(outcome) => shared.progress.done(&name, outcome),
+            Err(e @ (Error::Reader(_) | Error::Model(_))) => {
+                shared.counts.failed.fetch_add(1, Ordering::Relaxed);
+                shared.progress.done(&name, "failed");
+                shared.skips.lock().map_err(|_| poisoned())?.push(Skip {
+                    input: name,
+                    reason: "fold".into(),
+                    message: e.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Fold (or skip, or reindex) one document.
+fn process(shared: &Shared<'_>, doc: &Document) -> Result<&'static str> {
+    let id = doc.id.to_string();
+    let hash = doc.hash.to_string();
+    if let Some(rec) = shared.store.document(&id)?
+        && rec.content_hash == hash
+    {
+        let intact = !shared.cfg.verify || blobs_intact(&shared.store, &id)?;
+        if intact {
+            shared.counts.unchanged.fetch_add(1, Ordering::Relaxed);
+            if !shared.indexed.contains(&id) {
+                shared.texts.put(&hash, &doc.text)?;
+                let segs = segments_of(&shared.store, &rec, &doc.text)?;
+                let mut index = shared.index.lock().map_err(|_| poisoned())?;
+                index.add_document_segments(&id, segs)?;
+                shared.counts.reindexed.fetch_add(1, Ordering::Relaxed);
+                return Ok("reindexed");
+            }
+            return Ok("unchanged");
+        }
+        shared.counts.refolded_corrupt.fetch_add(1, Ordering::Relaxed);
+    }
+    fold_document(shared, doc)?;
+    shared.counts.folded.fetch_add(1, Ordering::Relaxed);
+    Ok("folded")
+}
+
+fn blobs_intact(store: &Store, id: &str) -> Result<bool> {
+    for cp in store.checkpoints_of(id)? {
+        match store.read_blob(&cp.key) {
+            Ok(_) => {}
+            Err(e) if e.needs_refold() => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(true)
+}
+
+fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
+    let id = doc.id.to_string();
+    let name = doc.location();
+    let parts: Vec<usize> = doc.parts.iter().map(|p| p.start).collect();
+    let input = DocInput {
+        id: &id,
+        name: &name,
+        text: &doc.text,
+        parts: &parts,
+    };
+    let plan = shared.reader.plan(&input);
+    let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
+    let record = DocumentRecord {
+        id: id.clone(),
+        source: name.clone(),
+        kind: doc.kind.as_str().to_string(),
+        title: doc.title.clone(),
+        content_hash: doc.hash.to_string(),
+        byte_len: doc.bytes() as u64,
+        line_count: doc.lines() as u64,
+        token_count: doc_tokens,
+        parts: doc
+            .parts
+            .iter()
+            .map(|p| rwkv_store::Part {
+                title: p.title.clone(),
+                byte_offset: p.start as u64,
+                line: doc.line_of(p.start) as u64,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    shared.progress.start(&name, doc_tokens);
+    shared.texts.put(&record.content_hash, &doc.text)?;
+
+    let fp = shared.model.fingerprint().to_string();
+    let spec = shared.model.state_spec();
+    let tokenizer_id = shared.reader.tokenizer().id().to_string();
+    let mut records: Vec<CheckpointRecord> = Vec::new();
+    let mut parent: Option<Key> = None;
+    let mut failure: Option<Error> = None;
+    let mut last_tokens = 0u64;
+    let summary = shared.reader.fold_planned(&input, &plan, |cp| {
+        let key = checkpoint_key(&fp, parent.as_ref(), &cp.span_hash);
+        let mut rec = CheckpointRecord {
+            key,
+            doc_id: id.clone(),
+            seq: cp.seq,
+            token_offset: cp.token_offset,
+            byte_offset: cp.byte_offset as u64,
+            line: cp.line as u64,
+            parent,
+            is_final: cp.is_last,
+            blob: Default::default(),
+        };
+        let extra: Vec<(String, String)> = rwkv_store::blob_metadata(&rec, &record).into_iter().collect();
+        let bytes = cp.state.to_bytes_with(&spec, &tokenizer_id, &extra);
+        match shared.store.put_blob(&key, &bytes) {
+            Ok(info) => rec.blob = info,
+            Err(e) => {
+                failure = Some(e.into());
+                return ControlFlow::Break(());
+            }
+        }
+        shared.progress.tokens(cp.state.tokens - last_tokens);
+        last_tokens = cp.state.tokens;
+        records.push(rec);
+        parent = Some(key);
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    shared
+        .counts
+        .tokens
+        .fetch_add(summary.tokens + summary.preamble_tokens, Ordering::Relaxed);
+    shared
+        .counts
+        .checkpoints
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    let committed = records.clone();
+    shared.store.commit_document(record.clone(), records)?;
+    let segs = segments_from(&record, &committed, &doc.text);
+    shared
+        .index
+        .lock()
+        .map_err(|_| poisoned())?
+        .add_document_segments(&id, segs)?;
+    Ok(())
+}
+
+/// The index segments of a stored document: the text between consecutive checkpoints, each
+/// pointing at the checkpoint before it.
+pub fn segments_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str) -> Vec<Segment> {
+    let lines = rwkv_reader::LineIndex::new(text);
+    let bytes = text.as_bytes();
+    let title_at = |off: u64| {
+        doc.parts
+            .iter()
+            .rev()
+            .find(|p| p.byte_offset <= off)
+            .map(|p| p.title.clone())
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| doc.title.clone())
+    };
+    cps.windows(2)
+        .filter_map(|w| {
+            let (a, b) = (w[0].byte_offset as usize, w[1].byte_offset as usize);
+            if b <= a || b > bytes.len() {
+                return None;
+            }
+            Some(Segment {
+                doc_id: doc.id.clone(),
+                path: doc.source.clone(),
+                title: title_at(w[0].byte_offset),
+                text: String::from_utf8_lossy(&bytes[a..b]).into_owned(),
+                line_start: lines.line_of(a) as u64,
+                line_end: lines.line_of(b.saturating_sub(1).max(a)) as u64,
+                checkpoint: Some(w[0].key.to_hex()),
+                seq: w[0].seq as u64,
+            })
+        })
+        .collect()
+}
+
+fn segments_of(store: &Store, rec: &DocumentRecord, text: &str) -> Result<Vec<Segment>> {
+    Ok(segments_from(rec, &store.checkpoints_of(&rec.id)?, text))
+}
+
+/// Refill the index from the store and the stored texts.
+pub fn reindex_all(store: &Store, texts: &TextStore, index: &mut Index) -> Result<u64> {
+    let mut n = 0;
+    for rec in store.documents()? {
+        if let Some(text) = texts.get(&rec.content_hash)? {
+            let segs = segments_of(store, &rec, &text)?;
+            index.add_document_segments(&rec.id, segs)?;
+            n += 1;
+        }
+    }
+    index.commit()?;
+    Ok(n)
+}
+
+/// Remove stored documents under this run's inputs whose files are gone.
+fn remove_deleted(shared: &Shared<'_>) -> Result<u64> {
+    let seen: BTreeSet<String> = shared.seen.lock().map_err(|_| poisoned())?.iter().cloned().collect();
+    let failed: BTreeSet<String> = shared
+        .skips
+        .lock()
+        .map_err(|_| poisoned())?
+        .iter()
+        .map(|s| s.input.clone())
+        .collect();
+    let roots: Vec<String> = shared
+        .cfg
+        .inputs
+        .iter()
+        .filter(|i| !i.starts_with("http://") && !i.starts_with("https://"))
+        .map(|i| display_root(i))
+        .collect();
+    let mut removed = 0;
+    for rec in shared.store.documents()? {
+        if seen.contains(&rec.id) || failed.contains(&rec.source) || !in_shard(&rec.id, shared.cfg.shard) {
+            continue;
+        }
+        let under = roots
+            .iter()
+            .any(|r| rec.source == *r || rec.source.starts_with(&format!("{}/", r.trim_end_matches('/'))));
+        if under && !Path::new(&rec.source).exists() {
+            shared.store.remove_document(&rec.id)?;
+            shared.index.lock().map_err(|_| poisoned())?.remove_document(&rec.id)?;
+            shared.progress.done(&rec.source, "removed");
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn display_root(input: &str) -> String {
+    let p = input.trim_start_matches("./");
+    if p.is_empty() { ".".into() } else { p.to_string() }
+}
+
+/// Fold every document of this run, in input order, into one state saved as
+/// `<store>/corpus.state.safetensors`.
+fn fold_corpus(shared: &Shared<'_>, tokenizer: &dyn Tokenizer) -> Result<PathBuf> {
+    let ids = shared.seen.lock().map_err(|_| poisoned())?.clone();
+    let mut state: State = shared.model.new_state();
+    for id in ids {
+        let Some(rec) = shared.store.document(&id)? else {
+            continue;
+        };
+        let Some(text) = shared.texts.get(&rec.content_hash)? else {
+            continue;
+        };
+        let parts: Vec<usize> = rec.parts.iter().map(|p| p.byte_offset as usize).collect();
+        let input = DocInput {
+            id: &id,
+            name: &rec.source,
+            text: &text,
+            parts: &parts,
+        };
+        let n = shared.reader.fold_into(&input, &mut state)?;
+        shared.counts.tokens.fetch_add(n, Ordering::Relaxed);
+        shared.progress.tokens(n);
+    }
+    let path = shared.cfg.store_dir.join("corpus.state.safetensors");
+    state.save(&path, &shared.model.state_spec(), tokenizer.id())?;
+    Ok(path)
+}
+
+/// Collect unreferenced blobs and texts.
+pub fn gc(store_dir: &Path, ident: StoreIdentity) -> Result<BTreeMap<&'static str, u64>> {
+    let mut store = Store::open(store_dir, ident)?;
+    let report = store.gc()?;
+    let keep: BTreeSet<String> = store.documents()?.into_iter().map(|d| d.content_hash).collect();
+    let (texts, text_bytes) = TextStore::new(store_dir).gc(&keep)?;
+    Ok(BTreeMap::from([
+        ("blobs_removed", report.blobs_removed),
+        ("bytes_removed", report.bytes_removed),
+        ("temp_removed", report.temp_removed),
+        ("blobs_kept", report.blobs_kept),
+        ("texts_removed", texts),
+        ("text_bytes_removed", text_bytes),
+    ]))
+}
+
+/// Rebuild a damaged manifest from the blobs, then the index from the store.
+pub fn repair(store_dir: &Path, ident: StoreIdentity) -> Result<rwkv_store::RebuildReport> {
+    let (store, report) = Store::rebuild_manifest(store_dir, ident)?;
+    let texts = TextStore::new(store_dir);
+    let mut index = Index::rebuild(index_dir(store_dir), std::iter::empty())?;
+    reindex_all(&store, &texts, &mut index)?;
+    Ok(report)
+}
+
+/// Merge other stores (same model and tokenizer) into `store_dir`, with their texts, and
+/// rebuild the index.
+pub fn merge(store_dir: &Path, ident: StoreIdentity, others: &[PathBuf]) -> Result<Vec<rwkv_store::MergeReport>> {
+    let store = Store::open(store_dir, ident.clone())?;
+    let texts = TextStore::new(store_dir);
+    let mut reports = Vec::new();
+    for o in others {
+        let other = Store::open_read_only(o, ident.clone())?;
+        let other_texts = TextStore::new(o);
+        for d in other.documents()? {
+            texts.copy_from(&other_texts, &d.content_hash)?;
+        }
+        reports.push(store.merge_from(&other)?);
+    }
+    let mut index = Index::rebuild(index_dir(store_dir), std::iter::empty())?;
+    reindex_all(&store, &texts, &mut index)?;
+    Ok(reports)
+}

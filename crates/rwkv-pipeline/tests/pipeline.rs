@@ -1,0 +1,269 @@
+//! Ingest end to end on the fixtures with the bundled demo model: incremental re-runs, changed
+//! and deleted files, corrupted blobs, damaged manifests, resuming from stored checkpoints,
+//! shards and merges, and the job files in `pipelines/`.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rwkv_model::tokenizer::BytesTokenizer;
+use rwkv_model::{Model, State};
+use rwkv_pipeline::{IngestConfig, JobSpec, NoProgress, identity, ingest};
+use rwkv_reader::{DocInput, ReaderBuilder, ResumePoint};
+use rwkv_store::Store;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model() -> Model {
+    Model::load(&root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors")).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if ft.is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else if ft.is_file() {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+fn cfg(inputs: Vec<String>, store: &Path) -> IngestConfig {
+    IngestConfig {
+        inputs,
+        store_dir: store.to_path_buf(),
+        checkpoint_every: 64,
+        jobs: 2,
+        sources: rwkv_sources::Options::default(),
+        shard: None,
+        corpus_state: false,
+        verify: true,
+        compress: false,
+    }
+}
+
+#[test]
+fn incremental_changed_deleted_and_corrupt() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let code = tmp.path().join("code");
+    copy_dir(&root().join("fixtures/code"), &code);
+    let store = tmp.path().join("store");
+    let c = cfg(vec![code.display().to_string()], &store);
+    let tok = Arc::new(BytesTokenizer);
+
+    let first = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert!(first.folded > 0 && first.tokens > 0);
+    assert_eq!(first.failed, 0);
+    assert!(first.skips.iter().any(|s| s.reason == "binary"));
+
+    // Unchanged: nothing folded.
+    let second = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(second.tokens, 0);
+    assert_eq!(second.folded, 0);
+    assert_eq!(second.unchanged, first.folded);
+
+    // A changed file is refolded; a deleted file leaves the manifest and the index.
+    let changed = code.join("src/main.rs");
+    let mut text = std::fs::read_to_string(&changed).unwrap();
+    text.push_str("\npub fn brand_new_function_xyz() {}\n");
+    std::fs::write(&changed, text).unwrap();
+    let deleted = code.join("README.md");
+    std::fs::remove_file(&deleted).unwrap();
+    let third = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(third.folded, 1, "{third:?}");
+    assert_eq!(third.removed, 1);
+    {
+        let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+        assert!(
+            s.documents()
+                .unwrap()
+                .iter()
+                .all(|d| !d.source.ends_with("code/README.md"))
+        );
+        let idx = rwkv_index::Index::open_read_only(store.join("index")).unwrap();
+        let hits = idx.search("brand_new_function_xyz", 3).unwrap();
+        assert!(hits.first().is_some_and(|h| h.path.ends_with("main.rs")), "{hits:?}");
+        assert!(
+            idx.search_path_or_symbol("README.md", 5)
+                .unwrap()
+                .iter()
+                .all(|h| !h.path.ends_with("code/README.md"))
+        );
+    }
+
+    // A corrupted blob is found by its checksum and refolded on the next run.
+    let (blob, key) = {
+        let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+        let d = s
+            .documents()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.source.ends_with("main.rs"))
+            .unwrap();
+        let cp = s.checkpoints_of(&d.id).unwrap().pop().unwrap();
+        (s.blob_path(&cp.key, &cp.blob), cp.key)
+    };
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0xFF;
+    std::fs::write(&blob, bytes).unwrap();
+    let fourth = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(fourth.refolded_corrupt, 1, "{fourth:?}");
+    let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+    s.read_blob(&key).expect("the refold rewrote the damaged blob");
+}
+
+#[test]
+fn a_stored_checkpoint_folded_on_gives_the_whole_fold() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let book = root().join("fixtures/books/lighthouse.txt");
+    let c = cfg(vec![book.display().to_string()], &store);
+    let tok = Arc::new(BytesTokenizer);
+    ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+    let d = s.documents().unwrap().pop().unwrap();
+    let cps = s.checkpoints_of(&d.id).unwrap();
+    assert!(cps.len() > 4, "a long document has interval checkpoints");
+    let spec = m.state_spec();
+    let load = |k| {
+        State::from_bytes(Path::new("blob"), &s.read_blob(k).unwrap(), &spec, Some("bytes"))
+            .unwrap()
+            .0
+    };
+    let whole = load(&cps.last().unwrap().key);
+    let text = rwkv_pipeline::TextStore::new(&store)
+        .get(&d.content_hash)
+        .unwrap()
+        .unwrap();
+    let parts: Vec<usize> = d.parts.iter().map(|p| p.byte_offset as usize).collect();
+    let reader = ReaderBuilder::new(&m, tok.clone()).checkpoint_every(64).build();
+    let input = DocInput {
+        id: &d.id,
+        name: &d.source,
+        text: &text,
+        parts: &parts,
+    };
+    for cp in [&cps[1], &cps[cps.len() / 2], &cps[cps.len() - 2]] {
+        let from = ResumePoint {
+            seq: cp.seq,
+            byte_offset: cp.byte_offset as usize,
+            token_offset: cp.token_offset,
+            state: load(&cp.key),
+        };
+        let mut last = None;
+        reader
+            .fold_from(&input, from, |c| {
+                last = Some(c.state);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let diff = last.unwrap().max_abs_diff(&whole);
+        assert!(diff < 1e-4, "resume from seq {}: {diff}", cp.seq);
+    }
+}
+
+#[test]
+fn damaged_manifest_is_a_clear_error_and_repair_restores_it() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let c = cfg(vec![root().join("fixtures/code").display().to_string()], &store);
+    let tok = Arc::new(BytesTokenizer);
+    let first = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    let manifest = store.join("manifest.redb");
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    for b in bytes.iter_mut().take(4096).skip(0) {
+        *b = 0x5A;
+    }
+    std::fs::write(&manifest, bytes).unwrap();
+    let err = ingest(&c, &m, tok.clone(), &NoProgress).unwrap_err().to_string();
+    assert!(err.contains("--repair"), "{err}");
+    let report = rwkv_pipeline::repair(&store, identity(&m, tok.as_ref())).unwrap();
+    assert_eq!(report.documents as u64, first.folded);
+    let again = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(again.tokens, 0, "{again:?}");
+}
+
+#[test]
+fn shards_merge_into_the_whole() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Arc::new(BytesTokenizer);
+    let input = vec![root().join("fixtures/code").display().to_string()];
+    let whole = tmp.path().join("whole");
+    ingest(&cfg(input.clone(), &whole), &m, tok.clone(), &NoProgress).unwrap();
+    let mut shards = Vec::new();
+    for i in 0..2 {
+        let dir = tmp.path().join(format!("s{i}"));
+        let mut c = cfg(input.clone(), &dir);
+        c.shard = Some((i, 2));
+        ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+        shards.push(dir);
+    }
+    let merged = tmp.path().join("merged");
+    rwkv_pipeline::merge(&merged, identity(&m, tok.as_ref()), &shards).unwrap();
+    let ids = |d: &Path| {
+        let s = Store::open_read_only(d, identity(&m, tok.as_ref())).unwrap();
+        s.documents()
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.checkpoints))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&merged), ids(&whole));
+    let idx = rwkv_index::Index::open_read_only(merged.join("index")).unwrap();
+    assert!(idx.num_segments() > 0);
+}
+
+#[test]
+fn every_job_file_parses_and_unknown_keys_are_errors() {
+    let dir = root().join("pipelines");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let spec = JobSpec::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(!spec.inputs.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+    let bad = JobSpec::parse(
+        "inputs = [\"x\"]\ncheckpoint_evry = 5\n",
+        Path::new("."),
+        Path::new("bad.toml"),
+    );
+    assert!(bad.unwrap_err().to_string().contains("checkpoint_evry"));
+    let bad = JobSpec::parse(
+        "inputs = [\"x\"]\n[checkpoints]\nevery = 0\n",
+        Path::new("."),
+        Path::new("b.toml"),
+    );
+    assert!(bad.is_err());
+}
+
+#[test]
+fn a_store_of_another_model_refuses_to_open() {
+    let m = model();
+    let other = Model::load(&root().join("fixtures/models/tiny-rwkv-7v0-834K.safetensors")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let c = cfg(vec![root().join("fixtures/code/src").display().to_string()], &store);
+    ingest(&c, &m, Arc::new(BytesTokenizer), &NoProgress).unwrap();
+    let err = ingest(&c, &other, Arc::new(BytesTokenizer), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(m.fingerprint()) && err.contains(other.fingerprint()),
+        "{err}"
+    );
+}
