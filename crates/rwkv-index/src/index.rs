@@ -64,6 +64,8 @@ pub struct Hit {
     /// A fragment of the segment's text around the matches (the start of the text if only the
     /// title or path matched).
     pub snippet: String,
+    /// The whole segment text.
+    pub text: String,
 }
 
 /// How [`Index::open_or_create`] found the directory.
@@ -450,6 +452,7 @@ impl Index {
                 seq: num(f.seq),
                 score,
                 snippet,
+                text: text(f.text),
             });
         }
         Ok(hits)

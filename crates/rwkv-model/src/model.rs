@@ -60,7 +60,7 @@ pub struct Model {
 }
 
 /// Default number of tokens per sequence-mode chunk.
-pub const DEFAULT_CHUNK_LEN: usize = 128;
+pub const DEFAULT_CHUNK_LEN: usize = 256;
 
 impl Model {
     /// Load a `.pth` or `.safetensors` checkpoint.

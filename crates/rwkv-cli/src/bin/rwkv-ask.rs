@@ -1,0 +1,193 @@
+//! `rwkv-ask "question"`: answer from an ingested store with `path:start-end` citations;
+//! `--summarize PATH|all`; `--self-test` (recall against distance).
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::bail;
+use clap::Parser;
+use rwkv_cli::{choose_tokenizer, load_model, report, resolve_model_path};
+use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget, Template};
+use rwkv_model::sample::SamplerConfig;
+
+/// Answer questions from documents folded by rwkv-ingest.
+#[derive(Parser, Debug)]
+#[command(name = "rwkv-ask", version, about)]
+struct Args {
+    /// The question.
+    #[arg(required_unless_present_any = ["summarize", "self_test"])]
+    question: Option<String>,
+    /// Summarize a document, a folder, or `all` instead of answering.
+    #[arg(long, value_name = "PATH|all")]
+    summarize: Option<String>,
+    /// Measure recall against distance (facts planted in filler from the store).
+    #[arg(long)]
+    self_test: bool,
+    /// Distances for --self-test, in tokens (comma-separated).
+    #[arg(long, default_value = "100,300,1000,3000,10000,30000,100000", value_delimiter = ',')]
+    distances: Vec<usize>,
+    /// Trials per distance for --self-test.
+    #[arg(long, default_value_t = 3)]
+    trials: usize,
+    /// Store directory.
+    #[arg(long, default_value = ".rwkv")]
+    store: PathBuf,
+    /// Model checkpoint; must be the one the store was made with. Default: $RWKV_MODEL, else the bundled demo model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Tokenizer: auto, bytes or world.
+    #[arg(long, default_value = "auto")]
+    tokenizer: String,
+    /// Segments to read.
+    #[arg(long, default_value_t = 3)]
+    top: usize,
+    /// Ranking: bm25, model (log-likelihood of the question from each checkpoint) or both.
+    #[arg(long, default_value = "bm25", value_parser = ["bm25", "model", "both"])]
+    rank: String,
+    /// Prompt template: chat (`User: …\n\nAssistant:`), plain (`Question: …\nAnswer:`) or auto.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "chat", "plain"])]
+    template: String,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print one JSON object (answer, sources, timings) instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => std::process::exit(report(&e)),
+    }
+}
+
+fn run(args: &Args) -> anyhow::Result<i32> {
+    let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
+    let model = load_model(&model_path)?;
+    let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
+    let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
+        Ok(l) => l,
+        Err(e @ rwkv_heads::Error::NoStore(_)) => {
+            eprintln!("rwkv-ask: {e}");
+            return Ok(1);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if demo && !args.json {
+        eprintln!(
+            "note: using the bundled demo model (a tiny code model): expect rough answers; real answers need a real checkpoint (--model)"
+        );
+    }
+    let template = match args.template.as_str() {
+        "chat" => Template::Chat,
+        "plain" => Template::Plain,
+        _ => Template::for_tokenizer(tokenizer.as_ref()),
+    };
+    if args.self_test {
+        let opts = SelfTestOptions {
+            distances: args.distances.clone(),
+            trials: args.trials.max(1),
+            template,
+        };
+        if !args.json {
+            println!("{:>10}  {:>7}  {:>6}", "distance", "recall", "trials");
+        }
+        let rows = lib.self_test(&opts, &mut |r| {
+            if !args.json {
+                println!(
+                    "{:>10}  {:>6.0}%  {:>3}/{}",
+                    r.distance,
+                    r.recall * 100.0,
+                    r.recalled,
+                    r.trials
+                );
+            }
+        })?;
+        if args.json {
+            println!("{}", serde_json::to_string(&rows)?);
+        }
+        return Ok(0);
+    }
+    let opts = AskOptions {
+        top: args.top.max(1),
+        max_tokens: args.max_tokens,
+        sampler: SamplerConfig {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+            ..SamplerConfig::greedy()
+        },
+        template,
+        rank: match args.rank.as_str() {
+            "model" => Rank::Model,
+            "both" => Rank::Both,
+            _ => Rank::Bm25,
+        },
+    };
+    // Ctrl-C stops generation cleanly: the answer so far and its sources are still printed.
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let stdout = std::io::stdout();
+    let json = args.json;
+    let mut on_text = |t: &str| {
+        if !json {
+            let mut out = stdout.lock();
+            let _ = out.write_all(t.as_bytes());
+            let _ = out.flush();
+        }
+        if stop.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let answer = match (&args.summarize, &args.question) {
+        (Some(p), _) => {
+            let target = if p == "all" {
+                SummaryTarget::All
+            } else {
+                SummaryTarget::Path(p.clone())
+            };
+            lib.summarize(&target, &opts, &mut on_text)?
+        }
+        (None, Some(q)) => {
+            if q.trim().is_empty() {
+                bail!("the question is empty");
+            }
+            lib.answer(q, &opts, &mut on_text)?
+        }
+        (None, None) => bail!("give a question, --summarize or --self-test"),
+    };
+    let Some(answer) = answer else {
+        eprintln!("no matching documents");
+        return Ok(1);
+    };
+    if json {
+        println!("{}", serde_json::to_string(&answer)?);
+    } else {
+        println!();
+        println!();
+        println!("Sources:");
+        for s in &answer.sources {
+            println!("  {s}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,175 @@
+//! `rwkv-ask` end to end with the bundled demo model on `fixtures/code`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// One store ingested from fixtures/code for all tests of this file.
+fn store() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rwkv-ask-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+            .current_dir(root())
+            .args(["fixtures/code", "--json", "--store"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+fn ask(args: &[&str], store: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+        .current_dir(root())
+        .args(args)
+        .arg("--store")
+        .arg(store)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (code, out, err) = ask(&a, store());
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[test]
+fn a_question_naming_an_identifier_cites_its_file() {
+    // `evaluate` is defined only in src/eval.py.
+    let v = json(&["what does evaluate do?", "--max-tokens", "16"]);
+    let first = v["sources"][0]["path"].as_str().unwrap();
+    assert!(first.ends_with("src/eval.py"), "{v}");
+    // Every cited line range exists in the stored document.
+    for s in v["sources"].as_array().unwrap() {
+        let path = root().join(s["path"].as_str().unwrap());
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+        let (a, b) = (s["line_start"].as_u64().unwrap(), s["line_end"].as_u64().unwrap());
+        assert!(1 <= a && a <= b && b <= lines.max(1), "{s} vs {lines} lines");
+    }
+    // Text mode prints the answer, then the sources as path:start-end.
+    let (code, out, _) = ask(&["what does evaluate do?", "--max-tokens", "8"], store());
+    assert_eq!(code, 0);
+    assert!(out.contains("Sources:") && out.contains("src/eval.py:1-"), "{out}");
+}
+
+#[test]
+fn summaries_are_text_and_identical_across_runs() {
+    let a = json(&["--summarize", "fixtures/code/src/main.rs", "--max-tokens", "40"]);
+    let b = json(&["--summarize", "fixtures/code/src/main.rs", "--max-tokens", "40"]);
+    assert!(!a["text"].as_str().unwrap().trim().is_empty(), "{a}");
+    assert_eq!(a["text"], b["text"]);
+    assert!(a["sources"][0]["path"].as_str().unwrap().ends_with("src/main.rs"));
+    let all = json(&["--summarize", "all", "--max-tokens", "20"]);
+    assert!(all["sources"].as_array().unwrap().len() > 3);
+}
+
+#[test]
+fn two_questions_in_one_process_equal_two_processes() {
+    use std::ops::ControlFlow;
+    let model = rwkv_model::Model::load(&root().join(rwkv_cli::DEMO_MODEL)).unwrap();
+    let tok: std::sync::Arc<dyn rwkv_model::tokenizer::Tokenizer> =
+        std::sync::Arc::new(rwkv_model::tokenizer::BytesTokenizer);
+    let lib = rwkv_heads::Library::open(store(), &model, tok.clone()).unwrap();
+    let opts = rwkv_heads::AskOptions {
+        top: 3,
+        max_tokens: 24,
+        sampler: rwkv_model::sample::SamplerConfig::greedy(),
+        template: rwkv_heads::Template::Plain,
+        rank: rwkv_heads::Rank::Bm25,
+    };
+    let qs = ["what does evaluate do?", "how is main defined?"];
+    let mut in_process = Vec::new();
+    for q in qs {
+        let mut pieces = 0;
+        let a = lib.answer(q, &opts, &mut |_| {
+            pieces += 1;
+            ControlFlow::Continue(())
+        });
+        in_process.push(a.unwrap().unwrap().text);
+    }
+    for (q, text) in qs.iter().zip(&in_process) {
+        let v = json(&[q, "--max-tokens", "24"]);
+        assert_eq!(v["text"].as_str().unwrap(), text, "question {q}");
+    }
+}
+
+#[test]
+fn the_first_text_arrives_before_generation_ends() {
+    use std::ops::ControlFlow;
+    use std::time::Instant;
+    let model = rwkv_model::Model::load(&root().join(rwkv_cli::DEMO_MODEL)).unwrap();
+    let tok: std::sync::Arc<dyn rwkv_model::tokenizer::Tokenizer> =
+        std::sync::Arc::new(rwkv_model::tokenizer::BytesTokenizer);
+    let lib = rwkv_heads::Library::open(store(), &model, tok).unwrap();
+    let opts = rwkv_heads::AskOptions {
+        top: 2,
+        max_tokens: 64,
+        sampler: rwkv_model::sample::SamplerConfig::greedy(),
+        template: rwkv_heads::Template::Custom {
+            prompt: "Question: {q}\nAnswer:".into(),
+            stop: "\u{1}".into(),
+        },
+        rank: rwkv_heads::Rank::Bm25,
+    };
+    let mut stamps = Vec::new();
+    let t0 = Instant::now();
+    let a = lib
+        .summarize(&rwkv_heads::SummaryTarget::All, &opts, &mut |_| {
+            stamps.push(t0.elapsed());
+            ControlFlow::Continue(())
+        })
+        .unwrap()
+        .unwrap();
+    let end = t0.elapsed();
+    assert!(stamps.len() > 1, "text is streamed in pieces");
+    assert!(stamps[0] < end, "first text before the end");
+    assert!(a.timings.first_token_ms < a.timings.first_token_ms + a.timings.generate_ms);
+    assert_eq!(a.timings.tokens, 64);
+}
+
+#[test]
+fn an_empty_or_missing_store_says_how_to_ingest() {
+    let missing = std::env::temp_dir().join(format!("rwkv-ask-none-{}", std::process::id()));
+    let (code, _, err) = ask(&["anything"], &missing);
+    assert_eq!(code, 1);
+    assert!(err.contains("rwkv-ingest"), "{err}");
+    // An empty store (ingested nothing).
+    let empty = std::env::temp_dir().join(format!("rwkv-ask-empty-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("rwkv-ask-emptydir-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .args([d.to_str().unwrap(), "--json", "--store", empty.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (code, _, err) = ask(&["anything"], &empty);
+    assert_eq!(code, 1);
+    assert!(err.contains("rwkv-ingest"), "{err}");
+    // Nothing found.
+    let (code, _, err) = ask(&["qqqxxyz zzzyyq"], store());
+    assert_eq!(code, 1);
+    assert!(err.contains("no matching documents"), "{err}");
+}
+
+#[test]
+fn self_test_prints_its_table() {
+    let (code, out, err) = ask(&["--self-test", "--distances", "20,200", "--trials", "1"], store());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("distance") && out.contains("recall"), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+}

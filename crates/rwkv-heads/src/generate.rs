@@ -1,0 +1,156 @@
+//! Prompt templates and the generation loop shared by every head.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use rwkv_model::sample::{Sampler, SamplerConfig};
+use rwkv_model::tokenizer::{StreamDecoder, Tokenizer};
+use rwkv_model::{Logits, Model, State};
+
+use crate::Result;
+
+/// How a question is put to the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Template {
+    /// RWKV World/G1 chat format: `User: {q}\n\nAssistant:`, ends at a blank line.
+    Chat,
+    /// Base-model completion: `Question: {q}\nAnswer:`, ends at a blank line.
+    Plain,
+    /// Custom: `{q}` is replaced by the question; generation ends at `stop`.
+    Custom {
+        /// The prompt with a `{q}` placeholder.
+        prompt: String,
+        /// The end marker.
+        stop: String,
+    },
+}
+
+impl Template {
+    /// The default for a tokenizer: chat for World models, plain for byte-level base models.
+    pub fn for_tokenizer(tokenizer: &dyn Tokenizer) -> Self {
+        if tokenizer.id() == "world" {
+            Template::Chat
+        } else {
+            Template::Plain
+        }
+    }
+
+    /// The prompt asking `q`.
+    pub fn prompt(&self, q: &str) -> String {
+        match self {
+            Template::Chat => format!("User: {q}\n\nAssistant:"),
+            Template::Plain => format!("Question: {q}\nAnswer:"),
+            Template::Custom { prompt, .. } => prompt.replace("{q}", q),
+        }
+    }
+
+    /// The text that ends the answer.
+    pub fn stop(&self) -> &str {
+        match self {
+            Template::Chat | Template::Plain => "\n\n",
+            Template::Custom { stop, .. } => stop,
+        }
+    }
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone, Default)]
+pub struct Generation {
+    /// The text (stop marker excluded).
+    pub text: String,
+    /// Tokens generated.
+    pub tokens: usize,
+    /// Milliseconds from the start of generation to the first emitted text.
+    pub first_token_ms: f64,
+    /// Milliseconds generating.
+    pub generate_ms: f64,
+    /// Why it ended: `stop`, `max_tokens`, `end_token` or `cancelled`.
+    pub finish: &'static str,
+}
+
+/// Generate from `state` after `logits` until the stop text, the end token (id 0 for World
+/// models), `max_tokens`, or `on_text` breaks. Text is streamed as it completes (never half a
+/// UTF-8 character) and never includes the stop marker.
+pub fn generate(
+    model: &Model,
+    tokenizer: &dyn Tokenizer,
+    state: &mut State,
+    mut logits: Vec<f32>,
+    cfg: &SamplerConfig,
+    max_tokens: usize,
+    stop: &str,
+    on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+) -> Result<Generation> {
+    let start = Instant::now();
+    let mut sampler = Sampler::new(cfg.clone());
+    let mut dec = StreamDecoder::new();
+    let mut out = Generation {
+        finish: "max_tokens",
+        ..Default::default()
+    };
+    // Text decoded but not yet emitted because it could be the start of the stop marker.
+    let mut held = String::new();
+    let mut first = None;
+    for _ in 0..max_tokens {
+        let tok = sampler.sample(&logits);
+        out.tokens += 1;
+        if tok == 0 && tokenizer.id() == "world" {
+            out.finish = "end_token";
+            break;
+        }
+        held.push_str(&dec.push(tokenizer, tok));
+        if out.text.is_empty() {
+            // Whitespace before the answer proper is not the end marker.
+            let trimmed = held.trim_start().len();
+            held.drain(..held.len() - trimmed);
+        }
+        if let Some(i) = held.find(stop).filter(|_| !stop.is_empty()) {
+            held.truncate(i);
+            out.finish = "stop";
+            break;
+        }
+        // Emit all but a tail that could still grow into the stop marker.
+        let keep = (1..stop.len())
+            .rev()
+            .find(|&n| {
+                n <= held.len() && held.is_char_boundary(held.len() - n) && stop.starts_with(&held[held.len() - n..])
+            })
+            .unwrap_or(0);
+        let emit: String = held.drain(..held.len() - keep).collect();
+        if !emit.is_empty() {
+            first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+            out.text.push_str(&emit);
+            if on_text(&emit).is_break() {
+                out.finish = "cancelled";
+                return Ok(finish(out, start, first));
+            }
+        }
+        logits = model.forward_token(tok, state)?;
+    }
+    if out.finish != "cancelled" {
+        held.push_str(&dec.finish());
+        if out.finish == "stop" || out.finish == "end_token" || out.finish == "max_tokens" {
+            if let Some(i) = held.find(stop).filter(|_| !stop.is_empty()) {
+                held.truncate(i);
+            }
+            if !held.is_empty() {
+                first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+                out.text.push_str(&held);
+                let _ = on_text(&held);
+            }
+        }
+    }
+    Ok(finish(out, start, first))
+}
+
+fn finish(mut g: Generation, start: Instant, first: Option<f64>) -> Generation {
+    g.generate_ms = start.elapsed().as_secs_f64() * 1e3;
+    g.first_token_ms = first.unwrap_or(g.generate_ms);
+    g
+}
+
+/// Fold `text` into `state`, returning the logits after it.
+pub fn read(model: &Model, tokenizer: &dyn Tokenizer, state: &mut State, text: &str) -> Result<Vec<f32>> {
+    let toks = tokenizer.encode(text);
+    Ok(model.forward_seq(&toks, state, Logits::Last)?)
+}

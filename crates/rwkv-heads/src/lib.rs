@@ -1,0 +1,48 @@
+//! Query heads over an ingested store: they read saved states, never write them.
+//!
+//! - [`Library::retrieve`]: BM25 over the indexed segments plus path and identifier matching,
+//!   optionally re-ranked by the model ([`Rank`]).
+//! - [`Library::answer`]: for the chosen segments, restore the checkpoint just before the
+//!   best one, re-read the segments with the question before and after them (reading twice
+//!   helps recurrent models recall), then generate in the chat or plain template, streaming
+//!   text through a callback; the sources come back as `path:start-end`.
+//! - [`Library::summarize`]: resume a document's (or every document's) final state and
+//!   generate a summary.
+//! - [`Library::self_test`]: plant facts at growing distances in filler text from the store and
+//!   ask for them through the same restore-and-re-read path: the model's recall horizon.
+#![deny(missing_docs)]
+
+mod generate;
+mod library;
+mod selftest;
+
+pub use generate::{Generation, Template};
+pub use library::{Answer, AskOptions, Candidate, Library, Rank, Source, SummaryTarget, Timings};
+pub use selftest::{RecallRow, SelfTestOptions};
+
+/// Errors of the heads.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store is missing or empty.
+    #[error("no store at {0}: ingest something first, e.g. `rwkv-ingest ./src`")]
+    NoStore(std::path::PathBuf),
+    /// The store refused.
+    #[error(transparent)]
+    Store(#[from] rwkv_store::Error),
+    /// The index refused.
+    #[error(transparent)]
+    Index(#[from] rwkv_index::Error),
+    /// The model refused (e.g. a state of another model).
+    #[error(transparent)]
+    Model(#[from] rwkv_model::Error),
+    /// Reading texts failed.
+    #[error(transparent)]
+    Pipeline(#[from] rwkv_pipeline::Error),
+    /// A document or checkpoint named by the index is not in the store.
+    #[error("the index names {0}, which is not in the store: run `rwkv-ingest` again to refresh it")]
+    Stale(String),
+}
+
+/// Result with the heads' [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
