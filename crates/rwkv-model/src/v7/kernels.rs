@@ -4,19 +4,7 @@
 //! AVX2 or portable build of it. Rows are `[T, C]` row-major unless said otherwise.
 
 use crate::linalg::norm_into;
-use crate::simd::{Arch, LANES, dot_lanes, exp, multiversion, sigmoid, sum_lanes, tanh};
-
-#[inline(always)]
-fn tanh_inplace_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = tanh::<A>(*x));
-}
-multiversion!(pub fn tanh_inplace(v: &mut [f32]) => tanh_inplace_g);
-
-#[inline(always)]
-fn sigmoid_inplace_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = sigmoid::<A>(*x));
-}
-multiversion!(pub fn sigmoid_inplace(v: &mut [f32]) => sigmoid_inplace_g);
+use crate::simd::{Arch, LANES, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
 /// `w = exp(-0.606531 · σ(w0 + w))` (0.606531 = e^-0.5), per row.
 #[inline(always)]
@@ -40,28 +28,16 @@ fn sigmoid_bias_g<A: Arch>(a: &mut [f32], a0: &[f32]) {
 }
 multiversion!(pub fn sigmoid_bias(a: &mut [f32], a0: &[f32]) => sigmoid_bias_g);
 
-/// `v = max(v, 0)²`.
-#[inline(always)]
-fn relu_sq_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| {
-        let r = x.max(0.0);
-        *x = r * r;
-    });
-}
-multiversion!(pub fn relu_sq(v: &mut [f32]) => relu_sq_g);
-
-/// `x += y`.
-#[inline(always)]
-fn add_into_g<A: Arch>(x: &mut [f32], y: &[f32]) {
-    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
-}
-multiversion!(pub fn add_into(x: &mut [f32], y: &[f32]) => add_into_g);
-
 /// Per row: `k̂ = normalize_per_head(k · k_k)`, `k ← k · (1 + (a − 1) · k_a)`, `b = k̂ · a`.
 #[inline(always)]
 fn prep_keys_g<A: Arch>(k: &mut [f32], kk: &mut [f32], a: &[f32], b: &mut [f32], k_k: &[f32], k_a: &[f32], n: usize) {
     let c = k_k.len();
-    for (((k, kk), a), b) in k.chunks_exact_mut(c).zip(kk.chunks_exact_mut(c)).zip(a.chunks_exact(c)).zip(b.chunks_exact_mut(c)) {
+    for (((k, kk), a), b) in k
+        .chunks_exact_mut(c)
+        .zip(kk.chunks_exact_mut(c))
+        .zip(a.chunks_exact(c))
+        .zip(b.chunks_exact_mut(c))
+    {
         for ((d, &x), &s) in kk.iter_mut().zip(k.iter()).zip(k_k) {
             *d = x * s;
         }
@@ -84,35 +60,17 @@ multiversion!(
 #[inline(always)]
 fn value_residual_g<A: Arch>(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) {
     let c = v0.len();
-    for ((v, vf), g) in v.chunks_exact_mut(c).zip(v_first.chunks_exact(c)).zip(gate.chunks_exact(c)) {
+    for ((v, vf), g) in v
+        .chunks_exact_mut(c)
+        .zip(v_first.chunks_exact(c))
+        .zip(gate.chunks_exact(c))
+    {
         for j in 0..c {
             v[j] += (vf[j] - v[j]) * sigmoid::<A>(v0[j] + g[j]);
         }
     }
 }
 multiversion!(pub fn value_residual(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) => value_residual_g);
-
-/// Token shift for up to six mixes: for row `t`, `out[t] = x[t] + (prev − x[t]) · mix` where
-/// prev is the state's row for `t = 0`; the state then keeps the last row.
-#[inline(always)]
-fn shift_mix_g<A: Arch>(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) {
-    let c = prev.len();
-    let t = x.len() / c;
-    for ti in 0..t {
-        let cur = &x[ti * c..(ti + 1) * c];
-        let p: &[f32] = if ti == 0 { prev } else { &x[(ti - 1) * c..ti * c] };
-        for (mix, out) in mixes.iter().zip(outs.iter_mut()) {
-            let out = &mut out[ti * c..(ti + 1) * c];
-            for j in 0..c {
-                out[j] = A::fma(p[j] - cur[j], mix[j], cur[j]);
-            }
-        }
-    }
-    if t > 0 {
-        prev.copy_from_slice(&x[(t - 1) * c..t * c]);
-    }
-}
-multiversion!(pub fn shift_mix(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g);
 
 /// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
 pub struct WkvInputs<'a> {

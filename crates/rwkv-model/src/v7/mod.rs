@@ -15,13 +15,12 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 mod kernels;
 
+use crate::kernels::{add_into, relu_sq, shift_mix, sigmoid_inplace, tanh_inplace};
 use crate::linalg::{Mat, layer_norm_rows, linear};
-use kernels::{
-    WkvInputs, add_into, decay, mix_heads, prep_keys, relu_sq, shift_mix, sigmoid_bias, sigmoid_inplace, tanh_inplace,
-    value_residual, wkv_head,
-};
+pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
+use kernels::{WkvInputs, decay, mix_heads, prep_keys, sigmoid_bias, value_residual, wkv_head};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -90,17 +89,6 @@ pub struct V7 {
     ln_out_w: Vec<f32>,
     ln_out_b: Vec<f32>,
     head: Mat,
-}
-
-/// Which logits a forward call must produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// None: fold only (the output head is skipped).
-    None,
-    /// The logits after the last token.
-    Last,
-    /// The logits after every token, `[T, vocab]`.
-    All,
 }
 
 fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
@@ -362,7 +350,12 @@ impl V7 {
             self.time_mix(li, layer, ls, t, sc);
             // Channel mix.
             layer_norm_rows(&sc.x[..tc], c, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
-            shift_mix(&sc.xx[..tc], &mut ls.ffn_x, &[&layer.ffn_mix], &mut [&mut sc.mix[0][..tc]]);
+            shift_mix(
+                &sc.xx[..tc],
+                &mut ls.ffn_x,
+                &[&layer.ffn_mix],
+                &mut [&mut sc.mix[0][..tc]],
+            );
             let f = cfg.d_ffn;
             linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
             relu_sq(&mut sc.ffn[..t * f]);
@@ -383,7 +376,14 @@ impl V7 {
                 &sc.xx[..tc],
                 &mut ls.att_x,
                 &mixes,
-                &mut [&mut m0[..tc], &mut m1[..tc], &mut m2[..tc], &mut m3[..tc], &mut m4[..tc], &mut m5[..tc]],
+                &mut [
+                    &mut m0[..tc],
+                    &mut m1[..tc],
+                    &mut m2[..tc],
+                    &mut m3[..tc],
+                    &mut m4[..tc],
+                    &mut m5[..tc],
+                ],
             );
         }
         let [xr, xw, xk, xv, xa, xg] = &sc.mix;
@@ -408,7 +408,15 @@ impl V7 {
         sigmoid_inplace(lo);
         linear(lo, t, &l.g2, &mut sc.g[..tc]);
 
-        prep_keys(&mut sc.k[..tc], &mut sc.kk[..tc], &sc.a[..tc], &mut sc.b[..tc], &l.k_k, &l.k_a, n);
+        prep_keys(
+            &mut sc.k[..tc],
+            &mut sc.kk[..tc],
+            &sc.a[..tc],
+            &mut sc.b[..tc],
+            &l.k_k,
+            &l.k_a,
+            n,
+        );
         // Value residual: layer 0 keeps its v; later layers mix towards it.
         match &l.vres {
             None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
