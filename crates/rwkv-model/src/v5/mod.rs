@@ -56,7 +56,7 @@ fn heads(map: &TensorMap, c: usize) -> Result<(usize, bool)> {
     match head_shape(&t.shape).as_slice() {
         [] => Ok((1, false)),
         [h] if *h > 0 && c.is_multiple_of(*h) => Ok((*h, false)),
-        [h, n] if *h > 0 && h * n == c => Ok((*h, true)),
+        [h, n] if *h > 0 && h.checked_mul(*n) == Some(c) => Ok((*h, true)),
         _ => Err(shape_error(map, name, vec![c / 64, 64])),
     }
 }

@@ -64,7 +64,7 @@ impl V6 {
         let n_layer = count_layers(map, "att.time_maa_x")?;
         let faaaa = "blocks.0.att.time_faaaa";
         let (h, n) = match head_shape(&map.get(faaaa)?.shape).as_slice() {
-            [h, n] if *h > 0 && h * n == c => (*h, *n),
+            [h, n] if *h > 0 && h.checked_mul(*n) == Some(c) => (*h, *n),
             _ => return Err(shape_error(map, faaaa, vec![c / 64, 64])),
         };
         let w1 = "blocks.0.att.time_maa_w1";
