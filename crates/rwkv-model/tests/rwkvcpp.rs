@@ -388,10 +388,12 @@ fn damaged_files_are_errors_naming_file_and_tensor() {
         .chain([good.len() / 3, good.len() / 2, good.len() - 1])
         .collect();
     let mut off = 24;
-    for (key, dims, t, data) in &tensors {
-        cuts.extend([off, off + 5, off + 12 + 4 * dims.len() + key.len() / 2]);
+    for (i, (key, dims, _, data)) in tensors.iter().enumerate() {
+        // Inside the header, the dimensions and the key of every 9th tensor.
+        if i % 9 == 0 {
+            cuts.extend([off, off + 5, off + 12 + 4 * dims.len() + key.len() / 2]);
+        }
         off += 12 + 4 * dims.len() + key.len() + data.len();
-        let _ = t;
     }
     for cut in cuts {
         let e = load_err(name, &good[..cut]);
