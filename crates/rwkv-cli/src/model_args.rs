@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use rwkv_model::Model;
-use rwkv_model::tokenizer::{BytesTokenizer, Tokenizer, WorldTokenizer};
+use rwkv_model::tokenizer::{HfTokenizer, KnownTokenizer, Tokenizer};
 
 /// The bundled demo model, relative to the workspace root.
 pub const DEMO_MODEL: &str = "fixtures/models/rwkv7-code-11m.bf16.safetensors";
@@ -37,19 +37,25 @@ pub fn load_model(path: &Path) -> anyhow::Result<Model> {
 }
 
 /// Tokenizer names accepted by `--tokenizer`.
-pub const TOKENIZER_HELP: &str = "bytes | world | auto (from the model's vocabulary size)";
+pub const TOKENIZER_HELP: &str = "auto (from the checkpoint: metadata, else vocabulary size) | bytes | world | 20b | PATH to a byte-level BPE tokenizer.json";
 
-/// Choose the tokenizer: explicit name, or from the vocabulary size (256 → bytes, else World).
+/// Choose the tokenizer: `auto` (what the checkpoint says, else its vocabulary size: 256 →
+/// bytes, 50,277/50,304 → 20b, 65,536 → world), a name, or a `tokenizer.json` path.
 pub fn choose_tokenizer(name: &str, model: &Model) -> anyhow::Result<Arc<dyn Tokenizer>> {
     let vocab = model.config().vocab;
-    let t: Arc<dyn Tokenizer> = match name {
-        "bytes" => Arc::new(BytesTokenizer),
-        "world" => Arc::new(WorldTokenizer::new()?),
-        "auto" if vocab == 256 => Arc::new(BytesTokenizer),
-        "auto" if vocab >= 65525 => Arc::new(WorldTokenizer::new()?),
-        "auto" => bail!("cannot tell the tokenizer of a model with vocabulary {vocab}: pass --tokenizer"),
-        other => bail!("unknown tokenizer `{other}` (expected {TOKENIZER_HELP})"),
+    let t: Arc<dyn Tokenizer> = if name == "auto" {
+        match KnownTokenizer::for_model(vocab, model.metadata()) {
+            Some(k) => k.load()?,
+            None => bail!("cannot tell the tokenizer of a model with vocabulary {vocab}: pass --tokenizer"),
+        }
+    } else if let Some(k) = KnownTokenizer::from_name(name) {
+        k.load()?
+    } else if Path::new(name).is_file() {
+        Arc::new(HfTokenizer::from_file(Path::new(name)).with_context(|| format!("loading tokenizer {name}"))?)
+    } else {
+        bail!("unknown tokenizer `{name}` (expected {TOKENIZER_HELP})")
     };
+    // World pads its 65,529 ids to 65,536; any other tokenizer must fit the model's vocabulary.
     if t.vocab_size() > vocab && t.id() != "world" {
         bail!(
             "tokenizer `{}` has {} ids but the model only {vocab}",

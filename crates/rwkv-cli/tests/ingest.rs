@@ -69,11 +69,20 @@ fn failed_inputs_exit_1_and_the_run_goes_on() {
 }
 
 #[test]
-fn without_list_folding_is_not_pretended() {
-    let (code, lines, stderr) = ingest(&["code"]);
-    assert_eq!(code, 2);
-    assert!(lines.is_empty());
-    assert!(stderr.contains("not built yet"), "{stderr}");
+fn without_list_documents_are_folded_into_a_store() {
+    let store = tempfile::tempdir().unwrap();
+    let dir = store.path().to_str().unwrap();
+    let (code, lines, stderr) = ingest(&["code", "--json", "--checkpoint-every", "512", "--store", dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(lines.len(), 1, "one JSON summary");
+    let s = &lines[0];
+    assert!(s["folded"].as_u64().unwrap() > 0 && s["tokens"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["skips"].as_array().unwrap().iter().filter(|k| k["reason"] == "binary").count(), 1, "{s}");
+    // Again: nothing changed, nothing folded.
+    let (code, lines, _) = ingest(&["code", "--json", "--checkpoint-every", "512", "--store", dir]);
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["tokens"], 0);
+    assert_eq!(lines[0]["folded"], 0);
     let (code, _, stderr) = ingest(&["--list", "--include", "a[", "code"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid glob"), "{stderr}");

@@ -97,3 +97,42 @@ fn errors_name_the_file_and_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("klingon"), "{stderr}");
 }
+
+#[test]
+fn scores_rwkvcpp_files_and_checks_the_tokenizer_fits() {
+    // rwkv.cpp's RWKV-4 file: bits per token equal those of the official logits.
+    let refs = root().join("fixtures/reference/tiny-rwkv-4v0-660K.ref.safetensors");
+    let map = read_safetensors(&refs).unwrap();
+    let toks = map.get("alpaca.tokens").unwrap();
+    let tokens: Vec<u32> = toks
+        .data
+        .chunks_exact(8)
+        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32)
+        .collect();
+    let logits = to_f32(&refs, "l", map.get("alpaca.logits").unwrap()).unwrap();
+    let mut nll = 0f64;
+    for i in 0..tokens.len() - 1 {
+        nll -= log_softmax_at(&logits[i * 256..(i + 1) * 256], tokens[i + 1]) as f64;
+    }
+    let expected_bpt = nll / (tokens.len() - 1) as f64 / std::f64::consts::LN_2;
+    let dir = std::env::temp_dir().join(format!("rwkv-score-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("alpaca.txt");
+    std::fs::write(&file, tokens.iter().map(|&t| t as u8).collect::<Vec<u8>>()).unwrap();
+    let model = "fixtures/rwkvcpp/tiny-rwkv-4v0-660K-FP32.bin";
+    let (code, stdout, stderr) = score(&[file.to_str().unwrap(), "--model", model, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let bpt = v["bits_per_token"].as_f64().unwrap();
+    assert!((bpt - expected_bpt).abs() < 1e-4, "{bpt} vs reference {expected_bpt}");
+    assert_eq!(v["tokenizer"], "bytes");
+    assert!(v["fingerprint"].as_str().unwrap().starts_with("v4-"));
+
+    // The 20B tokenizer (by name or as a tokenizer.json) does not fit a 256-token model.
+    let json = root().join("crates/rwkv-model/vocab/20B_tokenizer.json");
+    for t in ["20b", json.to_str().unwrap()] {
+        let (code, _, stderr) = score(&[file.to_str().unwrap(), "--model", model, "--tokenizer", t]);
+        assert_eq!(code, 2);
+        assert!(stderr.contains("50277 ids but the model only 256"), "{stderr}");
+    }
+}

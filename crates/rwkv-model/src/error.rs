@@ -64,9 +64,9 @@ pub enum Error {
         /// The dtype as the file names it.
         dtype: String,
     },
-    /// The checkpoint belongs to an RWKV generation this build does not run.
+    /// The checkpoint belongs to an RWKV generation (or variant) this build does not run.
     #[error(
-        "{path}: this is an {generation} checkpoint; only RWKV-7 (x070) is supported (detected from tensor `{tensor}`)"
+        "{path}: this is an {generation} checkpoint, which this build does not run (detected from tensor `{tensor}`)"
     )]
     Generation {
         /// The file.

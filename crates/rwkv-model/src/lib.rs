@@ -1,14 +1,17 @@
 //! The RWKV model core: checkpoint loading, the forward pass, recurrent state, tokenizers and
 //! sampling.
 //!
-//! A checkpoint is read into a [`tensor::TensorMap`] by [`loader::load_tensors`] (`.pth` or
-//! `.safetensors`), turned into a [`Model`], and run in two modes with the same results:
-//! [`Model::forward_token`] (generation) and [`Model::forward_seq`] (folding a slice of
-//! tokens; the output head runs only when logits are asked for). [`State`] is the fixed-size
-//! recurrent state, saved and loaded as safetensors carrying the model fingerprint.
+//! A checkpoint is read into a [`tensor::TensorMap`] by [`loader::load_tensors`] (`.pth`,
+//! `.safetensors` or rwkv.cpp `.bin`), turned into a [`Model`] of its generation (RWKV-4, 5.x, 6
+//! or 7), and run in two modes with the same results: [`Model::forward_token`] (generation) and
+//! [`Model::forward_seq`] (folding a slice of tokens; the output head runs only when logits are
+//! asked for). [`State`] is the fixed-size recurrent state, saved and loaded as safetensors
+//! carrying the model fingerprint.
 #![deny(missing_docs)]
 
+mod blocks;
 pub mod error;
+mod kernels;
 pub mod linalg;
 pub mod loader;
 mod model;
@@ -17,9 +20,13 @@ pub mod simd;
 pub mod state;
 pub mod tensor;
 pub mod tokenizer;
+pub mod v4;
+pub mod v5;
+pub mod v6;
 pub mod v7;
 
 pub use error::{Error, Result};
-pub use model::{DEFAULT_CHUNK_LEN, Generation, Model};
+pub use model::{
+    DEFAULT_CHUNK_LEN, Generation, LoadOptions, Logits, Model, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS,
+};
 pub use state::{State, StateInfo, StateSpec};
-pub use v7::{Config, Logits};

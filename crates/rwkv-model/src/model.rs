@@ -1,20 +1,28 @@
-//! The public model: load a checkpoint, check it is a generation we run, fingerprint it, and
-//! run it on tokens in sequence mode or token by token.
+//! The public model: load a checkpoint, tell its generation from the tensors, fingerprint it,
+//! and run it on tokens in sequence mode or token by token.
+//!
+//! [`Model`] dispatches to one architecture per generation (`v4`, `v5` for 5.0–5.2, `v6`, `v7`);
+//! each takes official-layout tensors, so every file format (`.pth`, safetensors, rwkv.cpp
+//! `.bin` after its rewrites are undone) runs through the same code.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::loader::load_tensors;
+use crate::loader::{RWKVCPP_FORMAT, load_tensors};
 use crate::state::{State, StateSpec};
 use crate::tensor::TensorMap;
-use crate::v7::{Config, Logits, V7};
+use crate::v4::V4;
+use crate::v5::V5;
+use crate::v6::V6;
+use crate::v7::V7;
 
 /// RWKV generations, told apart by their tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Generation {
-    /// RWKV-4: `att.time_decay`, no `ln_x`.
+    /// RWKV-4 (and Raven): `att.time_decay`, no `ln_x`.
     V4,
-    /// RWKV-5 (no gate) and 5.2 (gate): `ln_x` and `time_decay`, no `time_maa_*`.
+    /// RWKV-5.0 (no gate), 5.1 and 5.2 (gate): `ln_x` and `time_decay`, no `time_maa_*`.
     V5,
     /// RWKV-6: `time_maa_*`.
     V6,
@@ -23,13 +31,15 @@ pub enum Generation {
 }
 
 impl Generation {
-    /// Detect the generation from block 0's tensor names.
+    /// Detect the generation from block 0's tensor names; also returns the tensor that told.
     pub fn detect(map: &TensorMap) -> Option<(Generation, &'static str)> {
         let has = |n: &str| map.contains(n);
         if has("blocks.0.att.r_k") {
             Some((Generation::V7, "blocks.0.att.r_k"))
-        } else if has("blocks.0.att.time_maa_x") || has("blocks.0.att.time_maa_w1") {
+        } else if has("blocks.0.att.time_maa_x") {
             Some((Generation::V6, "blocks.0.att.time_maa_x"))
+        } else if has("blocks.0.att.time_maa_w1") {
+            Some((Generation::V6, "blocks.0.att.time_maa_w1"))
         } else if has("blocks.0.att.ln_x.weight") && has("blocks.0.att.time_decay") {
             Some((Generation::V5, "blocks.0.att.ln_x.weight"))
         } else if has("blocks.0.att.time_decay") {
@@ -48,73 +58,226 @@ impl Generation {
             Generation::V7 => "RWKV-7",
         }
     }
+
+    /// The short stable key written in state files (`v4`, `v5`, `v6`, `v7`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Generation::V4 => "v4",
+            Generation::V5 => "v5",
+            Generation::V6 => "v6",
+            Generation::V7 => "v7",
+        }
+    }
+
+    /// The generation a state-file key names.
+    pub fn from_key(key: &str) -> Option<Generation> {
+        [Generation::V4, Generation::V5, Generation::V6, Generation::V7]
+            .into_iter()
+            .find(|g| g.key() == key)
+    }
+}
+
+/// What every generation has in common: its dimensions, all inferred from tensor shapes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelInfo {
+    /// The generation.
+    pub generation: Generation,
+    /// The architecture version within it: `"4"`, `"5.0"`, `"5.1"`, `"5.2"`, `"6.0"`, `"x070"`.
+    pub arch: &'static str,
+    /// Vocabulary size (rows of `emb.weight`).
+    pub vocab: usize,
+    /// Width `C`.
+    pub n_embd: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Heads `H` (0 for RWKV-4, whose time mix has no heads).
+    pub n_head: usize,
+    /// Head size `N`, `H · N = C` (0 for RWKV-4).
+    pub head_size: usize,
+    /// Channel-mix hidden width.
+    pub d_ffn: usize,
+    /// The group-norm epsilon of the time mix's output (`None` for RWKV-4, which has none).
+    pub group_norm_eps: Option<f32>,
+}
+
+/// Settings for loading a model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Group-norm epsilon of RWKV-5.x models. `None` picks the default of the file's origin:
+    /// 1e-5 for rwkv.cpp `.bin` files (what rwkv.cpp computes with), else 64e-5 (the official
+    /// package, and what the models were trained with). RWKV-6 and 7 always use 64e-5.
+    pub v5_group_norm_eps: Option<f32>,
+}
+
+impl LoadOptions {
+    /// Set the RWKV-5 group-norm epsilon.
+    pub fn with_v5_group_norm_eps(mut self, eps: f32) -> Self {
+        self.v5_group_norm_eps = Some(eps);
+        self
+    }
+}
+
+/// The official package's RWKV-5 group-norm epsilon.
+pub const V5_GROUP_NORM_EPS: f32 = 64e-5;
+/// rwkv.cpp's RWKV-5 group-norm epsilon.
+pub const RWKVCPP_V5_GROUP_NORM_EPS: f32 = 1e-5;
+
+/// Which logits a forward call must produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// None: fold only (the output head is skipped).
+    None,
+    /// The logits after the last token.
+    Last,
+    /// The logits after every token, `[T, vocab]`.
+    All,
+}
+
+#[derive(Debug)]
+enum Arch {
+    V4(V4),
+    V5(V5),
+    V6(V6),
+    V7(V7),
 }
 
 /// A loaded model, ready to run. Cheap to share across threads (`&Model` is all a forward
 /// call needs; the state is the caller's).
 #[derive(Debug)]
 pub struct Model {
-    v7: V7,
+    arch: Arch,
+    info: ModelInfo,
     fingerprint: String,
     chunk_len: usize,
+    metadata: BTreeMap<String, String>,
 }
 
 /// Default number of tokens per sequence-mode chunk.
 pub const DEFAULT_CHUNK_LEN: usize = 256;
 
 impl Model {
-    /// Load a `.pth` or `.safetensors` checkpoint.
+    /// Load a `.pth`, `.safetensors` or rwkv.cpp `.bin` checkpoint with default options.
     pub fn load(path: &Path) -> Result<Model> {
-        let map = load_tensors(path)?;
-        Self::from_tensors(&map)
+        Self::load_with(path, &LoadOptions::default())
     }
 
-    /// Build a model from tensors already read.
+    /// Load a checkpoint with `opts`.
+    pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Model> {
+        let map = load_tensors(path)?;
+        Self::from_tensors_with(&map, opts)
+    }
+
+    /// Build a model from tensors already read, with default options.
     pub fn from_tensors(map: &TensorMap) -> Result<Model> {
-        match Generation::detect(map) {
-            Some((Generation::V7, _)) => {}
-            Some((g, tensor)) => {
-                return Err(Error::Generation {
-                    path: map.path.clone(),
-                    generation: g.name().into(),
-                    tensor: tensor.into(),
-                });
+        Self::from_tensors_with(map, &LoadOptions::default())
+    }
+
+    /// Build a model from official-layout tensors already read.
+    pub fn from_tensors_with(map: &TensorMap, opts: &LoadOptions) -> Result<Model> {
+        let Some((generation, _)) = Generation::detect(map) else {
+            if !map.contains("emb.weight") {
+                return Err(Error::format(
+                    &map.path,
+                    "no `emb.weight` tensor: not an RWKV checkpoint",
+                ));
             }
-            None => {
-                if !map.contains("emb.weight") {
+            return Err(Error::MissingTensor {
+                path: map.path.clone(),
+                tensor: "blocks.0.att.time_decay".into(),
+            });
+        };
+        let mut hasher = blake3::Hasher::new();
+        let (arch, prefix) = match generation {
+            Generation::V7 => {
+                // Unchanged since the first release, so RWKV-7 fingerprints (and states) stay valid.
+                hasher.update(b"rwkv-reader model fingerprint v1\0x070\0");
+                (Arch::V7(V7::from_tensors(map, &mut hasher)?), "x070")
+            }
+            Generation::V6 => {
+                hasher.update(b"rwkv-reader model fingerprint v1\0v6\0");
+                (Arch::V6(V6::from_tensors(map, &mut hasher)?), "v6")
+            }
+            Generation::V5 => {
+                hasher.update(b"rwkv-reader model fingerprint v1\0v5\0");
+                let eps = opts.v5_group_norm_eps.unwrap_or(if is_rwkvcpp(map) {
+                    RWKVCPP_V5_GROUP_NORM_EPS
+                } else {
+                    V5_GROUP_NORM_EPS
+                });
+                if !(eps.is_finite() && eps > 0.0) {
                     return Err(Error::format(
                         &map.path,
-                        "no `emb.weight` tensor: not an RWKV checkpoint",
+                        format!("RWKV-5 group-norm epsilon must be positive, not {eps}"),
                     ));
                 }
-                return Err(Error::MissingTensor {
-                    path: map.path.clone(),
-                    tensor: "blocks.0.att.r_k".into(),
-                });
+                let m = V5::from_tensors(map, eps, &mut hasher)?;
+                let prefix = match m.info().arch {
+                    "5.0" => "v5.0",
+                    "5.1" => "v5.1",
+                    _ => "v5.2",
+                };
+                (Arch::V5(m), prefix)
             }
-        }
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"rwkv-reader model fingerprint v1\0x070\0");
-        let v7 = V7::from_tensors(map, &mut hasher)?;
-        let fingerprint = format!("x070-{}", &hasher.finalize().to_hex()[..32]);
+            Generation::V4 => {
+                hasher.update(b"rwkv-reader model fingerprint v1\0v4\0");
+                (Arch::V4(V4::from_tensors(map, &mut hasher)?), "v4")
+            }
+        };
+        let info = match &arch {
+            Arch::V4(m) => m.info().clone(),
+            Arch::V5(m) => m.info().clone(),
+            Arch::V6(m) => m.info().clone(),
+            Arch::V7(m) => {
+                let c = m.config();
+                ModelInfo {
+                    generation: Generation::V7,
+                    arch: "x070",
+                    vocab: c.vocab,
+                    n_embd: c.n_embd,
+                    n_layer: c.n_layer,
+                    n_head: c.n_head,
+                    head_size: c.head_size,
+                    d_ffn: c.d_ffn,
+                    group_norm_eps: Some(64e-5),
+                }
+            }
+        };
+        let fingerprint = format!("{prefix}-{}", &hasher.finalize().to_hex()[..32]);
         Ok(Model {
-            v7,
+            arch,
+            info,
             fingerprint,
             chunk_len: DEFAULT_CHUNK_LEN,
+            metadata: map.metadata.clone(),
         })
     }
 
-    /// Dimensions.
-    pub fn config(&self) -> &Config {
-        self.v7.config()
+    /// Dimensions and generation.
+    pub fn config(&self) -> &ModelInfo {
+        &self.info
     }
 
-    /// The generation (always RWKV-7 in this build).
+    /// The RWKV-7 model's own configuration (LoRA ranks and all), if this is an RWKV-7 model.
+    pub fn v7_config(&self) -> Option<&crate::v7::Config> {
+        match &self.arch {
+            Arch::V7(m) => Some(m.config()),
+            _ => None,
+        }
+    }
+
+    /// The generation.
     pub fn generation(&self) -> Generation {
-        Generation::V7
+        self.info.generation
     }
 
-    /// Hash of the generation, tensor names, shapes and values: states carry it.
+    /// String metadata the checkpoint carried (safetensors `__metadata__`; for rwkv.cpp files,
+    /// `format`, `rwkvcpp_version` and `rwkvcpp_data_type`).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Hash of the generation, tensor names, shapes and values (and, for RWKV-5, the group-norm
+    /// epsilon), prefixed by the architecture (`v4-…`, `v5.2-…`, `v6-…`, `x070-…`): states carry it.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -133,38 +296,51 @@ impl Model {
     /// Keep bf16 copies of the projection matrices and use them when generating token by
     /// token (halves the memory read per token; exact for checkpoints stored in bf16).
     pub fn enable_bf16_generation(&mut self) {
-        self.v7.enable_bf16();
+        match &mut self.arch {
+            Arch::V4(m) => m.enable_bf16(),
+            Arch::V5(m) => m.enable_bf16(),
+            Arch::V6(m) => m.enable_bf16(),
+            Arch::V7(m) => m.enable_bf16(),
+        }
     }
 
     /// What this model's states look like.
     pub fn state_spec(&self) -> StateSpec {
-        let c = self.config();
+        let c = &self.info;
+        let wkv_shape = match &self.arch {
+            Arch::V4(m) => m.wkv_shape(),
+            Arch::V5(m) => m.wkv_shape(),
+            Arch::V6(m) => m.wkv_shape(),
+            Arch::V7(_) => vec![c.n_head, c.head_size, c.head_size],
+        };
         StateSpec {
+            generation: c.generation,
             n_layer: c.n_layer,
             n_embd: c.n_embd,
             n_head: c.n_head,
             head_size: c.head_size,
+            wkv_shape,
             fingerprint: self.fingerprint.clone(),
         }
     }
 
-    /// The zero state.
+    /// The zero state (for RWKV-4, `pp = −1e30` as the official package starts).
     pub fn new_state(&self) -> State {
         State::zeros(&self.state_spec())
     }
 
     fn check(&self, tokens: &[u32], state: &State) -> Result<()> {
-        let vocab = self.config().vocab;
+        let vocab = self.info.vocab;
         if let Some(&id) = tokens.iter().find(|&&t| t as usize >= vocab) {
             return Err(Error::TokenOutOfRange { id, vocab });
         }
         let spec = self.state_spec();
+        let wkv = spec.wkv_len();
         let ok = state.layers.len() == spec.n_layer
-            && state.layers.iter().all(|l| {
-                l.att_x.len() == spec.n_embd
-                    && l.ffn_x.len() == spec.n_embd
-                    && l.wkv.len() == spec.n_head * spec.head_size * spec.head_size
-            });
+            && state
+                .layers
+                .iter()
+                .all(|l| l.att_x.len() == spec.n_embd && l.ffn_x.len() == spec.n_embd && l.wkv.len() == wkv);
         if !ok {
             return Err(Error::BadState {
                 path: "<memory>".into(),
@@ -172,6 +348,15 @@ impl Model {
             });
         }
         Ok(())
+    }
+
+    fn run(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
+        match &self.arch {
+            Arch::V4(m) => m.forward(tokens, state, logits, chunk),
+            Arch::V5(m) => m.forward(tokens, state, logits, chunk),
+            Arch::V6(m) => m.forward(tokens, state, logits, chunk),
+            Arch::V7(m) => m.forward(tokens, state, logits, chunk),
+        }
     }
 
     /// Sequence mode: fold `tokens` into `state` in chunks; returns the logits asked for
@@ -182,12 +367,17 @@ impl Model {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.v7.forward(tokens, state, logits, self.chunk_len))
+        Ok(self.run(tokens, state, logits, self.chunk_len))
     }
 
     /// Token mode: one token, returns its logits.
     pub fn forward_token(&self, token: u32, state: &mut State) -> Result<Vec<f32>> {
         self.check(&[token], state)?;
-        Ok(self.v7.forward(&[token], state, Logits::Last, 1))
+        Ok(self.run(&[token], state, Logits::Last, 1))
     }
+}
+
+/// Whether the tensors came from an rwkv.cpp `.bin` file.
+fn is_rwkvcpp(map: &TensorMap) -> bool {
+    map.metadata.get("format").map(String::as_str) == Some(RWKVCPP_FORMAT)
 }

@@ -1,9 +1,14 @@
 //! Recurrent state: what a model has folded so far, in a fixed size however long the input.
 //!
 //! A [`State`] is plain f32 buffers per layer (the WKV state stays f32 whatever the weights
-//! are). It is saved as safetensors with metadata naming the format version, the model
-//! fingerprint, the tokenizer and the number of tokens consumed; loading checks all of them,
-//! so a state can never be resumed on a model it was not made with.
+//! are). It is saved as safetensors with metadata naming the format version, the generation, the
+//! model fingerprint, the tokenizer and the number of tokens consumed; loading checks all of
+//! them, so a state can never be resumed on a model it was not made with.
+//!
+//! Every generation has the same three buffers per layer; only the WKV buffer's shape differs:
+//! `[H, N, N]` for RWKV-5, 6 and 7 (each in its official index order) and `[3, C]` for RWKV-4
+//! (`aa`, `bb`, `pp`). Files keep format version 1: RWKV-7 files are laid out as before, and the
+//! metadata adds `generation` and `wkv_shape` (a file without `generation` is RWKV-7).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +16,7 @@ use std::path::Path;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::model::Generation;
 
 /// The format written in state files' `format` metadata.
 pub const STATE_FORMAT: &str = "rwkv-reader-state";
@@ -24,7 +30,9 @@ pub const STATE_FORMAT_VERSION: u32 = 1;
 pub struct LayerState {
     /// Time-mix token shift: the previous token's normalised input, `[C]`.
     pub att_x: Vec<f32>,
-    /// The WKV matrix state, `[H, N, N]` (row = value index, column = key index).
+    /// The WKV state, [`StateSpec::wkv_shape`]: for RWKV-7 `[H, N, N]` with row = value index,
+    /// column = key index; for RWKV-5/6 `[H, N, N]` with row = key index, column = value index
+    /// (each generation's official layout); for RWKV-4 `[3, C]` holding `aa`, `bb`, `pp`.
     pub wkv: Vec<f32>,
     /// Channel-mix token shift, `[C]`.
     pub ffn_x: Vec<f32>,
@@ -33,6 +41,8 @@ pub struct LayerState {
 /// The shapes a model's state has, plus what identifies the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateSpec {
+    /// The generation of the model.
+    pub generation: Generation,
     /// Layers.
     pub n_layer: usize,
     /// Width `C`.
@@ -41,8 +51,17 @@ pub struct StateSpec {
     pub n_head: usize,
     /// Head size `N`.
     pub head_size: usize,
+    /// Shape of each layer's WKV buffer.
+    pub wkv_shape: Vec<usize>,
     /// The model fingerprint states must carry.
     pub fingerprint: String,
+}
+
+impl StateSpec {
+    /// Elements of each layer's WKV buffer.
+    pub fn wkv_len(&self) -> usize {
+        self.wkv_shape.iter().product()
+    }
 }
 
 /// A model's recurrent state after some tokens.
@@ -69,17 +88,29 @@ pub struct StateInfo {
     pub data_checksum: Option<String>,
     /// Every metadata entry of the file (including the ones above).
     pub metadata: BTreeMap<String, String>,
+    /// The generation of the model (RWKV-7 for files written before the metadata said).
+    pub generation: Generation,
 }
 
 impl State {
     /// The zero state for `spec`.
+    /// RWKV-4's `pp` starts at −1e30 (as in the official package and rwkv.cpp), all else at 0.
     pub fn zeros(spec: &StateSpec) -> Self {
-        let (c, h, n) = (spec.n_embd, spec.n_head, spec.head_size);
+        let c = spec.n_embd;
+        let wkv = match spec.generation {
+            Generation::V4 => {
+                let mut w = vec![0.0; spec.wkv_len()];
+                let pp = (2 * c).min(w.len());
+                w[pp..].iter_mut().for_each(|x| *x = crate::v4::PP_INIT);
+                w
+            }
+            _ => vec![0.0; spec.wkv_len()],
+        };
         State {
             layers: (0..spec.n_layer)
                 .map(|_| LayerState {
                     att_x: vec![0.0; c],
-                    wkv: vec![0.0; h * n * n],
+                    wkv: wkv.clone(),
                     ffn_x: vec![0.0; c],
                 })
                 .collect(),
@@ -132,11 +163,10 @@ impl State {
     /// Like [`State::to_bytes`], with extra string metadata (e.g. where in a document the
     /// state was taken). Extra keys never override the state's own keys.
     pub fn to_bytes_with(&self, spec: &StateSpec, tokenizer: &str, extra: &[(String, String)]) -> Vec<u8> {
-        let (h, n) = (spec.n_head, spec.head_size);
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::with_capacity(self.layers.len() * 3);
         for (i, l) in self.layers.iter().enumerate() {
             tensors.push((format!("blocks.{i}.att_x_prev"), vec![l.att_x.len()], &l.att_x));
-            tensors.push((format!("blocks.{i}.att_kv"), vec![h, n, n], &l.wkv));
+            tensors.push((format!("blocks.{i}.att_kv"), spec.wkv_shape.clone(), &l.wkv));
             tensors.push((format!("blocks.{i}.ffn_x_prev"), vec![l.ffn_x.len()], &l.ffn_x));
         }
         let mut data = Vec::with_capacity(self.byte_len());
@@ -154,6 +184,15 @@ impl State {
             ("n_head", spec.n_head.to_string()),
             ("head_size", spec.head_size.to_string()),
             (DATA_CHECKSUM_KEY, blake3::hash(&data).to_hex().to_string()),
+            ("generation", spec.generation.key().to_string()),
+            (
+                "wkv_shape",
+                spec.wkv_shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -216,7 +255,12 @@ impl State {
                 "state format version {format_version}, this build reads {STATE_FORMAT_VERSION}"
             )));
         }
+        let generation = match md.get("generation") {
+            None => Generation::V7,
+            Some(g) => Generation::from_key(g).ok_or_else(|| bad(format!("unknown generation `{g}`")))?,
+        };
         Ok(StateInfo {
+            generation,
             fingerprint: get("model")?,
             tokenizer: get("tokenizer")?,
             tokens: get("tokens")?.parse().map_err(|_| bad("bad `tokens`".into()))?,
@@ -246,6 +290,13 @@ impl State {
             path: path.to_path_buf(),
             reason,
         };
+        if info.generation != spec.generation {
+            return Err(bad(format!(
+                "state is for an {} model, not {}",
+                info.generation.name(),
+                spec.generation.name()
+            )));
+        }
         if let Some(t) = tokenizer
             && t != info.tokenizer
         {

@@ -17,7 +17,7 @@ use rwkv_model::sample::log_softmax_at;
 struct Args {
     /// The file to score (read as bytes; any encoding).
     file: PathBuf,
-    /// Model checkpoint (.pth or .safetensors). Default: $RWKV_MODEL, else the bundled demo model.
+    /// Model checkpoint (.pth, .safetensors or rwkv.cpp .bin). Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Tokenizer.

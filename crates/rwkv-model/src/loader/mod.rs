@@ -4,7 +4,9 @@
 //! PyTorch `.pth`, rwkv.cpp's magic is rwkv.cpp's format, and anything else must parse as
 //! safetensors. Every loader validates lengths against the file before trusting them.
 
+mod ggml;
 pub mod pth;
+mod rwkvcpp;
 mod safetensors_file;
 
 use std::path::Path;
@@ -12,6 +14,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::tensor::TensorMap;
 
+pub use ggml::Quant;
+pub use rwkvcpp::{RWKVCPP_FORMAT, read_rwkvcpp, read_rwkvcpp_bytes};
 pub use safetensors_file::{read_safetensors, read_safetensors_bytes};
 
 /// The container formats we recognise.
@@ -30,7 +34,7 @@ pub fn sniff(bytes: &[u8]) -> Option<FileFormat> {
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         return Some(FileFormat::Pth);
     }
-    if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == 0x6767_6d66 {
+    if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == rwkvcpp::MAGIC {
         return Some(FileFormat::RwkvCpp);
     }
     if bytes.len() >= 9 && bytes[8] == b'{' {
@@ -39,7 +43,8 @@ pub fn sniff(bytes: &[u8]) -> Option<FileFormat> {
     None
 }
 
-/// Read every tensor of a checkpoint file (`.pth` or `.safetensors`).
+/// Read every tensor of a checkpoint file (`.pth`, `.safetensors` or rwkv.cpp `.bin`), in the
+/// official layout.
 pub fn load_tensors(path: &Path) -> Result<TensorMap> {
     let mut head = [0u8; 16];
     let n = {
@@ -59,11 +64,11 @@ pub fn load_tensors(path: &Path) -> Result<TensorMap> {
     match sniff(&head[..n]) {
         Some(FileFormat::Pth) => pth::read_pth(path),
         Some(FileFormat::Safetensors) => read_safetensors(path),
-        Some(FileFormat::RwkvCpp) => Err(Error::format(path, "rwkv.cpp .bin files are not supported yet")),
+        Some(FileFormat::RwkvCpp) => read_rwkvcpp(path),
         None if n == 0 => Err(Error::format(path, "the file is empty")),
         None => Err(Error::format(
             path,
-            "neither a PyTorch zip archive nor a safetensors file",
+            "neither a PyTorch zip archive, a safetensors file nor an rwkv.cpp file",
         )),
     }
 }

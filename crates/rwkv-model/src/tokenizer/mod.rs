@@ -5,14 +5,16 @@
 //! that completes it arrives.
 
 mod bytes;
+mod neox;
 mod world;
 
 pub use bytes::BytesTokenizer;
+pub use neox::HfTokenizer;
 pub use world::WorldTokenizer;
 
 /// A tokenizer: text (as bytes) to token ids and back.
 pub trait Tokenizer: Send + Sync {
-    /// A short stable name saved in state files and stores (`"bytes"`, `"world"`).
+    /// A short stable name saved in state files and stores (`"bytes"`, `"world"`, `"20b"`).
     fn id(&self) -> &str;
     /// Number of token ids (the model's vocabulary may be larger, e.g. padded to 65536).
     fn vocab_size(&self) -> usize;
@@ -38,6 +40,63 @@ pub trait Tokenizer: Send + Sync {
     /// The text of a token sequence (invalid UTF-8 becomes U+FFFD).
     fn decode(&self, ids: &[u32]) -> String {
         String::from_utf8_lossy(&self.decode_bytes(ids)).into_owned()
+    }
+}
+
+/// The tokenizers that ship with the crate, as a checkpoint or a user names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KnownTokenizer {
+    /// Token id = byte value (vocabulary 256).
+    Bytes,
+    /// The RWKV World tokenizer (vocabulary 65,536): RWKV-5 and later World models.
+    World,
+    /// GPT-NeoX-20B's BPE (vocabulary 50,277): RWKV-4 Pile and Raven models.
+    Neox20B,
+}
+
+impl KnownTokenizer {
+    /// `bytes`, `world` or `20b` (also `neox`, `gpt-neox-20b`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "bytes" => Some(Self::Bytes),
+            "world" => Some(Self::World),
+            "20b" | "neox" | "gpt-neox-20b" => Some(Self::Neox20B),
+            _ => None,
+        }
+    }
+
+    /// The tokenizer a checkpoint was trained with: from its metadata when it says (a
+    /// `tokenizer` or `vocab` entry naming bytes, world / `rwkv_vocab…`, or 20b / neox), else from
+    /// its vocabulary size (256 bytes; 50,277 or the padded 50,304 → 20B; 65,525–65,536 → World).
+    pub fn for_model(vocab: usize, metadata: &std::collections::BTreeMap<String, String>) -> Option<Self> {
+        for key in ["tokenizer", "vocab"] {
+            let Some(v) = metadata.get(key) else { continue };
+            let v = v.to_ascii_lowercase();
+            if v.contains("world") || v.contains("rwkv_vocab") {
+                return Some(Self::World);
+            }
+            if v.contains("20b") || v.contains("neox") {
+                return Some(Self::Neox20B);
+            }
+            if v.starts_with("bytes") {
+                return Some(Self::Bytes);
+            }
+        }
+        match vocab {
+            256 => Some(Self::Bytes),
+            50277 | 50304 => Some(Self::Neox20B),
+            65525..=65536 => Some(Self::World),
+            _ => None,
+        }
+    }
+
+    /// Build it.
+    pub fn load(self) -> crate::Result<std::sync::Arc<dyn Tokenizer>> {
+        Ok(match self {
+            Self::Bytes => std::sync::Arc::new(BytesTokenizer),
+            Self::World => std::sync::Arc::new(WorldTokenizer::new()?),
+            Self::Neox20B => std::sync::Arc::new(HfTokenizer::neox_20b()?),
+        })
     }
 }
 

@@ -4,19 +4,7 @@
 //! AVX2 or portable build of it. Rows are `[T, C]` row-major unless said otherwise.
 
 use crate::linalg::norm_into;
-use crate::simd::{Arch, LANES, dot_lanes, exp, multiversion, sigmoid, sum_lanes, tanh};
-
-#[inline(always)]
-fn tanh_inplace_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = tanh::<A>(*x));
-}
-multiversion!(pub fn tanh_inplace(v: &mut [f32]) => tanh_inplace_g);
-
-#[inline(always)]
-fn sigmoid_inplace_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| *x = sigmoid::<A>(*x));
-}
-multiversion!(pub fn sigmoid_inplace(v: &mut [f32]) => sigmoid_inplace_g);
+use crate::simd::{Arch, LANES, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
 /// `w = exp(-0.606531 · σ(w0 + w))` (0.606531 = e^-0.5), per row.
 #[inline(always)]
@@ -39,23 +27,6 @@ fn sigmoid_bias_g<A: Arch>(a: &mut [f32], a0: &[f32]) {
     }
 }
 multiversion!(pub fn sigmoid_bias(a: &mut [f32], a0: &[f32]) => sigmoid_bias_g);
-
-/// `v = max(v, 0)²`.
-#[inline(always)]
-fn relu_sq_g<A: Arch>(v: &mut [f32]) {
-    v.iter_mut().for_each(|x| {
-        let r = x.max(0.0);
-        *x = r * r;
-    });
-}
-multiversion!(pub fn relu_sq(v: &mut [f32]) => relu_sq_g);
-
-/// `x += y`.
-#[inline(always)]
-fn add_into_g<A: Arch>(x: &mut [f32], y: &[f32]) {
-    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
-}
-multiversion!(pub fn add_into(x: &mut [f32], y: &[f32]) => add_into_g);
 
 /// Per row: `k̂ = normalize_per_head(k · k_k)`, `k ← k · (1 + (a − 1) · k_a)`, `b = k̂ · a`.
 #[inline(always)]

@@ -15,13 +15,12 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 mod kernels;
 
+use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
 use crate::linalg::{Mat, layer_norm_rows, linear};
+pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
-use kernels::{
-    WkvInputs, add_into, decay, mix_heads, prep_keys, relu_sq, shift_mix, sigmoid_bias, sigmoid_inplace, tanh_inplace,
-    value_residual, wkv_head,
-};
+use kernels::{WkvInputs, decay, mix_heads, prep_keys, shift_mix, sigmoid_bias, value_residual, wkv_head};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -90,17 +89,6 @@ pub struct V7 {
     ln_out_w: Vec<f32>,
     ln_out_b: Vec<f32>,
     head: Mat,
-}
-
-/// Which logits a forward call must produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// None: fold only (the output head is skipped).
-    None,
-    /// The logits after the last token.
-    Last,
-    /// The logits after every token, `[T, vocab]`.
-    All,
 }
 
 fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {

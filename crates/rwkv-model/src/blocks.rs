@@ -1,0 +1,363 @@
+//! Pieces shared by RWKV-4, 5 and 6: reading weights while fingerprinting them, the embedding
+//! and output head, and the channel mix (the feed-forward block all three use).
+//!
+//! Every weight the model uses passes through [`Weights`], which checks its shape and feeds its
+//! name, shape and f32 values to the fingerprint hasher in load order, as RWKV-7's loader does.
+
+use crate::error::{Error, Result};
+use crate::kernels::{Wkv5Inputs, add_into, mul_into, relu_sq, shift_mix, sigmoid_inplace, wkv5_head};
+use crate::linalg::{Mat, layer_norm_rows, linear};
+use crate::model::Logits;
+use crate::tensor::TensorMap;
+
+/// Reads weights from a [`TensorMap`], hashing each one for the fingerprint.
+pub(crate) struct Weights<'a> {
+    /// The tensors.
+    pub map: &'a TensorMap,
+    hash: &'a mut blake3::Hasher,
+}
+
+impl<'a> Weights<'a> {
+    /// Read from `map`, feeding `hash`.
+    pub fn new(map: &'a TensorMap, hash: &'a mut blake3::Hasher) -> Self {
+        Weights { map, hash }
+    }
+
+    fn record(&mut self, name: &str, shape: &[usize], v: &[f32]) {
+        self.hash.update(name.as_bytes());
+        for d in shape {
+            self.hash.update(&(*d as u64).to_le_bytes());
+        }
+        for x in v {
+            self.hash.update(&x.to_le_bytes());
+        }
+    }
+
+    /// Mix extra settings that change the model's outputs (e.g. an epsilon) into the fingerprint.
+    pub fn note(&mut self, what: &str, bytes: &[u8]) {
+        self.hash.update(what.as_bytes());
+        self.hash.update(bytes);
+    }
+
+    /// A tensor of `len` elements in any shape (`[C]`, `[1, 1, C]`, ...).
+    pub fn vec(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let v = self.map.f32(name, &[len])?;
+        self.record(name, &[len], &v);
+        Ok(v)
+    }
+
+    /// A tensor of exactly `shape`.
+    pub fn exact(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let v = self.map.f32_exact(name, shape)?;
+        self.record(name, shape, &v);
+        Ok(v)
+    }
+
+    /// A projection stored `[out, in]`, as official checkpoints store `nn.Linear` weights.
+    pub fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
+        Ok(Mat::new(rows, cols, self.exact(name, &[rows, cols])?))
+    }
+
+    /// A matrix stored input-major (`[in, out]`, as the LoRA factors are), turned to `[out, in]`.
+    pub fn mat_t(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
+        let w = self.exact(name, &[cols, rows])?;
+        Ok(Mat::from_transposed(rows, cols, w))
+    }
+}
+
+/// The shape of `name` in `map`, which must have `rank` dimensions.
+pub(crate) fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
+    let t = map.get(name)?;
+    if t.shape.len() != rank {
+        return Err(Error::Shape {
+            path: map.path.clone(),
+            tensor: name.to_string(),
+            found: t.shape.clone(),
+            expected: vec![0; rank],
+        });
+    }
+    Ok(t.shape.clone())
+}
+
+/// A shape error for `tensor` in `map`'s file.
+pub(crate) fn shape_error(map: &TensorMap, tensor: &str, expected: Vec<usize>) -> Error {
+    Error::Shape {
+        path: map.path.clone(),
+        tensor: tensor.to_string(),
+        found: map.tensors.get(tensor).map(|t| t.shape.clone()).unwrap_or_default(),
+        expected,
+    }
+}
+
+/// A per-head tensor's shape without padding unit dimensions: trailing ones are dropped
+/// (`[H, N, 1]` → `[H, N]`), and so is a leading one of a three-dimensional shape
+/// (`[1, H, N]` → `[H, N]`). Official checkpoints store `[H]` or `[H, N]`.
+pub(crate) fn head_shape(shape: &[usize]) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    while s.last() == Some(&1) {
+        s.pop();
+    }
+    if s.len() == 3 && s[0] == 1 {
+        s.remove(0);
+    }
+    s
+}
+
+/// The number of blocks: `blocks.N.<probe>` for N = 0, 1, ... (at least one).
+pub(crate) fn count_layers(map: &TensorMap, probe: &str) -> Result<usize> {
+    let mut n = 0;
+    while map.contains(&format!("blocks.{n}.{probe}")) {
+        n += 1;
+    }
+    if n == 0 {
+        return Err(Error::MissingTensor {
+            path: map.path.clone(),
+            tensor: format!("blocks.0.{probe}"),
+        });
+    }
+    Ok(n)
+}
+
+/// `(vocab, C)` from `emb.weight`, both non-zero.
+pub(crate) fn embedding_dims(map: &TensorMap) -> Result<(usize, usize)> {
+    let d = dims(map, "emb.weight", 2)?;
+    if d[0] == 0 || d[1] == 0 {
+        return Err(shape_error(map, "emb.weight", vec![256, 64]));
+    }
+    Ok((d[0], d[1]))
+}
+
+/// Embedding (with `blocks.0.ln0` folded in, as the official package does) and output head.
+#[derive(Debug)]
+pub(crate) struct EmbedHead {
+    /// `[vocab, C]`, each row already layer-normed by `ln0`.
+    pub emb: Vec<f32>,
+    ln_out_w: Vec<f32>,
+    ln_out_b: Vec<f32>,
+    head: Mat,
+    c: usize,
+}
+
+impl EmbedHead {
+    /// The embedding and `ln0` (read first, so they lead the fingerprint).
+    pub fn load_embedding(w: &mut Weights<'_>, vocab: usize, c: usize) -> Result<Vec<f32>> {
+        let raw = w.exact("emb.weight", &[vocab, c])?;
+        let ln0_w = w.vec("blocks.0.ln0.weight", c)?;
+        let ln0_b = w.vec("blocks.0.ln0.bias", c)?;
+        let mut emb = vec![0f32; raw.len()];
+        layer_norm_rows(&raw, c, &ln0_w, &ln0_b, &mut emb);
+        Ok(emb)
+    }
+
+    /// `ln_out` and `head` (read last).
+    pub fn load_head(w: &mut Weights<'_>, emb: Vec<f32>, vocab: usize, c: usize) -> Result<Self> {
+        Ok(EmbedHead {
+            emb,
+            ln_out_w: w.vec("ln_out.weight", c)?,
+            ln_out_b: w.vec("ln_out.bias", c)?,
+            head: w.mat("head.weight", vocab, c)?,
+            c,
+        })
+    }
+
+    /// Copy the embeddings of `toks` into the rows of `x`.
+    pub fn embed(&self, toks: &[u32], x: &mut [f32]) {
+        let c = self.c;
+        for (row, &tok) in x.chunks_exact_mut(c).zip(toks) {
+            let e = tok as usize * c;
+            row.copy_from_slice(&self.emb[e..e + c]);
+        }
+    }
+
+    /// Logits of `rows` rows of `x` into `out` (`[rows, vocab]`); `tmp` holds at least `rows · C`.
+    pub fn logits(&self, x: &[f32], rows: usize, tmp: &mut [f32], out: &mut [f32]) {
+        let tmp = &mut tmp[..rows * self.c];
+        layer_norm_rows(x, self.c, &self.ln_out_w, &self.ln_out_b, tmp);
+        linear(tmp, rows, &self.head, out);
+    }
+
+    /// Keep a bf16 copy of the head for generation.
+    pub fn enable_bf16(&mut self) {
+        self.head.enable_bf16();
+    }
+}
+
+/// The channel mix of RWKV-4/5/6: `σ(r) · (relu(k)² Wv)` from token-shifted inputs.
+#[derive(Debug)]
+pub(crate) struct ChannelMix {
+    ln_w: Vec<f32>,
+    ln_b: Vec<f32>,
+    /// Shift mixes for k and r in the `x + (prev − x) · mix` form.
+    mix_k: Vec<f32>,
+    mix_r: Vec<f32>,
+    key: Mat,
+    value: Mat,
+    receptance: Mat,
+}
+
+/// Buffers a channel mix needs for `T` rows.
+pub(crate) struct FfnScratch {
+    xx: Vec<f32>,
+    xk: Vec<f32>,
+    xr: Vec<f32>,
+    r: Vec<f32>,
+    hidden: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl FfnScratch {
+    /// Buffers for up to `t` rows of width `c` with hidden width `f`.
+    pub fn new(t: usize, c: usize, f: usize) -> Self {
+        let z = || vec![0f32; t * c];
+        FfnScratch {
+            xx: z(),
+            xk: z(),
+            xr: z(),
+            r: z(),
+            hidden: vec![0f32; t * f],
+            out: z(),
+        }
+    }
+}
+
+/// How a generation stores the channel mix's token-shift weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MixForm {
+    /// RWKV-4/5 `time_mix_*`: `x · m + prev · (1 − m)`.
+    TimeMix,
+    /// RWKV-6 `time_maa_*`: `x + (prev − x) · m`.
+    Maa,
+}
+
+impl ChannelMix {
+    /// Read block `i`'s channel mix (`ln2` and `ffn.*`), hidden width `f`.
+    pub fn load(w: &mut Weights<'_>, i: usize, c: usize, f: usize, form: MixForm) -> Result<Self> {
+        let p = format!("blocks.{i}.");
+        let ln_w = w.vec(&format!("{p}ln2.weight"), c)?;
+        let ln_b = w.vec(&format!("{p}ln2.bias"), c)?;
+        let (mk, mr) = match form {
+            MixForm::TimeMix => ("time_mix_k", "time_mix_r"),
+            MixForm::Maa => ("time_maa_k", "time_maa_r"),
+        };
+        let mut mix_k = w.vec(&format!("{p}ffn.{mk}"), c)?;
+        let mut mix_r = w.vec(&format!("{p}ffn.{mr}"), c)?;
+        if form == MixForm::TimeMix {
+            // x·m + prev·(1 − m) = x + (prev − x)·(1 − m).
+            mix_k.iter_mut().for_each(|m| *m = 1.0 - *m);
+            mix_r.iter_mut().for_each(|m| *m = 1.0 - *m);
+        }
+        Ok(ChannelMix {
+            ln_w,
+            ln_b,
+            mix_k,
+            mix_r,
+            key: w.mat(&format!("{p}ffn.key.weight"), f, c)?,
+            receptance: w.mat(&format!("{p}ffn.receptance.weight"), c, c)?,
+            value: w.mat(&format!("{p}ffn.value.weight"), c, f)?,
+        })
+    }
+
+    /// The hidden width of block `i` (rows of `ffn.key.weight`).
+    pub fn hidden_width(map: &TensorMap, i: usize, c: usize) -> Result<usize> {
+        let name = format!("blocks.{i}.ffn.key.weight");
+        let d = dims(map, &name, 2)?;
+        if d[0] == 0 || d[1] != c {
+            return Err(shape_error(map, &name, vec![4 * c, c]));
+        }
+        Ok(d[0])
+    }
+
+    /// The hidden width.
+    pub fn hidden(&self) -> usize {
+        self.key.rows
+    }
+
+    /// `x += ChannelMix(x)` over `t` rows; `prev` is the layer's shift state.
+    pub fn forward(&self, x: &mut [f32], prev: &mut [f32], t: usize, sc: &mut FfnScratch) {
+        let c = self.ln_w.len();
+        let tc = t * c;
+        let f = self.key.rows;
+        layer_norm_rows(&x[..tc], c, &self.ln_w, &self.ln_b, &mut sc.xx[..tc]);
+        shift_mix(
+            &sc.xx[..tc],
+            prev,
+            &[&self.mix_k, &self.mix_r],
+            &mut [&mut sc.xk[..tc], &mut sc.xr[..tc]],
+        );
+        linear(&sc.xr[..tc], t, &self.receptance, &mut sc.r[..tc]);
+        sigmoid_inplace(&mut sc.r[..tc]);
+        linear(&sc.xk[..tc], t, &self.key, &mut sc.hidden[..t * f]);
+        relu_sq(&mut sc.hidden[..t * f]);
+        linear(&sc.hidden[..t * f], t, &self.value, &mut sc.out[..tc]);
+        mul_into(&mut sc.out[..tc], &sc.r[..tc]);
+        add_into(&mut x[..tc], &sc.out[..tc]);
+    }
+
+    /// Keep bf16 copies of the matrices for generation.
+    pub fn enable_bf16(&mut self) {
+        for m in [&mut self.key, &mut self.value, &mut self.receptance] {
+            m.enable_bf16();
+        }
+    }
+}
+
+/// The chunk loop every generation shares: embed each chunk of at most `chunk` tokens into
+/// `[t, C]` rows, let `layers` run the blocks over them in place, and produce the logits asked
+/// for. Returns `[vocab]` for [`Logits::Last`], `[T, vocab]` for [`Logits::All`], else nothing.
+pub(crate) fn run_chunks(
+    tokens: &[u32],
+    logits: Logits,
+    chunk: usize,
+    io: &EmbedHead,
+    vocab: usize,
+    mut layers: impl FnMut(&mut [f32], usize),
+) -> Vec<f32> {
+    let c = io.c;
+    let chunk = chunk.max(1).min(tokens.len().max(1));
+    let mut x = vec![0f32; chunk * c];
+    let mut tmp = vec![0f32; chunk * c];
+    let mut out = match logits {
+        Logits::All => Vec::with_capacity(tokens.len() * vocab),
+        _ => Vec::new(),
+    };
+    let n_chunks = tokens.len().div_ceil(chunk);
+    for (ci, toks) in tokens.chunks(chunk).enumerate() {
+        let t = toks.len();
+        io.embed(toks, &mut x[..t * c]);
+        layers(&mut x[..t * c], t);
+        match logits {
+            Logits::None => {}
+            Logits::All => {
+                let start = out.len();
+                out.resize(start + t * vocab, 0.0);
+                io.logits(&x[..t * c], t, &mut tmp, &mut out[start..]);
+            }
+            Logits::Last if ci + 1 == n_chunks => {
+                out.resize(vocab, 0.0);
+                io.logits(&x[(t - 1) * c..t * c], 1, &mut tmp, &mut out);
+            }
+            Logits::Last => {}
+        }
+    }
+    out
+}
+
+/// Run the RWKV-5/6 recurrence for every head over a chunk (in parallel when the work is large),
+/// advancing `wkv` (`[H, N, N]`) and writing the outputs to `o_heads` (`[H, T, N]`).
+pub(crate) fn wkv5_heads(inp: &Wkv5Inputs<'_>, wkv: &mut [f32], o_heads: &mut [f32]) {
+    use rayon::prelude::*;
+    let (n, t) = (inp.n, inp.t);
+    let h = inp.c / n;
+    let o_heads = &mut o_heads[..h * t * n];
+    if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
+        o_heads
+            .par_chunks_mut(t * n)
+            .zip(wkv.par_chunks_mut(n * n))
+            .enumerate()
+            .for_each(|(hi, (o, s))| wkv5_head(inp, hi, s, o));
+    } else {
+        for (hi, (o, s)) in o_heads.chunks_mut(t * n).zip(wkv.chunks_mut(n * n)).enumerate() {
+            wkv5_head(inp, hi, s, o);
+        }
+    }
+}

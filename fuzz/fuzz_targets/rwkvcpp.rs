@@ -1,0 +1,13 @@
+//! Fuzz the rwkv.cpp `.bin` reader (rewrites undone), then build a model from whatever it accepts: any input
+//! must give `Ok` or `Err`, never a panic, and allocate no more than the input justifies.
+#![no_main]
+
+use std::path::Path;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(map) = rwkv_model::loader::read_rwkvcpp_bytes(Path::new("fuzz.rwkvcpp"), data) {
+        let _ = rwkv_model::Model::from_tensors(&map);
+    }
+});
