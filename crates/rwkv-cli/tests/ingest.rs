@@ -76,8 +76,20 @@ fn without_list_documents_are_folded_into_a_store() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(lines.len(), 1, "one JSON summary");
     let s = &lines[0];
-    assert!(s["folded"].as_u64().unwrap() > 0 && s["tokens"].as_u64().unwrap() > 0, "{s}");
-    assert_eq!(s["skips"].as_array().unwrap().iter().filter(|k| k["reason"] == "binary").count(), 1, "{s}");
+    assert!(
+        s["folded"].as_u64().unwrap() > 0 && s["tokens"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    assert_eq!(
+        s["skips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["reason"] == "binary")
+            .count(),
+        1,
+        "{s}"
+    );
     // Again: nothing changed, nothing folded.
     let (code, lines, _) = ingest(&["code", "--json", "--checkpoint-every", "512", "--store", dir]);
     assert_eq!(code, 0);

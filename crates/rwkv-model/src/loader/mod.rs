@@ -5,6 +5,7 @@
 //! safetensors. Every loader validates lengths against the file before trusting them.
 
 mod ggml;
+mod pickle;
 pub mod pth;
 mod rwkvcpp;
 mod safetensors_file;
