@@ -269,6 +269,34 @@ impl<'m> Library<'m> {
         self.restore_key(&key)
     }
 
+    /// Generate from `state` and record the generation timings (`elapsed_ms`: time spent
+    /// before generation started).
+    fn generate_timed(
+        &self,
+        state: &mut State,
+        logits: Vec<f32>,
+        opts: &AskOptions,
+        elapsed_ms: f64,
+        timings: &mut Timings,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<crate::generate::Generation> {
+        let g = generate(
+            self.model,
+            self.tokenizer.as_ref(),
+            state,
+            logits,
+            &opts.sampler,
+            opts.max_tokens,
+            opts.template.stop(),
+            on_text,
+        )?;
+        timings.first_token_ms = elapsed_ms + g.first_token_ms;
+        timings.generate_ms = g.generate_ms;
+        timings.tokens = g.tokens;
+        timings.tokens_per_second = g.tokens as f64 / (g.generate_ms / 1e3).max(1e-9);
+        Ok(g)
+    }
+
     /// Answer `question` from the store; `None` when nothing matches. Text is streamed to
     /// `on_text` as it is generated.
     pub fn answer(
@@ -300,21 +328,7 @@ impl<'m> Library<'m> {
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
         let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
         timings.read_ms = ms(t2);
-        let before_gen = ms(t0);
-        let g = generate(
-            self.model,
-            self.tokenizer.as_ref(),
-            &mut state,
-            logits,
-            &opts.sampler,
-            opts.max_tokens,
-            opts.template.stop(),
-            on_text,
-        )?;
-        timings.first_token_ms = before_gen + g.first_token_ms;
-        timings.generate_ms = g.generate_ms;
-        timings.tokens = g.tokens;
-        timings.tokens_per_second = g.tokens as f64 / (g.generate_ms / 1e3).max(1e-9);
+        let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
         let sources = cands
             .iter()
             .map(|c| Source {
@@ -382,21 +396,7 @@ impl<'m> Library<'m> {
         context.push_str(&format!("\n\n{}", opts.template.prompt(&format!("Summarize {what}."))));
         let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
         timings.read_ms = ms(t2);
-        let before = ms(t0);
-        let g = generate(
-            self.model,
-            self.tokenizer.as_ref(),
-            &mut state,
-            logits,
-            &opts.sampler,
-            opts.max_tokens,
-            opts.template.stop(),
-            on_text,
-        )?;
-        timings.first_token_ms = before + g.first_token_ms;
-        timings.generate_ms = g.generate_ms;
-        timings.tokens = g.tokens;
-        timings.tokens_per_second = g.tokens as f64 / (g.generate_ms / 1e3).max(1e-9);
+        let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
         let sources = docs
             .iter()
             .map(|d| Source {
