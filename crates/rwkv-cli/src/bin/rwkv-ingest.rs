@@ -40,7 +40,7 @@ pub(crate) struct Args {
     /// Tokens between checkpoints inside long parts.
     #[arg(long, default_value_t = rwkv_reader::DEFAULT_CHECKPOINT_EVERY)]
     pub checkpoint_every: usize,
-    /// Documents folded at once (default 2).
+    /// Documents folded at once (default: --jobs, else 2).
     #[arg(long)]
     pub fold_jobs: Option<usize>,
     /// Run the job described by a TOML file (see pipelines/).

@@ -112,7 +112,7 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         inputs,
         store_dir: store_dir.clone(),
         checkpoint_every: cfg_every,
-        jobs: args.fold_jobs.unwrap_or(2),
+        jobs: args.fold_jobs.or(args.sources.jobs).unwrap_or(2),
         sources,
         shard: args.shard,
         corpus_state: corpus,
