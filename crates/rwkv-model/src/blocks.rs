@@ -31,6 +31,10 @@ impl<'a> Weights<'a> {
         for x in v {
             self.hash.update(&x.to_le_bytes());
         }
+        // Rounded activations change the outputs: the same values stored f32 are another model.
+        if let Some(q) = self.map.act_quant(name) {
+            self.hash.update(format!("act_quant {q:?}").as_bytes());
+        }
     }
 
     /// Mix extra settings that change the model's outputs (e.g. an epsilon) into the fingerprint.
@@ -55,13 +59,17 @@ impl<'a> Weights<'a> {
 
     /// A projection stored `[out, in]`, as official checkpoints store `nn.Linear` weights.
     pub fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
-        Ok(Mat::new(rows, cols, self.exact(name, &[rows, cols])?))
+        let mut m = Mat::new(rows, cols, self.exact(name, &[rows, cols])?);
+        m.set_act_quant(self.map.act_quant(name));
+        Ok(m)
     }
 
     /// A matrix stored input-major (`[in, out]`, as the LoRA factors are), turned to `[out, in]`.
     pub fn mat_t(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
         let w = self.exact(name, &[cols, rows])?;
-        Ok(Mat::from_transposed(rows, cols, w))
+        let mut m = Mat::from_transposed(rows, cols, w);
+        m.set_act_quant(self.map.act_quant(name));
+        Ok(m)
     }
 }
 

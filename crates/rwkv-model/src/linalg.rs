@@ -22,6 +22,69 @@ pub struct Mat {
     /// bf16 copy (raw bits) in the official `[out, in]` order, used by the one-row path when
     /// present: one dot product per output, reading each weight row contiguously.
     pub bf16: Option<Vec<u16>>,
+    /// Round each input row to 8 bits in blocks of 32 before the product, as ggml does for a
+    /// quantized matrix (set for the matrices rwkv.cpp files store quantized).
+    pub act_quant: Option<ActQuant>,
+    /// With [`ActQuant::Q8_1`]: each block's offset `m`, `[rows, ⌈cols / 32⌉]` row-major. Taken
+    /// as the smallest decoded value of the block: ggml's Q4_1/Q5_1 quantizers give the block's
+    /// minimum `q = 0`, so that value is `m` exactly.
+    pub block_mins: Vec<f32>,
+}
+
+/// The 8-bit format ggml converts the activations to before a quantized mat-vec: Q8_0 for
+/// Q4_0/Q5_0/Q8_0 weights, Q8_1 for Q4_1/Q5_1 (both round the same way: per block of 32,
+/// `d = f16(max|x| / 127)`, `q = round(x / d)`; Q8_1 also keeps `s = f16(d · Σq)`, which the
+/// dot product multiplies by the weights' block offset `m`). [`linear`] emulates this on the
+/// decoded f32 weights: the rounded inputs, plus for Q8_1 `m · (s − f16(d) · Σq)` per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActQuant {
+    /// ggml's `GGML_TYPE_Q8_0`.
+    Q8_0,
+    /// ggml's `GGML_TYPE_Q8_1`.
+    Q8_1,
+}
+
+impl ActQuant {
+    /// The activation format ggml pairs with weights of the rwkv.cpp/ggml type `name`
+    /// (`Q4_0`, `Q5_1`, ...); `None` for unquantized types.
+    pub fn for_weights(name: &str) -> Option<ActQuant> {
+        match name {
+            "Q4_0" | "Q5_0" | "Q8_0" => Some(ActQuant::Q8_0),
+            "Q4_1" | "Q5_1" => Some(ActQuant::Q8_1),
+            _ => None,
+        }
+    }
+}
+
+/// Round `x` in place as ggml's `quantize_row_q8_0`/`q8_1` followed by decoding would:
+/// blocks of 32 (a shorter last block on its own), `d = amax / 127`, `q = round(x / d)`,
+/// `x = q · f16(d)`. For [`ActQuant::Q8_1`], `s_err` receives per block the f16
+/// rounding of ggml's stored sum, `f16(d · Σq) − f16(d) · Σq`, which ggml multiplies by the
+/// weights' block offset `m`. Blocks so small that `1 / d` overflows (subnormal) are left as
+/// they are.
+pub fn quantize_dequantize_q8(x: &mut [f32], q: ActQuant, s_err: &mut Vec<f32>) {
+    s_err.clear();
+    for b in x.chunks_mut(32) {
+        let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !id.is_finite() {
+            if q == ActQuant::Q8_1 {
+                s_err.push(0.0);
+            }
+            continue;
+        }
+        let dh = half::f16::from_f32(d).to_f32();
+        let mut sum = 0f32;
+        for v in b.iter_mut() {
+            let qv = (*v * id).round();
+            sum += qv;
+            *v = qv * dh;
+        }
+        if q == ActQuant::Q8_1 {
+            s_err.push(half::f16::from_f32(d * sum).to_f32() - dh * sum);
+        }
+    }
 }
 
 impl Mat {
@@ -45,6 +108,8 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            act_quant: None,
+            block_mins: Vec::new(),
         }
     }
 
@@ -57,6 +122,26 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            act_quant: None,
+            block_mins: Vec::new(),
+        }
+    }
+
+    /// Round the inputs as ggml does for this matrix (see [`ActQuant`]); for Q8_1, record the
+    /// block offsets from the decoded weights.
+    pub fn set_act_quant(&mut self, q: Option<ActQuant>) {
+        self.act_quant = q;
+        self.block_mins = Vec::new();
+        if q == Some(ActQuant::Q8_1) {
+            let nb = self.cols.div_ceil(32);
+            let mut mins = vec![f32::MAX; self.rows * nb];
+            for (i, row) in self.wt.chunks_exact(self.rows).enumerate() {
+                for (o, &w) in row.iter().enumerate() {
+                    let m = &mut mins[o * nb + i / 32];
+                    *m = m.min(w);
+                }
+            }
+            self.block_mins = mins;
         }
     }
 
@@ -103,13 +188,38 @@ pub fn bf16_to_f32(h: u16) -> f32 {
 /// Minimum multiply-adds before a kernel is worth splitting across threads.
 const PAR_MIN_WORK: usize = 1 << 18;
 
-/// `y[rows, m.rows] = x[rows, m.cols] · Wᵀ`.
+/// `y[rows, m.rows] = x[rows, m.cols] · Wᵀ`. With [`Mat::act_quant`] set, each row of `x` is
+/// first rounded to 8 bits in blocks of 32 ([`quantize_dequantize_q8`]), as ggml's quantized
+/// mat-vec does, so that rwkv.cpp's quantized files give rwkv.cpp's results.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     debug_assert_eq!(x.len(), rows * m.cols);
     debug_assert_eq!(y.len(), rows * m.rows);
     if rows == 0 {
         return;
     }
+    if let Some(q) = m.act_quant {
+        let mut xq = x.to_vec();
+        let nb = m.cols.div_ceil(32);
+        let mut errs = Vec::with_capacity(rows * nb);
+        let mut e = Vec::new();
+        for r in xq.chunks_exact_mut(m.cols) {
+            quantize_dequantize_q8(r, q, &mut e);
+            errs.extend_from_slice(&e);
+        }
+        linear_plain(&xq, rows, m, y);
+        if q == ActQuant::Q8_1 && !m.block_mins.is_empty() {
+            for (yr, er) in y.chunks_exact_mut(m.rows).zip(errs.chunks_exact(nb)) {
+                for (yo, mo) in yr.iter_mut().zip(m.block_mins.chunks_exact(nb)) {
+                    *yo += mo.iter().zip(er).map(|(a, b)| a * b).sum::<f32>();
+                }
+            }
+        }
+        return;
+    }
+    linear_plain(x, rows, m, y)
+}
+
+fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     if rows == 1 {
         return matvec(x, m, y);
     }
@@ -286,6 +396,49 @@ mod tests {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn act_quant_rounds_inputs_to_8_bits_per_block() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) / 7.0).collect();
+        let mut xq = x.clone();
+        let mut e = Vec::new();
+        quantize_dequantize_q8(&mut xq, ActQuant::Q8_0, &mut e);
+        assert!(e.is_empty());
+        for (b, bq) in x.chunks(32).zip(xq.chunks(32)) {
+            let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = half::f16::from_f32(amax / 127.0).to_f32();
+            for (&v, &vq) in b.iter().zip(bq) {
+                let q = vq / d;
+                assert!((q - q.round()).abs() < 1e-3 && q.abs() <= 127.0);
+                assert!((v - vq).abs() <= amax / 254.0 * 1.01 + amax * 1e-3);
+            }
+        }
+        // A matrix flagged Q8_0 multiplies the rounded inputs, one row or many.
+        let (out, inp) = (5, 64);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let mut m = Mat::new(out, inp, w);
+        m.set_act_quant(Some(ActQuant::Q8_0));
+        for rows in [1usize, 3] {
+            let x: Vec<f32> = (0..rows * inp)
+                .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+                .collect();
+            let mut xq = x.clone();
+            for r in xq.chunks_exact_mut(inp) {
+                quantize_dequantize_q8(r, ActQuant::Q8_0, &mut e);
+            }
+            let mut y = vec![0f32; rows * out];
+            linear(&x, rows, &m, &mut y);
+            for (a, b) in y.iter().zip(naive(&xq, rows, &m)) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+        }
+        // Q8_1 records the block offsets (block minima of the decoded weights).
+        m.set_act_quant(Some(ActQuant::Q8_1));
+        assert_eq!(m.block_mins.len(), out * 2);
+        assert_eq!(m.block_mins[1], (32..64).map(|i| m.get(0, i)).fold(f32::MAX, f32::min));
     }
 
     #[test]

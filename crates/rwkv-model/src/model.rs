@@ -271,7 +271,8 @@ impl Model {
     }
 
     /// String metadata the checkpoint carried (safetensors `__metadata__`; for rwkv.cpp files,
-    /// `format`, `rwkvcpp_version` and `rwkvcpp_data_type`).
+    /// `format`, `rwkvcpp_version`, `rwkvcpp_data_type`, `rwkvcpp_n_layer`, and `ggml_type.<tensor>`
+    /// for each tensor stored quantized).
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
     }

@@ -62,6 +62,10 @@ impl RawTensor {
     }
 }
 
+/// Metadata key prefix recording the stored ggml type of each tensor an rwkv.cpp file holds
+/// quantized (`ggml_type.blocks.0.att.key.weight` = `Q5_1`).
+pub const GGML_TYPE_PREFIX: &str = "ggml_type.";
+
 /// All tensors of one file, by name, with the file they came from (for error messages).
 #[derive(Debug, Clone)]
 pub struct TensorMap {
@@ -89,6 +93,14 @@ impl TensorMap {
             path: self.path.clone(),
             tensor: name.to_string(),
         })
+    }
+
+    /// How ggml would round the activations multiplied by `name`: set when the tensor was
+    /// stored quantized in an rwkv.cpp file (metadata `ggml_type.<name>`), `None` otherwise.
+    pub fn act_quant(&self, name: &str) -> Option<crate::linalg::ActQuant> {
+        self.metadata
+            .get(&format!("{GGML_TYPE_PREFIX}{name}"))
+            .and_then(|t| crate::linalg::ActQuant::for_weights(t))
     }
 
     /// Whether `name` is present.

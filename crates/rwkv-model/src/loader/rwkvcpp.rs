@@ -20,7 +20,7 @@ use std::path::Path;
 use super::ggml::{BLOCK, Quant};
 use crate::error::{Error, Result};
 use crate::model::Generation;
-use crate::tensor::{DType, RawTensor, TensorMap, to_f32};
+use crate::tensor::{DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
 
 /// The magic number rwkv.cpp files start with (`ggmf`).
 pub const MAGIC: u32 = 0x6767_6d66;
@@ -154,6 +154,8 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
     check_type(model_type, "<header>")?;
 
     let mut map = TensorMap::new(path);
+    // The stored type of each quantized tensor: ggml rounds the activations it multiplies.
+    let mut quantized = Vec::new();
     while cur.remaining() > 0 {
         let at = cur.off;
         let short = |what: &str| corrupt(format!("tensor header at byte {at}: {what} (truncated?)"));
@@ -209,6 +211,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
             Stored::F32 => (DType::F32, data.to_vec()),
             Stored::F16 => (DType::F16, data.to_vec()),
             Stored::Quant(q) => {
+                quantized.push((format!("{GGML_TYPE_PREFIX}{key}"), q.name().to_string()));
                 let mut v = Vec::with_capacity(numel);
                 q.dequantize(data, &mut v);
                 (DType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -238,6 +241,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
         ("rwkvcpp_data_type".to_string(), type_name(model_type)),
         ("rwkvcpp_n_layer".to_string(), n_layer.to_string()),
     ]);
+    map.metadata.extend(quantized);
     Ok(map)
 }
 

@@ -97,6 +97,7 @@ impl V6 {
             // [5, D, C]. Keep each LoRA as [out, in] matrices.
             let w1 = w.exact(&format!("{a}time_maa_w1"), &[c, 5 * d_mix])?;
             let w2 = w.exact(&format!("{a}time_maa_w2"), &[5, d_mix, c])?;
+            let maa_quant = w.map.act_quant(&format!("{a}time_maa_w1"));
             let maa_lora = std::array::from_fn(|k| {
                 let mut down = vec![0f32; d_mix * c];
                 for ci in 0..c {
@@ -105,7 +106,9 @@ impl V6 {
                     }
                 }
                 let up = Mat::from_transposed(c, d_mix, w2[k * d_mix * c..(k + 1) * d_mix * c].to_vec());
-                (Mat::new(d_mix, c, down), up)
+                let mut down = Mat::new(d_mix, c, down);
+                down.set_act_quant(maa_quant);
+                (down, up)
             });
             let decay = w.vec(&format!("{a}time_decay"), c)?;
             let decay_w1 = w.mat_t(&format!("{a}time_decay_w1"), d_decay, c)?;

@@ -175,6 +175,10 @@ impl V7 {
             }
             let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
             hash.update(&bytes);
+            // Rounded activations change the outputs: the same values stored f32 are another model.
+            if let Some(q) = map.act_quant(name) {
+                hash.update(format!("act_quant {q:?}").as_bytes());
+            }
             Ok(v)
         };
         let emb_raw = take("emb.weight", &[cfg.vocab, c], true)?;
@@ -213,7 +217,10 @@ impl V7 {
             let mut lora = |n: &str, d: usize| -> Result<(Mat, Mat)> {
                 let m1 = take(&format!("{a}{n}1"), &[c, d], true)?;
                 let m2 = take(&format!("{a}{n}2"), &[d, c], true)?;
-                Ok((Mat::from_transposed(d, c, m1), Mat::from_transposed(c, d, m2)))
+                let (mut m1, mut m2) = (Mat::from_transposed(d, c, m1), Mat::from_transposed(c, d, m2));
+                m1.set_act_quant(map.act_quant(&format!("{a}{n}1")));
+                m2.set_act_quant(map.act_quant(&format!("{a}{n}2")));
+                Ok((m1, m2))
             };
             let (w1, w2) = lora("w", cfg.d_decay)?;
             let (a1, a2) = lora("a", cfg.d_aaa)?;
@@ -225,7 +232,9 @@ impl V7 {
                 Some((take(&format!("{a}v0"), &[c], false)?, v1, v2))
             };
             let mut proj = |n: &str, rows: usize, cols: usize| -> Result<Mat> {
-                Ok(Mat::new(rows, cols, take(n, &[rows, cols], true)?))
+                let mut m = Mat::new(rows, cols, take(n, &[rows, cols], true)?);
+                m.set_act_quant(map.act_quant(n));
+                Ok(m)
             };
             let wr = proj(&format!("{a}receptance.weight"), c, c)?;
             let wk = proj(&format!("{a}key.weight"), c, c)?;
@@ -264,7 +273,8 @@ impl V7 {
         }
         let ln_out_w = take("ln_out.weight", &[c], false)?;
         let ln_out_b = take("ln_out.bias", &[c], false)?;
-        let head = Mat::new(cfg.vocab, c, take("head.weight", &[cfg.vocab, c], true)?);
+        let mut head = Mat::new(cfg.vocab, c, take("head.weight", &[cfg.vocab, c], true)?);
+        head.set_act_quant(map.act_quant("head.weight"));
         Ok(V7 {
             cfg,
             emb,
