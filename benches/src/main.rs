@@ -3,6 +3,9 @@
 //! of the same matrix products alone (the GEMM-only limit); decode speed with f32 and bf16
 //! weights; linear cost and peak memory across fold lengths. Everything from one run.
 
+// A command-line tool: printing results to stdout is its job.
+#![allow(clippy::print_stdout)]
+
 use std::time::Instant;
 
 use anyhow::Context;

@@ -71,6 +71,7 @@ pub struct Generation {
 /// Generate from `state` after `logits` until the stop text, the end token (id 0 for World
 /// models), `max_tokens`, or `on_text` breaks. Text is streamed as it completes (never half a
 /// UTF-8 character) and never includes the stop marker.
+#[allow(clippy::too_many_arguments)]
 pub fn generate(
     model: &Model,
     tokenizer: &dyn Tokenizer,
@@ -82,7 +83,7 @@ pub fn generate(
     on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Generation> {
     let start = Instant::now();
-    let mut sampler = Sampler::new(cfg.clone());
+    let mut sampler = Sampler::new(*cfg);
     let mut dec = StreamDecoder::new();
     let mut out = Generation {
         finish: "max_tokens",

@@ -290,7 +290,7 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
                     shared.counts.documents.fetch_add(1, Ordering::Relaxed);
                     // Blocking send on a bounded channel: memory is bounded by the workers.
                     let tx = tx.clone();
-                    if tokio::task::block_in_place(move || tx.send(doc)).is_err() {
+                    if tokio::task::block_in_place(move || tx.send(doc).is_err()) {
                         break;
                     }
                 }

@@ -1,6 +1,9 @@
 //! `rwkv-ask "question"`: answer from an ingested store with `path:start-end` citations;
 //! `--summarize PATH|all`; `--self-test` (recall against distance).
 
+// A command-line tool: printing results to stdout is its job.
+#![allow(clippy::print_stdout)]
+
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;

@@ -5,6 +5,9 @@
 //! input, on stdout, without loading a model. `--gc`, `--repair` and `--merge` maintain a
 //! store.
 
+// A command-line tool: printing results to stdout is its job.
+#![allow(clippy::print_stdout)]
+
 use std::io::Write;
 use std::process::ExitCode as ProcessExit;
 

@@ -1,6 +1,9 @@
 //! `rwkv-score FILE`: the model's average negative log-likelihood of a file read from a zero
 //! state (tokens, bits per token, bits per byte), like llama.cpp's perplexity tool.
 
+// A command-line tool: printing results to stdout is its job.
+#![allow(clippy::print_stdout)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
