@@ -4,7 +4,7 @@
 //! AVX2 or portable build of it. Rows are `[T, C]` row-major unless said otherwise.
 
 use crate::linalg::norm_into;
-use crate::simd::{Arch, LANES, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
+use crate::simd::{Arch, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
 /// `w = exp(-0.606531 · σ(w0 + w))` (0.606531 = e^-0.5), per row.
 #[inline(always)]
@@ -137,10 +137,12 @@ fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f
 #[inline(always)]
 fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
     let c = inp.c;
-    let mut st = vec![0f32; N * N];
+    // The transposed head state lives on the stack (16 KiB for N = 64): no allocation per
+    // token in generation.
+    let mut st = [[0f32; N]; N];
     for i in 0..N {
         for j in 0..N {
-            st[j * N + i] = s[i * N + j];
+            st[j][i] = s[i * N + j];
         }
     }
     let head = |x: &[f32], ti: usize| -> [f32; N] {
@@ -150,7 +152,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
     let mut sa = [0f32; N];
     if inp.t > 0 {
         let kk = head(inp.kk, 0);
-        for (row, &kj) in st.chunks_exact(N).zip(&kk) {
+        for (row, &kj) in st.iter().zip(&kk) {
             for i in 0..N {
                 sa[i] = A::fma(row[i], kj, sa[i]);
             }
@@ -171,7 +173,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
         };
         let mut out = [0f32; N];
         let mut sa_next = [0f32; N];
-        for (j, row) in st.chunks_exact_mut(N).enumerate() {
+        for (j, row) in st.iter_mut().enumerate() {
             let (wj, nbj, kj, rj, knj) = (w[j], -b[j], k[j], r[j], kn[j]);
             for i in 0..N {
                 let nv = A::fma(v[i], kj, A::fma(sa[i], nbj, row[i] * wj));
@@ -185,7 +187,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
     }
     for i in 0..N {
         for j in 0..N {
-            s[i * N + j] = st[j * N + i];
+            s[i * N + j] = st[j][i];
         }
     }
 }
@@ -265,17 +267,15 @@ fn mix_heads_g<A: Arch>(
             norm_into::<A>(src, 64e-5, &lnx.0[hc.clone()], &lnx.1[hc.clone()], dst);
             let (r, k, v, g) = (&r[cols.clone()], &k[cols.clone()], &v[cols.clone()], &g[cols]);
             let rk = &r_k[hc];
-            let mut acc = [0f32; LANES];
-            let mut tail = 0f32;
-            for j in 0..n {
-                let p = r[j] * k[j] * rk[j];
-                if j < n - n % LANES {
-                    acc[j % LANES] += p;
-                } else {
-                    tail += p;
+            let mut prod = [0f32; 256];
+            let bonus = if n <= prod.len() {
+                for j in 0..n {
+                    prod[j] = r[j] * k[j] * rk[j];
                 }
-            }
-            let bonus = sum_lanes(&acc) + tail;
+                sum_lanes(&prod[..n])
+            } else {
+                (0..n).map(|j| r[j] * k[j] * rk[j]).sum()
+            };
             for j in 0..n {
                 dst[j] = A::fma(bonus, v[j], dst[j]) * g[j];
             }
