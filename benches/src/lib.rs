@@ -31,6 +31,91 @@ impl Shape {
             lora: [64, 64, 32, 128],
         }
     }
+
+    /// FLOPs of the fold's matrix products per token (2 per multiply-add; the output head,
+    /// which a fold runs once, is left out): r, k, v, o, the FFN and the four LoRAs (the value
+    /// LoRA from layer 1 on).
+    pub fn fold_flops_per_token(&self) -> f64 {
+        let c = self.n_embd as f64;
+        let [dw, da, dv, dg] = self.lora.map(|d| d as f64);
+        let per_layer = 4.0 * c * c + 2.0 * c * 4.0 * c + 2.0 * c * (dw + da + dg);
+        2.0 * (per_layer * self.n_layer as f64 + 2.0 * c * dv * (self.n_layer as f64 - 1.0))
+    }
+}
+
+/// The CPU's f32 multiply-add peak in GFLOP/s on `threads` threads: independent 512-bit FMA
+/// chains (256-bit with AVX2 only), nothing loaded from memory. No f32 matrix product can run
+/// faster; 0 on other architectures.
+pub fn fma_peak_gflops(threads: usize) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let wide = std::is_x86_feature_detected!("avx512f");
+        let narrow = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+        if !wide && !narrow {
+            return 0.0;
+        }
+        const ITERS: u64 = 50_000_000;
+        let t0 = std::time::Instant::now();
+        let hs: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                std::thread::spawn(move || {
+                    // SAFETY: the features were detected above.
+                    unsafe {
+                        if wide {
+                            fma_chains_512(ITERS)
+                        } else {
+                            fma_chains_256(ITERS)
+                        }
+                    }
+                })
+            })
+            .collect();
+        let sink: f32 = hs.into_iter().map(|h| h.join().unwrap_or(0.0)).sum();
+        let secs = t0.elapsed().as_secs_f64();
+        let lanes = if wide { 16.0 } else { 8.0 };
+        std::hint::black_box(sink);
+        threads.max(1) as f64 * ITERS as f64 * 12.0 * lanes * 2.0 / secs / 1e9
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        0.0
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_chains_512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_ps(0.0); 12];
+    let (a, b) = (_mm512_set1_ps(0.999_999_9), _mm512_set1_ps(1e-7));
+    for _ in 0..iters {
+        for x in &mut acc {
+            *x = _mm512_fmadd_ps(*x, a, b);
+        }
+    }
+    acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_chains_256(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_ps(0.0); 12];
+    let (a, b) = (_mm256_set1_ps(0.999_999_9), _mm256_set1_ps(1e-7));
+    for _ in 0..iters {
+        for x in &mut acc {
+            *x = _mm256_fmadd_ps(*x, a, b);
+        }
+    }
+    let mut out = [0f32; 8];
+    let mut s = 0.0;
+    for x in acc {
+        // SAFETY: `out` holds 8 floats.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), x) };
+        s += out.iter().sum::<f32>();
+    }
+    s
 }
 
 /// splitmix64-based uniform floats in [-1, 1).

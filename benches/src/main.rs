@@ -69,6 +69,14 @@ struct Report {
     fold_tok_s: f64,
     gemm_only_tok_s: f64,
     ratio_to_gemm_limit: f64,
+    fold_bf16_tok_s: f64,
+    gemm_only_bf16_tok_s: f64,
+    ratio_bf16_to_gemm_limit: f64,
+    bf16_dot_instructions: bool,
+    bf16_fold_max_logit_diff: f32,
+    bf16_fold_max_abs_logit: f32,
+    f32_fma_peak_gflops: f64,
+    f32_compute_ceiling_tok_s: f64,
     candle_tokens: usize,
     candle: Vec<CandleRow>,
     decode_f32_tok_s: f64,
@@ -83,6 +91,7 @@ struct CandleRow {
     build: String,
     tok_s: f64,
     our_speedup: f64,
+    our_bf16_speedup: f64,
     max_logit_diff_vs_ours: f32,
 }
 
@@ -197,33 +206,81 @@ fn main() -> anyhow::Result<()> {
     let toks = tokens(args.tokens, shape.vocab);
     let mut st = model.new_state();
     model.forward_seq(&toks[..args.chunk.min(toks.len())], &mut st, Logits::None)?; // warm-up
-    let times: Vec<f64> = (0..args.repeats)
-        .map(|_| {
+    let fold_tok_s = |model: &Model| -> anyhow::Result<f64> {
+        let mut times = Vec::with_capacity(args.repeats);
+        for _ in 0..args.repeats {
             let mut st = model.new_state();
             let t = Instant::now();
-            model.forward_seq(&toks, &mut st, Logits::None).expect("fold");
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
-    rep.fold_tok_s = args.tokens as f64 / median(times);
+            model.forward_seq(&toks, &mut st, Logits::None)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        Ok(args.tokens as f64 / median(times))
+    };
+    rep.fold_tok_s = fold_tok_s(&model)?;
     say(format!(
         "ours fold: {:.1} tok/s ({} tokens, chunk {}, {} threads, {})",
         rep.fold_tok_s, args.tokens, args.chunk, args.threads, rep.simd
     ));
 
     // GEMM-only limit: the same matrix products, same shapes, same chunking, nothing else.
-    rep.gemm_only_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats);
+    rep.gemm_only_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats, false);
     rep.ratio_to_gemm_limit = rep.fold_tok_s / rep.gemm_only_tok_s;
     say(format!(
         "GEMM-only limit: {:.1} tok/s; ours = {:.3} of it",
         rep.gemm_only_tok_s, rep.ratio_to_gemm_limit
     ));
+    rep.f32_fma_peak_gflops = rwkv_bench::fma_peak_gflops(args.threads);
+    rep.f32_compute_ceiling_tok_s = rep.f32_fma_peak_gflops * 1e9 / shape.fold_flops_per_token();
+    say(format!(
+        "f32 compute ceiling: FMA peak {:.0} GFLOP/s ÷ {:.1} MFLOP/token = {:.0} tok/s (no f32 fold can pass it)",
+        rep.f32_fma_peak_gflops,
+        shape.fold_flops_per_token() / 1e6,
+        rep.f32_compute_ceiling_tok_s
+    ));
+
+    // The bf16 fold (opt-in): same chunks, products with bf16 inputs and f32 sums.
+    let fold_last = |m: &Model| -> anyhow::Result<Vec<f32>> {
+        let mut st = m.new_state();
+        Ok(m.forward_seq(&toks, &mut st, Logits::Last)?)
+    };
+    let exact_logits = fold_last(&model)?;
+    model.set_fold_precision(rwkv_model::FoldPrecision::Bf16);
+    rep.bf16_dot_instructions = rwkv_model::gemm_bf16::available();
+    let bf16_logits = fold_last(&model)?;
+    rep.bf16_fold_max_logit_diff = exact_logits
+        .iter()
+        .zip(&bf16_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    rep.bf16_fold_max_abs_logit = exact_logits.iter().fold(0f32, |m, x| m.max(x.abs()));
+    rep.fold_bf16_tok_s = fold_tok_s(&model)?;
+    rep.gemm_only_bf16_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats, true);
+    rep.ratio_bf16_to_gemm_limit = rep.fold_bf16_tok_s / rep.gemm_only_bf16_tok_s;
+    model.set_fold_precision(rwkv_model::FoldPrecision::F32);
+    say(format!(
+        "ours bf16 fold (opt-in, {}): {:.1} tok/s; its GEMM-only limit {:.1} tok/s, ratio {:.3}; max |logit diff| vs f32 fold {:.3e} (logits up to {:.2})",
+        if rep.bf16_dot_instructions {
+            "vdpbf16ps"
+        } else {
+            "portable loop: no AVX512-BF16"
+        },
+        rep.fold_bf16_tok_s,
+        rep.gemm_only_bf16_tok_s,
+        rep.ratio_bf16_to_gemm_limit,
+        rep.bf16_fold_max_logit_diff,
+        rep.bf16_fold_max_abs_logit
+    ));
     for (build, tok_s, diff) in candle_raw {
-        say(format!("speed-up vs {build}: {:.1}x", rep.fold_tok_s / tok_s));
+        say(format!(
+            "speed-up vs {build}: f32 fold {:.1}x, bf16 fold {:.1}x",
+            rep.fold_tok_s / tok_s,
+            rep.fold_bf16_tok_s / tok_s
+        ));
         rep.candle.push(CandleRow {
             build,
             tok_s,
             our_speedup: rep.fold_tok_s / tok_s,
+            our_bf16_speedup: rep.fold_bf16_tok_s / tok_s,
             max_logit_diff_vs_ours: diff,
         });
     }
@@ -285,14 +342,20 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "fold {:.1} tok/s | {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
+            "fold {:.1} tok/s (bf16 fold {:.1}) | {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
             rep.fold_tok_s,
+            rep.fold_bf16_tok_s,
             if rep.candle.is_empty() {
                 "candle skipped".to_string()
             } else {
                 rep.candle
                     .iter()
-                    .map(|c| format!("{} {:.1} tok/s ({:.1}x)", c.build, c.tok_s, c.our_speedup))
+                    .map(|c| {
+                        format!(
+                            "{} {:.1} tok/s ({:.1}x, bf16 {:.1}x)",
+                            c.build, c.tok_s, c.our_speedup, c.our_bf16_speedup
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" | ")
             },
@@ -308,17 +371,22 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Tokens/s of the fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs
-/// and the FFN, through the same `linear` (the gemm crate), on weights of the same shapes.
-fn gemm_only(shape: Shape, n_tokens: usize, chunk: usize, repeats: usize) -> f64 {
+/// and the FFN, through the same `linear` (the gemm crate, or with `bf16` the bf16 products of
+/// the bf16 fold), on weights of the same shapes.
+fn gemm_only(shape: Shape, n_tokens: usize, chunk: usize, repeats: usize, bf16: bool) -> f64 {
     let c = shape.n_embd;
     let f = 4 * c;
     let [dw, da, dv, dg] = shape.lora;
     let mk = |rows: usize, cols: usize| {
-        Mat::from_transposed(
+        let mut m = Mat::from_transposed(
             rows,
             cols,
             (0..rows * cols).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect(),
-        )
+        );
+        if bf16 {
+            m.enable_bf16_fold();
+        }
+        m
     };
     let layers: Vec<Vec<Mat>> = (0..shape.n_layer)
         .map(|i| {
@@ -336,20 +404,26 @@ fn gemm_only(shape: Shape, n_tokens: usize, chunk: usize, repeats: usize) -> f64
         .collect();
     let x = vec![0.01f32; chunk * f];
     let mut y = vec![0f32; chunk * f];
+    // Timed on a pool worker, as the fold runs (see `Model::forward_seq`), so neither pays a
+    // thread wake-up per product.
     let run = || {
         let mut y = y.clone();
-        let t0 = Instant::now();
-        let mut left = n_tokens;
-        while left > 0 {
-            let t = left.min(chunk);
-            for l in &layers {
-                for m in l {
-                    linear(&x[..t * m.cols], t, m, &mut y[..t * m.rows]);
+        let mut secs = 0.0;
+        rayon::scope(|_| {
+            let t0 = Instant::now();
+            let mut left = n_tokens;
+            while left > 0 {
+                let t = left.min(chunk);
+                for l in &layers {
+                    for m in l {
+                        linear(&x[..t * m.cols], t, m, &mut y[..t * m.rows]);
+                    }
                 }
+                left -= t;
             }
-            left -= t;
-        }
-        t0.elapsed().as_secs_f64()
+            secs = t0.elapsed().as_secs_f64();
+        });
+        secs
     };
     run();
     let times: Vec<f64> = (0..repeats).map(|_| run()).collect();

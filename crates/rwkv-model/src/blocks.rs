@@ -184,9 +184,9 @@ impl EmbedHead {
         linear(tmp, rows, &self.head, out);
     }
 
-    /// Keep a bf16 copy of the head for generation.
-    pub fn enable_bf16(&mut self) {
-        self.head.enable_bf16();
+    /// Visit the head matrix.
+    pub fn for_each_mat(&mut self, f: &mut dyn FnMut(&mut Mat)) {
+        f(&mut self.head);
     }
 }
 
@@ -301,10 +301,10 @@ impl ChannelMix {
         add_into(&mut x[..tc], &sc.out[..tc]);
     }
 
-    /// Keep bf16 copies of the matrices for generation.
-    pub fn enable_bf16(&mut self) {
+    /// Visit every matrix.
+    pub fn for_each_mat(&mut self, f: &mut dyn FnMut(&mut Mat)) {
         for m in [&mut self.key, &mut self.value, &mut self.receptance] {
-            m.enable_bf16();
+            f(m);
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod blocks;
 pub mod error;
+pub mod gemm_bf16;
 mod kernels;
 pub mod linalg;
 pub mod loader;
@@ -27,6 +28,7 @@ pub mod v7;
 
 pub use error::{Error, Result};
 pub use model::{
-    DEFAULT_CHUNK_LEN, Generation, LoadOptions, Logits, Model, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS,
+    DEFAULT_CHUNK_LEN, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    V5_GROUP_NORM_EPS,
 };
 pub use state::{State, StateInfo, StateSpec};

@@ -6,6 +6,7 @@
 
 use rayon::prelude::*;
 
+use crate::gemm_bf16::PackedBf16;
 use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, multiversion, sum_lanes};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
@@ -22,6 +23,9 @@ pub struct Mat {
     /// bf16 copy (raw bits) in the official `[out, in]` order, used by the one-row path when
     /// present: one dot product per output, reading each weight row contiguously.
     pub bf16: Option<Vec<u16>>,
+    /// bf16 copy packed for multi-row products, present in the bf16 fold
+    /// ([`crate::FoldPrecision::Bf16`]): [`linear`] then rounds the inputs to bf16 too.
+    pub packed_bf16: Option<PackedBf16>,
     /// Round each input row to 8 bits in blocks of 32 before the product, as ggml does for a
     /// quantized matrix (set for the matrices rwkv.cpp files store quantized).
     pub act_quant: Option<ActQuant>,
@@ -108,6 +112,7 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            packed_bf16: None,
             act_quant: None,
             block_mins: Vec::new(),
         }
@@ -122,6 +127,7 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            packed_bf16: None,
             act_quant: None,
             block_mins: Vec::new(),
         }
@@ -159,6 +165,19 @@ impl Mat {
             }
         }
         self.bf16 = Some(b);
+    }
+
+    /// Keep a bf16 copy packed for multi-row products (the bf16 fold). Matrices whose inputs
+    /// are rounded as ggml's quantized mat-vec does keep that arithmetic instead.
+    pub fn enable_bf16_fold(&mut self) {
+        if self.act_quant.is_none() && self.packed_bf16.is_none() {
+            self.packed_bf16 = Some(PackedBf16::from_input_major(&self.wt, self.cols, self.rows));
+        }
+    }
+
+    /// Drop the packed copy: multi-row products are f32 again.
+    pub fn disable_bf16_fold(&mut self) {
+        self.packed_bf16 = None;
     }
 
     /// Whether every weight is exactly representable in bf16 (then the bf16 path is exact).
@@ -222,6 +241,18 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     if rows == 1 {
         return matvec(x, m, y);
+    }
+    if let Some(p) = &m.packed_bf16 {
+        // The rounded inputs reuse a per-thread buffer: taken out while in use, since a rayon
+        // worker waiting inside `matmul` may run another product on this thread.
+        thread_local! {
+            static ROUNDED: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut a = ROUNDED.take();
+        crate::gemm_bf16::round_rows(x, rows, m.cols, &mut a);
+        crate::gemm_bf16::matmul(&a, rows, p, y);
+        ROUNDED.set(a);
+        return;
     }
     let work = rows * m.rows * m.cols;
     let par = if work >= PAR_MIN_WORK && rayon::current_num_threads() > 1 {

@@ -165,7 +165,8 @@ pub fn exp<A: Arch>(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = A::fma(-n, LN2_LO, A::fma(-n, LN2_HI, x));
     let mut p = 1.0 / 5040.0;
     p = A::fma(p, r, 1.0 / 720.0);
@@ -175,7 +176,10 @@ pub fn exp<A: Arch>(x: f32) -> f32 {
     p = A::fma(p, r, 0.5);
     p = A::fma(p, r, 1.0);
     p = A::fma(p, r, 1.0);
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `shifted` holds n in its low mantissa bits (|n| < 2²²): take it from there, since a
+    // float-to-int cast (saturating in Rust) does not vectorize.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     p * scale
 }
 

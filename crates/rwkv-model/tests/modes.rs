@@ -201,3 +201,55 @@ fn state_bytes_are_deterministic_and_checksummed() {
     let err = State::from_bytes(path, &bad, &m.state_spec(), None).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// Mean negative log2-likelihood of each next token under `logits` (`[T, vocab]`).
+fn bits_per_token(logits: &[f32], toks: &[u32], vocab: usize) -> f64 {
+    let mut bits = 0f64;
+    for (row, &next) in logits.chunks_exact(vocab).zip(&toks[1..]) {
+        let max = row.iter().fold(f32::MIN, |m, &x| m.max(x));
+        let lse = row.iter().map(|&x| f64::from(x - max).exp()).sum::<f64>().ln() + f64::from(max);
+        bits += (lse - f64::from(row[next as usize])) / std::f64::consts::LN_2;
+    }
+    bits / (toks.len() - 1) as f64
+}
+
+#[test]
+fn bf16_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
+    for name in ["rwkv7-code-11m.bf16.safetensors", "tiny-rwkv-6v0-1m.bf16.safetensors"] {
+        let mut m = model(name);
+        let v = m.config().vocab;
+        let toks = text_tokens(300);
+        m.set_chunk_len(64);
+        let mut s_exact = m.new_state();
+        let exact = m.forward_seq(&toks, &mut s_exact, Logits::All).unwrap();
+
+        m.set_fold_precision(rwkv_model::FoldPrecision::Bf16);
+        assert_eq!(m.fold_precision(), rwkv_model::FoldPrecision::Bf16);
+        let mut s_bf16 = m.new_state();
+        let bf16 = m.forward_seq(&toks, &mut s_bf16, Logits::All).unwrap();
+        let (b_exact, b_bf16) = (bits_per_token(&exact, &toks, v), bits_per_token(&bf16, &toks, v));
+        let d = max_abs_diff(&exact, &bf16);
+        assert!(d > 0.0, "{name}: the bf16 fold must round its inputs");
+        assert!(d < 0.25, "{name}: bf16 logits differ by {d}");
+        assert!(
+            (b_exact - b_bf16).abs() < 0.02 * b_exact,
+            "{name}: bits/token {b_exact} exact vs {b_bf16} bf16"
+        );
+        // Rounding is per element and every sum runs in a fixed order per row, so the chunk
+        // length (as long as chunks have several rows) does not change a bit.
+        for chunk in [16, 100] {
+            m.set_chunk_len(chunk);
+            let mut s = m.new_state();
+            let l = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+            assert_eq!(max_abs_diff(&l, &bf16), 0.0, "{name}: chunk {chunk}");
+            assert_eq!(s.max_abs_diff(&s_bf16), 0.0, "{name}: chunk {chunk}");
+        }
+        // Back to f32: the exact fold again, bit for bit.
+        m.set_fold_precision(rwkv_model::FoldPrecision::F32);
+        m.set_chunk_len(64);
+        let mut s = m.new_state();
+        let again = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+        assert_eq!(max_abs_diff(&again, &exact), 0.0, "{name}");
+        eprintln!("{name}: bf16 fold max |logit diff| {d:.3e}, bits/token {b_exact:.4} exact, {b_bf16:.4} bf16");
+    }
+}

@@ -112,15 +112,15 @@ impl V4 {
         vec![3, self.info.n_embd]
     }
 
-    /// Keep bf16 copies of the large matrices for the one-token path.
-    pub fn enable_bf16(&mut self) {
+    /// Visit every matrix (for the bf16 copies of generation and of the bf16 fold).
+    pub fn for_each_mat(&mut self, f: &mut dyn FnMut(&mut Mat)) {
         for l in &mut self.layers {
             for m in [&mut l.key, &mut l.value, &mut l.receptance, &mut l.output] {
-                m.enable_bf16();
+                f(m);
             }
-            l.ffn.enable_bf16();
+            l.ffn.for_each_mat(f);
         }
-        self.io.enable_bf16();
+        self.io.for_each_mat(f);
     }
 
     /// Run `tokens` (already range-checked) from `state`, which is advanced, in chunks of at

@@ -290,8 +290,8 @@ impl V7 {
         &self.cfg
     }
 
-    /// Keep bf16 copies of every matrix for the one-token path (generation).
-    pub fn enable_bf16(&mut self) {
+    /// Visit every matrix (for the bf16 copies of generation and of the bf16 fold).
+    pub fn for_each_mat(&mut self, f: &mut dyn FnMut(&mut Mat)) {
         for l in &mut self.layers {
             for m in [
                 &mut l.wr,
@@ -307,14 +307,14 @@ impl V7 {
                 &mut l.g1,
                 &mut l.g2,
             ] {
-                m.enable_bf16();
+                f(m);
             }
             if let Some((_, v1, v2)) = &mut l.vres {
-                v1.enable_bf16();
-                v2.enable_bf16();
+                f(v1);
+                f(v2);
             }
         }
-        self.head.enable_bf16();
+        f(&mut self.head);
     }
 
     /// Run `tokens` (already range-checked) through the model from `state`, which is advanced.
