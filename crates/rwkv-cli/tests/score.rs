@@ -78,6 +78,27 @@ fn default_model_is_the_bundled_demo() {
 }
 
 #[test]
+fn bf16_fold_scores_close_to_the_exact_fold() {
+    let f = root().join("crates/rwkv-model/src/v7/kernels.rs");
+    let run = |p: &str| -> serde_json::Value {
+        let (code, stdout, stderr) = score(&[f.to_str().unwrap(), "--fold-precision", p, "--json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    };
+    let (exact, bf16) = (run("f32"), run("bf16"));
+    assert_eq!(exact["fold_precision"], "f32");
+    assert_eq!(bf16["fold_precision"], "bf16");
+    let (a, b) = (
+        exact["bits_per_token"].as_f64().unwrap(),
+        bf16["bits_per_token"].as_f64().unwrap(),
+    );
+    assert!(a != b && (a - b).abs() < 0.01 * a, "exact {a} vs bf16 {b}");
+    let (code, _, stderr) = score(&[f.to_str().unwrap(), "--fold-precision", "f16"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("f16"), "{stderr}");
+}
+
+#[test]
 fn errors_name_the_file_and_exit_2() {
     let dir = std::env::temp_dir().join(format!("rwkv-score-err-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

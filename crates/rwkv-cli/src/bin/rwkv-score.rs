@@ -29,6 +29,10 @@ struct Args {
     /// Tokens per sequence-mode chunk.
     #[arg(long, default_value_t = rwkv_model::DEFAULT_CHUNK_LEN)]
     chunk: usize,
+    /// Arithmetic of the fold: f32 (exact against the official implementation) or bf16
+    /// (products with bf16 inputs: about twice as fast on CPUs with AVX512-BF16, approximate).
+    #[arg(long, default_value = "f32")]
+    fold_precision: rwkv_model::FoldPrecision,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -39,6 +43,7 @@ struct Report {
     file: String,
     model: String,
     fingerprint: String,
+    fold_precision: rwkv_model::FoldPrecision,
     tokenizer: String,
     bytes: usize,
     tokens: usize,
@@ -67,6 +72,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
     let mut model = load_model(&model_path)?;
     model.set_chunk_len(args.chunk);
+    model.set_fold_precision(args.fold_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
     let bytes = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let tokens = tokenizer.encode_bytes(&bytes);
@@ -113,6 +119,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         file: args.file.display().to_string(),
         model: model_path.display().to_string(),
         fingerprint: model.fingerprint().to_string(),
+        fold_precision: args.fold_precision,
         tokenizer: tokenizer.id().to_string(),
         bytes: bytes.len(),
         tokens: tokens.len(),
@@ -131,6 +138,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         println!("file            {}", r.file);
         println!("model           {} ({})", r.model, r.fingerprint);
         println!("tokenizer       {}", r.tokenizer);
+        println!("fold precision  {}", r.fold_precision);
         println!(
             "tokens          {} ({} scored, {} bytes)",
             r.tokens, r.scored_tokens, r.scored_bytes
