@@ -342,9 +342,13 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "fold {:.1} tok/s (bf16 fold {:.1}) | {} | GEMM-only {:.1} tok/s (ratio {:.3}) | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
+            "fold {:.1} tok/s, GEMM-only {:.1} (ratio {:.3}) | bf16 fold {:.1}, GEMM-only {:.1} (ratio {:.3}) | {} | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
             rep.fold_tok_s,
+            rep.gemm_only_tok_s,
+            rep.ratio_to_gemm_limit,
             rep.fold_bf16_tok_s,
+            rep.gemm_only_bf16_tok_s,
+            rep.ratio_bf16_to_gemm_limit,
             if rep.candle.is_empty() {
                 "candle skipped".to_string()
             } else {
@@ -359,8 +363,6 @@ fn main() -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(" | ")
             },
-            rep.gemm_only_tok_s,
-            rep.ratio_to_gemm_limit,
             rep.decode_f32_tok_s,
             rep.decode_bf16_tok_s,
             rep.decode_bf16_speedup,

@@ -90,19 +90,37 @@ pub fn available() -> bool {
 pub fn round_rows(x: &[f32], rows: usize, k: usize, out: &mut Vec<u32>) {
     let kp = k.div_ceil(2);
     out.resize(rows * kp, 0);
-    #[cfg(target_arch = "x86_64")]
-    if available() && k.is_multiple_of(2) {
-        // SAFETY: `available()` checked AVX512-F and AVX512-BF16 at run time; the slices hold
-        // rows · k floats and rows · k / 2 words.
-        unsafe { avx512::round_even_rows(&x[..rows * k], &mut out[..rows * kp]) };
-        return;
+    if k.is_multiple_of(2) {
+        return round_into(&x[..rows * k], &mut out[..rows * kp]);
     }
     for (xr, or) in x.chunks_exact(k).zip(out.chunks_exact_mut(kp)).take(rows) {
-        for (p, o) in or.iter_mut().enumerate() {
-            let lo = f32_to_bf16(xr[2 * p]);
-            let hi = if 2 * p + 1 < k { f32_to_bf16(xr[2 * p + 1]) } else { 0 };
-            *o = (u32::from(hi) << 16) | u32::from(lo);
-        }
+        round_into(xr, or);
+    }
+}
+
+/// Round `x` to bf16 pairs into `out` (`⌈x.len() / 2⌉` words; an odd last element is paired
+/// with zero). Rows of even width can be rounded many at a time.
+pub fn round_into(x: &[f32], out: &mut [u32]) {
+    assert_eq!(out.len(), x.len().div_ceil(2), "one word per pair");
+    let even = x.len() / 2;
+    #[cfg(target_arch = "x86_64")]
+    if available() {
+        // SAFETY: `available()` checked AVX512-F and AVX512-BF16 at run time; 2 · even floats
+        // and `even` words are in bounds.
+        unsafe { avx512::round_even_rows(&x[..2 * even], &mut out[..even]) };
+    } else {
+        round_pairs(&x[..2 * even], &mut out[..even]);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    round_pairs(&x[..2 * even], &mut out[..even]);
+    if x.len() % 2 == 1 {
+        out[even] = u32::from(f32_to_bf16(x[2 * even]));
+    }
+}
+
+fn round_pairs(x: &[f32], out: &mut [u32]) {
+    for (o, p) in out.iter_mut().zip(x.chunks_exact(2)) {
+        *o = (u32::from(f32_to_bf16(p[1])) << 16) | u32::from(f32_to_bf16(p[0]));
     }
 }
 

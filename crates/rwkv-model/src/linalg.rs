@@ -238,6 +238,17 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     linear_plain(x, rows, m, y)
 }
 
+/// `y = x · Wᵀ` for inputs already rounded to bf16 words ([`crate::gemm_bf16::round_into`],
+/// `⌈cols / 2⌉` words per row): the bf16 fold's products whose inputs were rounded where they
+/// were made. The matrix must hold its packed copy ([`Mat::enable_bf16_fold`]).
+pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
+    let p = m
+        .packed_bf16
+        .as_ref()
+        .expect("bf16 fold: every matrix of the model keeps a packed copy");
+    crate::gemm_bf16::matmul(a, rows, p, y);
+}
+
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     if rows == 1 {
         return matvec(x, m, y);

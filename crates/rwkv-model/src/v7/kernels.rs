@@ -3,6 +3,7 @@
 //! Each `*_g` function is the generic body; the public name dispatches to the AVX-512,
 //! AVX2 or portable build of it. Rows are `[T, C]` row-major unless said otherwise.
 
+use crate::gemm_bf16::round_into;
 use crate::linalg::norm_into;
 use crate::simd::{Arch, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
@@ -46,9 +47,9 @@ fn prep_keys_g<A: Arch>(k: &mut [f32], kk: &mut [f32], a: &[f32], b: &mut [f32],
             // Divide (not multiply by the inverse) to round as the reference does.
             hk.iter_mut().for_each(|v| *v /= norm);
         }
-        for j in 0..c {
-            k[j] *= A::fma(a[j] - 1.0, k_a[j], 1.0);
-            b[j] = kk[j] * a[j];
+        for ((((kj, bj), &kkj), &aj), &kaj) in k.iter_mut().zip(b.iter_mut()).zip(kk.iter()).zip(a).zip(k_a) {
+            *kj *= A::fma(aj - 1.0, kaj, 1.0);
+            *bj = kkj * aj;
         }
     }
 }
@@ -65,8 +66,8 @@ fn value_residual_g<A: Arch>(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &
         .zip(v_first.chunks_exact(c))
         .zip(gate.chunks_exact(c))
     {
-        for j in 0..c {
-            v[j] += (vf[j] - v[j]) * sigmoid::<A>(v0[j] + g[j]);
+        for (((vj, &fj), &gj), &v0j) in v.iter_mut().zip(vf).zip(g).zip(v0) {
+            *vj += (fj - *vj) * sigmoid::<A>(v0j + gj);
         }
     }
 }
@@ -86,13 +87,36 @@ fn shift_mix_g<A: Arch>(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], ou
         let p: &[f32] = if g == 0 { prev } else { &x[(g - 1) * c..g * c] };
         for (mix, out) in mixes.iter().zip(outs.iter_mut()) {
             let out = &mut out[ti * c..(ti + 1) * c];
-            for j in 0..c {
-                out[j] = A::fma(p[j] - cur[j], mix[j], cur[j]);
+            // Zipped iterators: no bounds checks, so the loop vectorizes.
+            for (((o, &pv), &cv), &m) in out.iter_mut().zip(p).zip(cur).zip(mix.iter()) {
+                *o = A::fma(pv - cv, m, cv);
             }
         }
     }
 }
 multiversion!(pub fn shift_mix(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g);
+
+/// [`shift_mix`] for the bf16 fold: each output row rounded straight to bf16 words
+/// (`⌈C / 2⌉` per row), the input format of [`crate::linalg::linear_rounded`].
+#[inline(always)]
+fn shift_mix_words_g<A: Arch>(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [u32]]) {
+    let c = prev.len();
+    let kp = c.div_ceil(2);
+    let rows = outs.first().map_or(0, |o| o.len() / kp);
+    let mut row = vec![0f32; c];
+    for ti in 0..rows {
+        let g = r0 + ti;
+        let cur = &x[g * c..(g + 1) * c];
+        let p: &[f32] = if g == 0 { prev } else { &x[(g - 1) * c..g * c] };
+        for (mix, out) in mixes.iter().zip(outs.iter_mut()) {
+            for (((o, &pv), &cv), &m) in row.iter_mut().zip(p).zip(cur).zip(mix.iter()) {
+                *o = A::fma(pv - cv, m, cv);
+            }
+            round_into(&row, &mut out[ti * kp..(ti + 1) * kp]);
+        }
+    }
+}
+multiversion!(pub fn shift_mix_words(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [u32]]) => shift_mix_words_g);
 
 /// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
 pub struct WkvInputs<'a> {
@@ -269,15 +293,15 @@ fn mix_heads_g<A: Arch>(
             let rk = &r_k[hc];
             let mut prod = [0f32; 256];
             let bonus = if n <= prod.len() {
-                for j in 0..n {
-                    prod[j] = r[j] * k[j] * rk[j];
+                for (((p, &rj), &kj), &rkj) in prod[..n].iter_mut().zip(r).zip(k).zip(rk) {
+                    *p = rj * kj * rkj;
                 }
                 sum_lanes(&prod[..n])
             } else {
                 (0..n).map(|j| r[j] * k[j] * rk[j]).sum()
             };
-            for j in 0..n {
-                dst[j] = A::fma(bonus, v[j], dst[j]) * g[j];
+            for ((d, &vj), &gj) in dst.iter_mut().zip(v).zip(g) {
+                *d = A::fma(bonus, vj, *d) * gj;
             }
         }
     }

@@ -15,12 +15,15 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 mod kernels;
 
+use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
-use crate::linalg::{Mat, layer_norm_rows, linear};
+use crate::linalg::{Mat, layer_norm_rows, linear, linear_rounded};
 pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
-use kernels::{WkvInputs, decay, mix_heads, prep_keys, shift_mix, sigmoid_bias, value_residual, wkv_head};
+use kernels::{
+    WkvInputs, decay, mix_heads, prep_keys, shift_mix, shift_mix_words, sigmoid_bias, value_residual, wkv_head,
+};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -321,7 +324,9 @@ impl V7 {
     /// Tokens are processed in chunks of at most `chunk` rows.
     pub fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
         let chunk = chunk.max(1);
-        let mut sc = Scratch::new(&self.cfg, chunk.min(tokens.len().max(1)));
+        // The bf16 fold covers sequence mode only: one token (generation) stays f32.
+        let bf16 = tokens.len() > 1 && self.layers.first().is_some_and(|l| l.wr.packed_bf16.is_some());
+        let mut sc = Scratch::new(&self.cfg, chunk.min(tokens.len().max(1)), bf16);
         let vocab = self.cfg.vocab;
         let mut out = match logits {
             Logits::All => Vec::with_capacity(tokens.len() * vocab),
@@ -372,17 +377,39 @@ impl V7 {
             par_layer_norm(&sc.x[..tc], c, rp, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
             let xx = &sc.xx[..tc];
             let prev: &[f32] = &ls.ffn_x;
-            sc.mix[0][..tc]
-                .par_chunks_mut(rp * c)
-                .enumerate()
-                .for_each(|(bi, out)| {
-                    shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
-                });
-            ls.ffn_x.copy_from_slice(&xx[tc - c..]);
             let f = cfg.d_ffn;
-            linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
-            sc.ffn[..t * f].par_chunks_mut(rp * f).for_each(relu_sq);
-            linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
+            if sc.bf16 {
+                // bf16 fold: inputs of the products rounded where they are made.
+                let (kc, kf) = (c.div_ceil(2), f.div_ceil(2));
+                sc.words[0][..t * kc]
+                    .par_chunks_mut(rp * kc)
+                    .enumerate()
+                    .for_each(|(bi, out)| {
+                        shift_mix_words(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
+                    });
+                linear_rounded(&sc.words[0][..t * kc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
+                sc.ffn[..t * f]
+                    .par_chunks_mut(rp * f)
+                    .zip(sc.ffn_words[..t * kf].par_chunks_mut(rp * kf))
+                    .for_each(|(h, w)| {
+                        relu_sq(h);
+                        for (hr, wr) in h.chunks_exact(f).zip(w.chunks_exact_mut(kf)) {
+                            round_into(hr, wr);
+                        }
+                    });
+                linear_rounded(&sc.ffn_words[..t * kf], t, &layer.ffn_value, &mut sc.tmp[..tc]);
+            } else {
+                sc.mix[0][..tc]
+                    .par_chunks_mut(rp * c)
+                    .enumerate()
+                    .for_each(|(bi, out)| {
+                        shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
+                    });
+                linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
+                sc.ffn[..t * f].par_chunks_mut(rp * f).for_each(relu_sq);
+                linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
+            }
+            ls.ffn_x.copy_from_slice(&xx[tc - c..]);
             par_add(&mut sc.x[..tc], &sc.tmp[..tc], rp * c);
         }
     }
@@ -398,66 +425,96 @@ impl V7 {
             let xx = &sc.xx[..tc];
             let prev: &[f32] = &ls.att_x;
             let mixes: [&[f32]; 6] = [&l.mix[0], &l.mix[1], &l.mix[2], &l.mix[3], &l.mix[4], &l.mix[5]];
-            let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
-            (
-                m0[..tc].par_chunks_mut(bc),
-                m1[..tc].par_chunks_mut(bc),
-                m2[..tc].par_chunks_mut(bc),
-                m3[..tc].par_chunks_mut(bc),
-                m4[..tc].par_chunks_mut(bc),
-                m5[..tc].par_chunks_mut(bc),
-            )
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(bi, (a, b, c_, d, e, f))| shift_mix(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f]));
-            ls.att_x.copy_from_slice(&xx[tc - c..]);
-        }
-        let [xr, xw, xk, xv, xa, xg] = &sc.mix;
-        linear(&xr[..tc], t, &l.wr, &mut sc.r[..tc]);
-        linear(&xk[..tc], t, &l.wk, &mut sc.k[..tc]);
-        linear(&xv[..tc], t, &l.wv, &mut sc.v[..tc]);
-
-        // Decay: w = exp(-0.606531 * sigmoid(w0 + tanh(xw W1) W2)).
-        let lo = &mut sc.lora[..t * cfg.d_decay];
-        linear(&xw[..tc], t, &l.w1, lo);
-        lo.par_chunks_mut(rp * cfg.d_decay).for_each(tanh_inplace);
-        linear(lo, t, &l.w2, &mut sc.w[..tc]);
-        sc.w[..tc].par_chunks_mut(bc).for_each(|w| decay(w, &l.w0));
-        // In-context learning rate: a = sigmoid(a0 + xa A1 A2).
-        let lo = &mut sc.lora[..t * cfg.d_aaa];
-        linear(&xa[..tc], t, &l.a1, lo);
-        linear(lo, t, &l.a2, &mut sc.a[..tc]);
-        sc.a[..tc].par_chunks_mut(bc).for_each(|a| sigmoid_bias(a, &l.a0));
-        // Gate: g = sigmoid(xg G1) G2.
-        let lo = &mut sc.lora[..t * cfg.d_gate];
-        linear(&xg[..tc], t, &l.g1, lo);
-        lo.par_chunks_mut(rp * cfg.d_gate).for_each(sigmoid_inplace);
-        linear(lo, t, &l.g2, &mut sc.g[..tc]);
-
-        (
-            sc.k[..tc].par_chunks_mut(bc),
-            sc.kk[..tc].par_chunks_mut(bc),
-            sc.a[..tc].par_chunks(bc),
-            sc.b[..tc].par_chunks_mut(bc),
-        )
-            .into_par_iter()
-            .for_each(|(k, kk, a, b)| prep_keys(k, kk, a, b, &l.k_k, &l.k_a, n));
-        // Value residual: layer 0 keeps its v; later layers mix towards it.
-        match &l.vres {
-            None => sc.v_first[..tc].copy_from_slice(&sc.v[..tc]),
-            Some((v0, v1, v2)) => {
-                let lo = &mut sc.lora[..t * cfg.d_mv];
-                linear(&xv[..tc], t, v1, lo);
-                linear(lo, t, v2, &mut sc.tmp[..tc]);
+            if sc.bf16 {
+                // bf16 fold: the mixes are rounded to bf16 words as they are made.
+                let kc = c.div_ceil(2);
+                let [m0, m1, m2, m3, m4, m5] = &mut sc.words;
+                let bw = rp * kc;
                 (
-                    sc.v[..tc].par_chunks_mut(bc),
-                    sc.v_first[..tc].par_chunks(bc),
-                    sc.tmp[..tc].par_chunks(bc),
+                    m0[..t * kc].par_chunks_mut(bw),
+                    m1[..t * kc].par_chunks_mut(bw),
+                    m2[..t * kc].par_chunks_mut(bw),
+                    m3[..t * kc].par_chunks_mut(bw),
+                    m4[..t * kc].par_chunks_mut(bw),
+                    m5[..t * kc].par_chunks_mut(bw),
                 )
                     .into_par_iter()
-                    .for_each(|(v, vf, gate)| value_residual(v, vf, gate, v0));
+                    .enumerate()
+                    .for_each(|(bi, (a, b, c_, d, e, f))| {
+                        shift_mix_words(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f])
+                    });
+            } else {
+                let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+                (
+                    m0[..tc].par_chunks_mut(bc),
+                    m1[..tc].par_chunks_mut(bc),
+                    m2[..tc].par_chunks_mut(bc),
+                    m3[..tc].par_chunks_mut(bc),
+                    m4[..tc].par_chunks_mut(bc),
+                    m5[..tc].par_chunks_mut(bc),
+                )
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(|(bi, (a, b, c_, d, e, f))| {
+                        shift_mix(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f])
+                    });
             }
+            ls.att_x.copy_from_slice(&xx[tc - c..]);
         }
+        // The products of the mixes (index into `l.mix`: r, w, k, v, a, g), from f32 rows or,
+        // in the bf16 fold, from the rounded words.
+        let (mix, words, bf16) = (&sc.mix, &sc.words, sc.bf16);
+        let project = |which: usize, m: &Mat, out: &mut [f32]| {
+            if bf16 {
+                linear_rounded(&words[which][..t * c.div_ceil(2)], t, m, out);
+            } else {
+                linear(&mix[which][..tc], t, m, out);
+            }
+        };
+        project(0, &l.wr, &mut sc.r[..tc]);
+        project(2, &l.wk, &mut sc.k[..tc]);
+        project(3, &l.wv, &mut sc.v[..tc]);
+
+        // The LoRAs. Decay: w = exp(-0.606531 · σ(w0 + tanh(xw W1) W2)); in-context learning
+        // rate: a = σ(a0 + xa A1 A2); gate: g = σ(xg G1) G2; value residual gate: v0 + xv V1 V2.
+        let lo = &mut sc.lora[..t * cfg.d_decay];
+        project(1, &l.w1, lo);
+        lo.par_chunks_mut(rp * cfg.d_decay).for_each(tanh_inplace);
+        linear(lo, t, &l.w2, &mut sc.w[..tc]);
+        let lo = &mut sc.lora[..t * cfg.d_aaa];
+        project(4, &l.a1, lo);
+        linear(lo, t, &l.a2, &mut sc.a[..tc]);
+        let lo = &mut sc.lora[..t * cfg.d_gate];
+        project(5, &l.g1, lo);
+        lo.par_chunks_mut(rp * cfg.d_gate).for_each(sigmoid_inplace);
+        linear(lo, t, &l.g2, &mut sc.g[..tc]);
+        if let Some((_, v1, v2)) = &l.vres {
+            let lo = &mut sc.lora[..t * cfg.d_mv];
+            project(3, v1, lo);
+            linear(lo, t, v2, &mut sc.tmp[..tc]);
+        }
+        // Then one element-wise pass over each block of rows: the decay and `a` activations,
+        // the keys, and the value residual (layer 0 keeps its v; later layers mix towards it).
+        (
+            sc.w[..tc].par_chunks_mut(bc),
+            sc.a[..tc].par_chunks_mut(bc),
+            sc.k[..tc].par_chunks_mut(bc),
+            sc.kk[..tc].par_chunks_mut(bc),
+            sc.b[..tc].par_chunks_mut(bc),
+            sc.v[..tc].par_chunks_mut(bc),
+            sc.v_first[..tc].par_chunks_mut(bc),
+            sc.tmp[..tc].par_chunks(bc),
+        )
+            .into_par_iter()
+            .for_each(|(w, a, k, kk, b, v, v_first, gate)| {
+                decay(w, &l.w0);
+                sigmoid_bias(a, &l.a0);
+                prep_keys(k, kk, a, b, &l.k_k, &l.k_a, n);
+                match &l.vres {
+                    None => v_first.copy_from_slice(v),
+                    Some((v0, _, _)) => value_residual(v, v_first, gate, v0),
+                }
+            });
         debug_assert!(li > 0 || l.vres.is_none());
 
         // WKV recurrence: heads are independent over the whole chunk.
@@ -527,6 +584,12 @@ fn par_add(x: &mut [f32], y: &[f32], block: usize) {
 
 /// Buffers for one chunk, allocated once per forward call and reused for every chunk.
 struct Scratch {
+    /// The bf16 fold: product inputs go through `words` / `ffn_words` instead of `mix`.
+    bf16: bool,
+    /// The six time-mix inputs (or the channel mix's, in `words[0]`) as bf16 words.
+    words: [Vec<u32>; 6],
+    /// The channel mix's hidden rows as bf16 words.
+    ffn_words: Vec<u32>,
     x: Vec<f32>,
     xx: Vec<f32>,
     mix: [Vec<f32>; 6],
@@ -547,15 +610,26 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(cfg: &Config, t: usize) -> Self {
+    fn new(cfg: &Config, t: usize, bf16: bool) -> Self {
         let tc = t * cfg.n_embd;
         let z = || vec![0f32; tc];
         let d = cfg.d_decay.max(cfg.d_aaa).max(cfg.d_mv).max(cfg.d_gate);
+        let (wc, wf) = if bf16 {
+            (t * cfg.n_embd.div_ceil(2), t * cfg.d_ffn.div_ceil(2))
+        } else {
+            (0, 0)
+        };
+        let w = || vec![0u32; wc];
+        // The f32 mixes are only used by the f32 fold.
+        let zm = || if bf16 { Vec::new() } else { z() };
         Scratch {
+            bf16,
+            words: [w(), w(), w(), w(), w(), w()],
+            ffn_words: vec![0u32; wf],
             x: z(),
             // Also holds ln_out rows for the head, up to T rows.
             xx: z(),
-            mix: [z(), z(), z(), z(), z(), z()],
+            mix: [zm(), zm(), zm(), zm(), zm(), zm()],
             r: z(),
             k: z(),
             v: z(),
