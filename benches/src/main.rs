@@ -206,24 +206,28 @@ fn main() -> anyhow::Result<()> {
     let toks = tokens(args.tokens, shape.vocab);
     let mut st = model.new_state();
     model.forward_seq(&toks[..args.chunk.min(toks.len())], &mut st, Logits::None)?; // warm-up
-    let fold_tok_s = |model: &Model| -> anyhow::Result<f64> {
-        let mut times = Vec::with_capacity(args.repeats);
-        for _ in 0..args.repeats {
-            let mut st = model.new_state();
-            let t = Instant::now();
-            model.forward_seq(&toks, &mut st, Logits::None)?;
-            times.push(t.elapsed().as_secs_f64());
-        }
-        Ok(args.tokens as f64 / median(times))
+    // Fold and GEMM-only runs alternate, so both see the same conditions on a shared machine;
+    // each figure is the median of its runs.
+    let fold_secs = |model: &Model| -> anyhow::Result<f64> {
+        let mut st = model.new_state();
+        let t = Instant::now();
+        model.forward_seq(&toks, &mut st, Logits::None)?;
+        Ok(t.elapsed().as_secs_f64())
     };
-    rep.fold_tok_s = fold_tok_s(&model)?;
+    let fold_and_gemm = |model: &Model, gemm: &GemmOnly| -> anyhow::Result<(f64, f64)> {
+        gemm.secs(args.tokens.min(args.chunk)); // warm-up
+        let (mut f, mut g) = (Vec::new(), Vec::new());
+        for _ in 0..args.repeats {
+            f.push(fold_secs(model)?);
+            g.push(gemm.secs(args.tokens));
+        }
+        Ok((args.tokens as f64 / median(f), args.tokens as f64 / median(g)))
+    };
+    (rep.fold_tok_s, rep.gemm_only_tok_s) = fold_and_gemm(&model, &GemmOnly::new(shape, args.chunk, false))?;
     say(format!(
         "ours fold: {:.1} tok/s ({} tokens, chunk {}, {} threads, {})",
         rep.fold_tok_s, args.tokens, args.chunk, args.threads, rep.simd
     ));
-
-    // GEMM-only limit: the same matrix products, same shapes, same chunking, nothing else.
-    rep.gemm_only_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats, false);
     rep.ratio_to_gemm_limit = rep.fold_tok_s / rep.gemm_only_tok_s;
     say(format!(
         "GEMM-only limit: {:.1} tok/s; ours = {:.3} of it",
@@ -253,8 +257,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(a, b)| (a - b).abs())
         .fold(0f32, f32::max);
     rep.bf16_fold_max_abs_logit = exact_logits.iter().fold(0f32, |m, x| m.max(x.abs()));
-    rep.fold_bf16_tok_s = fold_tok_s(&model)?;
-    rep.gemm_only_bf16_tok_s = gemm_only(shape, args.tokens, args.chunk, args.repeats, true);
+    (rep.fold_bf16_tok_s, rep.gemm_only_bf16_tok_s) = fold_and_gemm(&model, &GemmOnly::new(shape, args.chunk, true))?;
     rep.ratio_bf16_to_gemm_limit = rep.fold_bf16_tok_s / rep.gemm_only_bf16_tok_s;
     model.set_fold_precision(rwkv_model::FoldPrecision::F32);
     say(format!(
@@ -372,63 +375,72 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Tokens/s of the fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs
-/// and the FFN, through the same `linear` (the gemm crate, or with `bf16` the bf16 products of
-/// the bf16 fold), on weights of the same shapes.
-fn gemm_only(shape: Shape, n_tokens: usize, chunk: usize, repeats: usize, bf16: bool) -> f64 {
-    let c = shape.n_embd;
-    let f = 4 * c;
-    let [dw, da, dv, dg] = shape.lora;
-    let mk = |rows: usize, cols: usize| {
-        let mut m = Mat::from_transposed(
-            rows,
-            cols,
-            (0..rows * cols).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect(),
-        );
-        if bf16 {
-            m.enable_bf16_fold();
+/// The fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs and the
+/// FFN, through the same `linear` (the gemm crate, or with `bf16` the bf16 products of the bf16
+/// fold, inputs rounded per product), on weights of the same shapes.
+struct GemmOnly {
+    layers: Vec<Vec<Mat>>,
+    x: Vec<f32>,
+    chunk: usize,
+}
+
+impl GemmOnly {
+    fn new(shape: Shape, chunk: usize, bf16: bool) -> Self {
+        let c = shape.n_embd;
+        let f = 4 * c;
+        let [dw, da, dv, dg] = shape.lora;
+        let mk = |rows: usize, cols: usize| {
+            let mut m = Mat::from_transposed(
+                rows,
+                cols,
+                (0..rows * cols).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect(),
+            );
+            if bf16 {
+                m.enable_bf16_fold();
+            }
+            m
+        };
+        let layers = (0..shape.n_layer)
+            .map(|i| {
+                let mut v = vec![mk(c, c), mk(c, c), mk(c, c), mk(c, c), mk(f, c), mk(c, f)];
+                for d in [dw, da, dg] {
+                    v.push(mk(d, c));
+                    v.push(mk(c, d));
+                }
+                if i > 0 {
+                    v.push(mk(dv, c));
+                    v.push(mk(c, dv));
+                }
+                v
+            })
+            .collect();
+        GemmOnly {
+            layers,
+            x: vec![0.01f32; chunk * f],
+            chunk,
         }
-        m
-    };
-    let layers: Vec<Vec<Mat>> = (0..shape.n_layer)
-        .map(|i| {
-            let mut v = vec![mk(c, c), mk(c, c), mk(c, c), mk(c, c), mk(f, c), mk(c, f)];
-            for d in [dw, da, dg] {
-                v.push(mk(d, c));
-                v.push(mk(c, d));
-            }
-            if i > 0 {
-                v.push(mk(dv, c));
-                v.push(mk(c, dv));
-            }
-            v
-        })
-        .collect();
-    let x = vec![0.01f32; chunk * f];
-    let mut y = vec![0f32; chunk * f];
-    // Timed on a pool worker, as the fold runs (see `Model::forward_seq`), so neither pays a
-    // thread wake-up per product.
-    let run = || {
-        let mut y = y.clone();
+    }
+
+    /// Seconds for the products of an `n_tokens` fold, timed on a pool worker as the fold runs
+    /// (see `Model::forward_seq`), so neither pays a thread wake-up per product.
+    fn secs(&self, n_tokens: usize) -> f64 {
+        let mut y = vec![0f32; self.x.len()];
         let mut secs = 0.0;
         rayon::scope(|_| {
             let t0 = Instant::now();
             let mut left = n_tokens;
             while left > 0 {
-                let t = left.min(chunk);
-                for l in &layers {
+                let t = left.min(self.chunk);
+                for l in &self.layers {
                     for m in l {
-                        linear(&x[..t * m.cols], t, m, &mut y[..t * m.rows]);
+                        linear(&self.x[..t * m.cols], t, m, &mut y[..t * m.rows]);
                     }
                 }
                 left -= t;
             }
             secs = t0.elapsed().as_secs_f64();
         });
+        std::hint::black_box(&y);
         secs
-    };
-    run();
-    let times: Vec<f64> = (0..repeats).map(|_| run()).collect();
-    y[0] += 0.0;
-    n_tokens as f64 / median(times)
+    }
 }

@@ -137,24 +137,32 @@ pub fn matmul(a: &[u32], rows: usize, w: &PackedBf16, y: &mut [f32]) {
     let panels = w.n.div_ceil(NR);
     let threads = rayon::current_num_threads();
     let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
-        threads.min(panels)
+        threads
     } else {
         1
     };
-    let out = OutPtr(y.as_mut_ptr());
-    let run = |p0: usize, p1: usize| {
-        // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns of `y`,
-        // whose extent rows × n was asserted above.
-        unsafe { panels_range(a, rows, w, out, p0, p1) }
-    };
     if tasks == 1 {
-        run(0, panels);
-    } else {
+        // SAFETY: one task writes all of `y`, whose extent rows × n was asserted above.
+        unsafe { panels_range(a, rows, w, OutPtr(y.as_mut_ptr()), 0, panels) };
+    } else if panels >= tasks {
+        // Wide outputs: each task takes a range of panels (its columns of every row).
+        let out = OutPtr(y.as_mut_ptr());
         let per = panels.div_ceil(tasks);
         (0..tasks).into_par_iter().for_each(|t| {
             let p0 = (t * per).min(panels);
-            run(p0, ((t + 1) * per).min(panels));
+            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns of
+            // `y`, whose extent rows × n was asserted above.
+            unsafe { panels_range(a, rows, w, out, p0, ((t + 1) * per).min(panels)) };
         });
+    } else {
+        // Narrow outputs (a LoRA factor): each task takes a block of rows.
+        let per = rows.div_ceil(tasks).next_multiple_of(MR);
+        y.par_chunks_mut(per * w.n)
+            .zip(a.par_chunks(per * w.kp))
+            .for_each(|(y, a)| {
+                // SAFETY: this task owns the rows of `y` it was given, all `panels` columns.
+                unsafe { panels_range(a, y.len() / w.n, w, OutPtr(y.as_mut_ptr()), 0, panels) };
+            });
     }
 }
 

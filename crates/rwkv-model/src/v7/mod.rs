@@ -92,7 +92,13 @@ pub struct V7 {
     ln_out_w: Vec<f32>,
     ln_out_b: Vec<f32>,
     head: Mat,
+    /// Chunk buffers of finished forward calls, reused by the next ones (no allocation, no
+    /// page faults per call: generation calls `forward` once per token).
+    pool: std::sync::Mutex<Vec<Scratch>>,
 }
+
+/// Most idle chunk buffers kept per model (one per concurrent caller is what helps).
+const POOL_MAX: usize = 4;
 
 fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
     let t = map.get(name)?;
@@ -285,6 +291,7 @@ impl V7 {
             ln_out_w,
             ln_out_b,
             head,
+            pool: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -326,7 +333,8 @@ impl V7 {
         let chunk = chunk.max(1);
         // The bf16 fold covers sequence mode only: one token (generation) stays f32.
         let bf16 = tokens.len() > 1 && self.layers.first().is_some_and(|l| l.wr.packed_bf16.is_some());
-        let mut sc = Scratch::new(&self.cfg, chunk.min(tokens.len().max(1)), bf16);
+        let rows = chunk.min(tokens.len().max(1));
+        let mut sc = self.take_scratch(rows, bf16);
         let vocab = self.cfg.vocab;
         let mut out = match logits {
             Logits::All => Vec::with_capacity(tokens.len() * vocab),
@@ -352,7 +360,34 @@ impl V7 {
             }
         }
         state.tokens += tokens.len() as u64;
+        self.give_scratch(sc);
         out
+    }
+
+    /// Chunk buffers for `rows` rows: an idle set from the pool if one fits, else new ones.
+    fn take_scratch(&self, rows: usize, bf16: bool) -> Scratch {
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match pool.iter().position(|s| s.bf16 == bf16 && s.rows >= rows) {
+            Some(i) => pool.swap_remove(i),
+            None => {
+                drop(pool);
+                Scratch::new(&self.cfg, rows, bf16)
+            }
+        }
+    }
+
+    fn give_scratch(&self, sc: Scratch) {
+        let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() >= POOL_MAX {
+            // Keep the larger sets: they serve every smaller call too.
+            if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, s)| s.rows) {
+                if pool[i].rows < sc.rows {
+                    pool[i] = sc;
+                }
+            }
+            return;
+        }
+        pool.push(sc);
     }
 
     fn head_rows(&self, x: &[f32], rows: usize, tmp: &mut [f32], out: &mut [f32]) {
@@ -582,8 +617,13 @@ fn par_add(x: &mut [f32], y: &[f32], block: usize) {
         .for_each(|(x, y)| add_into(x, y));
 }
 
-/// Buffers for one chunk, allocated once per forward call and reused for every chunk.
+/// Buffers for chunks of up to `rows` rows, reused for every chunk of a forward call and
+/// kept in the model's pool between calls. Every buffer is written before it is read within
+/// a chunk, so what a previous call left there never matters.
+#[derive(Debug)]
 struct Scratch {
+    /// Rows the buffers hold.
+    rows: usize,
     /// The bf16 fold: product inputs go through `words` / `ffn_words` instead of `mix`.
     bf16: bool,
     /// The six time-mix inputs (or the channel mix's, in `words[0]`) as bf16 words.
@@ -623,6 +663,7 @@ impl Scratch {
         // The f32 mixes are only used by the f32 fold.
         let zm = || if bf16 { Vec::new() } else { z() };
         Scratch {
+            rows: t,
             bf16,
             words: [w(), w(), w(), w(), w(), w()],
             ffn_words: vec![0u32; wf],
