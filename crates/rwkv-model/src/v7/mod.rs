@@ -380,10 +380,10 @@ impl V7 {
         let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if pool.len() >= POOL_MAX {
             // Keep the larger sets: they serve every smaller call too.
-            if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, s)| s.rows) {
-                if pool[i].rows < sc.rows {
-                    pool[i] = sc;
-                }
+            if let Some((i, _)) = pool.iter().enumerate().min_by_key(|(_, s)| s.rows)
+                && pool[i].rows < sc.rows
+            {
+                pool[i] = sc;
             }
             return;
         }
