@@ -43,7 +43,7 @@ struct Args {
     )]
     candle_bins: String,
     /// Tokens per decode measurement.
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 128)]
     decode_tokens: usize,
     /// Also fold 1K, 16K and 256K tokens to check linear cost and flat memory.
     #[arg(long)]
