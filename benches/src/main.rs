@@ -82,6 +82,10 @@ struct Report {
     decode_f32_tok_s: f64,
     decode_bf16_tok_s: f64,
     decode_bf16_speedup: f64,
+    decode_bf16_max_logit_diff: f32,
+    decode_int8_tok_s: f64,
+    decode_int8_speedup: f64,
+    decode_int8_max_logit_diff: f32,
     linear: Vec<LinearRow>,
     peak_rss_mb: f64,
 }
@@ -288,26 +292,42 @@ fn main() -> anyhow::Result<()> {
         });
     }
 
-    // Decode, f32 then bf16 weights.
+    // Decode, f32 then bf16 then int8 weights; each returns tokens/s and the last logits.
     let dt = tokens(args.decode_tokens + 4, shape.vocab);
-    let decode = |m: &Model| -> anyhow::Result<f64> {
+    let decode = |m: &Model| -> anyhow::Result<(f64, Vec<f32>)> {
         let mut st = m.new_state();
         for &t in &dt[..4] {
             m.forward_token(t, &mut st)?;
         }
         let t0 = Instant::now();
+        let mut last = Vec::new();
         for &t in &dt[4..] {
-            m.forward_token(t, &mut st)?;
+            last = m.forward_token(t, &mut st)?;
         }
-        Ok(args.decode_tokens as f64 / t0.elapsed().as_secs_f64())
+        Ok((args.decode_tokens as f64 / t0.elapsed().as_secs_f64(), last))
     };
-    rep.decode_f32_tok_s = decode(&model)?;
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let (f32_tok_s, f32_logits) = decode(&model)?;
+    rep.decode_f32_tok_s = f32_tok_s;
     model.enable_bf16_generation();
-    rep.decode_bf16_tok_s = decode(&model)?;
+    let (bf16_tok_s, bf16_logits) = decode(&model)?;
+    rep.decode_bf16_tok_s = bf16_tok_s;
     rep.decode_bf16_speedup = rep.decode_bf16_tok_s / rep.decode_f32_tok_s;
+    rep.decode_bf16_max_logit_diff = max_diff(&f32_logits, &bf16_logits);
+    model.enable_int8_generation();
+    let (int8_tok_s, int8_logits) = decode(&model)?;
+    rep.decode_int8_tok_s = int8_tok_s;
+    rep.decode_int8_speedup = int8_tok_s / rep.decode_f32_tok_s;
+    rep.decode_int8_max_logit_diff = max_diff(&f32_logits, &int8_logits);
     say(format!(
-        "decode: f32 {:.1} tok/s, bf16 {:.1} tok/s ({:.2}x)",
-        rep.decode_f32_tok_s, rep.decode_bf16_tok_s, rep.decode_bf16_speedup
+        "decode: f32 {:.1} tok/s, bf16 {:.1} tok/s ({:.2}x; max |logit diff| {:.1e}), int8 per-row {:.1} tok/s ({:.2}x; max |logit diff| {:.1e})",
+        rep.decode_f32_tok_s,
+        rep.decode_bf16_tok_s,
+        rep.decode_bf16_speedup,
+        rep.decode_bf16_max_logit_diff,
+        rep.decode_int8_tok_s,
+        rep.decode_int8_speedup,
+        rep.decode_int8_max_logit_diff
     ));
 
     if args.linear {
@@ -345,7 +365,7 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rep)?);
     } else {
         println!(
-            "fold {:.1} tok/s, GEMM-only {:.1} (ratio {:.3}) | bf16 fold {:.1}, GEMM-only {:.1} (ratio {:.3}) | {} | decode f32 {:.1} bf16 {:.1} ({:.2}x) | peak RSS {:.0} MB",
+            "fold {:.1} tok/s, GEMM-only {:.1} (ratio {:.3}) | bf16 fold {:.1}, GEMM-only {:.1} (ratio {:.3}) | {} | decode f32 {:.1} bf16 {:.1} ({:.2}x) int8 {:.1} ({:.2}x) | peak RSS {:.0} MB",
             rep.fold_tok_s,
             rep.gemm_only_tok_s,
             rep.ratio_to_gemm_limit,
@@ -369,6 +389,8 @@ fn main() -> anyhow::Result<()> {
             rep.decode_f32_tok_s,
             rep.decode_bf16_tok_s,
             rep.decode_bf16_speedup,
+            rep.decode_int8_tok_s,
+            rep.decode_int8_speedup,
             rep.peak_rss_mb
         );
     }

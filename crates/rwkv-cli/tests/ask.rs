@@ -173,3 +173,20 @@ fn self_test_prints_its_table() {
     assert!(out.contains("distance") && out.contains("recall"), "{out}");
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+#[test]
+fn decode_weights_bf16_is_exact_for_a_bf16_checkpoint_and_int8_answers() {
+    // The demo model is stored in bf16: bf16 copies change nothing, greedy answers are equal.
+    let q = ["what does evaluate do?", "--max-tokens", "24"];
+    let answer = |w: &str| {
+        let mut a = q.to_vec();
+        a.extend(["--decode-weights", w]);
+        json(&a)["text"].as_str().unwrap().to_string()
+    };
+    let f32_answer = answer("f32");
+    assert_eq!(answer("bf16"), f32_answer);
+    assert_eq!(answer("auto"), f32_answer);
+    assert!(!answer("int8").is_empty());
+    let (code, _, err) = ask(&["x", "--decode-weights", "int4"], store());
+    assert_eq!(code, 2, "{err}");
+}

@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 
 use crate::gemm_bf16::PackedBf16;
-use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, multiversion, sum_lanes};
+use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, dot_widen, multiversion, sum_lanes};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
 /// projections), stored transposed as `[in, out]` row-major: the gemm kernels then read it
@@ -23,6 +23,9 @@ pub struct Mat {
     /// bf16 copy (raw bits) in the official `[out, in]` order, used by the one-row path when
     /// present: one dot product per output, reading each weight row contiguously.
     pub bf16: Option<Vec<u16>>,
+    /// int8 copy for the one-row path, preferred over `bf16` when present: a quarter of the
+    /// f32 bytes per token, at a rounding error of up to half a step of each row's scale.
+    pub int8: Option<Int8Rows>,
     /// bf16 copy packed for multi-row products, present in the bf16 fold
     /// ([`crate::FoldPrecision::Bf16`]): [`linear`] then rounds the inputs to bf16 too.
     pub packed_bf16: Option<PackedBf16>,
@@ -33,6 +36,15 @@ pub struct Mat {
     /// as the smallest decoded value of the block: ggml's Q4_1/Q5_1 quantizers give the block's
     /// minimum `q = 0`, so that value is `m` exactly.
     pub block_mins: Vec<f32>,
+}
+
+/// A matrix quantized per output row: `W[o][i] ≈ q[o·cols + i] · scales[o]`, `[out, in]` order.
+#[derive(Debug, Clone)]
+pub struct Int8Rows {
+    /// Quantized weights in `[-127, 127]`.
+    pub q: Vec<i8>,
+    /// One scale per output row: the row's largest magnitude / 127.
+    pub scales: Vec<f32>,
 }
 
 /// The 8-bit format ggml converts the activations to before a quantized mat-vec: Q8_0 for
@@ -112,6 +124,7 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            int8: None,
             packed_bf16: None,
             act_quant: None,
             block_mins: Vec::new(),
@@ -127,6 +140,7 @@ impl Mat {
             cols,
             wt,
             bf16: None,
+            int8: None,
             packed_bf16: None,
             act_quant: None,
             block_mins: Vec::new(),
@@ -165,6 +179,31 @@ impl Mat {
             }
         }
         self.bf16 = Some(b);
+    }
+
+    /// Keep an int8 copy (per-row scales) for the one-row path, replacing any bf16 copy.
+    /// Matrices whose inputs are rounded as ggml's quantized mat-vec does keep that arithmetic.
+    pub fn enable_int8(&mut self) {
+        if self.act_quant.is_some() {
+            return;
+        }
+        let (rows, cols) = (self.rows, self.cols);
+        let mut amax = vec![0f32; rows];
+        for row in self.wt.chunks_exact(rows) {
+            for (m, &w) in amax.iter_mut().zip(row) {
+                *m = m.max(w.abs());
+            }
+        }
+        let scales: Vec<f32> = amax.iter().map(|&m| m / 127.0).collect();
+        let inv: Vec<f32> = scales.iter().map(|&d| if d > 0.0 { 1.0 / d } else { 0.0 }).collect();
+        let mut q = vec![0i8; rows * cols];
+        for (i, row) in self.wt.chunks_exact(rows).enumerate() {
+            for (o, &w) in row.iter().enumerate() {
+                q[o * cols + i] = (w * inv[o]).round().clamp(-127.0, 127.0) as i8;
+            }
+        }
+        self.int8 = Some(Int8Rows { q, scales });
+        self.bf16 = None;
     }
 
     /// Keep a bf16 copy packed for multi-row products (the bf16 fold). Matrices whose inputs
@@ -317,9 +356,14 @@ fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
     } else {
         m.rows.div_ceil(threads * 2).next_multiple_of(BLOCK)
     };
-    let run = |c: usize, ys: &mut [f32]| match &m.bf16 {
-        Some(wb) => rows_bf16(&wb[c * per * m.cols..(c * per + ys.len()) * m.cols], m.cols, x, ys),
-        None => cols_f32(&m.wt, m.rows, c * per, x, ys),
+    let run = |c: usize, ys: &mut [f32]| {
+        let rows = c * per..c * per + ys.len();
+        let elems = rows.start * m.cols..rows.end * m.cols;
+        match (&m.int8, &m.bf16) {
+            (Some(q), _) => rows_i8(&q.q[elems], &q.scales[rows], m.cols, x, ys),
+            (None, Some(wb)) => rows_bf16(&wb[elems], m.cols, x, ys),
+            (None, None) => cols_f32(&m.wt, m.rows, c * per, x, ys),
+        }
     };
     if threads <= 1 {
         run(0, y);
@@ -364,6 +408,14 @@ fn rows_bf16_g<A: Arch>(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) {
     }
 }
 multiversion!(fn rows_bf16(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) => rows_bf16_g);
+
+#[inline(always)]
+fn rows_i8_g<A: Arch>(q: &[i8], scales: &[f32], cols: usize, x: &[f32], y: &mut [f32]) {
+    for ((row, &d), yo) in q.chunks_exact(cols).zip(scales).zip(y.iter_mut()) {
+        *yo = dot_widen::<A, i8>(row, x, f32::from) * d;
+    }
+}
+multiversion!(fn rows_i8(q: &[i8], scales: &[f32], cols: usize, x: &[f32], y: &mut [f32]) => rows_i8_g);
 
 #[inline(always)]
 fn dot_g<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
@@ -481,6 +533,40 @@ mod tests {
         m.set_act_quant(Some(ActQuant::Q8_1));
         assert_eq!(m.block_mins.len(), out * 2);
         assert_eq!(m.block_mins[1], (32..64).map(|i| m.get(0, i)).fold(f32::MAX, f32::min));
+    }
+
+    #[test]
+    fn int8_rows_round_each_weight_to_its_row_scale() {
+        let (out, inp) = (37, 53);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1 + i / inp) as f32)
+            .collect();
+        let mut m = Mat::new(out, inp, w);
+        m.enable_bf16();
+        m.enable_int8();
+        assert!(m.bf16.is_none(), "int8 replaces the bf16 copy");
+        let x: Vec<f32> = (0..inp).map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0).collect();
+        let mut y = vec![0f32; out];
+        linear(&x, 1, &m, &mut y);
+        let exact = naive(&x, 1, &m);
+        let q = m.int8.as_ref().unwrap();
+        for o in 0..out {
+            // Each weight moves by at most half a step of its row's scale.
+            let bound: f32 = x.iter().map(|v| v.abs()).sum::<f32>() * q.scales[o] / 2.0 + 1e-4;
+            assert!((y[o] - exact[o]).abs() <= bound, "row {o}: {} vs {}", y[o], exact[o]);
+            let amax = (0..inp).map(|i| m.get(o, i).abs()).fold(0f32, f32::max);
+            assert_eq!(q.scales[o], amax / 127.0);
+        }
+        // A zero row stays zero; many-row products still use the f32 weights.
+        let mut z = Mat::new(2, 3, vec![0.0, 0.0, 0.0, 1.0, 2.0, 3.0]);
+        z.enable_int8();
+        let mut y = [9f32; 2];
+        linear(&[1.0, 1.0, 1.0], 1, &z, &mut y);
+        assert_eq!(y[0], 0.0);
+        assert!((y[1] - 6.0).abs() < 0.05);
+        let mut y2 = [0f32; 4];
+        linear(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 2, &z, &mut y2);
+        assert_eq!(y2, [0.0, 6.0, 0.0, 6.0]);
     }
 
     #[test]

@@ -334,6 +334,22 @@ impl Model {
         self.for_each_mat(&mut Mat::enable_bf16);
     }
 
+    /// Keep int8 copies of the matrices (one scale per output row) and use them when
+    /// generating token by token: a quarter of the f32 bytes read per token, approximate
+    /// (each weight rounded to 8 bits of its row's range). Replaces bf16 copies.
+    pub fn enable_int8_generation(&mut self) {
+        self.for_each_mat(&mut Mat::enable_int8);
+    }
+
+    /// Whether every matrix weight is exactly representable in bf16 (a checkpoint stored in
+    /// bf16): then [`Model::enable_bf16_generation`] reads the same weights (results change only by
+    /// float rounding).
+    pub fn weights_are_bf16_exact(&mut self) -> bool {
+        let mut exact = true;
+        self.for_each_mat(&mut |m| exact = exact && m.is_bf16_exact());
+        exact
+    }
+
     /// Choose the arithmetic of sequence mode (folding). [`FoldPrecision::F32`] (the default)
     /// is exact against the official implementation; [`FoldPrecision::Bf16`] rounds the inputs
     /// of every multi-row matrix product to bf16 (keeping a packed bf16 copy of each matrix)

@@ -253,3 +253,30 @@ fn bf16_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
         eprintln!("{name}: bf16 fold max |logit diff| {d:.3e}, bits/token {b_exact:.4} exact, {b_bf16:.4} bf16");
     }
 }
+
+#[test]
+fn int8_generation_is_close_to_f32_and_bf16_is_exact_for_bf16_weights() {
+    let mut m = model("rwkv7-code-11m.bf16.safetensors");
+    let v = m.config().vocab;
+    let toks = text_tokens(120);
+    let run = |m: &Model| -> Vec<f32> {
+        let mut s = m.new_state();
+        toks.iter().flat_map(|&t| m.forward_token(t, &mut s).unwrap()).collect()
+    };
+    let exact = run(&m);
+    assert!(m.weights_are_bf16_exact());
+    m.enable_bf16_generation();
+    // Same weights, sums in another order: float rounding only.
+    let d = max_abs_diff(&run(&m), &exact);
+    assert!(d < 1e-4, "bf16 copies of bf16 weights: {d}");
+    m.enable_int8_generation();
+    let int8 = run(&m);
+    let (b_exact, b_int8) = (bits_per_token(&exact, &toks, v), bits_per_token(&int8, &toks, v));
+    assert!(max_abs_diff(&int8, &exact) > 0.0);
+    assert!(
+        (b_exact - b_int8).abs() < 0.03 * b_exact,
+        "bits/token {b_exact} f32 vs {b_int8} int8"
+    );
+    eprintln!("int8 generation: bits/token {b_exact:.4} f32, {b_int8:.4} int8");
+    assert!(!model("random-x070-C64-L2-H4N16.safetensors").weights_are_bf16_exact());
+}

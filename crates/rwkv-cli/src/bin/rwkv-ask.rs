@@ -48,6 +48,11 @@ struct Args {
     /// CPUs with AVX512-BF16, approximate). The stored checkpoints are not changed.
     #[arg(long, default_value = "f32")]
     fold_precision: rwkv_model::FoldPrecision,
+    /// Weights for generating the answer token by token: bf16 (half the memory read per token;
+    /// exact for checkpoints stored in bf16), int8 (one scale per row; a quarter, approximate),
+    /// f32, or auto (bf16 when that is exact, else f32).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "int8"])]
+    decode_weights: String,
     /// Segments to read.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -86,6 +91,12 @@ fn run(args: &Args) -> anyhow::Result<i32> {
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
     let mut model = load_model(&model_path)?;
     model.set_fold_precision(args.fold_precision);
+    match args.decode_weights.as_str() {
+        "bf16" => model.enable_bf16_generation(),
+        "int8" => model.enable_int8_generation(),
+        "auto" if model.weights_are_bf16_exact() => model.enable_bf16_generation(),
+        _ => {}
+    }
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
         Ok(l) => l,
