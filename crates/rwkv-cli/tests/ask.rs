@@ -190,3 +190,30 @@ fn decode_weights_bf16_is_exact_for_a_bf16_checkpoint_and_int8_answers() {
     let (code, _, err) = ask(&["x", "--decode-weights", "int4"], store());
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn a_store_folded_in_bf16_answers_and_refuses_f32_ingest() {
+    let dir = std::env::temp_dir().join(format!("rwkv-ask-bf16-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ingest = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+            .current_dir(root())
+            .args(["fixtures/code/src", "--json", "--store"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = ingest(&["--fold-precision", "bf16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Asking needs no flag: the store's states resume whatever the re-reading precision.
+    let (code, stdout, stderr) = ask(&["what does evaluate do?", "--max-tokens", "8", "--json"], &dir);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("eval.py"), "{v}");
+    // An exact-fold run on it is refused, naming the bf16 store.
+    let out = ingest(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("+fold-bf16"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

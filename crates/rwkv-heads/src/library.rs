@@ -9,8 +9,8 @@ use std::time::Instant;
 use rwkv_index::{Hit, Index};
 use rwkv_model::sample::{SamplerConfig, log_softmax_at};
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{Logits, Model, State};
-use rwkv_pipeline::{TextStore, identity, index_dir};
+use rwkv_model::{FoldPrecision, Logits, Model, State};
+use rwkv_pipeline::{TextStore, fold_fingerprint, identity, identity_for, index_dir};
 use rwkv_store::{Key, Store};
 use serde::Serialize;
 
@@ -136,6 +136,17 @@ pub struct Library<'m> {
     texts: TextStore,
 }
 
+/// The fold precision of a store that refused `model` only because its states were folded at
+/// another precision.
+fn fold_of_store(model: &Model, e: &rwkv_store::Error) -> Option<FoldPrecision> {
+    match e {
+        rwkv_store::Error::FingerprintMismatch { store_fingerprint, .. } => [FoldPrecision::F32, FoldPrecision::Bf16]
+            .into_iter()
+            .find(|&f| &fold_fingerprint(model, f) == store_fingerprint),
+        _ => None,
+    }
+}
+
 impl<'m> Library<'m> {
     /// Open the store in `dir` (read-only) for `model`; the store must have been made with the
     /// same model and tokenizer, and hold at least one document.
@@ -143,7 +154,14 @@ impl<'m> Library<'m> {
         if !dir.join("manifest.redb").is_file() {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
-        let store = Store::open_read_only(dir, identity(model, tokenizer.as_ref()))?;
+        // Either kind of store serves: states folded in f32 or in bf16 resume alike.
+        let store = match Store::open_read_only(dir, identity(model, tokenizer.as_ref())) {
+            Err(e) => match fold_of_store(model, &e) {
+                Some(fold) => Store::open_read_only(dir, identity_for(model, fold, tokenizer.as_ref()))?,
+                None => return Err(e.into()),
+            },
+            Ok(s) => s,
+        };
         if store.stats()?.documents == 0 {
             return Err(Error::NoStore(dir.to_path_buf()));
         }

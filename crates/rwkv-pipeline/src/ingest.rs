@@ -18,7 +18,7 @@ use futures::StreamExt;
 use rwkv_index::{Index, Segment};
 use rwkv_model::state::STATE_FORMAT_VERSION;
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{Model, State};
+use rwkv_model::{FoldPrecision, Model, State};
 use rwkv_reader::{DocInput, Reader, ReaderBuilder};
 use rwkv_sources::{Document, Input, Sources};
 use rwkv_store::{CheckpointRecord, Compression, DocumentRecord, Key, Store, StoreIdentity, checkpoint_key};
@@ -116,10 +116,25 @@ pub struct Summary {
     pub corpus_state: Option<String>,
 }
 
-/// The store identity for a model and tokenizer.
+/// The fingerprint a store records for states folded by `model` at `fold` precision: the
+/// model's own for the exact f32 fold, with `+fold-bf16` appended for the bf16 fold (its states
+/// differ by rounding, so a store holds one kind only and its checkpoint keys differ).
+pub fn fold_fingerprint(model: &Model, fold: FoldPrecision) -> String {
+    match fold {
+        FoldPrecision::F32 => model.fingerprint().to_string(),
+        FoldPrecision::Bf16 => format!("{}+fold-bf16", model.fingerprint()),
+    }
+}
+
+/// The store identity for a model (at its fold precision) and tokenizer.
 pub fn identity(model: &Model, tokenizer: &dyn Tokenizer) -> StoreIdentity {
+    identity_for(model, model.fold_precision(), tokenizer)
+}
+
+/// The store identity for states folded by `model` at `fold` precision.
+pub fn identity_for(model: &Model, fold: FoldPrecision, tokenizer: &dyn Tokenizer) -> StoreIdentity {
     StoreIdentity {
-        model_fingerprint: model.fingerprint().to_string(),
+        model_fingerprint: fold_fingerprint(model, fold),
         tokenizer: tokenizer.id().to_string(),
         format_version: STATE_FORMAT_VERSION,
     }
@@ -416,7 +431,10 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
     shared.progress.start(&name, doc_tokens);
     shared.texts.put(&record.content_hash, &doc.text)?;
 
-    let fp = shared.model.fingerprint().to_string();
+    let fp = fold_fingerprint(shared.model, shared.model.fold_precision());
+    // Blobs name the store's fingerprint when it is not the model's own (a bf16 fold), so that
+    // a manifest rebuilt from them keeps to the store's identity.
+    let store_model = (fp != shared.model.fingerprint()).then(|| fp.clone());
     let spec = shared.model.state_spec();
     let tokenizer_id = shared.reader.tokenizer().id().to_string();
     let mut records: Vec<CheckpointRecord> = Vec::new();
@@ -436,7 +454,11 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
             is_final: cp.is_last,
             blob: Default::default(),
         };
-        let extra: Vec<(String, String)> = rwkv_store::blob_metadata(&rec, &record).into_iter().collect();
+        let mut meta = rwkv_store::blob_metadata(&rec, &record);
+        if let Some(m) = &store_model {
+            meta.insert(rwkv_store::meta_keys::STORE_MODEL.to_string(), m.clone());
+        }
+        let extra: Vec<(String, String)> = meta.into_iter().collect();
         let bytes = cp.state.to_bytes_with(&spec, &tokenizer_id, &extra);
         match shared.store.put_blob(&key, &bytes) {
             Ok(info) => rec.blob = info,

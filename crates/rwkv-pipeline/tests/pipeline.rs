@@ -267,3 +267,37 @@ fn a_store_of_another_model_refuses_to_open() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bf16_fold_store_keeps_to_itself_and_repairs() {
+    let mut m = model();
+    m.set_fold_precision(rwkv_model::FoldPrecision::Bf16);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let c = cfg(vec![root().join("fixtures/code/src").display().to_string()], &store);
+    let tok = Arc::new(BytesTokenizer);
+    let first = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert!(first.folded > 0 && first.failed == 0, "{first:?}");
+    let again = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(again.tokens, 0, "{again:?}");
+
+    // The exact fold may not add its states to this store, nor the other way round.
+    let exact = model();
+    let err = ingest(&c, &exact, tok.clone(), &NoProgress).unwrap_err().to_string();
+    assert!(err.contains("+fold-bf16"), "{err}");
+
+    // A manifest rebuilt from the blobs keeps the store's identity.
+    std::fs::remove_file(store.join("manifest.redb")).unwrap();
+    let report = rwkv_pipeline::repair(&store, identity(&m, tok.as_ref())).unwrap();
+    assert_eq!(report.documents as u64, first.folded);
+    let after = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(after.tokens, 0, "{after:?}");
+
+    // Its states are states of the model: they load and resume under the plain fingerprint.
+    let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+    let doc = s.documents().unwrap().into_iter().next().unwrap();
+    let cps = s.checkpoints_of(&doc.id).unwrap();
+    let bytes = s.read_blob(&cps.last().unwrap().key).unwrap();
+    let (state, _) = State::from_bytes(Path::new("blob"), &bytes, &exact.state_spec(), Some("bytes")).unwrap();
+    assert!(state.tokens > 0);
+}

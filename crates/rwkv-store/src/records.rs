@@ -152,6 +152,9 @@ pub mod meta_keys {
     pub const DOC_PARTS: &str = "doc_parts";
     /// The model fingerprint, as `rwkv-model` writes it into every state file (read, not written).
     pub const MODEL: &str = "model";
+    /// The store's fingerprint, written by the caller when it is not the model's own (a store
+    /// of bf16-folded states); read in preference to [`MODEL`].
+    pub const STORE_MODEL: &str = "store_model";
 }
 
 /// The value of [`meta_keys::STORE_META`] this build writes.
@@ -201,7 +204,8 @@ pub struct BlobMetadata {
     /// The document: complete for a final checkpoint's blob; otherwise only `id`, `source`,
     /// `kind` and `title` are set.
     pub document: DocumentRecord,
-    /// The model fingerprint the model crate wrote (`model`), if present.
+    /// The store fingerprint the blob names (`store_model`), else the model fingerprint the
+    /// model crate wrote (`model`), if present.
     pub model_fingerprint: Option<String>,
 }
 
@@ -261,6 +265,6 @@ pub fn parse_blob_metadata(path: &Path, bytes: &[u8]) -> Result<BlobMetadata> {
     Ok(BlobMetadata {
         checkpoint,
         document,
-        model_fingerprint: md.get(MODEL).cloned(),
+        model_fingerprint: md.get(STORE_MODEL).or_else(|| md.get(MODEL)).cloned(),
     })
 }

@@ -5,9 +5,10 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rwkv_cli::{ExitCode, choose_tokenizer, load_model, resolve_model_path};
+use rwkv_model::FoldPrecision;
 use rwkv_pipeline::{IngestConfig, JobSpec, Progress, Summary};
 
 use super::Args;
@@ -22,7 +23,12 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| spec.as_ref().and_then(|s| s.model.clone()));
     let (model_path, demo) = resolve_model_path(model_arg.as_deref())?;
-    let model = load_model(&model_path)?;
+    let mut model = load_model(&model_path)?;
+    let fold = args
+        .fold_precision
+        .or_else(|| spec.as_ref().and_then(|s| s.fold_precision))
+        .unwrap_or_default();
+    model.set_fold_precision(fold);
     let tok_name = spec
         .as_ref()
         .and_then(|s| s.tokenizer.clone())
@@ -120,7 +126,21 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         compress,
     };
     let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
-    let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).context("ingest")?;
+    let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).map_err(|e| {
+        // A store of the same model folded at the other precision: say which flag fits it.
+        let msg = e.to_string();
+        let bf16_store = msg.contains("made with model") && msg.contains("+fold-bf16 (");
+        let err = anyhow::Error::new(e).context("ingest");
+        match (bf16_store, fold) {
+            (true, FoldPrecision::F32) => {
+                err.context("this store holds bf16-folded states: pass --fold-precision bf16")
+            }
+            (false, FoldPrecision::Bf16) if msg.contains("made with model") => {
+                err.context("this store holds exact (f32) states: drop --fold-precision bf16")
+            }
+            _ => err,
+        }
+    })?;
     bars.finish();
     print_summary(args.json, &summary, &store_dir)?;
     Ok(if summary.failed > 0 {
