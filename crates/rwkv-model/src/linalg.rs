@@ -279,13 +279,23 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
 
 /// `y = x · Wᵀ` for inputs already rounded to bf16 words ([`crate::gemm_bf16::round_into`],
 /// `⌈cols / 2⌉` words per row): the bf16 fold's products whose inputs were rounded where they
-/// were made. The matrix must hold its packed copy ([`Mat::enable_bf16_fold`]).
+/// were made. A matrix without a packed copy ([`Mat::enable_bf16_fold`] skips those whose
+/// inputs ggml rounds its own way) gets the widened values through [`linear`].
 pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
-    let p = m
-        .packed_bf16
-        .as_ref()
-        .expect("bf16 fold: every matrix of the model keeps a packed copy");
-    crate::gemm_bf16::matmul(a, rows, p, y);
+    if let Some(p) = &m.packed_bf16 {
+        return crate::gemm_bf16::matmul(a, rows, p, y);
+    }
+    let kp = m.cols.div_ceil(2);
+    let mut x = Vec::with_capacity(rows * m.cols);
+    for row in a.chunks_exact(kp).take(rows) {
+        for (p, &w) in row.iter().enumerate() {
+            x.push(f32::from_bits(w << 16));
+            if 2 * p + 1 < m.cols {
+                x.push(f32::from_bits(w & 0xFFFF_0000));
+            }
+        }
+    }
+    linear(&x, rows, m, y);
 }
 
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
@@ -567,6 +577,36 @@ mod tests {
         let mut y2 = [0f32; 4];
         linear(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 2, &z, &mut y2);
         assert_eq!(y2, [0.0, 6.0, 0.0, 6.0]);
+    }
+
+    #[test]
+    fn rounded_inputs_work_with_and_without_a_packed_copy() {
+        let (out, inp, rows) = (40, 33, 5);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let x: Vec<f32> = (0..rows * inp)
+            .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+            .collect();
+        let mut words = Vec::new();
+        for r in x.chunks_exact(inp) {
+            let mut wr = vec![0u32; inp.div_ceil(2)];
+            crate::gemm_bf16::round_into(r, &mut wr);
+            words.extend(wr);
+        }
+        let xr: Vec<f32> = x.iter().map(|&v| bf16_to_f32(f32_to_bf16(v))).collect();
+        let mut m = Mat::new(out, inp, w);
+        let (mut plain, mut packed) = (vec![0f32; rows * out], vec![0f32; rows * out]);
+        linear_rounded(&words, rows, &m, &mut plain);
+        for (a, b) in plain.iter().zip(naive(&xr, rows, &m)) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        m.enable_bf16_fold();
+        linear_rounded(&words, rows, &m, &mut packed);
+        // The packed copy rounds the weights too.
+        for (a, b) in packed.iter().zip(&plain) {
+            assert!((a - b).abs() < 0.05, "{a} vs {b}");
+        }
     }
 
     #[test]

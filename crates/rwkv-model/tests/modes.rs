@@ -280,3 +280,20 @@ fn int8_generation_is_close_to_f32_and_bf16_is_exact_for_bf16_weights() {
     eprintln!("int8 generation: bits/token {b_exact:.4} f32, {b_int8:.4} int8");
     assert!(!model("random-x070-C64-L2-H4N16.safetensors").weights_are_bf16_exact());
 }
+
+#[test]
+fn bf16_fold_of_quantized_rwkvcpp_files_keeps_their_rounding() {
+    // rwkv.cpp's quantized matrices round their inputs as ggml does; the bf16 fold leaves them so.
+    for name in ["tiny-rwkv-7v0-834K-Q5_0.bin", "tiny-rwkv-7v0-834K-FP16.bin"] {
+        let mut m = Model::load(&fixture(&format!("rwkvcpp/{name}"))).unwrap();
+        let toks: Vec<u32> = text_tokens(80).iter().map(|&t| t % m.config().vocab as u32).collect();
+        let mut s = m.new_state();
+        let exact = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+        m.set_fold_precision(rwkv_model::FoldPrecision::Bf16);
+        let mut s = m.new_state();
+        let bf16 = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+        assert!(bf16.iter().all(|x| x.is_finite()), "{name}");
+        let d = max_abs_diff(&exact, &bf16);
+        assert!(d < 0.25, "{name}: {d}");
+    }
+}
