@@ -361,8 +361,12 @@ fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
     } else {
         1
     };
+    // The mat-vec is bound by memory bandwidth. Row dot products (bf16, int8) split into equal
+    // shares; the f32 column blocks keep whole blocks per task, which streams best.
     let per = if threads <= 1 {
         m.rows
+    } else if m.int8.is_some() || m.bf16.is_some() {
+        m.rows.div_ceil(threads).next_multiple_of(16)
     } else {
         m.rows.div_ceil(threads * 2).next_multiple_of(BLOCK)
     };
