@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss, write_safetensors};
-use rwkv_model::linalg::{Mat, linear};
+use rwkv_model::linalg::{Mat, linear, linear_rounded};
 use rwkv_model::{Logits, Model};
 
 /// Benchmark folding and decoding with a random RWKV-7 0.1B-shaped model.
@@ -398,11 +398,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The fold's matrix products alone: per chunk and layer, r/k/v/o, the four LoRAs and the
-/// FFN, through the same `linear` (the gemm crate, or with `bf16` the bf16 products of the bf16
-/// fold, inputs rounded per product), on weights of the same shapes.
+/// FFN, on weights of the same shapes, through the same kernels: `linear` (the gemm crate),
+/// or with `bf16` the bf16 fold's `linear_rounded` on inputs rounded beforehand (the fold
+/// rounds them where they are made).
 struct GemmOnly {
     layers: Vec<Vec<Mat>>,
     x: Vec<f32>,
+    /// `x` rounded to bf16 pairs, for the bf16 products.
+    words: Option<Vec<u32>>,
     chunk: usize,
 }
 
@@ -436,9 +439,16 @@ impl GemmOnly {
                 v
             })
             .collect();
+        let x = vec![0.01f32; chunk * f];
+        let words = bf16.then(|| {
+            let mut w = vec![0u32; x.len() / 2];
+            rwkv_model::gemm_bf16::round_into(&x, &mut w);
+            w
+        });
         GemmOnly {
             layers,
-            x: vec![0.01f32; chunk * f],
+            x,
+            words,
             chunk,
         }
     }
@@ -455,7 +465,10 @@ impl GemmOnly {
                 let t = left.min(self.chunk);
                 for l in &self.layers {
                     for m in l {
-                        linear(&self.x[..t * m.cols], t, m, &mut y[..t * m.rows]);
+                        match &self.words {
+                            Some(w) => linear_rounded(&w[..t * m.cols.div_ceil(2)], t, m, &mut y[..t * m.rows]),
+                            None => linear(&self.x[..t * m.cols], t, m, &mut y[..t * m.rows]),
+                        }
                     }
                 }
                 left -= t;

@@ -131,6 +131,42 @@ const PAR_MIN_WORK: usize = 1 << 18;
 pub fn matmul(a: &[u32], rows: usize, w: &PackedBf16, y: &mut [f32]) {
     assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
     assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    run(a, rows, w, Dst::F32(y.as_mut_ptr()));
+}
+
+/// `relu(a · Wᵀ)²` rounded to bf16 pairs, `⌈w.n / 2⌉` words per row, into `out`: the channel
+/// mix's hidden layer made straight into the next product's input format.
+pub fn matmul_relu_sq_words(a: &[u32], rows: usize, w: &PackedBf16, out: &mut [u32]) {
+    assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
+    assert_eq!(out.len(), rows * w.n.div_ceil(2), "outputs are rows × ⌈n/2⌉ words");
+    run(a, rows, w, Dst::ReluSqWords(out.as_mut_ptr()));
+}
+
+/// Where a product's outputs go (the buffer's first row).
+#[derive(Clone, Copy)]
+enum Dst {
+    /// f32 values, row stride `n`.
+    F32(*mut f32),
+    /// `relu(y)²` rounded to bf16 pairs, row stride `⌈n / 2⌉` words.
+    ReluSqWords(*mut u32),
+}
+// SAFETY: used only to hand disjoint parts of one output buffer to worker threads.
+unsafe impl Send for Dst {}
+// SAFETY: as above.
+unsafe impl Sync for Dst {}
+
+impl Dst {
+    /// The same buffer from row `r` on.
+    fn row(self, r: usize, n: usize) -> Dst {
+        // SAFETY (both arms): callers pass rows inside the buffer the pointer came from.
+        match self {
+            Dst::F32(p) => Dst::F32(unsafe { p.add(r * n) }),
+            Dst::ReluSqWords(p) => Dst::ReluSqWords(unsafe { p.add(r * n.div_ceil(2)) }),
+        }
+    }
+}
+
+fn run(a: &[u32], rows: usize, w: &PackedBf16, dst: Dst) {
     if rows == 0 || w.n == 0 {
         return;
     }
@@ -142,42 +178,32 @@ pub fn matmul(a: &[u32], rows: usize, w: &PackedBf16, y: &mut [f32]) {
         1
     };
     if tasks == 1 {
-        // SAFETY: one task writes all of `y`, whose extent rows × n was asserted above.
-        unsafe { panels_range(a, rows, w, OutPtr(y.as_mut_ptr()), 0, panels) };
+        // SAFETY: one task writes all of the output, whose extent the caller asserted.
+        unsafe { panels_range(a, rows, w, dst, 0, panels) };
     } else if panels >= tasks {
         // Wide outputs: each task takes a range of panels (its columns of every row).
-        let out = OutPtr(y.as_mut_ptr());
         let per = panels.div_ceil(tasks);
         (0..tasks).into_par_iter().for_each(|t| {
             let p0 = (t * per).min(panels);
-            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns of
-            // `y`, whose extent rows × n was asserted above.
-            unsafe { panels_range(a, rows, w, out, p0, ((t + 1) * per).min(panels)) };
+            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns.
+            unsafe { panels_range(a, rows, w, dst, p0, ((t + 1) * per).min(panels)) };
         });
     } else {
         // Narrow outputs (a LoRA factor): each task takes a block of rows.
         let per = rows.div_ceil(tasks).next_multiple_of(MR);
-        y.par_chunks_mut(per * w.n)
-            .zip(a.par_chunks(per * w.kp))
-            .for_each(|(y, a)| {
-                // SAFETY: this task owns the rows of `y` it was given, all `panels` columns.
-                unsafe { panels_range(a, y.len() / w.n, w, OutPtr(y.as_mut_ptr()), 0, panels) };
-            });
+        (0..rows.div_ceil(per)).into_par_iter().for_each(|b| {
+            let (r0, r1) = (b * per, ((b + 1) * per).min(rows));
+            // SAFETY: tasks cover disjoint row ranges, all `panels` columns each.
+            unsafe { panels_range(&a[r0 * w.kp..r1 * w.kp], r1 - r0, w, dst.row(r0, w.n), 0, panels) };
+        });
     }
 }
-
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: used only to hand disjoint column ranges of one output buffer to worker threads.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
 
 /// Compute the columns of panels `p0 .. p1` for every row.
 ///
 /// # Safety
-/// `y` must point to `rows × w.n` floats, and no other thread may write those columns.
-unsafe fn panels_range(a: &[u32], rows: usize, w: &PackedBf16, y: OutPtr, p0: usize, p1: usize) {
+/// `dst` must point to `rows` output rows, and no other thread may write those columns.
+unsafe fn panels_range(a: &[u32], rows: usize, w: &PackedBf16, dst: Dst, p0: usize, p1: usize) {
     for pi in p0..p1 {
         let panel = &w.data[pi * w.kp * NR..(pi + 1) * w.kp * NR];
         let col0 = pi * NR;
@@ -187,19 +213,15 @@ unsafe fn panels_range(a: &[u32], rows: usize, w: &PackedBf16, y: OutPtr, p0: us
             let mut r0 = 0;
             while r0 < rows {
                 let m = MR.min(rows - r0);
-                // SAFETY: `available()` checked the CPU; rows r0 .. r0 + m exist in `a` and `y`,
-                // and columns col0 .. col0 + width exist in `y`.
-                unsafe {
-                    avx512::micro(
-                        m,
-                        a[r0 * w.kp..].as_ptr(),
-                        w.kp,
-                        panel.as_ptr(),
-                        y.0.add(r0 * w.n + col0),
-                        w.n,
-                        width,
-                    )
+                let out = match dst.row(r0, w.n) {
+                    // SAFETY: column col0 of these rows is inside the output.
+                    Dst::F32(p) => avx512::Out::F32(unsafe { p.add(col0) }, w.n),
+                    // SAFETY: as above, in words (col0 is even).
+                    Dst::ReluSqWords(p) => avx512::Out::ReluSqWords(unsafe { p.add(col0 / 2) }, w.n.div_ceil(2)),
                 };
+                // SAFETY: `available()` checked the CPU; rows r0 .. r0 + m exist in `a` and in
+                // the output, and so do the panel's `width` columns.
+                unsafe { avx512::micro(m, a[r0 * w.kp..].as_ptr(), w.kp, panel.as_ptr(), out, width) };
                 r0 += m;
             }
             continue;
@@ -217,9 +239,22 @@ unsafe fn panels_range(a: &[u32], rows: usize, w: &PackedBf16, y: OutPtr, p0: us
                     *s += xl * bf16_lo(wp);
                 }
             }
-            // SAFETY: row r, columns col0 .. col0 + width are inside `y` and ours alone.
-            let dst = unsafe { std::slice::from_raw_parts_mut(y.0.add(r * w.n + col0), width) };
-            dst.copy_from_slice(&acc[..width]);
+            match dst.row(r, w.n) {
+                Dst::F32(p) => {
+                    // SAFETY: row r, columns col0 .. col0 + width are inside `y` and ours alone.
+                    let out = unsafe { std::slice::from_raw_parts_mut(p.add(col0), width) };
+                    out.copy_from_slice(&acc[..width]);
+                }
+                Dst::ReluSqWords(p) => {
+                    for v in &mut acc {
+                        *v = v.max(0.0) * v.max(0.0);
+                    }
+                    let words = width.div_ceil(2);
+                    // SAFETY: as above, in words.
+                    let out = unsafe { std::slice::from_raw_parts_mut(p.add(col0 / 2), words) };
+                    round_into(&acc[..2 * words], out);
+                }
+            }
         }
     }
 }
@@ -266,19 +301,29 @@ mod avx512 {
         }
     }
 
+    /// Where one micro-kernel call writes: f32 values, or `relu(y)²` as bf16 pairs; each with
+    /// its row stride (floats or words).
+    #[derive(Clone, Copy)]
+    pub enum Out {
+        /// f32 values.
+        F32(*mut f32, usize),
+        /// `relu(y)²` rounded to bf16 pairs.
+        ReluSqWords(*mut u32, usize),
+    }
+
     /// `m ≤ MR` rows times one panel: `y[r][0..width] = Σ_p a[r][p] · panel[p]`.
     ///
     /// # Safety
     /// The CPU must have AVX512-F and AVX512-BF16; `a` holds `m` rows of `kp` words with row
-    /// stride `kp`; `panel` holds `kp · NR` words; `y` has `m` rows of `width ≤ NR` writable
-    /// floats with row stride `ldy`.
+    /// stride `kp`; `panel` holds `kp · NR` words; `out` has `m` rows of `width ≤ NR` writable
+    /// floats (or `⌈width / 2⌉` words).
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub unsafe fn micro(m: usize, a: *const u32, kp: usize, panel: *const u32, y: *mut f32, ldy: usize, width: usize) {
+    pub unsafe fn micro(m: usize, a: *const u32, kp: usize, panel: *const u32, out: Out, width: usize) {
         macro_rules! dispatch {
             ($($n:literal)*) => {
                 match m {
                     // SAFETY: forwarded from the caller.
-                    $($n => unsafe { kernel::<$n>(a, kp, panel, y, ldy, width) },)*
+                    $($n => unsafe { kernel::<$n>(a, kp, panel, out, width) },)*
                     _ => unreachable!("micro-kernel rows 1..=MR"),
                 }
             };
@@ -288,14 +333,7 @@ mod avx512 {
     }
 
     #[inline(always)]
-    unsafe fn kernel<const M: usize>(
-        a: *const u32,
-        kp: usize,
-        panel: *const u32,
-        y: *mut f32,
-        ldy: usize,
-        width: usize,
-    ) {
+    unsafe fn kernel<const M: usize>(a: *const u32, kp: usize, panel: *const u32, out: Out, width: usize) {
         // SAFETY (whole body): bounds as documented on `micro`.
         unsafe {
             let mut acc0 = [_mm512_setzero_ps(); M];
@@ -309,17 +347,26 @@ mod avx512 {
                     acc1[r] = _mm512_dpbf16_ps(acc1[r], x, b1);
                 }
             }
-            if width == NR {
-                for r in 0..M {
-                    _mm512_storeu_ps(y.add(r * ldy), acc0[r]);
-                    _mm512_storeu_ps(y.add(r * ldy + 16), acc1[r]);
+            match out {
+                Out::F32(y, ldy) => {
+                    let mask = if width >= 32 { u32::MAX } else { (1u32 << width) - 1 };
+                    let (m0, m1) = (mask as u16, (mask >> 16) as u16);
+                    for r in 0..M {
+                        _mm512_mask_storeu_ps(y.add(r * ldy), m0, acc0[r]);
+                        _mm512_mask_storeu_ps(y.add(r * ldy + 16), m1, acc1[r]);
+                    }
                 }
-            } else {
-                let mask = if width >= 32 { u32::MAX } else { (1u32 << width) - 1 };
-                let (m0, m1) = (mask as u16, (mask >> 16) as u16);
-                for r in 0..M {
-                    _mm512_mask_storeu_ps(y.add(r * ldy), m0, acc0[r]);
-                    _mm512_mask_storeu_ps(y.add(r * ldy + 16), m1, acc1[r]);
+                Out::ReluSqWords(y, ldy) => {
+                    let words = width.div_ceil(2);
+                    let mask = if words >= 16 { u16::MAX } else { (1u16 << words) - 1 };
+                    let zero = _mm512_setzero_ps();
+                    for r in 0..M {
+                        let v0 = _mm512_max_ps(acc0[r], zero);
+                        let v1 = _mm512_max_ps(acc1[r], zero);
+                        let h: __m512i =
+                            std::mem::transmute(_mm512_cvtne2ps_pbh(_mm512_mul_ps(v1, v1), _mm512_mul_ps(v0, v0)));
+                        _mm512_mask_storeu_epi32(y.add(r * ldy).cast(), mask, h);
+                    }
                 }
             }
         }
@@ -367,6 +414,37 @@ mod tests {
                 let tol = 1e-6 * k as f64 + 1e-6;
                 assert!((f64::from(g) - e).abs() <= tol, "{rows}x{k}x{n} at {i}: {g} vs {e}");
             }
+        }
+    }
+
+    #[test]
+    fn relu_sq_words_equal_the_product_then_relu_sq_then_rounding() {
+        for (rows, k, n) in [
+            (1, 4, 1),
+            (13, 7, 33),
+            (25, 96, 70),
+            (40, 768, 96),
+            (64, 768, 20),
+            (5, 64, 31),
+        ] {
+            let x: Vec<f32> = (0..rows * k)
+                .map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0)
+                .collect();
+            let wt: Vec<f32> = (0..k * n).map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0).collect();
+            let w = PackedBf16::from_input_major(&wt, k, n);
+            let mut a = Vec::new();
+            round_rows(&x, rows, k, &mut a);
+            let mut y = vec![0f32; rows * n];
+            matmul(&a, rows, &w, &mut y);
+            let np = n.div_ceil(2);
+            let mut want = vec![0u32; rows * np];
+            for (yr, wr) in y.chunks_exact(n).zip(want.chunks_exact_mut(np)) {
+                let h: Vec<f32> = yr.iter().map(|v| v.max(0.0) * v.max(0.0)).collect();
+                round_into(&h, wr);
+            }
+            let mut got = vec![0xDEAD_BEEFu32; rows * np];
+            matmul_relu_sq_words(&a, rows, &w, &mut got);
+            assert_eq!(got, want, "{rows}x{k}x{n}");
         }
     }
 

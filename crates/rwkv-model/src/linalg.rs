@@ -298,6 +298,21 @@ pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
     linear(&x, rows, m, y);
 }
 
+/// `relu(x · Wᵀ)²` rounded to bf16 words (`⌈m.rows / 2⌉` per row) from inputs already
+/// rounded: the bf16 fold's channel-mix hidden layer, made in the product's last step.
+pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) {
+    if let Some(p) = &m.packed_bf16 {
+        return crate::gemm_bf16::matmul_relu_sq_words(a, rows, p, out);
+    }
+    let mut h = vec![0f32; rows * m.rows];
+    linear_rounded(a, rows, m, &mut h);
+    let np = m.rows.div_ceil(2);
+    for (hr, or) in h.chunks_exact_mut(m.rows).zip(out.chunks_exact_mut(np)) {
+        crate::kernels::relu_sq(hr);
+        crate::gemm_bf16::round_into(hr, or);
+    }
+}
+
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     if rows == 1 {
         return matvec(x, m, y);

@@ -17,7 +17,7 @@ mod kernels;
 
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
-use crate::linalg::{Mat, layer_norm_rows, linear, linear_rounded};
+use crate::linalg::{Mat, layer_norm_rows, linear, linear_rounded, linear_rounded_relu_sq};
 pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
@@ -422,16 +422,8 @@ impl V7 {
                     .for_each(|(bi, out)| {
                         shift_mix_words(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
                     });
-                linear_rounded(&sc.words[0][..t * kc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
-                sc.ffn[..t * f]
-                    .par_chunks_mut(rp * f)
-                    .zip(sc.ffn_words[..t * kf].par_chunks_mut(rp * kf))
-                    .for_each(|(h, w)| {
-                        relu_sq(h);
-                        for (hr, wr) in h.chunks_exact(f).zip(w.chunks_exact_mut(kf)) {
-                            round_into(hr, wr);
-                        }
-                    });
+                // relu² and the rounding happen in the product's last step.
+                linear_rounded_relu_sq(&sc.words[0][..t * kc], t, &layer.ffn_key, &mut sc.ffn_words[..t * kf]);
                 linear_rounded(&sc.ffn_words[..t * kf], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             } else {
                 sc.mix[0][..tc]
@@ -577,19 +569,47 @@ impl V7 {
             }
         }
         let o_heads = &sc.o_heads[..h * t * n];
-        (
+        let kc = c.div_ceil(2);
+        let bf16 = sc.bf16;
+        let mix = |bi: usize, out: &mut [f32], r: &[f32], k: &[f32], v: &[f32], g: &[f32]| {
+            mix_heads(o_heads, r, k, v, g, &l.r_k, (&l.lnx_w, &l.lnx_b), n, (bi * rp, t), out)
+        };
+        let rows = (
             sc.o[..tc].par_chunks_mut(bc),
             sc.r[..tc].par_chunks(bc),
             sc.k[..tc].par_chunks(bc),
             sc.v[..tc].par_chunks(bc),
             sc.g[..tc].par_chunks(bc),
-        )
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(bi, (out, r, k, v, g))| {
-                mix_heads(o_heads, r, k, v, g, &l.r_k, (&l.lnx_w, &l.lnx_b), n, (bi * rp, t), out)
-            });
-        linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
+        );
+        if bf16 {
+            // Each block of rows is also rounded for the output product while it is still in
+            // cache (into `words[0]`, free again once the mixes were used).
+            (
+                rows.0,
+                rows.1,
+                rows.2,
+                rows.3,
+                rows.4,
+                sc.words[0][..t * kc].par_chunks_mut(rp * kc),
+            )
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(bi, (out, r, k, v, g, words))| {
+                    mix(bi, out, r, k, v, g);
+                    for (row, wr) in out.chunks_exact(c).zip(words.chunks_exact_mut(kc)) {
+                        round_into(row, wr);
+                    }
+                });
+        } else {
+            rows.into_par_iter()
+                .enumerate()
+                .for_each(|(bi, (out, r, k, v, g))| mix(bi, out, r, k, v, g));
+        }
+        if bf16 {
+            linear_rounded(&sc.words[0][..t * kc], t, &l.wo, &mut sc.tmp[..tc]);
+        } else {
+            linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
+        }
         par_add(&mut sc.x[..tc], &sc.tmp[..tc], bc);
     }
 }
