@@ -132,12 +132,70 @@ pub struct WkvInputs<'a> {
     pub kk: &'a [f32],
     /// `k̂ · a`.
     pub b: &'a [f32],
+    /// Gate.
+    pub g: &'a [f32],
+    /// Bonus weights `r_k`, `[C]`.
+    pub r_k: &'a [f32],
+    /// Group norm weight and bias, `[C]` each.
+    pub lnx: (&'a [f32], &'a [f32]),
     /// Width.
     pub c: usize,
     /// Head size.
     pub n: usize,
     /// Tokens.
     pub t: usize,
+}
+
+/// Where [`wkv_head`] writes each token's finished head output (`[T, C]` rows, the head's
+/// columns), and for the bf16 fold also the same rounded to bf16 pairs (`[T, ⌈C/2⌉]` words).
+#[derive(Clone, Copy)]
+pub struct HeadOut {
+    /// f32 rows.
+    pub rows: *mut f32,
+    /// bf16 words, or null.
+    pub words: *mut u32,
+}
+// SAFETY: each head task writes only its own columns of the rows (and their words: head
+// columns start at an even index, as the head size is even wherever words are used).
+unsafe impl Send for HeadOut {}
+// SAFETY: as above.
+unsafe impl Sync for HeadOut {}
+
+/// Group norm (eps 64e-5) of one head's WKV output `o`, plus the bonus `(Σ r·k·r_k) · v`, times
+/// the gate `g`, into head `hi`'s columns of row `ti` of `dst` (and its words).
+#[inline(always)]
+fn finish_head<A: Arch>(
+    inp: &WkvInputs<'_>,
+    (hi, ti): (usize, usize),
+    o: &[f32],
+    [r, k, v]: [&[f32]; 3],
+    dst: HeadOut,
+) {
+    let (c, n) = (inp.c, inp.n);
+    let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
+    let hc = hi * n..(hi + 1) * n;
+    // SAFETY: the caller gives each head task its own columns of `dst.rows` (`[T, C]`).
+    let out = unsafe { std::slice::from_raw_parts_mut(dst.rows.add(cols.start), n) };
+    norm_into::<A>(o, 64e-5, &inp.lnx.0[hc.clone()], &inp.lnx.1[hc.clone()], out);
+    let rk = &inp.r_k[hc];
+    let g = &inp.g[cols.clone()];
+    let mut prod = [0f32; 256];
+    let bonus = if n <= prod.len() {
+        for (((p, &rj), &kj), &rkj) in prod[..n].iter_mut().zip(r).zip(k).zip(rk) {
+            *p = rj * kj * rkj;
+        }
+        sum_lanes(&prod[..n])
+    } else {
+        (0..n).map(|j| r[j] * k[j] * rk[j]).sum()
+    };
+    for ((d, &vj), &gj) in out.iter_mut().zip(v).zip(g) {
+        *d = A::fma(bonus, vj, *d) * gj;
+    }
+    if !dst.words.is_null() {
+        // SAFETY: as above, in words; `cols.start` is even.
+        let words = unsafe { std::slice::from_raw_parts_mut(dst.words.add(cols.start / 2), n.div_ceil(2)) };
+        round_into(out, words);
+    }
 }
 
 /// Advance head `hi`'s state `s` (`[N, N]`, row = value index `i`, column = key index `j`)
@@ -147,7 +205,7 @@ pub struct WkvInputs<'a> {
 /// transposed copy (`[j][i]`), so every step is a vertical multiply-add over `i` with the
 /// per-`j` factors broadcast — no horizontal reductions — and copies it back at the end.
 #[inline(always)]
-fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
+fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
     match inp.n {
         64 => wkv_head_fixed::<A, 64>(inp, hi, s, o),
         32 => wkv_head_fixed::<A, 32>(inp, hi, s, o),
@@ -159,7 +217,7 @@ fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f
 /// registers, and one pass over the state per token does the update, the read-out and the
 /// next token's `sa = S·k̂` together.
 #[inline(always)]
-fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
+fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
     let c = inp.c;
     // The transposed head state lives on the stack (16 KiB for N = 64): no allocation per
     // token in generation.
@@ -206,7 +264,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
                 sa_next[i] = A::fma(nv, knj, sa_next[i]);
             }
         }
-        o[ti * N..(ti + 1) * N].copy_from_slice(&out);
+        finish_head::<A>(inp, (hi, ti), &out, [&r, &k, &v], o);
         sa = sa_next;
     }
     for i in 0..N {
@@ -218,7 +276,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
 
 /// [`wkv_head_g`] for any head size.
 #[inline(always)]
-fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) {
+fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
     let (c, n) = (inp.c, inp.n);
     let mut st = vec![0f32; n * n];
     for i in 0..n {
@@ -227,6 +285,7 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut 
         }
     }
     let mut sa = vec![0f32; n];
+    let mut out = vec![0f32; n];
     for ti in 0..inp.t {
         let base = ti * c + hi * n;
         let r = &inp.r[base..base + n];
@@ -235,7 +294,6 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut 
         let v = &inp.v[base..base + n];
         let kk = &inp.kk[base..base + n];
         let b = &inp.b[base..base + n];
-        let out = &mut o[ti * n..(ti + 1) * n];
         sa.fill(0.0);
         for (row, &kj) in st.chunks_exact(n).zip(kk) {
             for (acc, &x) in sa.iter_mut().zip(row) {
@@ -251,6 +309,7 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut 
                 *oi = A::fma(nv, rj, *oi);
             }
         }
+        finish_head::<A>(inp, (hi, ti), &out, [r, k, v], o);
     }
     for i in 0..n {
         for j in 0..n {
@@ -258,66 +317,9 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut 
         }
     }
 }
-multiversion!(pub fn wkv_head(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) => wkv_head_g);
-
-/// Group norm per head (eps 64e-5) of the WKV outputs `o_heads` (`[H, T_total, N]`), plus the
-/// bonus `(Σ r·k·r_k) · v` per head, times the gate, into `out`. `rows = (t0, T_total)`: the
-/// row blocks `r, k, v, g, out` start at chunk row `t0`.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn mix_heads_g<A: Arch>(
-    o_heads: &[f32],
-    r: &[f32],
-    k: &[f32],
-    v: &[f32],
-    g: &[f32],
-    r_k: &[f32],
-    lnx: (&[f32], &[f32]),
-    n: usize,
-    rows: (usize, usize),
-    out: &mut [f32],
-) {
-    let c = r_k.len();
-    let h = c / n;
-    let t = out.len() / c;
-    let (t0, t_total) = rows;
-    for ti in 0..t {
-        for hi in 0..h {
-            let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
-            let hc = hi * n..(hi + 1) * n;
-            let src_row = hi * t_total + t0 + ti;
-            let src = &o_heads[src_row * n..(src_row + 1) * n];
-            let dst = &mut out[cols.clone()];
-            norm_into::<A>(src, 64e-5, &lnx.0[hc.clone()], &lnx.1[hc.clone()], dst);
-            let (r, k, v, g) = (&r[cols.clone()], &k[cols.clone()], &v[cols.clone()], &g[cols]);
-            let rk = &r_k[hc];
-            let mut prod = [0f32; 256];
-            let bonus = if n <= prod.len() {
-                for (((p, &rj), &kj), &rkj) in prod[..n].iter_mut().zip(r).zip(k).zip(rk) {
-                    *p = rj * kj * rkj;
-                }
-                sum_lanes(&prod[..n])
-            } else {
-                (0..n).map(|j| r[j] * k[j] * rk[j]).sum()
-            };
-            for ((d, &vj), &gj) in dst.iter_mut().zip(v).zip(g) {
-                *d = A::fma(bonus, vj, *d) * gj;
-            }
-        }
-    }
-}
 multiversion!(
-    #[allow(clippy::too_many_arguments)]
-    pub fn mix_heads(
-        o_heads: &[f32],
-        r: &[f32],
-        k: &[f32],
-        v: &[f32],
-        g: &[f32],
-        r_k: &[f32],
-        lnx: (&[f32], &[f32]),
-        n: usize,
-        rows: (usize, usize),
-        out: &mut [f32],
-    ) => mix_heads_g
+    /// # Safety (of the outputs)
+    /// `o` must point to `[T, C]` rows (and words) whose head-`hi` columns no other thread
+    /// writes meanwhile.
+    pub fn wkv_head(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) => wkv_head_g
 );

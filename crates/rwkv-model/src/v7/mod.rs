@@ -22,7 +22,7 @@ pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
 use kernels::{
-    WkvInputs, decay, mix_heads, prep_keys, shift_mix, shift_mix_words, sigmoid_bias, value_residual, wkv_head,
+    HeadOut, WkvInputs, decay, prep_keys, shift_mix, shift_mix_words, sigmoid_bias, value_residual, wkv_head,
 };
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
@@ -544,7 +544,12 @@ impl V7 {
             });
         debug_assert!(li > 0 || l.vres.is_none());
 
-        // WKV recurrence: heads are independent over the whole chunk.
+        // WKV recurrence: heads are independent over the whole chunk. Each head task also
+        // finishes its outputs (group norm, bonus, gate) into its columns of `o`, and in the
+        // bf16 fold rounds them for the output product (into `words[0]`, free again once the
+        // mixes were used).
+        let kc = c.div_ceil(2);
+        let bf16 = sc.bf16;
         let inputs = WkvInputs {
             r: &sc.r[..tc],
             w: &sc.w[..tc],
@@ -552,58 +557,41 @@ impl V7 {
             v: &sc.v[..tc],
             kk: &sc.kk[..tc],
             b: &sc.b[..tc],
+            g: &sc.g[..tc],
+            r_k: &l.r_k,
+            lnx: (&l.lnx_w, &l.lnx_b),
             c,
             n,
             t,
         };
-        let o_heads = &mut sc.o_heads[..h * t * n];
+        let out = HeadOut {
+            rows: sc.o[..tc].as_mut_ptr(),
+            // Words per head need an even head size (heads then start on a word).
+            words: if bf16 && n % 2 == 0 {
+                sc.words[0][..t * kc].as_mut_ptr()
+            } else {
+                std::ptr::null_mut()
+            },
+        };
         if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
-            o_heads
-                .par_chunks_mut(t * n)
-                .zip(ls.wkv.par_chunks_mut(n * n))
+            ls.wkv
+                .par_chunks_mut(n * n)
                 .enumerate()
-                .for_each(|(hi, (o, s))| wkv_head(&inputs, hi, s, o));
+                .for_each(|(hi, s)| wkv_head(&inputs, hi, s, out));
         } else {
-            for (hi, (o, s)) in o_heads.chunks_mut(t * n).zip(ls.wkv.chunks_mut(n * n)).enumerate() {
-                wkv_head(&inputs, hi, s, o);
+            for (hi, s) in ls.wkv.chunks_mut(n * n).enumerate() {
+                wkv_head(&inputs, hi, s, out);
             }
         }
-        let o_heads = &sc.o_heads[..h * t * n];
-        let kc = c.div_ceil(2);
-        let bf16 = sc.bf16;
-        let mix = |bi: usize, out: &mut [f32], r: &[f32], k: &[f32], v: &[f32], g: &[f32]| {
-            mix_heads(o_heads, r, k, v, g, &l.r_k, (&l.lnx_w, &l.lnx_b), n, (bi * rp, t), out)
-        };
-        let rows = (
-            sc.o[..tc].par_chunks_mut(bc),
-            sc.r[..tc].par_chunks(bc),
-            sc.k[..tc].par_chunks(bc),
-            sc.v[..tc].par_chunks(bc),
-            sc.g[..tc].par_chunks(bc),
-        );
-        if bf16 {
-            // Each block of rows is also rounded for the output product while it is still in
-            // cache (into `words[0]`, free again once the mixes were used).
-            (
-                rows.0,
-                rows.1,
-                rows.2,
-                rows.3,
-                rows.4,
-                sc.words[0][..t * kc].par_chunks_mut(rp * kc),
-            )
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(bi, (out, r, k, v, g, words))| {
-                    mix(bi, out, r, k, v, g);
-                    for (row, wr) in out.chunks_exact(c).zip(words.chunks_exact_mut(kc)) {
+        if bf16 && n % 2 == 1 {
+            sc.o[..tc]
+                .par_chunks(bc)
+                .zip(sc.words[0][..t * kc].par_chunks_mut(rp * kc))
+                .for_each(|(o, w)| {
+                    for (row, wr) in o.chunks_exact(c).zip(w.chunks_exact_mut(kc)) {
                         round_into(row, wr);
                     }
                 });
-        } else {
-            rows.into_par_iter()
-                .enumerate()
-                .for_each(|(bi, (out, r, k, v, g))| mix(bi, out, r, k, v, g));
         }
         if bf16 {
             linear_rounded(&sc.words[0][..t * kc], t, &l.wo, &mut sc.tmp[..tc]);
@@ -663,7 +651,6 @@ struct Scratch {
     b: Vec<f32>,
     v_first: Vec<f32>,
     lora: Vec<f32>,
-    o_heads: Vec<f32>,
     o: Vec<f32>,
     tmp: Vec<f32>,
     ffn: Vec<f32>,
@@ -701,7 +688,6 @@ impl Scratch {
             b: z(),
             v_first: z(),
             lora: vec![0f32; t * d],
-            o_heads: z(),
             o: z(),
             tmp: z(),
             ffn: vec![0f32; t * cfg.d_ffn],
