@@ -7,72 +7,6 @@ use crate::gemm_bf16::round_into;
 use crate::linalg::norm_into;
 use crate::simd::{Arch, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
-/// `w = exp(-0.606531 · σ(w0 + w))` (0.606531 = e^-0.5), per row.
-#[inline(always)]
-fn decay_g<A: Arch>(w: &mut [f32], w0: &[f32]) {
-    for row in w.chunks_exact_mut(w0.len()) {
-        for (v, &b) in row.iter_mut().zip(w0) {
-            *v = exp::<A>(-0.606531 * sigmoid::<A>(b + *v));
-        }
-    }
-}
-multiversion!(pub fn decay(w: &mut [f32], w0: &[f32]) => decay_g);
-
-/// `a = σ(a0 + a)`, per row.
-#[inline(always)]
-fn sigmoid_bias_g<A: Arch>(a: &mut [f32], a0: &[f32]) {
-    for row in a.chunks_exact_mut(a0.len()) {
-        for (v, &b) in row.iter_mut().zip(a0) {
-            *v = sigmoid::<A>(b + *v);
-        }
-    }
-}
-multiversion!(pub fn sigmoid_bias(a: &mut [f32], a0: &[f32]) => sigmoid_bias_g);
-
-/// Per row: `k̂ = normalize_per_head(k · k_k)`, `k ← k · (1 + (a − 1) · k_a)`, `b = k̂ · a`.
-#[inline(always)]
-fn prep_keys_g<A: Arch>(k: &mut [f32], kk: &mut [f32], a: &[f32], b: &mut [f32], k_k: &[f32], k_a: &[f32], n: usize) {
-    let c = k_k.len();
-    for (((k, kk), a), b) in k
-        .chunks_exact_mut(c)
-        .zip(kk.chunks_exact_mut(c))
-        .zip(a.chunks_exact(c))
-        .zip(b.chunks_exact_mut(c))
-    {
-        for ((d, &x), &s) in kk.iter_mut().zip(k.iter()).zip(k_k) {
-            *d = x * s;
-        }
-        for hk in kk.chunks_exact_mut(n) {
-            let norm = dot_lanes::<A>(hk, hk).sqrt().max(1e-12);
-            // Divide (not multiply by the inverse) to round as the reference does.
-            hk.iter_mut().for_each(|v| *v /= norm);
-        }
-        for ((((kj, bj), &kkj), &aj), &kaj) in k.iter_mut().zip(b.iter_mut()).zip(kk.iter()).zip(a).zip(k_a) {
-            *kj *= A::fma(aj - 1.0, kaj, 1.0);
-            *bj = kkj * aj;
-        }
-    }
-}
-multiversion!(
-    pub fn prep_keys(k: &mut [f32], kk: &mut [f32], a: &[f32], b: &mut [f32], k_k: &[f32], k_a: &[f32], n: usize) => prep_keys_g
-);
-
-/// Value residual: `v += (v_first − v) · σ(v0 + gate)`, per row.
-#[inline(always)]
-fn value_residual_g<A: Arch>(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) {
-    let c = v0.len();
-    for ((v, vf), g) in v
-        .chunks_exact_mut(c)
-        .zip(v_first.chunks_exact(c))
-        .zip(gate.chunks_exact(c))
-    {
-        for (((vj, &fj), &gj), &v0j) in v.iter_mut().zip(vf).zip(g).zip(v0) {
-            *vj += (fj - *vj) * sigmoid::<A>(v0j + gj);
-        }
-    }
-}
-multiversion!(pub fn value_residual(v: &mut [f32], v_first: &[f32], gate: &[f32], v0: &[f32]) => value_residual_g);
-
 /// Token shift for a block of rows `r0 ..` of the chunk `x` (all rows, `[T, C]`): for row `g`,
 /// `out = x[g] + (prev − x[g]) · mix` where prev is `x[g − 1]`, or the state's row for `g = 0`.
 /// Each `outs[m]` holds the block's rows only. The caller moves the chunk's last row into the
@@ -122,21 +56,33 @@ multiversion!(pub fn shift_mix_words(x: &[f32], r0: usize, prev: &[f32], mixes: 
 pub struct WkvInputs<'a> {
     /// Receptance.
     pub r: &'a [f32],
-    /// Decay.
+    /// Decay LoRA output, before `exp(-0.606531 · σ(w0 + ·))`.
     pub w: &'a [f32],
-    /// Key (after the `k_a` update).
+    /// Key projection, before normalisation and the `k_a` update.
     pub k: &'a [f32],
-    /// Value (after the value residual).
+    /// Value projection, before the value residual.
     pub v: &'a [f32],
-    /// Normalised removal key k̂.
-    pub kk: &'a [f32],
-    /// `k̂ · a`.
-    pub b: &'a [f32],
+    /// In-context learning rate LoRA output, before `σ(a0 + ·)`.
+    pub a: &'a [f32],
+    /// Value-residual LoRA output (layers after the first).
+    pub v_gate: &'a [f32],
     /// Gate.
     pub g: &'a [f32],
-    /// Bonus weights `r_k`, `[C]`.
+    /// The layer's vectors, `[C]` each: decay bias, `a` bias, key normalisation and update
+    /// weights, value-residual bias (absent in layer 0), bonus weights, group norm weight and
+    /// bias.
+    pub w0: &'a [f32],
+    /// See `w0`.
+    pub a0: &'a [f32],
+    /// See `w0`.
+    pub k_k: &'a [f32],
+    /// See `w0`.
+    pub k_a: &'a [f32],
+    /// See `w0`.
+    pub v0: Option<&'a [f32]>,
+    /// See `w0`.
     pub r_k: &'a [f32],
-    /// Group norm weight and bias, `[C]` each.
+    /// See `w0`.
     pub lnx: (&'a [f32], &'a [f32]),
     /// Width.
     pub c: usize,
@@ -144,6 +90,64 @@ pub struct WkvInputs<'a> {
     pub n: usize,
     /// Tokens.
     pub t: usize,
+}
+
+/// One token's inputs of the recurrence for one head, from the raw projections: the decay
+/// `w = exp(-0.606531 · σ(w0 + w))`, `a = σ(a0 + a)`, the removal key
+/// `k̂ = normalize(k · k_k)`, the key `k · (1 + (a − 1) · k_a)`, `b = k̂ · a`, and the value
+/// (layer 0: as projected, and recorded into `v_first`; later layers: mixed towards `v_first`
+/// by `σ(v0 + v_gate)`). `out = [w, k, v, kk, b]`, `n` each.
+#[inline(always)]
+fn prep_head<A: Arch>(inp: &WkvInputs<'_>, (hi, ti): (usize, usize), dst: HeadOut, out: [&mut [f32]; 5]) {
+    let (c, n) = (inp.c, inp.n);
+    let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
+    let hc = hi * n..(hi + 1) * n;
+    let [w, k, v, kk, b] = out;
+    for ((wo, &x), &w0) in w.iter_mut().zip(&inp.w[cols.clone()]).zip(&inp.w0[hc.clone()]) {
+        *wo = exp::<A>(-0.606531 * sigmoid::<A>(w0 + x));
+    }
+    let mut a = [0f32; 256];
+    let a = if n <= a.len() {
+        &mut a[..n]
+    } else {
+        &mut vec![0f32; n][..]
+    };
+    for ((ao, &x), &a0) in a.iter_mut().zip(&inp.a[cols.clone()]).zip(&inp.a0[hc.clone()]) {
+        *ao = sigmoid::<A>(a0 + x);
+    }
+    for (((d, ko), &x), &s) in kk
+        .iter_mut()
+        .zip(k.iter_mut())
+        .zip(&inp.k[cols.clone()])
+        .zip(&inp.k_k[hc.clone()])
+    {
+        *d = x * s;
+        *ko = x;
+    }
+    let norm = dot_lanes::<A>(kk, kk).sqrt().max(1e-12);
+    // Divide (not multiply by the inverse) to round as the reference does.
+    kk.iter_mut().for_each(|x| *x /= norm);
+    for ((((kj, bj), &kkj), &aj), &kaj) in k
+        .iter_mut()
+        .zip(b.iter_mut())
+        .zip(kk.iter())
+        .zip(a.iter())
+        .zip(&inp.k_a[hc.clone()])
+    {
+        *kj *= A::fma(aj - 1.0, kaj, 1.0);
+        *bj = kkj * aj;
+    }
+    v.copy_from_slice(&inp.v[cols.clone()]);
+    // SAFETY: the caller gives each head task its own columns of `v_first` (`[T, C]`).
+    let vf = unsafe { std::slice::from_raw_parts_mut(dst.v_first.add(cols.start), n) };
+    match inp.v0 {
+        None => vf.copy_from_slice(v),
+        Some(v0) => {
+            for (((vj, &fj), &gj), &v0j) in v.iter_mut().zip(vf.iter()).zip(&inp.v_gate[cols]).zip(&v0[hc]) {
+                *vj += (fj - *vj) * sigmoid::<A>(v0j + gj);
+            }
+        }
+    }
 }
 
 /// Where [`wkv_head`] writes each token's finished head output (`[T, C]` rows, the head's
@@ -154,6 +158,8 @@ pub struct HeadOut {
     pub rows: *mut f32,
     /// bf16 words, or null.
     pub words: *mut u32,
+    /// The first layer's values, `[T, C]`: written by layer 0, read by the others.
+    pub v_first: *mut f32,
 }
 // SAFETY: each head task writes only its own columns of the rows (and their words: head
 // columns start at an even index, as the head size is even wherever words are used).
@@ -231,28 +237,29 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
         let base = ti * c + hi * N;
         x[base..base + N].try_into().expect("head slice has N elements")
     };
+    // Token ti's prepared inputs [w, k, v, kk, b]; the next token's are made one step ahead,
+    // since its k̂ enters this token's pass.
+    let prep = |ti: usize| -> [[f32; N]; 5] {
+        let mut p = [[0f32; N]; 5];
+        let [w, k, v, kk, b] = &mut p;
+        prep_head::<A>(inp, (hi, ti), o, [w, k, v, kk, b]);
+        p
+    };
     let mut sa = [0f32; N];
+    let mut cur = [[0f32; N]; 5];
     if inp.t > 0 {
-        let kk = head(inp.kk, 0);
-        for (row, &kj) in st.iter().zip(&kk) {
+        cur = prep(0);
+        for (row, &kj) in st.iter().zip(&cur[3]) {
             for i in 0..N {
                 sa[i] = A::fma(row[i], kj, sa[i]);
             }
         }
     }
     for ti in 0..inp.t {
-        let (r, w, k, v, b) = (
-            head(inp.r, ti),
-            head(inp.w, ti),
-            head(inp.k, ti),
-            head(inp.v, ti),
-            head(inp.b, ti),
-        );
-        let kn = if ti + 1 < inp.t {
-            head(inp.kk, ti + 1)
-        } else {
-            [0f32; N]
-        };
+        let r = head(inp.r, ti);
+        let [w, k, v, _, b] = cur;
+        let next = if ti + 1 < inp.t { prep(ti + 1) } else { [[0f32; N]; 5] };
+        let kn = next[3];
         let mut out = [0f32; N];
         let mut sa_next = [0f32; N];
         for (j, row) in st.iter_mut().enumerate() {
@@ -266,6 +273,7 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
         }
         finish_head::<A>(inp, (hi, ti), &out, [&r, &k, &v], o);
         sa = sa_next;
+        cur = next;
     }
     for i in 0..N {
         for j in 0..N {
@@ -286,14 +294,14 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadO
     }
     let mut sa = vec![0f32; n];
     let mut out = vec![0f32; n];
+    let mut prepared = vec![0f32; 5 * n];
     for ti in 0..inp.t {
         let base = ti * c + hi * n;
         let r = &inp.r[base..base + n];
-        let w = &inp.w[base..base + n];
-        let k = &inp.k[base..base + n];
-        let v = &inp.v[base..base + n];
-        let kk = &inp.kk[base..base + n];
-        let b = &inp.b[base..base + n];
+        let mut parts = prepared.chunks_exact_mut(n);
+        let mut part = || parts.next().expect("five parts");
+        prep_head::<A>(inp, (hi, ti), o, [part(), part(), part(), part(), part()]);
+        let [w, k, v, kk, b]: [&[f32]; 5] = std::array::from_fn(|i| &prepared[i * n..(i + 1) * n]);
         sa.fill(0.0);
         for (row, &kj) in st.chunks_exact(n).zip(kk) {
             for (acc, &x) in sa.iter_mut().zip(row) {

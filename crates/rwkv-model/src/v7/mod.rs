@@ -21,9 +21,7 @@ use crate::linalg::{Mat, layer_norm_rows, linear, linear_rounded, linear_rounded
 pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
-use kernels::{
-    HeadOut, WkvInputs, decay, prep_keys, shift_mix, shift_mix_words, sigmoid_bias, value_residual, wkv_head,
-};
+use kernels::{HeadOut, WkvInputs, shift_mix, shift_mix_words, wkv_head};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -520,34 +518,13 @@ impl V7 {
             project(3, v1, lo);
             linear(lo, t, v2, &mut sc.tmp[..tc]);
         }
-        // Then one element-wise pass over each block of rows: the decay and `a` activations,
-        // the keys, and the value residual (layer 0 keeps its v; later layers mix towards it).
-        (
-            sc.w[..tc].par_chunks_mut(bc),
-            sc.a[..tc].par_chunks_mut(bc),
-            sc.k[..tc].par_chunks_mut(bc),
-            sc.kk[..tc].par_chunks_mut(bc),
-            sc.b[..tc].par_chunks_mut(bc),
-            sc.v[..tc].par_chunks_mut(bc),
-            sc.v_first[..tc].par_chunks_mut(bc),
-            sc.tmp[..tc].par_chunks(bc),
-        )
-            .into_par_iter()
-            .for_each(|(w, a, k, kk, b, v, v_first, gate)| {
-                decay(w, &l.w0);
-                sigmoid_bias(a, &l.a0);
-                prep_keys(k, kk, a, b, &l.k_k, &l.k_a, n);
-                match &l.vres {
-                    None => v_first.copy_from_slice(v),
-                    Some((v0, _, _)) => value_residual(v, v_first, gate, v0),
-                }
-            });
         debug_assert!(li > 0 || l.vres.is_none());
 
-        // WKV recurrence: heads are independent over the whole chunk. Each head task also
-        // finishes its outputs (group norm, bonus, gate) into its columns of `o`, and in the
-        // bf16 fold rounds them for the output product (into `words[0]`, free again once the
-        // mixes were used).
+        // WKV recurrence: heads are independent over the whole chunk. Each head task makes its
+        // inputs from the projections token by token (decay and `a` activations, keys, value
+        // residual), and finishes its outputs (group norm, bonus, gate) into its columns of
+        // `o`; in the bf16 fold it also rounds them for the output product (into `words[0]`,
+        // free again once the mixes were used).
         let kc = c.div_ceil(2);
         let bf16 = sc.bf16;
         let inputs = WkvInputs {
@@ -555,9 +532,14 @@ impl V7 {
             w: &sc.w[..tc],
             k: &sc.k[..tc],
             v: &sc.v[..tc],
-            kk: &sc.kk[..tc],
-            b: &sc.b[..tc],
+            a: &sc.a[..tc],
+            v_gate: &sc.tmp[..tc],
             g: &sc.g[..tc],
+            w0: &l.w0,
+            a0: &l.a0,
+            k_k: &l.k_k,
+            k_a: &l.k_a,
+            v0: l.vres.as_ref().map(|(v0, _, _)| v0.as_slice()),
             r_k: &l.r_k,
             lnx: (&l.lnx_w, &l.lnx_b),
             c,
@@ -572,6 +554,7 @@ impl V7 {
             } else {
                 std::ptr::null_mut()
             },
+            v_first: sc.v_first[..tc].as_mut_ptr(),
         };
         if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
             ls.wkv
@@ -647,8 +630,6 @@ struct Scratch {
     w: Vec<f32>,
     a: Vec<f32>,
     g: Vec<f32>,
-    kk: Vec<f32>,
-    b: Vec<f32>,
     v_first: Vec<f32>,
     lora: Vec<f32>,
     o: Vec<f32>,
@@ -684,8 +665,6 @@ impl Scratch {
             w: z(),
             a: z(),
             g: z(),
-            kk: z(),
-            b: z(),
             v_first: z(),
             lora: vec![0f32; t * d],
             o: z(),
