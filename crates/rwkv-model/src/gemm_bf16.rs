@@ -389,6 +389,18 @@ mod tests {
         y
     }
 
+    /// Inputs `[rows, k]`, input-major weights `[k, n]`, the weights packed and the inputs rounded.
+    fn case(rows: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, PackedBf16, Vec<u32>) {
+        let x: Vec<f32> = (0..rows * k)
+            .map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0)
+            .collect();
+        let wt: Vec<f32> = (0..k * n).map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0).collect();
+        let w = PackedBf16::from_input_major(&wt, k, n);
+        let mut a = Vec::new();
+        round_rows(&x, rows, k, &mut a);
+        (x, wt, w, a)
+    }
+
     #[test]
     fn matches_a_bf16_rounded_reference_for_every_edge() {
         for (rows, k, n) in [
@@ -399,13 +411,7 @@ mod tests {
             (3, 130, 64),
             (40, 768, 96),
         ] {
-            let x: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0)
-                .collect();
-            let wt: Vec<f32> = (0..k * n).map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0).collect();
-            let w = PackedBf16::from_input_major(&wt, k, n);
-            let mut a = Vec::new();
-            round_rows(&x, rows, k, &mut a);
+            let (x, wt, w, a) = case(rows, k, n);
             let mut y = vec![f32::NAN; rows * n];
             matmul(&a, rows, &w, &mut y);
             let want = reference(&x, rows, k, &wt, n);
@@ -427,13 +433,7 @@ mod tests {
             (64, 768, 20),
             (5, 64, 31),
         ] {
-            let x: Vec<f32> = (0..rows * k)
-                .map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0)
-                .collect();
-            let wt: Vec<f32> = (0..k * n).map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0).collect();
-            let w = PackedBf16::from_input_major(&wt, k, n);
-            let mut a = Vec::new();
-            round_rows(&x, rows, k, &mut a);
+            let (_, _, w, a) = case(rows, k, n);
             let mut y = vec![0f32; rows * n];
             matmul(&a, rows, &w, &mut y);
             let np = n.div_ceil(2);

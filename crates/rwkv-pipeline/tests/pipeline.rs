@@ -181,7 +181,7 @@ fn damaged_manifest_is_a_clear_error_and_repair_restores_it() {
     let first = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
     let manifest = store.join("manifest.redb");
     let mut bytes = std::fs::read(&manifest).unwrap();
-    for b in bytes.iter_mut().take(4096).skip(0) {
+    for b in bytes.iter_mut().take(4096) {
         *b = 0x5A;
     }
     std::fs::write(&manifest, bytes).unwrap();
@@ -249,6 +249,13 @@ fn every_job_file_parses_and_unknown_keys_are_errors() {
         Path::new("b.toml"),
     );
     assert!(bad.is_err());
+    let bad = JobSpec::parse(
+        "inputs = [\"x\"]\nfold_precision = \"f16\"\n",
+        Path::new("."),
+        Path::new("p.toml"),
+    );
+    let err = bad.unwrap_err().to_string();
+    assert!(err.contains("p.toml") && err.contains("f16"), "{err}");
 }
 
 #[test]
