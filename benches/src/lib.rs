@@ -154,7 +154,7 @@ pub fn random_v7(shape: Shape, seed: u64) -> TensorMap {
             RawTensor {
                 dtype: DType::F32,
                 shape: dims,
-                data,
+                data: data.into(),
             },
         );
     };

@@ -8,7 +8,10 @@
 
 mod model_args;
 
-pub use model_args::{DEMO_MODEL, TOKENIZER_HELP, choose_tokenizer, load_model, report, resolve_model_path};
+pub use model_args::{
+    DEMO_MODEL, Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, report,
+    resolve_model_path,
+};
 
 use std::io::IsTerminal;
 use std::time::Duration;

@@ -31,9 +31,58 @@ pub fn resolve_model_path(arg: Option<&Path>) -> anyhow::Result<(PathBuf, bool)>
     bail!("no model given and the bundled demo model ({DEMO_MODEL}) was not found: pass --model PATH or set RWKV_MODEL")
 }
 
-/// Load a model, with the file named in any error.
-pub fn load_model(path: &Path) -> anyhow::Result<Model> {
-    Model::load(path).with_context(|| format!("loading model {}", path.display()))
+/// What the model holds its weights as: `--weights`, shared by every tool that loads a model.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct WeightArgs {
+    /// What the model holds its weight matrices as, for folding and generation alike: auto (the
+    /// checkpoint's own precision: bf16 and f16 stay 16-bit, f32 stays f32), f32, bf16 (f32/f16
+    /// weights rounded), or int8 (quantized at load, one scale per row; about a quarter of the
+    /// f32 bytes, approximate). Products always sum in f32.
+    #[arg(long)]
+    pub weights: Option<rwkv_model::Weights>,
+    /// Replaced by --weights (one copy of the weights now serves folding and generation).
+    #[arg(long, hide = true)]
+    pub decode_weights: Option<String>,
+}
+
+impl WeightArgs {
+    /// `--weights`, else `fallback` (a job file's), else auto; an error for the old flag.
+    pub fn resolve(&self, fallback: Option<rwkv_model::Weights>) -> anyhow::Result<rwkv_model::Weights> {
+        if let Some(old) = &self.decode_weights {
+            bail!(
+                "--decode-weights was replaced by --weights auto|f32|bf16|int8, which sets what the model \
+                 holds for folding and generation alike (try --weights {old})"
+            );
+        }
+        Ok(self.weights.or(fallback).unwrap_or_default())
+    }
+}
+
+/// A loaded model and how long loading took.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Seconds from opening the file to a model ready to run.
+    pub load_seconds: f64,
+}
+
+/// Load a model holding its weights as `weights`, with the file named in any error.
+pub fn load_model(path: &Path, weights: rwkv_model::Weights) -> anyhow::Result<Loaded> {
+    let start = std::time::Instant::now();
+    let opts = rwkv_model::LoadOptions::default().with_weights(weights);
+    let model = Model::load_with(path, &opts).with_context(|| format!("loading model {}", path.display()))?;
+    Ok(Loaded {
+        model,
+        load_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// The process's peak resident memory in bytes (`VmHWM`), where the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Tokenizer names accepted by `--tokenizer`.

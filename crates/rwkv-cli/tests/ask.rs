@@ -175,20 +175,61 @@ fn self_test_prints_its_table() {
 }
 
 #[test]
-fn decode_weights_bf16_is_exact_for_a_bf16_checkpoint_and_int8_answers() {
-    // The demo model is stored in bf16: bf16 copies change nothing, greedy answers are equal.
+fn weights_f32_is_the_bf16_checkpoint_widened_and_int8_answers() {
+    // The demo model is stored in bf16: holding it as f32 changes nothing but float rounding,
+    // so greedy answers are equal.
     let q = ["what does evaluate do?", "--max-tokens", "24"];
     let answer = |w: &str| {
         let mut a = q.to_vec();
-        a.extend(["--decode-weights", w]);
+        a.extend(["--weights", w]);
         json(&a)["text"].as_str().unwrap().to_string()
     };
     let f32_answer = answer("f32");
     assert_eq!(answer("bf16"), f32_answer);
     assert_eq!(answer("auto"), f32_answer);
     assert!(!answer("int8").is_empty());
-    let (code, _, err) = ask(&["x", "--decode-weights", "int4"], store());
+    let (code, _, err) = ask(&["x", "--weights", "int4"], store());
     assert_eq!(code, 2, "{err}");
+    // The old flag names the new one.
+    let (code, _, err) = ask(&["x", "--decode-weights", "int8"], store());
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("replaced by --weights"), "{err}");
+}
+
+#[test]
+fn a_store_folded_with_int8_weights_answers_and_refuses_other_weights() {
+    let dir = std::env::temp_dir().join(format!("rwkv-ask-int8-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ingest = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+            .current_dir(root())
+            .args(["fixtures/code/src", "--json", "--store"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = ingest(&["--weights", "int8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Asking with the checkpoint's own weights reads it.
+    let (code, stdout, stderr) = ask(&["what does evaluate do?", "--max-tokens", "8", "--json"], &dir);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("eval.py"), "{v}");
+    // Ingesting with other weights is refused with the flag that fits, and writes nothing.
+    let blobs = || walk_count(&dir.join("blobs"));
+    let before = blobs();
+    let out = ingest(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("+weights-int8") && err.contains("pass --weights int8"),
+        "{err}"
+    );
+    assert_eq!(blobs(), before, "a refused ingest writes no state");
+    let out = ingest(&["--weights", "int8"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -216,4 +257,15 @@ fn a_store_folded_in_bf16_answers_and_refuses_f32_ingest() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("+fold-bf16"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Files below `dir`.
+fn walk_count(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| if e.path().is_dir() { walk_count(&e.path()) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
 }

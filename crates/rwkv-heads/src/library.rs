@@ -9,9 +9,9 @@ use std::time::Instant;
 use rwkv_index::{Hit, Index};
 use rwkv_model::sample::{SamplerConfig, log_softmax_at};
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{FoldPrecision, Logits, Model, State};
-use rwkv_pipeline::{TextStore, fold_fingerprint, identity, identity_for, index_dir};
-use rwkv_store::{Key, Store};
+use rwkv_model::{Logits, Model, State};
+use rwkv_pipeline::{TextStore, identity, index_dir};
+use rwkv_store::{Key, Store, StoreIdentity};
 use serde::Serialize;
 
 use crate::generate::{Template, generate, read};
@@ -136,13 +136,16 @@ pub struct Library<'m> {
     texts: TextStore,
 }
 
-/// The fold precision of a store that refused `model` only because its states were folded at
-/// another precision.
-fn fold_of_store(model: &Model, e: &rwkv_store::Error) -> Option<FoldPrecision> {
+/// The identity of a store that refused `model` only because its states were folded another
+/// way (at the other fold precision, or with the weights rounded otherwise): its fingerprint
+/// is the model's own followed by `+…` suffixes.
+fn variant_of_store(model: &Model, e: &rwkv_store::Error) -> Option<String> {
     match e {
-        rwkv_store::Error::FingerprintMismatch { store_fingerprint, .. } => [FoldPrecision::F32, FoldPrecision::Bf16]
-            .into_iter()
-            .find(|&f| &fold_fingerprint(model, f) == store_fingerprint),
+        rwkv_store::Error::FingerprintMismatch { store_fingerprint, .. }
+            if store_fingerprint.split('+').next() == Some(model.fingerprint()) =>
+        {
+            Some(store_fingerprint.clone())
+        }
         _ => None,
     }
 }
@@ -154,10 +157,18 @@ impl<'m> Library<'m> {
         if !dir.join("manifest.redb").is_file() {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
-        // Either kind of store serves: states folded in f32 or in bf16 resume alike.
-        let store = match Store::open_read_only(dir, identity(model, tokenizer.as_ref())) {
-            Err(e) => match fold_of_store(model, &e) {
-                Some(fold) => Store::open_read_only(dir, identity_for(model, fold, tokenizer.as_ref()))?,
+        // Every kind of store of this model serves: states folded in f32 or bf16, with its own
+        // or rounded weights, resume alike on it.
+        let ident = identity(model, tokenizer.as_ref());
+        let store = match Store::open_read_only(dir, ident.clone()) {
+            Err(e) => match variant_of_store(model, &e) {
+                Some(fingerprint) => Store::open_read_only(
+                    dir,
+                    StoreIdentity {
+                        model_fingerprint: fingerprint,
+                        ..ident
+                    },
+                )?,
                 None => return Err(e.into()),
             },
             Ok(s) => s,

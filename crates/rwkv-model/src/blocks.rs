@@ -1,40 +1,35 @@
 //! Pieces shared by RWKV-4, 5 and 6: reading weights while fingerprinting them, the embedding
 //! and output head, and the channel mix (the feed-forward block all three use).
 //!
-//! Every weight the model uses passes through [`Weights`], which checks its shape and feeds its
-//! name, shape and f32 values to the fingerprint hasher in load order, as RWKV-7's loader does.
+//! Every weight the model uses passes through [`Weights`], which checks its shape, feeds its
+//! name, shape, element type and stored bytes' digest to the fingerprint hasher in load order,
+//! and holds matrices in the precision asked for (RWKV-7's loader uses it too).
 
 use crate::error::{Error, Result};
 use crate::kernels::{Wkv5Inputs, add_into, mul_into, relu_sq, shift_mix, sigmoid_inplace, wkv5_head};
-use crate::linalg::{Mat, layer_norm_rows, linear};
+use crate::linalg::{Mat, Source, layer_norm_rows, linear};
 use crate::model::Logits;
-use crate::tensor::TensorMap;
+use crate::tensor::{DType, TensorMap};
 
-/// Reads weights from a [`TensorMap`], hashing each one for the fingerprint.
+/// Reads weights from a [`TensorMap`], hashing each one for the fingerprint (rule 2, see
+/// [`crate::model::hash_tensor`]) and holding matrices as [`crate::Weights`] says.
 pub(crate) struct Weights<'a> {
     /// The tensors.
     pub map: &'a TensorMap,
     hash: &'a mut blake3::Hasher,
+    hold: crate::Weights,
 }
 
 impl<'a> Weights<'a> {
-    /// Read from `map`, feeding `hash`.
-    pub fn new(map: &'a TensorMap, hash: &'a mut blake3::Hasher) -> Self {
-        Weights { map, hash }
+    /// Read from `map`, feeding `hash`, holding matrices as `hold`.
+    pub fn new(map: &'a TensorMap, hash: &'a mut blake3::Hasher, hold: crate::Weights) -> Self {
+        Weights { map, hash, hold }
     }
 
-    fn record(&mut self, name: &str, shape: &[usize], v: &[f32]) {
-        self.hash.update(name.as_bytes());
-        for d in shape {
-            self.hash.update(&(*d as u64).to_le_bytes());
-        }
-        for x in v {
-            self.hash.update(&x.to_le_bytes());
-        }
-        // Rounded activations change the outputs: the same values stored f32 are another model.
-        if let Some(q) = self.map.act_quant(name) {
-            self.hash.update(format!("act_quant {q:?}").as_bytes());
-        }
+    fn record(&mut self, name: &str, shape: &[usize]) -> Result<()> {
+        let t = self.map.get(name)?;
+        crate::model::hash_tensor(self.hash, name, shape, t, self.map.act_quant(name));
+        Ok(())
     }
 
     /// Mix extra settings that change the model's outputs (e.g. an epsilon) into the fingerprint.
@@ -45,31 +40,79 @@ impl<'a> Weights<'a> {
 
     /// A tensor of `len` elements in any shape (`[C]`, `[1, 1, C]`, ...).
     pub fn vec(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
-        let v = self.map.f32(name, &[len])?;
-        self.record(name, &[len], &v);
+        self.vec_shaped(name, &[len])
+    }
+
+    /// A tensor of `shape.product()` elements in any shape, recorded as `shape`.
+    pub fn vec_shaped(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let v = self.map.f32(name, shape)?;
+        self.record(name, shape)?;
         Ok(v)
     }
 
     /// A tensor of exactly `shape`.
     pub fn exact(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let v = self.map.f32_exact(name, shape)?;
-        self.record(name, shape, &v);
+        self.record(name, shape)?;
         Ok(v)
+    }
+
+    /// The raw tensor `name`, which must have exactly `shape` and a floating-point type whose
+    /// bytes fill it, recorded for the fingerprint.
+    pub fn raw(&mut self, name: &str, shape: &[usize]) -> Result<&'a crate::tensor::RawTensor> {
+        let map = self.map;
+        let t = map.get(name)?;
+        if t.shape != shape {
+            return Err(shape_error(map, name, shape.to_vec()));
+        }
+        if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
+            return Err(Error::DType {
+                path: map.path.clone(),
+                tensor: name.to_string(),
+                dtype: t.dtype.name().into(),
+            });
+        }
+        let need = t.numel() * t.dtype.size();
+        if t.data.len() != need {
+            return Err(Error::corrupt(
+                &map.path,
+                format!(
+                    "tensor `{name}` holds {} bytes, its shape {:?} needs {need}",
+                    t.data.len(),
+                    t.shape
+                ),
+            ));
+        }
+        self.record(name, shape)?;
+        Ok(t)
+    }
+
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize, input_major: bool) -> Result<Mat> {
+        let shape = if input_major { [cols, rows] } else { [rows, cols] };
+        let t = self.raw(name, &shape)?;
+        let act = self.map.act_quant(name);
+        let src = Source {
+            bytes: &t.data,
+            dtype: t.dtype,
+            n: rows,
+            k: cols,
+            input_major,
+        };
+        let mut m = Mat::from_source(&src, self.hold.hold(t.dtype, act.is_some()));
+        m.set_act_quant(act);
+        // The model has its own copy now: the file's pages need not stay resident.
+        t.data.release();
+        Ok(m)
     }
 
     /// A projection stored `[out, in]`, as official checkpoints store `nn.Linear` weights.
     pub fn mat(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
-        let mut m = Mat::new(rows, cols, self.exact(name, &[rows, cols])?);
-        m.set_act_quant(self.map.act_quant(name));
-        Ok(m)
+        self.matrix(name, rows, cols, false)
     }
 
     /// A matrix stored input-major (`[in, out]`, as the LoRA factors are), turned to `[out, in]`.
     pub fn mat_t(&mut self, name: &str, rows: usize, cols: usize) -> Result<Mat> {
-        let w = self.exact(name, &[cols, rows])?;
-        let mut m = Mat::from_transposed(rows, cols, w);
-        m.set_act_quant(self.map.act_quant(name));
-        Ok(m)
+        self.matrix(name, rows, cols, true)
     }
 }
 

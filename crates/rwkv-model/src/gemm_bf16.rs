@@ -9,9 +9,10 @@
 //! that rounding. Without AVX512-BF16 the same arithmetic runs in a portable loop (slow:
 //! the mode is only worth choosing where the instruction exists, see [`available`]).
 //!
-//! Layout: weights are packed once into panels of [`NR`] output columns; within a panel, for
-//! each pair of inputs `(2p, 2p+1)`, [`NR`] 32-bit words hold `(W[o][2p], W[o][2p+1])` as two
-//! bf16 (low half first), which is the operand order of `vdpbf16ps`. Activations need no
+//! Layout: the weights are bf16 [`Panels`] (see [`crate::panels`]): within a panel of [`NR`]
+//! output columns, for each pair of inputs `(2p, 2p+1)`, [`NR`] 32-bit words hold
+//! `(W[o][2p], W[o][2p+1])` as two bf16 (low half first), which is the operand order of
+//! `vdpbf16ps`: a bf16 checkpoint's panels serve this fold and the exact one alike. Activations need no
 //! repacking beyond rounding each row to bf16: the pair `(x[2p], x[2p+1])` of a row is already
 //! one 32-bit word, broadcast to all lanes.
 
@@ -19,52 +20,10 @@ use rayon::prelude::*;
 
 use crate::linalg::f32_to_bf16;
 
-/// Output columns per packed panel (two 16-lane vectors).
-pub const NR: usize = 32;
+pub use crate::panels::NR;
+use crate::panels::{Kind, Panels};
 /// Rows per micro-kernel call.
 const MR: usize = 12;
-
-/// A weight matrix `[out, in]` packed for [`matmul`].
-#[derive(Debug, Clone)]
-pub struct PackedBf16 {
-    /// Output features.
-    pub n: usize,
-    /// Input features.
-    pub k: usize,
-    /// Input pairs, `⌈k / 2⌉`.
-    kp: usize,
-    /// `[panel][kp][NR]` words of two bf16 each; padding columns and the odd input are zero.
-    data: Vec<u32>,
-}
-
-impl PackedBf16 {
-    /// Pack input-major f32 weights `wt` (`[k, n]` row-major), rounding to bf16 (nearest, ties
-    /// to even).
-    pub fn from_input_major(wt: &[f32], k: usize, n: usize) -> Self {
-        assert_eq!(wt.len(), k * n, "weights are k × n");
-        let kp = k.div_ceil(2);
-        let panels = n.div_ceil(NR);
-        let mut data = vec![0u32; panels * kp * NR];
-        data.par_chunks_mut(kp * NR).enumerate().for_each(|(pi, panel)| {
-            let o0 = pi * NR;
-            let width = NR.min(n - o0);
-            for p in 0..kp {
-                let lo_row = &wt[2 * p * n + o0..2 * p * n + o0 + width];
-                let hi_row = (2 * p + 1 < k).then(|| &wt[(2 * p + 1) * n + o0..(2 * p + 1) * n + o0 + width]);
-                for (j, &lo) in lo_row.iter().enumerate() {
-                    let hi = hi_row.map_or(0, |r| f32_to_bf16(r[j]));
-                    panel[p * NR + j] = (u32::from(hi) << 16) | u32::from(f32_to_bf16(lo));
-                }
-            }
-        });
-        PackedBf16 { n, k, kp, data }
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len() * 4
-    }
-}
 
 /// Whether this CPU runs [`matmul`] with `vdpbf16ps` (AVX512-BF16); otherwise it runs a
 /// portable loop with the same rounding. `RWKV_SIMD=portable|avx2` also selects the loop.
@@ -128,7 +87,10 @@ fn round_pairs(x: &[f32], out: &mut [u32]) {
 const PAR_MIN_WORK: usize = 1 << 18;
 
 /// `y[rows, w.n] = a · Wᵀ` where `a` holds rows already rounded by [`round_rows`].
-pub fn matmul(a: &[u32], rows: usize, w: &PackedBf16, y: &mut [f32]) {
+///
+/// # Panics
+/// If the panels are not bf16 or the buffers do not match the dimensions.
+pub fn matmul(a: &[u32], rows: usize, w: &Panels, y: &mut [f32]) {
     assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
     assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
     run(a, rows, w, Dst::F32(y.as_mut_ptr()));
@@ -136,7 +98,7 @@ pub fn matmul(a: &[u32], rows: usize, w: &PackedBf16, y: &mut [f32]) {
 
 /// `relu(a · Wᵀ)²` rounded to bf16 pairs, `⌈w.n / 2⌉` words per row, into `out`: the channel
 /// mix's hidden layer made straight into the next product's input format.
-pub fn matmul_relu_sq_words(a: &[u32], rows: usize, w: &PackedBf16, out: &mut [u32]) {
+pub fn matmul_relu_sq_words(a: &[u32], rows: usize, w: &Panels, out: &mut [u32]) {
     assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
     assert_eq!(out.len(), rows * w.n.div_ceil(2), "outputs are rows × ⌈n/2⌉ words");
     run(a, rows, w, Dst::ReluSqWords(out.as_mut_ptr()));
@@ -166,7 +128,8 @@ impl Dst {
     }
 }
 
-fn run(a: &[u32], rows: usize, w: &PackedBf16, dst: Dst) {
+fn run(a: &[u32], rows: usize, w: &Panels, dst: Dst) {
+    assert_eq!(w.kind(), Kind::Bf16, "vdpbf16ps multiplies bf16 panels");
     if rows == 0 || w.n == 0 {
         return;
     }
@@ -203,9 +166,9 @@ fn run(a: &[u32], rows: usize, w: &PackedBf16, dst: Dst) {
 ///
 /// # Safety
 /// `dst` must point to `rows` output rows, and no other thread may write those columns.
-unsafe fn panels_range(a: &[u32], rows: usize, w: &PackedBf16, dst: Dst, p0: usize, p1: usize) {
+unsafe fn panels_range(a: &[u32], rows: usize, w: &Panels, dst: Dst, p0: usize, p1: usize) {
     for pi in p0..p1 {
-        let panel = &w.data[pi * w.kp * NR..(pi + 1) * w.kp * NR];
+        let panel = &w.words[pi * w.kp * NR..(pi + 1) * w.kp * NR];
         let col0 = pi * NR;
         let width = NR.min(w.n - col0);
         #[cfg(target_arch = "x86_64")]
@@ -390,12 +353,12 @@ mod tests {
     }
 
     /// Inputs `[rows, k]`, input-major weights `[k, n]`, the weights packed and the inputs rounded.
-    fn case(rows: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, PackedBf16, Vec<u32>) {
+    fn case(rows: usize, k: usize, n: usize) -> (Vec<f32>, Vec<f32>, Panels, Vec<u32>) {
         let x: Vec<f32> = (0..rows * k)
             .map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0)
             .collect();
         let wt: Vec<f32> = (0..k * n).map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0).collect();
-        let w = PackedBf16::from_input_major(&wt, k, n);
+        let w = Panels::from_f32_input_major(&wt, k, n, Kind::Bf16);
         let mut a = Vec::new();
         round_rows(&x, rows, k, &mut a);
         (x, wt, w, a)

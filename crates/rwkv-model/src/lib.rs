@@ -16,6 +16,7 @@ mod kernels;
 pub mod linalg;
 pub mod loader;
 mod model;
+pub mod panels;
 pub mod sample;
 pub mod simd;
 pub mod state;
@@ -28,7 +29,7 @@ pub mod v7;
 
 pub use error::{Error, Result};
 pub use model::{
-    DEFAULT_CHUNK_LEN, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
-    V5_GROUP_NORM_EPS,
+    DEFAULT_CHUNK_LEN, FINGERPRINT_RULE, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo,
+    RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights, fingerprint_is_current,
 };
 pub use state::{State, StateInfo, StateSpec};

@@ -1,34 +1,33 @@
 //! The few numeric kernels the forward pass needs, on contiguous row-major f32 buffers.
 //!
-//! Projections go through [`linear`]: many rows (a fold chunk) use the `gemm` crate's blocked
-//! kernels; one row (generation) uses a mat-vec that reads bf16 weights when the matrix has
-//! them, halving the memory read per token. Everything accumulates in f32.
+//! Projections go through [`linear`]: f32 weights use the `gemm` crate's blocked kernels for
+//! many rows (a fold chunk) and a column-blocked mat-vec for one row (generation); bf16, f16 and
+//! int8 weights are packed [`Panels`] that both modes read through one widening kernel
+//! ([`crate::panels`]). Everything accumulates in f32.
 
 use rayon::prelude::*;
 
-use crate::gemm_bf16::PackedBf16;
-use crate::simd::{Arch, LANES, dot_bf16_lanes, dot_lanes, dot_widen, multiversion, sum_lanes};
+pub use crate::panels::{Kind, Panels, Source};
+use crate::simd::{Arch, LANES, dot_lanes, multiversion, sum_lanes};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
-/// projections), stored transposed as `[in, out]` row-major: the gemm kernels then read it
-/// without repacking, and the one-row path streams it row by row into column blocks of `y`.
+/// projections), held once, in the precision it was loaded as:
+/// - f32: stored transposed as `[in, out]` row-major; the gemm kernels then read it without
+///   repacking, and the one-row path streams it row by row into column blocks of `y`;
+/// - bf16, f16 or int8: packed [`Panels`], which every product (many rows or one) widens to
+///   f32 inside the kernel.
 #[derive(Debug, Clone)]
 pub struct Mat {
     /// Output features.
     pub rows: usize,
     /// Input features.
     pub cols: usize,
-    /// f32 weights, `[cols, rows]` row-major (input-major).
-    pub wt: Vec<f32>,
-    /// bf16 copy (raw bits) in the official `[out, in]` order, used by the one-row path when
-    /// present: one dot product per output, reading each weight row contiguously.
-    pub bf16: Option<Vec<u16>>,
-    /// int8 copy for the one-row path, preferred over `bf16` when present: a quarter of the
-    /// f32 bytes per token, at a rounding error of up to half a step of each row's scale.
-    pub int8: Option<Int8Rows>,
-    /// bf16 copy packed for multi-row products, present in the bf16 fold
-    /// ([`crate::FoldPrecision::Bf16`]): [`linear`] then rounds the inputs to bf16 too.
-    pub packed_bf16: Option<PackedBf16>,
+    held: Held,
+    /// bf16 copy of f32 weights packed for the bf16 fold ([`crate::FoldPrecision::Bf16`]).
+    fold_copy: Option<Panels>,
+    /// The bf16 fold is on: multi-row products round their inputs to bf16 and multiply bf16
+    /// panels (the held ones, or `fold_copy`).
+    fold_bf16: bool,
     /// Round each input row to 8 bits in blocks of 32 before the product, as ggml does for a
     /// quantized matrix (set for the matrices rwkv.cpp files store quantized).
     pub act_quant: Option<ActQuant>,
@@ -38,13 +37,13 @@ pub struct Mat {
     pub block_mins: Vec<f32>,
 }
 
-/// A matrix quantized per output row: `W[o][i] ≈ q[o·cols + i] · scales[o]`, `[out, in]` order.
+/// The weights as a [`Mat`] holds them.
 #[derive(Debug, Clone)]
-pub struct Int8Rows {
-    /// Quantized weights in `[-127, 127]`.
-    pub q: Vec<i8>,
-    /// One scale per output row: the row's largest magnitude / 127.
-    pub scales: Vec<f32>,
+enum Held {
+    /// f32, input-major `[cols, rows]`.
+    F32(Vec<f32>),
+    /// Packed 16- or 8-bit panels.
+    Panels(Panels),
 }
 
 /// The 8-bit format ggml converts the activations to before a quantized mat-vec: Q8_0 for
@@ -104,9 +103,9 @@ pub fn quantize_dequantize_q8(x: &mut [f32], q: ActQuant, s_err: &mut Vec<f32>) 
 }
 
 impl Mat {
-    /// A matrix from `[rows, cols]` row-major data (the official `[out, in]`).
+    /// A matrix from `[rows, cols]` row-major f32 data (the official `[out, in]`), held as f32.
     pub fn new(rows: usize, cols: usize, w: Vec<f32>) -> Self {
-        debug_assert_eq!(w.len(), rows * cols);
+        assert_eq!(w.len(), rows * cols, "weights are rows × cols");
         let mut wt = vec![0f32; rows * cols];
         // Blocked transpose keeps both sides cache-friendly for large matrices.
         const B: usize = 64;
@@ -119,29 +118,45 @@ impl Mat {
                 }
             }
         }
-        Mat {
-            rows,
-            cols,
-            wt,
-            bf16: None,
-            int8: None,
-            packed_bf16: None,
-            act_quant: None,
-            block_mins: Vec::new(),
+        Self::from_transposed(rows, cols, wt)
+    }
+
+    /// A matrix from f32 data already stored input-major, `[cols, rows]` (as the official
+    /// checkpoints store LoRA factors), held as f32.
+    pub fn from_transposed(rows: usize, cols: usize, wt: Vec<f32>) -> Self {
+        assert_eq!(wt.len(), rows * cols, "weights are cols × rows");
+        Self::with(rows, cols, Held::F32(wt))
+    }
+
+    /// A matrix from a checkpoint tensor's bytes, held as `kind` (packed panels), or as f32
+    /// when `kind` is `None`.
+    ///
+    /// # Panics
+    /// If `src` does not hold `src.n · src.k` elements (callers check the tensor first).
+    pub fn from_source(src: &Source<'_>, kind: Option<Kind>) -> Self {
+        match kind {
+            Some(kind) => Self::with(src.n, src.k, Held::Panels(Panels::pack(src, kind))),
+            None => {
+                assert_eq!(src.bytes.len(), src.needed(), "source holds n × k elements");
+                let (n, k) = (src.n, src.k);
+                let mut wt = vec![0f32; n * k];
+                wt.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+                    for (o, v) in row.iter_mut().enumerate() {
+                        *v = src.get(o, i);
+                    }
+                });
+                Self::with(n, k, Held::F32(wt))
+            }
         }
     }
 
-    /// A matrix from data already stored input-major, `[cols, rows]` (as the official
-    /// checkpoints store LoRA factors).
-    pub fn from_transposed(rows: usize, cols: usize, wt: Vec<f32>) -> Self {
-        debug_assert_eq!(wt.len(), rows * cols);
+    fn with(rows: usize, cols: usize, held: Held) -> Self {
         Mat {
             rows,
             cols,
-            wt,
-            bf16: None,
-            int8: None,
-            packed_bf16: None,
+            held,
+            fold_copy: None,
+            fold_bf16: false,
             act_quant: None,
             block_mins: Vec::new(),
         }
@@ -155,75 +170,75 @@ impl Mat {
         if q == Some(ActQuant::Q8_1) {
             let nb = self.cols.div_ceil(32);
             let mut mins = vec![f32::MAX; self.rows * nb];
-            for (i, row) in self.wt.chunks_exact(self.rows).enumerate() {
-                for (o, &w) in row.iter().enumerate() {
+            for o in 0..self.rows {
+                for i in 0..self.cols {
                     let m = &mut mins[o * nb + i / 32];
-                    *m = m.min(w);
+                    *m = m.min(self.get(o, i));
                 }
             }
             self.block_mins = mins;
         }
     }
 
-    /// Element `W[o, i]`.
+    /// Element `W[o, i]` as held.
     pub fn get(&self, o: usize, i: usize) -> f32 {
-        self.wt[i * self.rows + o]
-    }
-
-    /// Keep a bf16 copy for the one-row path (round to nearest even).
-    pub fn enable_bf16(&mut self) {
-        let mut b = vec![0u16; self.rows * self.cols];
-        for (i, row) in self.wt.chunks_exact(self.rows).enumerate() {
-            for (o, &x) in row.iter().enumerate() {
-                b[o * self.cols + i] = f32_to_bf16(x);
-            }
+        match &self.held {
+            Held::F32(wt) => wt[i * self.rows + o],
+            Held::Panels(p) => p.get(o, i),
         }
-        self.bf16 = Some(b);
     }
 
-    /// Keep an int8 copy (per-row scales) for the one-row path, replacing any bf16 copy.
-    /// Matrices whose inputs are rounded as ggml's quantized mat-vec does keep that arithmetic.
-    pub fn enable_int8(&mut self) {
+    /// How the weights are held: `None` for f32, else the panels' kind.
+    pub fn held_kind(&self) -> Option<Kind> {
+        match &self.held {
+            Held::F32(_) => None,
+            Held::Panels(p) => Some(p.kind()),
+        }
+    }
+
+    /// Bytes held, the bf16 fold's copy included.
+    pub fn bytes(&self) -> usize {
+        let own = match &self.held {
+            Held::F32(wt) => wt.len() * 4,
+            Held::Panels(p) => p.bytes(),
+        };
+        own + self.fold_copy.as_ref().map_or(0, Panels::bytes)
+    }
+
+    /// Switch on the bf16 fold for this matrix: bf16 panels are multiplied as they are; f32
+    /// weights get a packed bf16 copy. f16 and int8 panels, and matrices whose inputs are
+    /// rounded as ggml's quantized mat-vec does, keep their own arithmetic.
+    pub fn enable_bf16_fold(&mut self) {
         if self.act_quant.is_some() {
             return;
         }
-        let (rows, cols) = (self.rows, self.cols);
-        let mut amax = vec![0f32; rows];
-        for row in self.wt.chunks_exact(rows) {
-            for (m, &w) in amax.iter_mut().zip(row) {
-                *m = m.max(w.abs());
+        match &self.held {
+            Held::F32(wt) if self.fold_copy.is_none() => {
+                self.fold_copy = Some(Panels::from_f32_input_major(wt, self.cols, self.rows, Kind::Bf16));
+                self.fold_bf16 = true;
             }
-        }
-        let scales: Vec<f32> = amax.iter().map(|&m| m / 127.0).collect();
-        let inv: Vec<f32> = scales.iter().map(|&d| if d > 0.0 { 1.0 / d } else { 0.0 }).collect();
-        let mut q = vec![0i8; rows * cols];
-        for (i, row) in self.wt.chunks_exact(rows).enumerate() {
-            for (o, &w) in row.iter().enumerate() {
-                q[o * cols + i] = (w * inv[o]).round().clamp(-127.0, 127.0) as i8;
-            }
-        }
-        self.int8 = Some(Int8Rows { q, scales });
-        self.bf16 = None;
-    }
-
-    /// Keep a bf16 copy packed for multi-row products (the bf16 fold). Matrices whose inputs
-    /// are rounded as ggml's quantized mat-vec does keep that arithmetic instead.
-    pub fn enable_bf16_fold(&mut self) {
-        if self.act_quant.is_none() && self.packed_bf16.is_none() {
-            self.packed_bf16 = Some(PackedBf16::from_input_major(&self.wt, self.cols, self.rows));
+            Held::F32(_) => self.fold_bf16 = true,
+            Held::Panels(p) => self.fold_bf16 = p.kind() == Kind::Bf16,
         }
     }
 
-    /// Drop the packed copy: multi-row products are f32 again.
+    /// Switch the bf16 fold off (dropping any copy made for it): multi-row products take f32
+    /// inputs again.
     pub fn disable_bf16_fold(&mut self) {
-        self.packed_bf16 = None;
+        self.fold_copy = None;
+        self.fold_bf16 = false;
     }
 
-    /// Whether every weight is exactly representable in bf16 (then the bf16 path is exact).
-    pub fn is_bf16_exact(&self) -> bool {
-        self.wt
-            .iter()
-            .all(|&x| bf16_to_f32(f32_to_bf16(x)).to_bits() == x.to_bits())
+    /// The bf16 panels the bf16 fold multiplies, when it is on for this matrix.
+    pub fn bf16_fold(&self) -> Option<&Panels> {
+        if !self.fold_bf16 {
+            return None;
+        }
+        match (&self.held, &self.fold_copy) {
+            (_, Some(p)) => Some(p),
+            (Held::Panels(p), None) if p.kind() == Kind::Bf16 => Some(p),
+            _ => None,
+        }
     }
 }
 
@@ -249,9 +264,12 @@ const PAR_MIN_WORK: usize = 1 << 18;
 /// `y[rows, m.rows] = x[rows, m.cols] · Wᵀ`. With [`Mat::act_quant`] set, each row of `x` is
 /// first rounded to 8 bits in blocks of 32 ([`quantize_dequantize_q8`]), as ggml's quantized
 /// mat-vec does, so that rwkv.cpp's quantized files give rwkv.cpp's results.
+///
+/// # Panics
+/// If `x` or `y` do not hold `rows` rows of `m.cols` / `m.rows` values.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
-    debug_assert_eq!(x.len(), rows * m.cols);
-    debug_assert_eq!(y.len(), rows * m.rows);
+    assert_eq!(x.len(), rows * m.cols, "inputs are rows × cols");
+    assert_eq!(y.len(), rows * m.rows, "outputs are rows × out");
     if rows == 0 {
         return;
     }
@@ -282,7 +300,7 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
 /// were made. A matrix without a packed copy ([`Mat::enable_bf16_fold`] skips those whose
 /// inputs ggml rounds its own way) gets the widened values through [`linear`].
 pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
-    if let Some(p) = &m.packed_bf16 {
+    if let Some(p) = m.bf16_fold() {
         return crate::gemm_bf16::matmul(a, rows, p, y);
     }
     let kp = m.cols.div_ceil(2);
@@ -301,7 +319,7 @@ pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
 /// `relu(x · Wᵀ)²` rounded to bf16 words (`⌈m.rows / 2⌉` per row) from inputs already
 /// rounded: the bf16 fold's channel-mix hidden layer, made in the product's last step.
 pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) {
-    if let Some(p) = &m.packed_bf16 {
+    if let Some(p) = m.bf16_fold() {
         return crate::gemm_bf16::matmul_relu_sq_words(a, rows, p, out);
     }
     let mut h = vec![0f32; rows * m.rows];
@@ -314,10 +332,9 @@ pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) 
 }
 
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
-    if rows == 1 {
-        return matvec(x, m, y);
-    }
-    if let Some(p) = &m.packed_bf16 {
+    if rows > 1
+        && let Some(p) = m.bf16_fold()
+    {
         // The rounded inputs reuse a per-thread buffer: taken out while in use, since a rayon
         // worker waiting inside `matmul` may run another product on this thread.
         thread_local! {
@@ -329,6 +346,13 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         ROUNDED.set(a);
         return;
     }
+    let wt = match &m.held {
+        Held::Panels(p) => return crate::panels::matmul(x, rows, p, y),
+        Held::F32(wt) => wt,
+    };
+    if rows == 1 {
+        return matvec(x, m.rows, m.cols, wt, y);
+    }
     let work = rows * m.rows * m.cols;
     let par = if work >= PAR_MIN_WORK && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
@@ -337,8 +361,8 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     };
     // SAFETY: all three buffers are valid for the extents described by the strides:
     // x is rows×cols (row stride cols), wt is cols×out row-major (row stride out), y is
-    // rows×out (row stride out). The debug asserts above state the lengths; callers size the
-    // buffers from the same dimensions.
+    // rows×out (row stride out). `linear` asserted the lengths of x and y; `Mat`'s
+    // constructors asserted wt's.
     unsafe {
         gemm::gemm(
             rows,
@@ -351,7 +375,7 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
             x.as_ptr(),
             1,
             m.cols as isize,
-            m.wt.as_ptr(),
+            wt.as_ptr(),
             1,
             m.rows as isize,
             0.0,
@@ -367,38 +391,21 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
 /// Columns of `y` one f32 mat-vec block accumulates.
 const BLOCK: usize = 256;
 
-/// One row: `y = x · Wᵀ`. With a bf16 copy: one dot product per output over the `[out, in]`
-/// bf16 rows. Without: stream the input-major f32 weights into column blocks of `y`. Large
-/// matrices split their outputs across threads.
-fn matvec(x: &[f32], m: &Mat, y: &mut [f32]) {
-    let threads = if m.rows * m.cols >= PAR_MIN_WORK {
+/// One row with f32 weights: stream the input-major weights into column blocks of `y`. Large
+/// matrices split their outputs across threads (whole blocks per task, which streams best).
+fn matvec(x: &[f32], rows: usize, cols: usize, wt: &[f32], y: &mut [f32]) {
+    let threads = if rows * cols >= PAR_MIN_WORK {
         rayon::current_num_threads()
     } else {
         1
     };
-    // The mat-vec is bound by memory bandwidth. Row dot products (bf16, int8) split into equal
-    // shares; the f32 column blocks keep whole blocks per task, which streams best.
-    let per = if threads <= 1 {
-        m.rows
-    } else if m.int8.is_some() || m.bf16.is_some() {
-        m.rows.div_ceil(threads).next_multiple_of(16)
-    } else {
-        m.rows.div_ceil(threads * 2).next_multiple_of(BLOCK)
-    };
-    let run = |c: usize, ys: &mut [f32]| {
-        let rows = c * per..c * per + ys.len();
-        let elems = rows.start * m.cols..rows.end * m.cols;
-        match (&m.int8, &m.bf16) {
-            (Some(q), _) => rows_i8(&q.q[elems], &q.scales[rows], m.cols, x, ys),
-            (None, Some(wb)) => rows_bf16(&wb[elems], m.cols, x, ys),
-            (None, None) => cols_f32(&m.wt, m.rows, c * per, x, ys),
-        }
-    };
     if threads <= 1 {
-        run(0, y);
-    } else {
-        y.par_chunks_mut(per).enumerate().for_each(|(c, ys)| run(c, ys));
+        return cols_f32(wt, rows, 0, x, y);
     }
+    let per = rows.div_ceil(threads * 2).next_multiple_of(BLOCK);
+    y.par_chunks_mut(per)
+        .enumerate()
+        .for_each(|(c, ys)| cols_f32(wt, rows, c * per, x, ys));
 }
 
 /// `y[j] = Σ_i x[i] · wt[i·stride + o0 + j]` for the columns `o0 .. o0 + y.len()`.
@@ -429,22 +436,6 @@ fn cols_f32_g<A: Arch>(wt: &[f32], stride: usize, o0: usize, x: &[f32], y: &mut 
     }
 }
 multiversion!(fn cols_f32(wt: &[f32], stride: usize, o0: usize, x: &[f32], y: &mut [f32]) => cols_f32_g);
-
-#[inline(always)]
-fn rows_bf16_g<A: Arch>(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) {
-    for (row, yo) in w.chunks_exact(cols).zip(y.iter_mut()) {
-        *yo = dot_bf16_lanes::<A>(row, x);
-    }
-}
-multiversion!(fn rows_bf16(w: &[u16], cols: usize, x: &[f32], y: &mut [f32]) => rows_bf16_g);
-
-#[inline(always)]
-fn rows_i8_g<A: Arch>(q: &[i8], scales: &[f32], cols: usize, x: &[f32], y: &mut [f32]) {
-    for ((row, &d), yo) in q.chunks_exact(cols).zip(scales).zip(y.iter_mut()) {
-        *yo = dot_widen::<A, i8>(row, x, f32::from) * d;
-    }
-}
-multiversion!(fn rows_i8(q: &[i8], scales: &[f32], cols: usize, x: &[f32], y: &mut [f32]) => rows_i8_g);
 
 #[inline(always)]
 fn dot_g<A: Arch>(a: &[f32], b: &[f32]) -> f32 {
@@ -565,37 +556,44 @@ mod tests {
     }
 
     #[test]
-    fn int8_rows_round_each_weight_to_its_row_scale() {
+    fn held_16_bit_and_int8_weights_multiply_like_their_values() {
         let (out, inp) = (37, 53);
         let w: Vec<f32> = (0..out * inp)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1 + i / inp) as f32)
             .collect();
-        let mut m = Mat::new(out, inp, w);
-        m.enable_bf16();
-        m.enable_int8();
-        assert!(m.bf16.is_none(), "int8 replaces the bf16 copy");
-        let x: Vec<f32> = (0..inp).map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0).collect();
-        let mut y = vec![0f32; out];
-        linear(&x, 1, &m, &mut y);
-        let exact = naive(&x, 1, &m);
-        let q = m.int8.as_ref().unwrap();
-        for o in 0..out {
-            // Each weight moves by at most half a step of its row's scale.
-            let bound: f32 = x.iter().map(|v| v.abs()).sum::<f32>() * q.scales[o] / 2.0 + 1e-4;
-            assert!((y[o] - exact[o]).abs() <= bound, "row {o}: {} vs {}", y[o], exact[o]);
-            let amax = (0..inp).map(|i| m.get(o, i).abs()).fold(0f32, f32::max);
-            assert_eq!(q.scales[o], amax / 127.0);
+        let bytes: Vec<u8> = w.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect();
+        let src = Source {
+            bytes: &bytes,
+            dtype: crate::tensor::DType::BF16,
+            n: out,
+            k: inp,
+            input_major: false,
+        };
+        let f = Mat::from_source(&src, None);
+        let b = Mat::from_source(&src, Some(Kind::Bf16));
+        let q = Mat::from_source(&src, Some(Kind::I8));
+        assert_eq!(
+            (f.held_kind(), b.held_kind(), q.held_kind()),
+            (None, Some(Kind::Bf16), Some(Kind::I8))
+        );
+        for rows in [1usize, 3, 20] {
+            let x: Vec<f32> = (0..rows * inp)
+                .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+                .collect();
+            let (mut yf, mut yb, mut yq) = (vec![0f32; rows * out], vec![0f32; rows * out], vec![0f32; rows * out]);
+            linear(&x, rows, &f, &mut yf);
+            linear(&x, rows, &b, &mut yb);
+            linear(&x, rows, &q, &mut yq);
+            let exact = naive(&x, rows, &f);
+            for (i, ((&a, &bb), &e)) in yf.iter().zip(&yb).zip(&exact).enumerate() {
+                assert!((a - e).abs() < 1e-3 && (bb - e).abs() < 1e-3, "{a} {bb} vs {e}");
+                // int8: each weight moves by at most half a step of its row's scale.
+                let o = i % out;
+                let amax = (0..inp).map(|c| f.get(o, c).abs()).fold(0f32, f32::max);
+                let xs: f32 = x[(i / out) * inp..(i / out + 1) * inp].iter().map(|v| v.abs()).sum();
+                assert!((yq[i] - e).abs() <= xs * amax / 254.0 + 1e-3, "{} vs {e}", yq[i]);
+            }
         }
-        // A zero row stays zero; many-row products still use the f32 weights.
-        let mut z = Mat::new(2, 3, vec![0.0, 0.0, 0.0, 1.0, 2.0, 3.0]);
-        z.enable_int8();
-        let mut y = [9f32; 2];
-        linear(&[1.0, 1.0, 1.0], 1, &z, &mut y);
-        assert_eq!(y[0], 0.0);
-        assert!((y[1] - 6.0).abs() < 0.05);
-        let mut y2 = [0f32; 4];
-        linear(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 2, &z, &mut y2);
-        assert_eq!(y2, [0.0, 6.0, 0.0, 6.0]);
     }
 
     #[test]
@@ -626,6 +624,9 @@ mod tests {
         for (a, b) in packed.iter().zip(&plain) {
             assert!((a - b).abs() < 0.05, "{a} vs {b}");
         }
+        assert!(m.bf16_fold().is_some());
+        m.disable_bf16_fold();
+        assert!(m.bf16_fold().is_none());
     }
 
     #[test]
@@ -635,11 +636,5 @@ mod tests {
         }
         // 1 + 2^-8 is halfway between two bf16 values: ties to even gives 1.0.
         assert_eq!(bf16_to_f32(f32_to_bf16(1.0 + 1.0 / 256.0)), 1.0);
-        let mut m = Mat::new(2, 3, vec![1.0, 2.0, 3.0, -1.0, 0.5, 0.25]);
-        assert!(m.is_bf16_exact());
-        m.enable_bf16();
-        let mut y = [0f32; 2];
-        linear(&[1.0, 1.0, 1.0], 1, &m, &mut y);
-        assert_eq!(y, [6.0, -0.25]);
     }
 }

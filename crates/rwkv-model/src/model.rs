@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::linalg::Mat;
+use crate::linalg::{Kind, Mat};
 use crate::loader::{RWKVCPP_FORMAT, load_tensors};
 use crate::state::{State, StateSpec};
 use crate::tensor::TensorMap;
@@ -108,6 +108,8 @@ pub struct LoadOptions {
     /// 1e-5 for rwkv.cpp `.bin` files (what rwkv.cpp computes with), else 64e-5 (the official
     /// package, and what the models were trained with). RWKV-6 and 7 always use 64e-5.
     pub v5_group_norm_eps: Option<f32>,
+    /// What the model holds its weight matrices as (folding and generation alike).
+    pub weights: Weights,
 }
 
 impl LoadOptions {
@@ -116,6 +118,141 @@ impl LoadOptions {
         self.v5_group_norm_eps = Some(eps);
         self
     }
+
+    /// Set what the weight matrices are held as.
+    pub fn with_weights(mut self, w: Weights) -> Self {
+        self.weights = w;
+        self
+    }
+}
+
+/// What a model holds its weight matrices (projections, LoRAs, head) as. One copy serves
+/// folding and generation; products widen the weights to f32 inside the kernel and sum in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    /// The file's own precision: bf16 and f16 checkpoints stay 16-bit, f32 stays f32, the
+    /// quantized blocks of rwkv.cpp files are decoded to f32.
+    #[default]
+    Auto,
+    /// f32 (four bytes a weight; the products of the `gemm` crate).
+    F32,
+    /// bf16: 16-bit files as stored (f16 and f32 weights rounded to nearest even).
+    Bf16,
+    /// int8 with one scale per output row (the row's largest magnitude / 127), quantized at load.
+    Int8,
+}
+
+impl std::str::FromStr for Weights {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Weights::Auto),
+            "f32" => Ok(Weights::F32),
+            "bf16" => Ok(Weights::Bf16),
+            "int8" => Ok(Weights::Int8),
+            _ => Err(format!("unknown weights {s:?} (expected auto, f32, bf16 or int8)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Weights::Auto => "auto",
+            Weights::F32 => "f32",
+            Weights::Bf16 => "bf16",
+            Weights::Int8 => "int8",
+        })
+    }
+}
+
+impl Weights {
+    /// How a matrix stored as `dtype` is held: `None` for f32, else packed panels of a kind.
+    /// Matrices of rwkv.cpp's quantized blocks (`act_quant`) stay decoded f32.
+    pub(crate) fn hold(self, dtype: crate::tensor::DType, quantized: bool) -> Option<Kind> {
+        use crate::tensor::DType;
+        if quantized {
+            return None;
+        }
+        match (self, dtype) {
+            (Weights::Auto, DType::BF16) => Some(Kind::Bf16),
+            (Weights::Auto, DType::F16) => Some(Kind::F16),
+            (Weights::Auto | Weights::F32, _) => None,
+            (Weights::Bf16, _) => Some(Kind::Bf16),
+            (Weights::Int8, _) => Some(Kind::I8),
+        }
+    }
+}
+
+/// Feed one tensor to the fingerprint (rule 2): its name, the shape the model reads it as, and
+/// a digest of its values as f32, whatever type stores them (so a lossless conversion of a
+/// checkpoint is the same model): the values are cut into blocks of [`HASH_BLOCK`] elements,
+/// each block's f32 little-endian bytes are hashed on its own (blocks in parallel, converted in
+/// a small buffer: no f32 copy of the tensor), and the block digests are hashed in order. Plus
+/// the activation rounding of rwkv.cpp's quantized matrices.
+pub(crate) fn hash_tensor(
+    hash: &mut blake3::Hasher,
+    name: &str,
+    shape: &[usize],
+    t: &crate::tensor::RawTensor,
+    act: Option<crate::linalg::ActQuant>,
+) {
+    use crate::tensor::DType;
+    use rayon::prelude::*;
+    hash.update(name.as_bytes());
+    hash.update(&[0]);
+    for d in shape {
+        hash.update(&(*d as u64).to_le_bytes());
+    }
+    let size = t.dtype.size();
+    let n = t.data.len() / size;
+    let block = |b: usize| -> [u8; 32] {
+        let bytes = &t.data[b * HASH_BLOCK * size..((b + 1) * HASH_BLOCK).min(n) * size];
+        let widened: Vec<u8> = match t.dtype {
+            DType::F32 | DType::I64 | DType::F64 => return *blake3::hash(bytes).as_bytes(),
+            DType::BF16 => bytes
+                .chunks_exact(2)
+                .flat_map(|b| (u32::from(u16::from_le_bytes([b[0], b[1]])) << 16).to_le_bytes())
+                .collect(),
+            DType::F16 => bytes
+                .chunks_exact(2)
+                .flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
+                .collect(),
+        };
+        *blake3::hash(&widened).as_bytes()
+    };
+    let blocks = n.div_ceil(HASH_BLOCK);
+    let digests: Vec<[u8; 32]> = if blocks > 1 {
+        (0..blocks).into_par_iter().map(block).collect()
+    } else {
+        (0..blocks).map(block).collect()
+    };
+    hash.update(&(n as u64).to_le_bytes());
+    for d in &digests {
+        hash.update(d);
+    }
+    // Rounded activations change the outputs: the same values stored f32 are another model.
+    if let Some(q) = act {
+        hash.update(format!("act_quant {q:?}").as_bytes());
+    }
+}
+
+/// Elements per block of the fingerprint's tensor digests ([`hash_tensor`]).
+const HASH_BLOCK: usize = 1 << 18;
+
+/// The rule that makes fingerprints, named in them (`x070-f2-…`): rule 2 hashes each tensor's
+/// values in blocks ([`hash_tensor`]). Fingerprints without it were made by rule 1 (one
+/// sequential hash over an f32 copy of every tensor), before 2026-12.
+pub const FINGERPRINT_RULE: &str = "f2";
+
+/// Whether `fingerprint` (possibly with `+…` suffixes) was made by the current rule.
+pub fn fingerprint_is_current(fingerprint: &str) -> bool {
+    fingerprint
+        .split('+')
+        .next()
+        .and_then(|f| f.split('-').nth(1))
+        .is_some_and(|r| r == FINGERPRINT_RULE)
 }
 
 /// The official package's RWKV-5 group-norm epsilon.
@@ -152,6 +289,10 @@ pub struct Model {
     chunk_len: usize,
     fold_precision: FoldPrecision,
     metadata: BTreeMap<String, String>,
+    weights: Weights,
+    rounded: Option<Weights>,
+    held: &'static str,
+    weight_bytes: usize,
 }
 
 /// The arithmetic of the matrix products in sequence mode; see [`Model::set_fold_precision`].
@@ -219,19 +360,45 @@ impl Model {
                 tensor: "blocks.0.att.time_decay".into(),
             });
         };
+        let quantized: Vec<&str> = map
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.starts_with(crate::tensor::GGML_TYPE_PREFIX))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if let (Some(q), Weights::Bf16 | Weights::Int8) = (quantized.first(), opts.weights) {
+            return Err(Error::format(
+                &map.path,
+                format!(
+                    "this rwkv.cpp file is already quantized ({q}); weights {} cannot be applied to it \
+                     (use weights auto or f32)",
+                    opts.weights
+                ),
+            ));
+        }
+        let rounded = match opts.weights {
+            Weights::Int8 => Some(Weights::Int8),
+            Weights::Bf16
+                if map.tensors.values().any(|t| {
+                    t.shape.iter().filter(|&&d| d > 1).count() >= 2 && t.dtype != crate::tensor::DType::BF16
+                }) =>
+            {
+                Some(Weights::Bf16)
+            }
+            _ => None,
+        };
         let mut hasher = blake3::Hasher::new();
         let (arch, prefix) = match generation {
             Generation::V7 => {
-                // Unchanged since the first release, so RWKV-7 fingerprints (and states) stay valid.
-                hasher.update(b"rwkv-reader model fingerprint v1\0x070\0");
-                (Arch::V7(V7::from_tensors(map, &mut hasher)?), "x070")
+                hasher.update(b"rwkv-reader model fingerprint v2\0x070\0");
+                (Arch::V7(V7::from_tensors(map, opts.weights, &mut hasher)?), "x070")
             }
             Generation::V6 => {
-                hasher.update(b"rwkv-reader model fingerprint v1\0v6\0");
-                (Arch::V6(V6::from_tensors(map, &mut hasher)?), "v6")
+                hasher.update(b"rwkv-reader model fingerprint v2\0v6\0");
+                (Arch::V6(V6::from_tensors(map, opts.weights, &mut hasher)?), "v6")
             }
             Generation::V5 => {
-                hasher.update(b"rwkv-reader model fingerprint v1\0v5\0");
+                hasher.update(b"rwkv-reader model fingerprint v2\0v5\0");
                 let eps = opts.v5_group_norm_eps.unwrap_or(if is_rwkvcpp(map) {
                     RWKVCPP_V5_GROUP_NORM_EPS
                 } else {
@@ -243,7 +410,7 @@ impl Model {
                         format!("RWKV-5 group-norm epsilon must be positive, not {eps}"),
                     ));
                 }
-                let m = V5::from_tensors(map, eps, &mut hasher)?;
+                let m = V5::from_tensors(map, eps, opts.weights, &mut hasher)?;
                 let prefix = match m.info().arch {
                     "5.0" => "v5.0",
                     "5.1" => "v5.1",
@@ -252,8 +419,8 @@ impl Model {
                 (Arch::V5(m), prefix)
             }
             Generation::V4 => {
-                hasher.update(b"rwkv-reader model fingerprint v1\0v4\0");
-                (Arch::V4(V4::from_tensors(map, &mut hasher)?), "v4")
+                hasher.update(b"rwkv-reader model fingerprint v2\0v4\0");
+                (Arch::V4(V4::from_tensors(map, opts.weights, &mut hasher)?), "v4")
             }
         };
         let info = match &arch {
@@ -275,15 +442,21 @@ impl Model {
                 }
             }
         };
-        let fingerprint = format!("{prefix}-{}", &hasher.finalize().to_hex()[..32]);
-        Ok(Model {
+        let fingerprint = format!("{prefix}-{FINGERPRINT_RULE}-{}", &hasher.finalize().to_hex()[..32]);
+        let mut model = Model {
             arch,
             info,
             fingerprint,
             chunk_len: DEFAULT_CHUNK_LEN,
             fold_precision: FoldPrecision::F32,
             metadata: map.metadata.clone(),
-        })
+            weights: opts.weights,
+            rounded,
+            held: "f32",
+            weight_bytes: 0,
+        };
+        model.measure();
+        Ok(model)
     }
 
     /// Dimensions and generation.
@@ -312,7 +485,9 @@ impl Model {
     }
 
     /// Hash of the generation, tensor names, shapes and values (and, for RWKV-5, the group-norm
-    /// epsilon), prefixed by the architecture (`v4-…`, `v5.2-…`, `v6-…`, `x070-…`): states carry it.
+    /// epsilon), prefixed by the architecture and the rule (`v4-f2-…`, `v5.2-f2-…`, `v6-f2-…`,
+    /// `x070-f2-…`): states carry it. It names the file's values, not their container or
+    /// element type, nor how they are held ([`Model::weights_rounded`] says that).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -328,26 +503,29 @@ impl Model {
         self.chunk_len = t.max(1);
     }
 
-    /// Keep bf16 copies of the projection matrices and use them when generating token by
-    /// token (halves the memory read per token; exact for checkpoints stored in bf16).
-    pub fn enable_bf16_generation(&mut self) {
-        self.for_each_mat(&mut Mat::enable_bf16);
+    /// What the weight matrices were asked to be held as ([`LoadOptions::weights`]).
+    pub fn weights(&self) -> Weights {
+        self.weights
     }
 
-    /// Keep int8 copies of the matrices (one scale per output row) and use them when
-    /// generating token by token: a quarter of the f32 bytes read per token, approximate
-    /// (each weight rounded to 8 bits of its row's range). Replaces bf16 copies.
-    pub fn enable_int8_generation(&mut self) {
-        self.for_each_mat(&mut Mat::enable_int8);
+    /// The rounding loading applied to the checkpoint's matrices: `Some(Weights::Bf16)` when
+    /// f32 or f16 weights were rounded to bf16, `Some(Weights::Int8)` when they were quantized,
+    /// `None` when the model holds the file's own values (its own precision or f32). A store
+    /// records it, since it changes the states a fold makes.
+    pub fn weights_rounded(&self) -> Option<Weights> {
+        self.rounded
     }
 
-    /// Whether every matrix weight is exactly representable in bf16 (a checkpoint stored in
-    /// bf16): then [`Model::enable_bf16_generation`] reads the same weights (results change only by
-    /// float rounding).
-    pub fn weights_are_bf16_exact(&mut self) -> bool {
-        let mut exact = true;
-        self.for_each_mat(&mut |m| exact = exact && m.is_bf16_exact());
-        exact
+    /// What the matrices are held as, by bytes: `"f32"`, `"bf16"`, `"f16"` or `"int8"` (the
+    /// kind holding most bytes; rwkv.cpp's quantized blocks are held decoded, as f32).
+    pub fn held_weights(&self) -> &'static str {
+        self.held
+    }
+
+    /// Bytes of weights the model holds: matrices (with the bf16 fold's copies, if any) and
+    /// the embedding; vectors are not counted.
+    pub fn weight_bytes(&self) -> usize {
+        self.weight_bytes
     }
 
     /// Choose the arithmetic of sequence mode (folding). [`FoldPrecision::F32`] (the default)
@@ -364,6 +542,28 @@ impl Model {
             FoldPrecision::F32 => self.for_each_mat(&mut Mat::disable_bf16_fold),
             FoldPrecision::Bf16 => self.for_each_mat(&mut Mat::enable_bf16_fold),
         }
+        self.measure();
+    }
+
+    /// Recount [`Model::weight_bytes`] and [`Model::held_weights`].
+    fn measure(&mut self) {
+        let (mut total, mut by_kind) = (0usize, [0usize; 4]);
+        self.for_each_mat(&mut |m| {
+            total += m.bytes();
+            let slot = match m.held_kind() {
+                None => 0,
+                Some(Kind::Bf16) => 1,
+                Some(Kind::F16) => 2,
+                Some(Kind::I8) => 3,
+            };
+            by_kind[slot] += m.bytes();
+        });
+        if let Arch::V7(m) = &self.arch {
+            total += m.embedding_bytes();
+        }
+        let best = (0..4).max_by_key(|&i| by_kind[i]).unwrap_or(0);
+        self.held = ["f32", "bf16", "f16", "int8"][best];
+        self.weight_bytes = total;
     }
 
     /// The arithmetic of sequence mode.

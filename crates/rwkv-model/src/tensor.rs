@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -44,6 +45,76 @@ impl DType {
     }
 }
 
+/// A tensor's bytes: owned, or a range of a memory-mapped checkpoint (safetensors files and
+/// the stored entries of `.pth` archives are not copied when read).
+#[derive(Clone)]
+pub enum Bytes {
+    /// Bytes in memory.
+    Owned(Vec<u8>),
+    /// `len` bytes from `start` of a read-only file map.
+    Mapped {
+        /// The whole file's map, shared by every tensor of the file.
+        map: Arc<memmap2::Mmap>,
+        /// Offset of the first byte.
+        start: usize,
+        /// Length in bytes.
+        len: usize,
+    },
+}
+
+impl Bytes {
+    /// Hand a mapped range's pages back to the page cache (they stop counting towards this
+    /// process's resident memory; reading them again faults them back in). Called once a
+    /// tensor has been turned into the model's own copy, so that loading a checkpoint never
+    /// holds the file and the model in memory together. A no-op for owned bytes.
+    pub fn release(&self) {
+        #[cfg(unix)]
+        if let Bytes::Mapped { map, start, len } = self {
+            // Only whole pages inside the range: its neighbours may still be needed.
+            const PAGE: usize = 4096;
+            let first = start.next_multiple_of(PAGE);
+            let end = (start + len) / PAGE * PAGE;
+            if end > first {
+                // SAFETY: the map is read-only and file-backed, so dropping its pages loses
+                // nothing: a later read refaults them from the file. No reference into the
+                // released range is used afterwards for anything but such reads.
+                let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first) };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+impl FromIterator<u8> for Bytes {
+    fn from_iter<I: IntoIterator<Item = u8>>(iter: I) -> Self {
+        Bytes::Owned(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<u8>> for Bytes {
+    fn from(v: Vec<u8>) -> Self {
+        Bytes::Owned(v)
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bytes::Owned(v) => write!(f, "Owned({} bytes)", v.len()),
+            Bytes::Mapped { start, len, .. } => write!(f, "Mapped({len} bytes at {start})"),
+        }
+    }
+}
+
 /// One tensor: contiguous little-endian bytes in row-major order.
 #[derive(Debug, Clone)]
 pub struct RawTensor {
@@ -52,7 +123,7 @@ pub struct RawTensor {
     /// Shape, outermost first.
     pub shape: Vec<usize>,
     /// `shape.product() * dtype.size()` bytes.
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 impl RawTensor {

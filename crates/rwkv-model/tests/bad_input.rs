@@ -77,7 +77,7 @@ fn a_file_that_is_not_a_checkpoint_is_an_error() {
         RawTensor {
             dtype: DType::F32,
             shape: vec![2],
-            data: vec![0; 8],
+            data: vec![0; 8].into(),
         },
     );
     let p = dir.join("foo.safetensors");
@@ -117,7 +117,8 @@ fn a_wrong_shape_is_named() {
     let mut m = base();
     let t = m.tensors.get_mut("blocks.0.att.x_k").unwrap();
     t.shape = vec![t.shape.iter().product::<usize>() - 1];
-    t.data.truncate(t.data.len() - 4);
+    let short = t.data[..t.data.len() - 4].to_vec();
+    t.data = short.into();
     let p = dir.join("shape2.safetensors");
     write(&m, &p);
     let e = load_err(&p);
@@ -169,7 +170,7 @@ fn a_half_converted_checkpoint_names_the_missing_tensor() {
         RawTensor {
             dtype: DType::F32,
             shape: vec![1, 1, 64],
-            data: vec![0; 256],
+            data: vec![0; 256].into(),
         },
     );
     let p = dir.join("v6.safetensors");
@@ -205,7 +206,8 @@ fn random_corruption_never_panics() {
 #[test]
 fn f16_checkpoints_load_like_their_f32_values() {
     // Round every weight to f16, save once as F16 and once as the same values in F32: the two
-    // models must be the same model (same fingerprint, same logits).
+    // models are the same model (same fingerprint; the same logits to float rounding: the f16
+    // file's matrices stay f16 and are widened inside the products).
     let dir = tempdir();
     let mut f16_map = base();
     let mut f32_map = base();
@@ -222,9 +224,11 @@ fn f16_checkpoints_load_like_their_f32_values() {
     write(&f32_map, &p32);
     let (a, b) = (Model::load(&p16).unwrap(), Model::load(&p32).unwrap());
     assert_eq!(a.fingerprint(), b.fingerprint());
+    assert_eq!((a.held_weights(), b.held_weights()), ("f16", "f32"));
     let toks: Vec<u32> = b"half precision".iter().map(|&x| x as u32).collect();
     let (mut sa, mut sb) = (a.new_state(), b.new_state());
     let la = a.forward_seq(&toks, &mut sa, rwkv_model::Logits::Last).unwrap();
     let lb = b.forward_seq(&toks, &mut sb, rwkv_model::Logits::Last).unwrap();
-    assert_eq!(la, lb);
+    let d = la.iter().zip(&lb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(d < 1e-4, "{d}");
 }

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use common::{check_reference, fixture, max_abs_diff};
 use rwkv_model::loader::read_rwkvcpp;
 use rwkv_model::tensor::DType;
-use rwkv_model::{Error, Generation, LoadOptions, Logits, Model, RWKVCPP_V5_GROUP_NORM_EPS, State, V5_GROUP_NORM_EPS};
+use rwkv_model::{
+    Error, Generation, LoadOptions, Logits, Model, RWKVCPP_V5_GROUP_NORM_EPS, State, V5_GROUP_NORM_EPS, Weights,
+};
 
 const TOL: f32 = 1e-4;
 
@@ -227,8 +229,14 @@ fn fingerprints_name_the_architecture_and_cover_the_epsilon() {
 }
 
 #[test]
-fn bf16_generation_is_close_for_every_generation() {
-    for (name, mut m) in all_models() {
+fn weights_held_as_bf16_and_int8_are_close_for_every_generation() {
+    let files = [
+        ("v4", bin("tiny-rwkv-4v0-660K-FP32.bin")),
+        ("v5.0", bin("tiny-rwkv-5v1-730K-FP32.bin")),
+        ("v5.2", bin("tiny-rwkv-5v2-730K-FP16.bin")),
+        ("v6", fixture("models/tiny-rwkv-6v0-1m.bf16.safetensors")),
+    ];
+    for (name, path) in files {
         let run = |m: &Model| {
             let mut s = m.new_state();
             text_tokens(30)
@@ -237,12 +245,14 @@ fn bf16_generation_is_close_for_every_generation() {
                 .last()
                 .unwrap()
         };
-        let f32_logits = run(&m);
-        m.enable_bf16_generation();
-        let d = max_abs_diff(&f32_logits, &run(&m));
-        // Exact for the bf16 checkpoint; rounding the others' weights to bf16 moves logits a little.
-        let tol = if name == "v6" { 1e-4 } else { 0.5 };
-        assert!(d < tol, "{name}: {d}");
+        let f32_logits = run(&Model::load_with(&path, &LoadOptions::default().with_weights(Weights::F32)).unwrap());
+        for (w, tol) in [(Weights::Auto, 1e-4), (Weights::Bf16, 0.5), (Weights::Int8, 1.0)] {
+            let m = Model::load_with(&path, &LoadOptions::default().with_weights(w)).unwrap();
+            let d = max_abs_diff(&f32_logits, &run(&m));
+            // The file's own precision is exact; rounding the weights moves logits a little.
+            let tol = if name == "v6" && w == Weights::Bf16 { 1e-4 } else { tol };
+            assert!(d < tol, "{name} {w}: {d}");
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fixture, max_abs_diff};
-use rwkv_model::{Error, Logits, Model, State};
+use rwkv_model::{Error, LoadOptions, Logits, Model, State, Weights};
 
 fn model(name: &str) -> Model {
     Model::load(&fixture(&format!("models/{name}"))).unwrap()
@@ -148,21 +148,69 @@ fn out_of_range_tokens_are_errors() {
     assert_eq!(s.tokens, 0, "a refused call leaves the state untouched");
 }
 
+fn model_as(name: &str, w: Weights) -> Model {
+    Model::load_with(
+        &fixture(&format!("models/{name}")),
+        &LoadOptions::default().with_weights(w),
+    )
+    .unwrap()
+}
+
 #[test]
-fn bf16_generation_path_is_exact_for_bf16_checkpoints() {
-    let mut m = model("rwkv7-code-11m.bf16.safetensors");
-    let toks = text_tokens(40);
-    let run = |m: &Model| {
+fn bf16_checkpoints_are_held_once_as_bf16_and_agree_with_f32_weights() {
+    let name = "rwkv7-code-11m.bf16.safetensors";
+    let (mut own, wide) = (model(name), model_as(name, Weights::F32));
+    assert_eq!((own.held_weights(), wide.held_weights()), ("bf16", "f32"));
+    assert_eq!(own.weights_rounded(), None);
+    assert_eq!(wide.weights_rounded(), None);
+    // The same weights, half the bytes; the fingerprint names the file, not the holding.
+    assert_eq!(own.fingerprint(), wide.fingerprint());
+    assert!(
+        own.weight_bytes() * 2 == wide.weight_bytes(),
+        "{} vs {}",
+        own.weight_bytes(),
+        wide.weight_bytes()
+    );
+    let toks = text_tokens(120);
+    let run_tokens = |m: &Model| -> Vec<f32> {
         let mut s = m.new_state();
-        toks.iter()
-            .map(|&t| m.forward_token(t, &mut s).unwrap())
-            .last()
-            .unwrap()
+        toks.iter().flat_map(|&t| m.forward_token(t, &mut s).unwrap()).collect()
     };
-    let f32_logits = run(&m);
-    m.enable_bf16_generation();
-    let bf16_logits = run(&m);
-    assert!(max_abs_diff(&f32_logits, &bf16_logits) < 1e-4);
+    let run_seq = |m: &mut Model, chunk: usize| -> (Vec<f32>, State) {
+        m.set_chunk_len(chunk);
+        let mut s = m.new_state();
+        (m.forward_seq(&toks, &mut s, Logits::All).unwrap(), s)
+    };
+    // Same values, sums in another order: float rounding only, in both modes.
+    let (t_own, t_wide) = (run_tokens(&own), run_tokens(&wide));
+    assert!(max_abs_diff(&t_own, &t_wide) < 1e-4);
+    let mut s = wide.new_state();
+    let seq_wide = wide.forward_seq(&toks, &mut s, Logits::All).unwrap();
+    let (seq_own, s_own) = run_seq(&mut own, 64);
+    assert!(max_abs_diff(&seq_own, &seq_wide) < 1e-4);
+    // The held panels sum each output in one fixed order: chunk lengths and token mode give
+    // the same matrix products bit for bit.
+    let (seq_other, s_other) = run_seq(&mut own, 17);
+    assert_eq!(max_abs_diff(&seq_own, &seq_other), 0.0);
+    assert_eq!(s_own.max_abs_diff(&s_other), 0.0);
+    assert!(max_abs_diff(&seq_own, &t_own) < 1e-4);
+}
+
+#[test]
+fn weights_bf16_rounds_f32_checkpoints_and_says_so() {
+    let name = "random-x070-C64-L2-H4N16.safetensors";
+    let (f, b) = (model(name), model_as(name, Weights::Bf16));
+    assert_eq!((f.held_weights(), b.held_weights()), ("f32", "bf16"));
+    assert_eq!(b.weights_rounded(), Some(Weights::Bf16));
+    assert_eq!(f.fingerprint(), b.fingerprint());
+    let toks = text_tokens(60);
+    let (mut s1, mut s2) = (f.new_state(), b.new_state());
+    let (l1, l2) = (
+        f.forward_seq(&toks, &mut s1, Logits::All).unwrap(),
+        b.forward_seq(&toks, &mut s2, Logits::All).unwrap(),
+    );
+    let d = max_abs_diff(&l1, &l2);
+    assert!(d > 0.0 && d < 0.25, "{d}");
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -255,30 +303,58 @@ fn bf16_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
 }
 
 #[test]
-fn int8_generation_is_close_to_f32_and_bf16_is_exact_for_bf16_weights() {
-    let mut m = model("rwkv7-code-11m.bf16.safetensors");
+fn int8_weights_fold_and_generate_close_to_the_exact_model() {
+    let name = "rwkv7-code-11m.bf16.safetensors";
+    let (m, q) = (model(name), model_as(name, Weights::Int8));
+    assert_eq!(q.held_weights(), "int8");
+    assert_eq!(q.weights_rounded(), Some(Weights::Int8));
+    assert!(
+        q.weight_bytes() < m.weight_bytes() * 7 / 10,
+        "{} vs {}",
+        q.weight_bytes(),
+        m.weight_bytes()
+    );
     let v = m.config().vocab;
     let toks = text_tokens(120);
     let run = |m: &Model| -> Vec<f32> {
         let mut s = m.new_state();
         toks.iter().flat_map(|&t| m.forward_token(t, &mut s).unwrap()).collect()
     };
-    let exact = run(&m);
-    assert!(m.weights_are_bf16_exact());
-    m.enable_bf16_generation();
-    // Same weights, sums in another order: float rounding only.
-    let d = max_abs_diff(&run(&m), &exact);
-    assert!(d < 1e-4, "bf16 copies of bf16 weights: {d}");
-    m.enable_int8_generation();
-    let int8 = run(&m);
+    let (exact, int8) = (run(&m), run(&q));
     let (b_exact, b_int8) = (bits_per_token(&exact, &toks, v), bits_per_token(&int8, &toks, v));
     assert!(max_abs_diff(&int8, &exact) > 0.0);
     assert!(
         (b_exact - b_int8).abs() < 0.03 * b_exact,
-        "bits/token {b_exact} f32 vs {b_int8} int8"
+        "bits/token {b_exact} exact vs {b_int8} int8"
     );
-    eprintln!("int8 generation: bits/token {b_exact:.4} f32, {b_int8:.4} int8");
-    assert!(!model("random-x070-C64-L2-H4N16.safetensors").weights_are_bf16_exact());
+    // Folding uses the int8 weights too, and agrees with int8 generation.
+    let mut s = q.new_state();
+    let seq = q.forward_seq(&toks, &mut s, Logits::All).unwrap();
+    assert!(max_abs_diff(&seq, &int8) < 1e-3);
+    eprintln!("int8 weights: bits/token {b_exact:.4} exact, {b_int8:.4} int8");
+}
+
+#[test]
+fn quantized_rwkvcpp_files_refuse_weights_they_cannot_honour() {
+    for w in [Weights::Int8, Weights::Bf16] {
+        let err = Model::load_with(
+            &fixture("rwkvcpp/tiny-rwkv-7v0-834K-Q5_1.bin"),
+            &LoadOptions::default().with_weights(w),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("already quantized (Q5_1)") && msg.contains(&w.to_string()),
+            "{msg}"
+        );
+    }
+    assert!(
+        Model::load_with(
+            &fixture("rwkvcpp/tiny-rwkv-7v0-834K-Q5_1.bin"),
+            &LoadOptions::default().with_weights(Weights::F32)
+        )
+        .is_ok()
+    );
 }
 
 #[test]

@@ -40,7 +40,7 @@ fn safetensors_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
             let raw = RawTensor {
                 dtype,
                 shape: view.shape().to_vec(),
-                data: view.data().to_vec(),
+                data: view.data().to_vec().into(),
             };
             let values = to_f32(path, &name, &raw).expect("convert");
             (name, (raw.shape, values))
@@ -369,7 +369,7 @@ fn strided_views_and_dtypes() {
             assert_eq!(values(&m, "f64"), [1.0, 2.5, -3.0]);
             assert_eq!(m.tensors["i64"].dtype, DType::I64);
             assert_eq!(
-                m.tensors["i64"].data,
+                *m.tensors["i64"].data,
                 [7i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>()
             );
             assert!(m.metadata.is_empty());

@@ -117,13 +117,19 @@ pub struct Summary {
 }
 
 /// The fingerprint a store records for states folded by `model` at `fold` precision: the
-/// model's own for the exact f32 fold, with `+fold-bf16` appended for the bf16 fold (its states
-/// differ by rounding, so a store holds one kind only and its checkpoint keys differ).
+/// model's own for the exact f32 fold of the checkpoint's own weights; `+weights-bf16` or
+/// `+weights-int8` appended when loading rounded the weights, `+fold-bf16` for the bf16 fold
+/// (such states differ by rounding, so a store holds one kind only and its checkpoint keys
+/// differ).
 pub fn fold_fingerprint(model: &Model, fold: FoldPrecision) -> String {
-    match fold {
-        FoldPrecision::F32 => model.fingerprint().to_string(),
-        FoldPrecision::Bf16 => format!("{}+fold-bf16", model.fingerprint()),
+    let mut f = model.fingerprint().to_string();
+    if let Some(w) = model.weights_rounded() {
+        f.push_str(&format!("+weights-{w}"));
     }
+    if fold == FoldPrecision::Bf16 {
+        f.push_str("+fold-bf16");
+    }
+    f
 }
 
 /// The store identity for a model (at its fold precision) and tokenizer.

@@ -50,6 +50,9 @@ pub struct JobSpec {
     /// Arithmetic of the fold: `f32` (exact, the default) or `bf16` (about twice as fast on
     /// CPUs with AVX512-BF16; a store holds states of one kind).
     pub fold_precision: Option<rwkv_model::FoldPrecision>,
+    /// What the model holds its weights as: `auto` (the checkpoint's own precision, the
+    /// default), `f32`, `bf16` or `int8`; a store holds states of one kind.
+    pub weights: Option<rwkv_model::Weights>,
 }
 
 /// Where checkpoints are taken.

@@ -49,6 +49,22 @@ pub enum Error {
         /// The manifest file.
         path: PathBuf,
     },
+    /// The store was made by an older rwkv-reader whose model fingerprints (rule 1, f32 values)
+    /// this version no longer computes (rule 2, stored bytes: `…-f2-…`), so it cannot tell
+    /// whether the model is the same; the states must be folded again.
+    #[error(
+        "{dir}: store was made by an older rwkv-reader (model fingerprint {store_fingerprint}, made by \
+         fingerprint rule 1; this version computes rule 2, {requested_fingerprint}): re-ingest into a new \
+         store directory, or delete {dir} and run rwkv-ingest again (--repair cannot convert it)"
+    )]
+    OldFingerprintRule {
+        /// The store directory.
+        dir: PathBuf,
+        /// The fingerprint the store was made with.
+        store_fingerprint: String,
+        /// The fingerprint the caller opened it with.
+        requested_fingerprint: String,
+    },
     /// The store was made for another model or tokenizer; its states cannot be resumed here.
     #[error(
         "{dir}: store was made with model {store_fingerprint} (tokenizer {store_tokenizer}), \

@@ -107,6 +107,15 @@ impl Store {
                 expected: SCHEMA_VERSION,
             });
         }
+        if stored.model_fingerprint != identity.model_fingerprint
+            && fingerprint_rule(&identity.model_fingerprint) > fingerprint_rule(&stored.model_fingerprint)
+        {
+            return Err(Error::OldFingerprintRule {
+                dir,
+                store_fingerprint: stored.model_fingerprint,
+                requested_fingerprint: identity.model_fingerprint,
+            });
+        }
         if stored.model_fingerprint != identity.model_fingerprint || stored.tokenizer != identity.tokenizer {
             return Err(Error::FingerprintMismatch {
                 dir,
@@ -415,4 +424,15 @@ fn validate(doc: &DocumentRecord, ckpts: &[CheckpointRecord]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The rule a model fingerprint was made by: `x070-f2-…` → 2; one without the marker (rule 1,
+/// `x070-<hex>`) → 1.
+fn fingerprint_rule(fp: &str) -> u32 {
+    fp.split('+')
+        .next()
+        .and_then(|f| f.split('-').nth(1))
+        .and_then(|r| r.strip_prefix('f'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 use clap::Parser;
-use rwkv_cli::{choose_tokenizer, load_model, report, resolve_model_path};
+use rwkv_cli::{WeightArgs, choose_tokenizer, load_model, report, resolve_model_path};
 use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget, Template};
 use rwkv_model::sample::SamplerConfig;
 
@@ -48,11 +48,8 @@ struct Args {
     /// CPUs with AVX512-BF16, approximate). The stored checkpoints are not changed.
     #[arg(long, default_value = "f32")]
     fold_precision: rwkv_model::FoldPrecision,
-    /// Weights for generating the answer token by token: bf16 (half the memory read per token;
-    /// exact for checkpoints stored in bf16), int8 (one scale per row; a quarter, approximate),
-    /// f32, or auto (bf16 when that is exact, else f32).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "f32", "bf16", "int8"])]
-    decode_weights: String,
+    #[command(flatten)]
+    weights: WeightArgs,
     /// Segments to read.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -89,14 +86,8 @@ fn main() {
 
 fn run(args: &Args) -> anyhow::Result<i32> {
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
-    let mut model = load_model(&model_path)?;
+    let mut model = load_model(&model_path, args.weights.resolve(None)?)?.model;
     model.set_fold_precision(args.fold_precision);
-    match args.decode_weights.as_str() {
-        "bf16" => model.enable_bf16_generation(),
-        "int8" => model.enable_int8_generation(),
-        "auto" if model.weights_are_bf16_exact() => model.enable_bf16_generation(),
-        _ => {}
-    }
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
         Ok(l) => l,

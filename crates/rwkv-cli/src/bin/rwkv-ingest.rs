@@ -66,6 +66,8 @@ pub(crate) struct Args {
     /// of one kind: use the same value for every run on it.
     #[arg(long)]
     pub fold_precision: Option<rwkv_model::FoldPrecision>,
+    #[command(flatten)]
+    pub weights: rwkv_cli::WeightArgs,
     /// Print the closing summary as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use rwkv_cli::{TOKENIZER_HELP, choose_tokenizer, load_model, report, resolve_model_path};
+use rwkv_cli::{
+    Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, report, resolve_model_path,
+};
 use rwkv_model::Logits;
 use rwkv_model::sample::log_softmax_at;
 
@@ -33,6 +35,8 @@ struct Args {
     /// (products with bf16 inputs: about twice as fast on CPUs with AVX512-BF16, approximate).
     #[arg(long, default_value = "f32")]
     fold_precision: rwkv_model::FoldPrecision,
+    #[command(flatten)]
+    weights: WeightArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -44,6 +48,10 @@ struct Report {
     model: String,
     fingerprint: String,
     fold_precision: rwkv_model::FoldPrecision,
+    weights: String,
+    weight_bytes: usize,
+    load_seconds: f64,
+    peak_rss_bytes: Option<u64>,
     tokenizer: String,
     bytes: usize,
     tokens: usize,
@@ -70,7 +78,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
     if demo && !args.json {
         eprintln!("note: using the bundled demo model; real scores need a real checkpoint (--model)");
     }
-    let mut model = load_model(&model_path)?;
+    let Loaded {
+        mut model,
+        load_seconds,
+    } = load_model(&model_path, args.weights.resolve(None)?)?;
     model.set_chunk_len(args.chunk);
     model.set_fold_precision(args.fold_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
@@ -120,6 +131,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         model: model_path.display().to_string(),
         fingerprint: model.fingerprint().to_string(),
         fold_precision: args.fold_precision,
+        weights: model.held_weights().to_string(),
+        weight_bytes: model.weight_bytes(),
+        load_seconds,
+        peak_rss_bytes: peak_rss_bytes(),
         tokenizer: tokenizer.id().to_string(),
         bytes: bytes.len(),
         tokens: tokens.len(),
@@ -140,6 +155,12 @@ fn run(args: &Args) -> anyhow::Result<()> {
         println!("tokenizer       {}", r.tokenizer);
         println!("fold precision  {}", r.fold_precision);
         println!(
+            "weights         {} ({:.2} GB, loaded in {:.2} s)",
+            r.weights,
+            r.weight_bytes as f64 / 1e9,
+            r.load_seconds
+        );
+        println!(
             "tokens          {} ({} scored, {} bytes)",
             r.tokens, r.scored_tokens, r.scored_bytes
         );
@@ -151,6 +172,9 @@ fn run(args: &Args) -> anyhow::Result<()> {
             "time            {:.3} s ({:.0} tokens/s)",
             r.seconds, r.tokens_per_second
         );
+        if let Some(p) = r.peak_rss_bytes {
+            println!("peak memory     {:.2} GB", p as f64 / 1e9);
+        }
     }
     Ok(())
 }

@@ -183,7 +183,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
                 RawTensor {
                     dtype,
                     shape: layout.shape,
-                    data,
+                    data: data.into(),
                 },
             );
         }

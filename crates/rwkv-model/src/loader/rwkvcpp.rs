@@ -220,7 +220,14 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
         let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
         if map
             .tensors
-            .insert(key.clone(), RawTensor { dtype, shape, data })
+            .insert(
+                key.clone(),
+                RawTensor {
+                    dtype,
+                    shape,
+                    data: data.into(),
+                },
+            )
             .is_some()
         {
             return Err(corrupt(format!("tensor `{key}` appears twice")));
@@ -313,7 +320,7 @@ fn values(map: &TensorMap, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
 }
 
 fn put(map: &mut TensorMap, name: &str, shape: Vec<usize>, v: &[f32]) {
-    let data = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let data = v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>().into();
     map.tensors.insert(
         name.to_string(),
         RawTensor {

@@ -2,24 +2,32 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
-use crate::tensor::{DType, RawTensor, TensorMap};
+use crate::tensor::{Bytes, DType, RawTensor, TensorMap};
 
-/// Read a safetensors file through a memory map.
+/// Read a safetensors file through a memory map. Tensors are not copied: each one refers to
+/// its range of the map ([`crate::tensor::Bytes::Mapped`]), which lives as long as the tensors.
 pub fn read_safetensors(path: &Path) -> Result<TensorMap> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the map is read-only and dropped before this function returns; every tensor is
-    // copied out of it. A file truncated by another process while mapped could fault, which is
-    // the documented risk of memory-mapping any file (candle and safetensors accept it too).
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    read_safetensors_bytes(path, &mmap)
+    // SAFETY: the map is read-only. A file truncated by another process while mapped could
+    // fault, which is the documented risk of memory-mapping any file (candle and safetensors
+    // accept it too).
+    let mmap = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
+    parse(path, &mmap, Some(&mmap))
 }
 
 /// Parse safetensors bytes; `path` is used in error messages only.
 pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
+    parse(path, bytes, None)
+}
+
+/// Parse `bytes`; with `map` (whose contents `bytes` is), tensors refer to it instead of
+/// copying their data.
+fn parse(path: &Path, bytes: &[u8], mapped: Option<&Arc<memmap2::Mmap>>) -> Result<TensorMap> {
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| describe(path, bytes, e))?;
     let st = SafeTensors::deserialize(bytes).map_err(|e| describe(path, bytes, e))?;
     let mut map = TensorMap::new(path);
@@ -45,7 +53,14 @@ pub fn read_safetensors_bytes(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
             }
         };
         let shape = view.shape().to_vec();
-        let data = view.data().to_vec();
+        let data = match mapped {
+            Some(m) => Bytes::Mapped {
+                map: Arc::clone(m),
+                start: view.data().as_ptr() as usize - bytes.as_ptr() as usize,
+                len: view.data().len(),
+            },
+            None => Bytes::Owned(view.data().to_vec()),
+        };
         let t = RawTensor { dtype, shape, data };
         if t.data.len() != t.numel() * dtype.size() {
             return Err(Error::corrupt(

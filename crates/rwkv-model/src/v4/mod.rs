@@ -49,11 +49,11 @@ pub struct V4 {
 
 impl V4 {
     /// Build the model from official-layout tensors, feeding every tensor it uses to `hash`.
-    pub fn from_tensors(map: &TensorMap, hash: &mut blake3::Hasher) -> Result<V4> {
+    pub fn from_tensors(map: &TensorMap, weights: crate::Weights, hash: &mut blake3::Hasher) -> Result<V4> {
         let (vocab, c) = embedding_dims(map)?;
         let n_layer = count_layers(map, "att.time_decay")?;
         let d_ffn = ChannelMix::hidden_width(map, 0, c)?;
-        let mut w = Weights::new(map, hash);
+        let mut w = Weights::new(map, hash, weights);
         let emb = EmbedHead::load_embedding(&mut w, vocab, c)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {

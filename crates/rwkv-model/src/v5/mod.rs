@@ -76,7 +76,7 @@ fn per_channel(w: &mut Weights<'_>, name: &str, h: usize, c: usize) -> Result<Ve
 impl V5 {
     /// Build the model from official-layout tensors, with group-norm epsilon `eps`, feeding
     /// every tensor it uses (and `eps`) to `hash`.
-    pub fn from_tensors(map: &TensorMap, eps: f32, hash: &mut blake3::Hasher) -> Result<V5> {
+    pub fn from_tensors(map: &TensorMap, eps: f32, weights: crate::Weights, hash: &mut blake3::Hasher) -> Result<V5> {
         let (vocab, c) = embedding_dims(map)?;
         let n_layer = count_layers(map, "att.time_decay")?;
         let (h, decay_per_channel) = heads(map, c)?;
@@ -88,7 +88,7 @@ impl V5 {
             (true, true) => "5.2",
         };
         let d_ffn = ChannelMix::hidden_width(map, 0, c)?;
-        let mut w = Weights::new(map, hash);
+        let mut w = Weights::new(map, hash, weights);
         w.note("group_norm_eps", &eps.to_le_bytes());
         let emb = EmbedHead::load_embedding(&mut w, vocab, c)?;
         let mut layers = Vec::with_capacity(n_layer);

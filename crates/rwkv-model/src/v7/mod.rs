@@ -15,12 +15,13 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 mod kernels;
 
+use crate::blocks::Weights as TensorWeights;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
-use crate::linalg::{Mat, layer_norm_rows, linear, linear_rounded, linear_rounded_relu_sq};
+use crate::linalg::{Kind, Mat, Source, layer_norm_rows, linear, linear_rounded, linear_rounded_relu_sq};
 pub use crate::model::Logits;
 use crate::state::{LayerState, State};
-use crate::tensor::TensorMap;
+use crate::tensor::{DType, RawTensor, TensorMap};
 use kernels::{HeadOut, WkvInputs, shift_mix, shift_mix_words, wkv_head};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
@@ -80,12 +81,63 @@ struct Layer {
     ffn_value: Mat,
 }
 
-/// An RWKV-7 model's weights, as f32 (optionally with bf16 copies for generation).
+/// The embedding table.
+#[derive(Debug)]
+enum Emb {
+    /// f32 rows with `blocks.0.ln0` already applied (as the official package does).
+    Normed(Vec<f32>),
+    /// 16-bit rows as stored (or rounded to bf16), normalized by `ln0` when looked up: the same
+    /// f32 layer norm of the same widened row, so the same values.
+    Raw16 {
+        /// `[vocab, C]` bits.
+        bits: Vec<u16>,
+        /// bf16 or f16.
+        kind: Kind,
+    },
+}
+
+impl Emb {
+    fn new(t: &RawTensor, vocab: usize, c: usize, weights: crate::Weights, ln0_w: &[f32], ln0_b: &[f32]) -> Emb {
+        let src = Source {
+            bytes: &t.data,
+            dtype: t.dtype,
+            n: vocab,
+            k: c,
+            input_major: false,
+        };
+        let kind = match weights.hold(t.dtype, false) {
+            None => {
+                let mut raw = vec![0f32; vocab * c];
+                raw.par_chunks_mut(c).enumerate().for_each(|(o, row)| {
+                    for (i, v) in row.iter_mut().enumerate() {
+                        *v = src.get(o, i);
+                    }
+                });
+                let mut emb = vec![0f32; vocab * c];
+                layer_norm_rows(&raw, c, ln0_w, ln0_b, &mut emb);
+                return Emb::Normed(emb);
+            }
+            Some(Kind::F16) => Kind::F16,
+            Some(Kind::I8) if t.dtype == DType::F16 => Kind::F16,
+            Some(_) => Kind::Bf16,
+        };
+        let mut bits = vec![0u16; vocab * c];
+        bits.par_chunks_mut(c).enumerate().for_each(|(o, row)| {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = src.half_bits(o, i, kind);
+            }
+        });
+        Emb::Raw16 { bits, kind }
+    }
+}
+
+/// An RWKV-7 model's weights: matrices held as loaded ([`crate::Weights`]), vectors as f32.
 #[derive(Debug)]
 pub struct V7 {
     cfg: Config,
-    /// Embedding with `blocks.0.ln0` already applied to every row (as the official package does).
-    emb: Vec<f32>,
+    emb: Emb,
+    ln0_w: Vec<f32>,
+    ln0_b: Vec<f32>,
     layers: Vec<Layer>,
     ln_out_w: Vec<f32>,
     ln_out_b: Vec<f32>,
@@ -166,89 +218,62 @@ impl V7 {
     }
 
     /// Build the model from a tensor map, feeding every tensor it uses to `hash` (in a fixed
-    /// order, as name, shape and f32 bytes) for the fingerprint.
-    pub fn from_tensors(map: &TensorMap, hash: &mut blake3::Hasher) -> Result<V7> {
+    /// order, see [`crate::model::hash_tensor`]) for the fingerprint; matrices are held as
+    /// `weights` says.
+    pub fn from_tensors(map: &TensorMap, weights: crate::Weights, hash: &mut blake3::Hasher) -> Result<V7> {
         let cfg = Self::config_of(map)?;
         let c = cfg.n_embd;
-        let mut take = |name: &str, shape: &[usize], exact: bool| -> Result<Vec<f32>> {
-            let v = if exact {
-                map.f32_exact(name, shape)?
-            } else {
-                map.f32(name, shape)?
-            };
-            hash.update(name.as_bytes());
-            for d in shape {
-                hash.update(&(*d as u64).to_le_bytes());
-            }
-            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            hash.update(&bytes);
-            // Rounded activations change the outputs: the same values stored f32 are another model.
-            if let Some(q) = map.act_quant(name) {
-                hash.update(format!("act_quant {q:?}").as_bytes());
-            }
-            Ok(v)
-        };
-        let emb_raw = take("emb.weight", &[cfg.vocab, c], true)?;
-        let ln0_w = take("blocks.0.ln0.weight", &[c], false)?;
-        let ln0_b = take("blocks.0.ln0.bias", &[c], false)?;
-        let mut emb = vec![0f32; emb_raw.len()];
-        layer_norm_rows(&emb_raw, c, &ln0_w, &ln0_b, &mut emb);
+        let mut w = TensorWeights::new(map, hash, weights);
+        let emb_t = w.raw("emb.weight", &[cfg.vocab, c])?;
+        let ln0_w = w.vec("blocks.0.ln0.weight", c)?;
+        let ln0_b = w.vec("blocks.0.ln0.bias", c)?;
+        let emb = Emb::new(emb_t, cfg.vocab, c, weights, &ln0_w, &ln0_b);
+        emb_t.data.release();
 
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let p = format!("blocks.{i}.");
             let a = format!("{p}att.");
             let f = format!("{p}ffn.");
-            let mut vec_c = |n: &str| take(n, &[c], false);
-            let ln1_w = vec_c(&format!("{p}ln1.weight"))?;
-            let ln1_b = vec_c(&format!("{p}ln1.bias"))?;
-            let ln2_w = vec_c(&format!("{p}ln2.weight"))?;
-            let ln2_b = vec_c(&format!("{p}ln2.bias"))?;
+            let ln1_w = w.vec(&format!("{p}ln1.weight"), c)?;
+            let ln1_b = w.vec(&format!("{p}ln1.bias"), c)?;
+            let ln2_w = w.vec(&format!("{p}ln2.weight"), c)?;
+            let ln2_b = w.vec(&format!("{p}ln2.bias"), c)?;
             let mix = [
-                vec_c(&format!("{a}x_r"))?,
-                vec_c(&format!("{a}x_w"))?,
-                vec_c(&format!("{a}x_k"))?,
-                vec_c(&format!("{a}x_v"))?,
-                vec_c(&format!("{a}x_a"))?,
-                vec_c(&format!("{a}x_g"))?,
+                w.vec(&format!("{a}x_r"), c)?,
+                w.vec(&format!("{a}x_w"), c)?,
+                w.vec(&format!("{a}x_k"), c)?,
+                w.vec(&format!("{a}x_v"), c)?,
+                w.vec(&format!("{a}x_a"), c)?,
+                w.vec(&format!("{a}x_g"), c)?,
             ];
-            let w0 = vec_c(&format!("{a}w0"))?;
-            let a0 = vec_c(&format!("{a}a0"))?;
-            let k_k = vec_c(&format!("{a}k_k"))?;
-            let k_a = vec_c(&format!("{a}k_a"))?;
-            let r_k = take(&format!("{a}r_k"), &[cfg.n_head, cfg.head_size], false)?;
-            let lnx_w = take(&format!("{a}ln_x.weight"), &[c], false)?;
-            let lnx_b = take(&format!("{a}ln_x.bias"), &[c], false)?;
-            let ffn_mix = take(&format!("{f}x_k"), &[c], false)?;
+            let w0 = w.vec(&format!("{a}w0"), c)?;
+            let a0 = w.vec(&format!("{a}a0"), c)?;
+            let k_k = w.vec(&format!("{a}k_k"), c)?;
+            let k_a = w.vec(&format!("{a}k_a"), c)?;
+            let r_k = w.vec_shaped(&format!("{a}r_k"), &[cfg.n_head, cfg.head_size])?;
+            let lnx_w = w.vec(&format!("{a}ln_x.weight"), c)?;
+            let lnx_b = w.vec(&format!("{a}ln_x.bias"), c)?;
+            let ffn_mix = w.vec(&format!("{f}x_k"), c)?;
             // LoRA factors are stored input-major ([C, D] then [D, C]); keep them as [out, in].
-            let mut lora = |n: &str, d: usize| -> Result<(Mat, Mat)> {
-                let m1 = take(&format!("{a}{n}1"), &[c, d], true)?;
-                let m2 = take(&format!("{a}{n}2"), &[d, c], true)?;
-                let (mut m1, mut m2) = (Mat::from_transposed(d, c, m1), Mat::from_transposed(c, d, m2));
-                m1.set_act_quant(map.act_quant(&format!("{a}{n}1")));
-                m2.set_act_quant(map.act_quant(&format!("{a}{n}2")));
-                Ok((m1, m2))
+            let lora = |w: &mut TensorWeights<'_>, n: &str, d: usize| -> Result<(Mat, Mat)> {
+                Ok((w.mat_t(&format!("{a}{n}1"), d, c)?, w.mat_t(&format!("{a}{n}2"), c, d)?))
             };
-            let (w1, w2) = lora("w", cfg.d_decay)?;
-            let (a1, a2) = lora("a", cfg.d_aaa)?;
-            let (g1, g2) = lora("g", cfg.d_gate)?;
+            let (w1, w2) = lora(&mut w, "w", cfg.d_decay)?;
+            let (a1, a2) = lora(&mut w, "a", cfg.d_aaa)?;
+            let (g1, g2) = lora(&mut w, "g", cfg.d_gate)?;
             let vres = if i == 0 {
                 None
             } else {
-                let (v1, v2) = lora("v", cfg.d_mv)?;
-                Some((take(&format!("{a}v0"), &[c], false)?, v1, v2))
+                let (v1, v2) = lora(&mut w, "v", cfg.d_mv)?;
+                Some((w.vec(&format!("{a}v0"), c)?, v1, v2))
             };
-            let mut proj = |n: &str, rows: usize, cols: usize| -> Result<Mat> {
-                let mut m = Mat::new(rows, cols, take(n, &[rows, cols], true)?);
-                m.set_act_quant(map.act_quant(n));
-                Ok(m)
-            };
-            let wr = proj(&format!("{a}receptance.weight"), c, c)?;
-            let wk = proj(&format!("{a}key.weight"), c, c)?;
-            let wv = proj(&format!("{a}value.weight"), c, c)?;
-            let wo = proj(&format!("{a}output.weight"), c, c)?;
-            let ffn_key = proj(&format!("{f}key.weight"), cfg.d_ffn, c)?;
-            let ffn_value = proj(&format!("{f}value.weight"), c, cfg.d_ffn)?;
+            let wr = w.mat(&format!("{a}receptance.weight"), c, c)?;
+            let wk = w.mat(&format!("{a}key.weight"), c, c)?;
+            let wv = w.mat(&format!("{a}value.weight"), c, c)?;
+            let wo = w.mat(&format!("{a}output.weight"), c, c)?;
+            let ffn_key = w.mat(&format!("{f}key.weight"), cfg.d_ffn, c)?;
+            let ffn_value = w.mat(&format!("{f}value.weight"), c, cfg.d_ffn)?;
             layers.push(Layer {
                 ln1_w,
                 ln1_b,
@@ -278,19 +303,28 @@ impl V7 {
                 ffn_value,
             });
         }
-        let ln_out_w = take("ln_out.weight", &[c], false)?;
-        let ln_out_b = take("ln_out.bias", &[c], false)?;
-        let mut head = Mat::new(cfg.vocab, c, take("head.weight", &[cfg.vocab, c], true)?);
-        head.set_act_quant(map.act_quant("head.weight"));
+        let ln_out_w = w.vec("ln_out.weight", c)?;
+        let ln_out_b = w.vec("ln_out.bias", c)?;
+        let head = w.mat("head.weight", cfg.vocab, c)?;
         Ok(V7 {
             cfg,
             emb,
+            ln0_w,
+            ln0_b,
             layers,
             ln_out_w,
             ln_out_b,
             head,
             pool: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Bytes the embedding holds.
+    pub fn embedding_bytes(&self) -> usize {
+        match &self.emb {
+            Emb::Normed(e) => e.len() * 4,
+            Emb::Raw16 { bits, .. } => bits.len() * 2,
+        }
     }
 
     /// The model's dimensions.
@@ -330,7 +364,7 @@ impl V7 {
     pub fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
         let chunk = chunk.max(1);
         // The bf16 fold covers sequence mode only: one token (generation) stays f32.
-        let bf16 = tokens.len() > 1 && self.layers.first().is_some_and(|l| l.wr.packed_bf16.is_some());
+        let bf16 = tokens.len() > 1 && self.layers.first().is_some_and(|l| l.wr.bf16_fold().is_some());
         let rows = chunk.min(tokens.len().max(1));
         let mut sc = self.take_scratch(rows, bf16);
         let vocab = self.cfg.vocab;
@@ -399,9 +433,25 @@ impl V7 {
         let cfg = &self.cfg;
         let (c, t) = (cfg.n_embd, toks.len());
         let tc = t * c;
-        for (row, &tok) in sc.x.chunks_exact_mut(c).zip(toks) {
-            let e = tok as usize * c;
-            row.copy_from_slice(&self.emb[e..e + c]);
+        match &self.emb {
+            Emb::Normed(emb) => {
+                for (row, &tok) in sc.x.chunks_exact_mut(c).zip(toks) {
+                    let e = tok as usize * c;
+                    row.copy_from_slice(&emb[e..e + c]);
+                }
+            }
+            Emb::Raw16 { bits, kind } => {
+                for ((row, raw), &tok) in sc.x.chunks_exact_mut(c).zip(sc.xx.chunks_exact_mut(c)).zip(toks) {
+                    let e = tok as usize * c;
+                    for (v, &b) in raw.iter_mut().zip(&bits[e..e + c]) {
+                        *v = match kind {
+                            Kind::F16 => half::f16::from_bits(b).to_f32(),
+                            _ => crate::linalg::bf16_to_f32(b),
+                        };
+                    }
+                    layer_norm_rows(raw, c, &self.ln0_w, &self.ln0_b, row);
+                }
+            }
         }
         let rp = rows_per_task(t, c);
         for (li, (layer, ls)) in self.layers.iter().zip(state.layers.iter_mut()).enumerate() {

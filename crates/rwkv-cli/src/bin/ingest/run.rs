@@ -23,7 +23,8 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| spec.as_ref().and_then(|s| s.model.clone()));
     let (model_path, demo) = resolve_model_path(model_arg.as_deref())?;
-    let mut model = load_model(&model_path)?;
+    let weights = args.weights.resolve(spec.as_ref().and_then(|s| s.weights))?;
+    let mut model = load_model(&model_path, weights)?.model;
     let fold = args
         .fold_precision
         .or_else(|| spec.as_ref().and_then(|s| s.fold_precision))
@@ -129,6 +130,9 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
     let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).map_err(|e| {
         // A store of the same model folded at the other precision: say which flag fits it.
         let msg = e.to_string();
+        if let Some(hint) = weights_hint(&msg, &model) {
+            return anyhow::Error::new(e).context("ingest").context(hint);
+        }
         let bf16_store = msg.contains("made with model") && msg.contains("+fold-bf16 (");
         let err = anyhow::Error::new(e).context("ingest");
         match (bf16_store, fold) {
@@ -148,6 +152,27 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::Success
     })
+}
+
+/// For a store refused because it was made with the same model holding other weights: the
+/// `--weights` value that fits it.
+fn weights_hint(msg: &str, model: &rwkv_model::Model) -> Option<String> {
+    if !msg.contains("made with model") {
+        return None;
+    }
+    let store = ["int8", "bf16"]
+        .into_iter()
+        .find(|w| msg.contains(&format!("+weights-{w}")));
+    let ours = model.weights_rounded().map(|w| w.to_string());
+    match (store, ours) {
+        (Some(w), ours) if ours.as_deref() != Some(w) => Some(format!(
+            "this store holds states folded with {w} weights: pass --weights {w} (or use another --store)"
+        )),
+        (None, Some(w)) => Some(format!(
+            "this store holds states folded with the checkpoint's own weights: drop --weights {w} (or use another --store)"
+        )),
+        _ => None,
+    }
 }
 
 fn print_map(json: bool, what: &str, m: &std::collections::BTreeMap<&'static str, u64>) -> anyhow::Result<()> {

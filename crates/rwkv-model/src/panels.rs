@@ -1,0 +1,620 @@
+//! Weight matrices held in 16 or 8 bits, packed once into panels, and the products that widen
+//! them to f32 inside the kernel.
+//!
+//! A bf16 or f16 checkpoint stays bf16/f16 in memory: no f32 copy, no second copy for
+//! generation. Every product — a fold chunk of many rows or one generated token — reads the
+//! same panels, widens each weight to f32 in registers and accumulates in f32, so with f32
+//! activations the result is the f32 product of the checkpoint's own values (exact, as the f32
+//! path is), and a weight costs two bytes (one for int8) of memory traffic instead of four.
+//!
+//! Layout: outputs in panels of [`NR`] columns. Within a panel, for each pair of inputs
+//! `(2p, 2p+1)`:
+//! - [`Kind::Bf16`] / [`Kind::F16`]: [`NR`] 32-bit words `(W[o][2p], W[o][2p+1])`, low half
+//!   first. This is also the operand order of `vdpbf16ps`, so the bf16 fold
+//!   ([`crate::gemm_bf16`]) multiplies the very same panels with rounded activations.
+//! - [`Kind::I8`]: [`NR`] bytes of input `2p`, then [`NR`] of input `2p + 1`; one f32 scale per
+//!   output (the row's largest magnitude / 127), applied to the finished sum.
+//!
+//! Padding columns and the odd last input are zero. Each output's sum runs over the inputs in
+//! one fixed order whatever the number of rows, so folding in chunks of any length and
+//! generating token by token give bit-identical products.
+
+use rayon::prelude::*;
+
+use crate::linalg::{bf16_to_f32, f32_to_bf16};
+use crate::tensor::DType;
+
+/// Output columns per panel (two 16-lane vectors).
+pub const NR: usize = 32;
+/// Rows per micro-kernel call.
+const MR: usize = 12;
+/// Minimum multiply-adds before a product is split across threads.
+const PAR_MIN_WORK: usize = 1 << 18;
+
+/// The element type of packed weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// bfloat16 pairs.
+    Bf16,
+    /// IEEE binary16 pairs.
+    F16,
+    /// int8 with one scale per output.
+    I8,
+}
+
+impl Kind {
+    /// Lower-case name (`bf16`, `f16`, `int8`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bf16 => "bf16",
+            Kind::F16 => "f16",
+            Kind::I8 => "int8",
+        }
+    }
+}
+
+/// A weight matrix `W [n, k]` (`y = x · Wᵀ`) packed into panels.
+#[derive(Debug, Clone)]
+pub struct Panels {
+    /// Output features.
+    pub n: usize,
+    /// Input features.
+    pub k: usize,
+    /// Input pairs, `⌈k / 2⌉`.
+    pub(crate) kp: usize,
+    kind: Kind,
+    /// Bf16/F16: `[panel][kp][NR]` words.
+    pub(crate) words: Vec<u32>,
+    /// I8: `[panel][kp][2][NR]` values.
+    q: Vec<i8>,
+    /// I8: one scale per output, padded to whole panels with zeros.
+    scales: Vec<f32>,
+}
+
+/// Where a matrix's values come from: a checkpoint tensor's little-endian bytes, official
+/// `[out, in]` layout or input-major `[in, out]` (as the LoRA factors are stored).
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The tensor's bytes.
+    pub bytes: &'a [u8],
+    /// Their element type (F32, F16 or BF16).
+    pub dtype: DType,
+    /// Outputs.
+    pub n: usize,
+    /// Inputs.
+    pub k: usize,
+    /// `[k, n]` instead of `[n, k]`.
+    pub input_major: bool,
+}
+
+impl Source<'_> {
+    /// Number of bytes the source must hold.
+    pub fn needed(&self) -> usize {
+        self.n * self.k * self.dtype.size()
+    }
+
+    #[inline(always)]
+    fn index(&self, o: usize, i: usize) -> usize {
+        if self.input_major {
+            i * self.n + o
+        } else {
+            o * self.k + i
+        }
+    }
+
+    #[inline(always)]
+    fn bits16(&self, e: usize) -> u16 {
+        u16::from_le_bytes([self.bytes[2 * e], self.bytes[2 * e + 1]])
+    }
+
+    /// `W[o][i]` as f32 (exact for every supported type).
+    #[inline(always)]
+    pub fn get(&self, o: usize, i: usize) -> f32 {
+        let e = self.index(o, i);
+        match self.dtype {
+            DType::BF16 => bf16_to_f32(self.bits16(e)),
+            DType::F16 => half::f16::from_bits(self.bits16(e)).to_f32(),
+            _ => {
+                let b = &self.bytes[4 * e..4 * e + 4];
+                f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            }
+        }
+    }
+
+    /// `W[o][i]` as 16-bit `kind` (the stored bits when the types agree, else rounded to
+    /// nearest even).
+    #[inline(always)]
+    pub(crate) fn half_bits(&self, o: usize, i: usize, kind: Kind) -> u16 {
+        let e = self.index(o, i);
+        match (self.dtype, kind) {
+            (DType::BF16, Kind::Bf16) | (DType::F16, Kind::F16) => self.bits16(e),
+            (_, Kind::F16) => half::f16::from_f32(self.get(o, i)).to_bits(),
+            _ => f32_to_bf16(self.get(o, i)),
+        }
+    }
+}
+
+impl Panels {
+    /// Pack `src` as `kind`: 16-bit types keep the stored bits when they match (else round to
+    /// nearest even); [`Kind::I8`] quantizes each output row to its own scale.
+    ///
+    /// # Panics
+    /// If `src.bytes` does not hold `n · k` elements of `src.dtype` (callers check the tensor
+    /// first and report a named error).
+    pub fn pack(src: &Source<'_>, kind: Kind) -> Panels {
+        assert_eq!(src.bytes.len(), src.needed(), "source holds n × k elements");
+        let (n, k) = (src.n, src.k);
+        let kp = k.div_ceil(2);
+        let panels = n.div_ceil(NR);
+        let mut p = Panels {
+            n,
+            k,
+            kp,
+            kind,
+            words: Vec::new(),
+            q: Vec::new(),
+            scales: Vec::new(),
+        };
+        match kind {
+            Kind::Bf16 | Kind::F16 => {
+                let mut words = vec![0u32; panels * kp * NR];
+                let fast = !src.input_major
+                    && k % 2 == 0
+                    && matches!((src.dtype, kind), (DType::BF16, Kind::Bf16) | (DType::F16, Kind::F16));
+                words.par_chunks_mut(kp * NR).enumerate().for_each(|(pi, panel)| {
+                    let o0 = pi * NR;
+                    for j in 0..NR.min(n - o0) {
+                        let o = o0 + j;
+                        if fast {
+                            // Both halves of a pair are adjacent in the row: one word.
+                            let row = &src.bytes[o * k * 2..(o + 1) * k * 2];
+                            for (pw, b) in row.chunks_exact(4).enumerate() {
+                                panel[pw * NR + j] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                            }
+                        } else {
+                            for pw in 0..kp {
+                                let lo = src.half_bits(o, 2 * pw, kind);
+                                let hi = if 2 * pw + 1 < k {
+                                    src.half_bits(o, 2 * pw + 1, kind)
+                                } else {
+                                    0
+                                };
+                                panel[pw * NR + j] = (u32::from(hi) << 16) | u32::from(lo);
+                            }
+                        }
+                    }
+                });
+                p.words = words;
+            }
+            Kind::I8 => {
+                let mut q = vec![0i8; panels * kp * 2 * NR];
+                let mut scales = vec![0f32; panels * NR];
+                q.par_chunks_mut(kp * 2 * NR)
+                    .zip(scales.par_chunks_mut(NR))
+                    .enumerate()
+                    .for_each(|(pi, (panel, sc))| {
+                        let o0 = pi * NR;
+                        let mut row = vec![0f32; k];
+                        for j in 0..NR.min(n - o0) {
+                            for (i, v) in row.iter_mut().enumerate() {
+                                *v = src.get(o0 + j, i);
+                            }
+                            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                            let d = amax / 127.0;
+                            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+                            sc[j] = d;
+                            for (i, &v) in row.iter().enumerate() {
+                                panel[((i / 2) * 2 + i % 2) * NR + j] = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                            }
+                        }
+                    });
+                p.q = q;
+                p.scales = scales;
+            }
+        }
+        p
+    }
+
+    /// Pack input-major f32 weights `wt` (`[k, n]` row-major) as `kind`.
+    pub fn from_f32_input_major(wt: &[f32], k: usize, n: usize, kind: Kind) -> Panels {
+        let bytes: Vec<u8> = wt.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Panels::pack(
+            &Source {
+                bytes: &bytes,
+                dtype: DType::F32,
+                n,
+                k,
+                input_major: true,
+            },
+            kind,
+        )
+    }
+
+    /// The element type.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.words.len() * 4 + self.q.len() + self.scales.len() * 4
+    }
+
+    /// `W[o][i]` as f32 (the held value: for int8, `q · scale`).
+    pub fn get(&self, o: usize, i: usize) -> f32 {
+        let (pi, j, pw) = (o / NR, o % NR, i / 2);
+        match self.kind {
+            Kind::Bf16 | Kind::F16 => {
+                let w = self.words[(pi * self.kp + pw) * NR + j];
+                let h = if i.is_multiple_of(2) {
+                    w as u16
+                } else {
+                    (w >> 16) as u16
+                };
+                widen16(self.kind, h)
+            }
+            Kind::I8 => f32::from(self.q[((pi * self.kp + pw) * 2 + i % 2) * NR + j]) * self.scales[o],
+        }
+    }
+}
+
+#[inline(always)]
+fn widen16(kind: Kind, h: u16) -> f32 {
+    match kind {
+        Kind::F16 => half::f16::from_bits(h).to_f32(),
+        _ => bf16_to_f32(h),
+    }
+}
+
+/// `y[rows, w.n] = x[rows, w.k] · Wᵀ` with f32 inputs: the weights are widened to f32 inside
+/// the kernel, every sum is f32.
+///
+/// # Panics
+/// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
+pub fn matmul(x: &[f32], rows: usize, w: &Panels, y: &mut [f32]) {
+    assert_eq!(x.len(), rows * w.k, "inputs are rows × k");
+    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    if rows == 0 || w.n == 0 {
+        return;
+    }
+    let panels = w.n.div_ceil(NR);
+    let threads = rayon::current_num_threads();
+    let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
+        threads
+    } else {
+        1
+    };
+    let dst = Out(y.as_mut_ptr());
+    if tasks == 1 {
+        // SAFETY: one task writes all of the output, whose extent was asserted.
+        unsafe { panels_range(x, rows, w, dst, 0, panels) };
+    } else if panels >= tasks {
+        // Wide outputs: each task takes a range of panels (its columns of every row). With one
+        // row (generation) this splits the weights, which is what a bandwidth-bound mat-vec wants.
+        let per = panels.div_ceil(tasks);
+        (0..tasks).into_par_iter().for_each(|t| {
+            let p0 = (t * per).min(panels);
+            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns.
+            unsafe { panels_range(x, rows, w, dst, p0, ((t + 1) * per).min(panels)) };
+        });
+    } else {
+        // Narrow outputs (a LoRA factor): each task takes a block of rows.
+        let per = rows.div_ceil(tasks).next_multiple_of(MR);
+        (0..rows.div_ceil(per)).into_par_iter().for_each(|b| {
+            let (r0, r1) = (b * per, ((b + 1) * per).min(rows));
+            // SAFETY: tasks cover disjoint row ranges, all columns each.
+            unsafe { panels_range(&x[r0 * w.k..r1 * w.k], r1 - r0, w, dst.offset(r0 * w.n), 0, panels) };
+        });
+    }
+}
+
+/// The output buffer's first row (row stride `n`).
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+impl Out {
+    /// The same buffer from element `e` on.
+    fn offset(self, e: usize) -> Out {
+        // SAFETY: callers pass offsets inside the buffer the pointer came from.
+        Out(unsafe { self.0.add(e) })
+    }
+}
+// SAFETY: used only to hand disjoint parts of one output buffer to worker threads.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// Columns of panels `p0 .. p1` for every row.
+///
+/// # Safety
+/// `dst` must point to `rows` rows of `w.n` floats that no other thread writes in these columns.
+unsafe fn panels_range(x: &[f32], rows: usize, w: &Panels, dst: Out, p0: usize, p1: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        for pi in p0..p1 {
+            let col0 = pi * NR;
+            let width = NR.min(w.n - col0);
+            let mut r0 = 0;
+            while r0 < rows {
+                let m = MR.min(rows - r0);
+                // SAFETY: the CPU has AVX-512F (checked by `level`); rows r0 .. r0 + m exist in
+                // `x` and in the output, and the panel has `kp` steps.
+                unsafe { avx512::micro(m, x[r0 * w.k..].as_ptr(), w, pi, dst.0.add(r0 * w.n + col0), w.n, width) };
+                r0 += m;
+            }
+        }
+        return;
+    }
+    portable_range(x, rows, w, dst.0 as usize, p0, p1);
+}
+
+#[inline(always)]
+fn portable_range_g<A: crate::simd::Arch>(x: &[f32], rows: usize, w: &Panels, dst: usize, p0: usize, p1: usize) {
+    let dst = dst as *mut f32;
+    let (k, kp) = (w.k, w.kp);
+    let mut lo = [0f32; NR];
+    let mut hi = [0f32; NR];
+    for pi in p0..p1 {
+        let col0 = pi * NR;
+        let width = NR.min(w.n - col0);
+        let mut r0 = 0;
+        while r0 < rows {
+            let m = MR.min(rows - r0);
+            let mut acc = [[0f32; NR]; MR];
+            for p in 0..kp {
+                match w.kind {
+                    Kind::Bf16 | Kind::F16 => {
+                        let ws = &w.words[(pi * kp + p) * NR..(pi * kp + p + 1) * NR];
+                        for ((l, h), &word) in lo.iter_mut().zip(hi.iter_mut()).zip(ws) {
+                            *l = widen16(w.kind, word as u16);
+                            *h = widen16(w.kind, (word >> 16) as u16);
+                        }
+                    }
+                    Kind::I8 => {
+                        let base = (pi * kp + p) * 2 * NR;
+                        for j in 0..NR {
+                            lo[j] = f32::from(w.q[base + j]);
+                            hi[j] = f32::from(w.q[base + NR + j]);
+                        }
+                    }
+                }
+                let odd = 2 * p + 1 < k;
+                for (r, acc) in acc.iter_mut().enumerate().take(m) {
+                    let xr = &x[(r0 + r) * k..(r0 + r + 1) * k];
+                    let xl = xr[2 * p];
+                    let xh = if odd { xr[2 * p + 1] } else { 0.0 };
+                    for j in 0..NR {
+                        acc[j] = A::fma(xl, lo[j], acc[j]);
+                        acc[j] = A::fma(xh, hi[j], acc[j]);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate().take(m) {
+                for (j, &a) in acc.iter().enumerate().take(width) {
+                    let v = if w.kind == Kind::I8 { a * w.scales[col0 + j] } else { a };
+                    // SAFETY: row r0 + r, column col0 + j lies in the output (caller's contract).
+                    unsafe { *dst.add((r0 + r) * w.n + col0 + j) = v };
+                }
+            }
+            r0 += m;
+        }
+    }
+}
+crate::simd::multiversion!(fn portable_range(x: &[f32], rows: usize, w: &Panels, dst: usize, p0: usize, p1: usize) => portable_range_g);
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Kind, MR, NR, Panels};
+
+    /// Four vectors of widened weights for one input pair: inputs `2p` then `2p + 1`, each as
+    /// columns 0–15 and 16–31.
+    #[inline(always)]
+    unsafe fn load(w: &Panels, pi: usize, p: usize) -> [__m512; 4] {
+        // SAFETY (whole body): p < kp and pi < panels, so these reads are inside the panel.
+        unsafe {
+            match w.kind {
+                Kind::Bf16 => {
+                    let base = w.words.as_ptr().add((pi * w.kp + p) * NR);
+                    let a = _mm512_loadu_si512(base.cast());
+                    let b = _mm512_loadu_si512(base.add(16).cast());
+                    let mask = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+                    [
+                        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(a)),
+                        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(b)),
+                        _mm512_castsi512_ps(_mm512_and_si512(a, mask)),
+                        _mm512_castsi512_ps(_mm512_and_si512(b, mask)),
+                    ]
+                }
+                Kind::F16 => {
+                    let base = w.words.as_ptr().add((pi * w.kp + p) * NR);
+                    let a = _mm512_loadu_si512(base.cast());
+                    let b = _mm512_loadu_si512(base.add(16).cast());
+                    [
+                        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(a)),
+                        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(b)),
+                        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(a))),
+                        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(b))),
+                    ]
+                }
+                Kind::I8 => {
+                    let base = w.q.as_ptr().add((pi * w.kp + p) * 2 * NR);
+                    let v = |o: usize| _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(base.add(o).cast())));
+                    [v(0), v(16), v(NR), v(NR + 16)]
+                }
+            }
+        }
+    }
+
+    /// `m ≤ MR` rows of `x` (row stride `w.k`) times panel `pi` into `y` (row stride `ldy`,
+    /// `width ≤ NR` columns written).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `x` holds `m` rows of `w.k` floats; `y` has `m` rows of
+    /// `width` writable floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub unsafe fn micro(m: usize, x: *const f32, w: &Panels, pi: usize, y: *mut f32, ldy: usize, width: usize) {
+        macro_rules! dispatch {
+            ($($n:literal)*) => {
+                match m {
+                    // SAFETY: forwarded from the caller.
+                    $($n => unsafe { kernel::<$n>(x, w, pi, y, ldy, width) },)*
+                    _ => unreachable!("micro-kernel rows 1..=MR"),
+                }
+            };
+        }
+        const _: () = assert!(MR == 12);
+        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12)
+    }
+
+    #[inline(always)]
+    unsafe fn kernel<const M: usize>(x: *const f32, w: &Panels, pi: usize, y: *mut f32, ldy: usize, width: usize) {
+        // SAFETY (whole body): bounds as documented on `micro`.
+        unsafe {
+            let k = w.k;
+            let full = k / 2;
+            let mut acc0 = [_mm512_setzero_ps(); M];
+            let mut acc1 = [_mm512_setzero_ps(); M];
+            for p in 0..full {
+                let [l0, l1, h0, h1] = load(w, pi, p);
+                for r in 0..M {
+                    let xl = _mm512_set1_ps(*x.add(r * k + 2 * p));
+                    let xh = _mm512_set1_ps(*x.add(r * k + 2 * p + 1));
+                    acc0[r] = _mm512_fmadd_ps(xl, l0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(xl, l1, acc1[r]);
+                    acc0[r] = _mm512_fmadd_ps(xh, h0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(xh, h1, acc1[r]);
+                }
+            }
+            if k % 2 == 1 {
+                // The odd last input: its pair's high half is zero padding, and so is its
+                // product (the portable loop adds the same zero).
+                let [l0, l1, h0, h1] = load(w, pi, full);
+                let zero = _mm512_setzero_ps();
+                for r in 0..M {
+                    let xl = _mm512_set1_ps(*x.add(r * k + 2 * full));
+                    acc0[r] = _mm512_fmadd_ps(xl, l0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(xl, l1, acc1[r]);
+                    acc0[r] = _mm512_fmadd_ps(zero, h0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(zero, h1, acc1[r]);
+                }
+            }
+            if w.kind == Kind::I8 {
+                let s = w.scales.as_ptr().add(pi * NR);
+                let (s0, s1) = (_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(16)));
+                for r in 0..M {
+                    acc0[r] = _mm512_mul_ps(acc0[r], s0);
+                    acc1[r] = _mm512_mul_ps(acc1[r], s1);
+                }
+            }
+            let mask = if width >= 32 { u32::MAX } else { (1u32 << width) - 1 };
+            let (m0, m1) = (mask as u16, (mask >> 16) as u16);
+            for r in 0..M {
+                _mm512_mask_storeu_ps(y.add(r * ldy), m0, acc0[r]);
+                _mm512_mask_storeu_ps(y.add(r * ldy + 16), m1, acc1[r]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of(kind: DType, v: &[f32]) -> Vec<u8> {
+        match kind {
+            DType::BF16 => v.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect(),
+            DType::F16 => v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
+            _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    fn check(n: usize, k: usize, rows: usize, dtype: DType, kind: Kind, input_major: bool) {
+        let vals: Vec<f32> = (0..n * k).map(|i| ((i * 7919 % 1009) as f32 / 504.0) - 1.0).collect();
+        let bytes = bytes_of(dtype, &vals);
+        let src = Source {
+            bytes: &bytes,
+            dtype,
+            n,
+            k,
+            input_major,
+        };
+        let p = Panels::pack(&src, kind);
+        let x: Vec<f32> = (0..rows * k)
+            .map(|i| ((i * 104_729 % 997) as f32 / 498.0) - 1.0)
+            .collect();
+        let mut y = vec![f32::NAN; rows * n];
+        matmul(&x, rows, &p, &mut y);
+        for r in 0..rows {
+            for o in 0..n {
+                let want: f64 = (0..k).map(|i| f64::from(x[r * k + i]) * f64::from(p.get(o, i))).sum();
+                let got = f64::from(y[r * n + o]);
+                assert!(
+                    (got - want).abs() <= 1e-5 * k as f64,
+                    "{n}x{k} r{rows} {kind:?} at ({r},{o}): {got} vs {want}"
+                );
+            }
+        }
+        // The held values: exact for matching 16-bit types, within half a step for int8.
+        for o in 0..n {
+            let amax = (0..k).map(|i| src.get(o, i).abs()).fold(0f32, f32::max);
+            for i in 0..k {
+                let (h, s) = (p.get(o, i), src.get(o, i));
+                match kind {
+                    Kind::I8 => assert!((h - s).abs() <= amax / 254.0 * 1.0001 + 1e-7, "{h} vs {s}"),
+                    _ if (dtype == DType::BF16) == (kind == Kind::Bf16) && dtype != DType::F32 => assert_eq!(h, s),
+                    _ => assert!((h - s).abs() <= s.abs() / 128.0 + 1e-7),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_match_the_held_values_for_every_kind_and_edge() {
+        for &(n, k, rows) in &[
+            (1, 2, 1),
+            (33, 7, 13),
+            (32, 64, 12),
+            (70, 96, 25),
+            (64, 130, 3),
+            (96, 768, 40),
+            (5, 1, 2),
+        ] {
+            for input_major in [false, true] {
+                check(n, k, rows, DType::BF16, Kind::Bf16, input_major);
+                check(n, k, rows, DType::F16, Kind::F16, input_major);
+                check(n, k, rows, DType::F32, Kind::Bf16, input_major);
+                check(n, k, rows, DType::BF16, Kind::I8, input_major);
+                check(n, k, rows, DType::F32, Kind::I8, input_major);
+            }
+        }
+    }
+
+    #[test]
+    fn one_row_and_many_rows_give_the_same_bits() {
+        let (n, k) = (100, 258);
+        let vals: Vec<f32> = (0..n * k).map(|i| ((i * 31 % 997) as f32 / 498.0) - 1.0).collect();
+        let bytes = bytes_of(DType::BF16, &vals);
+        for kind in [Kind::Bf16, Kind::I8] {
+            let p = Panels::pack(
+                &Source {
+                    bytes: &bytes,
+                    dtype: DType::BF16,
+                    n,
+                    k,
+                    input_major: false,
+                },
+                kind,
+            );
+            let rows = 29;
+            let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut all = vec![0f32; rows * n];
+            matmul(&x, rows, &p, &mut all);
+            for r in 0..rows {
+                let mut one = vec![0f32; n];
+                matmul(&x[r * k..(r + 1) * k], 1, &p, &mut one);
+                assert_eq!(one, all[r * n..(r + 1) * n], "row {r}");
+            }
+        }
+    }
+}
