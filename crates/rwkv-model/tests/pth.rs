@@ -88,6 +88,14 @@ fn fixtures_match_safetensors() {
         assert_eq!(map.path, pth);
         assert!(map.tensors.values().all(|t| t.dtype == DType::F32));
         assert_same(&map, &st);
+        // torch.save stores storages uncompressed: read from a file, every contiguous tensor
+        // refers to the file's map instead of a copy.
+        assert!(
+            map.tensors
+                .values()
+                .all(|t| matches!(t.data, rwkv_model::tensor::Bytes::Mapped { .. })),
+            "{stem}: a tensor was copied"
+        );
         let from_memory = read_pth_bytes(Path::new("in-memory.pth"), &read(&pth)).expect("read_pth_bytes");
         assert_eq!(from_memory.path, Path::new("in-memory.pth"));
         assert_same(&from_memory, &st);

@@ -217,6 +217,44 @@ fn identity_mismatch_names_both_fingerprints() {
 }
 
 #[test]
+fn a_store_fingerprinted_by_the_old_rule_is_a_named_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = StoreIdentity {
+        model_fingerprint: "x070-0123456789abcdef+fold-bf16".into(),
+        ..identity()
+    };
+    let store = Store::open(tmp.path(), old.clone()).unwrap();
+    commit(&store, "a", "text", 1);
+    drop(store);
+    let new = StoreIdentity {
+        model_fingerprint: "x070-f2-0123456789abcdef0123456789abcdef+fold-bf16".into(),
+        ..identity()
+    };
+    for err in [
+        Store::open(tmp.path(), new.clone()).err().unwrap(),
+        Store::open_read_only(tmp.path(), new.clone()).err().unwrap(),
+    ] {
+        assert!(matches!(err, Error::OldFingerprintRule { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("x070-0123456789abcdef") && msg.contains("re-ingest"),
+            "{msg}"
+        );
+    }
+    // The old rule's store still opens with its own identity, and another model of the new
+    // rule against a new-rule store stays a plain mismatch.
+    Store::open_read_only(tmp.path(), old).unwrap();
+    let tmp2 = tempfile::tempdir().unwrap();
+    drop(Store::open(tmp2.path(), new).unwrap());
+    let other = StoreIdentity {
+        model_fingerprint: "x070-f2-ffffffffffffffffffffffffffffffff".into(),
+        ..identity()
+    };
+    let err = Store::open(tmp2.path(), other).err().unwrap();
+    assert!(matches!(err, Error::FingerprintMismatch { .. }), "{err}");
+}
+
+#[test]
 fn flipped_byte_is_corrupt_and_refold_repairs_it() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path(), identity()).unwrap();

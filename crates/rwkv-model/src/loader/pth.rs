@@ -15,28 +15,39 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use zip::result::ZipError;
 use zip::{CompressionMethod, ZipArchive};
 
 use crate::error::{Error, Result};
-use crate::tensor::{RawTensor, TensorMap};
+use crate::tensor::{Bytes, RawTensor, TensorMap};
 
 use super::pickle::*;
 
 /// Read a PyTorch zip checkpoint (`torch.save`, PyTorch 1.6 and later) from `path`.
 ///
-/// The archive is read entry by entry, so peak memory is the tensors plus one storage.
+/// The file is memory-mapped: storages written uncompressed (as `torch.save` writes them) are
+/// not copied, each contiguous tensor refers to its range of the map
+/// ([`crate::tensor::Bytes::Mapped`]). Compressed storages and strided views are read into
+/// memory entry by entry, so peak memory is those tensors plus one storage.
 pub fn read_pth(path: &Path) -> Result<TensorMap> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    read_archive(path, BufReader::new(file), len)
+    if len == 0 {
+        // An empty file cannot be mapped; it is reported like any other non-zip file.
+        return read_archive(path, BufReader::new(file), len, None);
+    }
+    // SAFETY: the map is read-only. A file truncated by another process while mapped could
+    // fault, the documented risk of memory-mapping any file (as for safetensors).
+    let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?);
+    read_archive(path, Cursor::new(&map[..]), len, Some(&map))
 }
 
 /// Read a PyTorch zip checkpoint held in memory; `name` is used only in error messages and as
 /// [`TensorMap::path`].
 pub fn read_pth_bytes(name: &Path, bytes: &[u8]) -> Result<TensorMap> {
-    read_archive(name, Cursor::new(bytes), bytes.len() as u64)
+    read_archive(name, Cursor::new(bytes), bytes.len() as u64, None)
 }
 
 /// Upper bound on deflate's compression ratio (the format's maximum is about 1032:1); a zip
@@ -66,7 +77,21 @@ const VIEW_SLACK: usize = 64 * 1024;
 /// Keys searched first when the state dict is nested.
 const PREFERRED_KEYS: [&str; 6] = ["state_dict", "model_state_dict", "model", "module", "weights", "params"];
 
-fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Result<TensorMap> {
+/// Where one storage's bytes are: read into memory (taken by its sole tensor when that
+/// tensor is the whole storage) or a range of the file's map.
+enum Storage {
+    Owned(Option<Vec<u8>>),
+    Mapped { start: usize, len: usize },
+}
+
+/// Read the archive `reader` (of `file_len` bytes); with `map` (whose contents the reader
+/// reads), uncompressed storages are referred to instead of copied.
+fn read_archive<R: Read + Seek>(
+    path: &Path,
+    mut reader: R,
+    file_len: u64,
+    map: Option<&Arc<memmap2::Mmap>>,
+) -> Result<TensorMap> {
     let mut head = [0u8; 4];
     let got = read_up_to(&mut reader, &mut head).map_err(|e| Error::io(path, e))?;
     if got >= 1 && head[0] == 0x80 {
@@ -115,7 +140,7 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
     for (name, t) in &tensors {
         by_storage.entry(&t.storage.key).or_default().push((name, t));
     }
-    let mut map = TensorMap::new(path);
+    let mut tensors_out = TensorMap::new(path);
     for (key, users) in by_storage {
         let mut dtypes = Vec::with_capacity(users.len());
         for (name, t) in &users {
@@ -136,16 +161,22 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
             .index_for_name(&entry)
             .ok_or_else(|| Error::corrupt(path, format!("storage `data/{key}` of tensor `{first}` is missing")))?;
         let what = format!("storage `data/{key}`");
-        let mut bytes = Some(read_entry(&mut zip, path, index, &what, file_len, u64::MAX)?);
+        let mut bytes = match map.and_then(|m| stored_range(&mut zip, index, m.len())) {
+            Some((start, len)) => Storage::Mapped { start, len },
+            None => Storage::Owned(Some(read_entry(&mut zip, path, index, &what, file_len, u64::MAX)?)),
+        };
         let sole = users.len() == 1;
-        let budget = bytes
-            .as_ref()
-            .map_or(0, Vec::len)
-            .saturating_mul(MAX_VIEW_FACTOR)
-            .saturating_add(VIEW_SLACK);
+        let storage_len = match &bytes {
+            Storage::Owned(b) => b.as_ref().map_or(0, Vec::len),
+            Storage::Mapped { len, .. } => *len,
+        };
+        let budget = storage_len.saturating_mul(MAX_VIEW_FACTOR).saturating_add(VIEW_SLACK);
         let mut spent = 0usize;
         for ((name, t), dtype) in users.into_iter().zip(dtypes) {
-            let storage = bytes.as_deref().unwrap_or_default();
+            let storage: &[u8] = match &bytes {
+                Storage::Owned(b) => b.as_deref().unwrap_or_default(),
+                Storage::Mapped { start, len } => map.map_or(&[][..], |m| &m[*start..*start + *len]),
+            };
             let corrupt = |reason: String| Error::corrupt(path, format!("tensor `{name}`: {reason}"));
             let declared = t.storage.numel.checked_mul(dtype.size() as u64);
             if declared.is_none_or(|d| d > storage.len() as u64) {
@@ -164,31 +195,60 @@ fn read_archive<R: Read + Seek>(path: &Path, mut reader: R, file_len: u64) -> Re
                     storage.len()
                 )));
             }
-            let data = match layout.contiguous {
-                Some(range) if sole && range.start == 0 => {
-                    let mut owned = bytes.take().unwrap_or_default();
+            let take = sole
+                && matches!(&layout.contiguous, Some(r) if r.start == 0)
+                && matches!(&bytes, Storage::Owned(Some(_)));
+            let data: Bytes = match (layout.contiguous.clone(), &mut bytes) {
+                (Some(range), Storage::Owned(owned)) if take => {
+                    let mut owned = owned.take().unwrap_or_default();
                     owned.truncate(range.end);
-                    owned
+                    owned.into()
                 }
-                Some(range) => {
-                    let src = storage.get(range).ok_or_else(|| corrupt("view out of bounds".into()))?;
-                    let mut out = alloc(src.len()).map_err(corrupt)?;
-                    out.extend_from_slice(src);
-                    out
+                (Some(range), Storage::Mapped { start, len }) if range.end <= *len => Bytes::Mapped {
+                    map: Arc::clone(map.expect("a mapped storage comes from a map")),
+                    start: *start + range.start,
+                    len: range.len(),
+                },
+                (contiguous, bytes) => {
+                    let storage: &[u8] = match bytes {
+                        Storage::Owned(b) => b.as_deref().unwrap_or_default(),
+                        Storage::Mapped { start, len } => map.map_or(&[][..], |m| &m[*start..*start + *len]),
+                    };
+                    match contiguous {
+                        Some(range) => {
+                            let src = storage.get(range).ok_or_else(|| corrupt("view out of bounds".into()))?;
+                            let mut out = alloc(src.len()).map_err(corrupt)?;
+                            out.extend_from_slice(src);
+                            out.into()
+                        }
+                        None => gather(storage, dtype.size(), t, &layout).map_err(corrupt)?.into(),
+                    }
                 }
-                None => gather(storage, dtype.size(), t, &layout).map_err(corrupt)?,
             };
-            map.tensors.insert(
+            tensors_out.tensors.insert(
                 name.clone(),
                 RawTensor {
                     dtype,
                     shape: layout.shape,
-                    data: data.into(),
+                    data,
                 },
             );
         }
     }
-    Ok(map)
+    Ok(tensors_out)
+}
+
+/// The byte range in the file of entry `index` when it is stored uncompressed and lies
+/// inside the file's `file_len` bytes; `None` sends the entry to [`read_entry`], which checks
+/// and reports whatever is wrong with it.
+fn stored_range<R: Read + Seek>(zip: &mut ZipArchive<R>, index: usize, file_len: usize) -> Option<(usize, usize)> {
+    let entry = zip.by_index(index).ok()?;
+    if entry.compression() != CompressionMethod::Stored || entry.compressed_size() != entry.size() {
+        return None;
+    }
+    let start = usize::try_from(entry.data_start()).ok()?;
+    let len = usize::try_from(entry.size()).ok()?;
+    (start.checked_add(len)? <= file_len).then_some((start, len))
 }
 
 /// Read into `buf` until it is full or the input ends; returns the bytes read.
