@@ -209,17 +209,15 @@ pub(crate) fn hash_tensor(
     let n = t.data.len() / size;
     let block = |b: usize| -> [u8; 32] {
         let bytes = &t.data[b * HASH_BLOCK * size..((b + 1) * HASH_BLOCK).min(n) * size];
-        let widened: Vec<u8> = match t.dtype {
+        let mut widened = vec![0u8; bytes.len() / 2 * 4];
+        let pairs = widened.chunks_exact_mut(4).zip(bytes.chunks_exact(2));
+        match t.dtype {
             DType::F32 | DType::I64 | DType::F64 => return *blake3::hash(bytes).as_bytes(),
-            DType::BF16 => bytes
-                .chunks_exact(2)
-                .flat_map(|b| (u32::from(u16::from_le_bytes([b[0], b[1]])) << 16).to_le_bytes())
-                .collect(),
-            DType::F16 => bytes
-                .chunks_exact(2)
-                .flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
-                .collect(),
-        };
+            DType::BF16 => pairs.for_each(|(o, b)| o.copy_from_slice(&[0, 0, b[0], b[1]])),
+            DType::F16 => pairs.for_each(|(o, b)| {
+                o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
+            }),
+        }
         *blake3::hash(&widened).as_bytes()
     };
     let blocks = n.div_ceil(HASH_BLOCK);
