@@ -211,12 +211,12 @@ pub fn matmul(x: &[f32], rows: usize, w: &QuantMat, y: &mut [f32]) {
 /// Outputs `o0 .. o0 + out.len() / rows` for every row, into `out` (`[output][row]`).
 fn outputs(w: &QuantMat, a: &Acts<'_>, rows: usize, o0: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() != crate::simd::Level::Portable {
+    if crate::simd::level() != crate::simd::Level::Portable && avx2::has_f16c() {
         if crate::simd::level() == crate::simd::Level::Avx512 && avx2::has_vnni() {
-            // SAFETY: the CPU has AVX2, FMA, AVX-512 VL and VNNI (checked just now).
+            // SAFETY: the CPU has AVX2, FMA, F16C, AVX-512 VL and VNNI (checked just now).
             return unsafe { avx2::outputs_vnni(w, a, rows, o0, out) };
         }
-        // SAFETY: the CPU has AVX2 and FMA (checked by `level`).
+        // SAFETY: the CPU has AVX2 and FMA (checked by `level`) and F16C.
         return unsafe { avx2::outputs_avx2(w, a, rows, o0, out) };
     }
     outputs_portable(w, a, rows, o0, out);
@@ -309,6 +309,13 @@ mod avx2 {
     use super::{Acc, Acts, QK, QuantMat, RT, raw_block};
     use crate::loader::Quant;
 
+    /// Whether the CPU has F16C (every AVX2 CPU has so far).
+    pub fn has_f16c() -> bool {
+        use std::sync::OnceLock;
+        static V: OnceLock<bool> = OnceLock::new();
+        *V.get_or_init(|| std::is_x86_feature_detected!("f16c"))
+    }
+
     /// Whether the CPU has AVX-512 VNNI (with VL, for 256-bit `vpdpbusd`).
     pub fn has_vnni() -> bool {
         use std::sync::OnceLock;
@@ -319,7 +326,13 @@ mod avx2 {
     /// A block's 32 weights as signed bytes (bias removed), its `d` and `m`.
     #[inline(always)]
     unsafe fn decode(quant: Quant, b: &[u8]) -> (__m256i, f32, f32) {
-        let h = |i: usize| half::f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+        // SAFETY: the caller has F16C (with AVX2).
+        let h = |i: usize| unsafe {
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes([
+                b[i],
+                b[i + 1],
+            ])))))
+        };
         // SAFETY (whole body): `b` is one whole block (`block_bytes` long), so every load
         // below reads inside it; the caller has AVX2.
         unsafe {
@@ -356,27 +369,24 @@ mod avx2 {
     /// `Σ w[j] · x[j]` over 32 signed bytes in eight partial sums (lane `l`: bytes `4l .. 4l + 4`;
     /// exact: no pair sum reaches the i16 limit, since |x| ≤ 127).
     #[inline(always)]
-    unsafe fn dot<const VNNI: bool>(w: __m256i, x: __m256i) -> [i32; 8] {
+    unsafe fn dot<const VNNI: bool>(w: __m256i, x: __m256i) -> __m256i {
         // SAFETY: the caller has AVX2 (and AVX-512 VNNI/VL with `VNNI`).
         unsafe {
             let aw = _mm256_sign_epi8(w, w);
             let sx = _mm256_sign_epi8(x, w);
-            let s32 = if VNNI {
+            if VNNI {
                 _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx)
             } else {
                 _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
-            };
-            let mut out = [0i32; 8];
-            _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, s32);
-            out
+            }
         }
     }
 
     /// [`super::outputs_g`] with the blocks decoded and multiplied in AVX2 registers.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
+    /// The CPU must have AVX2, FMA and F16C.
+    #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn outputs_avx2(w: &QuantMat, a: &Acts<'_>, rows: usize, o0: usize, out: &mut [f32]) {
         // SAFETY: forwarded.
         unsafe { body::<false>(w, a, rows, o0, out) }
@@ -385,8 +395,8 @@ mod avx2 {
     /// The same with the byte dot products in `vpdpbusd`.
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA, AVX-512 VL and VNNI.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+    /// The CPU must have AVX2, FMA, F16C, AVX-512 VL and VNNI.
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
     pub unsafe fn outputs_vnni(w: &QuantMat, a: &Acts<'_>, rows: usize, o0: usize, out: &mut [f32]) {
         // SAFETY: forwarded.
         unsafe { body::<true>(w, a, rows, o0, out) }
@@ -399,24 +409,39 @@ mod avx2 {
             let rt = RT.min(rows - r0);
             for (oi, col) in out.chunks_exact_mut(rows).enumerate() {
                 let o = o0 + oi;
-                let mut acc = [Acc::default(); RT];
+                // The eight lanes of each row's [`Acc`] in a register (the same fused
+                // multiply-adds, lane by lane), its offsets' sum apart.
+                // SAFETY: the caller has AVX.
+                let mut lanes = [unsafe { _mm256_setzero_ps() }; RT];
+                let mut summs = [0f32; RT];
                 for b in 0..nb {
                     let blk = w.block(o, b);
-                    // SAFETY: `blk` is one whole block; the CPU has AVX2.
+                    // SAFETY: `blk` is one whole block; the CPU has AVX2 and F16C.
                     let (wv, dw, m) = unsafe { decode(quant, blk) };
-                    for (r, acc) in acc.iter_mut().enumerate().take(rt) {
+                    for r in 0..rt {
                         let ab = (r0 + r) * nb + b;
                         let at = (r0 + r) * k + b * QK;
                         if a.raw[ab] {
                             let (q, d, m) = quant.decode_block(blk);
-                            acc.summs += raw_block(quant, &a.x[at..at + QK], &q, d, m);
+                            summs[r] += raw_block(quant, &a.x[at..at + QK], &q, d, m);
                             continue;
                         }
                         let xq = &a.q[at..at + QK];
                         // SAFETY: `xq` holds 32 bytes; features as documented.
-                        let lanes = unsafe { dot::<VNNI>(wv, _mm256_loadu_si256(xq.as_ptr() as *const __m256i)) };
-                        acc.add(a, ab, lanes, dw, m, offset);
+                        let dot = unsafe { dot::<VNNI>(wv, _mm256_loadu_si256(xq.as_ptr() as *const __m256i)) };
+                        // SAFETY: the caller has AVX2 and FMA.
+                        lanes[r] =
+                            unsafe { _mm256_fmadd_ps(_mm256_set1_ps(dw * a.d[ab]), _mm256_cvtepi32_ps(dot), lanes[r]) };
+                        if offset {
+                            summs[r] += m * a.s[ab];
+                        }
                     }
+                }
+                let mut acc = [Acc::default(); RT];
+                for r in 0..rt {
+                    // SAFETY: `Acc::lanes` holds eight floats.
+                    unsafe { _mm256_storeu_ps(acc[r].lanes.as_mut_ptr(), lanes[r]) };
+                    acc[r].summs = summs[r];
                 }
                 for (c, acc) in col[r0..r0 + rt].iter_mut().zip(&acc) {
                     *c = acc.finish();
@@ -509,9 +534,12 @@ mod tests {
                 outputs_g::<crate::simd::Plain>(&w, &acts, rows, 0, &mut yt);
                 kernels.push(("portable", yt));
                 #[cfg(target_arch = "x86_64")]
-                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                if std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
+                {
                     let mut yt = vec![0f32; rows * n];
-                    // SAFETY: the CPU has AVX2 and FMA (checked just now).
+                    // SAFETY: the CPU has AVX2, FMA and F16C (checked just now).
                     unsafe { avx2::outputs_avx2(&w, &acts, rows, 0, &mut yt) };
                     kernels.push(("avx2", yt));
                 }

@@ -644,3 +644,64 @@ fn quantized_files_stay_quantized_and_match_the_decoded_path() {
         }
     }
 }
+
+/// Quantized tensors whose blocks do not fit their shape (built in memory, past the file
+/// reader's own checks): named errors for the file and tensor, held or decoded, never a panic.
+#[test]
+fn inconsistent_quantized_tensors_are_named_errors() {
+    use rwkv_model::tensor::{Bytes, DType};
+    let path = bin("tiny-rwkv-5v2-730K-Q5_1.bin");
+    let good = read_rwkvcpp(&path).unwrap();
+    let name = "blocks.1.att.key.weight";
+    assert!(matches!(good.get(name).unwrap().dtype, DType::Ggml(_)));
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut rwkv_model::tensor::RawTensor));
+    let edits: [Edit<'_>; 3] = [
+        ("truncated", &|t| {
+            t.data = Bytes::Owned(t.data[..t.data.len() - 7].to_vec())
+        }),
+        ("longer", &|t| {
+            t.data = Bytes::Owned([&t.data[..], &[0u8; 24][..]].concat())
+        }),
+        ("rows not whole blocks", &|t| {
+            t.shape = vec![t.shape[0] * 2, t.shape[1] / 2 + 16]
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut map = good.clone();
+        edit(map.tensors.get_mut(name).unwrap());
+        for w in [rwkv_model::Weights::Auto, rwkv_model::Weights::F32] {
+            let e = Model::from_tensors_with(&map, &rwkv_model::LoadOptions::default().with_weights(w)).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(name) && msg.contains("tiny-rwkv-5v2-730K-Q5_1.bin"),
+                "{what} ({w}): {msg}"
+            );
+        }
+    }
+}
+
+/// Not a check: bytes held and speed, quantized blocks against decoded f32, on the largest
+/// quantized fixture (`cargo test --release --test rwkvcpp held_speed -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn held_speed() {
+    let path = bin("tiny-rwkv-6v0-3m-Q5_1.bin");
+    let tokens: Vec<u32> = (0..1024u32).map(|i| (i * 37 + 11) % 256).collect();
+    for w in [rwkv_model::Weights::F32, rwkv_model::Weights::Auto] {
+        let m = Model::load_with(&path, &rwkv_model::LoadOptions::default().with_weights(w)).unwrap();
+        let mut s = m.new_state();
+        let t0 = std::time::Instant::now();
+        m.forward_seq(&tokens, &mut s, Logits::Last).unwrap();
+        let fold = tokens.len() as f64 / t0.elapsed().as_secs_f64();
+        let t0 = std::time::Instant::now();
+        for &t in &tokens[..256] {
+            m.forward_token(t, &mut s).unwrap();
+        }
+        let decode = 256.0 / t0.elapsed().as_secs_f64();
+        eprintln!(
+            "HELD | weights {w} | holds {} ({} bytes) | fold {fold:.0} tok/s | decode {decode:.0} tok/s |",
+            m.held_weights(),
+            m.weight_bytes()
+        );
+    }
+}
