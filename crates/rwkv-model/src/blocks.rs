@@ -65,24 +65,14 @@ impl<'a> Weights<'a> {
         if t.shape != shape {
             return Err(shape_error(map, name, shape.to_vec()));
         }
-        if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::Ggml(_)) {
             return Err(Error::DType {
                 path: map.path.clone(),
                 tensor: name.to_string(),
                 dtype: t.dtype.name().into(),
             });
         }
-        let need = t.numel() * t.dtype.size();
-        if t.data.len() != need {
-            return Err(Error::corrupt(
-                &map.path,
-                format!(
-                    "tensor `{name}` holds {} bytes, its shape {:?} needs {need}",
-                    t.data.len(),
-                    t.shape
-                ),
-            ));
-        }
+        crate::tensor::check_len(&map.path, name, t)?;
         self.record(name, shape)?;
         Ok(t)
     }
@@ -91,15 +81,42 @@ impl<'a> Weights<'a> {
         let shape = if input_major { [cols, rows] } else { [rows, cols] };
         let t = self.raw(name, &shape)?;
         let act = self.map.act_quant(name);
-        let src = Source {
-            bytes: &t.data,
-            dtype: t.dtype,
-            n: rows,
-            k: cols,
-            input_major,
+        let m = match t.dtype {
+            // ggml blocks run along the inputs of an `[out, in]` matrix: held as they are.
+            DType::Ggml(q) if !input_major && self.hold.keeps_blocks() => {
+                let held = crate::quant::QuantMat::new(rows, cols, q, t.data.to_vec())
+                    .map_err(|why| Error::corrupt(&self.map.path, format!("tensor `{name}`: {why}")))?;
+                Mat::from_quant(held)
+            }
+            DType::Ggml(_) => {
+                let bytes: Vec<u8> = crate::tensor::to_f32(&self.map.path, name, t)?
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
+                let src = Source {
+                    bytes: &bytes,
+                    dtype: DType::F32,
+                    n: rows,
+                    k: cols,
+                    input_major,
+                };
+                let mut m = Mat::from_source(&src, None);
+                m.set_act_quant(act);
+                m
+            }
+            _ => {
+                let src = Source {
+                    bytes: &t.data,
+                    dtype: t.dtype,
+                    n: rows,
+                    k: cols,
+                    input_major,
+                };
+                let mut m = Mat::from_source(&src, self.hold.hold(t.dtype, act.is_some()));
+                m.set_act_quant(act);
+                m
+            }
         };
-        let mut m = Mat::from_source(&src, self.hold.hold(t.dtype, act.is_some()));
-        m.set_act_quant(act);
         // The model has its own copy now: the file's pages need not stay resident.
         t.data.release();
         Ok(m)

@@ -17,6 +17,7 @@ pub mod linalg;
 pub mod loader;
 mod model;
 pub mod panels;
+pub mod quant;
 pub mod sample;
 pub mod simd;
 pub mod state;

@@ -8,6 +8,7 @@
 use rayon::prelude::*;
 
 pub use crate::panels::{Kind, Panels, Source};
+pub use crate::quant::QuantMat;
 use crate::simd::{Arch, LANES, dot_lanes, multiversion, sum_lanes};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
@@ -44,6 +45,8 @@ enum Held {
     F32(Vec<f32>),
     /// Packed 16- or 8-bit panels.
     Panels(Panels),
+    /// rwkv.cpp's quantized blocks as stored ([`crate::quant`]).
+    Ggml(QuantMat),
 }
 
 /// The 8-bit format ggml converts the activations to before a quantized mat-vec: Q8_0 for
@@ -150,6 +153,15 @@ impl Mat {
         }
     }
 
+    /// A matrix held as ggml blocks; its inputs are rounded as ggml rounds them (its
+    /// [`Mat::act_quant`] is set from the format).
+    pub fn from_quant(q: QuantMat) -> Self {
+        let act = q.act();
+        let mut m = Self::with(q.n, q.k, Held::Ggml(q));
+        m.act_quant = Some(act);
+        m
+    }
+
     fn with(rows: usize, cols: usize, held: Held) -> Self {
         Mat {
             rows,
@@ -165,6 +177,10 @@ impl Mat {
     /// Round the inputs as ggml does for this matrix (see [`ActQuant`]); for Q8_1, record the
     /// block offsets from the decoded weights.
     pub fn set_act_quant(&mut self, q: Option<ActQuant>) {
+        if matches!(self.held, Held::Ggml(_)) {
+            // The held blocks decide (and need no offsets recorded).
+            return;
+        }
         self.act_quant = q;
         self.block_mins = Vec::new();
         if q == Some(ActQuant::Q8_1) {
@@ -185,14 +201,26 @@ impl Mat {
         match &self.held {
             Held::F32(wt) => wt[i * self.rows + o],
             Held::Panels(p) => p.get(o, i),
+            Held::Ggml(q) => q.get(o, i),
         }
     }
 
-    /// How the weights are held: `None` for f32, else the panels' kind.
+    /// How the weights are held: `None` for f32 and ggml blocks (see [`Mat::held_name`]),
+    /// else the panels' kind.
     pub fn held_kind(&self) -> Option<Kind> {
         match &self.held {
-            Held::F32(_) => None,
+            Held::F32(_) | Held::Ggml(_) => None,
             Held::Panels(p) => Some(p.kind()),
+        }
+    }
+
+    /// How the weights are held, by name: `f32`, `bf16`, `f16`, `int8`, or the ggml block
+    /// format (`q4_0`, `q4_1`, `q5_0`, `q5_1`, `q8_0`).
+    pub fn held_name(&self) -> &'static str {
+        match &self.held {
+            Held::F32(_) => "f32",
+            Held::Panels(p) => p.kind().name(),
+            Held::Ggml(q) => q.quant().key(),
         }
     }
 
@@ -201,6 +229,7 @@ impl Mat {
         let own = match &self.held {
             Held::F32(wt) => wt.len() * 4,
             Held::Panels(p) => p.bytes(),
+            Held::Ggml(q) => q.bytes(),
         };
         own + self.fold_copy.as_ref().map_or(0, Panels::bytes)
     }
@@ -219,6 +248,7 @@ impl Mat {
             }
             Held::F32(_) => self.fold_bf16 = true,
             Held::Panels(p) => self.fold_bf16 = p.kind() == Kind::Bf16,
+            Held::Ggml(_) => {}
         }
     }
 
@@ -272,6 +302,9 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     assert_eq!(y.len(), rows * m.rows, "outputs are rows × out");
     if rows == 0 {
         return;
+    }
+    if let Held::Ggml(q) = &m.held {
+        return crate::quant::matmul(x, rows, q, y);
     }
     if let Some(q) = m.act_quant {
         let mut xq = x.to_vec();
@@ -348,6 +381,7 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     }
     let wt = match &m.held {
         Held::Panels(p) => return crate::panels::matmul(x, rows, p, y),
+        Held::Ggml(q) => return crate::quant::matmul(x, rows, q, y),
         Held::F32(wt) => wt,
     };
     if rows == 1 {

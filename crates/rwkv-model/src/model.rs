@@ -132,10 +132,11 @@ impl LoadOptions {
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
     /// The file's own precision: bf16 and f16 checkpoints stay 16-bit, f32 stays f32, the
-    /// quantized blocks of rwkv.cpp files are decoded to f32.
+    /// quantized blocks of rwkv.cpp files stay quantized ([`crate::quant`]).
     #[default]
     Auto,
-    /// f32 (four bytes a weight; the products of the `gemm` crate).
+    /// f32 (four bytes a weight; the products of the `gemm` crate). rwkv.cpp's quantized
+    /// blocks are decoded, their inputs still rounded as ggml rounds them.
     F32,
     /// bf16: 16-bit files as stored (f16 and f32 weights rounded to nearest even).
     Bf16,
@@ -169,10 +170,11 @@ impl std::fmt::Display for Weights {
 
 impl Weights {
     /// How a matrix stored as `dtype` is held: `None` for f32, else packed panels of a kind.
-    /// Matrices of rwkv.cpp's quantized blocks (`act_quant`) stay decoded f32.
+    /// Matrices of rwkv.cpp's quantized blocks are not panels: `None` (see
+    /// [`Weights::keeps_blocks`]).
     pub(crate) fn hold(self, dtype: crate::tensor::DType, quantized: bool) -> Option<Kind> {
         use crate::tensor::DType;
-        if quantized {
+        if quantized || matches!(dtype, DType::Ggml(_)) {
             return None;
         }
         match (self, dtype) {
@@ -182,6 +184,13 @@ impl Weights {
             (Weights::Bf16, _) => Some(Kind::Bf16),
             (Weights::Int8, _) => Some(Kind::I8),
         }
+    }
+}
+
+impl Weights {
+    /// Whether a matrix of ggml blocks stays blocks (`auto`); else (`f32`) it is decoded.
+    pub(crate) fn keeps_blocks(self) -> bool {
+        self == Weights::Auto
     }
 }
 
@@ -206,17 +215,30 @@ pub(crate) fn hash_tensor(
         hash.update(&(*d as u64).to_le_bytes());
     }
     let size = t.dtype.size();
-    let n = t.data.len() / size;
+    let per = match t.dtype {
+        // ggml blocks: `size` bytes per 32 values.
+        DType::Ggml(_) => crate::loader::GGML_BLOCK,
+        _ => 1,
+    };
+    let n = t.data.len() / size * per;
     let block = |b: usize| -> [u8; 32] {
-        let bytes = &t.data[b * HASH_BLOCK * size..((b + 1) * HASH_BLOCK).min(n) * size];
+        let (e0, e1) = (b * HASH_BLOCK, ((b + 1) * HASH_BLOCK).min(n));
+        // HASH_BLOCK is a multiple of 32: ggml blocks are cut whole.
+        let bytes = &t.data[e0 / per * size..e1 / per * size];
+        if let DType::Ggml(q) = t.dtype {
+            // Decoded: the digest of the f32 values, as for the same values stored f32.
+            let mut v = Vec::with_capacity(e1 - e0);
+            q.dequantize(bytes, &mut v);
+            let widened: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            return *blake3::hash(&widened).as_bytes();
+        }
         let mut widened = vec![0u8; bytes.len() / 2 * 4];
         let pairs = widened.chunks_exact_mut(4).zip(bytes.chunks_exact(2));
         match t.dtype {
-            DType::F32 | DType::I64 | DType::F64 => return *blake3::hash(bytes).as_bytes(),
+            DType::F32 | DType::I64 | DType::F64 | DType::Ggml(_) => return *blake3::hash(bytes).as_bytes(),
             DType::BF16 => pairs.for_each(|(o, b)| o.copy_from_slice(&[0, 0, b[0], b[1]])),
-            DType::F16 => pairs.for_each(|(o, b)| {
-                o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())
-            }),
+            DType::F16 => pairs
+                .for_each(|(o, b)| o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())),
         }
         *blake3::hash(&widened).as_bytes()
     };
@@ -238,6 +260,7 @@ pub(crate) fn hash_tensor(
 
 /// Elements per block of the fingerprint's tensor digests ([`hash_tensor`]).
 const HASH_BLOCK: usize = 1 << 18;
+const _: () = assert!(HASH_BLOCK.is_multiple_of(crate::loader::GGML_BLOCK));
 
 /// The rule that makes fingerprints, named in them (`x070-f2-…`): rule 2 hashes each tensor's
 /// values in blocks ([`hash_tensor`]). Fingerprints without it were made by rule 1 (one
@@ -514,8 +537,9 @@ impl Model {
         self.rounded
     }
 
-    /// What the matrices are held as, by bytes: `"f32"`, `"bf16"`, `"f16"` or `"int8"` (the
-    /// kind holding most bytes; rwkv.cpp's quantized blocks are held decoded, as f32).
+    /// What the matrices are held as, by bytes: `"f32"`, `"bf16"`, `"f16"`, `"int8"`, or for
+    /// rwkv.cpp's quantized files the block format held (`"q5_1"`, ...): the kind holding
+    /// most bytes.
     pub fn held_weights(&self) -> &'static str {
         self.held
     }
@@ -545,22 +569,18 @@ impl Model {
 
     /// Recount [`Model::weight_bytes`] and [`Model::held_weights`].
     fn measure(&mut self) {
-        let (mut total, mut by_kind) = (0usize, [0usize; 4]);
+        const NAMES: [&str; 9] = ["f32", "bf16", "f16", "int8", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"];
+        let (mut total, mut by_kind) = (0usize, [0usize; NAMES.len()]);
         self.for_each_mat(&mut |m| {
             total += m.bytes();
-            let slot = match m.held_kind() {
-                None => 0,
-                Some(Kind::Bf16) => 1,
-                Some(Kind::F16) => 2,
-                Some(Kind::I8) => 3,
-            };
+            let slot = NAMES.iter().position(|&n| n == m.held_name()).unwrap_or(0);
             by_kind[slot] += m.bytes();
         });
         if let Arch::V7(m) = &self.arch {
             total += m.embedding_bytes();
         }
-        let best = (0..4).max_by_key(|&i| by_kind[i]).unwrap_or(0);
-        self.held = ["f32", "bf16", "f16", "int8"][best];
+        let best = (0..NAMES.len()).max_by_key(|&i| by_kind[i]).unwrap_or(0);
+        self.held = NAMES[best];
         self.weight_bytes = total;
     }
 

@@ -22,15 +22,28 @@ pub enum DType {
     F64,
     /// Signed 64-bit integers (seen in reference files, never in weights).
     I64,
+    /// ggml's blocks of 32 quantized values (rwkv.cpp files), along the last dimension.
+    Ggml(crate::loader::Quant),
 }
 
 impl DType {
-    /// Bytes per element.
+    /// Bytes per element; for [`DType::Ggml`], bytes per block of 32 (use
+    /// [`DType::data_len`] for a tensor's length).
     pub fn size(self) -> usize {
         match self {
             DType::F16 | DType::BF16 => 2,
             DType::F32 => 4,
             DType::F64 | DType::I64 => 8,
+            DType::Ggml(q) => q.block_bytes(),
+        }
+    }
+
+    /// Bytes `numel` elements take (`None` if that overflows or, for ggml blocks, `numel` is
+    /// not a whole number of blocks).
+    pub fn data_len(self, numel: usize) -> Option<usize> {
+        match self {
+            DType::Ggml(q) => q.data_len(numel),
+            _ => numel.checked_mul(self.size()),
         }
     }
     /// The name safetensors uses.
@@ -41,6 +54,7 @@ impl DType {
             DType::BF16 => "BF16",
             DType::F64 => "F64",
             DType::I64 => "I64",
+            DType::Ggml(q) => q.name(),
         }
     }
 }
@@ -169,6 +183,12 @@ impl TensorMap {
     /// How ggml would round the activations multiplied by `name`: set when the tensor was
     /// stored quantized in an rwkv.cpp file (metadata `ggml_type.<name>`), `None` otherwise.
     pub fn act_quant(&self, name: &str) -> Option<crate::linalg::ActQuant> {
+        if let Some(RawTensor {
+            dtype: DType::Ggml(q), ..
+        }) = self.tensors.get(name)
+        {
+            return crate::linalg::ActQuant::for_weights(q.name());
+        }
         self.metadata
             .get(&format!("{GGML_TYPE_PREFIX}{name}"))
             .and_then(|t| crate::linalg::ActQuant::for_weights(t))
@@ -212,22 +232,51 @@ impl TensorMap {
     }
 }
 
-/// Convert a raw tensor's bytes to f32 values.
-pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
+/// A [`Error::Corrupt`] naming `name` unless `t` holds exactly the bytes its shape and type need
+/// (for ggml blocks: a shape whose last dimension is a whole number of blocks).
+pub fn check_len(path: &Path, name: &str, t: &RawTensor) -> Result<()> {
     let n = t.numel();
-    if t.data.len() != n * t.dtype.size() {
+    if let DType::Ggml(q) = t.dtype
+        && !t
+            .shape
+            .last()
+            .is_some_and(|&c| c.is_multiple_of(crate::loader::GGML_BLOCK))
+    {
         return Err(Error::corrupt(
+            path,
+            format!(
+                "tensor `{name}` is {} of shape {:?}: its rows are not whole blocks of {}",
+                q.name(),
+                t.shape,
+                crate::loader::GGML_BLOCK
+            ),
+        ));
+    }
+    match t.dtype.data_len(n) {
+        Some(need) if need == t.data.len() => Ok(()),
+        need => Err(Error::corrupt(
             path,
             format!(
                 "tensor `{name}` holds {} bytes, its shape {:?} needs {}",
                 t.data.len(),
                 t.shape,
-                n * t.dtype.size()
+                need.map_or_else(|| "more than can be addressed".to_string(), |n| n.to_string())
             ),
-        ));
+        )),
     }
+}
+
+/// Convert a raw tensor's bytes to f32 values.
+pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
+    let n = t.numel();
+    check_len(path, name, t)?;
     let d = &t.data;
     Ok(match t.dtype {
+        DType::Ggml(q) => {
+            let mut v = Vec::with_capacity(n);
+            q.dequantize(d, &mut v);
+            v
+        }
         DType::F32 => d
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))

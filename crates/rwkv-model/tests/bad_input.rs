@@ -33,6 +33,7 @@ fn write(map: &TensorMap, path: &Path) {
                 DType::F16 => safetensors::Dtype::F16,
                 DType::F64 => safetensors::Dtype::F64,
                 DType::I64 => safetensors::Dtype::I64,
+                DType::Ggml(q) => panic!("{k}: {q:?} blocks have no safetensors type"),
             };
             (k.clone(), TensorView::new(dt, t.shape.clone(), &t.data).unwrap())
         })

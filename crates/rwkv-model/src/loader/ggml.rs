@@ -50,50 +50,89 @@ impl Quant {
         }
     }
 
+    /// The lower-case name of the held kind (`q4_0`, `q5_1`, ...).
+    pub fn key(self) -> &'static str {
+        match self {
+            Quant::Q4_0 => "q4_0",
+            Quant::Q4_1 => "q4_1",
+            Quant::Q5_0 => "q5_0",
+            Quant::Q5_1 => "q5_1",
+            Quant::Q8_0 => "q8_0",
+        }
+    }
+
+    /// Whether blocks carry an offset `m` (the `_1` formats).
+    pub fn has_offset(self) -> bool {
+        matches!(self, Quant::Q4_1 | Quant::Q5_1)
+    }
+
+    /// Bytes of `numel` values: whole blocks only (`None` when `numel` is not a multiple of 32
+    /// or the size overflows).
+    pub fn data_len(self, numel: usize) -> Option<usize> {
+        if !numel.is_multiple_of(BLOCK) {
+            return None;
+        }
+        (numel / BLOCK).checked_mul(self.block_bytes())
+    }
+
+    /// One block (`b.len() == block_bytes()`) as its integer values `q` (bias removed: value
+    /// `j` is `q[j] · d + m`), its scale `d` and its offset `m` (0 for the formats without).
+    #[inline(always)]
+    pub fn decode_block(self, b: &[u8]) -> ([i8; BLOCK], f32, f32) {
+        let h = |i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+        let mut q = [0i8; BLOCK];
+        match self {
+            Quant::Q4_0 | Quant::Q4_1 => {
+                let (m, at, bias) = if self == Quant::Q4_0 { (0.0, 2, 8) } else { (h(2), 4, 0) };
+                let qs = &b[at..at + 16];
+                for j in 0..16 {
+                    q[j] = ((qs[j] & 0x0F) as i8) - bias;
+                    q[j + 16] = ((qs[j] >> 4) as i8) - bias;
+                }
+                (q, h(0), m)
+            }
+            Quant::Q5_0 | Quant::Q5_1 => {
+                let (m, hi, bias) = if self == Quant::Q5_0 {
+                    (0.0, 2, 16)
+                } else {
+                    (h(2), 4, 0)
+                };
+                let qh = u32::from_le_bytes([b[hi], b[hi + 1], b[hi + 2], b[hi + 3]]);
+                let qs = &b[hi + 4..hi + 20];
+                for j in 0..16 {
+                    let x0 = (qs[j] & 0x0F) | ((((qh >> j) & 1) as u8) << 4);
+                    let x1 = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+                    q[j] = x0 as i8 - bias;
+                    q[j + 16] = x1 as i8 - bias;
+                }
+                (q, h(0), m)
+            }
+            Quant::Q8_0 => {
+                for (v, &x) in q.iter_mut().zip(&b[2..34]) {
+                    *v = x as i8;
+                }
+                (q, h(0), 0.0)
+            }
+        }
+    }
+
+    /// Value `j` of a decoded block, rounded as [`Quant::dequantize`] rounds it.
+    #[inline(always)]
+    pub fn value(self, q: i8, d: f32, m: f32) -> f32 {
+        match self {
+            // The formats without an offset add none (the 5-bit one adds its zero, as it
+            // always has: the same bits, -0.0 included).
+            Quant::Q4_0 | Quant::Q8_0 => q as f32 * d,
+            _ => q as f32 * d + m,
+        }
+    }
+
     /// Decode whole blocks: `data.len()` must be a multiple of [`Quant::block_bytes`]; appends
     /// 32 values per block to `out`.
     pub fn dequantize(self, data: &[u8], out: &mut Vec<f32>) {
-        let bs = self.block_bytes();
-        let h = |b: &[u8], i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
-        for b in data.chunks_exact(bs) {
-            let mut y = [0f32; BLOCK];
-            match self {
-                Quant::Q4_0 => {
-                    let d = h(b, 0);
-                    for (j, &q) in b[2..18].iter().enumerate() {
-                        y[j] = ((q & 0x0F) as i32 - 8) as f32 * d;
-                        y[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
-                    }
-                }
-                Quant::Q4_1 => {
-                    let (d, m) = (h(b, 0), h(b, 2));
-                    for (j, &q) in b[4..20].iter().enumerate() {
-                        y[j] = (q & 0x0F) as f32 * d + m;
-                        y[j + 16] = (q >> 4) as f32 * d + m;
-                    }
-                }
-                Quant::Q5_0 | Quant::Q5_1 => {
-                    let (d, m, hi) = match self {
-                        Quant::Q5_0 => (h(b, 0), 0.0, 2),
-                        _ => (h(b, 0), h(b, 2), 4),
-                    };
-                    let qh = u32::from_le_bytes([b[hi], b[hi + 1], b[hi + 2], b[hi + 3]]);
-                    let bias = if self == Quant::Q5_0 { 16 } else { 0 };
-                    for (j, &q) in b[hi + 4..hi + 20].iter().enumerate() {
-                        let x0 = (q & 0x0F) as u32 | (((qh >> j) & 1) << 4);
-                        let x1 = (q >> 4) as u32 | (((qh >> (j + 16)) & 1) << 4);
-                        y[j] = (x0 as i32 - bias) as f32 * d + m;
-                        y[j + 16] = (x1 as i32 - bias) as f32 * d + m;
-                    }
-                }
-                Quant::Q8_0 => {
-                    let d = h(b, 0);
-                    for (j, &q) in b[2..34].iter().enumerate() {
-                        y[j] = q as i8 as f32 * d;
-                    }
-                }
-            }
-            out.extend_from_slice(&y);
+        for b in data.chunks_exact(self.block_bytes()) {
+            let (q, d, m) = self.decode_block(b);
+            out.extend(q.iter().map(|&v| self.value(v, d, m)));
         }
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::tensor::TensorMap;
 
-pub use ggml::Quant;
+pub use ggml::{BLOCK as GGML_BLOCK, Quant};
 pub use rwkvcpp::{RWKVCPP_FORMAT, read_rwkvcpp, read_rwkvcpp_bytes};
 pub use safetensors_file::{read_safetensors, read_safetensors_bytes};
 

@@ -5,7 +5,8 @@
 //! three i32 (`n_dims`, key length, data type), the dimensions innermost first (ggml order), the
 //! UTF-8 key, and the data. Data types: 0 f32, 1 f16, 2 Q4_0, 3 Q4_1, 7 Q5_0, 8 Q5_1, 9 Q8_0
 //! (4–6 were formats rwkv.cpp has removed); quantized data only in version-101 files, as rwkv.cpp
-//! itself requires. Quantized tensors are decoded to f32 here ([`super::ggml`]).
+//! itself requires. Quantized tensors keep their blocks ([`DType::Ggml`], decoded by
+//! [`super::ggml`] where f32 values are asked for; held as they are by [`crate::quant`]).
 //!
 //! rwkv.cpp's converter rewrites some tensors; [`to_official`] undoes that, so the result runs
 //! through the same model code as a `.pth`: RWKV-4 `time_decay` is stored as `−exp(td)`; RWKV-5
@@ -16,11 +17,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::ggml::{BLOCK, Quant};
 use crate::error::{Error, Result};
 use crate::model::Generation;
-use crate::tensor::{DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
+use crate::tensor::{Bytes, DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
 
 /// The magic number rwkv.cpp files start with (`ggmf`).
 pub const MAGIC: u32 = 0x6767_6d66;
@@ -66,20 +68,22 @@ fn type_name(code: i32) -> String {
     }
 }
 
-/// Read an rwkv.cpp `.bin` file through a memory map, in the official layout.
+/// Read an rwkv.cpp `.bin` file through a memory map, in the official layout. Quantized tensors
+/// stay ranges of the map (their blocks as stored, [`DType::Ggml`]); the rest are copied out.
 pub fn read_rwkvcpp(path: &Path) -> Result<TensorMap> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the map is read-only and dropped before this function returns; every tensor is
-    // copied out of it. A file truncated by another process while mapped could fault, which is
-    // the documented risk of memory-mapping any file (as for safetensors).
+    // SAFETY: the map is read-only. A file truncated by another process while mapped could
+    // fault, which is the documented risk of memory-mapping any file (as for safetensors).
     let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    read_rwkvcpp_bytes(path, &mmap)
+    let mmap = Arc::new(mmap);
+    let raw = parse(path, &mmap, Some(&mmap))?;
+    to_official(raw)
 }
 
 /// Parse rwkv.cpp file bytes into official-layout tensors; `path` is used in error messages and
 /// as [`TensorMap::path`].
 pub fn read_rwkvcpp_bytes(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
-    let raw = parse(path, bytes)?;
+    let raw = parse(path, bytes, None)?;
     to_official(raw)
 }
 
@@ -104,8 +108,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Read the header and every tensor as stored (ggml dimension order reversed to row-major).
-fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
+/// Read the header and every tensor as stored (ggml dimension order reversed to row-major);
+/// quantized data are ranges of `map` (which `bytes` is) when given, else copied.
+fn parse(path: &Path, bytes: &[u8], map_of: Option<&Arc<memmap2::Mmap>>) -> Result<TensorMap> {
     let corrupt = |reason: String| Error::corrupt(path, reason);
     let mut cur = Cursor { bytes, off: 0 };
     let mut header = [0i32; 6];
@@ -206,28 +211,26 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<TensorMap> {
                 bytes.len() - cur.off
             ))
         })?;
-        // Decoded sizes are bounded by the bytes just checked: at most 128/18 times for Q4_0.
-        let (dtype, data) = match stored {
-            Stored::F32 => (DType::F32, data.to_vec()),
-            Stored::F16 => (DType::F16, data.to_vec()),
+        let (dtype, data): (DType, Bytes) = match stored {
+            Stored::F32 => (DType::F32, data.to_vec().into()),
+            Stored::F16 => (DType::F16, data.to_vec().into()),
             Stored::Quant(q) => {
                 quantized.push((format!("{GGML_TYPE_PREFIX}{key}"), q.name().to_string()));
-                let mut v = Vec::with_capacity(numel);
-                q.dequantize(data, &mut v);
-                (DType::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                let data = match map_of {
+                    Some(map) => Bytes::Mapped {
+                        map: Arc::clone(map),
+                        start: cur.off - nbytes,
+                        len: nbytes,
+                    },
+                    None => data.to_vec().into(),
+                };
+                (DType::Ggml(q), data)
             }
         };
         let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
         if map
             .tensors
-            .insert(
-                key.clone(),
-                RawTensor {
-                    dtype,
-                    shape,
-                    data: data.into(),
-                },
-            )
+            .insert(key.clone(), RawTensor { dtype, shape, data })
             .is_some()
         {
             return Err(corrupt(format!("tensor `{key}` appears twice")));

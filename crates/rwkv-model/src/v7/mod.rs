@@ -98,14 +98,25 @@ enum Emb {
 
 impl Emb {
     fn new(t: &RawTensor, vocab: usize, c: usize, weights: crate::Weights, ln0_w: &[f32], ln0_b: &[f32]) -> Emb {
+        // An embedding of ggml blocks (rwkv.cpp never writes one) is looked up decoded.
+        let decoded: Vec<u8>;
+        let (bytes, dtype) = match t.dtype {
+            DType::Ggml(q) => {
+                let mut v = Vec::with_capacity(vocab * c);
+                q.dequantize(&t.data, &mut v);
+                decoded = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                (&decoded[..], DType::F32)
+            }
+            d => (&t.data[..], d),
+        };
         let src = Source {
-            bytes: &t.data,
-            dtype: t.dtype,
+            bytes,
+            dtype,
             n: vocab,
             k: c,
             input_major: false,
         };
-        let kind = match weights.hold(t.dtype, false) {
+        let kind = match weights.hold(dtype, false) {
             None => {
                 let mut raw = vec![0f32; vocab * c];
                 raw.par_chunks_mut(c).enumerate().for_each(|(o, row)| {
@@ -118,7 +129,7 @@ impl Emb {
                 return Emb::Normed(emb);
             }
             Some(Kind::F16) => Kind::F16,
-            Some(Kind::I8) if t.dtype == DType::F16 => Kind::F16,
+            Some(Kind::I8) if dtype == DType::F16 => Kind::F16,
             Some(_) => Kind::Bf16,
         };
         let mut bits = vec![0u16; vocab * c];
