@@ -63,7 +63,14 @@ def main():
     p.add_argument("--strategy", default="cpu fp32")
     p.add_argument("--tmp", help="folder for the converted .pth (default: beside the model)")
     p.add_argument("--convert-to", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--omp-wait-policy",
+        default="PASSIVE",
+        help="OMP_WAIT_POLICY for torch's OpenMP threads (default PASSIVE: with ACTIVE, spinning "
+        "threads on a shared 2-core machine made decode up to 8x slower)",
+    )
     a = p.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", a.omp_wait_policy)  # read when torch loads OpenMP
 
     try:
         import torch
@@ -131,6 +138,7 @@ def main():
                 "torch": torch.__version__,
                 "strategy": a.strategy,
                 "threads": a.threads,
+                "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                 "load_seconds": load,
                 "fold_tokens": a.tokens,
                 "fold_tok_s": fold,
