@@ -5,6 +5,8 @@ use std::path::Path;
 
 use rwkv_model::tensor::{DType, RawTensor, TensorMap};
 
+pub mod make;
+
 /// The shape of an RWKV-7 model to generate.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Shape {
@@ -21,15 +23,47 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The RWKV-7 0.1B shape: 12 layers, width 768, 12 heads of 64, vocab 65536, LoRA 64/64/32/128.
-    pub fn rwkv7_0b1() -> Self {
+    /// The names [`Shape::named`] knows: the RWKV-7 "G1" sizes.
+    pub const NAMES: [&'static str; 5] = ["0.1b", "0.4b", "1.5b", "2.9b", "7.2b"];
+
+    /// A G1 shape by name (`0.1b`, `0.4b`, `1.5b`, `2.9b`, `7.2b`; case-insensitive, the dot
+    /// optional: `1b5`, `7b2` work too).
+    pub fn named(name: &str) -> Option<Self> {
+        let n = name.to_ascii_lowercase();
+        let (l, c) = match n.as_str() {
+            "0.1b" | "0b1" | "0.1" => (12, 768),
+            "0.4b" | "0b4" | "0.4" => (24, 1024),
+            "1.5b" | "1b5" | "1.5" => (24, 2048),
+            "2.9b" | "2b9" | "2.9" => (32, 2560),
+            "7.2b" | "7b2" | "7.2" => (32, 4096),
+            _ => return None,
+        };
+        Some(Self::g1(l, c))
+    }
+
+    /// A G1 shape of `n_layer` layers and width `n_embd`: heads of 64, vocab 65536, FFN 4·C,
+    /// LoRA ranks by the training code's rule max(32, round(k·x/32)·32) with x = 1.8√C (decay,
+    /// a), 1.3√C (value), 0.6·C^0.8 (gate).
+    pub fn g1(n_layer: usize, n_embd: usize) -> Self {
+        let c = n_embd as f64;
+        let rank = |x: f64| ((x / 32.0).round() as usize * 32).max(32);
         Shape {
-            n_layer: 12,
-            n_embd: 768,
+            n_layer,
+            n_embd,
             head_size: 64,
             vocab: 65536,
-            lora: [64, 64, 32, 128],
+            lora: [
+                rank(1.8 * c.sqrt()),
+                rank(1.8 * c.sqrt()),
+                rank(1.3 * c.sqrt()),
+                rank(0.6 * c.powf(0.8)),
+            ],
         }
+    }
+
+    /// The RWKV-7 0.1B shape: 12 layers, width 768, 12 heads of 64, vocab 65536, LoRA 64/64/32/128.
+    pub fn rwkv7_0b1() -> Self {
+        Self::g1(12, 768)
     }
 
     /// FLOPs of the fold's matrix products per token (2 per multiply-add; the output head,
@@ -122,81 +156,26 @@ fn fma_chains_256(iters: u64) -> f32 {
     s
 }
 
-/// splitmix64-based uniform floats in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-}
-
-/// Official-layout tensors of a random RWKV-7 model, values scaled like a trained model's
-/// (so activations stay finite over long folds), deterministic for a seed.
+/// Official-layout tensors of a random RWKV-7 model in memory, as f32 (the values of
+/// [`make::write_model`]'s files for the same shape and seed), deterministic for a seed.
 pub fn random_v7(shape: Shape, seed: u64) -> TensorMap {
-    let mut rng = Rng(seed);
-    let c = shape.n_embd;
-    let f = 4 * c;
-    let h = c / shape.head_size;
-    let [dw, da, dv, dg] = shape.lora;
-    let mut t = BTreeMap::new();
-    let mut add = |name: String, dims: Vec<usize>, scale: f32, offset: f32| {
-        let n: usize = dims.iter().product();
-        let data: Vec<u8> = (0..n)
-            .flat_map(|_| (offset + scale * rng.next()).to_le_bytes())
-            .collect();
-        t.insert(
-            name,
-            RawTensor {
+    let tensors = make::v7_tensors(shape)
+        .into_iter()
+        .map(|spec| {
+            let mut v = vec![0f32; spec.len()];
+            make::fill_f32(&spec, seed, 0, &mut v);
+            let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let t = RawTensor {
                 dtype: DType::F32,
-                shape: dims,
+                shape: spec.dims,
                 data: data.into(),
-            },
-        );
-    };
-    let s = 1.0 / (c as f32).sqrt();
-    add("emb.weight".into(), vec![shape.vocab, c], 1e-2, 0.0);
-    add("blocks.0.ln0.weight".into(), vec![c], 0.1, 1.0);
-    add("blocks.0.ln0.bias".into(), vec![c], 0.1, 0.0);
-    for i in 0..shape.n_layer {
-        let a = format!("blocks.{i}.att.");
-        let p = format!("blocks.{i}.");
-        for n in ["ln1", "ln2"] {
-            add(format!("{p}{n}.weight"), vec![c], 0.1, 1.0);
-            add(format!("{p}{n}.bias"), vec![c], 0.1, 0.0);
-        }
-        for n in ["x_r", "x_w", "x_k", "x_v", "x_a", "x_g"] {
-            add(format!("{a}{n}"), vec![1, 1, c], 0.5, 0.5);
-        }
-        add(format!("{a}w0"), vec![1, 1, c], 1.0, -1.0);
-        add(format!("{a}a0"), vec![1, 1, c], 0.5, 0.0);
-        add(format!("{a}v0"), vec![1, 1, c], 0.5, 0.0);
-        add(format!("{a}k_k"), vec![1, 1, c], 0.2, 0.8);
-        add(format!("{a}k_a"), vec![1, 1, c], 0.2, 1.0);
-        add(format!("{a}r_k"), vec![h, shape.head_size], 0.5, 0.0);
-        for (n, d) in [("w", dw), ("a", da), ("v", dv), ("g", dg)] {
-            add(format!("{a}{n}1"), vec![c, d], s, 0.0);
-            add(format!("{a}{n}2"), vec![d, c], 1.0 / (d as f32).sqrt(), 0.0);
-        }
-        for n in ["receptance", "key", "value", "output"] {
-            add(format!("{a}{n}.weight"), vec![c, c], s, 0.0);
-        }
-        add(format!("{a}ln_x.weight"), vec![c], 0.1, 1.0);
-        add(format!("{a}ln_x.bias"), vec![c], 0.1, 0.0);
-        add(format!("{p}ffn.x_k"), vec![1, 1, c], 0.5, 0.5);
-        add(format!("{p}ffn.key.weight"), vec![f, c], s, 0.0);
-        add(format!("{p}ffn.value.weight"), vec![c, f], 1.0 / (f as f32).sqrt(), 0.0);
-    }
-    add("ln_out.weight".into(), vec![c], 0.1, 1.0);
-    add("ln_out.bias".into(), vec![c], 0.1, 0.0);
-    add("head.weight".into(), vec![shape.vocab, c], s, 0.0);
+            };
+            (spec.name, t)
+        })
+        .collect();
     TensorMap {
         path: Path::new("<random>").to_path_buf(),
-        tensors: t,
+        tensors,
         metadata: BTreeMap::new(),
     }
 }

@@ -2,6 +2,9 @@
 //! candle-transformers' `rwkv_v7::Model::forward_seq` on the same weights and against the time
 //! of the same matrix products alone (the GEMM-only limit); decode speed with f32 and bf16
 //! weights; linear cost and peak memory across fold lengths. Everything from one run.
+//!
+//! With `--shape 0.1b|0.4b|1.5b|2.9b|7.2b` (or `--model PATH`): a checkpoint file of that real
+//! shape instead, measured as a tool loads it (see `real_shape`).
 
 // A command-line tool: printing results to stdout is its job.
 #![allow(clippy::print_stdout)]
@@ -14,21 +17,53 @@ use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss, write_safetens
 use rwkv_model::linalg::{Mat, linear, linear_rounded};
 use rwkv_model::{LoadOptions, Logits, Model, Weights};
 
+mod real_shape;
+
 /// Benchmark folding and decoding with a random RWKV-7 0.1B-shaped model.
 #[derive(Parser, Debug)]
 struct Args {
-    /// Tokens per fold measurement.
-    #[arg(long, default_value_t = 1024)]
-    tokens: usize,
+    /// A real RWKV-7 "G1" shape (0.1b, 0.4b, 1.5b, 2.9b, 7.2b): write a random bf16 checkpoint
+    /// of it to a temporary folder and measure load seconds, peak RSS against the file, fold and
+    /// decode speed and the bytes of a checkpoint, instead of the 0.1B comparisons.
+    #[arg(long)]
+    shape: Option<String>,
+    /// Measure this checkpoint (as --shape does) instead of generating one.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
+    /// With --shape/--model: what the model holds its weights as (auto|f32|bf16|int8).
+    #[arg(long, default_value = "auto")]
+    weights: Weights,
+    /// With --shape: how the generated file stores values (bf16|f32).
+    #[arg(long, default_value = "bf16")]
+    dtype: rwkv_bench::make::FileDType,
+    /// With --shape: the folder for the generated file (default: the system's temporary folder).
+    #[arg(long)]
+    tmp: Option<std::path::PathBuf>,
+    /// With --shape: keep the generated file.
+    #[arg(long)]
+    keep: bool,
+    /// With --shape/--model: also run the official `rwkv` package on the same file
+    /// (benches/official.py), after ours, and print its figures beside ours.
+    #[arg(long)]
+    official: bool,
+    /// The Python for --official (default: $RWKV_OFFICIAL_PYTHON, else python3).
+    #[arg(long)]
+    python: Option<String>,
+    /// The official script.
+    #[arg(long, default_value = "benches/official.py")]
+    official_script: std::path::PathBuf,
+    /// Tokens per fold measurement (default 1024; with --shape 512 from 1.5B on).
+    #[arg(long)]
+    tokens: Option<usize>,
     /// Sequence-mode chunk length T.
     #[arg(long, default_value_t = rwkv_model::DEFAULT_CHUNK_LEN)]
     chunk: usize,
     /// Threads (rayon pool, gemm and candle).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Repeats of each timed fold (the median is reported).
-    #[arg(long, default_value_t = 3)]
-    repeats: usize,
+    /// Repeats of each timed fold, the median reported (default 3; with --shape 1 from 1.5B on).
+    #[arg(long)]
+    repeats: Option<usize>,
     /// Tokens for the candle-transformers baseline (it is ~40x slower).
     #[arg(long, default_value_t = 48)]
     candle_tokens: usize,
@@ -42,9 +77,9 @@ struct Args {
         default_value = "benches/candle-baseline/target/release/candle-baseline,benches/candle-baseline/target-v4/release/candle-baseline"
     )]
     candle_bins: String,
-    /// Tokens per decode measurement.
-    #[arg(long, default_value_t = 128)]
-    decode_tokens: usize,
+    /// Tokens per decode measurement (default 128; with --shape 16 from 1.5B on).
+    #[arg(long)]
+    decode_tokens: Option<usize>,
     /// Also fold 1K, 16K and 256K tokens to check linear cost and flat memory.
     #[arg(long)]
     linear: bool,
@@ -131,20 +166,26 @@ fn main() -> anyhow::Result<()> {
         .num_threads(args.threads)
         .build_global()
         .context("rayon pool")?;
+    let say = |s: String| {
+        if !args.json {
+            eprintln!("{s}");
+        }
+    };
+    if args.shape.is_some() || args.model.is_some() {
+        return real_shape_bench(&args, &say);
+    }
+    let n_tokens = args.tokens.unwrap_or(1024);
+    let repeats = args.repeats.unwrap_or(3);
+    let decode_tokens = args.decode_tokens.unwrap_or(128);
     let shape = Shape::rwkv7_0b1();
     let mut rep = Report {
         shape: Some(shape),
         threads: args.threads,
         chunk: args.chunk,
         simd: format!("{:?}", rwkv_model::simd::level()),
-        fold_tokens: args.tokens,
+        fold_tokens: n_tokens,
         candle_tokens: args.candle_tokens,
         ..Default::default()
-    };
-    let say = |s: String| {
-        if !args.json {
-            eprintln!("{s}");
-        }
     };
     say(format!("generating random RWKV-7 weights {shape:?} seed {}", args.seed));
     let map = random_v7(shape, args.seed);
@@ -207,7 +248,7 @@ fn main() -> anyhow::Result<()> {
     drop(map);
 
     // Our fold.
-    let toks = tokens(args.tokens, shape.vocab);
+    let toks = tokens(n_tokens, shape.vocab);
     let mut st = model.new_state();
     model.forward_seq(&toks[..args.chunk.min(toks.len())], &mut st, Logits::None)?; // warm-up
     // Fold and GEMM-only runs alternate, so both see the same conditions on a shared machine;
@@ -219,18 +260,18 @@ fn main() -> anyhow::Result<()> {
         Ok(t.elapsed().as_secs_f64())
     };
     let fold_and_gemm = |model: &Model, gemm: &GemmOnly| -> anyhow::Result<(f64, f64)> {
-        gemm.secs(args.tokens.min(args.chunk)); // warm-up
+        gemm.secs(n_tokens.min(args.chunk)); // warm-up
         let (mut f, mut g) = (Vec::new(), Vec::new());
-        for _ in 0..args.repeats {
+        for _ in 0..repeats {
             f.push(fold_secs(model)?);
-            g.push(gemm.secs(args.tokens));
+            g.push(gemm.secs(n_tokens));
         }
-        Ok((args.tokens as f64 / median(f), args.tokens as f64 / median(g)))
+        Ok((n_tokens as f64 / median(f), n_tokens as f64 / median(g)))
     };
     (rep.fold_tok_s, rep.gemm_only_tok_s) = fold_and_gemm(&model, &GemmOnly::new(shape, args.chunk, false))?;
     say(format!(
         "ours fold: {:.1} tok/s ({} tokens, chunk {}, {} threads, {})",
-        rep.fold_tok_s, args.tokens, args.chunk, args.threads, rep.simd
+        rep.fold_tok_s, n_tokens, args.chunk, args.threads, rep.simd
     ));
     rep.ratio_to_gemm_limit = rep.fold_tok_s / rep.gemm_only_tok_s;
     say(format!(
@@ -293,7 +334,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Decode, f32 then bf16 then int8 weights; each returns tokens/s and the last logits.
-    let dt = tokens(args.decode_tokens + 4, shape.vocab);
+    let dt = tokens(decode_tokens + 4, shape.vocab);
     let decode = |m: &Model| -> anyhow::Result<(f64, Vec<f32>)> {
         let mut st = m.new_state();
         for &t in &dt[..4] {
@@ -304,7 +345,7 @@ fn main() -> anyhow::Result<()> {
         for &t in &dt[4..] {
             last = m.forward_token(t, &mut st)?;
         }
-        Ok((args.decode_tokens as f64 / t0.elapsed().as_secs_f64(), last))
+        Ok((decode_tokens as f64 / t0.elapsed().as_secs_f64(), last))
     };
     let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     let (f32_tok_s, f32_logits) = decode(&model)?;
@@ -394,6 +435,42 @@ fn main() -> anyhow::Result<()> {
             rep.decode_int8_speedup,
             rep.peak_rss_mb
         );
+    }
+    Ok(())
+}
+
+/// `--shape`/`--model`: one real-shape measurement, printed as a table row or JSON.
+fn real_shape_bench(args: &Args, say: &dyn Fn(String)) -> anyhow::Result<()> {
+    let python = args.official.then(|| {
+        args.python
+            .clone()
+            .or_else(|| std::env::var("RWKV_OFFICIAL_PYTHON").ok())
+            .unwrap_or_else(|| "python3".into())
+    });
+    let plan = real_shape::Plan {
+        shape: args.shape.clone(),
+        model: args.model.clone(),
+        weights: args.weights,
+        dtype: args.dtype,
+        seed: args.seed,
+        tmp: args.tmp.clone(),
+        keep: args.keep,
+        tokens: args.tokens,
+        repeats: args.repeats,
+        decode_tokens: args.decode_tokens,
+        chunk: args.chunk,
+        threads: args.threads,
+        official: python,
+        official_script: args.official_script.clone(),
+    };
+    let row = real_shape::run(&plan, say)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&row)?);
+    } else {
+        println!("{}\n{}", real_shape::HEADER, real_shape::table_row(&row));
+        if !row.logits_finite {
+            println!("warning: some logits were not finite");
+        }
     }
     Ok(())
 }

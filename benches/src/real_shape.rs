@@ -1,0 +1,348 @@
+//! `fold-bench --shape`: a random checkpoint of a real RWKV-7 shape, written as bf16
+//! safetensors the way the G1 models are published, then measured in this process the way a
+//! tool uses it: load seconds with a warm page cache, peak RSS against the file's bytes, fold
+//! and decode speed, the bytes of one checkpoint. Optionally the official `rwkv` package on the
+//! same file (`benches/official.py`), after ours, never at the same time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use rwkv_bench::make::{FileDType, write_model};
+use rwkv_bench::{Shape, peak_rss, reset_peak_rss};
+use rwkv_model::{LoadOptions, Logits, Model, Weights};
+
+/// What to measure.
+pub struct Plan {
+    /// The shape's name (`1.5b`), if a file is to be generated.
+    pub shape: Option<String>,
+    /// An existing checkpoint to measure instead of a generated one.
+    pub model: Option<PathBuf>,
+    /// What the model holds its weights as.
+    pub weights: Weights,
+    /// How the generated file stores its values.
+    pub dtype: FileDType,
+    /// Weight seed.
+    pub seed: u64,
+    /// Folder for the generated file (default: the system's temporary folder).
+    pub tmp: Option<PathBuf>,
+    /// Keep the generated file.
+    pub keep: bool,
+    /// Tokens per fold (default 1024, 512 from 1.5B on).
+    pub tokens: Option<usize>,
+    /// Timed folds, median reported (default 3, 1 from 1.5B on).
+    pub repeats: Option<usize>,
+    /// Generation steps timed (default 128, 16 from 1.5B on).
+    pub decode_tokens: Option<usize>,
+    /// Sequence-mode chunk length.
+    pub chunk: usize,
+    /// Threads.
+    pub threads: usize,
+    /// Also run the official package (`benches/official.py`) with this Python, if given.
+    pub official: Option<String>,
+    /// The official script.
+    pub official_script: PathBuf,
+}
+
+/// What was measured.
+#[derive(serde::Serialize, Default)]
+pub struct Row {
+    /// The shape's name, or the file's name with `--model`.
+    pub shape: String,
+    /// The shape.
+    pub dims: Option<Shape>,
+    /// The checkpoint measured.
+    pub file: String,
+    /// Its bytes.
+    pub file_bytes: u64,
+    /// Seconds spent generating it (0 with `--model`).
+    pub generate_seconds: f64,
+    /// What was asked for (`--weights`).
+    pub weights: String,
+    /// What the model holds (`Model::held_weights`).
+    pub held_weights: String,
+    /// Bytes of weights held (`Model::weight_bytes`).
+    pub weight_bytes: u64,
+    /// Seconds from opening the file to a model ready to run, page cache warm.
+    pub load_seconds: f64,
+    /// Peak RSS from the start of loading to the model being ready.
+    pub peak_rss_load_bytes: u64,
+    /// Peak RSS over loading, folding and decoding.
+    pub peak_rss_bytes: u64,
+    /// `peak_rss_bytes / file_bytes`.
+    pub peak_rss_to_file: f64,
+    /// Threads.
+    pub threads: usize,
+    /// Chunk length.
+    pub chunk: usize,
+    /// Tokens per timed fold.
+    pub fold_tokens: usize,
+    /// Fold speed (median of the timed folds).
+    pub fold_tok_s: f64,
+    /// Generation steps timed.
+    pub decode_tokens: usize,
+    /// Decode speed: one token in, logits out, the argmax fed back.
+    pub decode_tok_s: f64,
+    /// Bytes of one checkpoint: the state serialized as the store writes it (f32).
+    pub checkpoint_bytes: u64,
+    /// The state's f32 data alone.
+    pub state_f32_bytes: u64,
+    /// Whether every logit of the fold and the decode steps was finite.
+    pub logits_finite: bool,
+    /// The official package's figures on the same file, when asked for.
+    pub official: Option<serde_json::Value>,
+}
+
+fn tokens(n: usize, vocab: usize) -> Vec<u32> {
+    (0..n as u64)
+        .map(|i| ((i * 2_654_435_761) % vocab as u64) as u32)
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Read the whole file once, so loading is timed with a warm page cache.
+fn warm(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut buf = vec![0u8; 8 << 20];
+    let mut sum = 0u8;
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        sum ^= buf[n - 1];
+    }
+    std::hint::black_box(sum);
+    Ok(())
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold(
+            (0usize, f32::NEG_INFINITY),
+            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+        )
+        .0 as u32
+}
+
+/// Generate (or take) the checkpoint, measure, clean up.
+pub fn run(plan: &Plan, say: &dyn Fn(String)) -> anyhow::Result<Row> {
+    let mut row = Row {
+        weights: plan.weights.to_string(),
+        threads: plan.threads,
+        chunk: plan.chunk,
+        ..Default::default()
+    };
+    let mut generated: Option<PathBuf> = None;
+    let path = match (&plan.model, &plan.shape) {
+        (Some(p), _) => {
+            row.shape = plan.shape.clone().unwrap_or_else(|| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            });
+            row.dims = plan.shape.as_deref().and_then(Shape::named);
+            p.clone()
+        }
+        (None, Some(name)) => {
+            let shape = Shape::named(name)
+                .with_context(|| format!("unknown shape {name:?} (expected one of {})", Shape::NAMES.join(", ")))?;
+            row.shape = name.clone();
+            row.dims = Some(shape);
+            let dir = plan
+                .tmp
+                .clone()
+                .unwrap_or_else(std::env::temp_dir)
+                .join(format!("fold-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let ext = match plan.dtype {
+                FileDType::Bf16 => "bf16",
+                FileDType::F32 => "f32",
+            };
+            let file = dir.join(format!("rwkv7-{name}-seed{}.{ext}.safetensors", plan.seed));
+            say(format!("writing {} ({shape:?})", file.display()));
+            let t = Instant::now();
+            generated = Some(dir);
+            write_model(shape, plan.seed, plan.dtype, &file)
+                .with_context(|| format!("generating {} (is there room? see `df -h`; --tmp DIR)", file.display()))?;
+            row.generate_seconds = t.elapsed().as_secs_f64();
+            file
+        }
+        (None, None) => anyhow::bail!("--shape or --model is needed"),
+    };
+    let result = measure(plan, &path, &mut row, say);
+    let official = if result.is_ok() {
+        plan.official.as_deref().map(|py| official(plan, py, &path, &row, say))
+    } else {
+        None
+    };
+    if let Some(dir) = &generated {
+        if plan.keep {
+            say(format!("kept {}", path.display()));
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    result?;
+    row.official = official.transpose()?;
+    Ok(row)
+}
+
+fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> anyhow::Result<()> {
+    row.file = path.display().to_string();
+    row.file_bytes = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    warm(path)?;
+    reset_peak_rss();
+    let t = Instant::now();
+    let opts = LoadOptions::default().with_weights(plan.weights);
+    let mut model = Model::load_with(path, &opts).with_context(|| format!("loading {}", path.display()))?;
+    row.load_seconds = t.elapsed().as_secs_f64();
+    row.peak_rss_load_bytes = peak_rss().unwrap_or(0);
+    model.set_chunk_len(plan.chunk);
+    row.held_weights = model.held_weights().to_string();
+    row.weight_bytes = model.weight_bytes() as u64;
+    say(format!(
+        "loaded in {:.2} s: holds {} ({:.2} GB of weights), peak RSS {:.2} GB",
+        row.load_seconds,
+        row.held_weights,
+        row.weight_bytes as f64 / 1e9,
+        row.peak_rss_load_bytes as f64 / 1e9
+    ));
+
+    let big = model.config().n_embd >= 2048;
+    let n = plan.tokens.unwrap_or(if big { 512 } else { 1024 });
+    let repeats = plan.repeats.unwrap_or(if big { 1 } else { 3 }).max(1);
+    let steps = plan.decode_tokens.unwrap_or(if big { 16 } else { 128 });
+    let vocab = model.config().vocab;
+    let toks = tokens(n, vocab);
+    let mut finite = true;
+    {
+        let mut st = model.new_state();
+        model.forward_seq(&toks[..plan.chunk.min(n)], &mut st, Logits::None)?; // warm-up
+    }
+    let mut secs = Vec::new();
+    let mut st = model.new_state();
+    for _ in 0..repeats {
+        st = model.new_state();
+        let t = Instant::now();
+        let logits = model.forward_seq(&toks, &mut st, Logits::Last)?;
+        secs.push(t.elapsed().as_secs_f64());
+        finite &= logits.iter().all(|x| x.is_finite());
+    }
+    row.fold_tokens = n;
+    row.fold_tok_s = n as f64 / median(secs);
+    say(format!(
+        "fold: {:.1} tok/s ({n} tokens, {repeats} timed)",
+        row.fold_tok_s
+    ));
+
+    let spec = model.state_spec();
+    row.checkpoint_bytes = st.to_bytes(&spec, "world").len() as u64;
+    row.state_f32_bytes = st.byte_len() as u64;
+
+    // Decode from the folded state: two untimed steps, then `steps` timed ones.
+    let mut next = argmax(&model.forward_token(toks[n.saturating_sub(1)], &mut st)?);
+    next = argmax(&model.forward_token(next, &mut st)?);
+    let t = Instant::now();
+    for _ in 0..steps {
+        let logits = model.forward_token(next, &mut st)?;
+        finite &= logits.iter().all(|x| x.is_finite());
+        next = argmax(&logits);
+    }
+    row.decode_tokens = steps;
+    row.decode_tok_s = steps as f64 / t.elapsed().as_secs_f64();
+    say(format!("decode: {:.1} tok/s ({steps} steps)", row.decode_tok_s));
+    row.logits_finite = finite;
+    row.peak_rss_bytes = peak_rss().unwrap_or(0);
+    row.peak_rss_to_file = row.peak_rss_bytes as f64 / row.file_bytes as f64;
+    Ok(())
+}
+
+/// `benches/official.py` on the same file, its JSON (with `skipped` and a note when torch or
+/// `rwkv` is missing).
+fn official(
+    plan: &Plan,
+    python: &str,
+    path: &Path,
+    row: &Row,
+    say: &dyn Fn(String),
+) -> anyhow::Result<serde_json::Value> {
+    say(format!("official package: {python} {}", plan.official_script.display()));
+    let out = std::process::Command::new(python)
+        .arg(&plan.official_script)
+        .arg("--model")
+        .arg(path)
+        .args(["--tokens", &row.fold_tokens.to_string()])
+        .args(["--decode-tokens", &row.decode_tokens.to_string()])
+        .args(["--threads", &plan.threads.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {python} {}", plan.official_script.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed ({})",
+        plan.official_script.display(),
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or("{}");
+    serde_json::from_str(last).with_context(|| format!("reading the official script's JSON: {last}"))
+}
+
+/// The table's header line.
+pub const HEADER: &str = "| shape | weights | held | file GB | load s | peak RSS GB | RSS/file | fold tok/s | decode tok/s | checkpoint MB | weights GB |\n|---|---|---|---|---|---|---|---|---|---|---|";
+
+/// One row of the text table, and the official package's below it when measured.
+pub fn table_row(r: &Row) -> String {
+    let gb = |b: u64| b as f64 / 1e9;
+    let mut s = format!(
+        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.1} | {:.1} | {:.2} | {:.2} |",
+        r.shape,
+        r.weights,
+        r.held_weights,
+        gb(r.file_bytes),
+        r.load_seconds,
+        gb(r.peak_rss_bytes),
+        r.peak_rss_to_file,
+        r.fold_tok_s,
+        r.decode_tok_s,
+        r.checkpoint_bytes as f64 / 1e6,
+        gb(r.weight_bytes)
+    );
+    if let Some(o) = &r.official {
+        let f = |k: &str| o.get(k).and_then(serde_json::Value::as_f64);
+        match (f("fold_tok_s"), f("decode_tok_s")) {
+            (Some(fold), Some(decode)) => {
+                let rss = f("peak_rss_bytes").unwrap_or(0.0);
+                s.push_str(&format!(
+                    "\n| {} | official `rwkv` {} | f32 | {:.2} | {:.2} | {:.2} | {:.2}x | {fold:.1} | {decode:.1} | – | – |",
+                    r.shape,
+                    o.get("strategy").and_then(|v| v.as_str()).unwrap_or("cpu fp32"),
+                    gb(r.file_bytes),
+                    f("load_seconds").unwrap_or(0.0),
+                    rss / 1e9,
+                    rss / r.file_bytes as f64,
+                ));
+            }
+            _ => s.push_str(&format!(
+                "\n(official package: {})",
+                o.get("note").and_then(|v| v.as_str()).unwrap_or("no figures")
+            )),
+        }
+    }
+    s
+}
