@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::kernels::{Wkv5Inputs, add_into, mul_into, relu_sq, shift_mix, sigmoid_inplace, wkv5_head};
-use crate::linalg::{Mat, Source, layer_norm_rows, linear};
+use crate::linalg::{Kind, Mat, Rows16, Source, layer_norm_rows, linear};
 use crate::model::Logits;
 use crate::tensor::{DType, TensorMap};
 
@@ -105,6 +105,15 @@ impl<'a> Weights<'a> {
                 m
             }
             _ => {
+                let kind = self.hold.hold(t.dtype, act.is_some());
+                let own16 = match (t.dtype, kind) {
+                    (DType::BF16, Some(k @ Kind::Bf16)) | (DType::F16, Some(k @ Kind::F16)) => Some(k),
+                    _ => None,
+                };
+                if let Some(k) = own16.filter(|_| !input_major && act.is_none()) {
+                    // Held as the checkpoint stores it: the file's own pages, nothing copied.
+                    return Ok(Mat::from_rows(Rows16::new(t.data.clone(), k, rows, cols)));
+                }
                 let src = Source {
                     bytes: &t.data,
                     dtype: t.dtype,
@@ -112,7 +121,7 @@ impl<'a> Weights<'a> {
                     k: cols,
                     input_major,
                 };
-                let mut m = Mat::from_source(&src, self.hold.hold(t.dtype, act.is_some()));
+                let mut m = Mat::from_source(&src, kind);
                 m.set_act_quant(act);
                 m
             }

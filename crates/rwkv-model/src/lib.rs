@@ -18,6 +18,7 @@ pub mod loader;
 mod model;
 pub mod panels;
 pub mod quant;
+pub mod rows16;
 pub mod sample;
 pub mod simd;
 pub mod state;

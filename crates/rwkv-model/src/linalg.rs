@@ -1,22 +1,26 @@
 //! The few numeric kernels the forward pass needs, on contiguous row-major f32 buffers.
 //!
 //! Projections go through [`linear`]: f32 weights use the `gemm` crate's blocked kernels for
-//! many rows (a fold chunk) and a column-blocked mat-vec for one row (generation); bf16, f16 and
-//! int8 weights are packed [`Panels`] that both modes read through one widening kernel
-//! ([`crate::panels`]). Everything accumulates in f32.
+//! many rows (a fold chunk) and a column-blocked mat-vec for one row (generation); a bf16/f16
+//! checkpoint's own `[out, in]` rows are read in place ([`crate::rows16`]); other bf16 and int8
+//! weights are packed [`Panels`] ([`crate::panels`]). Both modes read one widening kernel per
+//! holding. Everything accumulates in f32.
 
 use rayon::prelude::*;
 
 pub use crate::panels::{Kind, Panels, Source};
 pub use crate::quant::QuantMat;
+pub use crate::rows16::Rows16;
 use crate::simd::{Arch, LANES, dot_lanes, multiversion, sum_lanes};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
 /// projections), held once, in the precision it was loaded as:
 /// - f32: stored transposed as `[in, out]` row-major; the gemm kernels then read it without
 ///   repacking, and the one-row path streams it row by row into column blocks of `y`;
-/// - bf16, f16 or int8: packed [`Panels`], which every product (many rows or one) widens to
-///   f32 inside the kernel.
+/// - bf16 or f16 as the checkpoint stores them (`[out, in]`): [`Rows16`], the file's own
+///   mapped bytes, which every product (many rows or one) widens to f32 inside the kernel;
+/// - bf16 rounded from wider weights, int8, or 16-bit factors stored input-major: packed
+///   [`Panels`], read the same way.
 #[derive(Debug, Clone)]
 pub struct Mat {
     /// Output features.
@@ -45,6 +49,8 @@ enum Held {
     F32(Vec<f32>),
     /// Packed 16- or 8-bit panels.
     Panels(Panels),
+    /// bf16/f16 `[out, in]` rows as the checkpoint stores them (usually its mapped pages).
+    Rows(Rows16),
     /// rwkv.cpp's quantized blocks as stored ([`crate::quant`]).
     Ggml(QuantMat),
 }
@@ -162,6 +168,11 @@ impl Mat {
         m
     }
 
+    /// A matrix of bf16/f16 `[out, in]` rows held as they are ([`Rows16`]).
+    pub fn from_rows(w: Rows16) -> Self {
+        Self::with(w.n, w.k, Held::Rows(w))
+    }
+
     fn with(rows: usize, cols: usize, held: Held) -> Self {
         Mat {
             rows,
@@ -201,6 +212,7 @@ impl Mat {
         match &self.held {
             Held::F32(wt) => wt[i * self.rows + o],
             Held::Panels(p) => p.get(o, i),
+            Held::Rows(w) => w.get(o, i),
             Held::Ggml(q) => q.get(o, i),
         }
     }
@@ -211,6 +223,7 @@ impl Mat {
         match &self.held {
             Held::F32(_) | Held::Ggml(_) => None,
             Held::Panels(p) => Some(p.kind()),
+            Held::Rows(w) => Some(w.kind()),
         }
     }
 
@@ -220,6 +233,7 @@ impl Mat {
         match &self.held {
             Held::F32(_) => "f32",
             Held::Panels(p) => p.kind().name(),
+            Held::Rows(w) => w.kind().name(),
             Held::Ggml(q) => q.quant().key(),
         }
     }
@@ -229,6 +243,7 @@ impl Mat {
         let own = match &self.held {
             Held::F32(wt) => wt.len() * 4,
             Held::Panels(p) => p.bytes(),
+            Held::Rows(w) => w.bytes(),
             Held::Ggml(q) => q.bytes(),
         };
         own + self.fold_copy.as_ref().map_or(0, Panels::bytes)
@@ -248,7 +263,13 @@ impl Mat {
             }
             Held::F32(_) => self.fold_bf16 = true,
             Held::Panels(p) => self.fold_bf16 = p.kind() == Kind::Bf16,
-            Held::Ggml(_) => {}
+            Held::Rows(w) if w.kind() == Kind::Bf16 => {
+                if self.fold_copy.is_none() {
+                    self.fold_copy = Some(Panels::pack(&w.source(), Kind::Bf16));
+                }
+                self.fold_bf16 = true;
+            }
+            Held::Rows(_) | Held::Ggml(_) => {}
         }
     }
 
@@ -381,6 +402,7 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     }
     let wt = match &m.held {
         Held::Panels(p) => return crate::panels::matmul(x, rows, p, y),
+        Held::Rows(w) => return crate::rows16::matmul(x, rows, w, y),
         Held::Ggml(q) => return crate::quant::matmul(x, rows, q, y),
         Held::F32(wt) => wt,
     };

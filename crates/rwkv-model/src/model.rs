@@ -195,11 +195,12 @@ impl Weights {
 }
 
 /// Feed one tensor to the fingerprint (rule 2): its name, the shape the model reads it as, and
-/// a digest of its values as f32, whatever type stores them (so a lossless conversion of a
-/// checkpoint is the same model): the values are cut into blocks of [`HASH_BLOCK`] elements,
-/// each block's f32 little-endian bytes are hashed on its own (blocks in parallel, converted in
-/// a small buffer: no f32 copy of the tensor), and the block digests are hashed in order. Plus
-/// the activation rounding of rwkv.cpp's quantized matrices.
+/// a digest of its values, whatever type stores them (so a lossless conversion of a checkpoint
+/// is the same model). The values are cut into blocks of [`HASH_BLOCK`] elements and each
+/// block is hashed on its own (blocks in parallel) in a canonical form: when every value of the
+/// block is a bf16 value, its bf16 bytes (a bf16 checkpoint's own bytes, hashed straight from
+/// the file's pages), else its f32 bytes; then the block digests are hashed in order. Plus the
+/// activation rounding of rwkv.cpp's quantized matrices. No f32 copy of a tensor is made.
 pub(crate) fn hash_tensor(
     hash: &mut blake3::Hasher,
     name: &str,
@@ -225,22 +226,24 @@ pub(crate) fn hash_tensor(
         let (e0, e1) = (b * HASH_BLOCK, ((b + 1) * HASH_BLOCK).min(n));
         // HASH_BLOCK is a multiple of 32: ggml blocks are cut whole.
         let bytes = &t.data[e0 / per * size..e1 / per * size];
-        if let DType::Ggml(q) = t.dtype {
-            // Decoded: the digest of the f32 values, as for the same values stored f32.
-            let mut v = Vec::with_capacity(e1 - e0);
-            q.dequantize(bytes, &mut v);
-            let widened: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-            return *blake3::hash(&widened).as_bytes();
-        }
-        let mut widened = vec![0u8; bytes.len() / 2 * 4];
-        let pairs = widened.chunks_exact_mut(4).zip(bytes.chunks_exact(2));
-        match t.dtype {
-            DType::F32 | DType::I64 | DType::F64 | DType::Ggml(_) => return *blake3::hash(bytes).as_bytes(),
-            DType::BF16 => pairs.for_each(|(o, b)| o.copy_from_slice(&[0, 0, b[0], b[1]])),
-            DType::F16 => pairs
-                .for_each(|(o, b)| o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes())),
-        }
-        *blake3::hash(&widened).as_bytes()
+        let f32_bytes: Vec<u8> = match t.dtype {
+            DType::BF16 => return block_digest(b"bf16", bytes),
+            DType::I64 | DType::F64 => return block_digest(b"raw", bytes),
+            DType::F32 => return canonical_f32(bytes),
+            DType::F16 => {
+                let mut out = vec![0u8; bytes.len() * 2];
+                for (o, b) in out.chunks_exact_mut(4).zip(bytes.chunks_exact(2)) {
+                    o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes());
+                }
+                out
+            }
+            DType::Ggml(q) => {
+                let mut v = Vec::with_capacity(e1 - e0);
+                q.dequantize(bytes, &mut v);
+                v.iter().flat_map(|x| x.to_le_bytes()).collect()
+            }
+        };
+        canonical_f32(&f32_bytes)
     };
     let blocks = n.div_ceil(HASH_BLOCK);
     let digests: Vec<[u8; 32]> = if blocks > 1 {
@@ -256,6 +259,26 @@ pub(crate) fn hash_tensor(
     if let Some(q) = act {
         hash.update(format!("act_quant {q:?}").as_bytes());
     }
+}
+
+/// The digest of one block of the fingerprint: its form's tag, then its bytes.
+fn block_digest(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(tag);
+    h.update(&[0]);
+    h.update(bytes);
+    *h.finalize().as_bytes()
+}
+
+/// The digest of a block of f32 little-endian values in canonical form: as bf16 bytes when
+/// every value is a bf16 value (its low 16 bits are zero), else as they are.
+fn canonical_f32(bytes: &[u8]) -> [u8; 32] {
+    let narrow = bytes.chunks_exact(4).all(|v| v[0] == 0 && v[1] == 0);
+    if !narrow {
+        return block_digest(b"f32", bytes);
+    }
+    let halves: Vec<u8> = bytes.chunks_exact(4).flat_map(|v| [v[2], v[3]]).collect();
+    block_digest(b"bf16", &halves)
 }
 
 /// Elements per block of the fingerprint's tensor digests ([`hash_tensor`]).

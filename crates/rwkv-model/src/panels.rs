@@ -1,8 +1,10 @@
 //! Weight matrices held in 16 or 8 bits, packed once into panels, and the products that widen
 //! them to f32 inside the kernel.
 //!
-//! A bf16 or f16 checkpoint stays bf16/f16 in memory: no f32 copy, no second copy for
-//! generation. Every product — a fold chunk of many rows or one generated token — reads the
+//! Panels hold what cannot be read where the checkpoint keeps it ([`crate::rows16`] reads a
+//! bf16/f16 file's `[out, in]` rows in place): f32 weights rounded to bf16, int8 quantized at
+//! load, 16-bit factors stored input-major, and the bf16 fold's operands. No f32 copy, no
+//! second copy for generation. Every product — a fold chunk of many rows or one generated token — reads the
 //! same panels, widens each weight to f32 in registers and accumulates in f32, so with f32
 //! activations the result is the f32 product of the checkpoint's own values (exact, as the f32
 //! path is), and a weight costs two bytes (one for int8) of memory traffic instead of four.
@@ -163,24 +165,34 @@ impl Panels {
                     && matches!((src.dtype, kind), (DType::BF16, Kind::Bf16) | (DType::F16, Kind::F16));
                 words.par_chunks_mut(kp * NR).enumerate().for_each(|(pi, panel)| {
                     let o0 = pi * NR;
-                    for j in 0..NR.min(n - o0) {
+                    let width = NR.min(n - o0);
+                    if fast {
+                        // Both halves of a pair are adjacent in the row: one word. Tiles of
+                        // TILE words per row: each row is read a cache line at a time and the
+                        // panel is written in order.
+                        const TILE: usize = 16;
+                        let rows = &src.bytes[o0 * k * 2..(o0 + width) * k * 2];
+                        for w0 in (0..kp).step_by(TILE) {
+                            let w1 = (w0 + TILE).min(kp);
+                            for (j, row) in rows.chunks_exact(k * 2).enumerate() {
+                                let words = &row[w0 * 4..w1 * 4];
+                                for (pw, b) in (w0..w1).zip(words.chunks_exact(4)) {
+                                    panel[pw * NR + j] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    for j in 0..width {
                         let o = o0 + j;
-                        if fast {
-                            // Both halves of a pair are adjacent in the row: one word.
-                            let row = &src.bytes[o * k * 2..(o + 1) * k * 2];
-                            for (pw, b) in row.chunks_exact(4).enumerate() {
-                                panel[pw * NR + j] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                            }
-                        } else {
-                            for pw in 0..kp {
-                                let lo = src.half_bits(o, 2 * pw, kind);
-                                let hi = if 2 * pw + 1 < k {
-                                    src.half_bits(o, 2 * pw + 1, kind)
-                                } else {
-                                    0
-                                };
-                                panel[pw * NR + j] = (u32::from(hi) << 16) | u32::from(lo);
-                            }
+                        for pw in 0..kp {
+                            let lo = src.half_bits(o, 2 * pw, kind);
+                            let hi = if 2 * pw + 1 < k {
+                                src.half_bits(o, 2 * pw + 1, kind)
+                            } else {
+                                0
+                            };
+                            panel[pw * NR + j] = (u32::from(hi) << 16) | u32::from(lo);
                         }
                     }
                 });

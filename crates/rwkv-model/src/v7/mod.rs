@@ -89,8 +89,9 @@ enum Emb {
     /// 16-bit rows as stored (or rounded to bf16), normalized by `ln0` when looked up: the same
     /// f32 layer norm of the same widened row, so the same values.
     Raw16 {
-        /// `[vocab, C]` bits.
-        bits: Vec<u16>,
+        /// `[vocab, C]` little-endian 16-bit values: the checkpoint's own bytes (its mapped
+        /// pages) when it stores them in `kind`, else a converted copy.
+        bits: crate::tensor::Bytes,
         /// bf16 or f16.
         kind: Kind,
     },
@@ -132,13 +133,22 @@ impl Emb {
             Some(Kind::I8) if dtype == DType::F16 => Kind::F16,
             Some(_) => Kind::Bf16,
         };
-        let mut bits = vec![0u16; vocab * c];
-        bits.par_chunks_mut(c).enumerate().for_each(|(o, row)| {
-            for (i, v) in row.iter_mut().enumerate() {
-                *v = src.half_bits(o, i, kind);
+        if matches!((dtype, kind), (DType::BF16, Kind::Bf16) | (DType::F16, Kind::F16)) {
+            return Emb::Raw16 {
+                bits: t.data.clone(),
+                kind,
+            };
+        }
+        let mut bits = vec![0u8; vocab * c * 2];
+        bits.par_chunks_mut(2 * c).enumerate().for_each(|(o, row)| {
+            for (i, v) in row.chunks_exact_mut(2).enumerate() {
+                v.copy_from_slice(&src.half_bits(o, i, kind).to_le_bytes());
             }
         });
-        Emb::Raw16 { bits, kind }
+        Emb::Raw16 {
+            bits: bits.into(),
+            kind,
+        }
     }
 }
 
@@ -334,7 +344,7 @@ impl V7 {
     pub fn embedding_bytes(&self) -> usize {
         match &self.emb {
             Emb::Normed(e) => e.len() * 4,
-            Emb::Raw16 { bits, .. } => bits.len() * 2,
+            Emb::Raw16 { bits, .. } => bits.len(),
         }
     }
 
@@ -454,7 +464,8 @@ impl V7 {
             Emb::Raw16 { bits, kind } => {
                 for ((row, raw), &tok) in sc.x.chunks_exact_mut(c).zip(sc.xx.chunks_exact_mut(c)).zip(toks) {
                     let e = tok as usize * c;
-                    for (v, &b) in raw.iter_mut().zip(&bits[e..e + c]) {
+                    for (v, b) in raw.iter_mut().zip(bits[2 * e..2 * (e + c)].chunks_exact(2)) {
+                        let b = u16::from_le_bytes([b[0], b[1]]);
                         *v = match kind {
                             Kind::F16 => half::f16::from_bits(b).to_f32(),
                             _ => crate::linalg::bf16_to_f32(b),

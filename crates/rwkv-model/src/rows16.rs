@@ -1,0 +1,354 @@
+//! bf16 or f16 weight matrices used where the checkpoint keeps them: `[out, in]` rows, read
+//! straight from the file's memory map, and the products that widen them inside the kernel.
+//!
+//! Official checkpoints store every projection as `nn.Linear` does, `W [out, in]` row-major,
+//! in bf16. Holding those bytes as they are (a range of the map, [`crate::tensor::Bytes`])
+//! means loading copies nothing: a model costs its file's pages, which the page cache already
+//! holds, and starts in the time it takes to fingerprint them.
+//!
+//! The product is the dot-product form: output `o` of row `r` is `Σᵢ x[r][i] · W[o][i]`, summed
+//! in 16 lanes (`i mod 16`, each lane in input order, zero past the end), then the lanes are
+//! added in one fixed tree ([`reduce`]). That order depends only on `in`, never on how many rows
+//! a call has or which tile an output falls in, so folding in chunks of any length gives the
+//! same products bit for bit, and a generated token (one row) sums exactly as a fold would.
+
+use rayon::prelude::*;
+
+use crate::panels::Kind;
+use crate::simd::Arch;
+use crate::tensor::Bytes;
+
+/// Lanes of each dot product.
+const L: usize = 16;
+/// Rows per tile.
+const MR: usize = 4;
+/// Outputs per tile.
+const NO: usize = 6;
+/// Rows whose inputs one pass over a task's weights reuses (their inputs stay in L2).
+const ROW_BLOCK: usize = 32;
+/// Minimum multiply-adds before a product is split across threads.
+const PAR_MIN_WORK: usize = 1 << 18;
+
+/// A `[n, k]` row-major matrix of bf16 or f16 values (`y = x · Wᵀ`), held as the checkpoint's
+/// own bytes.
+#[derive(Debug, Clone)]
+pub struct Rows16 {
+    /// Output features (rows of `W`).
+    pub n: usize,
+    /// Input features.
+    pub k: usize,
+    kind: Kind,
+    bytes: Bytes,
+}
+
+impl Rows16 {
+    /// `W [n, k]` from `bytes`, `n · k` little-endian values of `kind` (`Bf16` or `F16`).
+    ///
+    /// # Panics
+    /// If `bytes` does not hold `n · k` 16-bit values or `kind` is not 16-bit (callers check
+    /// the tensor first and report a named error).
+    pub fn new(bytes: Bytes, kind: Kind, n: usize, k: usize) -> Self {
+        assert!(matches!(kind, Kind::Bf16 | Kind::F16), "16-bit weights");
+        assert_eq!(bytes.len(), n * k * 2, "W holds n × k 16-bit values");
+        Rows16 { n, k, kind, bytes }
+    }
+
+    /// The element type.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Bytes held (mapped from the file or owned).
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The raw 16-bit value `W[o][i]`.
+    pub fn bits(&self, o: usize, i: usize) -> u16 {
+        let e = 2 * (o * self.k + i);
+        u16::from_le_bytes([self.bytes[e], self.bytes[e + 1]])
+    }
+
+    /// `W[o][i]` widened to f32.
+    pub fn get(&self, o: usize, i: usize) -> f32 {
+        widen(self.kind, self.bits(o, i))
+    }
+
+    /// The weights as a packing source (for a panel copy: the bf16 fold, int8).
+    pub fn source(&self) -> crate::panels::Source<'_> {
+        crate::panels::Source {
+            bytes: &self.bytes,
+            dtype: match self.kind {
+                Kind::F16 => crate::tensor::DType::F16,
+                _ => crate::tensor::DType::BF16,
+            },
+            n: self.n,
+            k: self.k,
+            input_major: false,
+        }
+    }
+
+    fn row(&self, o: usize) -> &[u8] {
+        &self.bytes[2 * o * self.k..2 * (o + 1) * self.k]
+    }
+}
+
+#[inline(always)]
+fn widen(kind: Kind, h: u16) -> f32 {
+    match kind {
+        Kind::F16 => half::f16::from_bits(h).to_f32(),
+        _ => f32::from_bits(u32::from(h) << 16),
+    }
+}
+
+/// The lanes' sum, in the one order every kernel uses.
+#[inline(always)]
+fn reduce(a: &[f32; L]) -> f32 {
+    let mut b = [0f32; 8];
+    for (j, v) in b.iter_mut().enumerate() {
+        *v = a[j] + a[j + 8];
+    }
+    let c = [b[0] + b[4], b[1] + b[5], b[2] + b[6], b[3] + b[7]];
+    let d = [c[0] + c[2], c[1] + c[3]];
+    d[0] + d[1]
+}
+
+/// `y[rows, w.n] = x[rows, w.k] · Wᵀ` with f32 inputs and f32 sums.
+///
+/// # Panics
+/// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
+pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
+    assert_eq!(x.len(), rows * w.k, "inputs are rows × k");
+    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    if rows == 0 || w.n == 0 {
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    let blocks = w.n.div_ceil(NO);
+    let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
+        (threads * 4).min(blocks)
+    } else {
+        1
+    };
+    let dst = Out(y.as_mut_ptr());
+    if tasks <= 1 {
+        // SAFETY: one task writes all of the output, whose extent was asserted.
+        unsafe { range(x, rows, w, dst, 0, w.n) };
+        return;
+    }
+    let per = blocks.div_ceil(tasks) * NO;
+    (0..w.n.div_ceil(per)).into_par_iter().for_each(|t| {
+        let (o0, o1) = (t * per, ((t + 1) * per).min(w.n));
+        // SAFETY: tasks cover disjoint output ranges, so each writes disjoint columns.
+        unsafe { range(x, rows, w, dst, o0, o1) };
+    });
+}
+
+/// The output buffer's first element (row stride `n`).
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: used only to hand disjoint columns of one output buffer to worker threads.
+unsafe impl Send for Out {}
+// SAFETY: as above.
+unsafe impl Sync for Out {}
+
+/// Outputs `o0 .. o1` of every row.
+///
+/// # Safety
+/// `dst` must point to `rows` rows of `w.n` floats that no other thread writes in these columns.
+unsafe fn range(x: &[f32], rows: usize, w: &Rows16, dst: Out, o0: usize, o1: usize) {
+    for r0 in (0..rows).step_by(ROW_BLOCK) {
+        let r1 = (r0 + ROW_BLOCK).min(rows);
+        for ob in (o0..o1).step_by(NO) {
+            let ow = NO.min(o1 - ob);
+            for rb in (r0..r1).step_by(MR) {
+                let m = MR.min(r1 - rb);
+                let mut out = [[0f32; NO]; MR];
+                tile(x, rb, m, w, ob, ow, &mut out);
+                for (r, row) in out.iter().enumerate().take(m) {
+                    for (j, &v) in row.iter().enumerate().take(ow) {
+                        // SAFETY: row rb + r and column ob + j lie in the output (caller's
+                        // contract), in this task's columns.
+                        unsafe { *dst.0.add((rb + r) * w.n + ob + j) = v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One tile: rows `rb .. rb + m` (`m ≤ MR`) times outputs `ob .. ob + ow` (`ow ≤ NO`).
+fn tile(x: &[f32], rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: the CPU has AVX-512F/BW/VL (checked by `level`); the rows and outputs exist.
+        return unsafe { avx512::tile(x, rb, m, w, ob, ow, out) };
+    }
+    portable_tile(x, rb, m, w, ob, ow, out);
+}
+
+#[inline(always)]
+fn portable_tile_g<A: Arch>(
+    x: &[f32],
+    rb: usize,
+    m: usize,
+    w: &Rows16,
+    ob: usize,
+    ow: usize,
+    out: &mut [[f32; NO]; MR],
+) {
+    let k = w.k;
+    for (r, orow) in out.iter_mut().enumerate().take(m) {
+        let xr = &x[(rb + r) * k..(rb + r + 1) * k];
+        for (j, o) in orow.iter_mut().enumerate().take(ow) {
+            let wr = w.row(ob + j);
+            let mut acc = [0f32; L];
+            for (c, xs) in xr.chunks(L).enumerate() {
+                for (l, (&xv, a)) in xs.iter().zip(acc.iter_mut()).enumerate() {
+                    let e = 2 * (c * L + l);
+                    *a = A::fma(xv, widen(w.kind, u16::from_le_bytes([wr[e], wr[e + 1]])), *a);
+                }
+            }
+            *o = reduce(&acc);
+        }
+    }
+}
+crate::simd::multiversion!(fn portable_tile(x: &[f32], rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) => portable_tile_g);
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Kind, L, MR, NO, Rows16, reduce};
+
+    /// See [`super::tile`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F/BW/VL; rows `rb .. rb + m` of `x` and outputs `ob .. ob + ow`
+    /// of `w` exist.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+    pub unsafe fn tile(x: &[f32], rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) {
+        macro_rules! dispatch {
+            ($($mm:literal)*) => {
+                match m {
+                    // SAFETY: forwarded from the caller.
+                    $($mm => unsafe { kernel::<$mm>(x, rb, w, ob, ow, out) },)*
+                    _ => unreachable!("tile rows 1..=MR"),
+                }
+            };
+        }
+        const _: () = assert!(MR == 4);
+        dispatch!(1 2 3 4)
+    }
+
+    #[inline(always)]
+    unsafe fn kernel<const M: usize>(
+        x: &[f32],
+        rb: usize,
+        w: &Rows16,
+        ob: usize,
+        ow: usize,
+        out: &mut [[f32; NO]; MR],
+    ) {
+        // SAFETY (whole body): every pointer below stays inside row rb + r of `x` or row
+        // ob + j (j < ow; rows past ow repeat row ob and are discarded) of `w`, reading at most
+        // the elements the masks allow.
+        unsafe {
+            let k = w.k;
+            let xp = x.as_ptr().add(rb * k);
+            let wrow: [*const u16; NO] = std::array::from_fn(|j| {
+                let o = ob + if j < ow { j } else { 0 };
+                w.bytes.as_ptr().add(2 * o * k).cast::<u16>()
+            });
+            let mut acc = [[_mm512_setzero_ps(); NO]; M];
+            let f16 = w.kind == Kind::F16;
+            let load = |p: *const u16, mask: __mmask16| -> __m512 {
+                let h = _mm256_maskz_loadu_epi16(mask, p.cast());
+                if f16 {
+                    _mm512_cvtph_ps(h)
+                } else {
+                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
+                }
+            };
+            let mut i = 0;
+            while i < k {
+                let mask: __mmask16 = if k - i >= L { 0xFFFF } else { (1u16 << (k - i)) - 1 };
+                let wv: [__m512; NO] = std::array::from_fn(|j| load(wrow[j].add(i), mask));
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    let xv = _mm512_maskz_loadu_ps(mask, xp.add(r * k + i));
+                    for j in 0..NO {
+                        accr[j] = _mm512_fmadd_ps(xv, wv[j], accr[j]);
+                    }
+                }
+                i += L;
+            }
+            let mut lanes = [0f32; L];
+            for (r, accr) in acc.iter().enumerate() {
+                for j in 0..ow {
+                    _mm512_storeu_ps(lanes.as_mut_ptr(), accr[j]);
+                    out[r][j] = reduce(&lanes);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::f32_to_bf16;
+
+    fn random(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn matrix(n: usize, k: usize, kind: Kind) -> (Rows16, Vec<f32>) {
+        let v = random(n * k, 7);
+        let bits: Vec<u16> = v
+            .iter()
+            .map(|&x| match kind {
+                Kind::F16 => half::f16::from_f32(x).to_bits(),
+                _ => f32_to_bf16(x),
+            })
+            .collect();
+        let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let w = Rows16::new(bytes.into(), kind, n, k);
+        let vals = (0..n * k).map(|e| w.get(e / k, e % k)).collect();
+        (w, vals)
+    }
+
+    #[test]
+    fn products_match_f64_and_do_not_depend_on_the_row_count() {
+        for kind in [Kind::Bf16, Kind::F16] {
+            for (n, k, rows) in [(13, 37, 9), (64, 256, 33), (7, 16, 1), (100, 300, 70)] {
+                let (w, vals) = matrix(n, k, kind);
+                let x = random(rows * k, 3);
+                let mut y = vec![0f32; rows * n];
+                matmul(&x, rows, &w, &mut y);
+                for r in 0..rows {
+                    for o in 0..n {
+                        let want: f64 = (0..k)
+                            .map(|i| f64::from(x[r * k + i]) * f64::from(vals[o * k + i]))
+                            .sum();
+                        assert!(
+                            (f64::from(y[r * n + o]) - want).abs() < 1e-4,
+                            "{kind:?} {n}x{k} r{r} o{o}"
+                        );
+                    }
+                    // One row alone gives the same bits as inside a batch.
+                    let mut one = vec![0f32; n];
+                    matmul(&x[r * k..(r + 1) * k], 1, &w, &mut one);
+                    assert_eq!(one, y[r * n..(r + 1) * n], "{kind:?} {n}x{k} row {r}");
+                }
+            }
+        }
+    }
+}
