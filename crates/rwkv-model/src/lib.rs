@@ -32,4 +32,4 @@ pub use model::{
     DEFAULT_CHUNK_LEN, FINGERPRINT_RULE, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo,
     RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights, fingerprint_is_current,
 };
-pub use state::{State, StateInfo, StateSpec};
+pub use state::{State, StateInfo, StatePrecision, StateSpec};
