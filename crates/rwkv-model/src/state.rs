@@ -68,25 +68,10 @@ impl StatePrecision {
     }
 }
 
-impl std::str::FromStr for StatePrecision {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "f32" => Ok(StatePrecision::F32),
-            "bf16" => Ok(StatePrecision::Bf16),
-            _ => Err(format!("unknown state precision {s:?} (expected f32 or bf16)")),
-        }
-    }
-}
-
-impl std::fmt::Display for StatePrecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StatePrecision::F32 => "f32",
-            StatePrecision::Bf16 => "bf16",
-        })
-    }
-}
+named_options!(StatePrecision, "state precision", "f32 or bf16", {
+    F32 => "f32",
+    Bf16 => "bf16",
+});
 
 /// One layer's state.
 #[derive(Debug, Clone, PartialEq)]
