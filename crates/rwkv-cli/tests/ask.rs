@@ -200,15 +200,7 @@ fn weights_f32_is_the_bf16_checkpoint_widened_and_int8_answers() {
 fn a_store_folded_with_int8_weights_answers_and_refuses_other_weights() {
     let dir = std::env::temp_dir().join(format!("rwkv-ask-int8-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let ingest = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
-            .current_dir(root())
-            .args(["fixtures/code/src", "--json", "--store"])
-            .arg(&dir)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let ingest = |extra: &[&str]| ingest_src(&dir, extra);
     let out = ingest(&["--weights", "int8"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Asking with the checkpoint's own weights reads it.
@@ -236,15 +228,7 @@ fn a_store_folded_with_int8_weights_answers_and_refuses_other_weights() {
 fn a_store_folded_in_bf16_answers_and_refuses_f32_ingest() {
     let dir = std::env::temp_dir().join(format!("rwkv-ask-bf16-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let ingest = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
-            .current_dir(root())
-            .args(["fixtures/code/src", "--json", "--store"])
-            .arg(&dir)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let ingest = |extra: &[&str]| ingest_src(&dir, extra);
     let out = ingest(&["--fold-precision", "bf16"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Asking needs no flag: the store's states resume whatever the re-reading precision.
@@ -260,6 +244,97 @@ fn a_store_folded_in_bf16_answers_and_refuses_f32_ingest() {
 }
 
 /// Files below `dir`.
+/// `rwkv-ingest fixtures/code/src --json --store DIR EXTRA…`.
+fn ingest_src(dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(root())
+        .args(["fixtures/code/src", "--json", "--store"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn summary_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap()
+}
+
+#[test]
+fn bf16_state_stores_are_half_the_size_answer_and_keep_to_themselves() {
+    let base = std::env::temp_dir().join(format!("rwkv-ask-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (exact, half) = (base.join("f32"), base.join("bf16"));
+    let a = summary_of(&ingest_src(&exact, &["--state-precision", "f32"]));
+    let b = summary_of(&ingest_src(&half, &[]));
+    assert_eq!(
+        (a["state_precision"].as_str(), b["state_precision"].as_str()),
+        (Some("f32"), Some("bf16"))
+    );
+    assert_eq!(a["store_checkpoints"], b["store_checkpoints"], "{a} {b}");
+    assert!(a["peak_rss_bytes"].as_u64().unwrap() > 1 << 20, "{a}");
+    // The demo model's state is small: the default spacing is the floor.
+    assert_eq!(a["checkpoint_every"], 4096);
+    let (fa, fb) = (
+        a["state_bytes_per_checkpoint"].as_u64().unwrap(),
+        b["state_bytes_per_checkpoint"].as_u64().unwrap(),
+    );
+    assert_eq!(fa, 2 * fb);
+    // Blobs are the state plus a header of a few hundred bytes: about half.
+    let ratio = b["store_bytes"].as_f64().unwrap() / a["store_bytes"].as_f64().unwrap();
+    assert!((0.5..0.55).contains(&ratio), "{ratio}: {a} {b}");
+
+    // Each store refuses a run at the other precision with a named error, writing nothing.
+    for (dir, flag, fits) in [
+        (&exact, "bf16", "pass --state-precision f32"),
+        (&half, "f32", "pass --state-precision bf16"),
+    ] {
+        let before = walk_count(&dir.join("blobs"));
+        let out = ingest_src(dir, &["--state-precision", flag]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("made with model") && err.contains(fits), "{err}");
+        assert_eq!(
+            walk_count(&dir.join("blobs")),
+            before,
+            "a refused ingest writes no state"
+        );
+    }
+    // A bad value is refused by name.
+    let out = ingest_src(&half, &["--state-precision", "f16"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("f16"));
+
+    // Both answer the same question from the same place, no flag needed.
+    for dir in [&exact, &half] {
+        let (code, stdout, stderr) = ask(&["what does evaluate do?", "--max-tokens", "8", "--json"], dir);
+        assert_eq!(code, 0, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("eval.py"), "{v}");
+    }
+    // A job file's state_precision is used when the flag is absent, and the flag wins over it.
+    let job = base.join("job.toml");
+    let src = root().join("fixtures/code/src");
+    std::fs::write(
+        &job,
+        format!(
+            "inputs = [{:?}]\nstate_precision = \"f32\"\n",
+            src.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = ingest_src(&half, &["--pipeline", job.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "the job file asks for f32 blobs");
+    let again = summary_of(&ingest_src(
+        &half,
+        &["--pipeline", job.to_str().unwrap(), "--state-precision", "bf16"],
+    ));
+    assert_eq!(again["state_precision"], "bf16", "{again}");
+    let again = summary_of(&ingest_src(&exact, &["--pipeline", job.to_str().unwrap()]));
+    assert_eq!(again["state_precision"], "f32", "{again}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
 fn walk_count(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {

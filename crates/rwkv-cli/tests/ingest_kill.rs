@@ -48,7 +48,11 @@ fn snapshot(store: &Path) -> Vec<String> {
 fn identity_of() -> StoreIdentity {
     let model = rwkv_model::Model::load(&root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors")).unwrap();
     StoreIdentity {
-        model_fingerprint: model.fingerprint().to_string(),
+        model_fingerprint: rwkv_pipeline::fold_fingerprint(
+            &model,
+            rwkv_model::FoldPrecision::F32,
+            rwkv_model::StatePrecision::default(),
+        ),
         tokenizer: "bytes".into(),
         format_version: rwkv_model::state::STATE_FORMAT_VERSION,
     }

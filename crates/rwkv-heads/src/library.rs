@@ -136,9 +136,11 @@ pub struct Library<'m> {
     texts: TextStore,
 }
 
-/// The identity of a store that refused `model` only because its states were folded another
-/// way (at the other fold precision, or with the weights rounded otherwise): its fingerprint
-/// is the model's own followed by `+…` suffixes.
+/// The identity of a store that refused `model` only because its states were folded or stored
+/// another way (at the other fold precision, with the weights rounded otherwise, or as f32
+/// rather than bf16 blobs): its fingerprint is the model's own, alone or followed by `+…`
+/// suffixes (`+weights-…`, `+fold-bf16`, `+state-bf16`). Blobs say their own precision, so
+/// restoring reads either kind.
 fn variant_of_store(model: &Model, e: &rwkv_store::Error) -> Option<String> {
     match e {
         rwkv_store::Error::FingerprintMismatch { store_fingerprint, .. }
@@ -158,7 +160,7 @@ impl<'m> Library<'m> {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
         // Every kind of store of this model serves: states folded in f32 or bf16, with its own
-        // or rounded weights, resume alike on it.
+        // or rounded weights, stored as f32 or bf16, resume alike on it.
         let ident = identity(model, tokenizer.as_ref());
         let store = match Store::open_read_only(dir, ident.clone()) {
             Err(e) => match variant_of_store(model, &e) {

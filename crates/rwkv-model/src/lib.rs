@@ -9,6 +9,30 @@
 //! carrying the model fingerprint.
 #![deny(missing_docs)]
 
+/// `FromStr` and `Display` of an option enum from one table of its lowercase names; the parse
+/// error says `unknown WHAT "x" (expected EXPECTED)`.
+macro_rules! named_options {
+    ($ty:ident, $what:literal, $expected:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> std::result::Result<Self, String> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(format!(concat!("unknown ", $what, " {:?} (expected ", $expected, ")"), s)),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $($ty::$variant => $name,)+
+                })
+            }
+        }
+    };
+}
+
 mod blocks;
 pub mod error;
 pub mod gemm_bf16;
@@ -34,4 +58,4 @@ pub use model::{
     DEFAULT_CHUNK_LEN, FINGERPRINT_RULE, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo,
     RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights, fingerprint_is_current,
 };
-pub use state::{State, StateInfo, StateSpec};
+pub use state::{State, StateInfo, StatePrecision, StateSpec};

@@ -144,29 +144,12 @@ pub enum Weights {
     Int8,
 }
 
-impl std::str::FromStr for Weights {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "auto" => Ok(Weights::Auto),
-            "f32" => Ok(Weights::F32),
-            "bf16" => Ok(Weights::Bf16),
-            "int8" => Ok(Weights::Int8),
-            _ => Err(format!("unknown weights {s:?} (expected auto, f32, bf16 or int8)")),
-        }
-    }
-}
-
-impl std::fmt::Display for Weights {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Weights::Auto => "auto",
-            Weights::F32 => "f32",
-            Weights::Bf16 => "bf16",
-            Weights::Int8 => "int8",
-        })
-    }
-}
+named_options!(Weights, "weights", "auto, f32, bf16 or int8", {
+    Auto => "auto",
+    F32 => "f32",
+    Bf16 => "bf16",
+    Int8 => "int8",
+});
 
 impl Weights {
     /// How a matrix stored as `dtype` is held: `None` for f32, else packed panels of a kind.
@@ -350,25 +333,10 @@ pub enum FoldPrecision {
     Bf16,
 }
 
-impl std::str::FromStr for FoldPrecision {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "f32" => Ok(FoldPrecision::F32),
-            "bf16" => Ok(FoldPrecision::Bf16),
-            _ => Err(format!("unknown fold precision {s:?} (expected f32 or bf16)")),
-        }
-    }
-}
-
-impl std::fmt::Display for FoldPrecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            FoldPrecision::F32 => "f32",
-            FoldPrecision::Bf16 => "bf16",
-        })
-    }
-}
+named_options!(FoldPrecision, "fold precision", "f32 or bf16", {
+    F32 => "f32",
+    Bf16 => "bf16",
+});
 
 /// Default number of tokens per sequence-mode chunk.
 pub const DEFAULT_CHUNK_LEN: usize = 256;

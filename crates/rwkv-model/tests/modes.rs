@@ -250,6 +250,73 @@ fn state_bytes_are_deterministic_and_checksummed() {
     assert!(err.to_string().contains("checksum"), "{err}");
 }
 
+#[test]
+fn bf16_state_files_are_half_the_size_and_read_back_rounded() {
+    use rwkv_model::StatePrecision;
+    for name in [
+        "random-x070-C64-L2-H4N16.safetensors",
+        "tiny-rwkv-6v0-1m.bf16.safetensors",
+    ] {
+        let m = model(name);
+        let spec = m.state_spec();
+        let mut s = m.new_state();
+        m.forward_seq(&text_tokens(40), &mut s, Logits::None).unwrap();
+        let extra = vec![("doc_id".to_string(), "d".to_string())];
+        let f32_bytes = s.to_bytes_as(&spec, "bytes", &extra, StatePrecision::F32);
+        assert_eq!(
+            f32_bytes,
+            s.to_bytes_with(&spec, "bytes", &extra),
+            "f32 files are as before"
+        );
+        let bf16_bytes = s.to_bytes_as(&spec, "bytes", &extra, StatePrecision::Bf16);
+        assert_eq!(bf16_bytes, s.to_bytes_as(&spec, "bytes", &extra, StatePrecision::Bf16));
+        let data = |b: &[u8]| b.len() - 8 - u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+        assert_eq!(data(&f32_bytes), spec.stored_bytes(StatePrecision::F32), "{name}");
+        assert_eq!(data(&bf16_bytes), spec.stored_bytes(StatePrecision::Bf16), "{name}");
+        assert_eq!(2 * data(&bf16_bytes), data(&f32_bytes), "{name}");
+
+        let path = std::path::Path::new("mem");
+        let (back, info) = State::from_bytes(path, &bf16_bytes, &spec, Some("bytes")).unwrap();
+        assert_eq!(info.precision, StatePrecision::Bf16);
+        assert_eq!(info.metadata.get("state_precision").map(String::as_str), Some("bf16"));
+        assert!(
+            back.bit_eq(&s.stored_as(StatePrecision::Bf16)),
+            "{name}: reading widens exactly"
+        );
+        assert!(!back.bit_eq(&s), "{name}: a folded state is not all bf16 values");
+        let rel = back.max_abs_diff(&s);
+        assert!(rel > 0.0 && rel.is_finite(), "{name}: {rel}");
+        let (exact, info) = State::from_bytes(path, &f32_bytes, &spec, None).unwrap();
+        assert_eq!(info.precision, StatePrecision::F32);
+        assert!(exact.bit_eq(&s));
+        // Rounding twice changes nothing.
+        assert!(back.stored_as(StatePrecision::Bf16).bit_eq(&back));
+    }
+}
+
+#[test]
+fn a_state_file_whose_precision_and_dtype_disagree_is_refused() {
+    let m = model("random-x070-C64-L2-H4N16.safetensors");
+    let spec = m.state_spec();
+    let s = m.new_state();
+    let path = std::path::Path::new("lying.st");
+    // An f32 file claiming to be bf16 (the key is a caller-extra, so it lands in the header).
+    let extra = vec![("state_precision".to_string(), "bf16".to_string())];
+    let lying = s.to_bytes_with(&spec, "bytes", &extra);
+    let err = State::from_bytes(path, &lying, &spec, None).unwrap_err().to_string();
+    assert!(err.contains("lying.st") && err.contains("bf16"), "{err}");
+    let extra = vec![("state_precision".to_string(), "f8".to_string())];
+    let unknown = s.to_bytes_with(&spec, "bytes", &extra);
+    let err = State::from_bytes(path, &unknown, &spec, None).unwrap_err().to_string();
+    assert!(err.contains("state_precision") && err.contains("f8"), "{err}");
+    assert_eq!(
+        "bf16".parse::<rwkv_model::StatePrecision>(),
+        Ok(rwkv_model::StatePrecision::Bf16)
+    );
+    assert_eq!(rwkv_model::StatePrecision::Bf16.to_string(), "bf16");
+    assert!("f16".parse::<rwkv_model::StatePrecision>().is_err());
+}
+
 /// Mean negative log2-likelihood of each next token under `logits` (`[T, vocab]`).
 fn bits_per_token(logits: &[f32], toks: &[u32], vocab: usize) -> f64 {
     let mut bits = 0f64;

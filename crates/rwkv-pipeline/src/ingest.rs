@@ -18,7 +18,7 @@ use futures::StreamExt;
 use rwkv_index::{Index, Segment};
 use rwkv_model::state::STATE_FORMAT_VERSION;
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{FoldPrecision, Model, State};
+use rwkv_model::{FoldPrecision, Model, State, StatePrecision};
 use rwkv_reader::{DocInput, Reader, ReaderBuilder};
 use rwkv_sources::{Document, Input, Sources};
 use rwkv_store::{CheckpointRecord, Compression, DocumentRecord, Key, Store, StoreIdentity, checkpoint_key};
@@ -34,8 +34,12 @@ pub struct IngestConfig {
     pub inputs: Vec<String>,
     /// Store directory.
     pub store_dir: PathBuf,
-    /// Tokens between checkpoints inside a part.
-    pub checkpoint_every: usize,
+    /// Tokens between checkpoints inside a part; `None`: the state-size-aware default,
+    /// [`rwkv_reader::default_checkpoint_every`] of the stored state's bytes.
+    pub checkpoint_every: Option<usize>,
+    /// How checkpoint blobs store the state: `f32` (exact resume) or `bf16` (half the bytes);
+    /// a store holds blobs of one precision (its fingerprint says which).
+    pub state_precision: StatePrecision,
     /// Documents folded at once.
     pub jobs: usize,
     /// Source options (walk, caps, extraction jobs).
@@ -112,16 +116,22 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Tokens folded per second of wall time.
     pub tokens_per_second: f64,
+    /// Tokens between checkpoints inside a part (given, or the default for this state size).
+    pub checkpoint_every: usize,
+    /// How the blobs store the state (`f32` or `bf16`).
+    pub state_precision: StatePrecision,
+    /// Bytes of state data in each checkpoint blob (header not counted).
+    pub state_bytes_per_checkpoint: u64,
     /// Path of the corpus state, when one was made.
     pub corpus_state: Option<String>,
 }
 
-/// The fingerprint a store records for states folded by `model` at `fold` precision: the
-/// model's own for the exact f32 fold of the checkpoint's own weights; `+weights-bf16` or
-/// `+weights-int8` appended when loading rounded the weights, `+fold-bf16` for the bf16 fold
-/// (such states differ by rounding, so a store holds one kind only and its checkpoint keys
-/// differ).
-pub fn fold_fingerprint(model: &Model, fold: FoldPrecision) -> String {
+/// The fingerprint a store records for states folded by `model` at `fold` precision and
+/// stored at `state` precision: the model's own for the exact f32 fold of the checkpoint's own
+/// weights stored as f32; `+weights-bf16` or `+weights-int8` appended when loading rounded the
+/// weights, `+fold-bf16` for the bf16 fold, then `+state-bf16` for bf16 blobs (such states
+/// differ by rounding, so a store holds one kind only and its checkpoint keys differ).
+pub fn fold_fingerprint(model: &Model, fold: FoldPrecision, state: StatePrecision) -> String {
     let mut f = model.fingerprint().to_string();
     if let Some(w) = model.weights_rounded() {
         f.push_str(&format!("+weights-{w}"));
@@ -129,21 +139,38 @@ pub fn fold_fingerprint(model: &Model, fold: FoldPrecision) -> String {
     if fold == FoldPrecision::Bf16 {
         f.push_str("+fold-bf16");
     }
+    if state == StatePrecision::Bf16 {
+        f.push_str("+state-bf16");
+    }
     f
 }
 
-/// The store identity for a model (at its fold precision) and tokenizer.
+/// The store identity for a model (at its fold precision), blobs at the default
+/// [`StatePrecision`] (bf16) and a tokenizer.
 pub fn identity(model: &Model, tokenizer: &dyn Tokenizer) -> StoreIdentity {
-    identity_for(model, model.fold_precision(), tokenizer)
+    identity_for(model, model.fold_precision(), StatePrecision::default(), tokenizer)
 }
 
-/// The store identity for states folded by `model` at `fold` precision.
-pub fn identity_for(model: &Model, fold: FoldPrecision, tokenizer: &dyn Tokenizer) -> StoreIdentity {
+/// The store identity for states folded by `model` at `fold` precision and stored at `state`
+/// precision.
+pub fn identity_for(
+    model: &Model,
+    fold: FoldPrecision,
+    state: StatePrecision,
+    tokenizer: &dyn Tokenizer,
+) -> StoreIdentity {
     StoreIdentity {
-        model_fingerprint: fold_fingerprint(model, fold),
+        model_fingerprint: fold_fingerprint(model, fold, state),
         tokenizer: tokenizer.id().to_string(),
         format_version: STATE_FORMAT_VERSION,
     }
+}
+
+/// The tokens between checkpoints a run uses: `cfg`'s, or the default for the bytes one
+/// checkpoint of `model`'s state takes at `cfg`'s state precision.
+pub fn checkpoint_every(cfg: &IngestConfig, model: &Model) -> usize {
+    cfg.checkpoint_every
+        .unwrap_or_else(|| rwkv_reader::default_checkpoint_every(model.state_spec().stored_bytes(cfg.state_precision)))
 }
 
 /// The index directory of a store.
@@ -198,7 +225,7 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let ident = identity(model, tokenizer.as_ref());
+    let ident = identity_for(model, model.fold_precision(), cfg.state_precision, tokenizer.as_ref());
     let mut store = Store::open(&cfg.store_dir, ident)?;
     if cfg.compress && store.compression() == Compression::None {
         store.set_compression(Compression::Zstd(3))?;
@@ -209,8 +236,9 @@ pub fn ingest(
         reindex_all(&store, &texts, &mut index)?;
     }
     let indexed = index.document_ids()?;
+    let every = checkpoint_every(cfg, model);
     let reader = ReaderBuilder::new(model, tokenizer.clone())
-        .checkpoint_every(cfg.checkpoint_every)
+        .checkpoint_every(every)
         .build();
     let shared = Shared {
         cfg,
@@ -279,6 +307,9 @@ pub fn ingest(
         store_bytes: stats.blob_bytes,
         wall_seconds: wall,
         tokens_per_second: tokens as f64 / wall.max(1e-9),
+        checkpoint_every: every,
+        state_precision: cfg.state_precision,
+        state_bytes_per_checkpoint: model.state_spec().stored_bytes(cfg.state_precision) as u64,
         corpus_state: corpus_state.map(|p| p.display().to_string()),
     })
 }
@@ -437,9 +468,10 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
     shared.progress.start(&name, doc_tokens);
     shared.texts.put(&record.content_hash, &doc.text)?;
 
-    let fp = fold_fingerprint(shared.model, shared.model.fold_precision());
-    // Blobs name the store's fingerprint when it is not the model's own (a bf16 fold), so that
-    // a manifest rebuilt from them keeps to the store's identity.
+    let precision = shared.cfg.state_precision;
+    let fp = fold_fingerprint(shared.model, shared.model.fold_precision(), precision);
+    // Blobs name the store's fingerprint when it is not the model's own (a bf16 fold, bf16
+    // blobs), so that a manifest rebuilt from them keeps to the store's identity.
     let store_model = (fp != shared.model.fingerprint()).then(|| fp.clone());
     let spec = shared.model.state_spec();
     let tokenizer_id = shared.reader.tokenizer().id().to_string();
@@ -465,7 +497,8 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
             meta.insert(rwkv_store::meta_keys::STORE_MODEL.to_string(), m.clone());
         }
         let extra: Vec<(String, String)> = meta.into_iter().collect();
-        let bytes = cp.state.to_bytes_with(&spec, &tokenizer_id, &extra);
+        // The fold goes on from the exact state; only the stored copy is rounded.
+        let bytes = cp.state.to_bytes_as(&spec, &tokenizer_id, &extra, precision);
         match shared.store.put_blob(&key, &bytes) {
             Ok(info) => rec.blob = info,
             Err(e) => {

@@ -53,29 +53,22 @@ pub struct JobSpec {
     /// What the model holds its weights as: `auto` (the checkpoint's own precision, the
     /// default), `f32`, `bf16` or `int8`; a store holds states of one kind.
     pub weights: Option<rwkv_model::Weights>,
+    /// How checkpoint blobs store the state: `f32` (exact resume) or `bf16` (half the bytes);
+    /// a store holds blobs of one precision.
+    pub state_precision: Option<rwkv_model::StatePrecision>,
 }
 
 /// Where checkpoints are taken.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointPolicy {
-    /// Tokens between checkpoints inside a long part.
-    #[serde(default = "default_every")]
-    pub every: usize,
-}
-
-impl Default for CheckpointPolicy {
-    fn default() -> Self {
-        CheckpointPolicy { every: default_every() }
-    }
+    /// Tokens between checkpoints inside a long part; absent: the state-size-aware default
+    /// ([`rwkv_reader::default_checkpoint_every`]).
+    pub every: Option<usize>,
 }
 
 fn one() -> u32 {
     1
-}
-
-fn default_every() -> usize {
-    rwkv_reader::DEFAULT_CHECKPOINT_EVERY
 }
 
 impl JobSpec {
@@ -97,7 +90,7 @@ impl JobSpec {
                 reason: "`inputs` is empty".into(),
             });
         }
-        if spec.checkpoints.every == 0 {
+        if spec.checkpoints.every == Some(0) {
             return Err(Error::Job {
                 path: origin.to_path_buf(),
                 reason: "`checkpoints.every` must be > 0".into(),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rwkv_model::tokenizer::BytesTokenizer;
-use rwkv_model::{Model, State};
-use rwkv_pipeline::{IngestConfig, JobSpec, NoProgress, identity, ingest};
+use rwkv_model::{Model, State, StatePrecision};
+use rwkv_pipeline::{IngestConfig, JobSpec, NoProgress, identity, identity_for, ingest};
 use rwkv_reader::{DocInput, ReaderBuilder, ResumePoint};
 use rwkv_store::Store;
 
@@ -38,7 +38,8 @@ fn cfg(inputs: Vec<String>, store: &Path) -> IngestConfig {
     IngestConfig {
         inputs,
         store_dir: store.to_path_buf(),
-        checkpoint_every: 64,
+        checkpoint_every: Some(64),
+        state_precision: rwkv_model::StatePrecision::default(),
         jobs: 2,
         sources: rwkv_sources::Options::default(),
         shard: None,
@@ -126,10 +127,14 @@ fn a_stored_checkpoint_folded_on_gives_the_whole_fold() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     let book = root().join("fixtures/books/lighthouse.txt");
-    let c = cfg(vec![book.display().to_string()], &store);
+    let c = IngestConfig {
+        state_precision: StatePrecision::F32,
+        ..cfg(vec![book.display().to_string()], &store)
+    };
     let tok = Arc::new(BytesTokenizer);
     ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
-    let s = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+    let exact = identity_for(&m, m.fold_precision(), StatePrecision::F32, tok.as_ref());
+    let s = Store::open_read_only(&store, exact).unwrap();
     let d = s.documents().unwrap().pop().unwrap();
     let cps = s.checkpoints_of(&d.id).unwrap();
     assert!(cps.len() > 4, "a long document has interval checkpoints");
@@ -249,13 +254,89 @@ fn every_job_file_parses_and_unknown_keys_are_errors() {
         Path::new("b.toml"),
     );
     assert!(bad.is_err());
-    let bad = JobSpec::parse(
-        "inputs = [\"x\"]\nfold_precision = \"f16\"\n",
+    for key in ["fold_precision", "state_precision"] {
+        let bad = JobSpec::parse(
+            &format!("inputs = [\"x\"]\n{key} = \"f16\"\n"),
+            Path::new("."),
+            Path::new("p.toml"),
+        );
+        let err = bad.unwrap_err().to_string();
+        assert!(err.contains("p.toml") && err.contains("f16"), "{key}: {err}");
+    }
+    let ok = JobSpec::parse(
+        "inputs = [\"x\"]\nstate_precision = \"f32\"\n",
         Path::new("."),
-        Path::new("p.toml"),
+        Path::new("s.toml"),
+    )
+    .unwrap();
+    assert_eq!(ok.state_precision, Some(StatePrecision::F32));
+    assert_eq!(ok.checkpoints.every, None, "absent: the state-size-aware default");
+}
+
+#[test]
+fn bf16_state_blobs_are_the_exact_states_rounded_and_keep_to_their_store() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let tok = Arc::new(BytesTokenizer);
+    let book = vec![root().join("fixtures/books/lighthouse.txt").display().to_string()];
+    let at = |p: StatePrecision, dir: &str| IngestConfig {
+        state_precision: p,
+        checkpoint_every: None,
+        ..cfg(book.clone(), &tmp.path().join(dir))
+    };
+    let (ca, cb) = (at(StatePrecision::F32, "f32"), at(StatePrecision::Bf16, "bf16"));
+    let a = ingest(&ca, &m, tok.clone(), &NoProgress).unwrap();
+    let b = ingest(&cb, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!(
+        (a.checkpoint_every, b.checkpoint_every),
+        (4096, 4096),
+        "a small state keeps the floor"
     );
-    let err = bad.unwrap_err().to_string();
-    assert!(err.contains("p.toml") && err.contains("f16"), "{err}");
+    assert_eq!(a.state_bytes_per_checkpoint, 2 * b.state_bytes_per_checkpoint);
+    assert_eq!(a.store_checkpoints, b.store_checkpoints);
+    assert!(
+        b.store_bytes * 100 < a.store_bytes * 55,
+        "{} vs {}",
+        b.store_bytes,
+        a.store_bytes
+    );
+
+    // Each store refuses the other kind, naming the suffix.
+    let err = ingest(&at(StatePrecision::Bf16, "f32"), &m, tok.clone(), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("+state-bf16"), "{err}");
+    let err = ingest(&at(StatePrecision::F32, "bf16"), &m, tok.clone(), &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("+state-bf16"), "{err}");
+
+    // The bf16 blob of each checkpoint is the exact one rounded (the fold goes on exactly).
+    let open = |c: &IngestConfig| {
+        let id = identity_for(&m, m.fold_precision(), c.state_precision, tok.as_ref());
+        Store::open_read_only(&c.store_dir, id).unwrap()
+    };
+    let (sa, sb) = (open(&ca), open(&cb));
+    let spec = m.state_spec();
+    let load =
+        |s: &Store, k| State::from_bytes(Path::new("blob"), &s.read_blob(k).unwrap(), &spec, Some("bytes")).unwrap();
+    let doc = sa.documents().unwrap().pop().unwrap();
+    let (ka, kb) = (sa.checkpoints_of(&doc.id).unwrap(), sb.checkpoints_of(&doc.id).unwrap());
+    assert_eq!(ka.len(), kb.len());
+    assert_ne!(ka[0].key, kb[0].key, "checkpoint keys name the store's kind");
+    for (x, y) in ka.iter().zip(&kb) {
+        let ((exact, ia), (rounded, ib)) = (load(&sa, &x.key), load(&sb, &y.key));
+        assert_eq!(
+            (ia.precision, ib.precision),
+            (StatePrecision::F32, StatePrecision::Bf16)
+        );
+        assert!(rounded.bit_eq(&exact.stored_as(StatePrecision::Bf16)), "seq {}", x.seq);
+        assert_eq!(ib.metadata.get("store_model"), Some(&sb.identity().model_fingerprint));
+    }
+
+    // A manifest rebuilt from bf16 blobs keeps the store's identity.
+    std::fs::remove_file(cb.store_dir.join("manifest.redb")).unwrap();
+    drop(sb);
+    let id = identity_for(&m, m.fold_precision(), StatePrecision::Bf16, tok.as_ref());
+    let report = rwkv_pipeline::repair(&cb.store_dir, id).unwrap();
+    assert_eq!(report.documents, 1);
+    assert_eq!(ingest(&cb, &m, tok.clone(), &NoProgress).unwrap().tokens, 0);
 }
 
 #[test]

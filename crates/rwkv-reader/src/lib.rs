@@ -45,8 +45,27 @@ pub enum Error {
 /// Result with the reader's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Default tokens between checkpoints inside a long part.
+/// Default tokens between checkpoints inside a long part, and the least spacing
+/// [`default_checkpoint_every`] gives.
 pub const DEFAULT_CHECKPOINT_EVERY: usize = 4096;
+
+/// Most bytes of stored state per folded token that the default spacing allows.
+pub const STATE_BYTES_PER_TOKEN_BUDGET: usize = 512;
+
+/// Default spacing always falls on a multiple of this many tokens.
+pub const CHECKPOINT_EVERY_STEP: usize = 256;
+
+/// The default tokens between checkpoints for a store whose checkpoints each hold
+/// `stored_state_bytes` bytes of state: `max(4096, ceil(bytes / 512))` rounded up to a multiple
+/// of 256, so interval checkpoints never cost more than 512 bytes of state per token folded.
+/// Small models (up to 2 MB of state) keep 4096; a 1.5B RWKV-7 (12.98 MB of f32 state) gets
+/// 25,344, its bf16 state (6.49 MB) 12,800.
+pub fn default_checkpoint_every(stored_state_bytes: usize) -> usize {
+    let every = stored_state_bytes
+        .div_ceil(STATE_BYTES_PER_TOKEN_BUDGET)
+        .max(DEFAULT_CHECKPOINT_EVERY);
+    every.div_ceil(CHECKPOINT_EVERY_STEP) * CHECKPOINT_EVERY_STEP
+}
 
 /// A document to fold: its id, a name for the preamble, its text and where its parts start.
 #[derive(Debug, Clone, Copy)]
@@ -446,6 +465,34 @@ impl LineIndex {
             (n - 1) as u32
         } else {
             n as u32
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spacing_keeps_to_the_state_byte_budget() {
+        // Small states keep the floor.
+        assert_eq!(default_checkpoint_every(0), DEFAULT_CHECKPOINT_EVERY);
+        assert_eq!(default_checkpoint_every(1_000_000), DEFAULT_CHECKPOINT_EVERY);
+        assert_eq!(default_checkpoint_every(4096 * 512), 4096);
+        // One byte over the floor's budget moves to the next step of 256.
+        assert_eq!(default_checkpoint_every(4096 * 512 + 1), 4096 + 256);
+        // RWKV-7 1.5B (L24, C2048, 32 heads of 64): 24 * (2 * 2048 + 32 * 64 * 64) floats.
+        let floats = 24 * (2 * 2048 + 32 * 64 * 64);
+        assert_eq!(default_checkpoint_every(floats * 4), 25_344);
+        assert_eq!(default_checkpoint_every(floats * 2), 12_800);
+        for bytes in [1usize, 77, 3_000_000, 13_000_000, 34_600_000, usize::MAX / 4] {
+            let every = default_checkpoint_every(bytes);
+            assert_eq!(every % CHECKPOINT_EVERY_STEP, 0, "{bytes}");
+            assert!(every >= DEFAULT_CHECKPOINT_EVERY, "{bytes}");
+            assert!(bytes.div_ceil(every) <= STATE_BYTES_PER_TOKEN_BUDGET, "{bytes}");
+            // And it is the least such multiple of 256 at or above the floor.
+            let less = every - CHECKPOINT_EVERY_STEP;
+            assert!(less < DEFAULT_CHECKPOINT_EVERY || bytes.div_ceil(less) > STATE_BYTES_PER_TOKEN_BUDGET);
         }
     }
 }

@@ -40,9 +40,10 @@ pub(crate) struct Args {
     /// Store directory.
     #[arg(long, default_value = ".rwkv")]
     pub store: std::path::PathBuf,
-    /// Tokens between checkpoints inside long parts.
-    #[arg(long, default_value_t = rwkv_reader::DEFAULT_CHECKPOINT_EVERY)]
-    pub checkpoint_every: usize,
+    /// Tokens between checkpoints inside long parts. Default: max(4096, bytes of one stored
+    /// state / 512) rounded up to a multiple of 256 (at most 512 bytes of state per token).
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
     /// Documents folded at once (default: --jobs, else 2).
     #[arg(long)]
     pub fold_jobs: Option<usize>,
@@ -66,6 +67,11 @@ pub(crate) struct Args {
     /// of one kind: use the same value for every run on it.
     #[arg(long)]
     pub fold_precision: Option<rwkv_model::FoldPrecision>,
+    /// How checkpoint blobs store the state: bf16 (each float rounded to bf16, half the bytes;
+    /// the default: resuming from it changes bits/token by < 0.001) or f32 (exact resume). A
+    /// store holds blobs of one precision: use the same value for every run on it.
+    #[arg(long)]
+    pub state_precision: Option<rwkv_model::StatePrecision>,
     #[command(flatten)]
     pub weights: rwkv_cli::WeightArgs,
     /// Print the closing summary as JSON on stdout.

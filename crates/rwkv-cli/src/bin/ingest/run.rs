@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rwkv_cli::{ExitCode, choose_tokenizer, load_model, resolve_model_path};
-use rwkv_model::FoldPrecision;
+use rwkv_cli::{ExitCode, choose_tokenizer, load_model, peak_rss_bytes, resolve_model_path};
+use rwkv_model::{Model, StatePrecision};
 use rwkv_pipeline::{IngestConfig, JobSpec, Progress, Summary};
 
 use super::Args;
@@ -39,7 +39,11 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         (Some(s), true) => s.store.clone().unwrap_or_else(|| args.store.clone()),
         _ => args.store.clone(),
     };
-    let ident = rwkv_pipeline::identity(&model, tokenizer.as_ref());
+    let state_precision = args
+        .state_precision
+        .or_else(|| spec.as_ref().and_then(|s| s.state_precision))
+        .unwrap_or_default();
+    let ident = rwkv_pipeline::identity_for(&model, fold, state_precision, tokenizer.as_ref());
 
     if args.gc {
         let r = rwkv_pipeline::gc(&store_dir, ident)?;
@@ -98,16 +102,14 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         if let Some(j) = s.jobs {
             sources.jobs = j;
         }
-        if args.checkpoint_every == rwkv_reader::DEFAULT_CHECKPOINT_EVERY {
-            cfg_every = s.checkpoints.every;
-        }
+        cfg_every = cfg_every.or(s.checkpoints.every);
         corpus |= s.corpus_state;
         compress |= s.compress;
     }
     if inputs.is_empty() {
         bail!("nothing to ingest: give PATH|URL arguments or a --pipeline file with inputs");
     }
-    if cfg_every == 0 {
+    if cfg_every == Some(0) {
         bail!("--checkpoint-every must be at least 1");
     }
     if demo && !args.json {
@@ -119,6 +121,7 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         inputs,
         store_dir: store_dir.clone(),
         checkpoint_every: cfg_every,
+        state_precision,
         jobs: args.fold_jobs.or(args.sources.jobs).unwrap_or(2),
         sources,
         shard: args.shard,
@@ -128,25 +131,16 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
     };
     let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
     let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).map_err(|e| {
-        // A store of the same model folded at the other precision: say which flag fits it.
-        let msg = e.to_string();
-        if let Some(hint) = weights_hint(&msg, &model) {
-            return anyhow::Error::new(e).context("ingest").context(hint);
-        }
-        let bf16_store = msg.contains("made with model") && msg.contains("+fold-bf16 (");
+        // A store of the same model made another way: say which flags fit it.
+        let hint = store_hint(&e, &model);
         let err = anyhow::Error::new(e).context("ingest");
-        match (bf16_store, fold) {
-            (true, FoldPrecision::F32) => {
-                err.context("this store holds bf16-folded states: pass --fold-precision bf16")
-            }
-            (false, FoldPrecision::Bf16) if msg.contains("made with model") => {
-                err.context("this store holds exact (f32) states: drop --fold-precision bf16")
-            }
-            _ => err,
+        match hint {
+            Some(h) => err.context(h),
+            None => err,
         }
     })?;
     bars.finish();
-    print_summary(args.json, &summary, &store_dir)?;
+    print_summary(args.json, &summary, &store_dir, peak_rss_bytes())?;
     Ok(if summary.failed > 0 {
         ExitCode::Partial
     } else {
@@ -154,25 +148,63 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// For a store refused because it was made with the same model holding other weights: the
-/// `--weights` value that fits it.
-fn weights_hint(msg: &str, model: &rwkv_model::Model) -> Option<String> {
-    if !msg.contains("made with model") {
+/// For a store refused because it holds states of this very model made another way (other
+/// weights, fold precision or state precision: the `+…` suffixes of its fingerprint, see
+/// `rwkv_pipeline::fold_fingerprint`): what it holds and the flags that fit it.
+fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
+    let rwkv_pipeline::Error::Store(rwkv_store::Error::FingerprintMismatch {
+        store_fingerprint,
+        requested_fingerprint,
+        ..
+    }) = e
+    else {
         return None;
+    };
+    let suffixes = |f: &str| -> Option<Vec<String>> {
+        let mut parts = f.split('+');
+        (parts.next() == Some(model.fingerprint())).then(|| parts.map(str::to_string).collect())
+    };
+    let (theirs, ours) = (suffixes(store_fingerprint)?, suffixes(requested_fingerprint)?);
+    let weights = |s: &[String]| s.iter().find_map(|x| x.strip_prefix("weights-").map(str::to_string));
+    let has = |s: &[String], x: &str| s.iter().any(|y| y == x);
+    let (mut holds, mut fixes) = (Vec::new(), Vec::new());
+    match (weights(&theirs), weights(&ours)) {
+        (a, b) if a == b => {}
+        (None, None) => {}
+        (Some(w), _) => {
+            holds.push(format!("folded with {w} weights"));
+            fixes.push(format!("pass --weights {w}"));
+        }
+        (None, Some(w)) => {
+            holds.push("folded with the checkpoint's own weights".to_string());
+            fixes.push(format!("drop --weights {w}"));
+        }
     }
-    let store = ["int8", "bf16"]
-        .into_iter()
-        .find(|w| msg.contains(&format!("+weights-{w}")));
-    let ours = model.weights_rounded().map(|w| w.to_string());
-    match (store, ours) {
-        (Some(w), ours) if ours.as_deref() != Some(w) => Some(format!(
-            "this store holds states folded with {w} weights: pass --weights {w} (or use another --store)"
-        )),
-        (None, Some(w)) => Some(format!(
-            "this store holds states folded with the checkpoint's own weights: drop --weights {w} (or use another --store)"
-        )),
-        _ => None,
+    match (has(&theirs, "fold-bf16"), has(&ours, "fold-bf16")) {
+        (true, false) => {
+            holds.push("bf16-folded".to_string());
+            fixes.push("pass --fold-precision bf16".to_string());
+        }
+        (false, true) => {
+            holds.push("exact (f32-folded)".to_string());
+            fixes.push("drop --fold-precision bf16".to_string());
+        }
+        _ => {}
     }
+    for p in [StatePrecision::Bf16, StatePrecision::F32] {
+        let mark = |s: &[String]| has(s, "state-bf16") == (p == StatePrecision::Bf16);
+        if mark(&theirs) && !mark(&ours) {
+            holds.push(format!("stored as {p}"));
+            fixes.push(format!("pass --state-precision {p}"));
+        }
+    }
+    (!fixes.is_empty()).then(|| {
+        format!(
+            "this store holds states {}: {} (or use another --store)",
+            holds.join(", "),
+            fixes.join(", ")
+        )
+    })
 }
 
 fn print_map(json: bool, what: &str, m: &std::collections::BTreeMap<&'static str, u64>) -> anyhow::Result<()> {
@@ -185,9 +217,13 @@ fn print_map(json: bool, what: &str, m: &std::collections::BTreeMap<&'static str
     Ok(())
 }
 
-fn print_summary(json: bool, s: &Summary, store: &std::path::Path) -> anyhow::Result<()> {
+fn print_summary(json: bool, s: &Summary, store: &std::path::Path, peak_rss: Option<u64>) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string(s)?);
+        let mut v = serde_json::to_value(s)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("peak_rss_bytes".into(), peak_rss.into());
+        }
+        println!("{}", serde_json::to_string(&v)?);
         return Ok(());
     }
     eprintln!(
@@ -212,12 +248,18 @@ fn print_summary(json: bool, s: &Summary, store: &std::path::Path) -> anyhow::Re
         s.tokens, s.wall_seconds, s.tokens_per_second, s.checkpoints
     );
     eprintln!(
-        "store {}: {} documents, {} checkpoints, {:.1} MB of state",
+        "store {}: {} documents, {} checkpoints, {:.1} MB of state ({} state, {:.2} MB a checkpoint, one every {} tokens)",
         store.display(),
         s.store_documents,
         s.store_checkpoints,
-        s.store_bytes as f64 / 1e6
+        s.store_bytes as f64 / 1e6,
+        s.state_precision,
+        s.state_bytes_per_checkpoint as f64 / 1e6,
+        s.checkpoint_every
     );
+    if let Some(b) = peak_rss {
+        eprintln!("peak memory (RSS) {:.1} MB", b as f64 / 1e6);
+    }
     if let Some(c) = &s.corpus_state {
         eprintln!("corpus state: {c}");
     }
