@@ -83,8 +83,11 @@ pub struct Row {
     pub decode_tokens: usize,
     /// Decode speed: one token in, logits out, the argmax fed back.
     pub decode_tok_s: f64,
-    /// Bytes of one checkpoint: the state serialized as the store writes it (f32).
+    /// Bytes of one f32 checkpoint (`--state-precision f32`): the state serialized as the
+    /// store writes it.
     pub checkpoint_bytes: u64,
+    /// Bytes of one checkpoint at the store's default precision (bf16).
+    pub checkpoint_bf16_bytes: u64,
     /// The state's f32 data alone.
     pub state_f32_bytes: u64,
     /// Whether every logit of the fold and the decode steps was finite.
@@ -248,6 +251,9 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
 
     let spec = model.state_spec();
     row.checkpoint_bytes = st.to_bytes(&spec, "world").len() as u64;
+    row.checkpoint_bf16_bytes = st
+        .to_bytes_as(&spec, "world", &[], rwkv_model::StatePrecision::Bf16)
+        .len() as u64;
     row.state_f32_bytes = st.byte_len() as u64;
 
     // Decode from the folded state: two untimed steps, then `steps` timed ones.
@@ -304,13 +310,13 @@ fn official(
 }
 
 /// The table's header line.
-pub const HEADER: &str = "| shape | weights | held | file GB | load s | peak RSS GB | RSS/file | fold tok/s | decode tok/s | checkpoint MB | weights GB |\n|---|---|---|---|---|---|---|---|---|---|---|";
+pub const HEADER: &str = "| shape | weights | held | file GB | load s | peak RSS GB | RSS/file | fold tok/s | decode tok/s | checkpoint MB (f32 / bf16) | weights GB |\n|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// One row of the text table, and the official package's below it when measured.
 pub fn table_row(r: &Row) -> String {
     let gb = |b: u64| b as f64 / 1e9;
     let mut s = format!(
-        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.1} | {:.1} | {:.2} | {:.2} |",
+        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.1} | {:.1} | {:.2} / {:.2} | {:.2} |",
         r.shape,
         r.weights,
         r.held_weights,
@@ -321,6 +327,7 @@ pub fn table_row(r: &Row) -> String {
         r.fold_tok_s,
         r.decode_tok_s,
         r.checkpoint_bytes as f64 / 1e6,
+        r.checkpoint_bf16_bytes as f64 / 1e6,
         gb(r.weight_bytes)
     );
     if let Some(o) = &r.official {
