@@ -16,8 +16,6 @@
 //! repacking beyond rounding each row to bf16: the pair `(x[2p], x[2p+1])` of a row is already
 //! one 32-bit word, broadcast to all lanes.
 
-use rayon::prelude::*;
-
 use crate::linalg::f32_to_bf16;
 
 pub use crate::panels::NR;
@@ -83,9 +81,6 @@ fn round_pairs(x: &[f32], out: &mut [u32]) {
     }
 }
 
-/// Minimum multiply-adds before the product is split across threads.
-const PAR_MIN_WORK: usize = 1 << 18;
-
 /// `y[rows, w.n] = a · Wᵀ` where `a` holds rows already rounded by [`round_rows`].
 ///
 /// # Panics
@@ -133,33 +128,11 @@ fn run(a: &[u32], rows: usize, w: &Panels, dst: Dst) {
     if rows == 0 || w.n == 0 {
         return;
     }
-    let panels = w.n.div_ceil(NR);
-    let threads = rayon::current_num_threads();
-    let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
-        threads
-    } else {
-        1
-    };
-    if tasks == 1 {
-        // SAFETY: one task writes all of the output, whose extent the caller asserted.
-        unsafe { panels_range(a, rows, w, dst, 0, panels) };
-    } else if panels >= tasks {
-        // Wide outputs: each task takes a range of panels (its columns of every row).
-        let per = panels.div_ceil(tasks);
-        (0..tasks).into_par_iter().for_each(|t| {
-            let p0 = (t * per).min(panels);
-            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns.
-            unsafe { panels_range(a, rows, w, dst, p0, ((t + 1) * per).min(panels)) };
-        });
-    } else {
-        // Narrow outputs (a LoRA factor): each task takes a block of rows.
-        let per = rows.div_ceil(tasks).next_multiple_of(MR);
-        (0..rows.div_ceil(per)).into_par_iter().for_each(|b| {
-            let (r0, r1) = (b * per, ((b + 1) * per).min(rows));
-            // SAFETY: tasks cover disjoint row ranges, all `panels` columns each.
-            unsafe { panels_range(&a[r0 * w.kp..r1 * w.kp], r1 - r0, w, dst.row(r0, w.n), 0, panels) };
-        });
-    }
+    crate::panels::split(rows, w.n, w.k, |r0, r1, p0, p1| {
+        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1, panels p0 .. p1) of the
+        // output, whose extent the caller asserted.
+        unsafe { panels_range(&a[r0 * w.kp..r1 * w.kp], r1 - r0, w, dst.row(r0, w.n), p0, p1) };
+    });
 }
 
 /// Compute the columns of panels `p0 .. p1` for every row.

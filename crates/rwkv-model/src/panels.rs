@@ -289,43 +289,48 @@ pub fn matmul(x: &[f32], rows: usize, w: &Panels, y: &mut [f32]) {
     if rows == 0 || w.n == 0 {
         return;
     }
-    let panels = w.n.div_ceil(NR);
+    let dst = Out(y.as_mut_ptr());
+    split(rows, w.n, w.k, |r0, r1, p0, p1| {
+        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1, panels p0 .. p1) of the
+        // output, whose extent was asserted.
+        unsafe { panels_range(&x[r0 * w.k..r1 * w.k], r1 - r0, w, dst.offset(r0 * w.n), p0, p1) };
+    });
+}
+
+/// Split a product of `rows` × `n` outputs over `k` inputs, in panels of [`NR`] columns, into
+/// tasks on the pool and call `f(r0, r1, p0, p1)` for each: rows `r0 .. r1`, panels `p0 .. p1`,
+/// the parts disjoint. Small products are one task; wide outputs split their panels (with one
+/// row, generation, this splits the weights, which is what a bandwidth-bound mat-vec wants);
+/// narrow ones (a LoRA factor) split their rows in blocks of [`MR`].
+pub(crate) fn split(rows: usize, n: usize, k: usize, f: impl Fn(usize, usize, usize, usize) + Sync) {
+    let panels = n.div_ceil(NR);
     let threads = rayon::current_num_threads();
-    let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
+    let tasks = if rows * n * k >= PAR_MIN_WORK && threads > 1 {
         threads
     } else {
         1
     };
-    let dst = Out(y.as_mut_ptr());
     if tasks == 1 {
-        // SAFETY: one task writes all of the output, whose extent was asserted.
-        unsafe { panels_range(x, rows, w, dst, 0, panels) };
+        f(0, rows, 0, panels);
     } else if panels >= tasks {
-        // Wide outputs: each task takes a range of panels (its columns of every row). With one
-        // row (generation) this splits the weights, which is what a bandwidth-bound mat-vec wants.
         let per = panels.div_ceil(tasks);
         (0..tasks).into_par_iter().for_each(|t| {
-            let p0 = (t * per).min(panels);
-            // SAFETY: tasks cover disjoint panel ranges, so each writes disjoint columns.
-            unsafe { panels_range(x, rows, w, dst, p0, ((t + 1) * per).min(panels)) };
+            f(0, rows, (t * per).min(panels), ((t + 1) * per).min(panels));
         });
     } else {
-        // Narrow outputs (a LoRA factor): each task takes a block of rows.
         let per = rows.div_ceil(tasks).next_multiple_of(MR);
         (0..rows.div_ceil(per)).into_par_iter().for_each(|b| {
-            let (r0, r1) = (b * per, ((b + 1) * per).min(rows));
-            // SAFETY: tasks cover disjoint row ranges, all columns each.
-            unsafe { panels_range(&x[r0 * w.k..r1 * w.k], r1 - r0, w, dst.offset(r0 * w.n), 0, panels) };
+            f(b * per, ((b + 1) * per).min(rows), 0, panels);
         });
     }
 }
 
-/// The output buffer's first row (row stride `n`).
+/// An output buffer's first element, to hand disjoint parts of it to worker threads.
 #[derive(Clone, Copy)]
-struct Out(*mut f32);
+pub(crate) struct Out(pub(crate) *mut f32);
 impl Out {
     /// The same buffer from element `e` on.
-    fn offset(self, e: usize) -> Out {
+    pub(crate) fn offset(self, e: usize) -> Out {
         // SAFETY: callers pass offsets inside the buffer the pointer came from.
         Out(unsafe { self.0.add(e) })
     }

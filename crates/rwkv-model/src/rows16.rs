@@ -14,7 +14,7 @@
 
 use rayon::prelude::*;
 
-use crate::panels::Kind;
+use crate::panels::{Kind, Out};
 use crate::simd::Arch;
 use crate::tensor::Bytes;
 
@@ -143,14 +143,6 @@ pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
         unsafe { range(x, rows, w, dst, o0, o1) };
     });
 }
-
-/// The output buffer's first element (row stride `n`).
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: used only to hand disjoint columns of one output buffer to worker threads.
-unsafe impl Send for Out {}
-// SAFETY: as above.
-unsafe impl Sync for Out {}
 
 /// Outputs `o0 .. o1` of every row.
 ///
