@@ -99,3 +99,33 @@ fn without_list_documents_are_folded_into_a_store() {
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid glob"), "{stderr}");
 }
+
+#[test]
+fn a_flag_on_the_command_line_beats_the_job_file_even_when_it_equals_the_default() {
+    // The job file names its store; `--store .rwkv` on the command line (the default's value)
+    // still wins, and without it the job file's store is used.
+    let tmp = tempfile::tempdir().unwrap();
+    let job = tmp.path().join("job.toml");
+    let code_dir = fixtures().join("code/src");
+    std::fs::write(
+        &job,
+        format!(
+            "version = 1\ninputs = [{:?}]\nstore = \"from-job\"\njobs = 1\n",
+            code_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["--pipeline", job.to_str().unwrap(), "--store", ".rwkv", "--json"]);
+    assert!(tmp.path().join(".rwkv/manifest.redb").is_file());
+    assert!(!tmp.path().join("from-job").exists());
+    run(&["--pipeline", job.to_str().unwrap(), "--json"]);
+    assert!(tmp.path().join("from-job/manifest.redb").is_file());
+}

@@ -47,15 +47,13 @@ fn snapshot(store: &Path) -> Vec<String> {
 /// The identity the CLI uses for the demo model.
 fn identity_of() -> StoreIdentity {
     let model = rwkv_model::Model::load(&root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors")).unwrap();
-    StoreIdentity {
-        model_fingerprint: rwkv_pipeline::fold_fingerprint(
-            &model,
-            rwkv_model::FoldPrecision::F32,
-            rwkv_model::StatePrecision::default(),
-        ),
-        tokenizer: "bytes".into(),
-        format_version: rwkv_model::state::STATE_FORMAT_VERSION,
-    }
+    let tok = rwkv_cli::choose_tokenizer("auto", &model).unwrap();
+    rwkv_reader::store_identity(
+        &model,
+        rwkv_model::FoldPrecision::F32,
+        rwkv_model::StatePrecision::default(),
+        tok.as_ref(),
+    )
 }
 
 #[test]

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rwkv_index::{Hit, Index};
+use rwkv_model::StatePrecision;
 use rwkv_model::sample::{SamplerConfig, log_softmax_at};
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Logits, Model, State};
-use rwkv_pipeline::{TextStore, identity, index_dir};
-use rwkv_store::{Key, Store, StoreIdentity};
+use rwkv_reader::store_identity;
+use rwkv_store::{FoldKind, Key, Store, StoreDir, StoreIdentity, TextStore};
 use serde::Serialize;
 
 use crate::generate::{Template, generate, read};
@@ -144,7 +145,7 @@ pub struct Library<'m> {
 fn variant_of_store(model: &Model, e: &rwkv_store::Error) -> Option<String> {
     match e {
         rwkv_store::Error::FingerprintMismatch { store_fingerprint, .. }
-            if store_fingerprint.split('+').next() == Some(model.fingerprint()) =>
+            if FoldKind::parse(store_fingerprint).is_some_and(|(m, _)| m == model.fingerprint()) =>
         {
             Some(store_fingerprint.clone())
         }
@@ -156,12 +157,18 @@ impl<'m> Library<'m> {
     /// Open the store in `dir` (read-only) for `model`; the store must have been made with the
     /// same model and tokenizer, and hold at least one document.
     pub fn open(dir: &Path, model: &'m Model, tokenizer: Arc<dyn Tokenizer>) -> Result<Self> {
-        if !dir.join("manifest.redb").is_file() {
+        let layout = StoreDir::new(dir);
+        if !layout.exists() {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
         // Every kind of store of this model serves: states folded in f32 or bf16, with its own
         // or rounded weights, stored as f32 or bf16, resume alike on it.
-        let ident = identity(model, tokenizer.as_ref());
+        let ident = store_identity(
+            model,
+            model.fold_precision(),
+            StatePrecision::default(),
+            tokenizer.as_ref(),
+        );
         let store = match Store::open_read_only(dir, ident.clone()) {
             Err(e) => match variant_of_store(model, &e) {
                 Some(fingerprint) => Store::open_read_only(
@@ -178,13 +185,13 @@ impl<'m> Library<'m> {
         if store.stats()?.documents == 0 {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
-        let index = Index::open_read_only(index_dir(dir))?;
+        let index = Index::open_read_only(layout.index())?;
         Ok(Library {
             model,
             tokenizer,
             store,
             index,
-            texts: TextStore::new(dir),
+            texts: layout.text_store(),
         })
     }
 
@@ -287,7 +294,7 @@ impl<'m> Library<'m> {
     fn restore_key(&self, key: &Key) -> Result<State> {
         let bytes = self.store.read_blob(key)?;
         let (state, _) = State::from_bytes(
-            &self.store.dir().join("blobs"),
+            &StoreDir::new(self.store.dir()).blobs(),
             &bytes,
             &self.model.state_spec(),
             Some(self.tokenizer.id()),

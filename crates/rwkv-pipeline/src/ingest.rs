@@ -16,16 +16,17 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use rwkv_index::{Index, Segment};
-use rwkv_model::state::STATE_FORMAT_VERSION;
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{FoldPrecision, Model, State, StatePrecision};
-use rwkv_reader::{DocInput, Reader, ReaderBuilder};
+use rwkv_model::{Model, State, StatePrecision};
+use rwkv_reader::{DocInput, Reader, ReaderBuilder, store_identity};
 use rwkv_sources::{Document, Input, Sources};
-use rwkv_store::{CheckpointRecord, Compression, DocumentRecord, Key, Store, StoreIdentity, checkpoint_key};
+use rwkv_store::{
+    CheckpointRecord, Compression, DocumentRecord, Key, ShardRecord, Store, StoreDir, StoreIdentity, TextStore,
+    checkpoint_key,
+};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::texts::TextStore;
 
 /// Settings of one ingest run (from CLI flags or a job file).
 #[derive(Debug, Clone)]
@@ -126,46 +127,6 @@ pub struct Summary {
     pub corpus_state: Option<String>,
 }
 
-/// The fingerprint a store records for states folded by `model` at `fold` precision and
-/// stored at `state` precision: the model's own for the exact f32 fold of the checkpoint's own
-/// weights stored as f32; `+weights-bf16` or `+weights-int8` appended when loading rounded the
-/// weights, `+fold-bf16` for the bf16 fold, then `+state-bf16` for bf16 blobs (such states
-/// differ by rounding, so a store holds one kind only and its checkpoint keys differ).
-pub fn fold_fingerprint(model: &Model, fold: FoldPrecision, state: StatePrecision) -> String {
-    let mut f = model.fingerprint().to_string();
-    if let Some(w) = model.weights_rounded() {
-        f.push_str(&format!("+weights-{w}"));
-    }
-    if fold == FoldPrecision::Bf16 {
-        f.push_str("+fold-bf16");
-    }
-    if state == StatePrecision::Bf16 {
-        f.push_str("+state-bf16");
-    }
-    f
-}
-
-/// The store identity for a model (at its fold precision), blobs at the default
-/// [`StatePrecision`] (bf16) and a tokenizer.
-pub fn identity(model: &Model, tokenizer: &dyn Tokenizer) -> StoreIdentity {
-    identity_for(model, model.fold_precision(), StatePrecision::default(), tokenizer)
-}
-
-/// The store identity for states folded by `model` at `fold` precision and stored at `state`
-/// precision.
-pub fn identity_for(
-    model: &Model,
-    fold: FoldPrecision,
-    state: StatePrecision,
-    tokenizer: &dyn Tokenizer,
-) -> StoreIdentity {
-    StoreIdentity {
-        model_fingerprint: fold_fingerprint(model, fold, state),
-        tokenizer: tokenizer.id().to_string(),
-        format_version: STATE_FORMAT_VERSION,
-    }
-}
-
 /// The tokens between checkpoints a run uses: `cfg`'s, or the default for the bytes one
 /// checkpoint of `model`'s state takes at `cfg`'s state precision.
 pub fn checkpoint_every(cfg: &IngestConfig, model: &Model) -> usize {
@@ -173,9 +134,17 @@ pub fn checkpoint_every(cfg: &IngestConfig, model: &Model) -> usize {
         .unwrap_or_else(|| rwkv_reader::default_checkpoint_every(model.state_spec().stored_bytes(cfg.state_precision)))
 }
 
-/// The index directory of a store.
-pub fn index_dir(store_dir: &Path) -> PathBuf {
-    store_dir.join("index")
+/// The settings a shard store records beside its identity: shards merge only when they agree,
+/// because they change which checkpoints (and which blob bytes) a document gets.
+fn shard_settings(every: usize, compression: Compression) -> BTreeMap<String, String> {
+    let compression = match compression {
+        Compression::None => "none".to_string(),
+        Compression::Zstd(level) => format!("zstd-{level}"),
+    };
+    BTreeMap::from([
+        ("checkpoint_every".to_string(), every.to_string()),
+        ("compression".to_string(), compression),
+    ])
 }
 
 /// Whether `id` belongs to shard `i` of `n`.
@@ -225,18 +194,46 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<Summary> {
     let started = Instant::now();
-    let ident = identity_for(model, model.fold_precision(), cfg.state_precision, tokenizer.as_ref());
-    let mut store = Store::open(&cfg.store_dir, ident)?;
+    let ident = store_identity(model, model.fold_precision(), cfg.state_precision, tokenizer.as_ref());
+    let every = checkpoint_every(cfg, model);
+    let recorded = ShardRecord::read(&cfg.store_dir)?;
+    ShardRecord::check_run(&cfg.store_dir, recorded.as_ref(), cfg.shard)?;
+    if cfg.shard.is_some() && cfg.corpus_state {
+        return Err(Error::Usage(
+            "a corpus state reads every document in order: a shard cannot make it (ingest the merged store with --corpus-state)"
+                .into(),
+        ));
+    }
+    let mut store = Store::open(&cfg.store_dir, ident.clone())?;
     if cfg.compress && store.compression() == Compression::None {
         store.set_compression(Compression::Zstd(3))?;
     }
+    // A shard store says which shard it holds, incomplete until this run reaches its end.
+    let mut shard_record = match cfg.shard {
+        Some((i, n)) => {
+            let r = ShardRecord::new(i, n, &ident, shard_settings(every, store.compression()));
+            match &recorded {
+                Some(old) if old.settings != r.settings => {
+                    return Err(Error::Usage(format!(
+                        "{}: this shard was folded with settings {:?}, this run uses {:?}; use the same settings for every run of a sharded job",
+                        cfg.store_dir.display(),
+                        old.settings,
+                        r.settings
+                    )));
+                }
+                _ => {}
+            }
+            r.write(&cfg.store_dir)?;
+            Some(r)
+        }
+        None => None,
+    };
     let texts = TextStore::new(&cfg.store_dir);
-    let (mut index, outcome) = Index::open_or_create(index_dir(&cfg.store_dir))?;
+    let (mut index, outcome) = Index::open_or_create(StoreDir::new(&cfg.store_dir).index())?;
     if outcome.needs_rebuild() {
         reindex_all(&store, &texts, &mut index)?;
     }
     let indexed = index.document_ids()?;
-    let every = checkpoint_every(cfg, model);
     let reader = ReaderBuilder::new(model, tokenizer.clone())
         .checkpoint_every(every)
         .build();
@@ -284,6 +281,10 @@ pub fn ingest(
         None
     };
 
+    if let Some(r) = &mut shard_record {
+        r.complete = true;
+        r.write(&cfg.store_dir)?;
+    }
     let stats = shared.store.stats()?;
     let c = &shared.counts;
     let wall = started.elapsed().as_secs_f64();
@@ -469,7 +470,7 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
     shared.texts.put(&record.content_hash, &doc.text)?;
 
     let precision = shared.cfg.state_precision;
-    let fp = fold_fingerprint(shared.model, shared.model.fold_precision(), precision);
+    let fp = shared.store.identity().model_fingerprint.clone();
     // Blobs name the store's fingerprint when it is not the model's own (a bf16 fold, bf16
     // blobs), so that a manifest rebuilt from them keeps to the store's identity.
     let store_model = (fp != shared.model.fingerprint()).then(|| fp.clone());
@@ -674,26 +675,58 @@ pub fn gc(store_dir: &Path, ident: StoreIdentity) -> Result<BTreeMap<&'static st
 pub fn repair(store_dir: &Path, ident: StoreIdentity) -> Result<rwkv_store::RebuildReport> {
     let (store, report) = Store::rebuild_manifest(store_dir, ident)?;
     let texts = TextStore::new(store_dir);
-    let mut index = Index::rebuild(index_dir(store_dir), std::iter::empty())?;
+    let mut index = Index::rebuild(StoreDir::new(store_dir).index(), std::iter::empty())?;
     reindex_all(&store, &texts, &mut index)?;
     Ok(report)
 }
 
 /// Merge other stores (same model and tokenizer) into `store_dir`, with their texts, and
-/// rebuild the index.
+/// rebuild the index. Before `store_dir` is touched, every other store must open with `ident`
+/// and, when they are shard stores (`shard.json`), be every shard of one run's corpus,
+/// complete and made with the same settings ([`rwkv_store::check_shard_set`]).
 pub fn merge(store_dir: &Path, ident: StoreIdentity, others: &[PathBuf]) -> Result<Vec<rwkv_store::MergeReport>> {
-    let store = Store::open(store_dir, ident.clone())?;
+    // Everything is checked before the target is touched: each store opens (it exists, was made
+    // with this identity), and shard stores are the whole of one corpus made alike.
+    let mut opened = Vec::with_capacity(others.len());
+    let mut records = Vec::with_capacity(others.len());
+    for o in others {
+        if o.canonicalize()
+            .ok()
+            .is_some_and(|c| store_dir.canonicalize().ok() == Some(c))
+        {
+            return Err(Error::Usage(format!(
+                "{}: cannot merge a store into itself",
+                o.display()
+            )));
+        }
+        opened.push(Store::open_read_only(o, ident.clone())?);
+        records.push((o.clone(), ShardRecord::read(o)?));
+    }
+    rwkv_store::check_shard_set(&records)?;
+    let mut store = Store::open(store_dir, ident.clone())?;
+    // Shards compressed their blobs: a new merged store does too, so it holds the same bytes.
+    let zstd = records.iter().find_map(|(_, r)| {
+        r.as_ref()
+            .and_then(|r| r.settings.get("compression"))
+            .and_then(|c| c.strip_prefix("zstd-"))
+            .and_then(|l| l.parse::<i32>().ok())
+    });
+    if let Some(level) = zstd
+        && store.compression() == Compression::None
+        && store.stats()?.documents == 0
+    {
+        store.set_compression(Compression::Zstd(level))?;
+    }
     let texts = TextStore::new(store_dir);
     let mut reports = Vec::new();
-    for o in others {
-        let other = Store::open_read_only(o, ident.clone())?;
+    for (o, other) in others.iter().zip(opened) {
         let other_texts = TextStore::new(o);
         for d in other.documents()? {
             texts.copy_from(&other_texts, &d.content_hash)?;
         }
         reports.push(store.merge_from(&other)?);
     }
-    let mut index = Index::rebuild(index_dir(store_dir), std::iter::empty())?;
+    let mut index = Index::rebuild(StoreDir::new(store_dir).index(), std::iter::empty())?;
     reindex_all(&store, &texts, &mut index)?;
     Ok(reports)
 }

@@ -11,12 +11,10 @@
 pub mod error;
 mod ingest;
 pub mod spec;
-pub mod texts;
 
 pub use error::{Error, Result};
 pub use ingest::{
-    IngestConfig, NoProgress, Progress, Skip, Summary, checkpoint_every, fold_fingerprint, gc, identity, identity_for,
-    in_shard, index_dir, ingest, merge, reindex_all, repair, segments_from,
+    IngestConfig, NoProgress, Progress, Skip, Summary, checkpoint_every, gc, in_shard, ingest, merge, reindex_all,
+    repair, segments_from,
 };
 pub use spec::{CheckpointPolicy, JobSpec};
-pub use texts::TextStore;

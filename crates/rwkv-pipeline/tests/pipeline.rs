@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rwkv_model::tokenizer::BytesTokenizer;
+use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Model, State, StatePrecision};
-use rwkv_pipeline::{IngestConfig, JobSpec, NoProgress, identity, identity_for, ingest};
+use rwkv_pipeline::{IngestConfig, JobSpec, NoProgress, ingest};
+use rwkv_reader::store_identity as identity_for;
 use rwkv_reader::{DocInput, ReaderBuilder, ResumePoint};
 use rwkv_store::Store;
 
@@ -18,6 +20,11 @@ fn root() -> PathBuf {
 
 fn model() -> Model {
     Model::load(&root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors")).unwrap()
+}
+
+/// The identity of a store of `model`'s states at its fold precision, bf16 blobs.
+fn identity(model: &Model, tok: &dyn Tokenizer) -> rwkv_store::StoreIdentity {
+    identity_for(model, model.fold_precision(), StatePrecision::default(), tok)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -145,7 +152,7 @@ fn a_stored_checkpoint_folded_on_gives_the_whole_fold() {
             .0
     };
     let whole = load(&cps.last().unwrap().key);
-    let text = rwkv_pipeline::TextStore::new(&store)
+    let text = rwkv_store::TextStore::new(&store)
         .get(&d.content_hash)
         .unwrap()
         .unwrap();

@@ -14,8 +14,10 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use rwkv_model::state::STATE_FORMAT_VERSION;
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{Logits, Model, State};
+use rwkv_model::{FoldPrecision, Logits, Model, State, StatePrecision};
+use rwkv_store::{FoldKind, StoreIdentity, span_hash};
 
 /// Errors of the reader.
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +121,8 @@ pub struct Checkpoint {
     pub byte_offset: usize,
     /// 1-based line of `byte_offset`.
     pub line: u32,
-    /// blake3 of the token ids folded since the previous checkpoint (the preamble's tokens for
-    /// the start checkpoint), little-endian u32s.
+    /// [`rwkv_store::span_hash`] of the token ids folded since the previous checkpoint (the
+    /// preamble's tokens for the start checkpoint).
     pub span_hash: [u8; 32],
     /// The state after those tokens.
     pub state: State,
@@ -426,12 +428,22 @@ fn model_err(doc: &DocInput<'_>, source: rwkv_model::Error) -> Error {
     }
 }
 
-/// blake3 of token ids as little-endian u32s.
-pub fn span_hash(tokens: &[u32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
-    h.update(&bytes);
-    *h.finalize().as_bytes()
+/// The store identity for states folded by `model` at `fold` precision and stored at `state`
+/// precision, tokenized by `tokenizer` (the store's rule: [`rwkv_store::FoldKind`]). Checkpoint
+/// keys are made from its fingerprint.
+pub fn store_identity(
+    model: &Model,
+    fold: FoldPrecision,
+    state: StatePrecision,
+    tokenizer: &dyn Tokenizer,
+) -> StoreIdentity {
+    let weights = model.weights_rounded().map(|w| w.to_string());
+    let kind = FoldKind {
+        weights_rounded: weights.as_deref(),
+        fold_bf16: fold == FoldPrecision::Bf16,
+        state_bf16: state == StatePrecision::Bf16,
+    };
+    StoreIdentity::for_fold(model.fingerprint(), kind, tokenizer.id(), STATE_FORMAT_VERSION)
 }
 
 /// Byte offset → 1-based line number.

@@ -150,6 +150,34 @@ pub enum Error {
         /// The document that already has it.
         other_doc: String,
     },
+    /// A store's `shard.json` does not parse or is out of range.
+    #[error("{path}: bad shard record: {reason}")]
+    BadShardRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A run asked for another shard (or for the whole corpus) than the one the store holds.
+    #[error(
+        "{dir}: store holds shard {}/{} but this run asks for {}; use the same --shard, or another store directory",
+        recorded.0, recorded.1,
+        requested.map(|(i, n)| format!("shard {i}/{n}")).unwrap_or_else(|| "the whole corpus (no --shard)".into())
+    )]
+    ShardChanged {
+        /// The store directory.
+        dir: PathBuf,
+        /// `(index, count)` the store records.
+        recorded: (u64, u64),
+        /// What the run asked for.
+        requested: Option<(u64, u64)>,
+    },
+    /// Stores given to a merge are not the whole of one sharded corpus.
+    #[error("merge refused: {reason}")]
+    ShardSet {
+        /// What is wrong (names the stores).
+        reason: String,
+    },
     /// A blob is not a safetensors file, or its header lacks the store's metadata.
     #[error("{path}: {reason}")]
     BadBlob {

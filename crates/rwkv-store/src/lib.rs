@@ -11,7 +11,14 @@
 //! manifest.redb            documents, checkpoints, identity (redb)
 //! blobs/<2 hex>/<62 hex>.st      state files (safetensors), named by checkpoint key
 //! blobs/<2 hex>/<62 hex>.st.zst  the same, zstd-compressed (a store setting)
+//! texts/<hash>.txt         document texts by content hash ([`TextStore`])
+//! index/                   the full-text index (written by rwkv-index)
+//! shard.json               only in a shard store: which shard of how many ([`ShardRecord`])
 //! ```
+//!
+//! [`StoreDir`] names every one of these paths; no other crate spells them. The identity a store
+//! opens with ([`StoreIdentity::for_fold`]) and the span hash of its checkpoint keys
+//! ([`span_hash`]) are defined here too, so every writer makes the same keys.
 //!
 //! The writer's protocol, per document:
 //!
@@ -33,19 +40,25 @@
 mod blobs;
 mod error;
 mod key;
+mod layout;
 mod manifest;
 mod rebuild;
 mod records;
+mod shard;
 mod store;
+mod texts;
 
 pub use error::{Error, Result};
 pub use key::{Key, ParseKeyError, checkpoint_key, checksum_hex, span_hash};
+pub use layout::StoreDir;
 pub use rebuild::RebuildReport;
 pub use records::{
-    BLOB_META_VERSION, BlobInfo, BlobMetadata, CheckpointRecord, Compression, DocumentRecord, Part, StoreIdentity,
-    blob_metadata, meta_keys, parse_blob_metadata,
+    BLOB_META_VERSION, BlobInfo, BlobMetadata, CheckpointRecord, Compression, DocumentRecord, FoldKind, Part,
+    StoreIdentity, blob_metadata, meta_keys, parse_blob_metadata,
 };
+pub use shard::{SHARD_FILE, ShardRecord, check_shard_set};
 pub use store::{GcReport, MergeReport, Store, StoreStats};
+pub use texts::TextStore;
 
 /// The default store directory, relative to where ingest runs.
 pub const DEFAULT_STORE_DIR: &str = ".rwkv";

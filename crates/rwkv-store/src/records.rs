@@ -28,6 +28,66 @@ pub struct StoreIdentity {
     pub format_version: u32,
 }
 
+/// How a store's states were made beyond the model itself. Each departure from the exact f32
+/// fold of the checkpoint's own weights stored as f32 changes the states (by rounding), so it is
+/// part of the store's fingerprint: `{model}` alone, or followed by `+weights-{w}` (the weights
+/// were rounded on load), `+fold-bf16` (the bf16 fold), `+state-bf16` (bf16 blobs), in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FoldKind<'a> {
+    /// The precision the weights were rounded to on load (`bf16`, `int8`), if they were.
+    pub weights_rounded: Option<&'a str>,
+    /// The fold ran in bf16 arithmetic.
+    pub fold_bf16: bool,
+    /// The blobs hold bf16 states.
+    pub state_bf16: bool,
+}
+
+impl<'a> FoldKind<'a> {
+    /// The fingerprint of states of model `model_fingerprint` made this way.
+    pub fn fingerprint(&self, model_fingerprint: &str) -> String {
+        let mut f = model_fingerprint.to_string();
+        if let Some(w) = self.weights_rounded {
+            f.push_str("+weights-");
+            f.push_str(w);
+        }
+        if self.fold_bf16 {
+            f.push_str("+fold-bf16");
+        }
+        if self.state_bf16 {
+            f.push_str("+state-bf16");
+        }
+        f
+    }
+
+    /// Split a store fingerprint into the model's fingerprint and how its states were made;
+    /// `None` when a suffix is not one this build writes.
+    pub fn parse(fingerprint: &'a str) -> Option<(&'a str, FoldKind<'a>)> {
+        let mut parts = fingerprint.split('+');
+        let model = parts.next()?;
+        let mut kind = FoldKind::default();
+        for p in parts {
+            match p {
+                "fold-bf16" => kind.fold_bf16 = true,
+                "state-bf16" => kind.state_bf16 = true,
+                w => kind.weights_rounded = Some(w.strip_prefix("weights-")?),
+            }
+        }
+        Some((model, kind))
+    }
+}
+
+impl StoreIdentity {
+    /// The identity of a store of states of model `model_fingerprint` made as `kind`, tokenized
+    /// by `tokenizer`, in state-file format `format_version`.
+    pub fn for_fold(model_fingerprint: &str, kind: FoldKind<'_>, tokenizer: &str, format_version: u32) -> Self {
+        StoreIdentity {
+            model_fingerprint: kind.fingerprint(model_fingerprint),
+            tokenizer: tokenizer.to_string(),
+            format_version,
+        }
+    }
+}
+
 /// How new blobs are written. Existing blobs keep the form they were written in; both are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Compression {
@@ -267,4 +327,36 @@ pub fn parse_blob_metadata(path: &Path, bytes: &[u8]) -> Result<BlobMetadata> {
         document,
         model_fingerprint: md.get(STORE_MODEL).or_else(|| md.get(MODEL)).cloned(),
     })
+}
+
+#[cfg(test)]
+mod fold_kind_tests {
+    use super::FoldKind;
+
+    #[test]
+    fn a_fingerprint_says_how_its_states_were_made_and_parses_back() {
+        let cases = [
+            (FoldKind::default(), "m"),
+            (
+                FoldKind {
+                    weights_rounded: Some("int8"),
+                    fold_bf16: true,
+                    state_bf16: true,
+                },
+                "m+weights-int8+fold-bf16+state-bf16",
+            ),
+            (
+                FoldKind {
+                    state_bf16: true,
+                    ..FoldKind::default()
+                },
+                "m+state-bf16",
+            ),
+        ];
+        for (kind, fp) in cases {
+            assert_eq!(kind.fingerprint("m"), fp);
+            assert_eq!(FoldKind::parse(fp), Some(("m", kind)));
+        }
+        assert_eq!(FoldKind::parse("m+future-thing"), None);
+    }
 }

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::ExitCode as ProcessExit;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use futures::StreamExt;
 use rwkv_cli::{ExitCode, LogArgs, SourceArgs, init_logging, is_broken_pipe};
 use rwkv_sources::{Document, Error as SourceError, Input, Sources};
@@ -44,15 +44,17 @@ pub(crate) struct Args {
     /// state / 512) rounded up to a multiple of 256 (at most 512 bytes of state per token).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Documents folded at once (default: --jobs, else 2).
+    /// Documents folded at once (default: the job file's `jobs`, else --jobs, else 2).
     #[arg(long)]
     pub fold_jobs: Option<usize>,
     /// Run the job described by a TOML file (see pipelines/).
     #[arg(long, value_name = "FILE.toml")]
     pub pipeline: Option<std::path::PathBuf>,
-    /// Ingest only shard I of N (by document id), e.g. 0/4.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
-    pub shard: Option<(u64, u64)>,
+    /// Ingest only shard I of N (by document id), e.g. 0/4, into a shard store (`--merge` joins
+    /// them). `auto/N` takes I from $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX (Slurm job
+    /// arrays, Kubernetes Indexed Jobs); `auto` also takes N from $SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "I/N|auto/N|auto", value_parser = parse_shard)]
+    pub shard: Option<ShardArg>,
     /// Also fold every document, in order, into one corpus state.
     #[arg(long)]
     pub corpus_state: bool,
@@ -92,16 +94,116 @@ pub(crate) struct Args {
     pub log: LogArgs,
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
-    let (i, n): (u64, u64) = (
-        i.trim().parse().map_err(|_| "bad I")?,
-        n.trim().parse().map_err(|_| "bad N")?,
-    );
-    if n == 0 || i >= n {
+/// `--shard`: a fixed shard, or one whose index (and count) a cluster engine sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShardArg {
+    /// `I/N`.
+    Fixed(u64, u64),
+    /// `auto/N` (`Some(N)`) or `auto` (`None`: N from `$SLURM_ARRAY_TASK_COUNT`).
+    Auto(Option<u64>),
+}
+
+/// The variables cluster engines set for a worker's index: Slurm job arrays, then Kubernetes
+/// Indexed Jobs.
+const SHARD_INDEX_VARS: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
+
+impl ShardArg {
+    /// The shard `(I, N)`, reading the engine's variables through `env` for `auto`.
+    pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
+        let (i, n) = match self {
+            ShardArg::Fixed(i, n) => (i, n),
+            ShardArg::Auto(n) => {
+                let n = match n {
+                    Some(n) => n,
+                    None => {
+                        let v = env("SLURM_ARRAY_TASK_COUNT").ok_or(
+                            "--shard auto: $SLURM_ARRAY_TASK_COUNT is not set (not a Slurm array task); give the count: --shard auto/N",
+                        )?;
+                        v.trim()
+                            .parse()
+                            .map_err(|_| format!("--shard auto: $SLURM_ARRAY_TASK_COUNT={v:?} is not a number"))?
+                    }
+                };
+                let (var, v) = SHARD_INDEX_VARS
+                    .iter()
+                    .find_map(|k| env(k).filter(|v| !v.trim().is_empty()).map(|v| (*k, v)))
+                    .ok_or_else(|| {
+                        format!(
+                            "--shard auto/{n}: neither ${} nor ${} is set (not a Slurm array task or a Kubernetes Indexed Job); give the index: --shard I/{n}",
+                            SHARD_INDEX_VARS[0], SHARD_INDEX_VARS[1]
+                        )
+                    })?;
+                let i = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("--shard auto/{n}: ${var}={v:?} is not a number"))?;
+                if i >= n {
+                    return Err(format!(
+                        "--shard auto/{n}: ${var}={i} is out of range 0..{n} (a Slurm array must be --array=0-{})",
+                        n.saturating_sub(1)
+                    ));
+                }
+                (i, n)
+            }
+        };
+        if n == 0 || i >= n {
+            return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+        }
+        Ok((i, n))
+    }
+}
+
+fn parse_shard(s: &str) -> Result<ShardArg, String> {
+    let s = s.trim();
+    if s == "auto" {
+        return Ok(ShardArg::Auto(None));
+    }
+    let (i, n) = s.split_once('/').ok_or("expected I/N, auto/N or auto, e.g. 0/4")?;
+    let n: u64 = n.trim().parse().map_err(|_| format!("bad N in {s:?}"))?;
+    if n == 0 {
+        return Err(format!("shard {s}: N must be at least 1"));
+    }
+    if i.trim() == "auto" {
+        return Ok(ShardArg::Auto(Some(n)));
+    }
+    let i: u64 = i.trim().parse().map_err(|_| format!("bad I in {s:?}"))?;
+    if i >= n {
         return Err(format!("shard {i}/{n}: need 0 <= I < N"));
     }
-    Ok((i, n))
+    Ok(ShardArg::Fixed(i, n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn shards_parse_and_resolve_from_the_engines_variables() {
+        assert_eq!(parse_shard("1/4"), Ok(ShardArg::Fixed(1, 4)));
+        assert_eq!(parse_shard("auto/3"), Ok(ShardArg::Auto(Some(3))));
+        assert_eq!(parse_shard("auto"), Ok(ShardArg::Auto(None)));
+        assert!(parse_shard("4/4").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
+        let slurm = [("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")];
+        assert_eq!(ShardArg::Auto(None).resolve(env(&slurm)), Ok((2, 3)));
+        assert_eq!(ShardArg::Auto(Some(3)).resolve(env(&slurm)), Ok((2, 3)));
+        let k8s = [("JOB_COMPLETION_INDEX", "1")];
+        assert_eq!(ShardArg::Auto(Some(3)).resolve(env(&k8s)), Ok((1, 3)));
+        let e = ShardArg::Auto(None).resolve(env(&k8s)).unwrap_err();
+        assert!(e.contains("SLURM_ARRAY_TASK_COUNT"), "{e}");
+        let e = ShardArg::Auto(Some(2)).resolve(env(&slurm)).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+        let e = ShardArg::Auto(Some(2)).resolve(env(&[])).unwrap_err();
+        assert!(e.contains("JOB_COMPLETION_INDEX"), "{e}");
+        let e = ShardArg::Auto(Some(2))
+            .resolve(env(&[("JOB_COMPLETION_INDEX", "one")]))
+            .unwrap_err();
+        assert!(e.contains("not a number"), "{e}");
+        assert_eq!(ShardArg::Fixed(0, 2).resolve(env(&slurm)), Ok((0, 2)));
+    }
 }
 
 #[derive(Serialize)]
@@ -222,10 +324,14 @@ async fn list(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn main() -> ProcessExit {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     init_logging(&args.log);
     if !args.list {
-        return match run::main(&args) {
+        return match run::main(&args, &matches) {
             Ok(code) => code.into(),
             Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
             Err(e) => {

@@ -10,12 +10,21 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rwkv_cli::{ExitCode, choose_tokenizer, load_model, peak_rss_bytes, resolve_model_path};
 use rwkv_model::{Model, StatePrecision};
 use rwkv_pipeline::{IngestConfig, JobSpec, Progress, Summary};
+use rwkv_store::FoldKind;
 
 use super::Args;
 
-pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
+/// Settings come from the command line, then the job file, then the defaults: a flag given on
+/// the command line (by `matches`' value source, not by comparing with its default) wins.
+pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
+    let on_cli = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
     let spec = match &args.pipeline {
         Some(p) => Some(JobSpec::load(p)?),
+        None => None,
+    };
+    // Before the model loads: a worker without its index stops at once.
+    let shard = match args.shard {
+        Some(s) => Some(s.resolve(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?),
         None => None,
     };
     let model_arg = args
@@ -30,20 +39,20 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         .or_else(|| spec.as_ref().and_then(|s| s.fold_precision))
         .unwrap_or_default();
     model.set_fold_precision(fold);
-    let tok_name = spec
-        .as_ref()
-        .and_then(|s| s.tokenizer.clone())
-        .unwrap_or_else(|| args.tokenizer.clone());
+    let tok_name = match spec.as_ref().and_then(|s| s.tokenizer.clone()) {
+        Some(t) if !on_cli("tokenizer") => t,
+        _ => args.tokenizer.clone(),
+    };
     let tokenizer = choose_tokenizer(&tok_name, &model)?;
-    let store_dir = match (&spec, args.store.as_os_str() == ".rwkv") {
-        (Some(s), true) => s.store.clone().unwrap_or_else(|| args.store.clone()),
+    let store_dir = match spec.as_ref().and_then(|s| s.store.clone()) {
+        Some(s) if !on_cli("store") => s,
         _ => args.store.clone(),
     };
     let state_precision = args
         .state_precision
         .or_else(|| spec.as_ref().and_then(|s| s.state_precision))
         .unwrap_or_default();
-    let ident = rwkv_pipeline::identity_for(&model, fold, state_precision, tokenizer.as_ref());
+    let ident = rwkv_reader::store_identity(&model, fold, state_precision, tokenizer.as_ref());
 
     if args.gc {
         let r = rwkv_pipeline::gc(&store_dir, ident)?;
@@ -73,15 +82,50 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     if !args.merge.is_empty() {
-        let reports = rwkv_pipeline::merge(&store_dir, ident, &args.merge)?;
-        for (o, r) in args.merge.iter().zip(reports) {
+        let started = std::time::Instant::now();
+        let reports = rwkv_pipeline::merge(&store_dir, ident.clone(), &args.merge)?;
+        let stats = rwkv_store::Store::open_read_only(&store_dir, ident)?.stats()?;
+        if args.json {
+            let per: Vec<_> = args
+                .merge
+                .iter()
+                .zip(&reports)
+                .map(|(o, r)| {
+                    serde_json::json!({
+                        "store": o.display().to_string(),
+                        "documents_added": r.documents_added, "documents_replaced": r.documents_replaced,
+                        "documents_kept": r.documents_kept, "checkpoints_copied": r.checkpoints_copied,
+                        "bytes_copied": r.bytes_copied,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string(&serde_json::json!({
+                    "store": store_dir.display().to_string(),
+                    "merged": per,
+                    "store_documents": stats.documents,
+                    "store_checkpoints": stats.checkpoints,
+                    "store_bytes": stats.blob_bytes,
+                    "wall_seconds": started.elapsed().as_secs_f64(),
+                }))?
+            );
+        } else {
+            for (o, r) in args.merge.iter().zip(reports) {
+                eprintln!(
+                    "merged {}: {} documents added, {} replaced, {} kept, {} checkpoints copied",
+                    o.display(),
+                    r.documents_added,
+                    r.documents_replaced,
+                    r.documents_kept,
+                    r.checkpoints_copied
+                );
+            }
             eprintln!(
-                "merged {}: {} documents added, {} replaced, {} kept, {} checkpoints copied",
-                o.display(),
-                r.documents_added,
-                r.documents_replaced,
-                r.documents_kept,
-                r.checkpoints_copied
+                "store {}: {} documents, {} checkpoints",
+                store_dir.display(),
+                stats.documents,
+                stats.checkpoints
             );
         }
         return Ok(ExitCode::Success);
@@ -98,9 +142,6 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         sources.hidden |= s.hidden;
         if let Some(m) = s.max_file_size {
             sources.max_file_size = m;
-        }
-        if let Some(j) = s.jobs {
-            sources.jobs = j;
         }
         cfg_every = cfg_every.or(s.checkpoints.every);
         corpus |= s.corpus_state;
@@ -122,9 +163,13 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         store_dir: store_dir.clone(),
         checkpoint_every: cfg_every,
         state_precision,
-        jobs: args.fold_jobs.or(args.sources.jobs).unwrap_or(2),
+        jobs: args
+            .fold_jobs
+            .or(spec.as_ref().and_then(|s| s.jobs))
+            .or(args.sources.jobs)
+            .unwrap_or(2),
         sources,
-        shard: args.shard,
+        shard,
         corpus_state: corpus,
         verify: !args.no_verify,
         compress,
@@ -140,7 +185,7 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
         }
     })?;
     bars.finish();
-    print_summary(args.json, &summary, &store_dir, peak_rss_bytes())?;
+    print_summary(args.json, &summary, &store_dir, shard, peak_rss_bytes())?;
     Ok(if summary.failed > 0 {
         ExitCode::Partial
     } else {
@@ -149,8 +194,8 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// For a store refused because it holds states of this very model made another way (other
-/// weights, fold precision or state precision: the `+…` suffixes of its fingerprint, see
-/// `rwkv_pipeline::fold_fingerprint`): what it holds and the flags that fit it.
+/// weights, fold precision or state precision: [`rwkv_store::FoldKind`] of its fingerprint):
+/// what it holds and the flags that fit it.
 fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
     let rwkv_pipeline::Error::Store(rwkv_store::Error::FingerprintMismatch {
         store_fingerprint,
@@ -160,15 +205,13 @@ fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
     else {
         return None;
     };
-    let suffixes = |f: &str| -> Option<Vec<String>> {
-        let mut parts = f.split('+');
-        (parts.next() == Some(model.fingerprint())).then(|| parts.map(str::to_string).collect())
-    };
-    let (theirs, ours) = (suffixes(store_fingerprint)?, suffixes(requested_fingerprint)?);
-    let weights = |s: &[String]| s.iter().find_map(|x| x.strip_prefix("weights-").map(str::to_string));
-    let has = |s: &[String], x: &str| s.iter().any(|y| y == x);
+    let (theirs_model, theirs) = FoldKind::parse(store_fingerprint)?;
+    let (ours_model, ours) = FoldKind::parse(requested_fingerprint)?;
+    if theirs_model != model.fingerprint() || ours_model != model.fingerprint() {
+        return None;
+    }
     let (mut holds, mut fixes) = (Vec::new(), Vec::new());
-    match (weights(&theirs), weights(&ours)) {
+    match (theirs.weights_rounded, ours.weights_rounded) {
         (a, b) if a == b => {}
         (None, None) => {}
         (Some(w), _) => {
@@ -180,7 +223,7 @@ fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
             fixes.push(format!("drop --weights {w}"));
         }
     }
-    match (has(&theirs, "fold-bf16"), has(&ours, "fold-bf16")) {
+    match (theirs.fold_bf16, ours.fold_bf16) {
         (true, false) => {
             holds.push("bf16-folded".to_string());
             fixes.push("pass --fold-precision bf16".to_string());
@@ -191,12 +234,14 @@ fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
         }
         _ => {}
     }
-    for p in [StatePrecision::Bf16, StatePrecision::F32] {
-        let mark = |s: &[String]| has(s, "state-bf16") == (p == StatePrecision::Bf16);
-        if mark(&theirs) && !mark(&ours) {
-            holds.push(format!("stored as {p}"));
-            fixes.push(format!("pass --state-precision {p}"));
-        }
+    if theirs.state_bf16 != ours.state_bf16 {
+        let p = if theirs.state_bf16 {
+            StatePrecision::Bf16
+        } else {
+            StatePrecision::F32
+        };
+        holds.push(format!("stored as {p}"));
+        fixes.push(format!("pass --state-precision {p}"));
     }
     (!fixes.is_empty()).then(|| {
         format!(
@@ -217,14 +262,26 @@ fn print_map(json: bool, what: &str, m: &std::collections::BTreeMap<&'static str
     Ok(())
 }
 
-fn print_summary(json: bool, s: &Summary, store: &std::path::Path, peak_rss: Option<u64>) -> anyhow::Result<()> {
+fn print_summary(
+    json: bool,
+    s: &Summary,
+    store: &std::path::Path,
+    shard: Option<(u64, u64)>,
+    peak_rss: Option<u64>,
+) -> anyhow::Result<()> {
     if json {
         let mut v = serde_json::to_value(s)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("peak_rss_bytes".into(), peak_rss.into());
+            if let Some((i, n)) = shard {
+                o.insert("shard".into(), serde_json::json!({"index": i, "count": n}));
+            }
         }
         println!("{}", serde_json::to_string(&v)?);
         return Ok(());
+    }
+    if let Some((i, n)) = shard {
+        eprintln!("shard {i}/{n}");
     }
     eprintln!(
         "{} documents: {} folded, {} unchanged, {} removed, {} skipped, {} failed",

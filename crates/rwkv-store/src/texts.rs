@@ -1,5 +1,5 @@
-//! Document texts kept beside the store (`<store>/texts/<content hash>.txt`), so the index can
-//! be rebuilt and answers can quote segments without the original inputs.
+//! Document texts kept in the store (`<store>/texts/<content hash>.txt`), so the index can be
+//! rebuilt and answers can quote segments without the original inputs.
 //!
 //! Content-addressed and written atomically (temp file, fsync, rename) before the manifest
 //! commit that refers to the document, like the state blobs.
@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::layout::StoreDir;
 
 /// The texts directory of a store.
 #[derive(Debug, Clone)]
@@ -20,7 +21,7 @@ impl TextStore {
     /// The texts of the store in `store_dir`.
     pub fn new(store_dir: &Path) -> Self {
         TextStore {
-            dir: store_dir.join("texts"),
+            dir: StoreDir::new(store_dir).texts(),
         }
     }
 
