@@ -2,15 +2,11 @@
 //! variable (`auto/N`), the shard record a store keeps, and every way a merge or a rerun can be
 //! wrong refused by name (exit 2) with the target store untouched.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use rwkv_model::{FoldPrecision, Model, StatePrecision};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{blobs, manifest, root};
 
 /// Runs rwkv-ingest on the fixtures' code tree with `env` set (and the engines' variables
 /// cleared otherwise): exit code, stdout, stderr.
@@ -36,44 +32,6 @@ fn ingest(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Every blob file of a store, by path under `blobs/`, with its bytes.
-fn blobs(store: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, base, out);
-            } else {
-                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(&store.join("blobs"), store, &mut out);
-    out
-}
-
-/// The manifest's documents (id, content, checkpoints) and every checkpoint record.
-fn manifest(store: &Path) -> Vec<(String, String, Vec<String>)> {
-    let model = Model::load(&root().join(rwkv_cli::DEMO_MODEL)).unwrap();
-    let tok = rwkv_cli::choose_tokenizer("auto", &model).unwrap();
-    let ident = rwkv_reader::store_identity(&model, FoldPrecision::F32, StatePrecision::Bf16, tok.as_ref());
-    let st = rwkv_store::Store::open_read_only(store, ident).unwrap();
-    st.documents()
-        .unwrap()
-        .into_iter()
-        .map(|d| {
-            let ck = st
-                .checkpoints_of(&d.id)
-                .unwrap()
-                .iter()
-                .map(|c| format!("{} {} {} {} {:?}", c.key, c.seq, c.token_offset, c.byte_offset, c.blob))
-                .collect();
-            (d.id, d.content_hash, ck)
-        })
-        .collect()
 }
 
 #[test]
