@@ -8,11 +8,11 @@
 use crate::error::{Error, Result};
 use crate::kernels::{Wkv5Inputs, add_into, mul_into, relu_sq, shift_mix, sigmoid_inplace, wkv5_head};
 use crate::linalg::{Kind, Mat, Rows16, Source, layer_norm_rows, linear};
-use crate::model::Logits;
 use crate::tensor::{DType, TensorMap};
+use crate::types::Logits;
 
 /// Reads weights from a [`TensorMap`], hashing each one for the fingerprint (rule 2, see
-/// [`crate::model::hash_tensor`]) and holding matrices as [`crate::Weights`] says.
+/// [`crate::fingerprint::hash_tensor`]) and holding matrices as [`crate::Weights`] says.
 pub(crate) struct Weights<'a> {
     /// The tensors.
     pub map: &'a TensorMap,
@@ -28,7 +28,7 @@ impl<'a> Weights<'a> {
 
     fn record(&mut self, name: &str, shape: &[usize]) -> Result<()> {
         let t = self.map.get(name)?;
-        crate::model::hash_tensor(self.hash, name, shape, t, self.map.act_quant(name));
+        crate::fingerprint::hash_tensor(self.hash, name, shape, t, self.map.act_quant(name));
         Ok(())
     }
 

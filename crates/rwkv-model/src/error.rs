@@ -9,6 +9,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The device asked for cannot run the model (no such backend in this build, no GPU, a
+    /// driver too old, not enough device memory, a generation the backend does not run).
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The device, as `--device` names it (`cuda:0`).
+        device: String,
+        /// What is missing.
+        reason: String,
+    },
     /// The file could not be read at all.
     #[error("{path}: {source}")]
     Io {

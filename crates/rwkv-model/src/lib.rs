@@ -33,29 +33,39 @@ macro_rules! named_options {
     };
 }
 
+// The front door: `Model` (model.rs) over the backend seam (backend.rs), the shared types
+// (types.rs), states, tokenizers and sampling. The generations (v4–v7) and their kernels are
+// private; `linalg`, `gemm_bf16`, `simd`, `loader` and `tensor` stay public for the benches and
+// the tests that measure and check the kernels and parsers directly.
+mod backend;
 mod blocks;
 pub mod error;
+mod fingerprint;
 pub mod gemm_bf16;
 mod kernels;
 pub mod linalg;
 pub mod loader;
 mod model;
-pub mod panels;
-pub mod quant;
-pub mod rows16;
+mod panels;
+mod quant;
+mod rows16;
 pub mod sample;
 pub mod simd;
 pub mod state;
 pub mod tensor;
 pub mod tokenizer;
-pub mod v4;
-pub mod v5;
-pub mod v6;
-pub mod v7;
+mod types;
+mod v4;
+mod v5;
+mod v6;
+mod v7;
 
 pub use error::{Error, Result};
-pub use model::{
-    DEFAULT_CHUNK_LEN, FINGERPRINT_RULE, FoldPrecision, Generation, LoadOptions, Logits, Model, ModelInfo,
-    RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights, fingerprint_is_current,
-};
+pub use fingerprint::{FINGERPRINT_RULE, fingerprint_is_current};
+pub use model::Model;
 pub use state::{State, StateInfo, StatePrecision, StateSpec};
+pub use types::{
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    V5_GROUP_NORM_EPS, Weights,
+};
+pub use v7::Config as V7Config;

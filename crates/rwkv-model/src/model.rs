@@ -1,316 +1,31 @@
 //! The public model: load a checkpoint, tell its generation from the tensors, fingerprint it,
 //! and run it on tokens in sequence mode or token by token.
 //!
-//! [`Model`] dispatches to one architecture per generation (`v4`, `v5` for 5.0–5.2, `v6`, `v7`);
-//! each takes official-layout tensors, so every file format (`.pth`, safetensors, rwkv.cpp
-//! `.bin` after its rewrites are undone) runs through the same code.
+//! [`Model`] holds one generation's weights on one backend behind [`crate::backend::Forward`]
+//! (the CPU backend runs `v4`, `v5` for 5.0–5.2, `v6`, `v7`) and dispatches through it alone;
+//! every generation takes official-layout tensors, so every file format (`.pth`, safetensors,
+//! rwkv.cpp `.bin` after its rewrites are undone) runs through the same code. The shared types
+//! are in `types.rs`, the fingerprint's rule in `fingerprint.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::backend::{self, Forward};
 use crate::error::{Error, Result};
-use crate::linalg::{Kind, Mat};
+use crate::fingerprint::FINGERPRINT_RULE;
 use crate::loader::{RWKVCPP_FORMAT, load_tensors};
 use crate::state::{State, StateSpec};
 use crate::tensor::TensorMap;
-use crate::v4::V4;
-use crate::v5::V5;
-use crate::v6::V6;
-use crate::v7::V7;
-
-/// RWKV generations, told apart by their tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Generation {
-    /// RWKV-4 (and Raven): `att.time_decay`, no `ln_x`.
-    V4,
-    /// RWKV-5.0 (no gate), 5.1 and 5.2 (gate): `ln_x` and `time_decay`, no `time_maa_*`.
-    V5,
-    /// RWKV-6: `time_maa_*`.
-    V6,
-    /// RWKV-7 (x070): `att.r_k`.
-    V7,
-}
-
-impl Generation {
-    /// Detect the generation from block 0's tensor names; also returns the tensor that told.
-    pub fn detect(map: &TensorMap) -> Option<(Generation, &'static str)> {
-        let has = |n: &str| map.contains(n);
-        if has("blocks.0.att.r_k") {
-            Some((Generation::V7, "blocks.0.att.r_k"))
-        } else if has("blocks.0.att.time_maa_x") {
-            Some((Generation::V6, "blocks.0.att.time_maa_x"))
-        } else if has("blocks.0.att.time_maa_w1") {
-            Some((Generation::V6, "blocks.0.att.time_maa_w1"))
-        } else if has("blocks.0.att.ln_x.weight") && has("blocks.0.att.time_decay") {
-            Some((Generation::V5, "blocks.0.att.ln_x.weight"))
-        } else if has("blocks.0.att.time_decay") {
-            Some((Generation::V4, "blocks.0.att.time_decay"))
-        } else {
-            None
-        }
-    }
-
-    /// Human name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Generation::V4 => "RWKV-4",
-            Generation::V5 => "RWKV-5",
-            Generation::V6 => "RWKV-6",
-            Generation::V7 => "RWKV-7",
-        }
-    }
-
-    /// The short stable key written in state files (`v4`, `v5`, `v6`, `v7`).
-    pub fn key(self) -> &'static str {
-        match self {
-            Generation::V4 => "v4",
-            Generation::V5 => "v5",
-            Generation::V6 => "v6",
-            Generation::V7 => "v7",
-        }
-    }
-
-    /// The generation a state-file key names.
-    pub fn from_key(key: &str) -> Option<Generation> {
-        [Generation::V4, Generation::V5, Generation::V6, Generation::V7]
-            .into_iter()
-            .find(|g| g.key() == key)
-    }
-}
-
-/// What every generation has in common: its dimensions, all inferred from tensor shapes.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ModelInfo {
-    /// The generation.
-    pub generation: Generation,
-    /// The architecture version within it: `"4"`, `"5.0"`, `"5.1"`, `"5.2"`, `"6.0"`, `"x070"`.
-    pub arch: &'static str,
-    /// Vocabulary size (rows of `emb.weight`).
-    pub vocab: usize,
-    /// Width `C`.
-    pub n_embd: usize,
-    /// Number of blocks.
-    pub n_layer: usize,
-    /// Heads `H` (0 for RWKV-4, whose time mix has no heads).
-    pub n_head: usize,
-    /// Head size `N`, `H · N = C` (0 for RWKV-4).
-    pub head_size: usize,
-    /// Channel-mix hidden width.
-    pub d_ffn: usize,
-    /// The group-norm epsilon of the time mix's output (`None` for RWKV-4, which has none).
-    pub group_norm_eps: Option<f32>,
-}
-
-/// Settings for loading a model.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoadOptions {
-    /// Group-norm epsilon of RWKV-5.x models. `None` picks the default of the file's origin:
-    /// 1e-5 for rwkv.cpp `.bin` files (what rwkv.cpp computes with), else 64e-5 (the official
-    /// package, and what the models were trained with). RWKV-6 and 7 always use 64e-5.
-    pub v5_group_norm_eps: Option<f32>,
-    /// What the model holds its weight matrices as (folding and generation alike).
-    pub weights: Weights,
-}
-
-impl LoadOptions {
-    /// Set the RWKV-5 group-norm epsilon.
-    pub fn with_v5_group_norm_eps(mut self, eps: f32) -> Self {
-        self.v5_group_norm_eps = Some(eps);
-        self
-    }
-
-    /// Set what the weight matrices are held as.
-    pub fn with_weights(mut self, w: Weights) -> Self {
-        self.weights = w;
-        self
-    }
-}
-
-/// What a model holds its weight matrices (projections, LoRAs, head) as. One copy serves
-/// folding and generation; products widen the weights to f32 inside the kernel and sum in f32.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Weights {
-    /// The file's own precision: bf16 and f16 checkpoints stay 16-bit, f32 stays f32, the
-    /// quantized blocks of rwkv.cpp files stay quantized ([`crate::quant`]).
-    #[default]
-    Auto,
-    /// f32 (four bytes a weight; the products of the `gemm` crate). rwkv.cpp's quantized
-    /// blocks are decoded, their inputs still rounded as ggml rounds them.
-    F32,
-    /// bf16: 16-bit files as stored (f16 and f32 weights rounded to nearest even).
-    Bf16,
-    /// int8 with one scale per output row (the row's largest magnitude / 127), quantized at load.
-    Int8,
-}
-
-named_options!(Weights, "weights", "auto, f32, bf16 or int8", {
-    Auto => "auto",
-    F32 => "f32",
-    Bf16 => "bf16",
-    Int8 => "int8",
-});
-
-impl Weights {
-    /// How a matrix stored as `dtype` is held: `None` for f32, else packed panels of a kind.
-    /// Matrices of rwkv.cpp's quantized blocks are not panels: `None` (see
-    /// [`Weights::keeps_blocks`]).
-    pub(crate) fn hold(self, dtype: crate::tensor::DType, quantized: bool) -> Option<Kind> {
-        use crate::tensor::DType;
-        if quantized || matches!(dtype, DType::Ggml(_)) {
-            return None;
-        }
-        match (self, dtype) {
-            (Weights::Auto, DType::BF16) => Some(Kind::Bf16),
-            (Weights::Auto, DType::F16) => Some(Kind::F16),
-            (Weights::Auto | Weights::F32, _) => None,
-            (Weights::Bf16, _) => Some(Kind::Bf16),
-            (Weights::Int8, _) => Some(Kind::I8),
-        }
-    }
-}
-
-impl Weights {
-    /// Whether a matrix of ggml blocks stays blocks (`auto`); else (`f32`) it is decoded.
-    pub(crate) fn keeps_blocks(self) -> bool {
-        self == Weights::Auto
-    }
-}
-
-/// Feed one tensor to the fingerprint (rule 2): its name, the shape the model reads it as, and
-/// a digest of its values, whatever type stores them (so a lossless conversion of a checkpoint
-/// is the same model). The values are cut into blocks of [`HASH_BLOCK`] elements and each
-/// block is hashed on its own (blocks in parallel) in a canonical form: when every value of the
-/// block is a bf16 value, its bf16 bytes (a bf16 checkpoint's own bytes, hashed straight from
-/// the file's pages), else its f32 bytes; then the block digests are hashed in order. Plus the
-/// activation rounding of rwkv.cpp's quantized matrices. No f32 copy of a tensor is made.
-pub(crate) fn hash_tensor(
-    hash: &mut blake3::Hasher,
-    name: &str,
-    shape: &[usize],
-    t: &crate::tensor::RawTensor,
-    act: Option<crate::linalg::ActQuant>,
-) {
-    use crate::tensor::DType;
-    use rayon::prelude::*;
-    hash.update(name.as_bytes());
-    hash.update(&[0]);
-    for d in shape {
-        hash.update(&(*d as u64).to_le_bytes());
-    }
-    let size = t.dtype.size();
-    let per = match t.dtype {
-        // ggml blocks: `size` bytes per 32 values.
-        DType::Ggml(_) => crate::loader::GGML_BLOCK,
-        _ => 1,
-    };
-    let n = t.data.len() / size * per;
-    let block = |b: usize| -> [u8; 32] {
-        let (e0, e1) = (b * HASH_BLOCK, ((b + 1) * HASH_BLOCK).min(n));
-        // HASH_BLOCK is a multiple of 32: ggml blocks are cut whole.
-        let bytes = &t.data[e0 / per * size..e1 / per * size];
-        let f32_bytes: Vec<u8> = match t.dtype {
-            DType::BF16 => return block_digest(b"bf16", bytes),
-            DType::I64 | DType::F64 => return block_digest(b"raw", bytes),
-            DType::F32 => return canonical_f32(bytes),
-            DType::F16 => {
-                let mut out = vec![0u8; bytes.len() * 2];
-                for (o, b) in out.chunks_exact_mut(4).zip(bytes.chunks_exact(2)) {
-                    o.copy_from_slice(&half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes());
-                }
-                out
-            }
-            DType::Ggml(q) => {
-                let mut v = Vec::with_capacity(e1 - e0);
-                q.dequantize(bytes, &mut v);
-                v.iter().flat_map(|x| x.to_le_bytes()).collect()
-            }
-        };
-        canonical_f32(&f32_bytes)
-    };
-    let blocks = n.div_ceil(HASH_BLOCK);
-    let digests: Vec<[u8; 32]> = if blocks > 1 {
-        (0..blocks).into_par_iter().map(block).collect()
-    } else {
-        (0..blocks).map(block).collect()
-    };
-    hash.update(&(n as u64).to_le_bytes());
-    for d in &digests {
-        hash.update(d);
-    }
-    // Rounded activations change the outputs: the same values stored f32 are another model.
-    if let Some(q) = act {
-        hash.update(format!("act_quant {q:?}").as_bytes());
-    }
-}
-
-/// The digest of one block of the fingerprint: its form's tag, then its bytes.
-fn block_digest(tag: &[u8], bytes: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(tag);
-    h.update(&[0]);
-    h.update(bytes);
-    *h.finalize().as_bytes()
-}
-
-/// The digest of a block of f32 little-endian values in canonical form: as bf16 bytes when
-/// every value is a bf16 value (its low 16 bits are zero), else as they are.
-fn canonical_f32(bytes: &[u8]) -> [u8; 32] {
-    let narrow = bytes.chunks_exact(4).all(|v| v[0] == 0 && v[1] == 0);
-    if !narrow {
-        return block_digest(b"f32", bytes);
-    }
-    let halves: Vec<u8> = bytes.chunks_exact(4).flat_map(|v| [v[2], v[3]]).collect();
-    block_digest(b"bf16", &halves)
-}
-
-/// Elements per block of the fingerprint's tensor digests ([`hash_tensor`]).
-const HASH_BLOCK: usize = 1 << 18;
-const _: () = assert!(HASH_BLOCK.is_multiple_of(crate::loader::GGML_BLOCK));
-
-/// The rule that makes fingerprints, named in them (`x070-f2-…`): rule 2 hashes each tensor's
-/// values in blocks ([`hash_tensor`]). Fingerprints without it were made by rule 1 (one
-/// sequential hash over an f32 copy of every tensor), before 2026-12.
-pub const FINGERPRINT_RULE: &str = "f2";
-
-/// Whether `fingerprint` (possibly with `+…` suffixes) was made by the current rule.
-pub fn fingerprint_is_current(fingerprint: &str) -> bool {
-    fingerprint
-        .split('+')
-        .next()
-        .and_then(|f| f.split('-').nth(1))
-        .is_some_and(|r| r == FINGERPRINT_RULE)
-}
-
-/// The official package's RWKV-5 group-norm epsilon.
-pub const V5_GROUP_NORM_EPS: f32 = 64e-5;
-/// rwkv.cpp's RWKV-5 group-norm epsilon.
-pub const RWKVCPP_V5_GROUP_NORM_EPS: f32 = 1e-5;
-
-/// Which logits a forward call must produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    /// None: fold only (the output head is skipped).
-    None,
-    /// The logits after the last token.
-    Last,
-    /// The logits after every token, `[T, vocab]`.
-    All,
-}
-
-#[derive(Debug)]
-enum Arch {
-    V4(V4),
-    V5(V5),
-    V6(V6),
-    V7(V7),
-}
+use crate::types::{
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    V5_GROUP_NORM_EPS, Weights,
+};
 
 /// A loaded model, ready to run. Cheap to share across threads (`&Model` is all a forward
 /// call needs; the state is the caller's).
 #[derive(Debug)]
 pub struct Model {
-    arch: Arch,
+    arch: Box<dyn Forward>,
     info: ModelInfo,
     fingerprint: String,
     chunk_len: usize,
@@ -321,25 +36,6 @@ pub struct Model {
     held: &'static str,
     weight_bytes: usize,
 }
-
-/// The arithmetic of the matrix products in sequence mode; see [`Model::set_fold_precision`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FoldPrecision {
-    /// f32 inputs and sums: exact against the official implementation (to float rounding).
-    #[default]
-    F32,
-    /// bf16 inputs, f32 sums (`vdpbf16ps` where the CPU has AVX512-BF16).
-    Bf16,
-}
-
-named_options!(FoldPrecision, "fold precision", "f32 or bf16", {
-    F32 => "f32",
-    Bf16 => "bf16",
-});
-
-/// Default number of tokens per sequence-mode chunk.
-pub const DEFAULT_CHUNK_LEN: usize = 256;
 
 impl Model {
     /// Load a `.pth`, `.safetensors` or rwkv.cpp `.bin` checkpoint with default options.
@@ -399,18 +95,11 @@ impl Model {
             }
             _ => None,
         };
-        let mut hasher = blake3::Hasher::new();
-        let (arch, prefix) = match generation {
-            Generation::V7 => {
-                hasher.update(b"rwkv-reader model fingerprint v2\0x070\0");
-                (Arch::V7(V7::from_tensors(map, opts.weights, &mut hasher)?), "x070")
-            }
-            Generation::V6 => {
-                hasher.update(b"rwkv-reader model fingerprint v2\0v6\0");
-                (Arch::V6(V6::from_tensors(map, opts.weights, &mut hasher)?), "v6")
-            }
+        let (prefix, v5_eps) = match generation {
+            Generation::V7 => ("x070", 0.0),
+            Generation::V6 => ("v6", 0.0),
+            Generation::V4 => ("v4", 0.0),
             Generation::V5 => {
-                hasher.update(b"rwkv-reader model fingerprint v2\0v5\0");
                 let eps = opts.v5_group_norm_eps.unwrap_or(if is_rwkvcpp(map) {
                     RWKVCPP_V5_GROUP_NORM_EPS
                 } else {
@@ -422,37 +111,20 @@ impl Model {
                         format!("RWKV-5 group-norm epsilon must be positive, not {eps}"),
                     ));
                 }
-                let m = V5::from_tensors(map, eps, opts.weights, &mut hasher)?;
-                let prefix = match m.info().arch {
-                    "5.0" => "v5.0",
-                    "5.1" => "v5.1",
-                    _ => "v5.2",
-                };
-                (Arch::V5(m), prefix)
-            }
-            Generation::V4 => {
-                hasher.update(b"rwkv-reader model fingerprint v2\0v4\0");
-                (Arch::V4(V4::from_tensors(map, opts.weights, &mut hasher)?), "v4")
+                ("v5", eps)
             }
         };
-        let info = match &arch {
-            Arch::V4(m) => m.info().clone(),
-            Arch::V5(m) => m.info().clone(),
-            Arch::V6(m) => m.info().clone(),
-            Arch::V7(m) => {
-                let c = m.config();
-                ModelInfo {
-                    generation: Generation::V7,
-                    arch: "x070",
-                    vocab: c.vocab,
-                    n_embd: c.n_embd,
-                    n_layer: c.n_layer,
-                    n_head: c.n_head,
-                    head_size: c.head_size,
-                    d_ffn: c.d_ffn,
-                    group_norm_eps: Some(64e-5),
-                }
-            }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"rwkv-reader model fingerprint v2\0");
+        hasher.update(prefix.as_bytes());
+        hasher.update(b"\0");
+        let arch = backend::load(generation, map, opts, v5_eps, &mut hasher)?;
+        let info = arch.info();
+        let prefix = match (generation, info.arch) {
+            (Generation::V5, "5.0") => "v5.0",
+            (Generation::V5, "5.1") => "v5.1",
+            (Generation::V5, _) => "v5.2",
+            _ => prefix,
         };
         let fingerprint = format!("{prefix}-{FINGERPRINT_RULE}-{}", &hasher.finalize().to_hex()[..32]);
         let mut model = Model {
@@ -478,10 +150,12 @@ impl Model {
 
     /// The RWKV-7 model's own configuration (LoRA ranks and all), if this is an RWKV-7 model.
     pub fn v7_config(&self) -> Option<&crate::v7::Config> {
-        match &self.arch {
-            Arch::V7(m) => Some(m.config()),
-            _ => None,
-        }
+        self.arch.v7_config()
+    }
+
+    /// Where the forward pass runs.
+    pub fn device(&self) -> Device {
+        self.arch.device()
     }
 
     /// The generation.
@@ -551,28 +225,13 @@ impl Model {
             return;
         }
         self.fold_precision = p;
-        match p {
-            FoldPrecision::F32 => self.for_each_mat(&mut Mat::disable_bf16_fold),
-            FoldPrecision::Bf16 => self.for_each_mat(&mut Mat::enable_bf16_fold),
-        }
+        self.arch.set_fold_precision(p);
         self.measure();
     }
 
     /// Recount [`Model::weight_bytes`] and [`Model::held_weights`].
     fn measure(&mut self) {
-        const NAMES: [&str; 9] = ["f32", "bf16", "f16", "int8", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0"];
-        let (mut total, mut by_kind) = (0usize, [0usize; NAMES.len()]);
-        self.for_each_mat(&mut |m| {
-            total += m.bytes();
-            let slot = NAMES.iter().position(|&n| n == m.held_name()).unwrap_or(0);
-            by_kind[slot] += m.bytes();
-        });
-        if let Arch::V7(m) = &self.arch {
-            total += m.embedding_bytes();
-        }
-        let best = (0..NAMES.len()).max_by_key(|&i| by_kind[i]).unwrap_or(0);
-        self.held = NAMES[best];
-        self.weight_bytes = total;
+        (self.weight_bytes, self.held) = self.arch.held();
     }
 
     /// The arithmetic of sequence mode.
@@ -580,24 +239,10 @@ impl Model {
         self.fold_precision
     }
 
-    fn for_each_mat(&mut self, f: &mut dyn FnMut(&mut Mat)) {
-        match &mut self.arch {
-            Arch::V4(m) => m.for_each_mat(f),
-            Arch::V5(m) => m.for_each_mat(f),
-            Arch::V6(m) => m.for_each_mat(f),
-            Arch::V7(m) => m.for_each_mat(f),
-        }
-    }
-
     /// What this model's states look like.
     pub fn state_spec(&self) -> StateSpec {
         let c = &self.info;
-        let wkv_shape = match &self.arch {
-            Arch::V4(m) => m.wkv_shape(),
-            Arch::V5(m) => m.wkv_shape(),
-            Arch::V6(m) => m.wkv_shape(),
-            Arch::V7(_) => vec![c.n_head, c.head_size, c.head_size],
-        };
+        let wkv_shape = self.arch.wkv_shape();
         StateSpec {
             generation: c.generation,
             n_layer: c.n_layer,
@@ -650,12 +295,7 @@ impl Model {
     }
 
     fn run_here(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
-        match &self.arch {
-            Arch::V4(m) => m.forward(tokens, state, logits, chunk),
-            Arch::V5(m) => m.forward(tokens, state, logits, chunk),
-            Arch::V6(m) => m.forward(tokens, state, logits, chunk),
-            Arch::V7(m) => m.forward(tokens, state, logits, chunk),
-        }
+        self.arch.forward(tokens, state, logits, chunk)
     }
 
     /// Sequence mode: fold `tokens` into `state` in chunks; returns the logits asked for

@@ -23,7 +23,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::linalg::{bf16_to_f32, f32_to_bf16};
-use crate::model::Generation;
+use crate::types::Generation;
 
 /// The format written in state files' `format` metadata.
 pub const STATE_FORMAT: &str = "rwkv-reader-state";

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use super::ggml::{BLOCK, Quant};
 use crate::error::{Error, Result};
-use crate::model::Generation;
 use crate::tensor::{Bytes, DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
+use crate::types::Generation;
 
 /// The magic number rwkv.cpp files start with (`ggmf`).
 pub const MAGIC: u32 = 0x6767_6d66;

@@ -15,9 +15,9 @@ use crate::blocks::{ChannelMix, EmbedHead, FfnScratch, MixForm, Weights, count_l
 use crate::error::Result;
 use crate::kernels::{Wkv4State, add_into, mul_into, shift_mix, sigmoid_inplace, wkv4};
 use crate::linalg::{Mat, layer_norm_rows, linear};
-use crate::model::{Generation, Logits, ModelInfo};
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
+use crate::types::{Generation, Logits, ModelInfo};
 
 /// The initial `pp` of every channel (official: `-1e30`).
 pub const PP_INIT: f32 = -1e30;

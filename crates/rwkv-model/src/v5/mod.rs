@@ -15,9 +15,9 @@ use crate::blocks::{
 use crate::error::Result;
 use crate::kernels::{Wkv5Inputs, add_into, group_norm_heads, mul_into, shift_mix, silu_inplace};
 use crate::linalg::{Mat, layer_norm_rows, linear};
-use crate::model::{Generation, Logits, ModelInfo};
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
+use crate::types::{Generation, Logits, ModelInfo};
 
 #[derive(Debug)]
 struct Layer {

@@ -15,9 +15,9 @@ use crate::kernels::{
     Wkv5Inputs, add_into, decay_v6, group_norm_heads, mix_delta, mul_into, shift_delta, silu_inplace, tanh_inplace,
 };
 use crate::linalg::{Mat, layer_norm_rows, linear};
-use crate::model::{Generation, Logits, ModelInfo};
 use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
+use crate::types::{Generation, Logits, ModelInfo};
 
 /// Group-norm epsilon of the time mix's output (the official value, `head_size_divisor² · 1e-5`).
 const GROUP_NORM_EPS: f32 = 64e-5;

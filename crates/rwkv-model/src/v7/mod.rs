@@ -19,9 +19,9 @@ use crate::blocks::Weights as TensorWeights;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
 use crate::linalg::{Kind, Mat, Source, layer_norm_rows, linear, linear_rounded, linear_rounded_relu_sq};
-pub use crate::model::Logits;
 use crate::state::{LayerState, State};
 use crate::tensor::{DType, RawTensor, TensorMap};
+pub use crate::types::Logits;
 use kernels::{HeadOut, WkvInputs, shift_mix, shift_mix_words, wkv_head};
 
 /// Dimensions of an RWKV-7 model, all inferred from tensor shapes.
@@ -239,7 +239,7 @@ impl V7 {
     }
 
     /// Build the model from a tensor map, feeding every tensor it uses to `hash` (in a fixed
-    /// order, see [`crate::model::hash_tensor`]) for the fingerprint; matrices are held as
+    /// order, see [`crate::fingerprint::hash_tensor`]) for the fingerprint; matrices are held as
     /// `weights` says.
     pub fn from_tensors(map: &TensorMap, weights: crate::Weights, hash: &mut blake3::Hasher) -> Result<V7> {
         let cfg = Self::config_of(map)?;
