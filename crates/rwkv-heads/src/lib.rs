@@ -6,21 +6,27 @@
 //!   best one, re-read the segments with the question before and after them (reading twice
 //!   helps recurrent models recall), then generate in the chat or plain template, streaming
 //!   text through a callback; the sources come back as `path:start-end`.
-//! - [`Library::summarize`]: resume a document's (or every document's) final state and
-//!   generate a summary.
+//! - [`Library::answer`] also returns the evidence: the lines of the retrieved segments that
+//!   best answer the question, quoted exactly with their line numbers.
+//! - [`Library::summarize`]: map-reduce over saved states: each document's summary from its own
+//!   final state (cached in the store's `summaries/`), then the overall one from reading them.
 //! - [`Library::self_test`]: plant facts at growing distances in filler text from the store and
 //!   ask for them through the same restore-and-re-read path: the model's recall horizon.
 #![deny(missing_docs)]
 // The store and index errors carry paths and keys for good messages; answers are not a hot path.
 #![allow(clippy::result_large_err)]
 
+mod evidence;
 mod generate;
 mod library;
 mod selftest;
+mod summary;
 
+pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template};
 pub use library::{Answer, AskOptions, Candidate, Library, Rank, Source, SummaryTarget, Timings};
 pub use selftest::{RecallRow, SelfTestOptions};
+pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentSummary, Summary};
 
 /// Errors of the heads.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use rwkv_reader::store_identity;
 use rwkv_store::{FoldKind, Key, Store, StoreDir, StoreIdentity, TextStore};
 use serde::Serialize;
 
+use crate::evidence::Evidence;
 use crate::generate::{Template, generate, read};
 use crate::{Error, Result};
 
@@ -94,6 +95,8 @@ pub struct Timings {
     pub retrieve_ms: f64,
     /// Restoring the checkpoint.
     pub restore_ms: f64,
+    /// Choosing the lines of evidence.
+    pub evidence_ms: f64,
     /// Re-reading the segments and the question.
     pub read_ms: f64,
     /// From the start of the run to the first generated text.
@@ -111,6 +114,8 @@ pub struct Timings {
 pub struct Answer {
     /// The generated text.
     pub text: String,
+    /// The lines of the sources that answer the question, best first.
+    pub evidence: Vec<Evidence>,
     /// Where it comes from.
     pub sources: Vec<Source>,
     /// Why generation ended.
@@ -291,7 +296,7 @@ impl<'m> Library<'m> {
         Ok(total / (toks.len() - 1) as f32)
     }
 
-    fn restore_key(&self, key: &Key) -> Result<State> {
+    pub(crate) fn restore_key(&self, key: &Key) -> Result<State> {
         let bytes = self.store.read_blob(key)?;
         let (state, _) = State::from_bytes(
             &StoreDir::new(self.store.dir()).blobs(),
@@ -307,6 +312,27 @@ impl<'m> Library<'m> {
         self.restore_key(&key)
     }
 
+    /// Generate at most `max_tokens` from `state` after `logits` with `opts`' sampler and stop.
+    pub(crate) fn generate_from(
+        &self,
+        state: &mut State,
+        logits: Vec<f32>,
+        opts: &AskOptions,
+        max_tokens: usize,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<crate::generate::Generation> {
+        generate(
+            self.model,
+            self.tokenizer.as_ref(),
+            state,
+            logits,
+            &opts.sampler,
+            max_tokens,
+            opts.template.stop(),
+            on_text,
+        )
+    }
+
     /// Generate from `state` and record the generation timings (`elapsed_ms`: time spent
     /// before generation started).
     fn generate_timed(
@@ -318,16 +344,7 @@ impl<'m> Library<'m> {
         timings: &mut Timings,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<crate::generate::Generation> {
-        let g = generate(
-            self.model,
-            self.tokenizer.as_ref(),
-            state,
-            logits,
-            &opts.sampler,
-            opts.max_tokens,
-            opts.template.stop(),
-            on_text,
-        )?;
+        let g = self.generate_from(state, logits, opts, opts.max_tokens, on_text)?;
         timings.first_token_ms = elapsed_ms + g.first_token_ms;
         timings.generate_ms = g.generate_ms;
         timings.tokens = g.tokens;
@@ -343,6 +360,18 @@ impl<'m> Library<'m> {
         opts: &AskOptions,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Option<Answer>> {
+        self.answer_with(question, opts, &mut |_| {}, on_text)
+    }
+
+    /// [`Library::answer`], handing the evidence to `on_evidence` before generation starts (so
+    /// that it can be shown before the streamed text).
+    pub fn answer_with(
+        &self,
+        question: &str,
+        opts: &AskOptions,
+        on_evidence: &mut dyn FnMut(&[Evidence]),
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Option<Answer>> {
         let t0 = Instant::now();
         let cands = self.retrieve(question, opts.top.max(1), opts.rank)?;
         let Some(best) = cands.first() else { return Ok(None) };
@@ -353,6 +382,10 @@ impl<'m> Library<'m> {
         let t1 = Instant::now();
         let mut state = self.restore(&best.checkpoint)?;
         timings.restore_ms = ms(t1);
+        let t_ev = Instant::now();
+        let evidence = self.evidence(question, &cands, &state)?;
+        timings.evidence_ms = ms(t_ev);
+        on_evidence(&evidence);
         // Read the question, the segments (the best one first: it continues its own state),
         // and the question again, then the answer prompt.
         let t2 = Instant::now();
@@ -379,74 +412,7 @@ impl<'m> Library<'m> {
             .collect();
         Ok(Some(Answer {
             text: g.text,
-            sources,
-            finish: g.finish,
-            timings,
-        }))
-    }
-
-    /// Summarize a document, a folder or the whole store from the saved final states; `None`
-    /// when no stored document matches.
-    pub fn summarize(
-        &self,
-        target: &SummaryTarget,
-        opts: &AskOptions,
-        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<Option<Answer>> {
-        let t0 = Instant::now();
-        let docs: Vec<_> = self
-            .store
-            .documents()?
-            .into_iter()
-            .filter(|d| match target {
-                SummaryTarget::All => true,
-                SummaryTarget::Path(p) => {
-                    let p = p.trim_start_matches("./").trim_end_matches('/');
-                    d.source == p || d.source.starts_with(&format!("{p}/")) || d.source.ends_with(&format!("/{p}"))
-                }
-            })
-            .collect();
-        let Some(first) = docs.first() else { return Ok(None) };
-        let mut timings = Timings {
-            retrieve_ms: ms(t0),
-            ..Default::default()
-        };
-        // One document: resume its final state. Several: resume the first one's final state and
-        // read the others' openings, so the summary covers them all.
-        let t1 = Instant::now();
-        let cps = self.store.checkpoints_of(&first.id)?;
-        let last = cps.last().ok_or_else(|| Error::Stale(first.source.clone()))?;
-        let mut state = self.restore_key(&last.key)?;
-        timings.restore_ms = ms(t1);
-        let t2 = Instant::now();
-        let mut context = String::new();
-        for d in docs.iter().skip(1).take(16) {
-            if let Some(text) = self.texts.get(&d.content_hash)? {
-                let head: String = text.chars().take(600).collect();
-                context.push_str(&format!("\n\nFile: {}\n{head}", d.source));
-            }
-        }
-        let what = if docs.len() == 1 {
-            format!("the file {}", first.source)
-        } else {
-            format!("these {} files", docs.len())
-        };
-        context.push_str(&format!("\n\n{}", opts.template.prompt(&format!("Summarize {what}."))));
-        let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
-        timings.read_ms = ms(t2);
-        let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
-        let sources = docs
-            .iter()
-            .map(|d| Source {
-                path: d.source.clone(),
-                line_start: 1,
-                line_end: d.line_count.max(1),
-                checkpoint: String::new(),
-                score: 0.0,
-            })
-            .collect();
-        Ok(Some(Answer {
-            text: g.text,
+            evidence,
             sources,
             finish: g.finish,
             timings,

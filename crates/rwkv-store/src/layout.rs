@@ -8,6 +8,7 @@
 //! <root>/texts/            document texts by content hash (quotes, index rebuilds)
 //! <root>/index/            the full-text index (tantivy; written by rwkv-index)
 //! <root>/shard.json        only in a shard store (see ShardRecord)
+//! <root>/summaries/        generated summaries cached by the query heads (any may be deleted)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use crate::texts::TextStore;
 
 const TEXTS_DIR: &str = "texts";
 const INDEX_DIR: &str = "index";
+const SUMMARIES_DIR: &str = "summaries";
 
 /// A store directory and the places of its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,13 @@ impl StoreDir {
     /// The state blobs' directory.
     pub fn blobs(&self) -> PathBuf {
         self.root.join(BLOB_DIR)
+    }
+
+    /// The summary cache's directory: one JSON file per generated summary, named by the hash of
+    /// what made it (document content, model, generation settings). Not part of the store's
+    /// durable state: deleting it only costs regenerating.
+    pub fn summaries(&self) -> PathBuf {
+        self.root.join(SUMMARIES_DIR)
     }
 
     /// The document texts' directory.
