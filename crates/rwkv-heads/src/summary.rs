@@ -43,7 +43,7 @@ pub struct Summary {
     pub summary: String,
     /// Whether the overall summary came from the cache.
     pub summary_cached: bool,
-    /// Every document's summary, in the store's order.
+    /// Every document's summary, by path.
     pub documents: Vec<DocumentSummary>,
     /// Why the overall generation ended (`cached` when it was not generated).
     pub finish: &'static str,
@@ -70,7 +70,7 @@ impl Library<'_> {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Option<Summary>> {
         let t0 = Instant::now();
-        let docs: Vec<_> = self
+        let mut docs: Vec<_> = self
             .store()
             .documents()?
             .into_iter()
@@ -89,6 +89,7 @@ impl Library<'_> {
         if docs.is_empty() {
             return Ok(None);
         }
+        docs.sort_by(|a, b| a.source.cmp(&b.source));
         let mut timings = Timings {
             retrieve_ms: ms(t0),
             ..Default::default()
