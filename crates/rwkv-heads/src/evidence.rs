@@ -122,7 +122,7 @@ impl Query {
             let is_name = w.contains('_')
                 || w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase)
                 || w.chars().all(|c| c.is_uppercase() || c == '_') && w.len() > 1
-                || w.chars().next().is_some_and(char::is_uppercase) && w.len() > 2 && !is_first_word(question, w);
+                || w.chars().next().is_some_and(char::is_uppercase) && w.len() >= 2 && !is_first_word(question, w);
             if is_name {
                 names.insert(lower.clone());
             }
@@ -152,12 +152,17 @@ fn is_first_word(question: &str, w: &str) -> bool {
     words(question).next() == Some(w)
 }
 
-/// Whether `line` defines one of `names`: a definer keyword followed by the name, `name =`,
-/// `name:` at the start, or a heading that contains it.
-fn defines(line: &str, names: &BTreeSet<String>) -> bool {
+/// How strongly `line` defines one of `names` (0 when it does not): a definer keyword followed
+/// by the name (an `impl` block counts less than the type's own definition), `name =` or
+/// `name:` at the start of the line, or a heading that contains it.
+fn definition(line: &str, names: &BTreeSet<String>) -> f32 {
     let t = line.trim_start();
     if t.starts_with('#') && !t.starts_with("#[") && !t.starts_with("#!") && !t.starts_with("#define") {
-        return words(t).any(|w| names.contains(&w.to_lowercase()));
+        return if words(t).any(|w| names.contains(&w.to_lowercase())) {
+            4.0
+        } else {
+            0.0
+        };
     }
     let toks: Vec<&str> = t
         .split(|c: char| c.is_whitespace() || "(<{:;=,".contains(c))
@@ -170,16 +175,23 @@ fn defines(line: &str, names: &BTreeSet<String>) -> bool {
         {
             let name = next.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'));
             if names.contains(&name.to_lowercase()) {
-                return true;
+                return if bare == "impl" { 3.0 } else { 6.0 };
             }
         }
     }
     // `NAME = …` / `NAME: …` at the start of the line (assignments, keys, fields).
     let first: String = t.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
     let rest = t[first.len()..].trim_start();
-    !first.is_empty()
+    let assigns = !first.is_empty()
         && names.contains(&first.to_lowercase())
-        && (rest.starts_with('=') && !rest.starts_with("==") || rest.starts_with(':') && !rest.starts_with("::"))
+        && (rest.starts_with('=') && !rest.starts_with("==") || rest.starts_with(':') && !rest.starts_with("::"));
+    if assigns { 4.0 } else { 0.0 }
+}
+
+/// Whether `line` defines one of `names`.
+#[cfg(test)]
+fn defines(line: &str, names: &BTreeSet<String>) -> bool {
+    definition(line, names) > 0.0
 }
 
 /// A line of a candidate segment, with its word score.
@@ -222,6 +234,16 @@ impl Library<'_> {
             for l in a..=b.min(n) {
                 if seen.insert((d, l)) {
                     lines.push((d, l as usize));
+                }
+            }
+        }
+        // A definition of a name the question asks about counts wherever it lies in a
+        // retrieved document, also outside the retrieved segments.
+        let def_names = if q.names.is_empty() { &q.terms } else { &q.names };
+        for (d, (_, text)) in docs.iter().enumerate() {
+            for (i, line) in text.iter().enumerate() {
+                if line.len() <= MAX_LINE && definition(line, def_names) > 0.0 && seen.insert((d, i as u64 + 1)) {
+                    lines.push((d, i + 1));
                 }
             }
         }
@@ -271,11 +293,11 @@ impl Library<'_> {
             }
             // A definition of a name the question asks about; with no identifier in the
             // question (`what does evaluate do?`), of one of its content words.
-            if !q.names.is_empty() && defines(text, &q.names) {
-                score += 6.0;
-            } else if q.names.is_empty() && defines(text, &q.terms) {
-                score += 4.0;
-            }
+            score += if q.names.is_empty() {
+                definition(text, &q.terms) * 0.7
+            } else {
+                definition(text, &q.names)
+            };
             // Documentation says what things are for.
             if ["///", "//!", "/**", "* ", "#", "\"\"\"", "--", ";;"]
                 .iter()
