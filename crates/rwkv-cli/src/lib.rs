@@ -9,8 +9,7 @@
 mod model_args;
 
 pub use model_args::{
-    DEMO_MODEL, Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, report,
-    resolve_model_path,
+    DEMO_MODEL, Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, resolve_model_path,
 };
 
 use std::io::IsTerminal;
@@ -182,6 +181,24 @@ impl SourceArgs {
         }
         o
     }
+}
+
+/// How every binary ends: the code `run` returned, or its error printed on stderr as
+/// `TOOL: error: cause: …` with [`ExitCode::Error`] (a closed stdout is not an error: success).
+pub fn finish(tool: &str, result: anyhow::Result<ExitCode>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code.into(),
+        Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
+        Err(e) => {
+            report(tool, &e);
+            ExitCode::Error.into()
+        }
+    }
+}
+
+/// Print an error and its causes on one stderr line, the way every binary does.
+pub fn report(tool: &str, err: &anyhow::Error) {
+    eprintln!("{tool}: {err:#}");
 }
 
 /// Whether an error chain ends in a broken pipe (stdout closed by `head`): not a failure.
