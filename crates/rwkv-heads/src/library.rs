@@ -137,6 +137,18 @@ pub struct Library<'m> {
     texts: TextStore,
 }
 
+/// An error opening a store's manifest: an I/O or redb failure that is not recognisably damage
+/// still names the repair, since a damaged file is its likeliest cause.
+fn open_error(dir: &Path, e: rwkv_store::Error) -> Error {
+    match e {
+        rwkv_store::Error::Io { .. } | rwkv_store::Error::Manifest { .. } => Error::Unreadable {
+            dir: dir.to_path_buf(),
+            source: e,
+        },
+        other => other.into(),
+    }
+}
+
 /// The identity of a store that refused `model` only because its states were folded or stored
 /// another way (at the other fold precision, with the weights rounded otherwise, or as f32
 /// rather than bf16 blobs): its fingerprint is the model's own, alone or followed by `+…`
@@ -177,12 +189,13 @@ impl<'m> Library<'m> {
                         model_fingerprint: fingerprint,
                         ..ident
                     },
-                )?,
-                None => return Err(e.into()),
+                )
+                .map_err(|e| open_error(dir, e))?,
+                None => return Err(open_error(dir, e)),
             },
             Ok(s) => s,
         };
-        if store.stats()?.documents == 0 {
+        if store.stats().map_err(|e| open_error(dir, e))?.documents == 0 {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
         let index = Index::open_read_only(layout.index())?;
