@@ -48,6 +48,13 @@ pub struct LogArgs {
 
 /// Installs the stderr logger (and a panic hook that logs instead of printing raw panics:
 /// parser panics on bad input are contained by the libraries and reported as results).
+///
+/// `RUST_LOG` (an [`tracing_subscriber::EnvFilter`]) overrides `-v`/`-q`. The libraries time
+/// their slow phases with debug spans under `rwkv::*` targets (`rwkv::extract`,
+/// `rwkv::tokenize`, `rwkv::fold`, `rwkv::checkpoint`, `rwkv::index`, `rwkv::retrieve`,
+/// `rwkv::restore`, `rwkv::read`, `rwkv::generate`); each span's close is logged with its
+/// `time.busy` and `time.idle`, so `RUST_LOG=rwkv=debug` shows where a run spends its time.
+/// Everything goes to stderr: stdout stays for results (`--json`).
 pub fn init_logging(args: &LogArgs) {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "error",
@@ -63,6 +70,7 @@ pub fn init_logging(args: &LogArgs) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .try_init();
     std::panic::set_hook(Box::new(|info| {
         let msg = info

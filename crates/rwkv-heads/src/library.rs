@@ -225,6 +225,7 @@ impl<'m> Library<'m> {
 
     /// The `top` best segments for `question`.
     pub fn retrieve(&self, question: &str, top: usize, rank: Rank) -> Result<Vec<Candidate>> {
+        let _span = tracing::debug_span!(target: "rwkv::retrieve", "retrieve", top, rank = ?rank).entered();
         let pool = (top * 4).max(8);
         let mut by_key: BTreeMap<(String, u64), Candidate> = BTreeMap::new();
         let mut add = |h: Hit, bonus: f32| {
@@ -305,6 +306,7 @@ impl<'m> Library<'m> {
     }
 
     fn restore_key(&self, key: &Key) -> Result<State> {
+        let _span = tracing::debug_span!(target: "rwkv::restore", "restore", checkpoint = %key).entered();
         let bytes = self.store.read_blob(key)?;
         let (state, _) = State::from_bytes(
             &StoreDir::new(self.store.dir()).blobs(),
@@ -331,6 +333,8 @@ impl<'m> Library<'m> {
         timings: &mut Timings,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<crate::generate::Generation> {
+        let span = tracing::debug_span!(target: "rwkv::generate", "generate", max_tokens = opts.max_tokens, tokens = tracing::field::Empty);
+        let _entered = span.enter();
         let g = generate(
             self.model,
             self.tokenizer.as_ref(),
@@ -341,6 +345,7 @@ impl<'m> Library<'m> {
             opts.template.stop(),
             on_text,
         )?;
+        span.record("tokens", g.tokens);
         timings.first_token_ms = elapsed_ms + g.first_token_ms;
         timings.generate_ms = g.generate_ms;
         timings.tokens = g.tokens;
@@ -377,7 +382,8 @@ impl<'m> Library<'m> {
             context.push_str(&c.text);
         }
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
-        let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
+        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len())
+            .in_scope(|| read(self.model, self.tokenizer.as_ref(), &mut state, &context))?;
         timings.read_ms = ms(t2);
         let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
         let sources = cands
@@ -445,7 +451,8 @@ impl<'m> Library<'m> {
             format!("these {} files", docs.len())
         };
         context.push_str(&format!("\n\n{}", opts.template.prompt(&format!("Summarize {what}."))));
-        let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
+        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len())
+            .in_scope(|| read(self.model, self.tokenizer.as_ref(), &mut state, &context))?;
         timings.read_ms = ms(t2);
         let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
         let sources = docs
