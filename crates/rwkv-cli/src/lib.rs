@@ -192,7 +192,7 @@ impl SourceArgs {
 }
 
 /// How every binary ends: the code `run` returned, or its error printed on stderr as
-/// `TOOL: error: cause: …` with [`ExitCode::Error`] (a closed stdout is not an error: success).
+/// `TOOL: message: cause: …` (the error, then its causes) with [`ExitCode::Error`] (a closed stdout is not an error: success).
 pub fn finish(tool: &str, result: anyhow::Result<ExitCode>) -> std::process::ExitCode {
     match result {
         Ok(code) => code.into(),
