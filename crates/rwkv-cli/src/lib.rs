@@ -9,8 +9,7 @@
 mod model_args;
 
 pub use model_args::{
-    DEMO_MODEL, Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, report,
-    resolve_model_path,
+    DEMO_MODEL, Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, resolve_model_path,
 };
 
 use std::io::IsTerminal;
@@ -49,6 +48,13 @@ pub struct LogArgs {
 
 /// Installs the stderr logger (and a panic hook that logs instead of printing raw panics:
 /// parser panics on bad input are contained by the libraries and reported as results).
+///
+/// `RUST_LOG` (an [`tracing_subscriber::EnvFilter`]) overrides `-v`/`-q`. The libraries time
+/// their slow phases with debug spans under `rwkv::*` targets (`rwkv::extract`,
+/// `rwkv::tokenize`, `rwkv::fold`, `rwkv::checkpoint`, `rwkv::index`, `rwkv::retrieve`,
+/// `rwkv::restore`, `rwkv::read`, `rwkv::generate`); each span's close is logged with its
+/// `time.busy` and `time.idle`, so `RUST_LOG=rwkv=debug` shows where a run spends its time.
+/// Everything goes to stderr: stdout stays for results (`--json`).
 pub fn init_logging(args: &LogArgs) {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "error",
@@ -64,6 +70,7 @@ pub fn init_logging(args: &LogArgs) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .try_init();
     std::panic::set_hook(Box::new(|info| {
         let msg = info
@@ -182,6 +189,24 @@ impl SourceArgs {
         }
         o
     }
+}
+
+/// How every binary ends: the code `run` returned, or its error printed on stderr as
+/// `TOOL: message: cause: …` (the error, then its causes) with [`ExitCode::Error`] (a closed stdout is not an error: success).
+pub fn finish(tool: &str, result: anyhow::Result<ExitCode>) -> std::process::ExitCode {
+    match result {
+        Ok(code) => code.into(),
+        Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
+        Err(e) => {
+            report(tool, &e);
+            ExitCode::Error.into()
+        }
+    }
+}
+
+/// Print an error and its causes on one stderr line, the way every binary does.
+pub fn report(tool: &str, err: &anyhow::Error) {
+    eprintln!("{tool}: {err:#}");
 }
 
 /// Whether an error chain ends in a broken pipe (stdout closed by `head`): not a failure.

@@ -114,12 +114,3 @@ pub fn choose_tokenizer(name: &str, model: &Model) -> anyhow::Result<Arc<dyn Tok
     }
     Ok(t)
 }
-
-/// Print an error chain to stderr the way every binary does, returning exit code 2.
-pub fn report(err: &anyhow::Error) -> i32 {
-    eprintln!("error: {err}");
-    for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
-    2
-}

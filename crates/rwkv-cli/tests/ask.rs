@@ -462,3 +462,28 @@ fn walk_count(dir: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn a_damaged_manifest_names_the_repair() {
+    let dir = std::env::temp_dir().join(format!("rwkv-ask-damaged-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(root())
+        .args(["fixtures/code", "--json", "--store"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let manifest = dir.join("manifest.redb");
+    let len = std::fs::metadata(&manifest).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&manifest)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let (code, _, err) = ask(&["what does main do", "--max-tokens", "4"], &dir);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("rwkv-ingest --repair"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

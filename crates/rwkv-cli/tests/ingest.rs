@@ -53,8 +53,14 @@ fn list_prints_one_json_line_per_document_and_skip() {
     assert_eq!(lines[1]["type"], "skipped");
     assert_eq!(lines[1]["reason"], "binary");
     assert_eq!(lines[1]["input"], "code/logo.png");
-    assert_eq!(lines[2]["url"], "https://example.org/one");
-    assert_eq!(lines.len(), 6);
+    // The WARC's warcinfo record, then a request record before each response: not pages.
+    assert_eq!(
+        (lines[2]["type"].as_str(), lines[2]["reason"].as_str()),
+        (Some("skipped"), Some("not_a_page"))
+    );
+    assert_eq!(lines[3]["reason"], "not_a_page");
+    assert_eq!(lines[4]["url"], "https://example.org/one");
+    assert_eq!(lines.len(), 10);
 }
 
 #[test]
@@ -128,4 +134,128 @@ fn a_flag_on_the_command_line_beats_the_job_file_even_when_it_equals_the_default
     assert!(!tmp.path().join("from-job").exists());
     run(&["--pipeline", job.to_str().unwrap(), "--json"]);
     assert!(tmp.path().join("from-job/manifest.redb").is_file());
+}
+
+/// One WARC/1.0 record with the given type, target and block (Content-Length from the block).
+fn warc_record(ty: &str, n: u32, target: Option<&str>, content_type: &str, block: &str) -> String {
+    let target = target.map(|t| format!("WARC-Target-URI: {t}\r\n")).unwrap_or_default();
+    format!(
+        "WARC/1.0\r\nWARC-Type: {ty}\r\nWARC-Record-ID: <urn:uuid:00000000-0000-0000-0000-{n:012}>\r\n\
+         WARC-Date: 2024-05-01T12:00:00Z\r\n{target}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{block}\r\n\r\n",
+        block.len()
+    )
+}
+
+#[test]
+fn a_wget_warc_ingests_its_page_and_skips_the_other_records() {
+    // What `wget --warc-file` writes: warcinfo, a request and response per URL (a 404 for
+    // robots.txt), then metadata and resource records about the crawl itself.
+    let page = "<html><head><title>Tide Tables</title></head><body><main><h1>Tide Tables</h1>\
+                <p>High water comes twice a day, about fifty minutes later each day.</p></main></body></html>";
+    let http = |status: &str, ct: &str, body: &str| {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let req = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    let warc = [
+        warc_record(
+            "warcinfo",
+            1,
+            None,
+            "application/warc-fields",
+            "software: Wget/1.21\r\nformat: WARC File Format 1.0\r\n",
+        ),
+        warc_record(
+            "request",
+            2,
+            Some("<http://example.org/robots.txt>"),
+            "application/http;msgtype=request",
+            &req("/robots.txt"),
+        ),
+        warc_record(
+            "response",
+            3,
+            Some("<http://example.org/robots.txt>"),
+            "application/http;msgtype=response",
+            &http("404 Not Found", "text/html", "<html><body>Not Found</body></html>"),
+        ),
+        warc_record(
+            "request",
+            4,
+            Some("<http://example.org/tides>"),
+            "application/http;msgtype=request",
+            &req("/tides"),
+        ),
+        warc_record(
+            "response",
+            5,
+            Some("<http://example.org/tides>"),
+            "application/http;msgtype=response",
+            &http("200 OK", "text/html; charset=utf-8", page),
+        ),
+        warc_record(
+            "metadata",
+            6,
+            Some("<metadata://gnu.org/software/wget/warc/MANIFEST.txt>"),
+            "text/plain",
+            "urn:uuid:00000000-0000-0000-0000-000000000001\n",
+        ),
+        warc_record(
+            "resource",
+            7,
+            Some("<metadata://gnu.org/software/wget/warc/wget.log>"),
+            "text/plain",
+            "Saving to: 'tides'\n",
+        ),
+    ]
+    .concat();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("crawl.warc");
+    std::fs::write(&file, warc).unwrap();
+    let store = tmp.path().join("store");
+    let (code, lines, stderr) = ingest(&[file.to_str().unwrap(), "--json", "--store", store.to_str().unwrap()]);
+    assert_eq!(code, 0, "skipped records are not failures: {stderr}");
+    let s = &lines[0];
+    assert_eq!(
+        (
+            s["folded"].as_u64(),
+            s["failed"].as_u64(),
+            s["store_documents"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{s}"
+    );
+    let mut skips: Vec<(String, String)> = s["skips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let input = k["input"].as_str().unwrap();
+            let at = input.rsplit_once('#').map_or(input, |(_, r)| r).to_string();
+            (k["reason"].as_str().unwrap().to_string(), at)
+        })
+        .collect();
+    skips.sort();
+    assert_eq!(
+        skips,
+        [
+            ("http_4xx", "http://example.org/robots.txt"),
+            ("not_a_page", "http://example.org/robots.txt"),
+            ("not_a_page", "http://example.org/tides"),
+            ("not_a_page", "metadata://gnu.org/software/wget/warc/MANIFEST.txt"),
+            ("not_a_page", "urn:uuid:00000000-0000-0000-0000-000000000001"),
+            ("unsupported", "metadata://gnu.org/software/wget/warc/wget.log"),
+        ]
+        .map(|(r, a)| (r.to_string(), a.to_string())),
+        "{s}"
+    );
+    // The one document is the page.
+    let (code, lines, _) = ingest(&["--list", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let docs: Vec<_> = lines.iter().filter(|l| l["type"] == "document").collect();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["url"], "http://example.org/tides");
+    assert_eq!(docs[0]["title"], "Tide Tables");
 }

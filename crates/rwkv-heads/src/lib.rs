@@ -35,6 +35,16 @@ pub enum Error {
     /// The store is missing or empty.
     #[error("no store at {0}: ingest something first, e.g. `rwkv-ingest ./src`")]
     NoStore(std::path::PathBuf),
+    /// The store's manifest could not be read on open (an I/O or redb failure that is not
+    /// recognisably damage): it may be damaged.
+    #[error("{source}; if the store is damaged, rebuild it with `rwkv-ingest --repair --store {}`", dir.display())]
+    Unreadable {
+        /// The store directory.
+        dir: std::path::PathBuf,
+        /// What the store said.
+        #[source]
+        source: rwkv_store::Error,
+    },
     /// The store refused.
     #[error(transparent)]
     Store(#[from] rwkv_store::Error),

@@ -142,6 +142,18 @@ pub struct Library<'m> {
     texts: TextStore,
 }
 
+/// An error opening a store's manifest: an I/O or redb failure that is not recognisably damage
+/// still names the repair, since a damaged file is its likeliest cause.
+fn open_error(dir: &Path, e: rwkv_store::Error) -> Error {
+    match e {
+        rwkv_store::Error::Io { .. } | rwkv_store::Error::Manifest { .. } => Error::Unreadable {
+            dir: dir.to_path_buf(),
+            source: e,
+        },
+        other => other.into(),
+    }
+}
+
 /// The identity of a store that refused `model` only because its states were folded or stored
 /// another way (at the other fold precision, with the weights rounded otherwise, or as f32
 /// rather than bf16 blobs): its fingerprint is the model's own, alone or followed by `+…`
@@ -182,12 +194,13 @@ impl<'m> Library<'m> {
                         model_fingerprint: fingerprint,
                         ..ident
                     },
-                )?,
-                None => return Err(e.into()),
+                )
+                .map_err(|e| open_error(dir, e))?,
+                None => return Err(open_error(dir, e)),
             },
             Ok(s) => s,
         };
-        if store.stats()?.documents == 0 {
+        if store.stats().map_err(|e| open_error(dir, e))?.documents == 0 {
             return Err(Error::NoStore(dir.to_path_buf()));
         }
         let index = Index::open_read_only(layout.index())?;
@@ -217,6 +230,7 @@ impl<'m> Library<'m> {
 
     /// The `top` best segments for `question`.
     pub fn retrieve(&self, question: &str, top: usize, rank: Rank) -> Result<Vec<Candidate>> {
+        let _span = tracing::debug_span!(target: "rwkv::retrieve", "retrieve", top, rank = ?rank).entered();
         let pool = (top * 4).max(8);
         let mut by_key: BTreeMap<(String, u64), Candidate> = BTreeMap::new();
         let mut add = |h: Hit, bonus: f32| {
@@ -297,6 +311,7 @@ impl<'m> Library<'m> {
     }
 
     pub(crate) fn restore_key(&self, key: &Key) -> Result<State> {
+        let _span = tracing::debug_span!(target: "rwkv::restore", "restore", checkpoint = %key).entered();
         let bytes = self.store.read_blob(key)?;
         let (state, _) = State::from_bytes(
             &StoreDir::new(self.store.dir()).blobs(),
@@ -321,7 +336,10 @@ impl<'m> Library<'m> {
         max_tokens: usize,
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<crate::generate::Generation> {
-        generate(
+        let span =
+            tracing::debug_span!(target: "rwkv::generate", "generate", max_tokens, tokens = tracing::field::Empty);
+        let _entered = span.enter();
+        let g = generate(
             self.model,
             self.tokenizer.as_ref(),
             state,
@@ -330,7 +348,9 @@ impl<'m> Library<'m> {
             max_tokens,
             opts.template.stop(),
             on_text,
-        )
+        )?;
+        span.record("tokens", g.tokens);
+        Ok(g)
     }
 
     /// Generate from `state` and record the generation timings (`elapsed_ms`: time spent
@@ -397,7 +417,8 @@ impl<'m> Library<'m> {
             context.push_str(&c.text);
         }
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
-        let logits = read(self.model, self.tokenizer.as_ref(), &mut state, &context)?;
+        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len())
+            .in_scope(|| read(self.model, self.tokenizer.as_ref(), &mut state, &context))?;
         timings.read_ms = ms(t2);
         let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
         let sources = cands

@@ -273,7 +273,14 @@ pub fn ingest(
     }
 
     let removed = remove_deleted(&shared)?;
-    shared.index.lock().map_err(|_| poisoned())?.commit()?;
+    tracing::debug_span!(target: "rwkv::index", "index_commit").in_scope(|| {
+        shared
+            .index
+            .lock()
+            .map_err(|_| poisoned())?
+            .commit()
+            .map_err(Error::from)
+    })?;
 
     let corpus_state = if cfg.corpus_state {
         Some(fold_corpus(&shared, tokenizer.as_ref())?)
@@ -444,7 +451,8 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
         text: &doc.text,
         parts: &parts,
     };
-    let plan = shared.reader.plan(&input);
+    let plan = tracing::debug_span!(target: "rwkv::tokenize", "tokenize", path = %name, bytes = doc.bytes())
+        .in_scope(|| shared.reader.plan(&input));
     let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
     let record = DocumentRecord {
         id: id.clone(),
@@ -480,7 +488,12 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
     let mut parent: Option<Key> = None;
     let mut failure: Option<Error> = None;
     let mut last_tokens = 0u64;
+    let fold_span = tracing::debug_span!(target: "rwkv::fold", "fold", path = %name, tokens = doc_tokens);
+    let fold_guard = fold_span.enter();
     let summary = shared.reader.fold_planned(&input, &plan, |cp| {
+        let _span =
+            tracing::debug_span!(target: "rwkv::checkpoint", "checkpoint", seq = cp.seq, tokens = cp.token_offset)
+                .entered();
         let key = checkpoint_key(&fp, parent.as_ref(), &cp.span_hash);
         let mut rec = CheckpointRecord {
             key,
@@ -513,6 +526,7 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
         parent = Some(key);
         ControlFlow::Continue(())
     })?;
+    drop(fold_guard);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -525,8 +539,10 @@ fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
         .checkpoints
         .fetch_add(records.len() as u64, Ordering::Relaxed);
     let committed = records.clone();
-    shared.store.commit_document(record.clone(), records)?;
+    tracing::debug_span!(target: "rwkv::checkpoint", "commit", path = %name, checkpoints = committed.len())
+        .in_scope(|| shared.store.commit_document(record.clone(), records))?;
     let segs = segments_from(&record, &committed, &doc.text);
+    let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, segments = segs.len()).entered();
     shared
         .index
         .lock()

@@ -125,6 +125,24 @@ pub enum Error {
         /// The status code.
         status: u16,
     },
+    /// A WARC record that is not a page: a `warcinfo`, `request`, `metadata`, `revisit`…
+    /// record (crawlers write them beside the responses). Skipped by policy.
+    #[error("{at}: not a page ({what})")]
+    NotAPage {
+        /// `warc-path#target-uri` (or `#record-id`).
+        at: String,
+        /// What the record is, e.g. `request record`.
+        what: String,
+    },
+    /// An archived (WARC) response with a non-success status, e.g. a crawler's 404 for
+    /// `robots.txt`: not a page, skipped by policy (a URL fetched now that answers so fails).
+    #[error("{at}: archived response has HTTP status {status}")]
+    ArchivedStatus {
+        /// `warc-path#target-uri`.
+        at: String,
+        /// The status code.
+        status: u16,
+    },
     /// An `--include`/`--exclude` glob does not parse.
     #[error("invalid glob `{glob}`: {reason}")]
     InvalidGlob {
@@ -147,7 +165,8 @@ impl Error {
     /// A short stable code for the reason, for JSON output and tests: `unreadable`,
     /// `symlink_loop`, `not_regular`, `binary`, `too_large`, `expands_too_large`, `empty`,
     /// `unsupported`, `malformed`, `timeout`, `panicked`, `fetch`, `http_status`,
-    /// `invalid_glob`, `walk`.
+    /// `invalid_glob`, `walk`; for WARC records, `not_a_page` and `http_1xx`/`http_3xx`/
+    /// `http_4xx`/`http_5xx`/`http_other` (an archived response's status class).
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Unreadable { .. } => "unreadable",
@@ -163,6 +182,14 @@ impl Error {
             Error::Panicked { .. } => "panicked",
             Error::Fetch { .. } => "fetch",
             Error::HttpStatus { .. } => "http_status",
+            Error::NotAPage { .. } => "not_a_page",
+            Error::ArchivedStatus { status, .. } => match status / 100 {
+                1 => "http_1xx",
+                3 => "http_3xx",
+                4 => "http_4xx",
+                5 => "http_5xx",
+                _ => "http_other",
+            },
             Error::InvalidGlob { .. } => "invalid_glob",
             Error::Walk { .. } => "walk",
         }
@@ -185,6 +212,8 @@ impl Error {
             | Error::Panicked { at, .. }
             | Error::Fetch { at, .. }
             | Error::HttpStatus { at, .. }
+            | Error::NotAPage { at, .. }
+            | Error::ArchivedStatus { at, .. }
             | Error::Walk { at, .. } => at,
             Error::InvalidGlob { glob, .. } => glob,
         }
@@ -201,6 +230,8 @@ impl Error {
                 | Error::Empty { .. }
                 | Error::Unsupported { .. }
                 | Error::NotRegular { .. }
+                | Error::NotAPage { .. }
+                | Error::ArchivedStatus { .. }
         )
     }
 

@@ -409,7 +409,8 @@ async fn blocking(
     f: impl FnOnce() -> Result<Document> + Send + 'static,
 ) -> Result<Document> {
     let limit = ctx.opts.extract_timeout;
-    match tokio::time::timeout(limit, tokio::task::spawn_blocking(f)).await {
+    let span = tracing::debug_span!(target: "rwkv::extract", "extract", at = %at, format);
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(move || span.in_scope(f))).await {
         Err(_) => Err(Error::Timeout {
             at,
             secs: limit.as_secs(),

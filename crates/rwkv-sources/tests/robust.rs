@@ -31,8 +31,13 @@ fn bad_inputs_are_errors_for_themselves_alone() {
             "malformed books/bad/no-opf.epub",
             "malformed books/bad/not-a-zip.epub",
             "doc web/bad/broken.html",
+            // A WARC's warcinfo and request records are skipped by policy, listed as not pages.
+            "not_a_page web/bad/truncated.warc#urn:uuid:00000001-0000-0000-0000-000000000000",
+            "not_a_page web/bad/truncated.warc#https://example.org/one",
             "doc https://example.org/one",
+            "not_a_page web/bad/truncated.warc#https://example.org/two",
             "doc https://example.org/two",
+            "not_a_page web/bad/truncated.warc#https://example.org/three",
             "malformed web/bad/truncated.warc",
             "malformed books/bad/damaged.pdf",
             "doc web/article.html",
@@ -42,7 +47,7 @@ fn bad_inputs_are_errors_for_themselves_alone() {
     );
     let broken = items[5].as_ref().unwrap();
     assert!(broken.text.contains("broken markup was the subject") && broken.title == "Broken page");
-    let bad_utf8 = items[11].as_ref().unwrap();
+    let bad_utf8 = items[15].as_ref().unwrap();
     assert_eq!(bad_utf8.decoding.replaced, 1);
     let bomb = items[1].as_ref().unwrap_err().to_string();
     assert!(bomb.contains("bomb.epub") && bomb.contains("zip bomb"), "{bomb}");

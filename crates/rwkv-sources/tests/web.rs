@@ -65,13 +65,22 @@ fn warc_with_three_responses() {
     assert_eq!(
         s,
         [
+            "not_a_page crawl.warc.gz#urn:uuid:00000001-0000-0000-0000-000000000000",
+            "not_a_page crawl.warc.gz#https://example.org/one",
             "doc https://example.org/one",
+            "not_a_page crawl.warc.gz#https://example.org/two",
             "doc https://example.org/two",
+            "not_a_page crawl.warc.gz#https://example.org/three",
             "doc https://example.org/three",
             "unsupported crawl.warc.gz#https://example.org/logo.png"
         ]
     );
-    let d = docs(items.into_iter().take(3).collect());
+    assert!(
+        items
+            .iter()
+            .all(|i| i.as_ref().err().is_none_or(|e| e.is_policy_skip()))
+    );
+    let d = docs(items.into_iter().filter(Result::is_ok).collect());
     assert_eq!(
         d.iter().map(|d| d.title.as_str()).collect::<Vec<_>>(),
         ["Page One", "Page Two", "Page Three"]

@@ -76,6 +76,11 @@ pub(crate) fn db_err(path: &Path, dir: &Path, e: impl Into<redb::Error>) -> Erro
             path: path.to_path_buf(),
             reason: format!("not a redb database: {io}"),
         },
+        // A read past the end: the file is shorter than its own header says (truncated).
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Error::ManifestDamaged {
+            path: path.to_path_buf(),
+            reason: format!("the file is truncated: {io}"),
+        },
         other => Error::Manifest {
             path: path.to_path_buf(),
             source: Box::new(other),

@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 use clap::Parser;
-use rwkv_cli::{WeightArgs, choose_tokenizer, load_model, report, resolve_model_path};
+use rwkv_cli::{
+    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_tokenizer, finish, init_logging, load_model,
+    resolve_model_path,
+};
 use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget, Template};
 use rwkv_model::sample::SamplerConfig;
 
@@ -41,8 +44,8 @@ struct Args {
     /// Model checkpoint; must be the one the store was made with. Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Tokenizer: auto, bytes or world.
-    #[arg(long, default_value = "auto")]
+    /// Tokenizer.
+    #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
     tokenizer: String,
     /// Arithmetic of re-reading the segments: f32 (exact) or bf16 (about twice as fast on
     /// CPUs with AVX512-BF16, approximate). The stored checkpoints are not changed.
@@ -74,17 +77,17 @@ struct Args {
     /// Print one JSON object (answer, sources, timings) instead of streaming text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => std::process::exit(report(&e)),
-    }
+    init_logging(&args.log);
+    finish("rwkv-ask", run(&args))
 }
 
-fn run(args: &Args) -> anyhow::Result<i32> {
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
     let mut model = load_model(&model_path, args.weights.resolve(None)?)?.model;
     model.set_fold_precision(args.fold_precision);
@@ -93,7 +96,7 @@ fn run(args: &Args) -> anyhow::Result<i32> {
         Ok(l) => l,
         Err(e @ rwkv_heads::Error::NoStore(_)) => {
             eprintln!("rwkv-ask: {e}");
-            return Ok(1);
+            return Ok(ExitCode::Partial);
         }
         Err(e) => return Err(e.into()),
     };
@@ -130,7 +133,7 @@ fn run(args: &Args) -> anyhow::Result<i32> {
         if args.json {
             println!("{}", serde_json::to_string(&rows)?);
         }
-        return Ok(0);
+        return Ok(ExitCode::Success);
     }
     let opts = AskOptions {
         top: args.top.max(1),
@@ -192,7 +195,7 @@ fn run(args: &Args) -> anyhow::Result<i32> {
     };
     let Some(answer) = answer else {
         eprintln!("no matching documents");
-        return Ok(1);
+        return Ok(ExitCode::Partial);
     };
     if json {
         println!("{}", serde_json::to_string(&answer)?);
@@ -204,7 +207,7 @@ fn run(args: &Args) -> anyhow::Result<i32> {
             println!("  {s}");
         }
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }
 
 /// The lines that answer, as `path:line  text` with a line of context on each side (context
@@ -242,7 +245,7 @@ fn summarize(
     opts: &AskOptions,
     json: bool,
     on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);
@@ -264,7 +267,7 @@ fn summarize(
     };
     let Some(s) = lib.summarize(target, opts, &mut on_document, on_text)? else {
         eprintln!("no matching documents");
-        return Ok(1);
+        return Ok(ExitCode::Partial);
     };
     if json {
         println!("{}", serde_json::to_string(&s)?);
@@ -277,5 +280,5 @@ fn summarize(
             println!("  {}: {one_line}", d.path);
         }
     }
-    Ok(0)
+    Ok(ExitCode::Success)
 }

@@ -14,7 +14,7 @@ use std::process::ExitCode as ProcessExit;
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use futures::StreamExt;
-use rwkv_cli::{ExitCode, LogArgs, SourceArgs, init_logging, is_broken_pipe};
+use rwkv_cli::{ExitCode, LogArgs, SourceArgs, TOKENIZER_HELP, finish, init_logging};
 use rwkv_sources::{Document, Error as SourceError, Input, Sources};
 use serde::Serialize;
 
@@ -34,8 +34,8 @@ pub(crate) struct Args {
     /// Model checkpoint (.pth or .safetensors). Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
-    /// Tokenizer: auto, bytes or world.
-    #[arg(long, default_value = "auto")]
+    /// Tokenizer.
+    #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
     pub tokenizer: String,
     /// Store directory.
     #[arg(long, default_value = ".rwkv")]
@@ -331,31 +331,19 @@ fn main() -> ProcessExit {
     };
     init_logging(&args.log);
     if !args.list {
-        return match run::main(&args, &matches) {
-            Ok(code) => code.into(),
-            Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
-            Err(e) => {
-                eprintln!("rwkv-ingest: {e:#}");
-                ExitCode::Error.into()
-            }
-        };
+        return finish("rwkv-ingest", run::main(&args, &matches));
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("rwkv-ingest: cannot start the runtime: {e}");
-            return ExitCode::Error.into();
+            return finish(
+                "rwkv-ingest",
+                Err(anyhow::Error::new(e).context("cannot start the runtime")),
+            );
         }
     };
     let result = runtime.block_on(list(&args));
     // Do not wait for a parser that timed out and is still running on a blocking thread.
     runtime.shutdown_background();
-    match result {
-        Ok(code) => code.into(),
-        Err(e) if is_broken_pipe(&e) => ExitCode::Success.into(),
-        Err(e) => {
-            eprintln!("rwkv-ingest: {e:#}");
-            ExitCode::Error.into()
-        }
-    }
+    finish("rwkv-ingest", result)
 }

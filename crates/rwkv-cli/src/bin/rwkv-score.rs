@@ -11,7 +11,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Parser;
 use rwkv_cli::{
-    Loaded, TOKENIZER_HELP, WeightArgs, choose_tokenizer, load_model, peak_rss_bytes, report, resolve_model_path,
+    ExitCode, Loaded, LogArgs, TOKENIZER_HELP, WeightArgs, choose_tokenizer, finish, init_logging, load_model,
+    peak_rss_bytes, resolve_model_path,
 };
 use rwkv_model::Logits;
 use rwkv_model::sample::log_softmax_at;
@@ -40,6 +41,8 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -65,15 +68,13 @@ struct Report {
     tokens_per_second: f64,
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => {}
-        Err(e) => std::process::exit(report(&e)),
-    }
+    init_logging(&args.log);
+    finish("rwkv-score", run(&args))
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
+fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
     if demo && !args.json {
         eprintln!("note: using the bundled demo model; real scores need a real checkpoint (--model)");
@@ -176,5 +177,5 @@ fn run(args: &Args) -> anyhow::Result<()> {
             println!("peak memory     {:.2} GB", p as f64 / 1e9);
         }
     }
-    Ok(())
+    Ok(ExitCode::Success)
 }

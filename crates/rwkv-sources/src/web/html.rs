@@ -228,10 +228,23 @@ pub(crate) fn fence_code_blocks(dom: &Dom) {
     }
 }
 
+/// The first `max` bytes of `s` or fewer: cut at the last character boundary at or before
+/// `max`, never inside a multi-byte character.
+fn head_of(s: &str, max: usize) -> &str {
+    if max >= s.len() {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// The URL a saved page declares: the browsers' `<!-- saved from url=(NNNN)URL -->` comment,
 /// else `<link rel=canonical>`, else `og:url`.
 fn declared_url(html: &str, dom: &Dom) -> Option<String> {
-    if let Some(p) = html[..html.len().min(4096)].find("saved from url=(") {
+    if let Some(p) = head_of(html, 4096).find("saved from url=(") {
         let rest = &html[p + 16..];
         if let Some(close) = rest.find(')') {
             let url: String = rest[close + 1..].chars().take_while(|c| !c.is_whitespace()).collect();
@@ -323,7 +336,7 @@ pub(crate) fn extract_page(html: &str, fallback_title: &str) -> Page {
         .map(|m| (m.line.clone(), m.line_start))
         .collect();
     // Make sure the page says what it is: a headline when the text does not start with it.
-    let head = &text[..text.len().min(400)];
+    let head = head_of(&text, 400);
     if !text.is_empty() && !head.contains(title.as_str()) && !h1.is_empty() && !head.contains(h1.as_str()) {
         let prefix = format!("# {title}\n\n");
         text.insert_str(0, &prefix);
@@ -382,5 +395,34 @@ mod tests {
         }
         assert!(p.title.contains("Main Story"));
         assert!(p.sections.iter().any(|s| s.0 == "Details"), "{:?}", p.sections);
+    }
+
+    #[test]
+    fn a_head_cut_inside_a_multibyte_character_keeps_the_page() {
+        assert_eq!(head_of("a“b", 2), "a");
+        assert_eq!(head_of("a“b", 4), "a“");
+        assert_eq!(head_of("ab", 400), "ab");
+        // The page's first 400 bytes end inside a 3-byte curly quote for some N: each page is
+        // extracted whole, with its headline, for every offset around byte 400.
+        let quoted = "“quoted” text, ‘single’ too. ".repeat(4);
+        for n in 385..=410 {
+            let html = format!(
+                "<html><head><title>A Page</title></head><body><main><h1>Headline</h1><p>{}{quoted}</p>\
+                 <p>More body text follows here.</p></main></body></html>",
+                "x".repeat(n)
+            );
+            let p = extract_page(&html, "fallback");
+            assert!(p.text.contains("“quoted” text"), "n={n}: {}", p.text);
+            assert!(p.text.contains("More body text"), "n={n}: {}", p.text);
+        }
+        // The same with a saved-from comment whose 4096-byte window ends inside a character.
+        for n in 4090..=4096 {
+            let html = format!(
+                "<!-- saved from url=(0019)https://example.org/ --><html><body><p>{}{quoted}</p></body></html>",
+                "x".repeat(n - 60)
+            );
+            let p = extract_page(&html, "fallback");
+            assert!(p.text.contains("“quoted”"), "n={n}");
+        }
     }
 }

@@ -37,7 +37,8 @@ pub(crate) struct Response {
 }
 
 /// Reads the WARC file at `path`, calling `f` with each HTML response (in file order) and an
-/// error for each record that is not one (non-HTML, non-2xx, over the cap) or for damage.
+/// error for each record that is not one (a policy skip: not a response or resource record,
+/// non-HTML, non-2xx, over the cap) or for damage (a failure).
 pub(crate) fn read_warc(path: &Path, opts: &Options, f: &mut dyn FnMut(Result<Response>) -> ControlFlow<()>) {
     let at = display_path(path);
     let file = match std::fs::metadata(path) {
@@ -95,17 +96,28 @@ fn read_records<R: BufRead>(
             Some(Ok(rec)) => rec,
         };
         seen += 1;
-        let wanted = matches!(item.warc_type(), RecordType::Response | RecordType::Resource);
-        if !wanted {
-            continue;
-        }
         let url = item
             .header(WarcHeader::TargetURI)
             .map(Cow::into_owned)
             .unwrap_or_default();
         let url = url.trim_matches(['<', '>']).to_string();
-        let rec_at = format!("{at}#{url}");
         let record_id = item.warc_id().to_string();
+        let rec_at = if url.is_empty() {
+            format!("{at}#{}", record_id.trim_matches(['<', '>']))
+        } else {
+            format!("{at}#{url}")
+        };
+        let wanted = matches!(item.warc_type(), RecordType::Response | RecordType::Resource);
+        if !wanted {
+            let skip = Error::NotAPage {
+                at: rec_at,
+                what: format!("{} record", item.warc_type()),
+            };
+            if f(Err(skip)).is_break() {
+                return;
+            }
+            continue;
+        }
         let is_http = item
             .header(WarcHeader::ContentType)
             .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/http"));
@@ -181,7 +193,8 @@ fn damaged(at: &str, seen: usize, e: &warc::Error) -> Error {
     }
 }
 
-/// Splits an HTTP response into `(Content-Type, decoded body)`; non-2xx is an error.
+/// Splits an HTTP response into `(Content-Type, decoded body)`; non-2xx is
+/// [`Error::ArchivedStatus`].
 fn http_response(block: &[u8], at: &str, cap: u64) -> Result<(Option<String>, Vec<u8>)> {
     let malformed = |reason: &str| Error::Malformed {
         at: at.to_string(),
@@ -204,7 +217,7 @@ fn http_response(block: &[u8], at: &str, cap: u64) -> Result<(Option<String>, Ve
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| malformed("bad status line"))?;
     if !(200..300).contains(&status) {
-        return Err(Error::HttpStatus {
+        return Err(Error::ArchivedStatus {
             at: at.to_string(),
             status,
         });
@@ -298,6 +311,7 @@ mod tests {
         let (ct, body) = http_response(block, "x", 1000).unwrap();
         assert_eq!((ct.as_deref(), body.as_slice()), (Some("text/html"), &b"<html>"[..]));
         let e = http_response(b"HTTP/1.1 404 Not Found\r\n\r\n", "x", 10).unwrap_err();
-        assert_eq!(e.reason(), "http_status");
+        assert_eq!(e.reason(), "http_4xx");
+        assert!(e.is_policy_skip());
     }
 }
