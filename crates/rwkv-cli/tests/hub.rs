@@ -319,6 +319,38 @@ fn downloads_once_then_scores_from_the_cache_and_offline() {
 }
 
 #[test]
+fn a_job_files_hub_model_is_downloaded_not_taken_for_a_relative_path() {
+    let bytes = std::fs::read(root().join(FIXTURE)).unwrap();
+    let hub = Hub::start(bytes);
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("hf");
+    let text = text_file(tmp.path());
+    let job = tmp.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "version = 1\ninputs = [{:?}]\nmodel = \"{}\"\nstore = \"store\"\njobs = 1\n",
+            text.display().to_string(),
+            hub_ref()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .args(["--pipeline", job.to_str().unwrap(), "--json"])
+        .current_dir(tmp.path())
+        .env("HF_ENDPOINT", hub.endpoint())
+        .env("HF_HOME", &home)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HF_HUB_OFFLINE")
+        .env_remove("RWKV_MODEL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(hub.state.body_gets.load(Ordering::SeqCst), 1);
+    assert!(tmp.path().join("store/manifest.redb").is_file());
+}
+
+#[test]
 fn hub_cache_honours_hf_hub_cache() {
     let bytes = std::fs::read(root().join(FIXTURE)).unwrap();
     let hub = Hub::start(bytes);
