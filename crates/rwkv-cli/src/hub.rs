@@ -258,6 +258,21 @@ mod online {
                  as a .part file under {} and the next run resumes it",
                 dir.display()
             ),
+            ApiError::IoError(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                anyhow!(
+                    "network failure downloading {url}: {io}; the partial file stays as a .part file under {} \
+                     and the next run resumes it",
+                    dir.display()
+                )
+            }
             ApiError::IoError(io) => anyhow!("download of {url} failed: {io}"),
             ApiError::MissingHeader(h) | ApiError::InvalidHeader(h) => anyhow!(
                 "{url} did not answer like the Hugging Face hub (header `{h}` missing or invalid; is HF_ENDPOINT right?)"
@@ -313,19 +328,21 @@ mod online {
 
     impl hf_hub::api::Progress for Bar {
         fn init(&mut self, size: usize, filename: &str) {
+            let name = filename.rsplit('/').next().unwrap_or(filename).to_string();
             let bar = self.0.get_or_insert_with(|| {
-                let b = indicatif::ProgressBar::new(size as u64);
+                let mut b = indicatif::ProgressBar::hidden().with_message(name);
                 if let Ok(style) = indicatif::ProgressStyle::with_template(
                     "{msg} [{elapsed_precise}] [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} ({eta})",
                 ) {
-                    b.set_style(style.progress_chars("=> "));
+                    b = b.with_style(style.progress_chars("=> "));
                 }
+                b.set_length(size as u64);
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                 b
             });
             bar.set_length(size as u64);
             // Each attempt reports the bytes it resumes from as its first update.
             bar.set_position(0);
-            bar.set_message(filename.rsplit('/').next().unwrap_or(filename).to_string());
         }
 
         fn update(&mut self, size: usize) {
