@@ -11,13 +11,15 @@ use rwkv_model::tokenizer::{HfTokenizer, KnownTokenizer, Tokenizer};
 /// The bundled demo model, relative to the workspace root.
 pub const DEMO_MODEL: &str = "fixtures/models/rwkv7-code-11m.bf16.safetensors";
 
-/// The model to use: `--model`, else `$RWKV_MODEL`, else the bundled demo model.
+/// The model to use: `--model`, else `$RWKV_MODEL`, else the bundled demo model. A hub
+/// reference (`hf:OWNER/REPO/FILE[@REVISION]`) is fetched into the hub cache first and its
+/// cached path returned (see [`crate::hub`]).
 pub fn resolve_model_path(arg: Option<&Path>) -> anyhow::Result<(PathBuf, bool)> {
     if let Some(p) = arg {
-        return Ok((p.to_path_buf(), false));
+        return Ok((crate::hub::local_model_path(p)?, false));
     }
     if let Some(p) = std::env::var_os("RWKV_MODEL") {
-        return Ok((PathBuf::from(p), false));
+        return Ok((crate::hub::local_model_path(Path::new(&p))?, false));
     }
     let candidates = [
         PathBuf::from(DEMO_MODEL),

@@ -19,7 +19,8 @@ pub struct JobSpec {
     pub version: u32,
     /// What to read: directories, files, WARC files, `http(s)://` URLs.
     pub inputs: Vec<String>,
-    /// Model checkpoint; the CLI's default (bundled demo model) when absent.
+    /// Model checkpoint, or a hub reference `hf:OWNER/REPO/FILE[@REVISION]` (kept as written);
+    /// the CLI's default (bundled demo model) when absent.
     pub model: Option<PathBuf>,
     /// Tokenizer: `auto`, `bytes` or `world`.
     pub tokenizer: Option<String>,
@@ -108,7 +109,14 @@ impl JobSpec {
                 }
             })
             .collect();
-        spec.model = spec.model.as_deref().map(resolve);
+        // A hub reference names no local file: it is not relative to the job file.
+        spec.model = spec.model.as_deref().map(|m| {
+            if m.to_str().is_some_and(|s| s.starts_with("hf:")) {
+                m.to_path_buf()
+            } else {
+                resolve(m)
+            }
+        });
         spec.store = spec.store.as_deref().map(resolve);
         Ok(spec)
     }

@@ -278,6 +278,21 @@ fn every_job_file_parses_and_unknown_keys_are_errors() {
     .unwrap();
     assert_eq!(ok.state_precision, Some(StatePrecision::F32));
     assert_eq!(ok.checkpoints.every, None, "absent: the state-size-aware default");
+    // A hub reference stays as written; a model path is relative to the job file.
+    let hub = JobSpec::parse(
+        "inputs = [\"x\"]\nmodel = \"hf:o/r/m.pth@v1\"\n",
+        Path::new("/jobs"),
+        Path::new("h.toml"),
+    )
+    .unwrap();
+    assert_eq!(hub.model.as_deref(), Some(Path::new("hf:o/r/m.pth@v1")));
+    let local = JobSpec::parse(
+        "inputs = [\"x\"]\nmodel = \"m.pth\"\n",
+        Path::new("/jobs"),
+        Path::new("l.toml"),
+    )
+    .unwrap();
+    assert_eq!(local.model.as_deref(), Some(Path::new("/jobs/m.pth")));
 }
 
 #[test]
