@@ -16,6 +16,15 @@ pub enum Template {
     Chat,
     /// Base-model completion: `Question: {q}\nAnswer:`, ends at a blank line.
     Plain,
+    /// The RWKV-7 G1 chat models: `User: {q}\n\nAssistant:` with the question cleaned (line
+    /// ends normalised, runs of blank lines collapsed: a blank line ends a turn), and their
+    /// thinking switch: off sends `Assistant: <think>\n</think>` (an empty thought, then the
+    /// answer), on opens `Assistant: <think>` and lets the model think first. Ends at a blank
+    /// line (with thinking on, at the next `User:` turn) or the end token.
+    G1 {
+        /// Whether the model thinks before answering.
+        think: bool,
+    },
     /// Custom: `{q}` is replaced by the question; generation ends at `stop`.
     Custom {
         /// The prompt with a `{q}` placeholder.
@@ -35,9 +44,29 @@ impl Template {
         }
     }
 
+    /// The template for a model: G1 for World-vocabulary models whose checkpoint says it is a G1
+    /// model (`g1` in its file name or metadata), chat for other World models, plain for
+    /// byte-level and other base models.
+    pub fn for_model(tokenizer: &dyn Tokenizer, file_name: &str, metadata: &[&str], think: bool) -> Self {
+        let g1 = |s: &str| {
+            let s = s.to_ascii_lowercase();
+            s.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|w| w.starts_with("g1") && !w[2..].starts_with(|c: char| c.is_ascii_digit()))
+        };
+        if tokenizer.id() == "world" && (g1(file_name) || metadata.iter().any(|m| g1(m))) {
+            Template::G1 { think }
+        } else {
+            Self::for_tokenizer(tokenizer)
+        }
+    }
+
     /// The prompt asking `q`.
     pub fn prompt(&self, q: &str) -> String {
         match self {
+            Template::G1 { think } => {
+                let open = if *think { " <think>" } else { " <think>\n</think>" };
+                format!("User: {}\n\nAssistant:{open}", clean_user_text(q))
+            }
             Template::Chat => format!("User: {q}\n\nAssistant:"),
             Template::Plain => format!("Question: {q}\nAnswer:"),
             Template::Custom { prompt, .. } => prompt.replace("{q}", q),
@@ -47,10 +76,29 @@ impl Template {
     /// The text that ends the answer.
     pub fn stop(&self) -> &str {
         match self {
-            Template::Chat | Template::Plain => "\n\n",
+            Template::Chat | Template::Plain | Template::G1 { think: false } => "\n\n",
+            Template::G1 { think: true } => "\n\nUser:",
             Template::Custom { stop, .. } => stop,
         }
     }
+}
+
+/// The user's text as the G1 chat format wants it: `\r\n` as `\n`, trimmed, and every run of
+/// blank lines collapsed into one line break (a blank line would end the turn).
+pub fn clean_user_text(q: &str) -> String {
+    let q = q.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(q.len());
+    for line in q.trim().lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// What a generation produced.
@@ -154,4 +202,50 @@ fn finish(mut g: Generation, start: Instant, first: Option<f64>) -> Generation {
 pub fn read(model: &Model, tokenizer: &dyn Tokenizer, state: &mut State, text: &str) -> Result<Vec<f32>> {
     let toks = tokenizer.encode(text);
     Ok(model.forward_seq(&toks, state, Logits::Last)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rwkv_model::tokenizer::BytesTokenizer;
+
+    #[test]
+    fn g1_prompts_clean_the_question_and_switch_thinking() {
+        let off = Template::G1 { think: false };
+        assert_eq!(
+            off.prompt("  What is X?\r\n\r\n\n  and Y  \n"),
+            "User: What is X?\n  and Y\n\nAssistant: <think>\n</think>"
+        );
+        assert_eq!(off.stop(), "\n\n");
+        let on = Template::G1 { think: true };
+        assert_eq!(on.prompt("q"), "User: q\n\nAssistant: <think>");
+        assert_eq!(on.stop(), "\n\nUser:");
+    }
+
+    #[test]
+    fn base_models_keep_the_plain_template() {
+        let t = Template::for_model(&BytesTokenizer, "rwkv7-g1a-0.4b.pth", &[], false);
+        assert_eq!(
+            t,
+            Template::Plain,
+            "a byte-level model is a base model whatever its name"
+        );
+        let world = rwkv_model::tokenizer::WorldTokenizer::embedded();
+        assert_eq!(
+            Template::for_model(world, "rwkv7-g1a-0.4b-20250905-ctx4096.pth", &[], true),
+            Template::G1 { think: true }
+        );
+        assert_eq!(
+            Template::for_model(world, "rwkv7-g1a3-1.5b.pth", &[], false),
+            Template::G1 { think: false }
+        );
+        assert_eq!(
+            Template::for_model(world, "model.pth", &["RWKV-7 G1 2.9B"], false),
+            Template::G1 { think: false }
+        );
+        assert_eq!(
+            Template::for_model(world, "RWKV-x070-World-1.5B.pth", &["g10x"], false),
+            Template::Chat
+        );
+    }
 }

@@ -41,7 +41,8 @@ struct Args {
     /// Store directory.
     #[arg(long, default_value = ".rwkv")]
     store: PathBuf,
-    /// Model checkpoint; must be the one the store was made with. Default: $RWKV_MODEL, else the bundled demo model.
+    /// Model checkpoint (.pth, .safetensors, rwkv.cpp .bin, or hf:OWNER/REPO/FILE from the hub);
+    /// must be the one the store was made with. Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Tokenizer.
@@ -59,9 +60,14 @@ struct Args {
     /// Ranking: bm25, model (log-likelihood of the question from each checkpoint) or both.
     #[arg(long, default_value = "bm25", value_parser = ["bm25", "model", "both"])]
     rank: String,
-    /// Prompt template: chat (`User: …\n\nAssistant:`), plain (`Question: …\nAnswer:`) or auto.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "chat", "plain"])]
+    /// Prompt template: chat (`User: …\n\nAssistant:`), g1 (RWKV-7 G1 chat: the question
+    /// cleaned, thinking per --think), plain (`Question: …\nAnswer:`) or auto (g1 for World
+    /// models named or marked G1, chat for other World models, plain for base models).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "chat", "g1", "plain"])]
     template: String,
+    /// G1 models: let the model think before answering (on) or send an empty thought (off).
+    #[arg(long, default_value = "off", value_parser = ["off", "on"])]
+    think: String,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
@@ -105,10 +111,19 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "note: using the bundled demo model (a tiny code model): expect rough answers; real answers need a real checkpoint (--model)"
         );
     }
+    let think = args.think == "on";
     let template = match args.template.as_str() {
         "chat" => Template::Chat,
         "plain" => Template::Plain,
-        _ => Template::for_tokenizer(tokenizer.as_ref()),
+        "g1" => Template::G1 { think },
+        _ => {
+            let name = model_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let meta: Vec<&str> = model.metadata().values().map(String::as_str).collect();
+            Template::for_model(tokenizer.as_ref(), &name, &meta, think)
+        }
     };
     if args.self_test {
         let opts = SelfTestOptions {

@@ -31,7 +31,8 @@ pub(crate) struct Args {
     /// List the documents as JSON lines without loading a model.
     #[arg(long)]
     pub list: bool,
-    /// Model checkpoint (.pth or .safetensors). Default: $RWKV_MODEL, else the bundled demo model.
+    /// Model checkpoint (.pth, .safetensors, rwkv.cpp .bin, or hf:OWNER/REPO/FILE from the hub).
+    /// Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
     /// Tokenizer.

@@ -23,7 +23,8 @@ use rwkv_model::sample::log_softmax_at;
 struct Args {
     /// The file to score (read as bytes; any encoding).
     file: PathBuf,
-    /// Model checkpoint (.pth, .safetensors or rwkv.cpp .bin). Default: $RWKV_MODEL, else the bundled demo model.
+    /// Model checkpoint (.pth, .safetensors, rwkv.cpp .bin, or hf:OWNER/REPO/FILE from the hub).
+    /// Default: $RWKV_MODEL, else the bundled demo model.
     #[arg(long)]
     model: Option<PathBuf>,
     /// Tokenizer.
