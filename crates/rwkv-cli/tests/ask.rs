@@ -54,6 +54,7 @@ fn a_question_naming_an_identifier_cites_its_file() {
     let v = json(&["what does evaluate do?", "--max-tokens", "16"]);
     let first = v["sources"][0]["path"].as_str().unwrap();
     assert!(first.ends_with("src/eval.py"), "{v}");
+    check_evidence(&v, &root());
     // Every cited line range exists in the stored document.
     for s in v["sources"].as_array().unwrap() {
         let path = root().join(s["path"].as_str().unwrap());
@@ -75,6 +76,15 @@ fn check_evidence(v: &serde_json::Value, base: &Path) {
         let n = e["line"].as_u64().unwrap() as usize;
         assert!(n >= 1, "{e}");
         assert_eq!(text.lines().nth(n - 1), e["text"].as_str(), "{e}");
+    }
+}
+
+#[test]
+fn empty_or_unanswerable_questions_are_no_matching_documents() {
+    for q in ["", "   ", "what is it?", "zzqx vvkw"] {
+        let (code, out, err) = ask(&[q, "--max-tokens", "4"], store());
+        assert_eq!(code, 1, "{q:?}: {out} {err}");
+        assert!(err.contains("no matching documents"), "{q:?}: {err}");
     }
 }
 
@@ -222,6 +232,7 @@ fn two_questions_in_one_process_equal_two_processes() {
     }
     for (q, text) in qs.iter().zip(&in_process) {
         let v = json(&[q, "--max-tokens", "24"]);
+        check_evidence(&v, &root());
         assert_eq!(v["text"].as_str().unwrap(), text, "question {q}");
     }
 }

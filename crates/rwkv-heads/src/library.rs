@@ -372,7 +372,8 @@ impl<'m> Library<'m> {
         Ok(g)
     }
 
-    /// Answer `question` from the store; `None` when nothing matches. Text is streamed to
+    /// Answer `question` from the store; `None` when nothing matches (no segment, or no line of
+    /// evidence in the segments that do). Text is streamed to
     /// `on_text` as it is generated.
     pub fn answer(
         &self,
@@ -405,6 +406,11 @@ impl<'m> Library<'m> {
         let t_ev = Instant::now();
         let evidence = self.evidence(question, &cands, &state)?;
         timings.evidence_ms = ms(t_ev);
+        // Segments that match without a single line sharing a word with the question (a
+        // question of stop words only) answer nothing.
+        if evidence.is_empty() {
+            return Ok(None);
+        }
         on_evidence(&evidence);
         // Read the question, the segments (the best one first: it continues its own state),
         // and the question again, then the answer prompt.

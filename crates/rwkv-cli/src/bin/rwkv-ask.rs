@@ -197,7 +197,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let answer = match &args.question {
         Some(q) => {
             if q.trim().is_empty() {
-                bail!("the question is empty");
+                eprintln!("no matching documents (the question is empty)");
+                return Ok(ExitCode::Partial);
             }
             let mut on_evidence = |ev: &[rwkv_heads::Evidence]| {
                 if !json {
