@@ -42,6 +42,10 @@ pub struct WeightArgs {
     /// f32 bytes, approximate). Products always sum in f32.
     #[arg(long)]
     pub weights: Option<rwkv_model::Weights>,
+    /// Where the forward pass runs: cpu (the default), or cuda / cuda:N in a build with the
+    /// CUDA backend (`--features cuda`).
+    #[arg(long, value_name = "cpu|cuda[:N]")]
+    pub device: Option<rwkv_model::Device>,
     /// Replaced by --weights (one copy of the weights now serves folding and generation).
     #[arg(long, hide = true)]
     pub decode_weights: Option<String>,
@@ -58,6 +62,15 @@ impl WeightArgs {
         }
         Ok(self.weights.or(fallback).unwrap_or_default())
     }
+
+    /// `--device`, else `fallback` (a job file's `device`), else the CPU.
+    pub fn resolve_device(&self, fallback: Option<&str>) -> anyhow::Result<rwkv_model::Device> {
+        match (self.device, fallback) {
+            (Some(d), _) => Ok(d),
+            (None, Some(s)) => s.parse().map_err(|e: String| anyhow::anyhow!("job file: {e}")),
+            (None, None) => Ok(rwkv_model::Device::Cpu),
+        }
+    }
 }
 
 /// A loaded model and how long loading took.
@@ -68,10 +81,12 @@ pub struct Loaded {
     pub load_seconds: f64,
 }
 
-/// Load a model holding its weights as `weights`, with the file named in any error.
-pub fn load_model(path: &Path, weights: rwkv_model::Weights) -> anyhow::Result<Loaded> {
+/// Load a model holding its weights as `weights` on `device`, with the file named in any error.
+pub fn load_model(path: &Path, weights: rwkv_model::Weights, device: rwkv_model::Device) -> anyhow::Result<Loaded> {
     let start = std::time::Instant::now();
-    let opts = rwkv_model::LoadOptions::default().with_weights(weights);
+    let opts = rwkv_model::LoadOptions::default()
+        .with_weights(weights)
+        .with_device(device);
     let model = Model::load_with(path, &opts).with_context(|| format!("loading model {}", path.display()))?;
     Ok(Loaded {
         model,

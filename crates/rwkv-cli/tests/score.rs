@@ -157,3 +157,39 @@ fn scores_rwkvcpp_files_and_checks_the_tokenizer_fits() {
         assert!(stderr.contains("50277 ids but the model only 256"), "{stderr}");
     }
 }
+
+#[test]
+fn a_device_without_a_backend_in_this_build_exits_2_naming_cuda() {
+    for tool in [
+        env!("CARGO_BIN_EXE_rwkv-score"),
+        env!("CARGO_BIN_EXE_rwkv-ask"),
+        env!("CARGO_BIN_EXE_rwkv-ingest"),
+    ] {
+        let args: &[&str] = if tool.ends_with("rwkv-score") {
+            &["README.md", "--device", "cuda"]
+        } else if tool.ends_with("rwkv-ask") {
+            &[
+                "what does main do?",
+                "--device",
+                "cuda:1",
+                "--store",
+                "/nonexistent-store",
+            ]
+        } else {
+            &["fixtures/code", "--device", "cuda", "--store", "/nonexistent-dir/store"]
+        };
+        let out = Command::new(tool)
+            .current_dir(root())
+            .args(args)
+            .env_remove("RWKV_MODEL")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{tool}: {err}");
+        assert!(err.contains("CUDA") && err.contains("device cuda:"), "{tool}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = score(&["README.md", "--device", "gpu"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cpu, cuda or cuda:N"), "{err}");
+}

@@ -54,6 +54,9 @@ pub struct JobSpec {
     /// What the model holds its weights as: `auto` (the checkpoint's own precision, the
     /// default), `f32`, `bf16` or `int8`; a store holds states of one kind.
     pub weights: Option<rwkv_model::Weights>,
+    /// Where the forward pass runs: `cpu` (the default), `cuda` or `cuda:N` (a build with the
+    /// CUDA backend). A store records nothing of the device.
+    pub device: Option<String>,
     /// How checkpoint blobs store the state: `f32` (exact resume) or `bf16` (half the bytes);
     /// a store holds blobs of one precision.
     pub state_precision: Option<rwkv_model::StatePrecision>,

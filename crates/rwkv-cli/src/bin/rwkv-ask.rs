@@ -95,7 +95,12 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
-    let mut model = load_model(&model_path, args.weights.resolve(None)?)?.model;
+    let mut model = load_model(
+        &model_path,
+        args.weights.resolve(None)?,
+        args.weights.resolve_device(None)?,
+    )?
+    .model;
     model.set_fold_precision(args.fold_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {

@@ -83,7 +83,11 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let Loaded {
         mut model,
         load_seconds,
-    } = load_model(&model_path, args.weights.resolve(None)?)?;
+    } = load_model(
+        &model_path,
+        args.weights.resolve(None)?,
+        args.weights.resolve_device(None)?,
+    )?;
     model.set_chunk_len(args.chunk);
     model.set_fold_precision(args.fold_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;

@@ -33,7 +33,10 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
         .or_else(|| spec.as_ref().and_then(|s| s.model.clone()));
     let (model_path, demo) = resolve_model_path(model_arg.as_deref())?;
     let weights = args.weights.resolve(spec.as_ref().and_then(|s| s.weights))?;
-    let mut model = load_model(&model_path, weights)?.model;
+    let device = args
+        .weights
+        .resolve_device(spec.as_ref().and_then(|s| s.device.as_deref()))?;
+    let mut model = load_model(&model_path, weights, device)?.model;
     let fold = args
         .fold_precision
         .or_else(|| spec.as_ref().and_then(|s| s.fold_precision))
