@@ -11,18 +11,21 @@ fn root() -> PathBuf {
 /// One store ingested from fixtures/code for all tests of this file.
 fn store() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("rwkv-ask-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
-            .current_dir(root())
-            .args(["fixtures/code", "--json", "--store"])
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        dir
-    })
+    DIR.get_or_init(|| ingest_fixtures("rwkv-ask-test"))
+}
+
+/// A fresh store of fixtures/code in a temporary directory named after `name`.
+fn ingest_fixtures(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(root())
+        .args(["fixtures/code", "--json", "--store"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir
 }
 
 fn ask(args: &[&str], store: &Path) -> (i32, String, String) {
@@ -476,15 +479,7 @@ fn walk_count(dir: &std::path::Path) -> usize {
 
 #[test]
 fn a_damaged_manifest_names_the_repair() {
-    let dir = std::env::temp_dir().join(format!("rwkv-ask-damaged-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
-        .current_dir(root())
-        .args(["fixtures/code", "--json", "--store"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = ingest_fixtures("rwkv-ask-damaged");
     let manifest = dir.join("manifest.redb");
     let len = std::fs::metadata(&manifest).unwrap().len();
     std::fs::OpenOptions::new()
