@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::linalg::Mat;
 use crate::state::State;
 use crate::tensor::TensorMap;
-use crate::types::{Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo};
+use crate::types::{Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo};
 use crate::v4::V4;
 use crate::v5::V5;
 use crate::v6::V6;
@@ -28,6 +28,16 @@ pub(crate) trait Forward: Send + Sync + std::fmt::Debug {
     /// Folds `tokens` (at least one; token ids already checked against the vocabulary) into
     /// `state` (its shape already checked) in chunks of `chunk` tokens; the logits asked for.
     fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32>;
+    /// Folds every lane's tokens (already checked; some may be empty) into its own state, no
+    /// logits, in lockstep chunks of `chunk` tokens per lane: a backend that can runs one set
+    /// of matrix products over all the lanes' rows of a step. Each lane's state must come out
+    /// as [`Forward::forward`] of its tokens alone would leave it (to float rounding). The
+    /// default folds the lanes one after another.
+    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) {
+        for lane in lanes.iter_mut().filter(|l| !l.tokens.is_empty()) {
+            self.forward(lane.tokens, lane.state, Logits::None, chunk);
+        }
+    }
     /// Sets the arithmetic of sequence mode.
     fn set_fold_precision(&mut self, p: FoldPrecision);
     /// Bytes of weights held, and what holds the most of them (`"f32"`, `"bf16"`, `"q5_1"`, …).

@@ -17,7 +17,7 @@ use crate::loader::{RWKVCPP_FORMAT, load_tensors};
 use crate::state::{State, StateSpec};
 use crate::tensor::TensorMap;
 use crate::types::{
-    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
     V5_GROUP_NORM_EPS, Weights,
 };
 
@@ -132,7 +132,12 @@ impl Model {
             info,
             fingerprint,
             chunk_len: DEFAULT_CHUNK_LEN,
-            fold_precision: FoldPrecision::F32,
+            // A GPU's products are bf16 (cuBLAS, f32 sums): its folds are bf16 folds, and a
+            // store it fills is a bf16-fold store.
+            fold_precision: match opts.device {
+                Device::Cpu => FoldPrecision::F32,
+                Device::Cuda(_) => FoldPrecision::Bf16,
+            },
             metadata: map.metadata.clone(),
             weights: opts.weights,
             rounded,
@@ -220,8 +225,9 @@ impl Model {
     /// of every multi-row matrix product to bf16 (keeping a packed bf16 copy of each matrix)
     /// and runs about twice as fast on CPUs with AVX512-BF16, at a relative error of up to
     /// 2⁻⁹ per product input. Token mode (one row) is unaffected.
+    /// On a GPU the fold is always bf16 and this does nothing.
     pub fn set_fold_precision(&mut self, p: FoldPrecision) {
-        if p == self.fold_precision {
+        if p == self.fold_precision || self.arch.device() != Device::Cpu {
             return;
         }
         self.fold_precision = p;
@@ -307,6 +313,36 @@ impl Model {
             return Ok(Vec::new());
         }
         Ok(self.run(tokens, state, logits, self.chunk_len))
+    }
+
+    /// Batched sequence mode: folds each lane's tokens into its own state, no logits, with one
+    /// set of matrix products over all lanes' rows per chunk step where the backend can (RWKV-7
+    /// on every backend; the other generations fold the lanes one after another). Each lane
+    /// ends as [`Model::forward_seq`] of its tokens alone would leave it: on the CPU bit for bit
+    /// (a row's products do not depend on the other rows), on a GPU within the bf16 fold's
+    /// rounding. A lane whose tokens or state do not fit the model gets its error and is left
+    /// untouched; the others are folded.
+    pub fn forward_lanes(&self, lanes: &mut [Lane<'_>]) -> Vec<Result<()>> {
+        let checks: Vec<Result<()>> = lanes.iter().map(|l| self.check(l.tokens, l.state)).collect();
+        let mut ok: Vec<Lane<'_>> = lanes
+            .iter_mut()
+            .zip(&checks)
+            .filter(|(l, c)| c.is_ok() && !l.tokens.is_empty())
+            .map(|(l, _)| Lane {
+                tokens: l.tokens,
+                state: &mut *l.state,
+            })
+            .collect();
+        if !ok.is_empty() {
+            let chunk = self.chunk_len;
+            if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+                // As in `run`: the whole pass on a pool worker.
+                rayon::scope(|_| self.arch.forward_lanes(&mut ok, chunk));
+            } else {
+                self.arch.forward_lanes(&mut ok, chunk);
+            }
+        }
+        checks
     }
 
     /// Token mode: one token, returns its logits.
