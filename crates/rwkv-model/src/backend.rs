@@ -175,6 +175,9 @@ impl Forward for V7 {
     fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
         V7::forward(self, tokens, state, logits, chunk)
     }
+    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) {
+        V7::forward_lanes(self, lanes, chunk)
+    }
     fn set_fold_precision(&mut self, p: FoldPrecision) {
         cpu_set_fold_precision(self, p)
     }

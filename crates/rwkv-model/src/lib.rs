@@ -65,7 +65,7 @@ pub use fingerprint::{FINGERPRINT_RULE, fingerprint_is_current};
 pub use model::Model;
 pub use state::{State, StateInfo, StatePrecision, StateSpec};
 pub use types::{
-    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
-    V5_GROUP_NORM_EPS, Weights,
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo,
+    RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights,
 };
 pub use v7::Config as V7Config;

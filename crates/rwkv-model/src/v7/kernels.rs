@@ -53,6 +53,7 @@ fn shift_mix_words_g<A: Arch>(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32
 multiversion!(pub fn shift_mix_words(x: &[f32], r0: usize, prev: &[f32], mixes: &[&[f32]], outs: &mut [&mut [u32]]) => shift_mix_words_g);
 
 /// Per-chunk inputs of the WKV recurrence, `[T, C]` each.
+#[derive(Clone, Copy)]
 pub struct WkvInputs<'a> {
     /// Receptance.
     pub r: &'a [f32],

@@ -395,7 +395,7 @@ impl V7 {
         };
         let n_chunks = tokens.len().div_ceil(chunk);
         for (ci, toks) in tokens.chunks(chunk).enumerate() {
-            self.forward_chunk(toks, state, &mut sc);
+            self.forward_chunk(toks, &mut [(toks.len(), &mut *state)], &mut sc);
             let t = toks.len();
             match logits {
                 Logits::None => {}
@@ -450,10 +450,70 @@ impl V7 {
         linear(tmp, rows, &self.head, out);
     }
 
-    fn forward_chunk(&self, toks: &[u32], state: &mut State, sc: &mut Scratch) {
+    /// Folds every lane's tokens into its own state (no logits) in lockstep steps of up to
+    /// `chunk` tokens per lane: a step's rows, every lane's next tokens one after another, go
+    /// through each matrix product together; token shifts and the WKV recurrence stay per lane.
+    /// A step holds at most [`LANE_STEP_ROWS`] rows (or `chunk`, if more): with many lanes the
+    /// tokens per lane per step shrink, which changes no result (each row's products are the
+    /// same whatever rows share the product, and chunk boundaries only cut the work).
+    ///
+    /// A lane of one token is token mode, as `forward` has it (f32 even in the bf16 fold), so it
+    /// is folded on its own.
+    pub fn forward_lanes(&self, lanes: &mut [crate::types::Lane<'_>], chunk: usize) {
+        for lane in lanes.iter_mut().filter(|l| l.tokens.len() == 1) {
+            self.forward(lane.tokens, lane.state, Logits::None, chunk);
+        }
+        let mut rest: Vec<crate::types::Lane<'_>> = lanes
+            .iter_mut()
+            .filter(|l| l.tokens.len() > 1)
+            .map(|l| crate::types::Lane {
+                tokens: l.tokens,
+                state: &mut *l.state,
+            })
+            .collect();
+        self.forward_lanes_seq(&mut rest, chunk);
+    }
+
+    fn forward_lanes_seq(&self, lanes: &mut [crate::types::Lane<'_>], chunk: usize) {
+        let live = lanes.len();
+        if live == 0 {
+            return;
+        }
+        let per_lane = chunk.max(1).min((LANE_STEP_ROWS.max(chunk) / live).max(1));
+        let longest = lanes.iter().map(|l| l.tokens.len()).max().unwrap_or(0);
+        let rows = (per_lane * live).min(lanes.iter().map(|l| l.tokens.len().min(per_lane)).sum());
+        let bf16 = self.layers.first().is_some_and(|l| l.wr.bf16_fold().is_some());
+        let mut sc = self.take_scratch(rows, bf16);
+        let mut toks: Vec<u32> = Vec::with_capacity(rows);
+        for step in 0..longest.div_ceil(per_lane) {
+            let range = |l: &crate::types::Lane<'_>| {
+                let a = (step * per_lane).min(l.tokens.len());
+                a..(a + per_lane).min(l.tokens.len())
+            };
+            toks.clear();
+            let mut segs: Vec<(usize, &mut State)> = Vec::with_capacity(live);
+            for lane in lanes.iter_mut() {
+                let r = range(lane);
+                if !r.is_empty() {
+                    toks.extend_from_slice(&lane.tokens[r.clone()]);
+                    segs.push((r.len(), &mut *lane.state));
+                }
+            }
+            self.forward_chunk(&toks, &mut segs, &mut sc);
+        }
+        for lane in lanes.iter_mut() {
+            lane.state.tokens += lane.tokens.len() as u64;
+        }
+        self.give_scratch(sc);
+    }
+
+    /// One chunk: `toks` are the rows of every segment one after another, segment `s` having
+    /// `segs[s].0` rows folded into state `segs[s].1`.
+    fn forward_chunk(&self, toks: &[u32], segs: &mut [(usize, &mut State)], sc: &mut Scratch) {
         let cfg = &self.cfg;
         let (c, t) = (cfg.n_embd, toks.len());
         let tc = t * c;
+        debug_assert_eq!(segs.iter().map(|s| s.0).sum::<usize>(), t);
         match &self.emb {
             Emb::Normed(emb) => {
                 for (row, &tok) in sc.x.chunks_exact_mut(c).zip(toks) {
@@ -476,87 +536,100 @@ impl V7 {
             }
         }
         let rp = rows_per_task(t, c);
-        for (li, (layer, ls)) in self.layers.iter().zip(state.layers.iter_mut()).enumerate() {
-            self.time_mix(li, layer, ls, t, sc);
+        let (kc, f) = (c.div_ceil(2), cfg.d_ffn);
+        for (li, layer) in self.layers.iter().enumerate() {
+            let mut lanes = lane_rows(segs, li);
+            self.time_mix(li, layer, &mut lanes, t, sc);
             // Channel mix.
             par_layer_norm(&sc.x[..tc], c, rp, &layer.ln2_w, &layer.ln2_b, &mut sc.xx[..tc]);
             let xx = &sc.xx[..tc];
-            let prev: &[f32] = &ls.ffn_x;
-            let f = cfg.d_ffn;
+            for lane in lanes.iter_mut() {
+                let (r0, lt) = (lane.row, lane.rows);
+                let lx = &xx[r0 * c..(r0 + lt) * c];
+                let lrp = rows_per_task(lt, c);
+                let prev: &[f32] = &lane.ls.ffn_x;
+                if sc.bf16 {
+                    // bf16 fold: inputs of the products rounded where they are made.
+                    sc.words[0][r0 * kc..(r0 + lt) * kc]
+                        .par_chunks_mut(lrp * kc)
+                        .enumerate()
+                        .for_each(|(bi, out)| {
+                            shift_mix_words(lx, bi * lrp, prev, &[&layer.ffn_mix], &mut [out]);
+                        });
+                } else {
+                    sc.mix[0][r0 * c..(r0 + lt) * c]
+                        .par_chunks_mut(lrp * c)
+                        .enumerate()
+                        .for_each(|(bi, out)| {
+                            shift_mix(lx, bi * lrp, prev, &[&layer.ffn_mix], &mut [out]);
+                        });
+                }
+                lane.ls.ffn_x.copy_from_slice(&lx[(lt - 1) * c..]);
+            }
             if sc.bf16 {
-                // bf16 fold: inputs of the products rounded where they are made.
-                let (kc, kf) = (c.div_ceil(2), f.div_ceil(2));
-                sc.words[0][..t * kc]
-                    .par_chunks_mut(rp * kc)
-                    .enumerate()
-                    .for_each(|(bi, out)| {
-                        shift_mix_words(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
-                    });
+                let kf = f.div_ceil(2);
                 // relu² and the rounding happen in the product's last step.
                 linear_rounded_relu_sq(&sc.words[0][..t * kc], t, &layer.ffn_key, &mut sc.ffn_words[..t * kf]);
                 linear_rounded(&sc.ffn_words[..t * kf], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             } else {
-                sc.mix[0][..tc]
-                    .par_chunks_mut(rp * c)
-                    .enumerate()
-                    .for_each(|(bi, out)| {
-                        shift_mix(xx, bi * rp, prev, &[&layer.ffn_mix], &mut [out]);
-                    });
                 linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
                 sc.ffn[..t * f].par_chunks_mut(rp * f).for_each(relu_sq);
                 linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             }
-            ls.ffn_x.copy_from_slice(&xx[tc - c..]);
             par_add(&mut sc.x[..tc], &sc.tmp[..tc], rp * c);
         }
     }
 
-    fn time_mix(&self, li: usize, l: &Layer, ls: &mut LayerState, t: usize, sc: &mut Scratch) {
+    fn time_mix(&self, li: usize, l: &Layer, lanes: &mut [LaneRows<'_>], t: usize, sc: &mut Scratch) {
         let cfg = &self.cfg;
         let (c, h, n) = (cfg.n_embd, cfg.n_head, cfg.head_size);
         let tc = t * c;
         let rp = rows_per_task(t, c);
         let bc = rp * c;
         par_layer_norm(&sc.x[..tc], c, rp, &l.ln1_w, &l.ln1_b, &mut sc.xx[..tc]);
-        {
-            let xx = &sc.xx[..tc];
-            let prev: &[f32] = &ls.att_x;
-            let mixes: [&[f32]; 6] = [&l.mix[0], &l.mix[1], &l.mix[2], &l.mix[3], &l.mix[4], &l.mix[5]];
+        let mixes: [&[f32]; 6] = [&l.mix[0], &l.mix[1], &l.mix[2], &l.mix[3], &l.mix[4], &l.mix[5]];
+        // Token shift per lane: a lane's first row mixes with its own state's last row.
+        for lane in lanes.iter_mut() {
+            let (r0, lt) = (lane.row, lane.rows);
+            let xx = &sc.xx[r0 * c..(r0 + lt) * c];
+            let lrp = rows_per_task(lt, c);
+            let prev: &[f32] = &lane.ls.att_x;
             if sc.bf16 {
                 // bf16 fold: the mixes are rounded to bf16 words as they are made.
                 let kc = c.div_ceil(2);
                 let [m0, m1, m2, m3, m4, m5] = &mut sc.words;
-                let bw = rp * kc;
+                let (bw, w) = (lrp * kc, r0 * kc..(r0 + lt) * kc);
                 (
-                    m0[..t * kc].par_chunks_mut(bw),
-                    m1[..t * kc].par_chunks_mut(bw),
-                    m2[..t * kc].par_chunks_mut(bw),
-                    m3[..t * kc].par_chunks_mut(bw),
-                    m4[..t * kc].par_chunks_mut(bw),
-                    m5[..t * kc].par_chunks_mut(bw),
+                    m0[w.clone()].par_chunks_mut(bw),
+                    m1[w.clone()].par_chunks_mut(bw),
+                    m2[w.clone()].par_chunks_mut(bw),
+                    m3[w.clone()].par_chunks_mut(bw),
+                    m4[w.clone()].par_chunks_mut(bw),
+                    m5[w].par_chunks_mut(bw),
                 )
                     .into_par_iter()
                     .enumerate()
                     .for_each(|(bi, (a, b, c_, d, e, f))| {
-                        shift_mix_words(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f])
+                        shift_mix_words(xx, bi * lrp, prev, &mixes, &mut [a, b, c_, d, e, f])
                     });
             } else {
                 let [m0, m1, m2, m3, m4, m5] = &mut sc.mix;
+                let (bl, w) = (lrp * c, r0 * c..(r0 + lt) * c);
                 (
-                    m0[..tc].par_chunks_mut(bc),
-                    m1[..tc].par_chunks_mut(bc),
-                    m2[..tc].par_chunks_mut(bc),
-                    m3[..tc].par_chunks_mut(bc),
-                    m4[..tc].par_chunks_mut(bc),
-                    m5[..tc].par_chunks_mut(bc),
+                    m0[w.clone()].par_chunks_mut(bl),
+                    m1[w.clone()].par_chunks_mut(bl),
+                    m2[w.clone()].par_chunks_mut(bl),
+                    m3[w.clone()].par_chunks_mut(bl),
+                    m4[w.clone()].par_chunks_mut(bl),
+                    m5[w].par_chunks_mut(bl),
                 )
                     .into_par_iter()
                     .enumerate()
                     .for_each(|(bi, (a, b, c_, d, e, f))| {
-                        shift_mix(xx, bi * rp, prev, &mixes, &mut [a, b, c_, d, e, f])
+                        shift_mix(xx, bi * lrp, prev, &mixes, &mut [a, b, c_, d, e, f])
                     });
             }
-            ls.att_x.copy_from_slice(&xx[tc - c..]);
+            lane.ls.att_x.copy_from_slice(&xx[(lt - 1) * c..]);
         }
         // The products of the mixes (index into `l.mix`: r, w, k, v, a, g), from f32 rows or,
         // in the bf16 fold, from the rounded words.
@@ -599,45 +672,63 @@ impl V7 {
         // free again once the mixes were used).
         let kc = c.div_ceil(2);
         let bf16 = sc.bf16;
-        let inputs = WkvInputs {
-            r: &sc.r[..tc],
-            w: &sc.w[..tc],
-            k: &sc.k[..tc],
-            v: &sc.v[..tc],
-            a: &sc.a[..tc],
-            v_gate: &sc.tmp[..tc],
-            g: &sc.g[..tc],
-            w0: &l.w0,
-            a0: &l.a0,
-            k_k: &l.k_k,
-            k_a: &l.k_a,
-            v0: l.vres.as_ref().map(|(v0, _, _)| v0.as_slice()),
-            r_k: &l.r_k,
-            lnx: (&l.lnx_w, &l.lnx_b),
-            c,
-            n,
-            t,
-        };
-        let out = HeadOut {
-            rows: sc.o[..tc].as_mut_ptr(),
-            // Words per head need an even head size (heads then start on a word).
-            words: if bf16 && n % 2 == 0 {
+        // Words per head need an even head size (heads then start on a word).
+        let words = bf16 && n % 2 == 0;
+        let (o_ptr, w_ptr, vf_ptr) = (
+            sc.o[..tc].as_mut_ptr(),
+            if words {
                 sc.words[0][..t * kc].as_mut_ptr()
             } else {
                 std::ptr::null_mut()
             },
-            v_first: sc.v_first[..tc].as_mut_ptr(),
-        };
-        if h > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
-            ls.wkv
-                .par_chunks_mut(n * n)
-                .enumerate()
-                .for_each(|(hi, s)| wkv_head(&inputs, hi, s, out));
-        } else {
-            for (hi, s) in ls.wkv.chunks_mut(n * n).enumerate() {
-                wkv_head(&inputs, hi, s, out);
+            sc.v_first[..tc].as_mut_ptr(),
+        );
+        // One task per (lane, head): each lane's inputs are its own rows.
+        let mut tasks: Vec<(WkvInputs<'_>, HeadOut, usize, &mut [f32])> = Vec::with_capacity(lanes.len() * h);
+        for lane in lanes.iter_mut() {
+            let rows = lane.row * c..(lane.row + lane.rows) * c;
+            let inputs = WkvInputs {
+                r: &sc.r[rows.clone()],
+                w: &sc.w[rows.clone()],
+                k: &sc.k[rows.clone()],
+                v: &sc.v[rows.clone()],
+                a: &sc.a[rows.clone()],
+                v_gate: &sc.tmp[rows.clone()],
+                g: &sc.g[rows],
+                w0: &l.w0,
+                a0: &l.a0,
+                k_k: &l.k_k,
+                k_a: &l.k_a,
+                v0: l.vres.as_ref().map(|(v0, _, _)| v0.as_slice()),
+                r_k: &l.r_k,
+                lnx: (&l.lnx_w, &l.lnx_b),
+                c,
+                n,
+                t: lane.rows,
+            };
+            // SAFETY: the offsets stay inside the buffers (the lane's rows are rows of `t`);
+            // every task writes only its own lane's rows, its own head's columns.
+            let out = unsafe {
+                HeadOut {
+                    rows: o_ptr.add(lane.row * c),
+                    words: if words { w_ptr.add(lane.row * kc) } else { w_ptr },
+                    v_first: vf_ptr.add(lane.row * c),
+                }
+            };
+            for (hi, s) in lane.ls.wkv.chunks_mut(n * n).enumerate() {
+                tasks.push((inputs.clone(), out, hi, s));
             }
         }
+        if tasks.len() > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
+            tasks
+                .par_iter_mut()
+                .for_each(|(inputs, out, hi, s)| wkv_head(inputs, *hi, s, *out));
+        } else {
+            for (inputs, out, hi, s) in tasks.iter_mut() {
+                wkv_head(inputs, *hi, s, *out);
+            }
+        }
+        drop(tasks);
         if bf16 && n % 2 == 1 {
             sc.o[..tc]
                 .par_chunks(bc)
@@ -655,6 +746,33 @@ impl V7 {
         }
         par_add(&mut sc.x[..tc], &sc.tmp[..tc], bc);
     }
+}
+
+/// Most rows one batched step of [`V7::forward_lanes`] holds (unless the chunk is longer): the
+/// scratch buffers grow with it, ~100 floats of width per row.
+pub const LANE_STEP_ROWS: usize = 1024;
+
+/// One lane's rows of a chunk (`row .. row + rows`) and its state of the current layer.
+struct LaneRows<'a> {
+    row: usize,
+    rows: usize,
+    ls: &'a mut LayerState,
+}
+
+/// Each segment's rows and layer `li` of its state.
+fn lane_rows<'a>(segs: &'a mut [(usize, &mut State)], li: usize) -> Vec<LaneRows<'a>> {
+    let mut row = 0;
+    segs.iter_mut()
+        .map(|(rows, st)| {
+            let lane = LaneRows {
+                row,
+                rows: *rows,
+                ls: &mut st.layers[li],
+            };
+            row += *rows;
+            lane
+        })
+        .collect()
 }
 
 /// Rows per parallel task for element-wise work on `t` rows of width `c`: all rows in one task

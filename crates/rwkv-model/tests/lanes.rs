@@ -1,0 +1,164 @@
+//! The batched fold: `Model::forward_lanes` leaves every lane's state as `forward_seq` of its
+//! tokens alone would (bit for bit on the CPU, f32 and bf16 folds, every generation), however
+//! many lanes share the steps and however long each is; a lane that does not fit the model gets
+//! its error and the others are folded.
+
+use std::path::PathBuf;
+
+use rwkv_model::{FoldPrecision, Lane, Logits, Model, State};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/models")
+        .join(name)
+}
+
+/// Deterministic token ids below `vocab`.
+fn tokens(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % vocab as u64) as u32
+        })
+        .collect()
+}
+
+/// Lengths that cross the chunk (256) and the step's row budget, and the edge cases 1 and 0.
+const LENGTHS: [usize; 7] = [1, 7, 255, 256, 300, 0, 1100];
+
+fn docs(vocab: usize) -> Vec<Vec<u32>> {
+    LENGTHS
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| tokens(i as u64 + 1, n, vocab))
+        .collect()
+}
+
+/// Each document folded alone, from a state that already holds a short prefix (so the lanes
+/// start from different, non-zero states).
+fn alone(model: &Model, docs: &[Vec<u32>]) -> Vec<State> {
+    docs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut st = prefixed(model, i);
+            if !d.is_empty() {
+                model.forward_seq(d, &mut st, Logits::None).unwrap();
+            }
+            st
+        })
+        .collect()
+}
+
+fn prefixed(model: &Model, i: usize) -> State {
+    let mut st = model.new_state();
+    let vocab = model.config().vocab;
+    model
+        .forward_seq(&tokens(100 + i as u64, 3 + i, vocab), &mut st, Logits::None)
+        .unwrap();
+    st
+}
+
+fn batched(model: &Model, docs: &[Vec<u32>]) -> Vec<State> {
+    let mut states: Vec<State> = (0..docs.len()).map(|i| prefixed(model, i)).collect();
+    let mut lanes: Vec<Lane<'_>> = docs
+        .iter()
+        .zip(states.iter_mut())
+        .map(|(d, st)| Lane { tokens: d, state: st })
+        .collect();
+    for r in model.forward_lanes(&mut lanes) {
+        r.unwrap();
+    }
+    states
+}
+
+fn assert_same(model: &str, a: &[State], b: &[State]) {
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert_eq!(x.tokens, y.tokens, "{model} lane {i}: token count");
+        for (l, (p, q)) in x.layers.iter().zip(&y.layers).enumerate() {
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&p.wkv) == bits(&q.wkv) && bits(&p.att_x) == bits(&q.att_x) && bits(&p.ffn_x) == bits(&q.ffn_x),
+                "{model} lane {i} layer {l}: batched state differs from the lone fold"
+            );
+        }
+    }
+}
+
+#[test]
+fn lanes_fold_as_each_document_alone_bit_for_bit() {
+    for name in [
+        "rwkv7-code-11m.bf16.safetensors",
+        "tiny-rwkv-7v0-834K.safetensors",
+        "random-x070-C64-L2-H4N16.safetensors",
+        "tiny-rwkv-6v0-1m.bf16.safetensors",
+    ] {
+        for precision in [FoldPrecision::F32, FoldPrecision::Bf16] {
+            let mut model = Model::load(&fixture(name)).unwrap();
+            model.set_fold_precision(precision);
+            let docs = docs(model.config().vocab);
+            let want = alone(&model, &docs);
+            assert_same(&format!("{name} {precision}"), &want, &batched(&model, &docs));
+            // A shorter chunk (more steps, other boundaries) changes nothing either.
+            model.set_chunk_len(64);
+            assert_same(&format!("{name} {precision} chunk 64"), &want, &batched(&model, &docs));
+        }
+    }
+}
+
+#[test]
+fn many_lanes_share_the_step_rows_and_still_match() {
+    // 40 lanes of 60 tokens: more rows than one step holds, so each lane gets fewer tokens per
+    // step than the chunk.
+    let model = Model::load(&fixture("tiny-rwkv-7v0-834K.safetensors")).unwrap();
+    let vocab = model.config().vocab;
+    let docs: Vec<Vec<u32>> = (0..40).map(|i| tokens(7 + i, 60 + i as usize, vocab)).collect();
+    assert_same("40 lanes", &alone(&model, &docs), &batched(&model, &docs));
+}
+
+#[test]
+fn a_lane_that_does_not_fit_gets_its_error_and_the_others_fold() {
+    let model = Model::load(&fixture("tiny-rwkv-7v0-834K.safetensors")).unwrap();
+    let vocab = model.config().vocab;
+    let good = tokens(1, 40, vocab);
+    let mut bad_tokens = tokens(2, 40, vocab);
+    bad_tokens[20] = vocab as u32 + 5;
+    let want = alone(&model, std::slice::from_ref(&good));
+    let mut s_good = prefixed(&model, 0);
+    let mut s_bad = model.new_state();
+    let before_bad = s_bad.clone();
+    let mut s_wrong = State {
+        layers: Vec::new(),
+        tokens: 0,
+    };
+    let mut lanes = vec![
+        Lane {
+            tokens: &bad_tokens,
+            state: &mut s_bad,
+        },
+        Lane {
+            tokens: &good,
+            state: &mut s_good,
+        },
+        Lane {
+            tokens: &good,
+            state: &mut s_wrong,
+        },
+    ];
+    let results = model.forward_lanes(&mut lanes);
+    assert!(
+        matches!(results[0], Err(rwkv_model::Error::TokenOutOfRange { .. })),
+        "{:?}",
+        results[0]
+    );
+    assert!(results[1].is_ok());
+    assert!(
+        matches!(results[2], Err(rwkv_model::Error::BadState { .. })),
+        "{:?}",
+        results[2]
+    );
+    assert_eq!(s_bad, before_bad, "a refused lane is left as it was");
+    assert_same("the good lane", &want, std::slice::from_ref(&s_good));
+}
