@@ -716,7 +716,7 @@ impl V7 {
                 }
             };
             for (hi, s) in lane.ls.wkv.chunks_mut(n * n).enumerate() {
-                tasks.push((inputs.clone(), out, hi, s));
+                tasks.push((inputs, out, hi, s));
             }
         }
         if tasks.len() > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
