@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rwkv_model::state::STATE_FORMAT_VERSION;
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{FoldPrecision, Logits, Model, State, StatePrecision};
+use rwkv_model::{FoldPrecision, Lane, Logits, Model, State, StatePrecision};
 use rwkv_store::{FoldKind, StoreIdentity, span_hash};
 
 /// Errors of the reader.
@@ -418,6 +418,197 @@ impl<'m> Reader<'m> {
             .forward_seq(&tokens, state, Logits::None)
             .map_err(|e| model_err(doc, e))?;
         Ok(tokens.len() as u64)
+    }
+}
+
+/// A document for [`Reader::fold_lanes`]: its input and its plan (made by [`Reader::plan`]),
+/// carried with whatever the caller keeps per document.
+pub trait LaneDoc {
+    /// The document.
+    fn input(&self) -> DocInput<'_>;
+    /// Its plan.
+    fn plan(&self) -> &[Piece];
+}
+
+/// A document in a lane: where it is in its plan.
+struct Active<D> {
+    doc: D,
+    state: State,
+    lines: LineIndex,
+    /// The preamble's tokens, until its start checkpoint is emitted.
+    preamble: Option<Vec<u32>>,
+    /// The piece being folded, and its tokens folded so far.
+    piece: usize,
+    pos: usize,
+    seq: u32,
+    tok: u64,
+    summary: FoldSummary,
+}
+
+impl<D: LaneDoc> Active<D> {
+    /// The tokens the lane is folding now: its preamble, or its current piece.
+    fn current(&self) -> &[u32] {
+        match &self.preamble {
+            Some(p) => p,
+            None => &self.doc.plan()[self.piece].tokens,
+        }
+    }
+}
+
+/// The next `step` tokens of `tokens` from `pos`, never leaving one token behind: a lone last
+/// token would be folded in token mode, which a lone fold of a longer piece never does.
+fn step_len(len: usize, pos: usize, step: usize) -> usize {
+    let left = len - pos;
+    if left == step + 1 && step > 1 {
+        step - 1
+    } else {
+        left.min(step)
+    }
+}
+
+impl Reader<'_> {
+    /// Folds documents `lanes` at a time in lockstep: every step folds the next chunk of each
+    /// lane's document (its preamble, then its plan's pieces) through one
+    /// [`Model::forward_lanes`] call, so the products of a step run over all lanes' rows
+    /// together. Each document's checkpoints go to `on_checkpoint` in order, exactly those
+    /// (and, on the CPU, bit for bit the states) that [`Reader::fold_planned`] gives; when a
+    /// document ends, `on_done` gets it with its summary and the lane takes the next document
+    /// from `next` (called whenever a lane is free, until it returns `None`). A document whose
+    /// fold fails, or whose `on_checkpoint` breaks, ends there (`Err`, or `stopped`) without
+    /// disturbing the other lanes. Which documents share steps depends only on the order
+    /// `next` gives them.
+    pub fn fold_lanes<D: LaneDoc>(
+        &self,
+        lanes: usize,
+        mut next: impl FnMut() -> Option<D>,
+        mut on_checkpoint: impl FnMut(&mut D, Checkpoint) -> ControlFlow<()>,
+        mut on_done: impl FnMut(D, Result<FoldSummary>),
+    ) {
+        let lanes = lanes.max(1);
+        let step = self.model.chunk_len();
+        let mut active: Vec<Active<D>> = Vec::with_capacity(lanes);
+        let mut exhausted = false;
+        loop {
+            while !exhausted && active.len() < lanes {
+                match next() {
+                    Some(doc) => {
+                        let pre = self.tokenizer.encode(&self.preamble_text(&doc.input()));
+                        let lines = LineIndex::new(doc.input().text);
+                        active.push(Active {
+                            doc,
+                            state: self.model.new_state(),
+                            lines,
+                            preamble: Some(pre),
+                            piece: 0,
+                            pos: 0,
+                            seq: 0,
+                            tok: 0,
+                            summary: FoldSummary::default(),
+                        });
+                    }
+                    None => exhausted = true,
+                }
+            }
+            if active.is_empty() {
+                return;
+            }
+            // One step: the next chunk of every lane.
+            let spans: Vec<std::ops::Range<usize>> = active
+                .iter()
+                .map(|a| a.pos..a.pos + step_len(a.current().len(), a.pos, step))
+                .collect();
+            let results = {
+                let mut batch: Vec<Lane<'_>> = active
+                    .iter_mut()
+                    .zip(&spans)
+                    .map(|(a, r)| {
+                        let tokens: &[u32] = match &a.preamble {
+                            Some(p) => &p[r.clone()],
+                            None => &a.doc.plan()[a.piece].tokens[r.clone()],
+                        };
+                        Lane {
+                            tokens,
+                            state: &mut a.state,
+                        }
+                    })
+                    .collect();
+                self.model.forward_lanes(&mut batch)
+            };
+            // Checkpoints of lanes that reached a piece's end; finished lanes leave, in order.
+            let mut keep = Vec::with_capacity(active.len());
+            for ((mut a, r), res) in active.into_iter().zip(spans).zip(results) {
+                if let Err(e) = res {
+                    let err = model_err(&a.doc.input(), e);
+                    on_done(a.doc, Err(err));
+                    continue;
+                }
+                a.pos = r.end;
+                match self.lane_advance(&mut a, &mut on_checkpoint) {
+                    ControlFlow::Continue(()) => keep.push(a),
+                    ControlFlow::Break(()) => on_done(a.doc, Ok(a.summary)),
+                }
+            }
+            active = keep;
+        }
+    }
+
+    /// After a step: emit the checkpoints the lane reached (its start after the preamble, a
+    /// piece's end) and move on to the next piece; `Break` when the document is done or its
+    /// sink stopped it.
+    fn lane_advance<D: LaneDoc>(
+        &self,
+        a: &mut Active<D>,
+        on_checkpoint: &mut impl FnMut(&mut D, Checkpoint) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let n_pieces = a.doc.plan().len();
+        // Pieces with no tokens end where they start: their checkpoints follow at once.
+        loop {
+            if a.pos < a.current().len() {
+                return ControlFlow::Continue(());
+            }
+            let cp = match a.preamble.take() {
+                Some(pre) => {
+                    a.summary.preamble_tokens = pre.len() as u64;
+                    Checkpoint {
+                        seq: 0,
+                        kind: CheckpointKind::Start,
+                        token_offset: 0,
+                        byte_offset: 0,
+                        line: 1,
+                        span_hash: span_hash(&pre),
+                        state: a.state.clone(),
+                        is_last: n_pieces == 0,
+                    }
+                }
+                None => {
+                    let piece = &a.doc.plan()[a.piece];
+                    a.tok += piece.tokens.len() as u64;
+                    a.summary.tokens += piece.tokens.len() as u64;
+                    a.seq += 1;
+                    a.piece += 1;
+                    Checkpoint {
+                        seq: a.seq,
+                        kind: piece.end_kind,
+                        token_offset: a.tok,
+                        byte_offset: piece.bytes.end,
+                        line: a.lines.line_of(piece.bytes.end),
+                        span_hash: span_hash(&piece.tokens),
+                        state: a.state.clone(),
+                        is_last: a.seq as usize == n_pieces,
+                    }
+                }
+            };
+            a.pos = 0;
+            a.summary.checkpoints += 1;
+            let last = cp.is_last;
+            if on_checkpoint(&mut a.doc, cp).is_break() {
+                a.summary.stopped = true;
+                return ControlFlow::Break(());
+            }
+            if last {
+                return ControlFlow::Break(());
+            }
+        }
     }
 }
 
