@@ -7,6 +7,8 @@
 //! again by the next run; blobs are content-addressed and their bytes deterministic, so the
 //! rerun writes the same files.
 
+use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -41,8 +43,13 @@ pub struct IngestConfig {
     /// How checkpoint blobs store the state: `f32` (exact resume) or `bf16` (half the bytes);
     /// a store holds blobs of one precision (its fingerprint says which).
     pub state_precision: StatePrecision,
-    /// Documents folded at once.
+    /// Fold workers (each folds its documents one at a time, or `lanes` at a time).
     pub jobs: usize,
+    /// Documents each fold worker folds at once in lockstep lanes ([`Reader::fold_lanes`]): one
+    /// set of matrix products per step over every lane's rows, which is what a GPU wants. 1 (the
+    /// default) folds one document at a time. The store is the same whatever the lanes (on the
+    /// CPU bit for bit).
+    pub lanes: usize,
     /// Source options (walk, caps, extraction jobs).
     pub sources: rwkv_sources::Options,
     /// Keep only documents whose id falls in shard `i` of `n` (`(i, n)`, 0-based).
@@ -119,6 +126,8 @@ pub struct Summary {
     pub tokens_per_second: f64,
     /// Tokens between checkpoints inside a part (given, or the default for this state size).
     pub checkpoint_every: usize,
+    /// Documents each fold worker folded at once.
+    pub lanes: usize,
     /// How the blobs store the state (`f32` or `bf16`).
     pub state_precision: StatePrecision,
     /// Bytes of state data in each checkpoint blob (header not counted).
@@ -258,7 +267,18 @@ pub fn ingest(
     let mut source_error = None;
     std::thread::scope(|scope| {
         let producer = scope.spawn(|| produce(&shared, tx));
-        let workers: Vec<_> = (0..jobs).map(|_| scope.spawn(|| work(&shared, &rx))).collect();
+        let (lanes, shared, rx) = (cfg.lanes.max(1), &shared, &rx);
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(move || {
+                    if lanes > 1 {
+                        work_lanes(shared, rx, lanes)
+                    } else {
+                        work(shared, rx)
+                    }
+                })
+            })
+            .collect();
         if let Ok(Err(e)) = producer.join() {
             source_error = Some(e);
         }
@@ -316,6 +336,7 @@ pub fn ingest(
         wall_seconds: wall,
         tokens_per_second: tokens as f64 / wall.max(1e-9),
         checkpoint_every: every,
+        lanes: cfg.lanes.max(1),
         state_precision: cfg.state_precision,
         state_bytes_per_checkpoint: model.state_spec().stored_bytes(cfg.state_precision) as u64,
         corpus_state: corpus_state.map(|p| p.display().to_string()),
@@ -378,33 +399,102 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
 }
 
 fn work(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>) -> Result<()> {
-    loop {
-        let doc = {
-            let rx = rx.lock().map_err(|_| poisoned())?;
-            match rx.recv() {
-                Ok(d) => d,
-                Err(_) => return Ok(()),
-            }
-        };
+    while let Some(doc) = receive(rx)? {
         let name = doc.location();
         match process(shared, &doc) {
             Ok(outcome) => shared.progress.done(&name, outcome),
-            Err(e @ (Error::Reader(_) | Error::Model(_))) => {
-                shared.counts.failed.fetch_add(1, Ordering::Relaxed);
-                shared.progress.done(&name, "failed");
-                shared.skips.lock().map_err(|_| poisoned())?.push(Skip {
-                    input: name,
-                    reason: "fold".into(),
-                    message: e.to_string(),
-                });
-            }
-            Err(e) => return Err(e),
+            Err(e) => fold_failed(shared, name, e)?,
         }
     }
+    Ok(())
+}
+
+/// The next document from the sources, `None` once they are done.
+fn receive(rx: &Mutex<mpsc::Receiver<Document>>) -> Result<Option<Document>> {
+    let rx = rx.lock().map_err(|_| poisoned())?;
+    Ok(rx.recv().ok())
+}
+
+/// A document's fold failed: a fold error (the model refused it) is that document's failure,
+/// recorded; anything else (the store, the disk) ends the run.
+fn fold_failed(shared: &Shared<'_>, name: String, e: Error) -> Result<()> {
+    match e {
+        e @ (Error::Reader(_) | Error::Model(_)) => {
+            shared.counts.failed.fetch_add(1, Ordering::Relaxed);
+            shared.progress.done(&name, "failed");
+            shared.skips.lock().map_err(|_| poisoned())?.push(Skip {
+                input: name,
+                reason: "fold".into(),
+                message: e.to_string(),
+            });
+            Ok(())
+        }
+        e => Err(e),
+    }
+}
+
+/// A fold worker with `lanes` lanes ([`Reader::fold_lanes`]): documents that need folding take
+/// a lane as one frees; the others (unchanged, reindexed) are done on the way in. Each
+/// document's checkpoints, commit and index entries are those of the one-document path.
+fn work_lanes(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>, lanes: usize) -> Result<()> {
+    let fatal: RefCell<Option<Error>> = RefCell::new(None);
+    let stop = |e: Error| {
+        fatal.borrow_mut().get_or_insert(e);
+    };
+    let next = || -> Option<FoldJob<Document>> {
+        while fatal.borrow().is_none() {
+            let doc = match receive(rx) {
+                Ok(Some(d)) => d,
+                Ok(None) => return None,
+                Err(e) => {
+                    stop(e);
+                    return None;
+                }
+            };
+            match triage(shared, &doc) {
+                Ok(Some(outcome)) => shared.progress.done(&doc.location(), outcome),
+                Ok(None) => match FoldJob::new(shared, doc) {
+                    Ok(job) => return Some(job),
+                    Err(e) => stop(e),
+                },
+                Err(e) => stop(e),
+            }
+        }
+        None
+    };
+    let on_done = |job: FoldJob<Document>, res: rwkv_reader::Result<rwkv_reader::FoldSummary>| {
+        let name = job.name.clone();
+        match res.map_err(Error::from).and_then(|s| job.finish(shared, &s)) {
+            Ok(()) => {
+                shared.counts.folded.fetch_add(1, Ordering::Relaxed);
+                shared.progress.done(&name, "folded");
+            }
+            Err(e) => {
+                if let Err(e) = fold_failed(shared, name, e) {
+                    stop(e);
+                }
+            }
+        }
+    };
+    shared
+        .reader
+        .fold_lanes(lanes, next, |job, cp| job.checkpoint(shared, cp), on_done);
+    fatal.into_inner().map_or(Ok(()), Err)
 }
 
 /// Fold (or skip, or reindex) one document.
 fn process(shared: &Shared<'_>, doc: &Document) -> Result<&'static str> {
+    if let Some(outcome) = triage(shared, doc)? {
+        return Ok(outcome);
+    }
+    fold_document(shared, doc)?;
+    shared.counts.folded.fetch_add(1, Ordering::Relaxed);
+    Ok("folded")
+}
+
+/// What a document needs: `Some(outcome)` when it is done without folding (`unchanged`, or
+/// `reindexed` from the store), `None` when it must be folded (new, changed, or damaged).
+fn triage(shared: &Shared<'_>, doc: &Document) -> Result<Option<&'static str>> {
     let id = doc.id.to_string();
     let hash = doc.hash.to_string();
     if let Some(rec) = shared.store.document(&id)?
@@ -419,15 +509,13 @@ fn process(shared: &Shared<'_>, doc: &Document) -> Result<&'static str> {
                 let mut index = shared.index.lock().map_err(|_| poisoned())?;
                 index.add_document_segments(&id, segs)?;
                 shared.counts.reindexed.fetch_add(1, Ordering::Relaxed);
-                return Ok("reindexed");
+                return Ok(Some("reindexed"));
             }
-            return Ok("unchanged");
+            return Ok(Some("unchanged"));
         }
         shared.counts.refolded_corrupt.fetch_add(1, Ordering::Relaxed);
     }
-    fold_document(shared, doc)?;
-    shared.counts.folded.fetch_add(1, Ordering::Relaxed);
-    Ok("folded")
+    Ok(None)
 }
 
 fn blobs_intact(store: &Store, id: &str) -> Result<bool> {
@@ -442,113 +530,188 @@ fn blobs_intact(store: &Store, id: &str) -> Result<bool> {
 }
 
 fn fold_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
-    let id = doc.id.to_string();
-    let name = doc.location();
-    let parts: Vec<usize> = doc.parts.iter().map(|p| p.start).collect();
+    let mut job = FoldJob::new(shared, doc)?;
+    let fold_span =
+        tracing::debug_span!(target: "rwkv::fold", "fold", path = %job.name, tokens = job.record.token_count);
+    let fold_guard = fold_span.enter();
+    // The sink borrows the job mutably: the fold reads the plan and names apart from it.
+    let plan = std::mem::take(&mut job.plan);
+    let (id, name, parts) = (job.id.clone(), job.name.clone(), job.parts.clone());
     let input = DocInput {
         id: &id,
         name: &name,
         text: &doc.text,
         parts: &parts,
     };
-    let plan = tracing::debug_span!(target: "rwkv::tokenize", "tokenize", path = %name, bytes = doc.bytes())
-        .in_scope(|| shared.reader.plan(&input));
-    let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
-    let record = DocumentRecord {
-        id: id.clone(),
-        source: name.clone(),
-        kind: doc.kind.as_str().to_string(),
-        title: doc.title.clone(),
-        content_hash: doc.hash.to_string(),
-        byte_len: doc.bytes() as u64,
-        line_count: doc.lines() as u64,
-        token_count: doc_tokens,
-        parts: doc
-            .parts
-            .iter()
-            .map(|p| rwkv_store::Part {
-                title: p.title.clone(),
-                byte_offset: p.start as u64,
-                line: doc.line_of(p.start) as u64,
-            })
-            .collect(),
-        ..Default::default()
-    };
-    shared.progress.start(&name, doc_tokens);
-    shared.texts.put(&record.content_hash, &doc.text)?;
+    let summary = shared
+        .reader
+        .fold_planned(&input, &plan, |cp| job.checkpoint(shared, cp))?;
+    drop(fold_guard);
+    job.finish(shared, &summary)
+}
 
-    let precision = shared.cfg.state_precision;
-    let fp = shared.store.identity().model_fingerprint.clone();
-    // Blobs name the store's fingerprint when it is not the model's own (a bf16 fold, bf16
-    // blobs), so that a manifest rebuilt from them keeps to the store's identity.
-    let store_model = (fp != shared.model.fingerprint()).then(|| fp.clone());
-    let spec = shared.model.state_spec();
-    let tokenizer_id = shared.reader.tokenizer().id().to_string();
-    let mut records: Vec<CheckpointRecord> = Vec::new();
-    let mut parent: Option<Key> = None;
-    let mut failure: Option<Error> = None;
-    let mut last_tokens = 0u64;
-    let fold_span = tracing::debug_span!(target: "rwkv::fold", "fold", path = %name, tokens = doc_tokens);
-    let fold_guard = fold_span.enter();
-    let summary = shared.reader.fold_planned(&input, &plan, |cp| {
+/// One document being folded: its plan and record, and the checkpoints written so far. The
+/// one-document path ([`fold_document`]) and the lanes ([`work_lanes`]) share it.
+struct FoldJob<D> {
+    /// The document, borrowed (one-document path) or owned (lanes).
+    doc: D,
+    id: String,
+    name: String,
+    parts: Vec<usize>,
+    plan: Vec<rwkv_reader::Piece>,
+    record: DocumentRecord,
+    /// Set when the store's fingerprint is not the model's own (a bf16 fold, bf16 blobs):
+    /// blobs name it, so that a manifest rebuilt from them keeps to the store's identity.
+    store_model: Option<String>,
+    fingerprint: String,
+    records: Vec<CheckpointRecord>,
+    parent: Option<Key>,
+    failure: Option<Error>,
+    last_tokens: u64,
+}
+
+impl<D: Borrow<Document>> FoldJob<D> {
+    /// Tokenizes the document, makes its record, stores its text and announces it.
+    fn new(shared: &Shared<'_>, owned: D) -> Result<Self> {
+        let doc = owned.borrow();
+        let id = doc.id.to_string();
+        let name = doc.location();
+        let parts: Vec<usize> = doc.parts.iter().map(|p| p.start).collect();
+        let input = DocInput {
+            id: &id,
+            name: &name,
+            text: &doc.text,
+            parts: &parts,
+        };
+        let plan = tracing::debug_span!(target: "rwkv::tokenize", "tokenize", path = %name, bytes = doc.bytes())
+            .in_scope(|| shared.reader.plan(&input));
+        let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
+        let record = DocumentRecord {
+            id: id.clone(),
+            source: name.clone(),
+            kind: doc.kind.as_str().to_string(),
+            title: doc.title.clone(),
+            content_hash: doc.hash.to_string(),
+            byte_len: doc.bytes() as u64,
+            line_count: doc.lines() as u64,
+            token_count: doc_tokens,
+            parts: doc
+                .parts
+                .iter()
+                .map(|p| rwkv_store::Part {
+                    title: p.title.clone(),
+                    byte_offset: p.start as u64,
+                    line: doc.line_of(p.start) as u64,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        shared.progress.start(&name, doc_tokens);
+        shared.texts.put(&record.content_hash, &doc.text)?;
+        let fingerprint = shared.store.identity().model_fingerprint.clone();
+        let store_model = (fingerprint != shared.model.fingerprint()).then(|| fingerprint.clone());
+        Ok(FoldJob {
+            doc: owned,
+            id,
+            name,
+            parts,
+            plan,
+            record,
+            store_model,
+            fingerprint,
+            records: Vec::new(),
+            parent: None,
+            failure: None,
+            last_tokens: 0,
+        })
+    }
+
+    fn input(&self) -> DocInput<'_> {
+        DocInput {
+            id: &self.id,
+            name: &self.name,
+            text: &self.doc.borrow().text,
+            parts: &self.parts,
+        }
+    }
+
+    /// Writes one checkpoint's blob; a failed write stops the document (kept in `failure`).
+    fn checkpoint(&mut self, shared: &Shared<'_>, cp: rwkv_reader::Checkpoint) -> ControlFlow<()> {
         let _span =
             tracing::debug_span!(target: "rwkv::checkpoint", "checkpoint", seq = cp.seq, tokens = cp.token_offset)
                 .entered();
-        let key = checkpoint_key(&fp, parent.as_ref(), &cp.span_hash);
+        let key = checkpoint_key(&self.fingerprint, self.parent.as_ref(), &cp.span_hash);
         let mut rec = CheckpointRecord {
             key,
-            doc_id: id.clone(),
+            doc_id: self.id.clone(),
             seq: cp.seq,
             token_offset: cp.token_offset,
             byte_offset: cp.byte_offset as u64,
             line: cp.line as u64,
-            parent,
+            parent: self.parent,
             is_final: cp.is_last,
             blob: Default::default(),
         };
-        let mut meta = rwkv_store::blob_metadata(&rec, &record);
-        if let Some(m) = &store_model {
+        let mut meta = rwkv_store::blob_metadata(&rec, &self.record);
+        if let Some(m) = &self.store_model {
             meta.insert(rwkv_store::meta_keys::STORE_MODEL.to_string(), m.clone());
         }
         let extra: Vec<(String, String)> = meta.into_iter().collect();
         // The fold goes on from the exact state; only the stored copy is rounded.
-        let bytes = cp.state.to_bytes_as(&spec, &tokenizer_id, &extra, precision);
+        let spec = shared.model.state_spec();
+        let tokenizer_id = shared.reader.tokenizer().id();
+        let bytes = cp
+            .state
+            .to_bytes_as(&spec, tokenizer_id, &extra, shared.cfg.state_precision);
         match shared.store.put_blob(&key, &bytes) {
             Ok(info) => rec.blob = info,
             Err(e) => {
-                failure = Some(e.into());
+                self.failure = Some(e.into());
                 return ControlFlow::Break(());
             }
         }
-        shared.progress.tokens(cp.state.tokens - last_tokens);
-        last_tokens = cp.state.tokens;
-        records.push(rec);
-        parent = Some(key);
+        shared.progress.tokens(cp.state.tokens - self.last_tokens);
+        self.last_tokens = cp.state.tokens;
+        self.records.push(rec);
+        self.parent = Some(key);
         ControlFlow::Continue(())
-    })?;
-    drop(fold_guard);
-    if let Some(e) = failure {
-        return Err(e);
     }
-    shared
-        .counts
-        .tokens
-        .fetch_add(summary.tokens + summary.preamble_tokens, Ordering::Relaxed);
-    shared
-        .counts
-        .checkpoints
-        .fetch_add(records.len() as u64, Ordering::Relaxed);
-    let committed = records.clone();
-    tracing::debug_span!(target: "rwkv::checkpoint", "commit", path = %name, checkpoints = committed.len())
-        .in_scope(|| shared.store.commit_document(record.clone(), records))?;
-    let segs = segments_from(&record, &committed, &doc.text);
-    let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, segments = segs.len()).entered();
-    shared
-        .index
-        .lock()
-        .map_err(|_| poisoned())?
-        .add_document_segments(&id, segs)?;
-    Ok(())
+
+    /// Commits the document's checkpoints to the manifest, then indexes it.
+    fn finish(self, shared: &Shared<'_>, summary: &rwkv_reader::FoldSummary) -> Result<()> {
+        if let Some(e) = self.failure {
+            return Err(e);
+        }
+        shared
+            .counts
+            .tokens
+            .fetch_add(summary.tokens + summary.preamble_tokens, Ordering::Relaxed);
+        shared
+            .counts
+            .checkpoints
+            .fetch_add(self.records.len() as u64, Ordering::Relaxed);
+        let committed = self.records.clone();
+        let name = &self.name;
+        tracing::debug_span!(target: "rwkv::checkpoint", "commit", path = %name, checkpoints = committed.len())
+            .in_scope(|| shared.store.commit_document(self.record.clone(), self.records))?;
+        let segs = segments_from(&self.record, &committed, &self.doc.borrow().text);
+        let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, segments = segs.len()).entered();
+        shared
+            .index
+            .lock()
+            .map_err(|_| poisoned())?
+            .add_document_segments(&self.id, segs)?;
+        Ok(())
+    }
+}
+
+impl<D: Borrow<Document>> rwkv_reader::LaneDoc for FoldJob<D> {
+    fn input(&self) -> DocInput<'_> {
+        FoldJob::input(self)
+    }
+    fn plan(&self) -> &[rwkv_reader::Piece] {
+        &self.plan
+    }
 }
 
 /// The index segments of a stored document: the text between consecutive checkpoints, each

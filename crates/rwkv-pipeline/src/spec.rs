@@ -40,8 +40,11 @@ pub struct JobSpec {
     pub hidden: bool,
     /// Largest file read, in bytes.
     pub max_file_size: Option<u64>,
-    /// Documents folded at once.
+    /// Fold workers.
     pub jobs: Option<usize>,
+    /// Documents each fold worker folds at once in lockstep lanes (default 1 on the CPU, 32 on
+    /// a GPU).
+    pub lanes: Option<usize>,
     /// Also fold every document, in order, into one corpus state.
     #[serde(default)]
     pub corpus_state: bool,

@@ -48,6 +48,7 @@ fn cfg(inputs: Vec<String>, store: &Path) -> IngestConfig {
         checkpoint_every: Some(64),
         state_precision: rwkv_model::StatePrecision::default(),
         jobs: 2,
+        lanes: 1,
         sources: rwkv_sources::Options::default(),
         shard: None,
         corpus_state: false,

@@ -45,9 +45,14 @@ pub(crate) struct Args {
     /// state / 512) rounded up to a multiple of 256 (at most 512 bytes of state per token).
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
-    /// Documents folded at once (default: the job file's `jobs`, else --jobs, else 2).
+    /// Fold workers (default: the job file's `jobs`, else --jobs, else 2; 1 on a GPU).
     #[arg(long)]
     pub fold_jobs: Option<usize>,
+    /// Documents each fold worker folds at once, in lockstep lanes whose steps share one set of
+    /// matrix products (default: the job file's `lanes`, else 1 on the CPU, 32 on a GPU). The
+    /// store is the same whatever the lanes.
+    #[arg(long, value_name = "N")]
+    pub lanes: Option<usize>,
     /// Run the job described by a TOML file (see pipelines/).
     #[arg(long, value_name = "FILE.toml")]
     pub pipeline: Option<std::path::PathBuf>,

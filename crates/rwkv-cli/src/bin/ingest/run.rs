@@ -161,6 +161,8 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
             "note: using the bundled demo model (a tiny code model); real answers need a real checkpoint (--model)"
         );
     }
+    // A GPU wants many rows per product: one worker folding many documents in lanes.
+    let on_gpu = device != rwkv_model::Device::Cpu;
     let cfg = IngestConfig {
         inputs,
         store_dir: store_dir.clone(),
@@ -170,7 +172,12 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
             .fold_jobs
             .or(spec.as_ref().and_then(|s| s.jobs))
             .or(args.sources.jobs)
-            .unwrap_or(2),
+            .unwrap_or(if on_gpu { 1 } else { 2 }),
+        lanes: args
+            .lanes
+            .or(spec.as_ref().and_then(|s| s.lanes))
+            .unwrap_or(if on_gpu { 32 } else { 1 })
+            .max(1),
         sources,
         shard,
         corpus_state: corpus,
