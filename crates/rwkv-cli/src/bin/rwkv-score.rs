@@ -136,7 +136,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         file: args.file.display().to_string(),
         model: model_path.display().to_string(),
         fingerprint: model.fingerprint().to_string(),
-        fold_precision: args.fold_precision,
+        fold_precision: model.fold_precision(),
         weights: model.held_weights().to_string(),
         weight_bytes: model.weight_bytes(),
         load_seconds,

@@ -39,9 +39,14 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
     let mut model = load_model(&model_path, weights, device)?.model;
     let fold = args
         .fold_precision
-        .or_else(|| spec.as_ref().and_then(|s| s.fold_precision))
-        .unwrap_or_default();
-    model.set_fold_precision(fold);
+        .or_else(|| spec.as_ref().and_then(|s| s.fold_precision));
+    if device != rwkv_model::Device::Cpu && fold == Some(rwkv_model::FoldPrecision::F32) {
+        bail!(
+            "--device {device} folds with bf16 products (a GPU store is a bf16-fold store); \
+             fold precision f32 needs --device cpu"
+        );
+    }
+    model.set_fold_precision(fold.unwrap_or_default());
     let tok_name = match spec.as_ref().and_then(|s| s.tokenizer.clone()) {
         Some(t) if !on_cli("tokenizer") => t,
         _ => args.tokenizer.clone(),
@@ -55,7 +60,7 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
         .state_precision
         .or_else(|| spec.as_ref().and_then(|s| s.state_precision))
         .unwrap_or_default();
-    let ident = rwkv_reader::store_identity(&model, fold, state_precision, tokenizer.as_ref());
+    let ident = rwkv_reader::store_identity(&model, model.fold_precision(), state_precision, tokenizer.as_ref());
 
     if args.gc {
         let r = rwkv_pipeline::gc(&store_dir, ident)?;
