@@ -27,16 +27,18 @@ pub(crate) trait Forward: Send + Sync + std::fmt::Debug {
     fn wkv_shape(&self) -> Vec<usize>;
     /// Folds `tokens` (at least one; token ids already checked against the vocabulary) into
     /// `state` (its shape already checked) in chunks of `chunk` tokens; the logits asked for.
-    fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32>;
+    /// Only a device backend fails (the device's own errors: out of memory, a lost GPU).
+    fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>>;
     /// Folds every lane's tokens (already checked; some may be empty) into its own state, no
     /// logits, in lockstep chunks of `chunk` tokens per lane: a backend that can runs one set
     /// of matrix products over all the lanes' rows of a step. Each lane's state must come out
     /// as [`Forward::forward`] of its tokens alone would leave it (to float rounding). The
     /// default folds the lanes one after another.
-    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) {
+    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) -> Result<()> {
         for lane in lanes.iter_mut().filter(|l| !l.tokens.is_empty()) {
-            self.forward(lane.tokens, lane.state, Logits::None, chunk);
+            self.forward(lane.tokens, lane.state, Logits::None, chunk)?;
         }
+        Ok(())
     }
     /// Sets the arithmetic of sequence mode.
     fn set_fold_precision(&mut self, p: FoldPrecision);
@@ -66,6 +68,18 @@ pub(crate) fn load(
             Generation::V5 => Box::new(V5::from_tensors(map, v5_eps, opts.weights, hash)?),
             Generation::V4 => Box::new(V4::from_tensors(map, opts.weights, hash)?),
         }),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(n) => match generation {
+            Generation::V7 => Ok(Box::new(crate::cuda::CudaV7::load(map, opts.weights, n, hash)?)),
+            other => Err(Error::Device {
+                device: format!("cuda:{n}"),
+                reason: format!(
+                    "RWKV-{} runs on the CPU only (the CUDA backend runs RWKV-7); use --device cpu",
+                    &format!("{other:?}")[1..]
+                ),
+            }),
+        },
+        #[cfg(not(feature = "cuda"))]
         Device::Cuda(n) => Err(Error::Device {
             device: format!("cuda:{n}"),
             reason: "this build has no CUDA backend (build rwkv-reader with `--features cuda`, \
@@ -124,8 +138,8 @@ macro_rules! cpu_forward {
             fn wkv_shape(&self) -> Vec<usize> {
                 <$ty>::wkv_shape(self)
             }
-            fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
-                <$ty>::forward(self, tokens, state, logits, chunk)
+            fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>> {
+                Ok(<$ty>::forward(self, tokens, state, logits, chunk))
             }
             fn set_fold_precision(&mut self, p: FoldPrecision) {
                 cpu_set_fold_precision(self, p)
@@ -172,11 +186,12 @@ impl Forward for V7 {
         let c = self.config();
         vec![c.n_head, c.head_size, c.head_size]
     }
-    fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
-        V7::forward(self, tokens, state, logits, chunk)
+    fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>> {
+        Ok(V7::forward(self, tokens, state, logits, chunk))
     }
-    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) {
-        V7::forward_lanes(self, lanes, chunk)
+    fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) -> Result<()> {
+        V7::forward_lanes(self, lanes, chunk);
+        Ok(())
     }
     fn set_fold_precision(&mut self, p: FoldPrecision) {
         cpu_set_fold_precision(self, p)

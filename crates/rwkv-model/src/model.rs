@@ -286,21 +286,21 @@ impl Model {
         Ok(())
     }
 
-    fn run(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
+    fn run(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>> {
         // A forward pass hands work to the thread pool dozens of times per layer. From a thread
         // outside the pool each hand-off sleeps on a latch until a worker finishes (two thread
         // wake-ups, microseconds each); from a worker, `join` runs one half itself and the other
         // worker, still spinning from the last hand-off, takes the other. So move the whole
         // pass onto a worker once.
         if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
-            let mut out = Vec::new();
+            let mut out = Ok(Vec::new());
             rayon::scope(|_| out = self.run_here(tokens, state, logits, chunk));
             return out;
         }
         self.run_here(tokens, state, logits, chunk)
     }
 
-    fn run_here(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Vec<f32> {
+    fn run_here(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>> {
         self.arch.forward(tokens, state, logits, chunk)
     }
 
@@ -312,7 +312,7 @@ impl Model {
         if tokens.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(self.run(tokens, state, logits, self.chunk_len))
+        self.run(tokens, state, logits, self.chunk_len)
     }
 
     /// Batched sequence mode: folds each lane's tokens into its own state, no logits, with one
@@ -333,22 +333,43 @@ impl Model {
                 state: &mut *l.state,
             })
             .collect();
-        if !ok.is_empty() {
-            let chunk = self.chunk_len;
-            if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
-                // As in `run`: the whole pass on a pool worker.
-                rayon::scope(|_| self.arch.forward_lanes(&mut ok, chunk));
-            } else {
-                self.arch.forward_lanes(&mut ok, chunk);
+        if ok.is_empty() {
+            return checks;
+        }
+        let chunk = self.chunk_len;
+        let mut res = Ok(());
+        if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+            // As in `run`: the whole pass on a pool worker.
+            rayon::scope(|_| res = self.arch.forward_lanes(&mut ok, chunk));
+        } else {
+            res = self.arch.forward_lanes(&mut ok, chunk);
+        }
+        drop(ok);
+        match res {
+            Ok(()) => checks,
+            // The device failed the whole call: every lane it ran gets the error.
+            Err(e) => {
+                let msg = e.to_string();
+                let device = self.device().to_string();
+                checks
+                    .into_iter()
+                    .zip(lanes.iter())
+                    .map(|(c, l)| match c {
+                        Ok(()) if !l.tokens.is_empty() => Err(Error::Device {
+                            device: device.clone(),
+                            reason: msg.clone(),
+                        }),
+                        other => other,
+                    })
+                    .collect()
             }
         }
-        checks
     }
 
     /// Token mode: one token, returns its logits.
     pub fn forward_token(&self, token: u32, state: &mut State) -> Result<Vec<f32>> {
         self.check(&[token], state)?;
-        Ok(self.run(&[token], state, Logits::Last, 1))
+        self.run(&[token], state, Logits::Last, 1)
     }
 }
 

@@ -14,6 +14,8 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 mod kernels;
+/// The CUDA WKV kernel's source and its CPU reference.
+pub(crate) mod wkv_ref;
 
 use crate::blocks::Weights as TensorWeights;
 use crate::gemm_bf16::round_into;
