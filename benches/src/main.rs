@@ -17,6 +17,9 @@ use rwkv_bench::{Shape, peak_rss, random_v7, reset_peak_rss, rss, write_safetens
 use rwkv_model::linalg::{Mat, linear, linear_rounded};
 use rwkv_model::{LoadOptions, Logits, Model, Weights};
 
+mod exact;
+#[cfg(feature = "cuda")]
+mod gpu_gemm;
 mod real_shape;
 
 /// Benchmark folding and decoding with a random RWKV-7 0.1B-shaped model.
@@ -92,6 +95,18 @@ struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// With --shape/--model: where the model runs (cpu, cuda, cuda:N; cuda needs the CUDA
+    /// build, scripts/build-cuda.sh).
+    #[arg(long, default_value = "cpu")]
+    device: rwkv_model::Device,
+    /// With --shape/--model: also fold this many documents at once (Model::forward_lanes) and
+    /// report the batched tok/s beside the single document's.
+    #[arg(long, default_value_t = 1)]
+    lanes: usize,
+    /// Exactness instead of speed: fold this text file with --model on --device and on the CPU
+    /// (f32), compare bits per token, logits and greedy continuations; exit 1 beyond 0.5 %.
+    #[arg(long, value_name = "TEXT")]
+    exact: Option<std::path::PathBuf>,
 }
 
 #[derive(serde::Serialize, Default)]
@@ -171,6 +186,32 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{s}");
         }
     };
+    if let Some(text) = &args.exact {
+        let model = args.model.as_deref().context("--exact needs --model")?;
+        let r = exact::run(model, text, args.device, args.tokens.unwrap_or(2048))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "{} on {} ({} fold) vs CPU f32, {} tokens: bits/token {:.5} vs {:.5} ({:.3} %), max |logit diff| {:.4}, greedy agree {}/32\n  cpu:    {:?}\n  device: {:?}",
+                r.model,
+                r.device,
+                r.fold_precision,
+                r.tokens,
+                r.device_bits_per_token,
+                r.cpu_bits_per_token,
+                r.bits_diff_percent,
+                r.max_logit_diff,
+                r.greedy_agree,
+                r.cpu_greedy,
+                r.device_greedy
+            );
+        }
+        if !r.pass {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if args.shape.is_some() || args.model.is_some() {
         return real_shape_bench(&args, &say);
     }
@@ -462,6 +503,8 @@ fn real_shape_bench(args: &Args, say: &dyn Fn(String)) -> anyhow::Result<()> {
         threads: args.threads,
         official: python,
         official_script: args.official_script.clone(),
+        device: args.device,
+        lanes: args.lanes.max(1),
     };
     let row = real_shape::run(&plan, say)?;
     if args.json {

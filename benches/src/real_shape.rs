@@ -42,6 +42,10 @@ pub struct Plan {
     pub official: Option<String>,
     /// The official script.
     pub official_script: PathBuf,
+    /// Where the model runs.
+    pub device: rwkv_model::Device,
+    /// Documents folded at once for the batched figure (1: none).
+    pub lanes: usize,
 }
 
 /// What was measured.
@@ -94,6 +98,19 @@ pub struct Row {
     pub logits_finite: bool,
     /// The official package's figures on the same file, when asked for.
     pub official: Option<serde_json::Value>,
+    /// Where it ran.
+    pub device: String,
+    /// Documents folded at once for the batched figure.
+    pub lanes: usize,
+    /// Fold tok/s of `lanes` documents of `fold_tokens` each, together (0: not measured).
+    pub fold_batched_tok_s: f64,
+    /// The same products alone on the same device (bf16 GEMMs of every layer, no head), as tok/s:
+    /// one document's rows, and the batched step's rows (0: not measured; GPU only).
+    pub gemm_only_tok_s: f64,
+    /// See `gemm_only_tok_s`.
+    pub gemm_only_batched_tok_s: f64,
+    /// GPU memory in use after the run, MB (nvidia-smi; 0 where it is not there).
+    pub gpu_memory_mb: f64,
 }
 
 fn tokens(n: usize, vocab: usize) -> Vec<u32> {
@@ -207,7 +224,11 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
     warm(path)?;
     reset_peak_rss();
     let t = Instant::now();
-    let opts = LoadOptions::default().with_weights(plan.weights);
+    let opts = LoadOptions::default()
+        .with_weights(plan.weights)
+        .with_device(plan.device);
+    row.device = plan.device.to_string();
+    row.lanes = plan.lanes;
     let mut model = Model::load_with(path, &opts).with_context(|| format!("loading {}", path.display()))?;
     row.load_seconds = t.elapsed().as_secs_f64();
     row.peak_rss_load_bytes = peak_rss().unwrap_or(0);
@@ -249,6 +270,44 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
         row.fold_tok_s
     ));
 
+    if plan.lanes > 1 {
+        // B documents of n tokens each (different tokens per lane), folded together.
+        let docs: Vec<Vec<u32>> = (0..plan.lanes)
+            .map(|i| toks.iter().map(|&t| (t + 7 * i as u32) % vocab as u32).collect())
+            .collect();
+        let mut states: Vec<rwkv_model::State> = (0..plan.lanes).map(|_| model.new_state()).collect();
+        let t = Instant::now();
+        let mut lanes: Vec<rwkv_model::Lane<'_>> = docs
+            .iter()
+            .zip(states.iter_mut())
+            .map(|(d, s)| rwkv_model::Lane { tokens: d, state: s })
+            .collect();
+        for r in model.forward_lanes(&mut lanes) {
+            r?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        row.fold_batched_tok_s = (plan.lanes * n) as f64 / secs;
+        say(format!(
+            "batched fold: {:.1} tok/s ({} lanes of {n} tokens, {:.2}x the single document)",
+            row.fold_batched_tok_s,
+            plan.lanes,
+            row.fold_batched_tok_s / row.fold_tok_s
+        ));
+    }
+    #[cfg(feature = "cuda")]
+    if let (rwkv_model::Device::Cuda(ordinal), Some(cfg)) = (plan.device, model.v7_config()) {
+        let single = crate::gpu_gemm::tok_s(cfg, ordinal, n.min(1024))?;
+        let batched = crate::gpu_gemm::tok_s(cfg, ordinal, (plan.lanes * n.min(1024)).min(32 * 1024))?;
+        row.gemm_only_tok_s = single;
+        row.gemm_only_batched_tok_s = batched;
+        say(format!(
+            "GEMM-only limit: {single:.0} tok/s at one document's rows ({:.2} of it reached), {batched:.0} tok/s at the batched rows ({:.2} reached)",
+            row.fold_tok_s / single,
+            row.fold_batched_tok_s / batched
+        ));
+    }
+    row.gpu_memory_mb = gpu_memory_mb();
+
     let spec = model.state_spec();
     row.checkpoint_bytes = st.to_bytes(&spec, "world").len() as u64;
     row.checkpoint_bf16_bytes = st
@@ -272,6 +331,17 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
     row.peak_rss_bytes = peak_rss().unwrap_or(0);
     row.peak_rss_to_file = row.peak_rss_bytes as f64 / row.file_bytes as f64;
     Ok(())
+}
+
+/// GPU memory in use (MB) by nvidia-smi's count, 0 without it.
+fn gpu_memory_mb() -> f64 {
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// `benches/official.py` on the same file, its JSON (with `skipped` and a note when torch or

@@ -2,6 +2,8 @@
 //! the same order (step numbers as in the kernel), in plain Rust. It is what the kernel is
 //! checked against without a GPU: its tests hold it to the CPU backend's own recurrence
 //! (`kernels::wkv_head`); `scripts/gpu-check.sh` then holds the GPU to the CPU backend.
+// The loops are the kernel's threads and keep its index order on purpose.
+#![allow(clippy::needless_range_loop)]
 
 /// The kernel's source, compiled at run time by the CUDA backend.
 #[allow(dead_code)]

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The one prepared check of the CUDA build on a GPU machine: exactness of the GPU path against
+# the CPU path, then the speed bench, then a real ingest; everything into $OUT.
+#
+# Made here (no GPU):   bash scripts/build-cuda.sh        # → target-cuda/carry/*.xz (~40 MB)
+# Run on the device (the `run` tool, one call, in the repo root of a copy of this tree):
+#   run(command="bash scripts/gpu-check.sh", carry=["target-cuda/carry"], timeout_s=560)
+#
+# Steps (each logged to $OUT/gpu-check.log, a failure recorded and the next step run):
+#   0. environment: nvidia-smi, glibc, the CUDA 13 libraries of the machine's PyTorch venv
+#   1. exactness: fold-bench --exact on the demo model and the tiny RWKV-7 fixtures, GPU vs
+#      CPU f32 fold (bits/token within 0.5 %, max |logit diff|, greedy continuations)
+#   2. speed: fold-bench --device cuda at 0.1b (64 lanes), 1.5b (single + 64 lanes), 7.2b
+#      (single + 32 lanes): fold, batched fold, decode, GEMM-only limit, GPU memory
+#   3. a real ingest: this repo's crates/ with a 1.5B-shape model on the GPU (wall, tok/s), and
+#      a CPU bf16 ingest of crates/rwkv-store with the same model compared in structure
+# Environment: GPU_CHECK_QUICK=1 runs small sizes only (a dry run; also works with
+# GPU_CHECK_DEVICE=cpu on a machine without a GPU, with the default build's binaries in BIN).
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+OUT=${OUT:-$root/gpu-check-out}
+mkdir -p "$OUT"
+log="$OUT/gpu-check.log"
+device=${GPU_CHECK_DEVICE:-cuda}
+quick=${GPU_CHECK_QUICK:-0}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+summary=()
+failures=0
+
+note() { echo "[$(date +%T)] $*" | tee -a "$log" >&2; }
+step() { # step NAME CMD...: run, log, keep going
+    local name=$1
+    shift
+    note "== $name: $*"
+    if "$@" > "$OUT/$name.out" 2>> "$log"; then
+        summary+=("ok    $name")
+    else
+        summary+=("FAIL  $name (exit $?)")
+        failures=$((failures + 1))
+    fi
+    cat "$OUT/$name.out" >> "$log"
+}
+
+# 0. Binaries and libraries.
+bin=${BIN:-$tmp/bin}
+if [[ -z ${BIN:-} ]]; then
+    mkdir -p "$bin"
+    for f in target-cuda/carry/*.xz; do
+        [[ -e $f ]] || { note "no target-cuda/carry/*.xz: run scripts/build-cuda.sh and carry target-cuda/carry"; exit 2; }
+        xz -dc "$f" > "$bin/$(basename "$f" .xz)" && chmod +x "$bin/$(basename "$f" .xz)"
+    done
+fi
+if [[ $device != cpu ]]; then
+    cu13=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))' 2>/dev/null ||
+        ls -d /opt/*/lib/python3*/site-packages/nvidia/cu13/lib /usr/local/lib/python3*/*-packages/nvidia/cu13/lib 2>/dev/null | head -1)
+    [[ -n $cu13 ]] || cu13=$(find / -path '*nvidia/cu13/lib' -type d 2>/dev/null | head -1)
+    export LD_LIBRARY_PATH="${cu13}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    note "CUDA libraries: $cu13"
+    nvidia-smi >> "$log" 2>&1 || note "nvidia-smi failed"
+fi
+ldd --version 2>&1 | head -1 >> "$log"
+nproc >> "$log"
+
+# 1. Exactness on the real small models.
+for m in fixtures/models/rwkv7-code-11m.bf16.safetensors fixtures/models/tiny-rwkv-7v0-834K.safetensors \
+    fixtures/models/random-x070-C64-L2-H4N16.safetensors; do
+    name=exact-$(basename "$m" .safetensors)
+    step "$name" "$bin/fold-bench" --exact fixtures/code/README.md --model "$m" --device "$device" --json
+done
+
+# 2. Speed, random weights of the real shapes written on this machine's disk.
+if [[ $quick == 1 ]]; then
+    step bench-0.1b "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 4 --tokens 256 --decode-tokens 8 --repeats 1 --tmp "$tmp" --json
+else
+    step bench-0.1b "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --tmp "$tmp" --json --threads 16
+    step bench-1.5b "$bin/fold-bench" --shape 1.5b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --repeats 2 --tmp "$tmp" --keep --json --threads 16
+    step bench-7.2b "$bin/fold-bench" --shape 7.2b --device "$device" --lanes 32 --tokens 2048 --decode-tokens 32 --repeats 1 --tmp "$tmp" --json --threads 16
+fi
+
+# 3. A real ingest with the kept 1.5B-shape file (the demo model in a quick run).
+model=$(ls "$tmp"/fold-bench-*/rwkv7-1.5b-*.safetensors 2>/dev/null | head -1)
+[[ -n $model ]] || model=fixtures/models/rwkv7-code-11m.bf16.safetensors
+step ingest-gpu "$bin/rwkv-ingest" crates --store "$tmp/gpu" --model "$model" --device "$device" --json
+step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-store --store "$tmp/gpu-subset" --model "$model" --device "$device" --json
+step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-store --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
+# Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
+# states), listed from each store's blobs.
+structure() { (cd "$1/blobs" && find . -type f -name '*.st' | sed 's|.*/||' | sort); }
+if structure "$tmp/gpu-subset" > "$OUT/structure-gpu.txt" && structure "$tmp/cpu-subset" > "$OUT/structure-cpu.txt" &&
+    diff -q "$OUT/structure-gpu.txt" "$OUT/structure-cpu.txt" > /dev/null && [[ -s $OUT/structure-gpu.txt ]]; then
+    summary+=("ok    structure (GPU and CPU bf16 stores: the same $(wc -l < "$OUT/structure-gpu.txt") checkpoint keys)")
+else
+    summary+=("FAIL  structure (see structure-*.txt)")
+    failures=$((failures + 1))
+fi
+
+rm -rf "$tmp"
+{
+    echo "== summary ($failures failed)"
+    printf '%s\n' "${summary[@]}"
+} | tee -a "$log" | tee "$OUT/summary.txt"
+exit $((failures > 0))
