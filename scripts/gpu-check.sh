@@ -13,7 +13,7 @@
 #   2. speed: fold-bench --device cuda at 0.1b (64 lanes), 1.5b (single + 64 lanes), 7.2b
 #      (single + 32 lanes): fold, batched fold, decode, GEMM-only limit, GPU memory
 #   3. a real ingest: this repo's crates/ with a 1.5B-shape model on the GPU (wall, tok/s), and
-#      a CPU bf16 ingest of crates/rwkv-store with the same model compared in structure
+#      a CPU bf16 ingest of crates/rwkv-index with the same model compared in structure
 # Environment: GPU_CHECK_QUICK=1 runs small sizes only (a dry run; also works with
 # GPU_CHECK_DEVICE=cpu on a machine without a GPU, with the default build's binaries in BIN).
 set -uo pipefail
@@ -83,8 +83,8 @@ fi
 model=$(ls "$tmp"/fold-bench-*/rwkv7-1.5b-*.safetensors 2>/dev/null | head -1)
 [[ -n $model ]] || model=fixtures/models/rwkv7-code-11m.bf16.safetensors
 step ingest-gpu "$bin/rwkv-ingest" crates --store "$tmp/gpu" --model "$model" --device "$device" --json
-step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-store --store "$tmp/gpu-subset" --model "$model" --device "$device" --json
-step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-store --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
+step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" --json
+step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
 # Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
 # states), listed from each store's blobs.
 structure() { (cd "$1/blobs" && find . -type f -name '*.st' | sed 's|.*/||' | sort); }
