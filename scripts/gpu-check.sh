@@ -82,7 +82,9 @@ fi
 # 3. A real ingest with the kept 1.5B-shape file (the demo model in a quick run).
 model=$(ls "$tmp"/fold-bench-*/rwkv7-1.5b-*.safetensors 2>/dev/null | head -1)
 [[ -n $model ]] || model=fixtures/models/rwkv7-code-11m.bf16.safetensors
-step ingest-gpu "$bin/rwkv-ingest" crates --store "$tmp/gpu" --model "$model" --device "$device" --json
+corpus=crates
+[[ $quick == 1 ]] && corpus=crates/rwkv-index
+step ingest-gpu "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" --json
 step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" --json
 step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
 # Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
