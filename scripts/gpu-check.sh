@@ -84,8 +84,11 @@ model=$(ls "$tmp"/fold-bench-*/rwkv7-1.5b-*.safetensors 2>/dev/null | head -1)
 [[ -n $model ]] || model=fixtures/models/rwkv7-code-11m.bf16.safetensors
 corpus=crates
 [[ $quick == 1 ]] && corpus=crates/rwkv-index
-step ingest-gpu "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" --json
-step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" --json
+# A GPU folds bf16; a dry run on the CPU asks for the same fold.
+fold=()
+[[ $device == cpu ]] && fold=(--fold-precision bf16)
+step ingest-gpu "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" "${fold[@]}" --json
+step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" "${fold[@]}" --json
 step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
 # Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
 # states), listed from each store's blobs.
