@@ -85,12 +85,13 @@ done
 if readelf -d "$dist/rwkv-score" | grep NEEDED | grep -Eiq 'cuda|cublas|nvrtc|curand'; then
     say "warning: a CUDA library is in NEEDED: $(readelf -d "$dist/rwkv-score" | grep NEEDED | tr -s ' ' | tr '\n' ' ')"
 fi
-# What the device tool carries (64 MiB in all): the binaries xz-compressed (the PTX candle embeds
+# What the device tool carries (64 MiB in all, the tree included): the two binaries
+# scripts/gpu-check.sh runs, xz-compressed (the PTX candle embeds
 # compresses ~6x); scripts/gpu-check.sh unpacks them.
 carry="$CARGO_TARGET_DIR/carry"
 mkdir -p "$carry"
-for b in rwkv-score rwkv-ingest fold-bench; do
-    xz -T0 -6 -c "$dist/$b" > "$carry/$b.xz"
+for b in rwkv-ingest fold-bench; do
+    xz -T0 -9 -c "$dist/$b" > "$carry/$b.xz"
 done
 say "$(du -ch "$dist"/* | tail -1 | cut -f1) in $dist; $(du -ch "$carry"/* | tail -1 | cut -f1) to carry in $carry"
 echo "$dist"

@@ -2,9 +2,15 @@
 # The one prepared check of the CUDA build on a GPU machine: exactness of the GPU path against
 # the CPU path, then the speed bench, then a real ingest; everything into $OUT.
 #
-# Made here (no GPU):   bash scripts/build-cuda.sh        # → target-cuda/carry/*.xz (~40 MB)
+# Made here (no GPU):   bash scripts/build-cuda.sh        # → target-cuda/carry/*.xz (~20 MB)
+#                       bash scripts/gpu-check.sh --slim  # the tree must travel in 64 MiB
 # Run on the device (the `run` tool, one call, in the repo root of a copy of this tree):
 #   run(command="bash scripts/gpu-check.sh", carry=["target-cuda/carry"], timeout_s=560)
+# Then here:            git checkout -- .                 # puts the slimmed files back
+#
+# `--slim` deletes from the working tree (never from git) the tracked files the check does not
+# read — the other fixtures, the bundled vocabularies (compiled into the binaries) — so the
+# tree (~45 MB) and the carried binaries (~20 MB) fit the device tool's 64 MiB.
 #
 # Steps (each logged to $OUT/gpu-check.log, a failure recorded and the next step run):
 #   0. environment: nvidia-smi, glibc, the CUDA 13 libraries of the machine's PyTorch venv
@@ -20,12 +26,21 @@ set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+if [[ ${1:-} == --slim ]]; then
+    git ls-files -z fixtures/rwkvcpp fixtures/reference fixtures/books fixtures/web fixtures/vocab \
+        fixtures/make_fixtures.py 'fixtures/models/*.pth' 'fixtures/models/tiny-rwkv-6v0*' \
+        crates/rwkv-model/vocab | xargs -0 rm -f
+    echo "gpu-check: slimmed; the tree now holds $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (restore: git checkout -- .)"
+    exit 0
+fi
 OUT=${OUT:-$root/gpu-check-out}
 mkdir -p "$OUT"
-log="$OUT/gpu-check.log"
+log="$OUT/gpu-check.log"  # the device tool returns at most 8 files: the log, summary.txt, results.jsonl
 device=${GPU_CHECK_DEVICE:-cuda}
 quick=${GPU_CHECK_QUICK:-0}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
+res="$tmp/out"
+mkdir -p "$res"
 summary=()
 failures=0
 
@@ -34,13 +49,16 @@ step() { # step NAME CMD...: run, log, keep going
     local name=$1
     shift
     note "== $name: $*"
-    if "$@" > "$OUT/$name.out" 2>> "$log"; then
+    if "$@" > "$res/$name.out" 2>> "$log"; then
         summary+=("ok    $name")
     else
         summary+=("FAIL  $name (exit $?)")
         failures=$((failures + 1))
     fi
-    cat "$OUT/$name.out" >> "$log"
+    cat "$res/$name.out" >> "$log"
+    # One JSON line per step that printed JSON (fold-bench and rwkv-ingest --json).
+    python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); d["step"]=sys.argv[2]; print(json.dumps(d))' \
+        "$res/$name.out" "$name" >> "$OUT/results.jsonl" 2>/dev/null || true
 }
 
 # 0. Binaries and libraries.
@@ -93,11 +111,12 @@ step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-su
 # Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
 # states), listed from each store's blobs.
 structure() { (cd "$1/blobs" && find . -type f -name '*.st' | sed 's|.*/||' | sort); }
-if structure "$tmp/gpu-subset" > "$OUT/structure-gpu.txt" && structure "$tmp/cpu-subset" > "$OUT/structure-cpu.txt" &&
-    diff -q "$OUT/structure-gpu.txt" "$OUT/structure-cpu.txt" > /dev/null && [[ -s $OUT/structure-gpu.txt ]]; then
-    summary+=("ok    structure (GPU and CPU bf16 stores: the same $(wc -l < "$OUT/structure-gpu.txt") checkpoint keys)")
+if structure "$tmp/gpu-subset" > "$res/structure-gpu.txt" && structure "$tmp/cpu-subset" > "$res/structure-cpu.txt" &&
+    diff -q "$res/structure-gpu.txt" "$res/structure-cpu.txt" > /dev/null && [[ -s $res/structure-gpu.txt ]]; then
+    summary+=("ok    structure (GPU and CPU bf16 stores: the same $(wc -l < "$res/structure-gpu.txt") checkpoint keys)")
 else
-    summary+=("FAIL  structure (see structure-*.txt)")
+    diff "$res/structure-gpu.txt" "$res/structure-cpu.txt" >> "$log" 2>&1
+    summary+=("FAIL  structure (the diff is in the log)")
     failures=$((failures + 1))
 fi
 
