@@ -103,8 +103,8 @@ model=$(ls "$tmp"/fold-bench-*/rwkv7-1.5b-*.safetensors 2>/dev/null | head -1)
 corpus=crates
 [[ $quick == 1 ]] && corpus=crates/rwkv-index
 # A GPU folds bf16; a dry run on the CPU asks for the same fold.
-fold=()
-[[ $device == cpu ]] && fold=(--fold-precision bf16)
+fold=(--lanes 32)
+[[ $device == cpu ]] && fold=(--lanes 4 --fold-precision bf16)
 step ingest-gpu "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" "${fold[@]}" --json
 step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" "${fold[@]}" --json
 step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
