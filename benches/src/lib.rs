@@ -6,6 +6,7 @@ use std::path::Path;
 use rwkv_model::tensor::{DType, RawTensor, TensorMap};
 
 pub mod make;
+pub mod qa;
 
 /// The shape of an RWKV-7 model to generate.
 #[derive(Debug, Clone, Copy, serde::Serialize)]

@@ -28,7 +28,15 @@ fn ingest_fixtures(name: &str) -> PathBuf {
     dir
 }
 
+/// `rwkv-ask ARGS --generate`: the demo model generates (as a real checkpoint would).
 fn ask(args: &[&str], store: &Path) -> (i32, String, String) {
+    let mut a = args.to_vec();
+    a.push("--generate");
+    ask_as_is(&a, store)
+}
+
+/// `rwkv-ask ARGS` as given: with the demo model, evidence and sources only.
+fn ask_as_is(args: &[&str], store: &Path) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
         .current_dir(root())
         .args(args)
@@ -89,6 +97,50 @@ fn empty_or_unanswerable_questions_are_no_matching_documents() {
         assert_eq!(code, 1, "{q:?}: {out} {err}");
         assert!(err.contains("no matching documents"), "{q:?}: {err}");
     }
+}
+
+#[test]
+fn the_demo_model_shows_evidence_and_sources_without_a_generated_answer() {
+    // Text: evidence, sources, and one line on why there is no answer.
+    let (code, out, _) = ask_as_is(&["what does evaluate do?"], store());
+    assert_eq!(code, 0);
+    let line = out
+        .find("fixtures/code/src/eval.py:1  def evaluate(")
+        .expect("the definition line");
+    let sources = out.find("Sources:").expect("sources");
+    let note = out.find("No answer generated").expect("the note on the demo model");
+    assert!(line < sources && sources < note, "{out}");
+    assert!(out.contains("--generate") && !out.contains("Answer ("), "{out}");
+    // JSON: no text, `generated: false`, the evidence and sources as always.
+    let (code, out, _) = ask_as_is(&["what does evaluate do?", "--json"], store());
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["generated"], false, "{v}");
+    assert_eq!(v["text"], "", "{v}");
+    assert_eq!(v["finish"], "not_generated");
+    check_evidence(&v, &root());
+    assert!(
+        v["sources"][0]["path"].as_str().unwrap().ends_with("src/eval.py"),
+        "{v}"
+    );
+    assert_eq!(v["sources"][0]["matched"], "definition", "{v}");
+    // A summary lists the documents' key lines instead.
+    let (code, out, _) = ask_as_is(&["--summarize", "fixtures/code/src/eval.py", "--json"], store());
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["generated"], false);
+    let key = &v["documents"][0]["key_lines"];
+    assert!(
+        key.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["text"].as_str().unwrap().starts_with("def evaluate(")),
+        "{v}"
+    );
+    // Something the store does not hold: not found, exit 1.
+    let (code, _, err) = ask_as_is(&["How much GPU memory does the kernel scheduler reserve?"], store());
+    assert_eq!(code, 1);
+    assert!(err.contains("not found in this store"), "{err}");
 }
 
 #[test]
@@ -165,7 +217,15 @@ fn a_folder_summary_has_one_entry_per_document_cached_until_one_is_edited() {
     let summarize = |target: &str| -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
             .current_dir(tmp.path())
-            .args(["--summarize", target, "--max-tokens", "24", "--json", "--store"])
+            .args([
+                "--summarize",
+                target,
+                "--max-tokens",
+                "24",
+                "--json",
+                "--generate",
+                "--store",
+            ])
             .arg(&store)
             .output()
             .unwrap();
@@ -222,6 +282,7 @@ fn two_questions_in_one_process_equal_two_processes() {
         sampler: rwkv_model::sample::SamplerConfig::greedy(),
         template: rwkv_heads::Template::Plain,
         rank: rwkv_heads::Rank::Bm25,
+        generate: true,
     };
     let qs = ["what does evaluate do?", "how is main defined?"];
     let mut in_process = Vec::new();
@@ -257,6 +318,7 @@ fn the_first_text_arrives_before_generation_ends() {
             stop: "\u{1}".into(),
         },
         rank: rwkv_heads::Rank::Bm25,
+        generate: true,
     };
     let mut stamps = Vec::new();
     let t0 = Instant::now();

@@ -1,13 +1,12 @@
-//! Evidence: the few lines of the retrieved segments that answer a question, quoted exactly
+//! Evidence: the few lines of the retrieved units that answer a question, quoted exactly
 //! from the stored documents with their 1-based line numbers.
 //!
-//! Lines are scored in two steps. First by the words they share with the question: an
-//! identifier or path named in the question counts most, a line that *defines* such a name
-//! (`fn X`, `struct X`, `class X`, `def X`, `X = …`, a heading) counts more, and question words
-//! count by how rare they are among the candidate lines. Then the best few are scored by the
-//! model from the saved state: how much reading the line raises the log-likelihood of the
-//! question (nats per question token), which favours the lines the model itself connects to
-//! the question.
+//! One line per unit, in the units' rank order: a definition's own name line where the unit
+//! holds it (so a question about `url_for` quotes `def url_for(`), else the unit's line that
+//! shares the most and rarest words with the question (an identifier named in the question
+//! counts double, a line that *defines* such a name counts more). With a state to score from,
+//! the model adjusts near ties: how much reading the line raises the log-likelihood of the
+//! question.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,7 +15,8 @@ use rwkv_model::{Logits, State};
 use serde::Serialize;
 
 use crate::Result;
-use crate::library::{Candidate, Library};
+use crate::library::Library;
+use crate::retrieve::Candidate;
 
 /// One line that answers the question.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -39,8 +39,6 @@ pub struct Evidence {
 
 /// Lines of evidence returned.
 pub const EVIDENCE_LINES: usize = 3;
-/// Lines scored by the model after the word score.
-const MODEL_SCORED: usize = 8;
 /// Lines of context on each side of a line of evidence.
 const CONTEXT: usize = 1;
 /// Longest line considered (bytes): minified code and data lines are no evidence.
@@ -194,7 +192,8 @@ fn defines(line: &str, names: &BTreeSet<String>) -> bool {
     definition(line, names) > 0.0
 }
 
-/// A line of a candidate segment, with its word score.
+/// A line of a candidate unit, with its score.
+#[derive(Clone)]
 struct Scored {
     doc: usize,
     line: usize,
@@ -202,9 +201,12 @@ struct Scored {
 }
 
 impl Library<'_> {
-    /// The lines of `cands` (their stored documents) that best answer `question`, best first;
-    /// `state` is the state the answer resumes (the model's scores are taken from it).
-    pub fn evidence(&self, question: &str, cands: &[Candidate], state: &State) -> Result<Vec<Evidence>> {
+    /// The lines of the retrieved units `cands` that best answer `question`, best first: for a
+    /// unit that holds a definition's name, that line; otherwise the unit's line sharing the
+    /// most (and rarest) words with the question. With `state` (the state the answer resumes),
+    /// the lines are re-scored by the model: the gain in likelihood of the question after
+    /// reading the line, which reorders lines within ties of the word score.
+    pub fn evidence(&self, question: &str, cands: &[Candidate], state: Option<&State>) -> Result<Vec<Evidence>> {
         let q = Query::new(question);
         if q.terms.is_empty() && q.names.is_empty() {
             return Ok(Vec::new());
@@ -212,7 +214,7 @@ impl Library<'_> {
         // The stored text of each candidate's document, once.
         let mut docs: Vec<(String, Vec<String>)> = Vec::new();
         let mut doc_of: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut ranges: Vec<(usize, u64, u64)> = Vec::new();
+        let mut units: Vec<(usize, &Candidate)> = Vec::new();
         for c in cands {
             let d = match doc_of.get(c.doc_id.as_str()) {
                 Some(&d) => d,
@@ -224,34 +226,19 @@ impl Library<'_> {
                     docs.len() - 1
                 }
             };
-            ranges.push((d, c.line_start.max(1), c.line_end.max(c.line_start.max(1))));
-        }
-        // Each line once, even when segments overlap.
-        let mut seen = BTreeSet::new();
-        let mut lines: Vec<(usize, usize)> = Vec::new();
-        for &(d, a, b) in &ranges {
-            let n = docs[d].1.len() as u64;
-            for l in a..=b.min(n) {
-                if seen.insert((d, l)) {
-                    lines.push((d, l as usize));
-                }
-            }
-        }
-        // A definition of a name the question asks about counts wherever it lies in a
-        // retrieved document, also outside the retrieved segments.
-        let def_names = if q.names.is_empty() { &q.terms } else { &q.names };
-        for (d, (_, text)) in docs.iter().enumerate() {
-            for (i, line) in text.iter().enumerate() {
-                if line.len() <= MAX_LINE && definition(line, def_names) > 0.0 && seen.insert((d, i as u64 + 1)) {
-                    lines.push((d, i + 1));
-                }
-            }
+            units.push((d, c));
         }
         // Rarer question words weigh more: document frequency over the candidate lines.
-        let mut df: BTreeMap<&str, usize> = BTreeMap::new();
-        let line_words: Vec<BTreeSet<String>> = lines
+        let mut all_lines: Vec<(usize, usize, usize)> = Vec::new(); // (unit, doc, line)
+        for (u, &(d, c)) in units.iter().enumerate() {
+            let n = docs[d].1.len() as u64;
+            for l in c.line_start.max(1)..=c.line_end.min(n) {
+                all_lines.push((u, d, l as usize));
+            }
+        }
+        let line_words: Vec<BTreeSet<String>> = all_lines
             .iter()
-            .map(|&(d, l)| {
+            .map(|&(_, d, l)| {
                 let text = &docs[d].1[l - 1];
                 let mut set: BTreeSet<String> = words(text).map(str::to_lowercase).collect();
                 for w in words(text) {
@@ -260,6 +247,7 @@ impl Library<'_> {
                 set
             })
             .collect();
+        let mut df: BTreeMap<&str, usize> = BTreeMap::new();
         for set in &line_words {
             for t in q.terms.iter().chain(&q.names) {
                 if set.contains(t) {
@@ -267,16 +255,17 @@ impl Library<'_> {
                 }
             }
         }
-        let n = lines.len().max(1) as f32;
-        let mut scored: Vec<Scored> = Vec::new();
-        for (i, &(d, l)) in lines.iter().enumerate() {
+        let n = all_lines.len().max(1) as f32;
+        let idf = |t: &str| (1.0 + n / (1 + df.get(t).copied().unwrap_or(0)) as f32).ln();
+        // Each unit's lines by word score.
+        let mut per_unit: Vec<Vec<Scored>> = vec![Vec::new(); units.len()];
+        for (i, &(u, d, l)) in all_lines.iter().enumerate() {
             let text = &docs[d].1[l - 1];
             let trimmed = text.trim();
             if trimmed.is_empty() || text.len() > MAX_LINE {
                 continue;
             }
             let set = &line_words[i];
-            let idf = |t: &str| (1.0 + n / (1 + df.get(t).copied().unwrap_or(0)) as f32).ln();
             let mut score = 0.0;
             for t in &q.terms {
                 if set.contains(t) {
@@ -288,16 +277,14 @@ impl Library<'_> {
                     score += 2.0 * idf(name);
                 }
             }
-            if score == 0.0 {
-                continue;
-            }
-            // A definition of a name the question asks about; with no identifier in the
-            // question (`what does evaluate do?`), of one of its content words.
             score += if q.names.is_empty() {
                 definition(text, &q.terms) * 0.7
             } else {
                 definition(text, &q.names)
             };
+            if score == 0.0 {
+                continue;
+            }
             // Documentation says what things are for.
             if ["///", "//!", "/**", "* ", "#", "\"\"\"", "--", ";;"]
                 .iter()
@@ -305,33 +292,69 @@ impl Library<'_> {
             {
                 score += 0.5;
             }
-            scored.push(Scored { doc: d, line: l, score });
+            per_unit[u].push(Scored { doc: d, line: l, score });
         }
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(a.doc.cmp(&b.doc))
-                .then(a.line.cmp(&b.line))
-        });
-        scored.truncate(MODEL_SCORED);
-        // The model's part: log-likelihood gain of the question after reading the line.
-        let toks = self.tokenizer().encode(&format!("\n\nQuestion: {question}"));
-        if toks.len() >= 2 {
-            let base = self.question_logprob(state, "", &toks)?;
-            for s in &mut scored {
-                let line = &docs[s.doc].1[s.line - 1];
-                let gain = self.question_logprob(state, &format!("\n{}", line.trim()), &toks)? - base;
-                s.score += gain.clamp(-2.0, 2.0);
+        for lines in &mut per_unit {
+            lines.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.line.cmp(&b.line)));
+        }
+        // One line per unit in rank order (the definition's own line where the unit has it),
+        // then second lines of the best units if there are fewer units than lines.
+        let mut chosen: Vec<Scored> = Vec::new();
+        for (u, &(d, c)) in units.iter().enumerate() {
+            let n = docs[d].1.len() as u64;
+            let name_line = (c.head && c.name_line >= c.line_start && c.name_line <= c.line_end.min(n))
+                .then_some(c.name_line as usize)
+                .filter(|&l| docs[d].1[l - 1].len() <= MAX_LINE);
+            let pick = match name_line {
+                Some(l) => Some(Scored {
+                    doc: d,
+                    line: l,
+                    score: c.score,
+                }),
+                None => per_unit[u].first().map(|s| Scored {
+                    doc: d,
+                    line: s.line,
+                    score: c.score,
+                }),
+            };
+            if let Some(p) = pick
+                && !chosen.iter().any(|x| x.doc == p.doc && x.line == p.line)
+            {
+                chosen.push(p);
+            }
+            if chosen.len() >= EVIDENCE_LINES {
+                break;
             }
         }
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(a.doc.cmp(&b.doc))
-                .then(a.line.cmp(&b.line))
-        });
-        scored.truncate(EVIDENCE_LINES);
-        Ok(scored
+        'more: for (u, _) in units.iter().enumerate() {
+            for s in per_unit[u].iter().skip(1) {
+                if chosen.len() >= EVIDENCE_LINES {
+                    break 'more;
+                }
+                if !chosen.iter().any(|x| x.doc == s.doc && x.line == s.line) {
+                    chosen.push(Scored {
+                        doc: s.doc,
+                        line: s.line,
+                        score: s.score.min(chosen.last().map_or(s.score, |l| l.score)),
+                    });
+                }
+            }
+        }
+        // The model's part: log-likelihood gain of the question after reading the line, as a
+        // small adjustment (within ±0.5) that only reorders near ties.
+        if let Some(state) = state {
+            let toks = self.tokenizer().encode(&format!("\n\nQuestion: {question}"));
+            if toks.len() >= 2 {
+                let base = self.question_logprob(state, "", &toks)?;
+                for s in &mut chosen {
+                    let line = &docs[s.doc].1[s.line - 1];
+                    let gain = self.question_logprob(state, &format!("\n{}", line.trim()), &toks)? - base;
+                    s.score += 0.25 * gain.clamp(-2.0, 2.0);
+                }
+                chosen.sort_by(|a, b| b.score.total_cmp(&a.score));
+            }
+        }
+        Ok(chosen
             .into_iter()
             .map(|s| {
                 let lines = &docs[s.doc].1;

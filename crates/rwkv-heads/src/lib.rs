@@ -1,13 +1,16 @@
 //! Query heads over an ingested store: they read saved states, never write them.
 //!
-//! - [`Library::retrieve`]: BM25 over the indexed segments plus path and identifier matching,
-//!   optionally re-ranked by the model ([`Rank`]).
-//! - [`Library::answer`]: for the chosen segments, restore the checkpoint just before the
-//!   best one, re-read the segments with the question before and after them (reading twice
-//!   helps recurrent models recall), then generate in the chat or plain template, streaming
-//!   text through a callback; the sources come back as `path:start-end`.
-//! - [`Library::answer`] also returns the evidence: the lines of the retrieved segments that
-//!   best answer the question, quoted exactly with their line numbers.
+//! - [`Library::retrieve`]: the retrieval units (definitions, sections, text between them)
+//!   that answer a question: definitions of the names it mentions first, from anywhere in the
+//!   store, then their references and BM25 over words; how well the store supports the
+//!   question decides whether it answers at all; optionally re-ranked by the model ([`Rank`]).
+//! - [`Library::answer`]: for the chosen units, restore the checkpoint at or before the best
+//!   one, re-read from there through the unit and the other units with the question before
+//!   and after them (reading twice helps recurrent models recall), then generate in the chat
+//!   or plain template, streaming text through a callback; the sources come back as
+//!   `path:start-end`.
+//! - [`Library::answer`] also returns the evidence: one line per retrieved unit (a
+//!   definition's own line where it has one), quoted exactly with its line number.
 //! - [`Library::summarize`]: map-reduce over saved states: each document's summary from its own
 //!   final state (cached in the store's `summaries/`), then the overall one from reading them.
 //! - [`Library::self_test`]: plant facts at growing distances in filler text from the store and
@@ -19,14 +22,16 @@
 mod evidence;
 mod generate;
 mod library;
+mod retrieve;
 mod selftest;
 mod summary;
 
 pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template};
-pub use library::{Answer, AskOptions, Candidate, Library, Rank, Source, SummaryTarget, Timings};
+pub use library::{Answer, AskOptions, Found, Library, Rank, Source, SummaryTarget, Timings};
+pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
 pub use selftest::{RecallRow, SelfTestOptions};
-pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentSummary, Summary};
+pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentOutline, DocumentSummary, KeyLine, OUTLINE_LINES, Summary};
 
 /// Errors of the heads.
 #[derive(Debug, thiserror::Error)]

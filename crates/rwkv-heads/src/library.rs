@@ -1,12 +1,11 @@
 //! A store opened for questions: retrieval, restore-and-re-read, answer and summary heads.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rwkv_index::{Hit, Index};
+use rwkv_index::Index;
 use rwkv_model::StatePrecision;
 use rwkv_model::sample::{SamplerConfig, log_softmax_at};
 use rwkv_model::tokenizer::Tokenizer;
@@ -17,6 +16,7 @@ use serde::Serialize;
 
 use crate::evidence::Evidence;
 use crate::generate::{Template, generate, read};
+use crate::retrieve::{Candidate, Retrieval};
 use crate::{Error, Result};
 
 /// How candidate segments are ranked.
@@ -43,28 +43,8 @@ pub struct AskOptions {
     pub template: Template,
     /// Ranking.
     pub rank: Rank,
-}
-
-/// A retrieved segment.
-#[derive(Debug, Clone, Serialize)]
-pub struct Candidate {
-    /// Document id.
-    pub doc_id: String,
-    /// Path or URL.
-    pub path: String,
-    /// First line.
-    pub line_start: u64,
-    /// Last line.
-    pub line_end: u64,
-    /// Hex key of the checkpoint before the segment.
-    pub checkpoint: String,
-    /// Position in the document.
-    pub seq: u64,
-    /// Ranking score (higher is better).
-    pub score: f32,
-    /// The segment text.
-    #[serde(skip)]
-    pub text: String,
+    /// Whether to generate an answer after the evidence (off: evidence and sources only).
+    pub generate: bool,
 }
 
 /// A cited source: `path:start-end`.
@@ -76,10 +56,36 @@ pub struct Source {
     pub line_start: u64,
     /// Last line.
     pub line_end: u64,
-    /// Checkpoint resumed.
+    /// Checkpoint resumed (the one at or before the unit).
     pub checkpoint: String,
     /// Ranking score.
     pub score: f32,
+    /// What the unit is (`function`, `class`, `section`, …, `text`).
+    pub kind: String,
+    /// The definition's qualified name (empty for text).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Why it was retrieved: `definition`, `reference` or `text`.
+    pub matched: &'static str,
+    /// Other documents with the same text, shown once here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
+}
+
+impl Source {
+    fn of(c: &Candidate) -> Source {
+        Source {
+            path: c.path.clone(),
+            line_start: c.line_start,
+            line_end: c.line_end,
+            checkpoint: c.checkpoint.clone(),
+            score: c.score,
+            kind: c.kind.clone(),
+            name: c.name.clone(),
+            matched: c.matched,
+            duplicates: c.duplicates.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for Source {
@@ -105,6 +111,9 @@ pub struct Timings {
     pub generate_ms: f64,
     /// Tokens generated.
     pub tokens: usize,
+    /// Tokens re-read before generation (from the checkpoint through the best unit, the
+    /// other units, the question twice and the prompt).
+    pub read_tokens: usize,
     /// Generated tokens per second.
     pub tokens_per_second: f64,
 }
@@ -112,8 +121,12 @@ pub struct Timings {
 /// An answer with its sources.
 #[derive(Debug, Clone, Serialize)]
 pub struct Answer {
-    /// The generated text.
+    /// The generated text (empty when generation was not asked for).
     pub text: String,
+    /// Whether `text` was generated.
+    pub generated: bool,
+    /// The share of the question's content words the best units hold (0…1).
+    pub support: f32,
     /// The lines of the sources that answer the question, best first.
     pub evidence: Vec<Evidence>,
     /// Where it comes from.
@@ -122,6 +135,26 @@ pub struct Answer {
     pub finish: &'static str,
     /// Timings.
     pub timings: Timings,
+}
+
+/// What [`Library::search`] found: the retrieved units with the question's support, and the
+/// evidence lines (empty when the store does not answer the question).
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The units and the support.
+    pub retrieval: Retrieval,
+    /// The lines that answer, best first.
+    pub evidence: Vec<Evidence>,
+    /// `retrieve_ms` and `evidence_ms`.
+    pub timings: Timings,
+}
+
+impl Found {
+    /// Whether the store answers the question: its support is high enough and some line of
+    /// the units shares a word with it.
+    pub fn answers(&self) -> bool {
+        self.retrieval.answers() && !self.evidence.is_empty()
+    }
 }
 
 /// What to summarize.
@@ -223,91 +256,76 @@ impl<'m> Library<'m> {
         self.model
     }
 
+    /// The index.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Arc<dyn Tokenizer> {
         &self.tokenizer
     }
 
-    /// The `top` best segments for `question`.
-    pub fn retrieve(&self, question: &str, top: usize, rank: Rank) -> Result<Vec<Candidate>> {
+    /// The `top` best units for `question` and how well the store supports it
+    /// ([`crate::retrieve`]); `Rank::Model` and `Rank::Both` re-rank a wider pool by the mean
+    /// log-probability of the question after reading each unit from its checkpoint.
+    pub fn retrieve(&self, question: &str, top: usize, rank: Rank) -> Result<Retrieval> {
         let _span = tracing::debug_span!(target: "rwkv::retrieve", "retrieve", top, rank = ?rank).entered();
-        let pool = (top * 4).max(8);
-        let mut by_key: BTreeMap<(String, u64), Candidate> = BTreeMap::new();
-        let mut add = |h: Hit, bonus: f32| {
-            let key = (h.doc_id.clone(), h.seq);
-            let e = by_key.entry(key).or_insert_with(|| Candidate {
-                doc_id: h.doc_id.clone(),
-                path: h.path.clone(),
-                line_start: h.line_start,
-                line_end: h.line_end,
-                checkpoint: h.checkpoint.clone().unwrap_or_default(),
-                seq: h.seq,
-                score: 0.0,
-                text: h.text.clone(),
-            });
-            e.score += h.score + bonus;
+        let pool = match rank {
+            Rank::Bm25 => top.max(1),
+            Rank::Model | Rank::Both => (top * 4).max(8),
         };
-        for h in self.index.search(question, pool)? {
-            add(h, 0.0);
-        }
-        // A question naming a file, module or symbol prefers those paths and definitions.
-        for term in identifiers(question) {
-            for h in self.index.search_path_or_symbol(&term, pool)? {
-                add(h, 5.0);
+        let mut r = crate::retrieve::retrieve_units(&self.index, question, pool)?;
+        if matches!(rank, Rank::Model | Rank::Both) && !r.candidates.is_empty() {
+            let cands = &mut r.candidates;
+            let ll: Vec<f32> = cands
+                .iter()
+                .map(|c| self.question_likelihood(c, question))
+                .collect::<Result<_>>()?;
+            let mut order: Vec<usize> = (0..cands.len()).collect();
+            order.sort_by(|&a, &b| ll[b].total_cmp(&ll[a]));
+            let mut model_rank = vec![0usize; cands.len()];
+            for (r, &i) in order.iter().enumerate() {
+                model_rank[i] = r;
             }
-        }
-        let mut cands: Vec<Candidate> = by_key.into_values().collect();
-        cands.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then(a.path.cmp(&b.path))
-                .then(a.seq.cmp(&b.seq))
-        });
-        match rank {
-            Rank::Bm25 => {}
-            Rank::Model | Rank::Both => {
-                cands.truncate(pool);
-                let ll: Vec<f32> = cands
-                    .iter()
-                    .map(|c| self.question_likelihood(c, question))
-                    .collect::<Result<_>>()?;
-                let mut order: Vec<usize> = (0..cands.len()).collect();
-                order.sort_by(|&a, &b| ll[b].total_cmp(&ll[a]));
-                let mut model_rank = vec![0usize; cands.len()];
-                for (r, &i) in order.iter().enumerate() {
-                    model_rank[i] = r;
-                }
-                for (i, c) in cands.iter_mut().enumerate() {
-                    c.score = match rank {
-                        Rank::Model => ll[i],
-                        _ => 1.0 / (60.0 + i as f32) + 1.0 / (60.0 + model_rank[i] as f32),
-                    };
-                }
-                cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+            for (i, c) in cands.iter_mut().enumerate() {
+                c.score = match rank {
+                    Rank::Model => ll[i],
+                    _ => 1.0 / (60.0 + i as f32) + 1.0 / (60.0 + model_rank[i] as f32),
+                };
             }
+            cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+            cands.truncate(top.max(1));
         }
-        cands.truncate(top);
-        Ok(cands)
+        Ok(r)
     }
 
-    /// Mean log-probability of the question's tokens from the state after the segment.
+    /// The state candidate `c` resumes from: its checkpoint (at or before the unit), or the
+    /// model's zero state when the document has none.
+    fn unit_state(&self, c: &Candidate) -> Result<State> {
+        if c.checkpoint.is_empty() {
+            Ok(self.model.new_state())
+        } else {
+            self.restore(&c.checkpoint)
+        }
+    }
+
+    /// Mean log-probability of the question's tokens after reading the unit from its
+    /// checkpoint.
     fn question_likelihood(&self, c: &Candidate, question: &str) -> Result<f32> {
-        let cps = self.store.checkpoints_of(&c.doc_id)?;
-        let after = cps
-            .iter()
-            .find(|cp| cp.seq as u64 == c.seq + 1)
-            .ok_or_else(|| Error::Stale(c.path.clone()))?;
-        let mut state = self.restore_key(&after.key)?;
-        let toks = self.tokenizer.encode(&format!("\n\nQuestion: {question}"));
-        if toks.len() < 2 {
+        let mut state = self.unit_state(c)?;
+        let mut toks = self.tokenizer.encode(&c.text);
+        let start = toks.len();
+        toks.extend(self.tokenizer.encode(&format!("\n\nQuestion: {question}")));
+        if toks.len() < start + 2 {
             return Ok(0.0);
         }
         let logits = self.model.forward_seq(&toks, &mut state, Logits::All)?;
         let v = self.model.config().vocab;
-        let total: f32 = (0..toks.len() - 1)
+        let total: f32 = (start..toks.len() - 1)
             .map(|i| log_softmax_at(&logits[i * v..(i + 1) * v], toks[i + 1]))
             .sum();
-        Ok(total / (toks.len() - 1) as f32)
+        Ok(total / (toks.len() - 1 - start) as f32)
     }
 
     pub(crate) fn restore_key(&self, key: &Key) -> Result<State> {
@@ -372,6 +390,37 @@ impl<'m> Library<'m> {
         Ok(g)
     }
 
+    /// Retrieval and evidence without generation: what `rwkv-ask` shows before it reads and
+    /// generates (and all it shows with a model that cannot answer). With `--rank model|both`
+    /// the model scores the evidence lines from the best unit's checkpoint.
+    pub fn search(&self, question: &str, opts: &AskOptions) -> Result<Found> {
+        let t0 = Instant::now();
+        let retrieval = self.retrieve(question, opts.top.max(1), opts.rank)?;
+        let mut timings = Timings {
+            retrieve_ms: ms(t0),
+            ..Default::default()
+        };
+        if !retrieval.answers() {
+            return Ok(Found {
+                retrieval,
+                evidence: Vec::new(),
+                timings,
+            });
+        }
+        let t_ev = Instant::now();
+        let state = match opts.rank {
+            Rank::Bm25 => None,
+            Rank::Model | Rank::Both => Some(self.unit_state(&retrieval.candidates[0])?),
+        };
+        let evidence = self.evidence(question, &retrieval.candidates, state.as_ref())?;
+        timings.evidence_ms = ms(t_ev);
+        Ok(Found {
+            retrieval,
+            evidence,
+            timings,
+        })
+    }
+
     /// Answer `question` from the store; `None` when nothing matches (no segment, or no line of
     /// evidence in the segments that do). Text is streamed to
     /// `on_text` as it is generated.
@@ -394,51 +443,61 @@ impl<'m> Library<'m> {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Option<Answer>> {
         let t0 = Instant::now();
-        let cands = self.retrieve(question, opts.top.max(1), opts.rank)?;
-        let Some(best) = cands.first() else { return Ok(None) };
-        let mut timings = Timings {
-            retrieve_ms: ms(t0),
-            ..Default::default()
-        };
-        let t1 = Instant::now();
-        let mut state = self.restore(&best.checkpoint)?;
-        timings.restore_ms = ms(t1);
-        let t_ev = Instant::now();
-        let evidence = self.evidence(question, &cands, &state)?;
-        timings.evidence_ms = ms(t_ev);
-        // Segments that match without a single line sharing a word with the question (a
-        // question of stop words only) answer nothing.
-        if evidence.is_empty() {
+        let found = self.search(question, opts)?;
+        if !found.answers() {
             return Ok(None);
         }
+        let Found {
+            retrieval,
+            evidence,
+            mut timings,
+        } = found;
+        let cands = retrieval.candidates;
+        let best = &cands[0];
+        let t1 = Instant::now();
+        let mut state = if opts.generate {
+            Some(self.unit_state(best)?)
+        } else {
+            None
+        };
+        timings.restore_ms = ms(t1);
         on_evidence(&evidence);
-        // Read the question, the segments (the best one first: it continues its own state),
-        // and the question again, then the answer prompt.
+        let sources: Vec<Source> = cands.iter().map(Source::of).collect();
+        let Some(state) = state.as_mut() else {
+            return Ok(Some(Answer {
+                text: String::new(),
+                generated: false,
+                support: retrieval.support,
+                evidence,
+                sources,
+                finish: "not_generated",
+                timings,
+            }));
+        };
+        // Read the question, the best unit from its checkpoint on (the state continues there),
+        // the other units with their paths, and the question again, then the answer prompt.
         let t2 = Instant::now();
         let mut context = format!("Question: {question}\n\n");
-        for c in &cands {
-            if c.doc_id != best.doc_id || c.seq != best.seq {
-                context.push_str(&format!("\n\nFile: {}\n", c.path));
-            }
+        if let Some(text) = self.text_of(&best.doc_id)? {
+            let from = (best.checkpoint_offset as usize).min(best.byte_start as usize);
+            context.push_str(text.get(from..best.byte_end as usize).unwrap_or(&best.text));
+        } else {
+            context.push_str(&best.text);
+        }
+        for c in cands.iter().skip(1) {
+            context.push_str(&format!("\n\nFile: {}\n", c.path));
             context.push_str(&c.text);
         }
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
+        timings.read_tokens = self.tokenizer.encode(&context).len();
         let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len())
-            .in_scope(|| read(self.model, self.tokenizer.as_ref(), &mut state, &context))?;
+            .in_scope(|| read(self.model, self.tokenizer.as_ref(), state, &context))?;
         timings.read_ms = ms(t2);
-        let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
-        let sources = cands
-            .iter()
-            .map(|c| Source {
-                path: c.path.clone(),
-                line_start: c.line_start,
-                line_end: c.line_end,
-                checkpoint: c.checkpoint.clone(),
-                score: c.score,
-            })
-            .collect();
+        let g = self.generate_timed(state, logits, opts, ms(t0), &mut timings, on_text)?;
         Ok(Some(Answer {
             text: g.text,
+            generated: true,
+            support: retrieval.support,
             evidence,
             sources,
             finish: g.finish,
@@ -462,31 +521,4 @@ impl<'m> Library<'m> {
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
-}
-
-/// Words of a question that look like paths or identifiers: containing `_`, `::`, `/`, `.`
-/// between letters, or an inner capital (camelCase).
-fn identifiers(q: &str) -> Vec<String> {
-    q.split(|c: char| c.is_whitespace() || "`'\"(),?;!".contains(c))
-        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric() && c != '_'))
-        .filter(|w| w.len() >= 3)
-        .filter(|w| {
-            w.contains('_')
-                || w.contains("::")
-                || w.contains('/')
-                || (w.contains('.') && !w.ends_with('.'))
-                || w.chars().skip(1).any(|c| c.is_uppercase()) && w.chars().any(|c| c.is_lowercase())
-        })
-        .map(str::to_string)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn identifiers_are_found_in_questions() {
-        let ids = super::identifiers("what does `fold_document` in src/reader.rs do? And FoldSummary, store::open.");
-        assert_eq!(ids, ["fold_document", "src/reader.rs", "FoldSummary", "store::open"]);
-        assert!(super::identifiers("what does the reader do?").is_empty());
-    }
 }

@@ -58,18 +58,36 @@ struct Cached {
     summary: String,
 }
 
+/// A document's key lines: its definitions and headings (top level first), without a model.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentOutline {
+    /// Path or URL.
+    pub path: String,
+    /// Lines in the document.
+    pub lines: u64,
+    /// The key lines, in document order.
+    pub key_lines: Vec<KeyLine>,
+}
+
+/// One key line of a [`DocumentOutline`].
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyLine {
+    /// 1-based line.
+    pub line: u64,
+    /// `function`, `class`, `section`, …
+    pub kind: String,
+    /// Qualified name.
+    pub name: String,
+    /// The line, exactly as stored.
+    pub text: String,
+}
+
+/// Key lines listed per document in an outline.
+pub const OUTLINE_LINES: usize = 12;
+
 impl Library<'_> {
-    /// Summarize a document, a folder or the whole store: every matching document's summary
-    /// from its own final state (`on_document(done, total, summary)` after each), then the
-    /// overall one, streamed to `on_text`. `None` when no stored document matches.
-    pub fn summarize(
-        &self,
-        target: &SummaryTarget,
-        opts: &AskOptions,
-        on_document: &mut dyn FnMut(usize, usize, &DocumentSummary),
-        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<Option<Summary>> {
-        let t0 = Instant::now();
+    /// The stored documents a target names, by path.
+    fn documents_under(&self, target: &SummaryTarget) -> Result<Vec<rwkv_store::DocumentRecord>> {
         let mut docs: Vec<_> = self
             .store()
             .documents()?
@@ -86,10 +104,73 @@ impl Library<'_> {
                 }
             })
             .collect();
+        docs.sort_by(|a, b| a.source.cmp(&b.source));
+        Ok(docs)
+    }
+
+    /// The key lines of every document a target names (its definitions and headings from the
+    /// symbol index, outermost first, at most [`OUTLINE_LINES`] each, shown in document order):
+    /// what a summary says when no model can write one. `None` when no document matches.
+    pub fn outline(&self, target: &SummaryTarget) -> Result<Option<Vec<DocumentOutline>>> {
+        let docs = self.documents_under(target)?;
         if docs.is_empty() {
             return Ok(None);
         }
-        docs.sort_by(|a, b| a.source.cmp(&b.source));
+        let mut out = Vec::with_capacity(docs.len());
+        for d in &docs {
+            let text = self.text_of(&d.id)?.unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let mut heads: Vec<rwkv_index::Hit> = self
+                .index()
+                .units_of(&d.id)?
+                .into_iter()
+                .filter(|h| h.head && h.name_line >= 1 && (h.name_line as usize) <= lines.len())
+                .collect();
+            // Outermost first (fewest scope levels), then in order; keep the first few.
+            heads.sort_by_key(|h| {
+                (
+                    if h.scope.is_empty() {
+                        0
+                    } else {
+                        1 + h.scope.matches('.').count()
+                    },
+                    h.name_line,
+                )
+            });
+            heads.truncate(OUTLINE_LINES);
+            heads.sort_by_key(|h| h.name_line);
+            out.push(DocumentOutline {
+                path: d.source.clone(),
+                lines: lines.len() as u64,
+                key_lines: heads
+                    .iter()
+                    .map(|h| KeyLine {
+                        line: h.name_line,
+                        kind: h.kind.clone(),
+                        name: h.qualified_name(),
+                        text: lines[h.name_line as usize - 1].to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// Summarize a document, a folder or the whole store: every matching document's summary
+    /// from its own final state (`on_document(done, total, summary)` after each), then the
+    /// overall one, streamed to `on_text`. `None` when no stored document matches.
+    pub fn summarize(
+        &self,
+        target: &SummaryTarget,
+        opts: &AskOptions,
+        on_document: &mut dyn FnMut(usize, usize, &DocumentSummary),
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Option<Summary>> {
+        let t0 = Instant::now();
+        let docs = self.documents_under(target)?;
+        if docs.is_empty() {
+            return Ok(None);
+        }
         let mut timings = Timings {
             retrieve_ms: ms(t0),
             ..Default::default()

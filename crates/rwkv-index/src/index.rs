@@ -1,4 +1,4 @@
-//! [`Index`]: the tantivy schema, opening with recovery, writing segments and searching.
+//! [`Index`]: the tantivy schema, opening with recovery, writing units and searching.
 
 use std::path::{Path, PathBuf};
 
@@ -20,29 +20,56 @@ pub const WRITER_MEMORY_BYTES: usize = 50_000_000;
 /// Characters of text in a [`Hit::snippet`].
 const SNIPPET_CHARS: usize = 200;
 
-/// One indexed span of a document: the text between two consecutive checkpoints.
+/// One retrieval unit of a document: a definition with its body (a long body in pieces), a
+/// doc or page section, or the text between definitions. Units do not depend on checkpoint
+/// spacing; each records the checkpoint at or before its start, where a reader resumes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Segment {
+pub struct Unit {
     /// The document id (as in the store).
     pub doc_id: String,
     /// Path or URL of the document.
     pub path: String,
     /// Document (or part) title; may be empty.
     pub title: String,
-    /// The segment's text.
+    /// The unit's text.
     pub text: String,
-    /// 1-based first line of the segment.
+    /// 1-based first line of the unit.
     pub line_start: u64,
-    /// 1-based last line of the segment.
+    /// 1-based last line of the unit.
     pub line_end: u64,
-    /// Hex key of the checkpoint just before the segment (the state to resume from); `None`
-    /// for a document's first segment, which starts from the document's start state.
+    /// Byte offset of the unit in the document.
+    pub byte_start: u64,
+    /// Byte offset just past the unit.
+    pub byte_end: u64,
+    /// Hex key of the checkpoint at or before the unit's start (the state to resume from);
+    /// `None` when the document has no checkpoint there.
     pub checkpoint: Option<String>,
-    /// The segment's position in its document, from 0.
+    /// Byte offset of that checkpoint in the document (where re-reading starts).
+    pub checkpoint_offset: u64,
+    /// The unit's position in its document, from 0.
     pub seq: u64,
+    /// What the unit is: a symbol kind (`function`, `class`, `method`, `section`, …) or `text`
+    /// for text outside any definition.
+    pub kind: String,
+    /// The name of the definition the unit belongs to (empty for `text`).
+    pub name: String,
+    /// The qualified name of the definition's enclosing definition (`AppContext` for
+    /// `AppContext.push`); empty at top level.
+    pub scope: String,
+    /// 1-based line of the definition's name (0 when the unit has no definition).
+    pub name_line: u64,
+    /// Whether the unit holds the definition's name line (its first piece).
+    pub head: bool,
+    /// Names the unit refers to (calls, type uses).
+    pub refs: Vec<String>,
+    /// Size of the whole document in bytes (a duplicate is preferred from the smaller one).
+    pub doc_bytes: u64,
+    /// The unit's prose: its comments and docstrings (all of it for a doc section), searched
+    /// as its own field since questions are written in words.
+    pub doc: String,
 }
 
-/// A search result.
+/// A search result: a unit and its score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Hit {
     /// The document id.
@@ -55,17 +82,69 @@ pub struct Hit {
     pub line_start: u64,
     /// 1-based last line.
     pub line_end: u64,
-    /// The checkpoint to resume from (see [`Segment::checkpoint`]).
+    /// Byte offset of the unit.
+    pub byte_start: u64,
+    /// Byte offset past the unit.
+    pub byte_end: u64,
+    /// The checkpoint to resume from (see [`Unit::checkpoint`]).
     pub checkpoint: Option<String>,
-    /// The segment's position in its document.
+    /// Byte offset of that checkpoint.
+    pub checkpoint_offset: u64,
+    /// The unit's position in its document.
     pub seq: u64,
+    /// See [`Unit::kind`].
+    pub kind: String,
+    /// See [`Unit::name`].
+    pub name: String,
+    /// See [`Unit::scope`].
+    pub scope: String,
+    /// See [`Unit::name_line`].
+    pub name_line: u64,
+    /// See [`Unit::head`].
+    pub head: bool,
+    /// See [`Unit::doc_bytes`].
+    pub doc_bytes: u64,
+    /// blake3 of the unit's text with runs of whitespace collapsed (equal for duplicates).
+    pub text_hash: String,
     /// BM25 score (higher is better).
     pub score: f32,
-    /// A fragment of the segment's text around the matches (the start of the text if only the
+    /// A fragment of the unit's text around the matches (the start of the text if only the
     /// title or path matched).
     pub snippet: String,
-    /// The whole segment text.
+    /// The whole unit text.
     pub text: String,
+}
+
+impl Hit {
+    /// `Class.method`: the unit's name with its scope (empty for `text`).
+    pub fn qualified_name(&self) -> String {
+        match (self.scope.is_empty(), self.name.is_empty()) {
+            (_, true) => String::new(),
+            (true, false) => self.name.clone(),
+            (false, false) => format!("{}.{}", self.scope, self.name),
+        }
+    }
+}
+
+/// The key a name is looked up by: lowercase, without `_`, `-` and `$` (`url_for`, `UrlFor` and
+/// `urlFor` share `urlfor`).
+pub fn name_key(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '$'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// blake3 of `text` with runs of whitespace collapsed to one space and the ends trimmed.
+fn text_hash(text: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    for (i, w) in text.split_whitespace().enumerate() {
+        if i > 0 {
+            h.update(b" ");
+        }
+        h.update(w.as_bytes());
+    }
+    h.finalize().to_hex()[..32].to_string()
 }
 
 /// How [`Index::open_or_create`] found the directory.
@@ -99,8 +178,21 @@ struct Fields {
     text: Field,
     line_start: Field,
     line_end: Field,
+    byte_start: Field,
+    byte_end: Field,
     checkpoint: Field,
+    checkpoint_offset: Field,
     seq: Field,
+    kind: Field,
+    name: Field,
+    scope: Field,
+    name_key: Field,
+    name_line: Field,
+    head: Field,
+    refs: Field,
+    doc_bytes: Field,
+    text_hash: Field,
+    doc: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -110,21 +202,35 @@ fn schema() -> (Schema, Fields) {
             .set_tokenizer(CODE_TOKENIZER)
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
+    let code_unstored = code.clone();
     let fields = Fields {
         doc_id: b.add_text_field("doc_id", STRING | STORED),
         path: b.add_text_field("path", code.clone() | STORED),
         path_raw: b.add_text_field("path_raw", STRING),
         title: b.add_text_field("title", code.clone() | STORED),
-        text: b.add_text_field("text", code | STORED),
+        text: b.add_text_field("text", code.clone() | STORED),
         line_start: b.add_u64_field("line_start", STORED),
         line_end: b.add_u64_field("line_end", STORED),
+        byte_start: b.add_u64_field("byte_start", STORED),
+        byte_end: b.add_u64_field("byte_end", STORED),
         checkpoint: b.add_text_field("checkpoint", STRING | STORED),
+        checkpoint_offset: b.add_u64_field("checkpoint_offset", STORED),
         seq: b.add_u64_field("seq", INDEXED | STORED),
+        kind: b.add_text_field("kind", STRING | STORED),
+        name: b.add_text_field("name", code.clone() | STORED),
+        scope: b.add_text_field("scope", code.clone() | STORED),
+        name_key: b.add_text_field("name_key", STRING),
+        name_line: b.add_u64_field("name_line", STORED),
+        head: b.add_u64_field("head", INDEXED | STORED),
+        refs: b.add_text_field("refs", code),
+        doc_bytes: b.add_u64_field("doc_bytes", STORED),
+        text_hash: b.add_text_field("text_hash", STRING | STORED),
+        doc: b.add_text_field("doc", code_unstored),
     };
     (b.build(), fields)
 }
 
-/// A full-text index of segments in one directory (by default the store's `index/`). The
+/// A full-text index of retrieval units in one directory (by default the store's `index/`). The
 /// directory belongs to the index: a damaged index is deleted with everything in it.
 pub struct Index {
     dir: PathBuf,
@@ -162,15 +268,15 @@ impl Index {
         }
     }
 
-    /// Delete whatever index is in `dir` and build a new one from `segments` (committed).
-    pub fn rebuild(dir: impl AsRef<Path>, segments: impl IntoIterator<Item = Segment>) -> Result<Index> {
+    /// Delete whatever index is in `dir` and build a new one from `units` (committed).
+    pub fn rebuild(dir: impl AsRef<Path>, units: impl IntoIterator<Item = Unit>) -> Result<Index> {
         let dir = dir.as_ref();
         if dir.exists() {
             remove_index_dir(dir)?;
         }
         let mut index = Self::create(dir)?;
-        for s in segments {
-            index.add_segment(&s)?;
+        for u in units {
+            index.add_unit(&u)?;
         }
         index.commit()?;
         Ok(index)
@@ -257,41 +363,67 @@ impl Index {
             .ok_or_else(|| Error::ReadOnly { dir: self.dir.clone() })
     }
 
-    fn add_segment(&self, s: &Segment) -> Result<()> {
+    fn add_unit(&self, u: &Unit) -> Result<()> {
         let f = &self.fields;
         let mut doc = TantivyDocument::default();
-        doc.add_text(f.doc_id, &s.doc_id);
-        doc.add_text(f.path, &s.path);
-        doc.add_text(f.path_raw, &s.path);
-        doc.add_text(f.title, &s.title);
-        doc.add_text(f.text, &s.text);
-        doc.add_u64(f.line_start, s.line_start);
-        doc.add_u64(f.line_end, s.line_end);
-        doc.add_text(f.checkpoint, s.checkpoint.as_deref().unwrap_or(""));
-        doc.add_u64(f.seq, s.seq);
+        doc.add_text(f.doc_id, &u.doc_id);
+        doc.add_text(f.path, &u.path);
+        doc.add_text(f.path_raw, &u.path);
+        doc.add_text(f.title, &u.title);
+        doc.add_text(f.text, &u.text);
+        doc.add_u64(f.line_start, u.line_start);
+        doc.add_u64(f.line_end, u.line_end);
+        doc.add_u64(f.byte_start, u.byte_start);
+        doc.add_u64(f.byte_end, u.byte_end);
+        doc.add_text(f.checkpoint, u.checkpoint.as_deref().unwrap_or(""));
+        doc.add_u64(f.checkpoint_offset, u.checkpoint_offset);
+        doc.add_u64(f.seq, u.seq);
+        doc.add_text(f.kind, &u.kind);
+        doc.add_text(f.name, &u.name);
+        doc.add_text(f.scope, &u.scope);
+        if u.head && !u.name.is_empty() {
+            doc.add_text(f.name_key, name_key(&u.name));
+            if !u.scope.is_empty() {
+                // The qualified name (`AppContext.push` → `appcontext.push`) and the last part
+                // of the scope with the name (`appcontextpush`).
+                let scope_last = u.scope.rsplit(['.', ':']).next().unwrap_or(&u.scope);
+                doc.add_text(f.name_key, format!("{}.{}", name_key(&u.scope), name_key(&u.name)));
+                doc.add_text(f.name_key, format!("{}{}", name_key(scope_last), name_key(&u.name)));
+            }
+        }
+        doc.add_u64(f.name_line, u.name_line);
+        doc.add_u64(f.head, u64::from(u.head));
+        if !u.refs.is_empty() {
+            doc.add_text(f.refs, u.refs.join(" "));
+        }
+        doc.add_u64(f.doc_bytes, u.doc_bytes);
+        doc.add_text(f.text_hash, text_hash(&u.text));
+        if !u.doc.is_empty() {
+            doc.add_text(f.doc, &u.doc);
+        }
         self.writer()?
             .add_document(doc)
             .map_err(|e| tantivy_err(&self.dir, e))?;
         Ok(())
     }
 
-    /// Replace every segment of `doc_id` by `segments` (visible after [`Index::commit`]).
-    pub fn add_document_segments(&mut self, doc_id: &str, segments: Vec<Segment>) -> Result<()> {
+    /// Replace every unit of `doc_id` by `units` (visible after [`Index::commit`]).
+    pub fn add_document_units(&mut self, doc_id: &str, units: Vec<Unit>) -> Result<()> {
         self.remove_document(doc_id)?;
-        for s in &segments {
-            if s.doc_id != doc_id {
+        for u in units {
+            if u.doc_id != doc_id {
                 // The doc_id term is what replacement deletes by; a stray id would outlive it.
-                let mut s = s.clone();
-                s.doc_id = doc_id.to_string();
-                self.add_segment(&s)?;
+                let mut u = u;
+                u.doc_id = doc_id.to_string();
+                self.add_unit(&u)?;
             } else {
-                self.add_segment(s)?;
+                self.add_unit(&u)?;
             }
         }
         Ok(())
     }
 
-    /// Remove every segment of `doc_id` (visible after [`Index::commit`]).
+    /// Remove every unit of `doc_id` (visible after [`Index::commit`]).
     pub fn remove_document(&mut self, doc_id: &str) -> Result<()> {
         let term = Term::from_field_text(self.fields.doc_id, doc_id);
         self.writer()?.delete_term(term);
@@ -314,7 +446,7 @@ impl Index {
         self.reader.reload().map_err(|e| tantivy_err(&self.dir, e))
     }
 
-    /// The ids of every document with at least one committed segment.
+    /// The ids of every document with at least one committed unit.
     pub fn document_ids(&self) -> Result<std::collections::BTreeSet<String>> {
         use tantivy::schema::Value;
         let searcher = self.reader.searcher();
@@ -331,12 +463,12 @@ impl Index {
         Ok(ids)
     }
 
-    /// Segments indexed.
-    pub fn num_segments(&self) -> u64 {
+    /// Units indexed.
+    pub fn num_units(&self) -> u64 {
         self.reader.searcher().num_docs()
     }
 
-    /// The `k` best segments for free text `query`, by BM25 over text, title (boost 2) and path
+    /// The `k` best units for free text `query`, by BM25 over text, title (boost 2) and path
     /// (boost 1.5). The query may use tantivy's syntax (`"a phrase"`, `+must`, `-not`,
     /// `title:word`), but any text is accepted: what does not parse is searched as words.
     pub fn search(&self, query: &str, k: usize) -> Result<Vec<Hit>> {
@@ -391,6 +523,115 @@ impl Index {
         }
         clauses.push((Occur::Should, self.parse(term)));
         self.run(&BooleanQuery::new(clauses), k)
+    }
+
+    /// The `k` best units for canonical `terms` ([`crate::tokenizer::canonical_terms`]): BM25
+    /// over text, name (boost 3), scope and path (1.5) and title (2); every term optional.
+    pub fn search_terms(&self, terms: &[String], k: usize) -> Result<Vec<Hit>> {
+        let f = self.fields;
+        let fields = [
+            (f.text, 1.0),
+            (f.doc, 1.0),
+            (f.name, 3.0),
+            (f.scope, 1.5),
+            (f.title, 2.0),
+            (f.path, 1.5),
+        ];
+        let clauses = term_clauses(terms, &fields);
+        if k == 0 || clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(&BooleanQuery::new(clauses), k)
+    }
+
+    /// Head units of the definitions whose name has one of `keys` ([`name_key`]; also
+    /// `scope.name` and the scope's last part joined with the name, `appcontextpush`).
+    pub fn definitions(&self, keys: &[String], k: usize) -> Result<Vec<Hit>> {
+        let f = self.fields;
+        let clauses: Vec<(Occur, Box<dyn Query>)> = keys
+            .iter()
+            .filter(|key| !key.is_empty())
+            .map(|key| {
+                let q: Box<dyn Query> = Box::new(TermQuery::new(
+                    Term::from_field_text(f.name_key, key),
+                    IndexRecordOption::Basic,
+                ));
+                (Occur::Should, q)
+            })
+            .collect();
+        if k == 0 || clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(&BooleanQuery::new(clauses), k)
+    }
+
+    /// Head units whose name or scope shares a canonical term with `terms` (BM25 on names only):
+    /// the candidates for a name the question spells out in words.
+    pub fn search_names(&self, terms: &[String], k: usize) -> Result<Vec<Hit>> {
+        let f = self.fields;
+        let clauses = term_clauses(terms, &[(f.name, 2.0), (f.scope, 1.0)]);
+        if k == 0 || clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let head: Box<dyn Query> = Box::new(TermQuery::new(
+            Term::from_field_u64(f.head, 1),
+            IndexRecordOption::Basic,
+        ));
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, head),
+            (Occur::Must, Box::new(BooleanQuery::new(clauses))),
+        ]);
+        self.run(&q, k)
+    }
+
+    /// Units that refer to the name with key `key` ([`name_key`]), best first (BM25 of the
+    /// reference term).
+    pub fn references(&self, key: &str, k: usize) -> Result<Vec<Hit>> {
+        if k == 0 || key.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.refs, key),
+            IndexRecordOption::WithFreqs,
+        );
+        self.run(&q, k)
+    }
+
+    /// Every unit of document `doc_id`, in order.
+    pub fn units_of(&self, doc_id: &str) -> Result<Vec<Hit>> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.fields.doc_id, doc_id),
+            IndexRecordOption::Basic,
+        );
+        let n = self.reader.searcher().num_docs() as usize;
+        let mut hits = self.run(&q, n.max(1))?;
+        hits.sort_by_key(|h| h.seq);
+        Ok(hits)
+    }
+
+    /// Inverse document frequency of canonical `term` in the text, names and paths of all
+    /// units, as BM25 takes it (`ln(1 + (N − n + 0.5) / (n + 0.5))`), and whether any unit holds
+    /// it (a term in no unit gets the largest idf).
+    pub fn idf_in_store(&self, term: &str) -> Result<(f32, bool)> {
+        let searcher = self.reader.searcher();
+        let n_docs = searcher.num_docs() as f32;
+        let mut df = 0u64;
+        for field in [self.fields.text, self.fields.name, self.fields.path] {
+            let t = Term::from_field_text(field, term);
+            df = df.max(searcher.doc_freq(&t).map_err(|e| tantivy_err(&self.dir, e))?);
+        }
+        let d = df as f32;
+        Ok(((1.0 + (n_docs - d + 0.5) / (d + 0.5)).ln(), df > 0))
+    }
+
+    /// Units whose definitions' names contain canonical `term`, and all head units.
+    pub fn name_doc_freq(&self, term: &str) -> Result<(u64, u64)> {
+        let searcher = self.reader.searcher();
+        let t = Term::from_field_text(self.fields.name, term);
+        let df = searcher.doc_freq(&t).map_err(|e| tantivy_err(&self.dir, e))?;
+        let heads = Term::from_field_u64(self.fields.head, 1);
+        let n = searcher.doc_freq(&heads).map_err(|e| tantivy_err(&self.dir, e))?;
+        Ok((df, n))
     }
 
     fn parse(&self, query: &str) -> Box<dyn Query> {
@@ -448,8 +689,18 @@ impl Index {
                 title: text(f.title),
                 line_start: num(f.line_start),
                 line_end: num(f.line_end),
+                byte_start: num(f.byte_start),
+                byte_end: num(f.byte_end),
                 checkpoint: (!checkpoint.is_empty()).then_some(checkpoint),
+                checkpoint_offset: num(f.checkpoint_offset),
                 seq: num(f.seq),
+                kind: text(f.kind),
+                name: text(f.name),
+                scope: text(f.scope),
+                name_line: num(f.name_line),
+                head: num(f.head) == 1,
+                doc_bytes: num(f.doc_bytes),
+                text_hash: text(f.text_hash),
                 score,
                 snippet,
                 text: text(f.text),
@@ -457,6 +708,23 @@ impl Index {
         }
         Ok(hits)
     }
+}
+
+/// One optional term query per term and field, boosted by the field's weight.
+fn term_clauses(terms: &[String], fields: &[(Field, f32)]) -> Vec<(Occur, Box<dyn Query>)> {
+    let mut clauses = Vec::with_capacity(terms.len() * fields.len());
+    for t in terms {
+        for &(field, weight) in fields {
+            clauses.push((
+                Occur::Should,
+                boost(
+                    TermQuery::new(Term::from_field_text(field, t), IndexRecordOption::WithFreqs),
+                    weight,
+                ),
+            ));
+        }
+    }
+    clauses
 }
 
 fn boost(q: impl Query + 'static, weight: f32) -> Box<dyn Query> {

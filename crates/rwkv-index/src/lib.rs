@@ -1,10 +1,13 @@
-//! Full-text search over the text between state checkpoints.
+//! Full-text and symbol search over retrieval units.
 //!
 //! Why it exists: a question has to find *where* in the corpus its answer lies before a head
-//! can resume from the checkpoint there. Each indexed item is a [`Segment`]: the text between
-//! two consecutive checkpoints of a document, with its path, title, line range and the key of
-//! the checkpoint just before it (the state to resume from). Search is BM25 (tantivy) over
-//! text, title and path, with identifiers split into their parts ([`tokenizer`]).
+//! can resume from the checkpoint there. Each indexed item is a [`Unit`]: a definition with its
+//! body, a doc section or the text between definitions, with its path, title, line and byte
+//! range, the definition's name, kind and scope, the names it refers to, and the key of the
+//! checkpoint at or before it (the state to resume from). Search is BM25 (tantivy) over text,
+//! names, title and path, with identifiers split into their parts and words reduced to
+//! canonical forms ([`tokenizer`], [`terms`]); names are looked up exactly by [`name_key`]
+//! ([`Index::definitions`]) and references by [`Index::references`].
 //!
 //! **Invariant:** the index is derived data. The store is written (and durable) first; the
 //! index can always be rebuilt from the store, so a missing, damaged or outdated index is never
@@ -13,7 +16,8 @@
 
 mod error;
 mod index;
+pub mod terms;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use index::{Hit, Index, OpenOutcome, Segment, WRITER_MEMORY_BYTES};
+pub use index::{Hit, Index, OpenOutcome, Unit, WRITER_MEMORY_BYTES, name_key};

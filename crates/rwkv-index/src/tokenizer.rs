@@ -8,10 +8,11 @@
 //! a query in either spelling (a phrase of joined form and parts) matches both, and a query of
 //! separate words matches the parts. Everything is lowercased; tokens over 64 bytes are dropped.
 
-use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+pub use tantivy::tokenizer::Token;
+use tantivy::tokenizer::{TokenStream, Tokenizer};
 
-/// The name the index registers [`CodeTokenizer`] under.
-pub const CODE_TOKENIZER: &str = "code";
+/// The name the index registers [`CodeTokenizer`] under (`code2`: with canonical forms).
+pub const CODE_TOKENIZER: &str = "code2";
 
 const MAX_TOKEN_BYTES: usize = 64;
 
@@ -30,7 +31,7 @@ impl Tokenizer for CodeTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> CodeTokenStream {
         CodeTokenStream {
-            tokens: tokenize(text),
+            tokens: tokenize_indexed(text),
             next: 0,
         }
     }
@@ -100,6 +101,32 @@ pub fn tokenize(text: &str) -> Vec<Token> {
         position += n_parts.max(1);
     }
     out
+}
+
+/// [`tokenize`], each token followed (at its position) by its canonical form
+/// ([`crate::terms::canon`]) when that differs: what the index stores, so a search by canonical
+/// terms finds every spelling.
+pub fn tokenize_indexed(text: &str) -> Vec<Token> {
+    let base = tokenize(text);
+    let mut out = Vec::with_capacity(base.len() * 3 / 2);
+    for t in base {
+        let c = crate::terms::canon(&t.text);
+        let variant = (c != t.text).then(|| Token { text: c, ..t.clone() });
+        out.push(t);
+        out.extend(variant);
+    }
+    out
+}
+
+/// The canonical terms of `text` (each distinct, in order of first appearance): the search side
+/// of [`tokenize_indexed`].
+pub fn canonical_terms(text: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    tokenize(text)
+        .into_iter()
+        .map(|t| crate::terms::canon(&t.text))
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
 }
 
 /// The parts of one word: `(from, to, lowercase text)`, offsets shifted by `base`.

@@ -2,10 +2,10 @@
 
 use std::fs;
 
-use rwkv_index::{Index, OpenOutcome, Segment};
+use rwkv_index::{Index, OpenOutcome, Unit};
 
-fn seg(doc: &str, seq: u64, text: &str) -> Segment {
-    Segment {
+fn seg(doc: &str, seq: u64, text: &str) -> Unit {
+    Unit {
         doc_id: doc.into(),
         path: format!("crates/{doc}/src/lib.rs"),
         title: format!("{doc} library"),
@@ -14,10 +14,11 @@ fn seg(doc: &str, seq: u64, text: &str) -> Segment {
         line_end: seq * 10 + 10,
         checkpoint: (seq > 0).then(|| format!("{:064x}", seq)),
         seq,
+        ..Default::default()
     }
 }
 
-fn corpus() -> Vec<Segment> {
+fn corpus() -> Vec<Unit> {
     vec![
         seg(
             "reader",
@@ -59,10 +60,10 @@ fn add_search_replace_remove() {
     assert!(outcome.needs_rebuild());
     for doc in ["reader", "store", "web", "book"] {
         let segs: Vec<_> = corpus().into_iter().filter(|s| s.doc_id == doc).collect();
-        index.add_document_segments(doc, segs).unwrap();
+        index.add_document_units(doc, segs).unwrap();
     }
     index.commit().unwrap();
-    assert_eq!(index.num_segments(), 5);
+    assert_eq!(index.num_units(), 5);
 
     let hits = index.search("manifest redb", 10).unwrap();
     assert_eq!(ids(&hits), ["store#0"]);
@@ -80,7 +81,7 @@ fn add_search_replace_remove() {
 
     // Replace: the document's old segments are gone, the new ones are found.
     index
-        .add_document_segments(
+        .add_document_units(
             "store",
             vec![seg("store", 0, "Now the manifest is a journal of zebras.")],
         )
@@ -88,18 +89,18 @@ fn add_search_replace_remove() {
     index.commit().unwrap();
     assert!(index.search("redb", 10).unwrap().is_empty());
     assert_eq!(ids(&index.search("zebras", 10).unwrap()), ["store#0"]);
-    assert_eq!(index.num_segments(), 5);
+    assert_eq!(index.num_units(), 5);
 
     index.remove_document("reader").unwrap();
     index.commit().unwrap();
     assert!(index.search("boundary", 10).unwrap().is_empty());
-    assert_eq!(index.num_segments(), 3);
+    assert_eq!(index.num_units(), 3);
 
     // Reopening finds the committed state.
     drop(index);
     let (index, outcome) = Index::open_or_create(tmp.path().join("index")).unwrap();
     assert_eq!(outcome, OpenOutcome::Existing);
-    assert_eq!(index.num_segments(), 3);
+    assert_eq!(index.num_units(), 3);
     assert_eq!(ids(&index.search("zebras", 10).unwrap()), ["store#0"]);
 }
 
@@ -178,7 +179,7 @@ fn deleted_or_corrupted_index_is_recreated() {
     fs::remove_dir_all(&dir).unwrap();
     let (index, outcome) = Index::open_or_create(&dir).unwrap();
     assert_eq!(outcome, OpenOutcome::Fresh);
-    assert_eq!(index.num_segments(), 0);
+    assert_eq!(index.num_units(), 0);
     drop(index);
 
     // Garbage meta.json.
@@ -187,7 +188,7 @@ fn deleted_or_corrupted_index_is_recreated() {
     assert!(Index::open_read_only(&dir).is_err());
     let (index, outcome) = Index::open_or_create(&dir).unwrap();
     assert!(matches!(outcome, OpenOutcome::Rebuilt { .. }), "{outcome:?}");
-    assert_eq!(index.num_segments(), 0);
+    assert_eq!(index.num_units(), 0);
     drop(index);
 
     // A damaged segment file.
@@ -210,7 +211,7 @@ fn deleted_or_corrupted_index_is_recreated() {
 
     // Refilled from the segments (as ingest does from the store), it searches again.
     let index = Index::rebuild(&dir, corpus()).unwrap();
-    assert_eq!(index.num_segments(), 5);
+    assert_eq!(index.num_units(), 5);
     assert_eq!(ids(&index.search("wisdom", 5).unwrap()), ["book#0"]);
 }
 
@@ -219,21 +220,21 @@ fn reader_follows_writer() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut writer, _) = Index::open_or_create(tmp.path()).unwrap();
     writer
-        .add_document_segments("book", vec![seg("book", 0, "call me ishmael")])
+        .add_document_units("book", vec![seg("book", 0, "call me ishmael")])
         .unwrap();
     writer.commit().unwrap();
     let reader = Index::open_read_only(tmp.path()).unwrap();
     assert_eq!(ids(&reader.search("ishmael", 5).unwrap()), ["book#0"]);
     assert!(matches!(reader.search("whale", 5), Ok(h) if h.is_empty()));
     writer
-        .add_document_segments("moby", vec![seg("moby", 0, "the white whale")])
+        .add_document_units("moby", vec![seg("moby", 0, "the white whale")])
         .unwrap();
     writer.commit().unwrap();
     reader.reload().unwrap();
     assert_eq!(ids(&reader.search("whale", 5).unwrap()), ["moby#0"]);
     // A second writer is refused without touching the index.
     assert!(Index::open_or_create(tmp.path()).is_err());
-    assert_eq!(writer.num_segments(), 2);
+    assert_eq!(writer.num_units(), 2);
     let again = Index::open_read_only(tmp.path()).unwrap();
     assert_eq!(ids(&again.search("whale", 5).unwrap()), ["moby#0"]);
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use futures::StreamExt;
-use rwkv_index::{Index, Segment};
+use rwkv_index::{Index, Unit};
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Model, State, StatePrecision};
 use rwkv_reader::{DocInput, Reader, ReaderBuilder, store_identity};
@@ -505,9 +505,9 @@ fn triage(shared: &Shared<'_>, doc: &Document) -> Result<Option<&'static str>> {
             shared.counts.unchanged.fetch_add(1, Ordering::Relaxed);
             if !shared.indexed.contains(&id) {
                 shared.texts.put(&hash, &doc.text)?;
-                let segs = segments_of(&shared.store, &rec, &doc.text)?;
+                let units = units_of(&shared.store, &rec, &doc.text)?;
                 let mut index = shared.index.lock().map_err(|_| poisoned())?;
-                index.add_document_segments(&id, segs)?;
+                index.add_document_units(&id, units)?;
                 shared.counts.reindexed.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some("reindexed"));
             }
@@ -694,13 +694,16 @@ impl<D: Borrow<Document>> FoldJob<D> {
         let name = &self.name;
         tracing::debug_span!(target: "rwkv::checkpoint", "commit", path = %name, checkpoints = committed.len())
             .in_scope(|| shared.store.commit_document(self.record.clone(), self.records))?;
-        let segs = segments_from(&self.record, &committed, &self.doc.borrow().text);
-        let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, segments = segs.len()).entered();
+        let units = {
+            let _span = tracing::debug_span!(target: "rwkv::index", "symbols", path = %name).entered();
+            units_from(&self.record, &committed, &self.doc.borrow().text)
+        };
+        let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, units = units.len()).entered();
         shared
             .index
             .lock()
             .map_err(|_| poisoned())?
-            .add_document_segments(&self.id, segs)?;
+            .add_document_units(&self.id, units)?;
         Ok(())
     }
 }
@@ -714,11 +717,19 @@ impl<D: Borrow<Document>> rwkv_reader::LaneDoc for FoldJob<D> {
     }
 }
 
-/// The index segments of a stored document: the text between consecutive checkpoints, each
-/// pointing at the checkpoint before it.
-pub fn segments_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str) -> Vec<Segment> {
-    let lines = rwkv_reader::LineIndex::new(text);
-    let bytes = text.as_bytes();
+/// Longest retrieval unit, in lines and bytes: a longer definition is indexed in pieces.
+pub const UNIT_MAX_LINES: usize = 60;
+/// See [`UNIT_MAX_LINES`].
+pub const UNIT_MAX_BYTES: usize = 4096;
+
+/// The retrieval units of a stored document ([`rwkv_symbols::units`]: definitions with their
+/// bodies, sections, the text between them), each pointing at the checkpoint at or before its
+/// start and carrying the names it refers to.
+pub fn units_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str) -> Vec<Unit> {
+    let syms = rwkv_symbols::extract(&doc.source, &doc.kind, text, &rwkv_symbols::Options::default());
+    if let Some(note) = &syms.note {
+        tracing::debug!(target: "rwkv::index", path = %doc.source, note = %note, "symbols by fallback");
+    }
     let title_at = |off: u64| {
         doc.parts
             .iter()
@@ -728,28 +739,58 @@ pub fn segments_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str)
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| doc.title.clone())
     };
-    cps.windows(2)
-        .filter_map(|w| {
-            let (a, b) = (w[0].byte_offset as usize, w[1].byte_offset as usize);
-            if b <= a || b > bytes.len() {
-                return None;
+    // The checkpoints in text order (a document's checkpoints are, by seq).
+    let mut cps: Vec<&CheckpointRecord> = cps.iter().collect();
+    cps.sort_by_key(|c| c.seq);
+    let mut refs = syms.references.iter().peekable();
+    rwkv_symbols::units(text, &syms, UNIT_MAX_LINES, UNIT_MAX_BYTES)
+        .into_iter()
+        .enumerate()
+        .map(|(seq, u)| {
+            let cp = cps.iter().take_while(|c| c.byte_offset as usize <= u.byte_start).last();
+            let sym = u.symbol.and_then(|i| syms.definitions.get(i));
+            // References are sorted by line, units too: walk them once.
+            let mut names: Vec<String> = Vec::new();
+            while let Some(r) = refs.peek() {
+                if r.line > u.line_end {
+                    break;
+                }
+                if r.line >= u.line_start && !names.contains(&r.name) {
+                    names.push(r.name.clone());
+                }
+                refs.next();
             }
-            Some(Segment {
+            Unit {
                 doc_id: doc.id.clone(),
                 path: doc.source.clone(),
-                title: title_at(w[0].byte_offset),
-                text: String::from_utf8_lossy(&bytes[a..b]).into_owned(),
-                line_start: lines.line_of(a) as u64,
-                line_end: lines.line_of(b.saturating_sub(1).max(a)) as u64,
-                checkpoint: Some(w[0].key.to_hex()),
-                seq: w[0].seq as u64,
-            })
+                title: title_at(u.byte_start as u64),
+                text: text.get(u.byte_start..u.byte_end).unwrap_or_default().to_string(),
+                line_start: u64::from(u.line_start),
+                line_end: u64::from(u.line_end),
+                byte_start: u.byte_start as u64,
+                byte_end: u.byte_end as u64,
+                checkpoint: cp.map(|c| c.key.to_hex()),
+                checkpoint_offset: cp.map_or(0, |c| c.byte_offset),
+                seq: seq as u64,
+                kind: sym.map_or("text", |s| s.kind.as_str()).to_string(),
+                name: sym.map(|s| s.name.clone()).unwrap_or_default(),
+                scope: sym.and_then(|s| s.scope.clone()).unwrap_or_default(),
+                name_line: sym.map_or(0, |s| u64::from(s.name_line)),
+                head: u.head,
+                refs: names,
+                doc_bytes: text.len() as u64,
+                doc: match sym.map(|s| s.kind) {
+                    Some(rwkv_symbols::SymbolKind::Section) => String::new(),
+                    _ if syms.method == rwkv_symbols::Method::Headings => String::new(),
+                    _ => rwkv_symbols::comments(text.get(u.byte_start..u.byte_end).unwrap_or_default()),
+                },
+            }
         })
         .collect()
 }
 
-fn segments_of(store: &Store, rec: &DocumentRecord, text: &str) -> Result<Vec<Segment>> {
-    Ok(segments_from(rec, &store.checkpoints_of(&rec.id)?, text))
+fn units_of(store: &Store, rec: &DocumentRecord, text: &str) -> Result<Vec<Unit>> {
+    Ok(units_from(rec, &store.checkpoints_of(&rec.id)?, text))
 }
 
 /// Refill the index from the store and the stored texts.
@@ -757,8 +798,8 @@ pub fn reindex_all(store: &Store, texts: &TextStore, index: &mut Index) -> Resul
     let mut n = 0;
     for rec in store.documents()? {
         if let Some(text) = texts.get(&rec.content_hash)? {
-            let segs = segments_of(store, &rec, &text)?;
-            index.add_document_segments(&rec.id, segs)?;
+            let units = units_of(store, &rec, &text)?;
+            index.add_document_units(&rec.id, units)?;
             n += 1;
         }
     }

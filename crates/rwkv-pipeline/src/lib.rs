@@ -14,7 +14,7 @@ pub mod spec;
 
 pub use error::{Error, Result};
 pub use ingest::{
-    IngestConfig, NoProgress, Progress, Skip, Summary, checkpoint_every, gc, in_shard, ingest, merge, reindex_all,
-    repair, segments_from,
+    IngestConfig, NoProgress, Progress, Skip, Summary, UNIT_MAX_BYTES, UNIT_MAX_LINES, checkpoint_every, gc, in_shard,
+    ingest, merge, reindex_all, repair, units_from,
 };
 pub use spec::{CheckpointPolicy, JobSpec};

@@ -234,7 +234,7 @@ fn shards_merge_into_the_whole() {
     };
     assert_eq!(ids(&merged), ids(&whole));
     let idx = rwkv_index::Index::open_read_only(merged.join("index")).unwrap();
-    assert!(idx.num_segments() > 0);
+    assert!(idx.num_units() > 0);
 }
 
 #[test]

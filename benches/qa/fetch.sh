@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Download the three code bases of the QA retrieval benchmark at pinned
+# versions into DEST/<name>/, using only the ordinary registry clients
+# (pip, cargo, npm) by package name.
+#
+#   usage: benches/qa/fetch.sh DEST
+#
+# Idempotent: a code base whose DEST/<name>/ directory already exists is
+# skipped. Large binary files (images etc.) are deleted from the unpacked
+# trees; everything else is kept as released.
+set -euo pipefail
+
+if [[ $# -ne 1 ]]; then
+    echo "usage: $0 DEST" >&2
+    exit 2
+fi
+
+# ---- pinned versions (keep in sync with benches/qa/README.md) ----
+PY_NAME=click
+PY_VER=8.1.7
+RS_NAME=toml_edit
+RS_VER=0.22.22
+JS_NAME=express
+JS_VER=4.21.2
+
+# binary files larger than this many bytes are removed from the trees
+MAX_BINARY_BYTES=8192
+
+mkdir -p "$1"
+DEST=$(cd "$1" && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# Remove large binary files (those containing a NUL byte) from a tree.
+strip_binaries() {
+    local dir=$1 f
+    while IFS= read -r -d '' f; do
+        if python3 -c 'import sys; sys.exit(0 if b"\0" in open(sys.argv[1], "rb").read(65536) else 1)' "$f"; then
+            echo "  removing binary file ${f#"$dir"/}"
+            rm -f -- "$f"
+        fi
+    done < <(find "$dir" -type f -size +"${MAX_BINARY_BYTES}"c -print0)
+}
+
+summary() {
+    local dir=$1
+    echo "  -> $dir ($(find "$dir" -type f | wc -l) files, $(du -sb "$dir" | cut -f1) bytes)"
+}
+
+fetch_python() {
+    local out="$DEST/$PY_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$PY_NAME $PY_VER] already present in $out, skipping"
+        return
+    fi
+    echo "[$PY_NAME $PY_VER] pip download (sdist)"
+    local tmp="$WORK/py"
+    mkdir -p "$tmp/dl" "$tmp/unpack"
+    if pip download --quiet --no-deps --no-binary :all: "$PY_NAME==$PY_VER" -d "$tmp/dl"; then
+        tar -xzf "$tmp"/dl/*.tar.gz -C "$tmp/unpack"
+    else
+        echo "  no sdist, falling back to the wheel"
+        rm -rf "$tmp/dl"/*
+        pip download --quiet --no-deps --only-binary :all: "$PY_NAME==$PY_VER" -d "$tmp/dl"
+        mkdir -p "$tmp/unpack/$PY_NAME-$PY_VER"
+        python3 -m zipfile -e "$tmp"/dl/*.whl "$tmp/unpack/$PY_NAME-$PY_VER"
+    fi
+    local top
+    top=$(find "$tmp/unpack" -mindepth 1 -maxdepth 1 -type d | head -n1)
+    strip_binaries "$top"
+    mv "$top" "$out"
+    summary "$out"
+}
+
+fetch_rust() {
+    local out="$DEST/$RS_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$RS_NAME $RS_VER] already present in $out, skipping"
+        return
+    fi
+    echo "[$RS_NAME $RS_VER] cargo vendor (throw-away project)"
+    local proj="$WORK/rs"
+    mkdir -p "$proj/src"
+    : > "$proj/src/lib.rs"
+    cat > "$proj/Cargo.toml" <<TOML
+[package]
+name = "qa-fetch-throwaway"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+$RS_NAME = "=$RS_VER"
+
+[workspace]
+TOML
+    (cd "$proj" && cargo vendor --quiet --versioned-dirs vendor > /dev/null)
+    local src="$proj/vendor/$RS_NAME-$RS_VER"
+    [[ -d "$src" ]] || { echo "cargo vendor did not produce $src" >&2; exit 1; }
+    rm -f "$src/.cargo-checksum.json"
+    strip_binaries "$src"
+    mv "$src" "$out"
+    summary "$out"
+}
+
+fetch_js() {
+    local out="$DEST/$JS_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$JS_NAME $JS_VER] already present in $out, skipping"
+        return
+    fi
+    echo "[$JS_NAME $JS_VER] npm pack"
+    local tmp="$WORK/js"
+    mkdir -p "$tmp/unpack"
+    local tgz
+    tgz=$(cd "$tmp" && npm pack --silent "$JS_NAME@$JS_VER" | tail -n1)
+    tar -xzf "$tmp/$tgz" -C "$tmp/unpack"
+    strip_binaries "$tmp/unpack/package"
+    mv "$tmp/unpack/package" "$out"
+    summary "$out"
+}
+
+fetch_python
+fetch_rust
+fetch_js
+echo "done: code bases are in $DEST"

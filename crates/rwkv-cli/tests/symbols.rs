@@ -1,0 +1,188 @@
+//! The symbol index end to end: definitions found from anywhere in the store, retrieval units
+//! that do not depend on checkpoint spacing, duplicates shown once, abstention, bad input, and
+//! an existing store getting the index by reindexing (never refolding).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn ingest(tree: &Path, store: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(tree.parent().unwrap())
+        .arg(tree.file_name().unwrap())
+        .args(["--json", "--store"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ask(tree: &Path, store: &Path, q: &str) -> (i32, serde_json::Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+        .current_dir(tree.parent().unwrap())
+        .args([q, "--json", "--store"])
+        .arg(store)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        v,
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// A small code base: a definition used from many files, a vendored copy, a book printed whole
+/// beside its chapters, and bad input (syntax errors, minified JavaScript, an unknown language).
+fn tree(dir: &Path) -> PathBuf {
+    let t = dir.join("proj");
+    let w = |p: &str, s: &str| {
+        let p = t.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    w(
+        "src/helpers.py",
+        "import os\n\n\ndef load_dotenv(path=None):\n    \"\"\"Read KEY=VALUE lines of a dotenv file into os.environ.\"\"\"\n    for line in open(path or '.env'):\n        key, _, value = line.partition('=')\n        os.environ[key.strip()] = value.strip()\n\n\nclass AppContext:\n    \"\"\"The application context.\"\"\"\n\n    def push(self):\n        \"\"\"Make this context the current one.\"\"\"\n        _stack.append(self)\n\n    def pop(self):\n        _stack.pop()\n",
+    );
+    for i in 0..6 {
+        w(
+            &format!("src/use{i}.py"),
+            &format!(
+                "from .helpers import load_dotenv\n\n\ndef start{i}():\n    # load the dotenv file, then run\n    load_dotenv()\n    load_dotenv('.env.{i}')\n    return {i}\n"
+            ),
+        );
+    }
+    w(
+        "src/lib.rs",
+        "/// Folds a document into the model's state.\npub fn fold_document(doc: &str) -> usize {\n    doc.len()\n}\n\npub struct Reader;\n\nimpl Reader {\n    pub fn new() -> Reader {\n        Reader\n    }\n}\n",
+    );
+    w(
+        "src/broken.py",
+        "def before_the_error(x):\n    return x * 2\n\n\ndef after(:\n    return (\n",
+    );
+    w(
+        "src/app.min.js",
+        &format!("var a={};{}\n", "{}", "function q(){return 1};".repeat(600)),
+    );
+    w("src/notes.xyz", "function frobnicate_widgets\n  do the thing\nend\n");
+    let ch1 = "# Chapter One\n\nThe lighthouse keeper counted the herons every morning.\n";
+    let ch2 = "# Chapter Two\n\nThe ferry left at noon with seven barrels of cider.\n";
+    w("book/ch1.md", ch1);
+    w("book/ch2.md", ch2);
+    w("book/print.md", &format!("{ch1}\n{ch2}"));
+    t
+}
+
+#[test]
+fn definitions_come_first_from_anywhere_and_duplicates_show_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tree(tmp.path());
+    let store = tmp.path().join("store");
+    let summary = ingest(&t, &store, &[]);
+    assert_eq!(summary["failed"], 0, "{summary}");
+
+    // A name written as code, and the same name in words: the definition, not its many uses.
+    for q in [
+        "What does load_dotenv do?",
+        "How is a dotenv file loaded?",
+        "what does `load_dotenv` read?",
+    ] {
+        let (code, v, err) = ask(&t, &store, q);
+        assert_eq!(code, 0, "{q}: {err}");
+        let e = &v["evidence"][0];
+        assert_eq!(e["path"], "proj/src/helpers.py", "{q}: {v}");
+        assert_eq!(e["line"], 4, "{q}: {v}");
+        assert_eq!(v["sources"][0]["kind"], "function", "{v}");
+        assert_eq!(v["sources"][0]["name"], "load_dotenv", "{v}");
+    }
+    // A method by its scope: "application context pushed" meets `AppContext.push`.
+    let (code, v, err) = ask(&t, &store, "Where is the application context pushed?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["evidence"][0]["line"], 14, "{v}");
+    assert_eq!(v["sources"][0]["name"], "AppContext.push", "{v}");
+    let (_, v, _) = ask(&t, &store, "What does fold_document do?");
+    assert_eq!(v["evidence"][0]["path"], "proj/src/lib.rs", "{v}");
+    assert_eq!(v["evidence"][0]["line"], 2, "{v}");
+    // A unit is a definition, not a checkpoint span: its lines are the function's.
+    assert_eq!(
+        (
+            v["sources"][0]["line_start"].as_u64(),
+            v["sources"][0]["line_end"].as_u64()
+        ),
+        (Some(1), Some(4)),
+        "{v}"
+    );
+
+    // The same section in a chapter page and in the whole printed book: the chapter, once,
+    // naming the other copy.
+    let (code, v, err) = ask(&t, &store, "How many herons did the lighthouse keeper count?");
+    assert_eq!(code, 0, "{err}");
+    let sources = v["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["path"], "proj/book/ch1.md", "{v}");
+    assert_eq!(sources[0]["duplicates"][0], "proj/book/print.md", "{v}");
+    assert!(
+        sources
+            .iter()
+            .skip(1)
+            .all(|s| s["path"] != "proj/book/print.md" || s["line_start"] != 1),
+        "{v}"
+    );
+
+    // Bad input was indexed by the fallback, never a failure: a definition before a syntax
+    // error, a definition in a file of no known language.
+    let (_, v, _) = ask(&t, &store, "What does before_the_error return?");
+    assert_eq!(v["evidence"][0]["path"], "proj/src/broken.py", "{v}");
+    assert_eq!(v["evidence"][0]["line"], 1, "{v}");
+    let (_, v, _) = ask(&t, &store, "What does frobnicate_widgets do?");
+    assert_eq!(v["evidence"][0]["path"], "proj/src/notes.xyz", "{v}");
+
+    // A question the store cannot answer: not found, exit 1.
+    let (code, _, err) = ask(
+        &t,
+        &store,
+        "How much GPU memory does the kernel scheduler reserve for tensors?",
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not found in this store"), "{err}");
+}
+
+#[test]
+fn an_existing_store_gets_the_symbol_index_by_reindexing_not_refolding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tree(tmp.path());
+    let store = tmp.path().join("store");
+    ingest(&t, &store, &["--checkpoint-every", "256"]);
+    let (_, before, _) = ask(&t, &store, "What does load_dotenv do?");
+    // The index is derived data: without it, a rerun rebuilds it from the stored texts and
+    // folds nothing.
+    std::fs::remove_dir_all(store.join("index")).unwrap();
+    let again = ingest(&t, &store, &["--checkpoint-every", "256"]);
+    assert_eq!(again["folded"], 0, "{again}");
+    assert_eq!(again["tokens"], 0, "{again}");
+    let (code, after, err) = ask(&t, &store, "What does load_dotenv do?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(before["evidence"], after["evidence"]);
+    assert_eq!(before["sources"], after["sources"]);
+    // Checkpoint spacing changes where a unit resumes, never what is retrieved.
+    let other = tmp.path().join("store-wide");
+    ingest(&t, &other, &["--checkpoint-every", "100000"]);
+    let (_, wide, _) = ask(&t, &other, "What does load_dotenv do?");
+    assert_eq!(before["evidence"], wide["evidence"]);
+    let strip = |v: &serde_json::Value| -> Vec<(String, u64, u64)> {
+        v["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["path"].as_str().unwrap().to_string(),
+                    s["line_start"].as_u64().unwrap(),
+                    s["line_end"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&before), strip(&wide));
+}

@@ -1,0 +1,678 @@
+//! Retrieval: which units of the store answer a question.
+//!
+//! A question meets the index in three ways, scored together per unit:
+//! - **Names.** Every name the question mentions — written as code (`url_for`, `UrlFor`,
+//!   `Router.handle`), as words ("url for", "parse args"), or as words whose canonical forms
+//!   ([`rwkv_index::terms::canon`]) cover a definition's name parts ("how is a dotenv file
+//!   loaded" → `load_dotenv`; "application context pushed" → `AppContext.push`) — brings the
+//!   units that *define* it, from anywhere in the store, scored by how rare the matched name
+//!   parts are among all definitions. Units that *refer* to a strongly matched name come next.
+//! - **Words.** BM25 over the units' text, names, scope, title and path, by canonical terms.
+//! - **Support.** How much of the question (its content words, weighted by rarity) the best
+//!   units contain: below [`ABSTAIN_BELOW`] the store does not answer the question.
+//!
+//! Identical units in several documents (a book's one-page print beside its chapters, vendored
+//! copies) are kept once, from the smallest document.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rwkv_index::tokenizer::{canonical_terms, tokenize};
+use rwkv_index::{Hit, Index, name_key, terms};
+use serde::Serialize;
+
+use crate::Result;
+
+/// A question whose best units contain less than this share of its content words (weighted by
+/// rarity) is not answered by the store (calibrated on `benches/qa`).
+pub const ABSTAIN_BELOW: f32 = 0.6;
+
+// The weights of the parts of a unit's score, set on `benches/qa` (three code bases, 109
+// questions): a name written as code scores 10–14, a name spelled in words a few points.
+/// Weight of BM25 (normalised to the best hit, halved) plus the idf-weighted share of the
+/// question's words anywhere in the unit.
+const TEXT_WEIGHT: f32 = 6.0;
+/// Weight of the share of the question's words in the unit's comments and docstrings.
+const PROSE_WEIGHT: f32 = 3.0;
+/// Weight of the pairs of question words that stand side by side in the unit.
+const PAIR_WEIGHT: f32 = 3.0;
+/// Weight of where the question's words are: name ×3, path or comments ×1.5, body ×1.
+const FIELD_WEIGHT: f32 = 12.0;
+/// How much a name spelled in the question's words (not written as code) counts.
+const NAME_WORDS_WEIGHT: f32 = 0.4;
+
+/// Units fetched from each query before they are merged and scored.
+const POOL: usize = 60;
+
+/// A retrieved unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    /// Document id.
+    pub doc_id: String,
+    /// Path or URL.
+    pub path: String,
+    /// First line.
+    pub line_start: u64,
+    /// Last line.
+    pub line_end: u64,
+    /// Byte offset of the unit in its document.
+    #[serde(skip)]
+    pub byte_start: u64,
+    /// Byte offset past the unit.
+    #[serde(skip)]
+    pub byte_end: u64,
+    /// Hex key of the checkpoint at or before the unit (empty: none).
+    pub checkpoint: String,
+    /// Byte offset of that checkpoint.
+    #[serde(skip)]
+    pub checkpoint_offset: u64,
+    /// Position of the unit in its document.
+    pub seq: u64,
+    /// `function`, `class`, `section`, …, or `text`.
+    pub kind: String,
+    /// The definition's qualified name (`AppContext.push`); empty for text.
+    pub name: String,
+    /// 1-based line of the definition's name (0: none).
+    #[serde(skip)]
+    pub name_line: u64,
+    /// Whether the unit holds the definition's name line.
+    #[serde(skip)]
+    pub head: bool,
+    /// Why it was retrieved: `definition` (a name of the question), `reference` (uses one) or
+    /// `text` (words).
+    pub matched: &'static str,
+    /// Ranking score (higher is better).
+    pub score: f32,
+    /// Other documents holding the same text (shown once, here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
+    /// The unit text.
+    #[serde(skip)]
+    pub text: String,
+    #[serde(skip)]
+    doc_bytes: u64,
+    #[serde(skip)]
+    text_hash: String,
+}
+
+impl Candidate {
+    fn from_hit(h: &Hit) -> Candidate {
+        Candidate {
+            doc_id: h.doc_id.clone(),
+            path: h.path.clone(),
+            line_start: h.line_start,
+            line_end: h.line_end,
+            byte_start: h.byte_start,
+            byte_end: h.byte_end,
+            checkpoint: h.checkpoint.clone().unwrap_or_default(),
+            checkpoint_offset: h.checkpoint_offset,
+            seq: h.seq,
+            kind: h.kind.clone(),
+            name: h.qualified_name(),
+            name_line: h.name_line,
+            head: h.head,
+            matched: "text",
+            score: 0.0,
+            duplicates: Vec::new(),
+            text: h.text.clone(),
+            doc_bytes: h.doc_bytes,
+            text_hash: h.text_hash.clone(),
+        }
+    }
+}
+
+/// What a question asks, as the index sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Question {
+    /// Canonical forms of every word and identifier part (stop words included).
+    pub all: BTreeSet<String>,
+    /// Canonical content terms (no stop words), in order.
+    pub content: Vec<String>,
+    /// Name keys of identifiers written as code, with how strongly they were written.
+    pub code_keys: Vec<String>,
+    /// Name keys made of consecutive words ("url for" → `urlfor`).
+    pub word_keys: Vec<String>,
+    /// Whether the question is about tests.
+    pub about_tests: bool,
+}
+
+/// Whether a word of the question is written as code: `snake_case`, `camelCase`,
+/// `Scope.name`, `a::b`, `name()`.
+fn looks_like_code(w: &str) -> bool {
+    let inner_upper = w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
+    w.contains('_') || w.contains("::") || w.contains("()") || inner_upper || {
+        let (a, b) = w.split_once('.').unwrap_or(("", ""));
+        !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_alphanumeric() || c == '_')
+    }
+}
+
+impl Question {
+    pub fn new(text: &str) -> Question {
+        let all: BTreeSet<String> = canonical_terms(text).into_iter().collect();
+        let mut content = Vec::new();
+        for t in tokenize(text) {
+            if t.text.len() < 2 || terms::is_stop_word(&t.text) || t.text.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let c = terms::canon(&t.text);
+            if !content.contains(&c) {
+                content.push(c);
+            }
+        }
+        let mut code_keys = Vec::new();
+        let push = |keys: &mut Vec<String>, k: String| {
+            if k.len() >= 2 && !keys.contains(&k) {
+                keys.push(k);
+            }
+        };
+        // Backticked spans and words written as code.
+        let raw_words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || "\"'(),?;!<>[]{}".contains(c))
+            .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut coded: Vec<&str> = Vec::new();
+        for (i, seg) in text.split('`').enumerate() {
+            if i % 2 == 1 {
+                coded.extend(
+                    seg.split(|c: char| c.is_whitespace() || c == '(')
+                        .filter(|w| !w.is_empty()),
+                );
+            }
+        }
+        for w in text.split(|c: char| c.is_whitespace() || "\"',?;!<>[]{}`".contains(c)) {
+            let w = w.trim_end_matches(['.', ':']);
+            if looks_like_code(w) {
+                coded.push(w);
+            }
+        }
+        for w in coded {
+            let w = w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'));
+            let w = w.trim_end_matches("()");
+            // `a::b::c`, `a.b.c`: the whole, `b.c` (scope.name) and the last part.
+            let parts: Vec<&str> = w
+                .split(['.', ':'])
+                .filter(|p| !p.is_empty() && *p != "prototype")
+                .collect();
+            if parts.len() > 1 {
+                let n = parts.len();
+                push(
+                    &mut code_keys,
+                    format!("{}.{}", name_key(parts[n - 2]), name_key(parts[n - 1])),
+                );
+                push(&mut code_keys, name_key(parts[n - 1]));
+            } else {
+                push(&mut code_keys, name_key(w));
+            }
+        }
+        // Consecutive words joined: "url for" → urlfor, "parse args method" → parseargs, …
+        let mut word_keys = Vec::new();
+        let words: Vec<String> = raw_words.iter().map(|w| name_key(w)).collect();
+        for n in 2..=3 {
+            for win in words.windows(n) {
+                if win.iter().all(|w| terms::is_stop_word(w)) {
+                    continue;
+                }
+                push(&mut word_keys, win.concat());
+            }
+        }
+        // Canonical forms of consecutive words joined also name one part: "environment
+        // variable" → `envvar`, "file name" → `filename`, "key word" → `keyword`.
+        let mut all = all;
+        let canon_words: Vec<String> = tokenize(text).into_iter().map(|t| terms::canon(&t.text)).collect();
+        for w in canon_words.windows(2) {
+            if !terms::is_stop_word(&w[0]) && !terms::is_stop_word(&w[1]) {
+                all.insert(w.concat());
+            }
+        }
+        let about_tests = all.iter().any(|t| t.starts_with("test"));
+        Question {
+            all,
+            content,
+            code_keys,
+            word_keys,
+            about_tests,
+        }
+    }
+}
+
+/// Canonical parts of a name (`load_dotenv` → `load`, `dotenv`; `AppContext` → `app`, `ctx`).
+fn name_parts(name: &str) -> Vec<String> {
+    let toks = tokenize(name);
+    let mut parts: Vec<String> = Vec::new();
+    // The tokenizer puts a word's joined form first when it has several parts: skip it.
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let joined = toks
+            .get(i + 1)
+            .is_some_and(|n| n.position == t.position && n.offset_from == t.offset_from);
+        if !joined {
+            let c = terms::canon(&t.text);
+            if !parts.contains(&c) {
+                parts.push(c);
+            }
+        }
+        i += 1;
+    }
+    parts
+}
+
+/// Scores of the ways a question meets the store.
+struct Scorer<'a> {
+    index: &'a Index,
+    q: &'a Question,
+    name_idf: BTreeMap<String, f32>,
+}
+
+impl Scorer<'_> {
+    /// How rare a name part is among all definitions.
+    fn name_idf(&mut self, part: &str) -> Result<f32> {
+        if let Some(&v) = self.name_idf.get(part) {
+            return Ok(v);
+        }
+        let (df, n) = self.index.name_doc_freq(part)?;
+        let v = (1.0 + (n as f32 - df as f32 + 0.5) / (df as f32 + 0.5)).ln().max(0.1);
+        self.name_idf.insert(part.to_string(), v);
+        Ok(v)
+    }
+
+    /// How strongly the question names the definition of head unit `h` (0 when it does not),
+    /// and whether it names it outright: written as code, as consecutive words, or every part
+    /// of the name among the question's words.
+    fn name_score(&mut self, h: &Hit) -> Result<(f32, bool)> {
+        if !h.head || h.name.is_empty() {
+            return Ok((0.0, false));
+        }
+        let key = name_key(&h.name);
+        let scope_last = h.scope.rsplit(['.', ':']).next().unwrap_or("");
+        let qualified = format!("{}.{}", name_key(scope_last), key);
+        let mut score = 0.0;
+        // Written as code.
+        if self.q.code_keys.contains(&qualified) {
+            score += 14.0;
+        } else if self.q.code_keys.contains(&key) {
+            score += 10.0;
+        }
+        // Spelled as consecutive words.
+        if self.q.word_keys.contains(&key) {
+            score += 6.0;
+        }
+        // Name parts covered by the question's words. Dunder names (`__str__`) are only found
+        // when written as code; a one-part name counts half (a common word names many things).
+        let dunder = h.name.starts_with("__") && h.name.ends_with("__");
+        let mut parts = if dunder { Vec::new() } else { name_parts(&h.name) };
+        // `get`, `is`, `to`, `from` say little: only the name's other parts must be covered.
+        if parts.iter().any(|p| !terms::is_stop_word(p)) {
+            parts.retain(|p| !terms::is_stop_word(p));
+        }
+        let mut covered = 0.0;
+        let mut missing = 0.0;
+        for p in &parts {
+            let idf = self.name_idf(p)?;
+            if self.q.all.contains(p) {
+                covered += idf;
+            } else {
+                missing += idf;
+            }
+        }
+        // Every part covered counts in full and more; a part the question does not have
+        // takes half its weight off.
+        let mut words = if missing == 0.0 {
+            1.25 * covered
+        } else {
+            (covered - 0.5 * missing).max(0.0)
+        };
+        words *= NAME_WORDS_WEIGHT;
+        if parts.len() == 1 {
+            words *= 0.5;
+        }
+        // The scope's parts (`AppContext` of `AppContext.push`) add to a covered name.
+        let mut scope_bonus = 0.0;
+        if covered > 0.0 && !scope_last.is_empty() {
+            for p in name_parts(scope_last) {
+                if self.q.all.contains(&p) {
+                    scope_bonus += 0.6 * self.name_idf(&p)?;
+                }
+            }
+        }
+        // A container's head (class, struct, impl, module) is the answer less often than one of
+        // its members when the question is spelled in words.
+        if matches!(
+            h.kind.as_str(),
+            "class" | "struct" | "interface" | "impl" | "module" | "enum"
+        ) {
+            words *= 0.7;
+        }
+        let outright = score > 0.0 || (missing == 0.0 && covered > 0.0);
+        Ok((score + words + scope_bonus, outright))
+    }
+}
+
+/// The share of `terms` (weighted by `idf`, out of `total`) that `have` holds.
+fn weighted_share(terms: &[String], idf: &[f32], total: f32, have: &BTreeSet<&str>) -> f32 {
+    terms
+        .iter()
+        .zip(idf)
+        .filter(|(t, _)| have.contains(t.as_str()))
+        .map(|(_, w)| w)
+        .sum::<f32>()
+        / total
+}
+
+/// Canonical terms at consecutive positions of a token stream (either form of each word).
+fn adjacent_pairs(toks: &[rwkv_index::tokenizer::Token]) -> BTreeSet<(&str, &str)> {
+    let mut by_pos: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for t in toks {
+        by_pos.entry(t.position).or_default().push(t.text.as_str());
+    }
+    let mut pairs = BTreeSet::new();
+    for (p, a) in &by_pos {
+        if let Some(b) = by_pos.get(&(p + 1)) {
+            for x in a {
+                for y in b {
+                    pairs.insert((*x, *y));
+                }
+            }
+        }
+    }
+    pairs
+}
+
+/// Whether a path looks like a test, example or benchmark file.
+fn is_test_path(path: &str) -> bool {
+    let p = path.to_ascii_lowercase();
+    p.split(['/', '\\']).any(|c| {
+        matches!(
+            c,
+            "test"
+                | "tests"
+                | "testing"
+                | "__tests__"
+                | "spec"
+                | "specs"
+                | "examples"
+                | "example"
+                | "benches"
+                | "bench"
+                | "fixtures"
+                | "testdata"
+        )
+    }) || p
+        .rsplit('/')
+        .next()
+        .is_some_and(|f| f.starts_with("test_") || f.contains("_test.") || f.contains(".test.") || f.contains(".spec."))
+}
+
+/// The result of retrieval: the best units and how well the store supports the question.
+#[derive(Debug, Clone)]
+pub struct Retrieval {
+    /// The best units, best first.
+    pub candidates: Vec<Candidate>,
+    /// The share of the question's content words (weighted by rarity) the best units hold, 0…1.
+    pub support: f32,
+    /// Whether the question names, written as code (`url_for`, `Router.handle`), something the
+    /// store defines: such a question is answered whatever its support.
+    pub named: bool,
+}
+
+impl Retrieval {
+    /// Whether the store answers the question at all (see [`ABSTAIN_BELOW`]).
+    pub fn answers(&self) -> bool {
+        !self.candidates.is_empty() && (self.named || self.support >= ABSTAIN_BELOW)
+    }
+}
+
+/// The `top` best units of `index` for `question`, with the support of the question.
+pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Result<Retrieval> {
+    let q = Question::new(question);
+    let mut by_key: BTreeMap<(String, u64), (Candidate, f32, f32, f32)> = BTreeMap::new();
+    if q.content.is_empty() && q.code_keys.is_empty() {
+        return Ok(Retrieval {
+            candidates: Vec::new(),
+            support: 0.0,
+            named: false,
+        });
+    }
+    let mut scorer = Scorer {
+        index,
+        q: &q,
+        name_idf: BTreeMap::new(),
+    };
+    // 1. Definitions of names the question mentions.
+    let mut keys: Vec<String> = q.code_keys.clone();
+    keys.extend(q.word_keys.iter().cloned());
+    keys.extend(q.content.iter().map(|t| name_key(t)));
+    let mut name_hits = index.definitions(&keys, POOL * 2)?;
+    name_hits.extend(index.search_names(&q.content, POOL * 2)?);
+    let mut strong: Vec<(String, f32)> = Vec::new();
+    let mut named = false;
+    let mut outright: BTreeSet<(String, u64)> = BTreeSet::new();
+    for h in &name_hits {
+        let (s, named_outright) = scorer.name_score(h)?;
+        if s <= 0.0 {
+            continue;
+        }
+        if named_outright {
+            outright.insert((h.doc_id.clone(), h.seq));
+        }
+        let e = by_key
+            .entry((h.doc_id.clone(), h.seq))
+            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0));
+        e.1 = e.1.max(s);
+        if s >= 4.0 || named_outright {
+            strong.push((name_key(&h.name), s));
+        }
+        if s >= 10.0 {
+            named = true;
+        }
+    }
+    // 2. Words.
+    let text_hits = index.search_terms(&q.content, POOL * 2)?;
+    let top_bm25 = text_hits.iter().map(|h| h.score).fold(0.0f32, f32::max).max(1e-6);
+    for h in &text_hits {
+        let e = by_key
+            .entry((h.doc_id.clone(), h.seq))
+            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0));
+        e.2 = h.score / top_bm25;
+    }
+    // 3. References to the strongly named definitions.
+    strong.sort_by(|a, b| b.1.total_cmp(&a.1));
+    strong.dedup_by(|a, b| a.0 == b.0);
+    for (key, s) in strong.iter().take(3) {
+        for h in index.references(key, 20)? {
+            let e = by_key
+                .entry((h.doc_id.clone(), h.seq))
+                .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0));
+            e.3 = e.3.max(0.25 * s);
+        }
+    }
+    // Coverage: the share of the question's content words (by idf) the unit holds anywhere,
+    // without BM25's length normalisation, so a long body that mentions every part of the
+    // question meets a short unit that repeats one of them.
+    let mut idf: Vec<f32> = Vec::with_capacity(q.content.len());
+    for t in &q.content {
+        idf.push(index.idf_in_store(t)?.0);
+    }
+    let idf_total: f32 = idf.iter().sum::<f32>().max(1e-6);
+    let mut cands: Vec<Candidate> = by_key
+        .into_iter()
+        .map(|((doc_id, seq), (mut c, name, words, refs))| {
+            let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.name, c.path, c.text));
+            let have: BTreeSet<&str> = toks.iter().map(|t| t.text.as_str()).collect();
+            let coverage = weighted_share(&q.content, &idf, idf_total, &have);
+            // The unit's comments and docstrings say in words what it does.
+            let doc_coverage = if c.kind == "section" {
+                0.0
+            } else {
+                let prose = rwkv_symbols::comments(&c.text);
+                let words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&prose)
+                    .into_iter()
+                    .map(|t| t.text)
+                    .collect();
+                let words: BTreeSet<&str> = words.iter().map(String::as_str).collect();
+                weighted_share(&q.content, &idf, idf_total, &words)
+            };
+            // Where the unit holds each question word: in its name (weight 3), its path or
+            // comments (1.5), its body (1).
+            let name_words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&c.name)
+                .into_iter()
+                .map(|t| t.text)
+                .collect();
+            let path_words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&c.path)
+                .into_iter()
+                .map(|t| t.text)
+                .collect();
+            let prose_words: BTreeSet<String> = if c.kind == "section" {
+                BTreeSet::new()
+            } else {
+                rwkv_index::tokenizer::tokenize_indexed(&rwkv_symbols::comments(&c.text))
+                    .into_iter()
+                    .map(|t| t.text)
+                    .collect()
+            };
+            let mut fielded = 0.0;
+            for (t, w) in q.content.iter().zip(&idf) {
+                let f = if name_words.contains(t) {
+                    3.0
+                } else if path_words.contains(t) || prose_words.contains(t) {
+                    1.5
+                } else if have.contains(t.as_str()) {
+                    1.0
+                } else {
+                    0.0
+                };
+                fielded += f * w;
+            }
+            let fielded = fielded / (3.0 * idf_total);
+            // Pairs of question words side by side in the unit ("progress bar", "query string").
+            let pairs = adjacent_pairs(&toks);
+            let mut bigrams = 0.0;
+            for (i, w) in q.content.windows(2).enumerate() {
+                if pairs.contains(&(w[0].as_str(), w[1].as_str())) || pairs.contains(&(w[1].as_str(), w[0].as_str())) {
+                    bigrams += 0.5 * (idf[i] + idf[i + 1]) / idf_total;
+                }
+            }
+            let mut score = name
+                + TEXT_WEIGHT * (0.5 * words + coverage)
+                + PROSE_WEIGHT * doc_coverage
+                + PAIR_WEIGHT * bigrams
+                + FIELD_WEIGHT * fielded
+                + refs;
+            c.matched = if outright.contains(&(doc_id, seq)) {
+                "definition"
+            } else if refs > 0.0 && refs >= name {
+                "reference"
+            } else {
+                "text"
+            };
+            if !q.about_tests && is_test_path(&c.path) {
+                score *= 0.7;
+            }
+            c.score = score;
+            c
+        })
+        .collect();
+    cands.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.path.cmp(&b.path))
+            .then(a.seq.cmp(&b.seq))
+    });
+    // The same text in several documents: once, from the smallest document.
+    let mut kept: Vec<Candidate> = Vec::new();
+    for c in cands {
+        if c.text.trim().is_empty() {
+            continue;
+        }
+        if let Some(k) = kept.iter_mut().find(|k| k.text_hash == c.text_hash) {
+            if c.doc_bytes < k.doc_bytes {
+                let mut c = c;
+                c.score = k.score;
+                c.duplicates = std::mem::take(&mut k.duplicates);
+                c.duplicates.push(k.path.clone());
+                *k = c;
+            } else if !k.duplicates.contains(&c.path) && k.path != c.path {
+                k.duplicates.push(c.path.clone());
+            }
+            continue;
+        }
+        kept.push(c);
+        if kept.len() >= top.max(1) * 4 {
+            break;
+        }
+    }
+    let support = support(index, &q, &kept)?;
+    kept.truncate(top.max(1));
+    Ok(Retrieval {
+        candidates: kept,
+        support,
+        named,
+    })
+}
+
+/// How much of the question the store holds, 0…1: each content term weighs its idf over all
+/// units (a term no unit holds weighs as much as the rarest term can) and counts fully when one
+/// of the best units holds it, half when only other units do, not at all when no unit does.
+/// A question about something the store does not have (GPU memory in a CLI library, HTTP
+/// retries in a TOML parser) misses its rarest words altogether.
+fn support(index: &Index, q: &Question, cands: &[Candidate]) -> Result<f32> {
+    if cands.is_empty() || q.content.is_empty() {
+        return Ok(if cands.is_empty() { 0.0 } else { 1.0 });
+    }
+    let mut have: BTreeSet<String> = BTreeSet::new();
+    for c in cands.iter().take(SUPPORT_UNITS) {
+        for t in rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.path, c.name, c.text)) {
+            have.insert(t.text);
+        }
+    }
+    let (mut covered, mut total) = (0.0, 0.0);
+    for t in &q.content {
+        let (idf, in_store) = index.idf_in_store(t)?;
+        total += idf;
+        if have.contains(t) {
+            covered += idf;
+        } else if in_store {
+            covered += 0.5 * idf;
+        }
+    }
+    Ok(if total > 0.0 { covered / total } else { 0.0 })
+}
+
+/// Units whose words count as "the best units" for [`support`].
+const SUPPORT_UNITS: usize = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_name_code_and_words() {
+        let q = Question::new("Where is `AppContext.push` called, and what does url_for do?");
+        assert!(q.code_keys.contains(&"appcontext.push".to_string()), "{q:?}");
+        assert!(q.code_keys.contains(&"push".to_string()));
+        assert!(q.code_keys.contains(&"urlfor".to_string()));
+        let q = Question::new("How is the url for function implemented?");
+        assert!(q.word_keys.contains(&"urlfor".to_string()), "{q:?}");
+        let q = Question::new("Where is the application context pushed?");
+        for t in ["app", "ctx", "push"] {
+            assert!(q.content.contains(&t.to_string()), "{q:?}");
+        }
+        assert!(q.code_keys.is_empty());
+    }
+
+    #[test]
+    fn names_split_into_canonical_parts() {
+        assert_eq!(name_parts("load_dotenv"), ["load", "dotenv"]);
+        assert_eq!(name_parts("AppContext"), ["app", "ctx"]);
+        assert_eq!(name_parts("handle_user_exception"), ["handl", "user", "exc"]);
+    }
+
+    #[test]
+    fn test_paths_are_told() {
+        assert!(is_test_path("tests/test_app.py"));
+        assert!(is_test_path("src/foo.test.js"));
+        assert!(is_test_path("pkg/x_test.go"));
+        assert!(!is_test_path("src/flask/app.py"));
+        assert!(!is_test_path("src/contest.rs"));
+    }
+}

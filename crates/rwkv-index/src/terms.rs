@@ -1,0 +1,352 @@
+//! Canonical terms: how a word of a question meets the parts of a code name.
+//!
+//! Questions are written in words ("where is the application context pushed?"); code is
+//! written in names (`AppContext.push`). [`canon`] maps both sides to one form: a common
+//! abbreviation stands for its long word (`application` → `app`, `context` → `ctx`,
+//! `configuration` → `config`), and inflections are stripped by a small suffix stemmer
+//! (`pushed` → `push`, `handler`/`handling`/`handle` → `handl`, `loaded` → `load`). The index
+//! emits the canonical form of every word and identifier part beside the word itself, and
+//! searches use the canonical forms, so the two spellings meet. The rules are deliberately
+//! simple and only need to be the same on both sides.
+
+/// Words that carry no meaning of their own in a question about code.
+pub const STOP_WORDS: &[&str] = &[
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "by",
+    "can",
+    "do",
+    "does",
+    "did",
+    "for",
+    "from",
+    "how",
+    "i",
+    "in",
+    "is",
+    "it",
+    "its",
+    "of",
+    "on",
+    "or",
+    "that",
+    "the",
+    "this",
+    "to",
+    "was",
+    "what",
+    "when",
+    "where",
+    "which",
+    "who",
+    "whom",
+    "why",
+    "with",
+    "you",
+    "me",
+    "my",
+    "tell",
+    "about",
+    "there",
+    "here",
+    "if",
+    "into",
+    "get",
+    "gets",
+    "got",
+    "happen",
+    "happens",
+    "we",
+    "they",
+    "them",
+    "their",
+    "these",
+    "those",
+    "should",
+    "would",
+    "could",
+    "will",
+    "has",
+    "have",
+    "had",
+    "been",
+    "being",
+    "any",
+    "some",
+    "all",
+    "not",
+    "no",
+    "so",
+    "than",
+    "then",
+    "but",
+    "also",
+    "each",
+    "other",
+    "way",
+    "ways",
+    "thing",
+    "things",
+    "code",
+    "function",
+    "method",
+    "class",
+    "module",
+    "file",
+    "files",
+    "implemented",
+    "implement",
+    "implementation",
+    "handled",
+    "defined",
+    "define",
+    "definition",
+    "done",
+    "used",
+    "use",
+    "uses",
+    "using",
+    "work",
+    "works",
+    "happened",
+    "one",
+    "whether",
+    "s",
+    "library",
+    "libraries",
+    "make",
+    "makes",
+    "made",
+    "like",
+    "kind",
+    "exactly",
+    "actually",
+    "via",
+    "through",
+    "just",
+    "only",
+];
+
+/// Whether `w` (lowercase) is a stop word.
+pub fn is_stop_word(w: &str) -> bool {
+    STOP_WORDS.contains(&w)
+}
+
+/// Long words and their common abbreviation in code: both map to the abbreviation.
+const ABBREVIATIONS: &[(&str, &[&str])] = &[
+    ("app", &["application", "applications", "apps"]),
+    ("ctx", &["context", "contexts", "ctxs"]),
+    (
+        "config",
+        &[
+            "configuration",
+            "configurations",
+            "configure",
+            "configured",
+            "configuring",
+            "cfg",
+            "conf",
+            "configs",
+        ],
+    ),
+    ("req", &["request", "requests", "reqs"]),
+    ("resp", &["response", "responses"]),
+    ("err", &["error", "errors", "errs"]),
+    ("exc", &["exception", "exceptions"]),
+    ("msg", &["message", "messages", "msgs"]),
+    ("func", &["function", "functions", "fn", "funcs"]),
+    (
+        "init",
+        &[
+            "initialize",
+            "initialise",
+            "initialization",
+            "initialisation",
+            "initialized",
+            "initializes",
+            "initializing",
+        ],
+    ),
+    ("env", &["environment", "environments", "environ"]),
+    ("db", &["database", "databases"]),
+    (
+        "conn",
+        &["connection", "connections", "connect", "connected", "connecting"],
+    ),
+    ("str", &["string", "strings"]),
+    ("num", &["number", "numbers"]),
+    ("len", &["length", "lengths"]),
+    ("idx", &["index", "indices", "indexes"]),
+    ("dir", &["directory", "directories", "dirs", "folder", "folders"]),
+    ("doc", &["document", "documents", "docs"]),
+    ("arg", &["argument", "arguments", "args"]),
+    ("param", &["parameter", "parameters", "params"]),
+    ("attr", &["attribute", "attributes", "attrs"]),
+    ("obj", &["object", "objects", "objs"]),
+    ("val", &["value", "values", "vals"]),
+    ("var", &["variable", "variables", "vars"]),
+    ("tmp", &["temporary", "temp"]),
+    ("buf", &["buffer", "buffers", "buffered", "bufs"]),
+    ("src", &["source", "sources"]),
+    ("dst", &["destination", "dest"]),
+    (
+        "auth",
+        &["authentication", "authorization", "authenticate", "authorize"],
+    ),
+    ("util", &["utility", "utilities", "utils"]),
+    ("lib", &["library", "libraries"]),
+    ("pkg", &["package", "packages"]),
+    ("spec", &["specification", "specifications", "specs"]),
+    ("exec", &["execute", "executes", "executed", "execution", "executing"]),
+    ("proc", &["process", "processes", "processing"]),
+    ("iter", &["iterator", "iterators", "iterate", "iterates", "iteration"]),
+    (
+        "alloc",
+        &["allocate", "allocation", "allocator", "allocates", "allocated"],
+    ),
+    ("ptr", &["pointer", "pointers"]),
+    ("ref", &["reference", "references", "refs"]),
+    ("addr", &["address", "addresses"]),
+    ("info", &["information"]),
+    ("cmd", &["command", "commands", "cmds"]),
+    ("opt", &["option", "options", "opts", "optional"]),
+    ("prev", &["previous"]),
+    ("cur", &["current", "curr"]),
+    ("seq", &["sequence", "sequences"]),
+    ("async", &["asynchronous", "asynchronously"]),
+    ("sync", &["synchronous", "synchronously", "synchronize"]),
+    ("dep", &["dependency", "dependencies", "deps"]),
+    ("repo", &["repository", "repositories"]),
+    ("tx", &["transaction", "transactions"]),
+    ("char", &["character", "characters", "chars"]),
+    ("fmt", &["format", "formats", "formatting", "formatted", "formatter"]),
+    ("sig", &["signature", "signatures"]),
+    ("stmt", &["statement", "statements"]),
+    ("expr", &["expression", "expressions", "exprs"]),
+    ("decl", &["declaration", "declarations"]),
+    ("dict", &["dictionary", "dictionaries"]),
+    ("mgr", &["manager", "managers"]),
+    ("ns", &["namespace", "namespaces"]),
+    ("cb", &["callback", "callbacks"]),
+    ("pos", &["position", "positions"]),
+    ("max", &["maximum"]),
+    ("min", &["minimum"]),
+    ("stat", &["statistic", "statistics", "stats"]),
+    (
+        "gen",
+        &[
+            "generate",
+            "generator",
+            "generates",
+            "generated",
+            "generating",
+            "generation",
+        ],
+    ),
+    ("cert", &["certificate", "certificates"]),
+    ("tpl", &["template", "templates", "tmpl"]),
+    ("url", &["urls", "uri", "uris"]),
+    ("regex", &["regexp", "regular"]),
+    ("kw", &["keyword", "keywords", "kwargs"]),
+];
+
+/// The canonical form of one lowercase word or identifier part (see the module docs).
+pub fn canon(word: &str) -> String {
+    for (short, longs) in ABBREVIATIONS {
+        if word == *short || longs.contains(&word) {
+            return (*short).to_string();
+        }
+    }
+    stem(word)
+}
+
+/// A small suffix stemmer: plural and verb endings, `-er`, `-ion`, a doubled final consonant
+/// and a final `e`. Words of fewer than 4 letters, numbers and non-ASCII words are kept.
+pub fn stem(word: &str) -> String {
+    if word.len() < 4 || !word.bytes().all(|b| b.is_ascii_lowercase()) {
+        return word.to_string();
+    }
+    let mut w = word.to_string();
+    let strip = |w: &mut String, suffix: &str, keep: usize| -> bool {
+        if w.len() >= suffix.len() + keep && w.ends_with(suffix) {
+            w.truncate(w.len() - suffix.len());
+            true
+        } else {
+            false
+        }
+    };
+    // Plurals.
+    if w.ends_with("ies") && w.len() > 4 {
+        w.truncate(w.len() - 3);
+        w.push('y');
+    } else if w.ends_with("sses") {
+        w.truncate(w.len() - 2);
+    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") && w.len() > 3 {
+        w.pop();
+    }
+    // Verb and noun endings, at most two (`registered` → `register` → `regist`).
+    for _ in 0..2 {
+        let stripped = strip(&mut w, "ings", 3)
+            || strip(&mut w, "ing", 3)
+            || strip(&mut w, "ion", 4)
+            || strip(&mut w, "ed", 3)
+            || strip(&mut w, "er", 4)
+            || strip(&mut w, "ly", 4)
+            || strip(&mut w, "ment", 4);
+        if !stripped {
+            break;
+        }
+    }
+    // `stopp` → `stop`, but `call`, `pass`, `buzz` keep their pair.
+    let b = w.as_bytes();
+    if b.len() >= 4 {
+        let (x, y) = (b[b.len() - 2], b[b.len() - 1]);
+        if x == y && !b"aeioulsz".contains(&y) {
+            w.pop();
+        }
+    }
+    if w.len() >= 4 && w.ends_with('e') {
+        w.pop();
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_meet() {
+        for (a, b) in [
+            ("pushed", "push"),
+            ("handler", "handle"),
+            ("handling", "handle"),
+            ("loaded", "load"),
+            ("loader", "load"),
+            ("parser", "parse"),
+            ("parsing", "parses"),
+            ("raises", "raise"),
+            ("application", "app"),
+            ("context", "ctx"),
+            ("configuration", "config"),
+            ("stopped", "stop"),
+            ("registered", "register"),
+            ("creation", "create"),
+            ("exception", "exc"),
+            ("routes", "route"),
+            ("dependencies", "deps"),
+        ] {
+            assert_eq!(canon(a), canon(b), "{a} vs {b}");
+        }
+        for (a, b) in [("call", "cal"), ("pass", "pas"), ("user", "use")] {
+            assert_ne!(canon(a), canon(b), "{a} vs {b}");
+        }
+        assert_eq!(canon("v7"), "v7");
+        assert_eq!(canon("wörld"), "wörld");
+    }
+}

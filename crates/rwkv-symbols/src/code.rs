@@ -1,0 +1,586 @@
+//! Tree-sitter extraction: own definition queries per language (tags-style capture
+//! names), references from the grammars' bundled tags queries.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tree_sitter::{Language, Node, Parser, Query, QueryCursor, QueryCursorOptions, StreamingIterator};
+
+use crate::{Lang, Raw, Reference, Symbol, SymbolKind};
+
+const RUST_DEFS: &str = r#"
+(struct_item name: (type_identifier) @name) @definition.struct
+(union_item name: (type_identifier) @name) @definition.struct
+(enum_item name: (type_identifier) @name) @definition.enum
+(type_item name: (type_identifier) @name) @definition.type
+(trait_item name: (type_identifier) @name) @definition.interface
+(function_item name: (identifier) @name) @definition.function
+(function_signature_item name: (identifier) @name) @definition.function
+(mod_item name: (identifier) @name) @definition.module
+(macro_definition name: (identifier) @name) @definition.macro
+(const_item name: (identifier) @name) @definition.constant
+(static_item name: (identifier) @name) @definition.variable
+(impl_item type: (_) @name) @definition.impl
+"#;
+
+const PYTHON_DEFS: &str = r#"
+(class_definition name: (identifier) @name) @definition.class
+(function_definition name: (identifier) @name) @definition.function
+(module (expression_statement (assignment left: (identifier) @name)) @definition.constant)
+"#;
+
+const JS_DEFS: &str = r#"
+(class_declaration name: (_) @name) @definition.class
+(class name: (_) @name) @definition.class
+(function_declaration name: (identifier) @name) @definition.function
+(generator_function_declaration name: (identifier) @name) @definition.function
+(method_definition name: (_) @name) @definition.method
+(lexical_declaration (variable_declarator name: (identifier) @name
+  value: [(arrow_function) (function_expression) (generator_function)])) @definition.function
+(variable_declaration (variable_declarator name: (identifier) @name
+  value: [(arrow_function) (function_expression) (generator_function)])) @definition.function
+(lexical_declaration (variable_declarator name: (identifier) @name value: (class))) @definition.class
+(variable_declaration (variable_declarator name: (identifier) @name value: (class))) @definition.class
+(expression_statement (assignment_expression
+  left: [(identifier) @name (member_expression property: (property_identifier) @name)]
+  right: [(arrow_function) (function_expression) (generator_function)])) @definition.function
+(expression_statement (assignment_expression
+  left: [(identifier) @name (member_expression property: (property_identifier) @name)]
+  right: (class))) @definition.class
+(pair key: [(property_identifier) (string)] @name
+  value: [(arrow_function) (function_expression) (generator_function)]) @definition.function
+(expression_statement (assignment_expression
+  left: (member_expression object: (_) @obj property: (property_identifier) @name))
+  (#match? @obj "^(module\\.)?exports$")) @definition.variable
+(lexical_declaration (variable_declarator name: (identifier) @name)) @definition.constant
+(variable_declaration (variable_declarator name: (identifier) @name)) @definition.variable
+"#;
+
+const JS_ONLY_DEFS: &str = r#"
+(field_definition property: (property_identifier) @name
+  value: [(arrow_function) (function_expression)]) @definition.method
+"#;
+
+const TS_DEFS: &str = r#"
+(public_field_definition name: (property_identifier) @name
+  value: [(arrow_function) (function_expression)]) @definition.method
+(abstract_class_declaration name: (type_identifier) @name) @definition.class
+(interface_declaration name: (type_identifier) @name) @definition.interface
+(type_alias_declaration name: (type_identifier) @name) @definition.type
+(enum_declaration name: (identifier) @name) @definition.enum
+(internal_module name: (_) @name) @definition.module
+(module name: (_) @name) @definition.module
+(function_signature name: (identifier) @name) @definition.function
+"#;
+
+const GO_DEFS: &str = r#"
+(function_declaration name: (identifier) @name) @definition.function
+(method_declaration name: (field_identifier) @name) @definition.method
+(type_spec name: (type_identifier) @name type: (struct_type)) @definition.struct
+(type_spec name: (type_identifier) @name type: (interface_type)) @definition.interface
+(type_spec name: (type_identifier) @name) @definition.type
+(type_alias name: (type_identifier) @name) @definition.type
+(source_file (const_declaration (const_spec name: (identifier) @name) @definition.constant))
+(source_file (var_declaration (var_spec name: (identifier) @name) @definition.variable))
+"#;
+
+const JAVA_DEFS: &str = r#"
+(class_declaration name: (identifier) @name) @definition.class
+(record_declaration name: (identifier) @name) @definition.class
+(interface_declaration name: (identifier) @name) @definition.interface
+(annotation_type_declaration name: (identifier) @name) @definition.interface
+(enum_declaration name: (identifier) @name) @definition.enum
+(method_declaration name: (identifier) @name) @definition.method
+(constructor_declaration name: (identifier) @name) @definition.method
+"#;
+
+const C_DEFS: &str = r#"
+(function_definition) @definition.function
+(struct_specifier name: (_) @name body: (_)) @definition.struct
+(union_specifier name: (_) @name body: (_)) @definition.struct
+(enum_specifier name: (_) @name body: (_)) @definition.enum
+(type_definition) @definition.type
+(preproc_def name: (identifier) @name) @definition.macro
+(preproc_function_def name: (identifier) @name) @definition.macro
+(declaration declarator: (init_declarator)) @definition.variable
+"#;
+
+const CPP_DEFS: &str = r#"
+(class_specifier name: (_) @name body: (_)) @definition.class
+(namespace_definition name: (_) @name) @definition.module
+(alias_declaration name: (type_identifier) @name) @definition.type
+"#;
+
+const RUST_REFS: &str = r#"
+(call_expression function: (scoped_identifier name: (identifier) @name)) @reference.call
+(call_expression function: (generic_function function: [
+  (identifier) @name
+  (scoped_identifier name: (identifier) @name)
+  (field_expression field: (field_identifier) @name)
+])) @reference.call
+(struct_expression name: (type_identifier) @name) @reference.class
+"#;
+
+const C_REFS: &str = r#"
+(call_expression function: [
+  (identifier) @name
+  (field_expression field: (field_identifier) @name)
+]) @reference.call
+"#;
+
+const CPP_REFS: &str = r#"
+(call_expression function: (qualified_identifier name: (identifier) @name)) @reference.call
+"#;
+
+struct Queries {
+    language: Language,
+    defs: Option<Query>,
+    refs: Option<Query>,
+}
+
+fn language(lang: Lang) -> Language {
+    match lang {
+        Lang::Rust => tree_sitter_rust::LANGUAGE.into(),
+        Lang::Python => tree_sitter_python::LANGUAGE.into(),
+        Lang::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+        Lang::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        Lang::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        Lang::Go => tree_sitter_go::LANGUAGE.into(),
+        Lang::Java => tree_sitter_java::LANGUAGE.into(),
+        Lang::C => tree_sitter_c::LANGUAGE.into(),
+        Lang::Cpp => tree_sitter_cpp::LANGUAGE.into(),
+    }
+}
+
+/// Candidate sources of the definition and reference queries, first that compiles wins.
+fn sources(lang: Lang) -> (Vec<String>, Vec<String>) {
+    let js = tree_sitter_javascript::TAGS_QUERY;
+    let ts = tree_sitter_typescript::TAGS_QUERY;
+    match lang {
+        Lang::Rust => (
+            vec![RUST_DEFS.into()],
+            vec![
+                format!("{}\n{RUST_REFS}", tree_sitter_rust::TAGS_QUERY),
+                tree_sitter_rust::TAGS_QUERY.into(),
+            ],
+        ),
+        Lang::Python => (vec![PYTHON_DEFS.into()], vec![tree_sitter_python::TAGS_QUERY.into()]),
+        Lang::JavaScript => (
+            vec![format!("{JS_DEFS}{JS_ONLY_DEFS}"), JS_DEFS.into()],
+            vec![js.into()],
+        ),
+        Lang::TypeScript | Lang::Tsx => (
+            vec![format!("{JS_DEFS}{TS_DEFS}"), JS_DEFS.into()],
+            vec![format!("{js}\n{ts}"), ts.into()],
+        ),
+        Lang::Go => (vec![GO_DEFS.into()], vec![tree_sitter_go::TAGS_QUERY.into()]),
+        Lang::Java => (vec![JAVA_DEFS.into()], vec![tree_sitter_java::TAGS_QUERY.into()]),
+        Lang::C => (vec![C_DEFS.into()], vec![C_REFS.into()]),
+        Lang::Cpp => (
+            vec![format!("{C_DEFS}{CPP_DEFS}"), C_DEFS.into()],
+            vec![format!("{C_REFS}{CPP_REFS}"), C_REFS.into()],
+        ),
+    }
+}
+
+fn compile(language: &Language, candidates: &[String]) -> Option<Query> {
+    candidates.iter().find_map(|src| Query::new(language, src).ok())
+}
+
+fn queries(lang: Lang) -> &'static Queries {
+    static CELLS: [OnceLock<Queries>; 9] = [const { OnceLock::new() }; 9];
+    CELLS[lang as usize].get_or_init(|| {
+        let language = language(lang);
+        let (defs, refs) = sources(lang);
+        let defs = compile(&language, &defs);
+        let refs = compile(&language, &refs);
+        Queries { language, defs, refs }
+    })
+}
+
+/// Whether the definition and reference queries of `lang` compile (for tests).
+#[doc(hidden)]
+pub fn queries_compile(lang: Lang) -> (bool, bool) {
+    let q = queries(lang);
+    (q.defs.is_some(), q.refs.is_some())
+}
+
+/// A `.h` file that is C++ rather than C.
+pub(crate) fn looks_like_cpp(text: &str) -> bool {
+    text.lines().take(5000).any(|l| {
+        let l = l.trim_start();
+        l.starts_with("class ")
+            || l.starts_with("namespace ")
+            || l.starts_with("template <")
+            || l.starts_with("template<")
+            || l.starts_with("public:")
+            || l.starts_with("private:")
+    })
+}
+
+type Found = (Vec<Symbol>, Vec<Reference>);
+
+/// Parse and query; `Err` says why the fallback is needed.
+pub(crate) fn extract(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
+    match catch_unwind(AssertUnwindSafe(|| run(lang, text, cap))) {
+        Ok(r) => r,
+        Err(_) => Err("grammar panicked".to_string()),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.2}s")
+    }
+}
+
+fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
+    let q = queries(lang);
+    let Some(defs_query) = q.defs.as_ref() else {
+        return Err(format!("{} definitions query does not compile", lang.as_str()));
+    };
+    let mut parser = Parser::new();
+    parser
+        .set_language(&q.language)
+        .map_err(|e| format!("grammar not loadable: {e}"))?;
+    let started = Instant::now();
+    let deadline = started + cap;
+    let bytes = text.as_bytes();
+    let mut progress = |_: &tree_sitter::ParseState| {
+        if Instant::now() > deadline {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let tree = parser
+        .parse_with_options(
+            &mut |i, _| if i < bytes.len() { &bytes[i..] } else { &[] },
+            None,
+            Some(tree_sitter::ParseOptions::new().progress_callback(&mut progress)),
+        )
+        .ok_or_else(|| format!("parse timed out after {}", secs(cap)))?;
+    let root = tree.root_node();
+    let lines = crate::Lines::new(text);
+
+    // Definitions.
+    let deadline = Instant::now() + cap;
+    let mut timed_out = false;
+    let mut qprogress = |_: &tree_sitter::QueryCursorState| {
+        if Instant::now() > deadline {
+            timed_out = true;
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let names = defs_query.capture_names();
+    let mut cursor = QueryCursor::new();
+    // (def node range, name range) -> (pattern index, raw)
+    let mut found: Vec<(usize, usize, usize, usize, Raw)> = Vec::new();
+    {
+        let mut matches = cursor.matches_with_options(
+            defs_query,
+            root,
+            bytes,
+            QueryCursorOptions::new().progress_callback(&mut qprogress),
+        );
+        while let Some(m) = matches.next() {
+            let mut def: Option<(Node, SymbolKind)> = None;
+            let mut name: Option<Node> = None;
+            for c in m.captures() {
+                let cap = names[c.index as usize];
+                if cap == "name" {
+                    name = Some(c.node);
+                } else if let Some(k) = cap.strip_prefix("definition.") {
+                    def = Some((c.node, kind_of(k)));
+                }
+            }
+            let Some((node, kind)) = def else { continue };
+            if let Some(raw) = definition(lang, text, &lines, node, name, kind) {
+                found.push((
+                    m.pattern_index,
+                    node.start_byte(),
+                    node.end_byte(),
+                    raw.sym.name_line as usize,
+                    raw,
+                ));
+            }
+        }
+    }
+    if timed_out {
+        return Err(format!("definitions query timed out after {}", secs(cap)));
+    }
+    // One definition per (node, name): the first pattern wins.
+    found.sort_by_key(|f| (f.1, f.2, f.4.sym.name.clone(), f.0));
+    found.dedup_by(|b, a| (a.1, a.2, &a.4.sym.name) == (b.1, b.2, &b.4.sym.name));
+    let raw: Vec<Raw> = found.into_iter().map(|f| f.4).collect();
+    let definitions = crate::finish(raw);
+
+    // References.
+    let mut references = Vec::new();
+    if let Some(refs_query) = q.refs.as_ref() {
+        let deadline = Instant::now() + cap;
+        let mut timed_out = false;
+        let mut rprogress = |_: &tree_sitter::QueryCursorState| {
+            if Instant::now() > deadline {
+                timed_out = true;
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let names = refs_query.capture_names();
+        let mut seen = HashSet::new();
+        let mut matches = cursor.matches_with_options(
+            refs_query,
+            root,
+            bytes,
+            QueryCursorOptions::new().progress_callback(&mut rprogress),
+        );
+        while let Some(m) = matches.next() {
+            let is_ref = m
+                .captures()
+                .iter()
+                .any(|c| names[c.index as usize].starts_with("reference."));
+            if !is_ref {
+                continue;
+            }
+            for c in m.captures() {
+                if names[c.index as usize] != "name" {
+                    continue;
+                }
+                let name = clean_name(node_text(text, c.node));
+                if name.is_empty() || name.len() > 200 {
+                    continue;
+                }
+                let line = c.node.start_position().row as u32 + 1;
+                if seen.insert((name.clone(), line)) {
+                    references.push(Reference { name, line });
+                }
+            }
+        }
+        // A timed-out reference query keeps what it found.
+        references.sort_by(|a, b| (a.line, &a.name).cmp(&(b.line, &b.name)));
+    }
+    Ok((definitions, references))
+}
+
+fn kind_of(capture: &str) -> SymbolKind {
+    match capture {
+        "function" => SymbolKind::Function,
+        "method" => SymbolKind::Method,
+        "class" => SymbolKind::Class,
+        "struct" => SymbolKind::Struct,
+        "enum" => SymbolKind::Enum,
+        "interface" => SymbolKind::Interface,
+        "type" => SymbolKind::Type,
+        "module" => SymbolKind::Module,
+        "constant" => SymbolKind::Constant,
+        "variable" => SymbolKind::Variable,
+        "field" => SymbolKind::Field,
+        "macro" => SymbolKind::Macro,
+        "impl" => SymbolKind::Impl,
+        _ => SymbolKind::Other,
+    }
+}
+
+fn node_text<'t>(text: &'t str, node: Node) -> &'t str {
+    text.get(node.start_byte()..node.end_byte()).unwrap_or("")
+}
+
+/// Strip quotes of string keys and surrounding whitespace.
+fn clean_name(s: &str) -> String {
+    let s = s.trim();
+    let s = s.trim_matches(|c| c == '"' || c == '\'' || c == '`');
+    s.trim().to_string()
+}
+
+/// Node kinds of bodies: a variable or constant declared inside one is local, not a definition.
+const BODIES: &[&str] = &[
+    "block",
+    "statement_block",
+    "compound_statement",
+    "function_body",
+    "constructor_body",
+    "class_body",
+    "field_declaration_list",
+    "arrow_function",
+    "parameter_list",
+    "for_statement",
+    "for_in_statement",
+    "for_range_loop",
+    "condition_clause",
+];
+
+fn is_local(node: Node) -> bool {
+    let mut p = node.parent();
+    while let Some(n) = p {
+        if BODIES.contains(&n.kind()) {
+            return true;
+        }
+        p = n.parent();
+    }
+    false
+}
+
+fn definition(
+    lang: Lang,
+    text: &str,
+    lines: &crate::Lines,
+    node: Node,
+    name_node: Option<Node>,
+    mut kind: SymbolKind,
+) -> Option<Raw> {
+    if matches!(kind, SymbolKind::Variable | SymbolKind::Constant) && is_local(node) {
+        return None;
+    }
+    let mut qualifier = None;
+    let (name, name_node) = match name_node {
+        Some(n) if kind == SymbolKind::Impl => (impl_name(node_text(text, n)), n),
+        Some(n) => (clean_name(node_text(text, n)), n),
+        None => {
+            // C/C++: the name is inside the declarator.
+            let d = node.child_by_field_name("declarator")?;
+            let n = declared_name(d)?;
+            let full = node_text(text, n);
+            if n.kind() == "qualified_identifier" {
+                let parts: Vec<&str> = full.split("::").map(str::trim).collect();
+                let last = (*parts.last()?).to_string();
+                let quals: Vec<&str> = parts[..parts.len() - 1]
+                    .iter()
+                    .map(|p| p.split('<').next().unwrap_or(p).trim())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if !quals.is_empty() {
+                    qualifier = Some(quals.join("."));
+                }
+                (last, n)
+            } else {
+                (full.trim().to_string(), n)
+            }
+        }
+    };
+    if name.is_empty() || name.len() > 300 {
+        return None;
+    }
+    match lang {
+        Lang::Python if kind == SymbolKind::Constant && name.chars().any(char::is_lowercase) => {
+            kind = SymbolKind::Variable;
+        }
+        Lang::JavaScript | Lang::TypeScript | Lang::Tsx
+            if kind == SymbolKind::Constant && !node_text(text, node).starts_with("const") =>
+        {
+            kind = SymbolKind::Variable;
+        }
+        // `Layer.prototype.match = function …`, `res.redirect = …`, `app.use = …`: the object
+        // is the scope (`Layer`, `res`, `app`); `exports.x` and `module.exports.x` have none.
+        Lang::JavaScript | Lang::TypeScript | Lang::Tsx
+            if name_node.parent().is_some_and(|p| p.kind() == "member_expression") =>
+        {
+            if let Some(obj) = name_node.parent().and_then(|p| p.child_by_field_name("object")) {
+                let path: Vec<&str> = node_text(text, obj)
+                    .split('.')
+                    .map(str::trim)
+                    .filter(|p| !matches!(*p, "prototype" | "exports" | "module" | "this" | ""))
+                    .collect();
+                if !path.is_empty()
+                    && path
+                        .iter()
+                        .all(|p| p.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$'))
+                {
+                    qualifier = Some(path.join("."));
+                }
+            }
+        }
+        Lang::Go if kind == SymbolKind::Method => {
+            qualifier = node
+                .child_by_field_name("receiver")
+                .and_then(|r| receiver_type(node_text(text, r)));
+        }
+        Lang::C | Lang::Cpp if kind == SymbolKind::Variable && node_text(text, node).contains("const ") => {
+            kind = SymbolKind::Constant;
+        }
+        _ => {}
+    }
+    let mut byte_start = node.start_byte();
+    let mut byte_end = node.end_byte().max(byte_start);
+    while byte_start > 0 && !text.is_char_boundary(byte_start) {
+        byte_start -= 1;
+    }
+    while byte_end < text.len() && !text.is_char_boundary(byte_end) {
+        byte_end += 1;
+    }
+    let line_start = lines.line_of(byte_start) as u32 + 1;
+    // A node ending just after a newline ends on the line before.
+    let last = if byte_end > byte_start { byte_end - 1 } else { byte_end };
+    let line_end = (lines.line_of(last) as u32 + 1).max(line_start);
+    let name_line = name_node.start_position().row as u32 + 1;
+    Some(Raw {
+        sym: Symbol {
+            name,
+            kind,
+            scope: None,
+            line_start,
+            line_end,
+            name_line: name_line.clamp(line_start, line_end),
+            byte_start,
+            byte_end,
+        },
+        qualifier,
+    })
+}
+
+/// The name node inside a C/C++ declarator (through pointers, references, arrays, …).
+fn declared_name(mut d: Node) -> Option<Node> {
+    for _ in 0..32 {
+        match d.kind() {
+            "identifier"
+            | "field_identifier"
+            | "type_identifier"
+            | "qualified_identifier"
+            | "destructor_name"
+            | "operator_name"
+            | "primitive_type" => return Some(d),
+            _ => {}
+        }
+        d = match d.child_by_field_name("declarator") {
+            Some(n) => n,
+            None => {
+                // parenthesized_declarator and friends have no field: take the first named child.
+                let mut c = d.walk();
+                d.named_children(&mut c).find(|n| n.kind() != "attribute_specifier")?
+            }
+        };
+    }
+    None
+}
+
+/// `impl<T> fmt::Display for &'a Foo<T>` type text → `Foo`.
+fn impl_name(ty: &str) -> String {
+    let base = ty.split('<').next().unwrap_or(ty);
+    let last = base.rsplit("::").next().unwrap_or(base);
+    let name: String = last
+        .trim_start_matches(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .trim_start_matches("mut ")
+        .trim_start_matches("dyn ")
+        .trim()
+        .to_string();
+    if name.is_empty() { ty.trim().to_string() } else { name }
+}
+
+/// `(s *Server[T])` → `Server`.
+fn receiver_type(recv: &str) -> Option<String> {
+    let inner = recv.trim().trim_start_matches('(').trim_end_matches(')');
+    let ty = inner.split_whitespace().last()?;
+    let ty = ty.trim_start_matches('*');
+    let ty = ty.split('[').next()?;
+    let ty = ty.rsplit('.').next()?;
+    (!ty.is_empty()).then(|| ty.to_string())
+}

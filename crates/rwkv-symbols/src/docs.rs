@@ -1,0 +1,232 @@
+//! Headings of documents as `Section` symbols.
+
+use crate::{Lines, Symbol, SymbolKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// ATX (`## Title`) and setext (underlined) headings, outside code fences.
+    Markdown,
+    /// Titles underlined (and optionally overlined) by punctuation.
+    Rst,
+    /// `== Title` headings, plus Markdown ones.
+    AsciiDoc,
+}
+
+struct Heading {
+    /// 0-based first line (the overline of an RST title, else the title line).
+    first: usize,
+    /// 0-based line of the title text.
+    title_line: usize,
+    level: usize,
+    title: String,
+}
+
+fn line_text<'t>(text: &'t str, lines: &Lines, i: usize) -> &'t str {
+    let (s, e) = lines.range(i);
+    text[s..e].trim_end_matches(['\n', '\r'])
+}
+
+/// `## Title ##` → (2, "Title").
+fn atx(line: &str, marker: char) -> Option<(usize, String)> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let l = &line[indent..];
+    let level = l.len() - l.trim_start_matches(marker).len();
+    if level == 0 || level > 6 {
+        return None;
+    }
+    let rest = &l[level..];
+    if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return None;
+    }
+    let mut title = rest.trim();
+    let stripped = title.trim_end_matches(marker);
+    if stripped.is_empty() || stripped.ends_with([' ', '\t']) {
+        title = stripped.trim_end();
+    }
+    if title.is_empty() {
+        return None;
+    }
+    Some((level, title.to_string()))
+}
+
+/// A code fence opener/closer: (char, run length).
+fn fence(line: &str) -> Option<(char, usize)> {
+    let l = line.trim_start();
+    if line.len() - l.len() > 3 {
+        return None;
+    }
+    for c in ['`', '~'] {
+        let n = l.len() - l.trim_start_matches(c).len();
+        if n >= 3 {
+            return Some((c, n));
+        }
+    }
+    None
+}
+
+fn underline(line: &str, c: char) -> bool {
+    let l = line.trim_end();
+    l.len() >= 2 && l.chars().all(|x| x == c)
+}
+
+fn markdown(text: &str, lines: &Lines, adoc: bool) -> Vec<Heading> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    let mut prev_text: Option<usize> = None; // previous line if it can be a setext title
+    for i in 0..lines.count() {
+        let line = line_text(text, lines, i);
+        if let Some((c, n)) = open {
+            if let Some((c2, n2)) = fence(line)
+                && c2 == c
+                && n2 >= n
+                && line.trim().chars().all(|x| x == c)
+            {
+                open = None;
+            }
+            prev_text = None;
+            continue;
+        }
+        if let Some(f) = fence(line) {
+            open = Some(f);
+            prev_text = None;
+            continue;
+        }
+        if adoc && line.trim() == "----" {
+            // AsciiDoc listing block delimiter: treat like a fence.
+            open = Some(('-', 4));
+            prev_text = None;
+            continue;
+        }
+        let heading = atx(line, '#').or_else(|| if adoc { atx(line, '=') } else { None });
+        if let Some((level, title)) = heading {
+            out.push(Heading {
+                first: i,
+                title_line: i,
+                level,
+                title,
+            });
+            prev_text = None;
+            continue;
+        }
+        if let Some(p) = prev_text {
+            let level = if underline(line, '=') {
+                1
+            } else if underline(line, '-') {
+                2
+            } else {
+                0
+            };
+            if level > 0 {
+                let title = line_text(text, lines, p).trim().to_string();
+                out.push(Heading {
+                    first: p,
+                    title_line: p,
+                    level,
+                    title,
+                });
+                prev_text = None;
+                continue;
+            }
+        }
+        let t = line.trim();
+        let indent = line.len() - line.trim_start().len();
+        prev_text = (!t.is_empty()
+            && indent < 4
+            && !t.starts_with(['-', '*', '+', '>', '|', '<'])
+            && (prev_text.is_none() || i == 0 || line_text(text, lines, i - 1).trim().is_empty()))
+        .then_some(i);
+    }
+    out
+}
+
+const RST_CHARS: &str = "=-~^\"'`#*+:._!$%&(),/;<>?@[\\]{|}";
+
+fn rst_rule(line: &str) -> Option<char> {
+    let l = line.trim_end();
+    let c = l.chars().next()?;
+    (RST_CHARS.contains(c) && l.chars().count() >= 2 && l.chars().all(|x| x == c)).then_some(c)
+}
+
+fn rst(text: &str, lines: &Lines) -> Vec<Heading> {
+    let mut out = Vec::new();
+    let mut styles: Vec<(char, bool)> = Vec::new();
+    let n = lines.count();
+    let mut i = 0;
+    while i + 1 < n {
+        let title = line_text(text, lines, i);
+        let under = line_text(text, lines, i + 1);
+        let tlen = title.trim_end().chars().count();
+        let ok_title = !title.trim().is_empty() && !title.starts_with([' ', '\t']) && rst_rule(title).is_none();
+        if ok_title
+            && let Some(c) = rst_rule(under)
+            && under.trim_end().chars().count() >= tlen
+        {
+            let over = i > 0
+                && rst_rule(line_text(text, lines, i - 1)) == Some(c)
+                && line_text(text, lines, i - 1).trim_end().chars().count() >= tlen;
+            let before_ok = i == 0 || over || line_text(text, lines, i - 1).trim().is_empty();
+            if before_ok {
+                let style = (c, over);
+                let level = match styles.iter().position(|&s| s == style) {
+                    Some(p) => p + 1,
+                    None => {
+                        styles.push(style);
+                        styles.len()
+                    }
+                };
+                let first = if over { i - 1 } else { i };
+                out.push(Heading {
+                    first,
+                    title_line: i,
+                    level,
+                    title: title.trim().to_string(),
+                });
+                i += 2;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+pub(crate) fn headings(text: &str, style: Style) -> Vec<Symbol> {
+    let lines = Lines::new(text);
+    let hs = match style {
+        Style::Markdown => markdown(text, &lines, false),
+        Style::AsciiDoc => markdown(text, &lines, true),
+        Style::Rst => rst(text, &lines),
+    };
+    let mut out = Vec::with_capacity(hs.len());
+    // Stack of (level, title).
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (k, h) in hs.iter().enumerate() {
+        let end_line = hs[k + 1..]
+            .iter()
+            .find(|n| n.level <= h.level)
+            .map(|n| n.first)
+            .unwrap_or(lines.count());
+        // Runs until the line before the next heading of the same or higher level.
+        let last = end_line.saturating_sub(1).max(h.title_line);
+        while stack.last().is_some_and(|(l, _)| *l >= h.level) {
+            stack.pop();
+        }
+        let (byte_start, _) = lines.range(h.first);
+        let (_, byte_end) = lines.range(last);
+        out.push(Symbol {
+            name: h.title.clone(),
+            kind: SymbolKind::Section,
+            scope: stack.last().map(|(_, t)| t.clone()),
+            line_start: h.first as u32 + 1,
+            line_end: last as u32 + 1,
+            name_line: h.title_line as u32 + 1,
+            byte_start,
+            byte_end,
+        });
+        stack.push((h.level, h.title.clone()));
+    }
+    out
+}

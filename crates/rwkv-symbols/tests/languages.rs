@@ -1,0 +1,470 @@
+mod common;
+
+use common::{code, get, has, has_ref, lines};
+use rwkv_symbols::{Lang, Method, SymbolKind as K, lang_of};
+
+#[test]
+fn all_queries_compile() {
+    for lang in [
+        Lang::Rust,
+        Lang::Python,
+        Lang::JavaScript,
+        Lang::TypeScript,
+        Lang::Tsx,
+        Lang::Go,
+        Lang::Java,
+        Lang::C,
+        Lang::Cpp,
+    ] {
+        assert_eq!(rwkv_symbols::queries_compile(lang), (true, true), "{lang:?}");
+    }
+}
+
+#[test]
+fn languages_by_extension() {
+    assert_eq!(lang_of("a/b.rs"), Some(Lang::Rust));
+    assert_eq!(lang_of("x.PYI"), Some(Lang::Python));
+    assert_eq!(lang_of("x.cjs"), Some(Lang::JavaScript));
+    assert_eq!(lang_of("x.mts"), Some(Lang::TypeScript));
+    assert_eq!(lang_of("x.tsx"), Some(Lang::Tsx));
+    assert_eq!(lang_of("x.h"), Some(Lang::C));
+    assert_eq!(lang_of("x.hxx"), Some(Lang::Cpp));
+    assert_eq!(lang_of("Makefile"), None);
+    assert_eq!(lang_of("x.rb"), None);
+}
+
+const PY: &str = r#"import os
+
+MAX_SIZE = 1024
+default_name = "x"
+
+
+@decorator
+def url_for(endpoint, **values):
+    """Build a URL."""
+    return build(endpoint, values)
+
+
+class AppContext:
+    """The app context."""
+
+    limit = 3
+
+    def push(self):
+        helper()
+        self.app.do_push()
+
+    class Inner:
+        def deep(self):
+            def local():
+                pass
+            return local
+"#;
+
+#[test]
+fn python() {
+    let f = code("app.py", PY);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Python));
+    has(&f, "MAX_SIZE", K::Constant);
+    has(&f, "default_name", K::Variable);
+    has(&f, "url_for", K::Function);
+    lines(&f, PY, "url_for", 8, 8, 10);
+    has(&f, "AppContext", K::Class);
+    lines(&f, PY, "AppContext", 13, 13, 26);
+    has(&f, "AppContext.push", K::Method);
+    lines(&f, PY, "AppContext.push", 18, 18, 20);
+    has(&f, "AppContext.Inner", K::Class);
+    has(&f, "AppContext.Inner.deep", K::Method);
+    has(&f, "AppContext.Inner.deep.local", K::Function);
+    assert!(!f.definitions.iter().any(|s| s.name == "limit"));
+    has_ref(&f, "build", 10);
+    has_ref(&f, "helper", 19);
+    has_ref(&f, "do_push", 20);
+    // Sorted by start, longer first.
+    let keys: Vec<_> = f
+        .definitions
+        .iter()
+        .map(|s| (s.byte_start, std::cmp::Reverse(s.byte_end)))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}
+
+const RS: &str = r#"use std::fmt;
+
+/// A point.
+#[derive(Debug)]
+pub struct Point {
+    x: i32,
+}
+
+pub enum Shape { Dot(Point) }
+
+pub trait Area {
+    fn area(&self) -> f64;
+}
+
+impl Point {
+    pub fn new(x: i32) -> Self {
+        Point { x }
+    }
+}
+
+impl<T> fmt::Display for Wrapper<T> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", compute(1))
+    }
+}
+
+pub const LIMIT: usize = 3;
+static COUNTER: u32 = 0;
+type Id = u64;
+
+mod inner {
+    pub fn helper() {}
+}
+
+macro_rules! square {
+    ($x:expr) => { $x * $x };
+}
+
+fn main() {
+    const LOCAL: u8 = 1;
+    let p = Point::new(1);
+    p.area();
+}
+"#;
+
+#[test]
+fn rust() {
+    let f = code("src/lib.rs", RS);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Rust));
+    has(&f, "Point", K::Struct);
+    lines(&f, RS, "Point", 5, 5, 7);
+    has(&f, "Shape", K::Enum);
+    has(&f, "Area", K::Interface);
+    has(&f, "Area.area", K::Method);
+    let imp = f
+        .definitions
+        .iter()
+        .find(|s| s.kind == K::Impl && s.name == "Point")
+        .unwrap();
+    assert_eq!((imp.line_start, imp.line_end), (15, 19));
+    has(&f, "Point.new", K::Method);
+    lines(&f, RS, "Point.new", 16, 16, 18);
+    has(&f, "Wrapper", K::Impl);
+    has(&f, "Wrapper.fmt", K::Method);
+    has(&f, "LIMIT", K::Constant);
+    has(&f, "COUNTER", K::Variable);
+    has(&f, "Id", K::Type);
+    has(&f, "inner", K::Module);
+    has(&f, "inner.helper", K::Function);
+    has(&f, "square", K::Macro);
+    has(&f, "main", K::Function);
+    assert!(!f.definitions.iter().any(|s| s.name == "LOCAL"));
+    has_ref(&f, "new", 41);
+    has_ref(&f, "Point", 17);
+    has_ref(&f, "write", 23);
+    has_ref(&f, "area", 42);
+}
+
+const JS: &str = r#"const express = require('express');
+
+/** Makes things. */
+function make(a) {
+  return helper(a);
+}
+
+const add = (a, b) => a + b;
+let sub = function (a, b) { return a - b; };
+
+class Router extends Base {
+  constructor() { super(); }
+  route(path) {
+    return this.handle(path);
+  }
+  onClick = () => {};
+}
+
+module.exports.foo = function () {
+  return make(1);
+};
+exports.bar = 42;
+app.get = function (req, res) {};
+
+module.exports = {
+  baz: () => 1,
+  qux(x) { return x; },
+};
+"#;
+
+#[test]
+fn javascript() {
+    let f = code("lib/index.js", JS);
+    assert_eq!(f.method, Method::TreeSitter(Lang::JavaScript));
+    has(&f, "make", K::Function);
+    lines(&f, JS, "make", 4, 4, 6);
+    has(&f, "add", K::Function);
+    has(&f, "sub", K::Function);
+    has(&f, "express", K::Constant);
+    has(&f, "Router", K::Class);
+    lines(&f, JS, "Router", 11, 11, 17);
+    has(&f, "Router.route", K::Method);
+    has(&f, "Router.constructor", K::Method);
+    has(&f, "Router.onClick", K::Method);
+    has(&f, "foo", K::Function);
+    lines(&f, JS, "foo", 19, 19, 21);
+    has(&f, "bar", K::Variable);
+    // `app.get = function` is scoped to its object.
+    has(&f, "app.get", K::Method);
+    has(&f, "baz", K::Function);
+    has(&f, "qux", K::Method);
+    has_ref(&f, "helper", 5);
+    has_ref(&f, "handle", 14);
+    has_ref(&f, "make", 20);
+}
+
+const TS: &str = r#"export interface User {
+  id: number;
+  name(): string;
+}
+
+export type Id = string | number;
+
+export enum Color { Red, Green }
+
+namespace Util {
+  export function clamp(x: number): number { return x; }
+}
+
+export abstract class Repo<T> {
+  abstract find(id: Id): T;
+  save(item: T): void {
+    this.store.put(item);
+  }
+}
+
+export const load = async (id: Id): Promise<User> => fetchUser(id);
+"#;
+
+#[test]
+fn typescript() {
+    let f = code("src/repo.ts", TS);
+    assert_eq!(f.method, Method::TreeSitter(Lang::TypeScript));
+    has(&f, "User", K::Interface);
+    lines(&f, TS, "User", 1, 1, 4);
+    has(&f, "Id", K::Type);
+    has(&f, "Color", K::Enum);
+    has(&f, "Util", K::Module);
+    has(&f, "Util.clamp", K::Function);
+    has(&f, "Repo", K::Class);
+    has(&f, "Repo.save", K::Method);
+    lines(&f, TS, "Repo.save", 16, 16, 18);
+    has(&f, "load", K::Function);
+    has_ref(&f, "fetchUser", 21);
+
+    let tsx = "export function App() {\n  return <div onClick={() => go()}>hi</div>;\n}\n";
+    let f = code("App.tsx", tsx);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Tsx));
+    has(&f, "App", K::Function);
+    has_ref(&f, "go", 2);
+}
+
+const GO: &str = r#"package server
+
+import "fmt"
+
+const Version = "1.0"
+
+var registry = map[string]int{}
+
+// Server serves.
+type Server struct {
+	addr string
+}
+
+type Handler interface {
+	Serve() error
+}
+
+type ID = string
+
+func NewServer(addr string) *Server {
+	return &Server{addr: addr}
+}
+
+func (s *Server) Start() error {
+	fmt.Println(s.addr)
+	return nil
+}
+"#;
+
+#[test]
+fn go() {
+    let f = code("server.go", GO);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Go));
+    has(&f, "Version", K::Constant);
+    has(&f, "registry", K::Variable);
+    has(&f, "Server", K::Struct);
+    lines(&f, GO, "Server", 10, 10, 12);
+    has(&f, "Handler", K::Interface);
+    has(&f, "ID", K::Type);
+    has(&f, "NewServer", K::Function);
+    has(&f, "Server.Start", K::Method);
+    lines(&f, GO, "Server.Start", 24, 24, 27);
+    has_ref(&f, "Println", 25);
+}
+
+const JAVA: &str = r#"package com.example;
+
+import java.util.List;
+
+@Service
+public class UserService implements Service {
+    private final Repo repo;
+
+    public UserService(Repo repo) {
+        this.repo = repo;
+    }
+
+    @Override
+    public List<User> findAll() {
+        return repo.findAll();
+    }
+
+    interface Listener {
+        void onEvent(Event e);
+    }
+
+    enum State { ON, OFF }
+}
+
+record Pair(int a, int b) {}
+"#;
+
+#[test]
+fn java() {
+    let f = code("UserService.java", JAVA);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Java));
+    has(&f, "UserService", K::Class);
+    lines(&f, JAVA, "UserService", 5, 6, 23);
+    has(&f, "UserService.UserService", K::Method);
+    has(&f, "UserService.findAll", K::Method);
+    lines(&f, JAVA, "UserService.findAll", 13, 14, 16);
+    has(&f, "UserService.Listener", K::Interface);
+    has(&f, "UserService.Listener.onEvent", K::Method);
+    has(&f, "UserService.State", K::Enum);
+    has(&f, "Pair", K::Class);
+    has_ref(&f, "findAll", 15);
+}
+
+const C: &str = r#"#include <stdio.h>
+
+#define MAX 10
+#define SQR(x) ((x) * (x))
+
+struct point {
+    int x, y;
+};
+
+typedef struct {
+    int w;
+} size_t2;
+
+typedef int (*callback)(int);
+
+enum color { RED, GREEN };
+
+static const int table[] = {1, 2, 3};
+
+static char *dup_name(const char *s) {
+    return strdup(s);
+}
+
+int main(void) {
+    int local = 3;
+    printf("%d\n", SQR(local));
+    return 0;
+}
+"#;
+
+#[test]
+fn c() {
+    let f = code("main.c", C);
+    assert_eq!(f.method, Method::TreeSitter(Lang::C));
+    has(&f, "MAX", K::Macro);
+    has(&f, "SQR", K::Macro);
+    lines(&f, C, "MAX", 3, 3, 3);
+    has(&f, "point", K::Struct);
+    lines(&f, C, "point", 6, 6, 8);
+    has(&f, "size_t2", K::Type);
+    has(&f, "callback", K::Type);
+    has(&f, "color", K::Enum);
+    has(&f, "table", K::Constant);
+    has(&f, "dup_name", K::Function);
+    lines(&f, C, "dup_name", 20, 20, 22);
+    has(&f, "main", K::Function);
+    assert!(!f.definitions.iter().any(|s| s.name == "local"));
+    has_ref(&f, "printf", 26);
+    has_ref(&f, "strdup", 21);
+}
+
+const CPP: &str = r#"#include <vector>
+
+namespace geo {
+
+template <typename T>
+class Shape {
+public:
+    virtual double area() const = 0;
+    int sides() const { return n_; }
+private:
+    int n_;
+};
+
+struct Point { int x; };
+
+double Circle::area() const {
+    return compute(r_);
+}
+
+using Points = std::vector<Point>;
+
+}  // namespace geo
+"#;
+
+#[test]
+fn cpp() {
+    let f = code("geo.cpp", CPP);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Cpp));
+    has(&f, "geo", K::Module);
+    has(&f, "geo.Shape", K::Class);
+    has(&f, "geo.Shape.sides", K::Method);
+    has(&f, "geo.Point", K::Struct);
+    has(&f, "geo.Circle.area", K::Method);
+    lines(&f, CPP, "geo.Circle.area", 16, 16, 18);
+    has(&f, "geo.Points", K::Type);
+    has_ref(&f, "compute", 17);
+    // A C++ header named .h.
+    let f = code("shape.h", "class Shape {\n public:\n  int n() { return 1; }\n};\n");
+    assert_eq!(f.method, Method::TreeSitter(Lang::Cpp));
+    has(&f, "Shape.n", K::Method);
+}
+
+#[test]
+fn syntax_errors_keep_definitions_before() {
+    let text = "def good():\n    return 1\n\nclass Fine:\n    def ok(self):\n        pass\n\ndef broken(:\n    )))\n";
+    let f = code("x.py", text);
+    assert_eq!(f.method, Method::TreeSitter(Lang::Python));
+    has(&f, "good", K::Function);
+    has(&f, "Fine.ok", K::Method);
+    let text = "fn a() -> u32 { 1 }\nstruct S { x: u32 }\nfn b( { let = ; }\n";
+    let f = code("x.rs", text);
+    has(&f, "a", K::Function);
+    has(&f, "S", K::Struct);
+    let text = "function ok() { return 1; }\nfunction bad( { {{{\n";
+    let f = code("x.js", text);
+    has(&f, "ok", K::Function);
+    assert!(get(&f, "ok").line_start == 1);
+}
