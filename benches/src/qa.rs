@@ -99,6 +99,22 @@ pub fn hit_at(golds: &[Gold], lines: &[(String, u64)], k: usize) -> bool {
         .any(|(p, l)| golds.iter().any(|g| g.hits_line(p, *l)))
 }
 
+/// Whether a question names code as code: backticks, `snake_case`, `camelCase`, `a.b`, `a::b`,
+/// `f()` (the rest are written in words only).
+pub fn names_code(q: &str) -> bool {
+    q.contains('`')
+        || q.split(|c: char| c.is_whitespace() || "\"',?;!()".contains(c))
+            .any(|w| {
+                let w = w.trim_end_matches(['.', ':']);
+                let inner_upper = w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
+                let dotted = w
+                    .split_once('.')
+                    .is_some_and(|(a, b)| a.len() > 1 && b.len() > 1 && a.chars().all(char::is_alphanumeric));
+                (w.contains('_') && w.chars().any(char::is_alphanumeric)) || inner_upper || dotted || w.contains("::")
+            })
+        || q.contains("()")
+}
+
 /// The words of a question as the grep baseline takes them: runs of letters, digits and `_`.
 fn question_words(q: &str) -> Vec<String> {
     let mut seen = BTreeSet::new();
@@ -202,6 +218,17 @@ mod tests {
         assert!(g.hits_line("src/a.rs", 11));
         let g = Gold::parse("docs/why.rst");
         assert!(g.lines.is_none() && g.hits_line("x/docs/why.rst", 3));
+    }
+
+    #[test]
+    fn questions_naming_code_are_told() {
+        assert!(names_code("What does `version_option` do?"));
+        assert!(names_code("How does get_current_context work?"));
+        assert!(names_code("What does Layer.prototype.match do?"));
+        assert!(names_code("What does toml_edit::de::from_str return?"));
+        assert!(names_code("What does HelpFormatter do?"));
+        assert!(!names_code("How is a pager program chosen for showing long output?"));
+        assert!(!names_code("What happens when a view raises an exception, e.g. a 404?"));
     }
 
     #[test]

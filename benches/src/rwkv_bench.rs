@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use rwkv_bench::qa::{Gold, QaQuestion, grep_baseline, hit_at, parse_questions};
+use rwkv_bench::qa::{Gold, QaQuestion, grep_baseline, hit_at, names_code, parse_questions};
 use rwkv_heads::{AskOptions, Library, Rank, Template};
 use rwkv_model::sample::SamplerConfig;
 
@@ -141,6 +141,9 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
         generate: false,
     };
     let (mut ours, mut grep) = (Tally::default(), Tally::default());
+    // Evidence hit@1 of answerable questions that name code as code, and of those in words only:
+    // (questions, ours, grep) each.
+    let mut by_form = [(0usize, 0usize, 0usize); 2];
     let mut times_ms: Vec<f64> = Vec::new();
     let mut grep_ms: Vec<f64> = Vec::new();
     let mut rows = Vec::new();
@@ -189,6 +192,12 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
                 tally.unanswerable += 1;
                 tally.abstained_right += usize::from(abstained);
             }
+        }
+        if q.answerable {
+            let f = &mut by_form[usize::from(!names_code(&q.question))];
+            f.0 += 1;
+            f.1 += usize::from(hit_at(&golds, &lines, 1));
+            f.2 += usize::from(hit_at(&golds, &base, 1));
         }
         if a.verbose {
             let mark = |quoted: &[(String, u64)]| {
@@ -262,6 +271,8 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({"ours": ours, "grep": grep, "median_ms": {"ours": t_ours, "grep": t_grep},
+                "hit1_naming_code": {"questions": by_form[0].0, "ours": by_form[0].1, "grep": by_form[0].2},
+                "hit1_words_only": {"questions": by_form[1].0, "ours": by_form[1].1, "grep": by_form[1].2},
                 "store": a.store, "questions": rows})
         );
         return Ok(());
@@ -286,6 +297,13 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
             Tally::pct(t.source3, t.answerable),
             Tally::pct(t.abstained_right, t.unanswerable),
             Tally::pct(t.abstained_wrong, t.answerable),
+        );
+    }
+    for (label, (n, o, g)) in ["naming code", "in words only"].iter().zip(by_form) {
+        println!(
+            "evidence hit@1 of answerable questions {label}: rwkv-ask {}, grep {}",
+            Tally::pct(o, n),
+            Tally::pct(g, n)
         );
     }
     Ok(())

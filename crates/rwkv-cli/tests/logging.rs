@@ -58,7 +58,7 @@ fn ingest_and_ask_log_their_phases_with_timings_and_keep_stdout_pure() {
 
     let out = run(
         env!("CARGO_BIN_EXE_rwkv-ask"),
-        &["what does main do", "--max-tokens", "4", "--json"],
+        &["what does main do", "--max-tokens", "4", "--json", "--generate"],
         &store,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

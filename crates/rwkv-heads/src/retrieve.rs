@@ -1,18 +1,25 @@
 //! Retrieval: which units of the store answer a question.
 //!
 //! A question meets the index in three ways, scored together per unit:
-//! - **Names.** Every name the question mentions — written as code (`url_for`, `UrlFor`,
-//!   `Router.handle`), as words ("url for", "parse args"), or as words whose canonical forms
-//!   ([`rwkv_index::terms::canon`]) cover a definition's name parts ("how is a dotenv file
-//!   loaded" → `load_dotenv`; "application context pushed" → `AppContext.push`) — brings the
-//!   units that *define* it, from anywhere in the store, scored by how rare the matched name
-//!   parts are among all definitions. Units that *refer* to a strongly matched name come next.
-//! - **Words.** BM25 over the units' text, names, scope, title and path, by canonical terms.
+//! - **Names.** A name the question mentions — written as code (`url_for`, `UrlFor`,
+//!   `Router.handle`, `de::from_str`), as consecutive words ("url for", "parse args"), or as words
+//!   whose canonical forms ([`rwkv_index::terms::canon`]) cover a definition's name parts ("how is
+//!   a dotenv file loaded" → `load_dotenv`; "application context pushed" → `AppContext.push`) —
+//!   brings the units that *define* it, from anywhere in the store: a name written as code scores
+//!   10–14, one spelled in words by how rare its covered parts are among all definitions. Units
+//!   that *refer* to a named definition come next.
+//! - **Words.** BM25 over the units' text, comments, names, scope, title and path by canonical
+//!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
+//!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
+//!   standing side by side ("progress bar").
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
-//!   units contain: below [`ABSTAIN_BELOW`] the store does not answer the question.
+//!   units hold: below [`ABSTAIN_BELOW`] the store does not answer the question, unless it names
+//!   a defined name as code.
 //!
-//! Identical units in several documents (a book's one-page print beside its chapters, vendored
-//! copies) are kept once, from the smallest document.
+//! Tests and examples weigh less unless the question is about tests. Identical units in several
+//! documents (a book's one-page print beside its chapters, vendored copies) are kept once, from
+//! the smallest document. The weights were set on `benches/qa` (three code bases no one here
+//! wrote; `rwkv-bench qa` prints the figures beside the grep baseline).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -287,11 +294,28 @@ impl Scorer<'_> {
         let scope_last = h.scope.rsplit(['.', ':']).next().unwrap_or("");
         let qualified = format!("{}.{}", name_key(scope_last), key);
         let mut score = 0.0;
-        // Written as code.
-        if self.q.code_keys.contains(&qualified) {
+        let mut member_of_named = false;
+        // Written as code: `Scope.name`, `module::name` (the file's folders and stem stand for
+        // its module), or the name alone.
+        let module = module_of(&h.path);
+        let in_module = self
+            .q
+            .code_keys
+            .iter()
+            .any(|k| k.split_once('.').is_some_and(|(m, n)| n == key && m == module))
+            && h.scope.is_empty();
+        if self.q.code_keys.contains(&qualified) || in_module {
             score += 14.0;
         } else if self.q.code_keys.contains(&key) {
             score += 10.0;
+        } else if !scope_last.is_empty()
+            && self.q.code_keys.contains(&name_key(scope_last))
+            && name_parts(&h.name).iter().all(|p| self.q.all.contains(p))
+        {
+            // "the convert method of `Path`": the scope written as code, the name in words (a
+            // little less than the scope itself).
+            score += 8.0;
+            member_of_named = true;
         }
         // Spelled as consecutive words.
         if self.q.word_keys.contains(&key) {
@@ -328,7 +352,7 @@ impl Scorer<'_> {
         }
         // The scope's parts (`AppContext` of `AppContext.push`) add to a covered name.
         let mut scope_bonus = 0.0;
-        if covered > 0.0 && !scope_last.is_empty() {
+        if covered > 0.0 && !scope_last.is_empty() && !member_of_named {
             for p in name_parts(scope_last) {
                 if self.q.all.contains(&p) {
                     scope_bonus += 0.6 * self.name_idf(&p)?;
@@ -376,6 +400,19 @@ fn adjacent_pairs(toks: &[rwkv_index::tokenizer::Token]) -> BTreeSet<(&str, &str
         }
     }
     pairs
+}
+
+/// The module a file stands for, as a name key: its stem, or its folder's name for `mod.rs`,
+/// `index.js`, `__init__.py`, `lib.rs`, `main.rs` (`src/de/mod.rs` → `de`).
+fn module_of(path: &str) -> String {
+    let mut comps = path.rsplit(['/', '\\']);
+    let file = comps.next().unwrap_or(path);
+    let stem = file.split('.').next().unwrap_or(file);
+    if matches!(stem, "mod" | "index" | "__init__" | "lib" | "main") {
+        comps.next().map(name_key).unwrap_or_default()
+    } else {
+        name_key(stem)
+    }
 }
 
 /// Whether a path looks like a test, example or benchmark file.
@@ -665,6 +702,15 @@ mod tests {
         assert_eq!(name_parts("load_dotenv"), ["load", "dotenv"]);
         assert_eq!(name_parts("AppContext"), ["app", "ctx"]);
         assert_eq!(name_parts("handle_user_exception"), ["handl", "user", "exc"]);
+    }
+
+    #[test]
+    fn files_stand_for_modules() {
+        assert_eq!(module_of("src/de/mod.rs"), "de");
+        assert_eq!(module_of("src/de/value.rs"), "value");
+        assert_eq!(module_of("lib/router/index.js"), "router");
+        assert_eq!(module_of("src/click/__init__.py"), "click");
+        assert_eq!(module_of("helpers.py"), "helpers");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The ingest run: sources stream documents on tokio, a bounded channel feeds the fold workers
 //! (one model shared by all), each document's checkpoints become durable blobs, then one
-//! manifest commit, then its index segments.
+//! manifest commit, then its index units.
 //!
 //! Order per document (what makes a run resumable after a crash at any point): text and blobs
 //! fsynced → manifest commit → index. A document whose commit did not happen is simply folded
