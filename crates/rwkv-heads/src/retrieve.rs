@@ -16,7 +16,8 @@
 //!   units hold: below [`ABSTAIN_BELOW`] the store does not answer the question, unless it names
 //!   a defined name as code.
 //!
-//! Tests and examples weigh less unless the question is about tests. Identical units in several
+//! Tests and examples weigh less unless the question is about tests, and prose sections rank
+//! below code that matches as well. Identical units in several
 //! documents (a book's one-page print beside its chapters, vendored copies) are kept once, from
 //! the smallest document. The weights were set on `benches/qa` (three code bases no one here
 //! wrote; `rwkv-bench qa` prints the figures beside the grep baseline).
@@ -44,6 +45,8 @@ const PROSE_WEIGHT: f32 = 3.0;
 const PAIR_WEIGHT: f32 = 3.0;
 /// Weight of where the question's words are: name ×3, path or comments ×1.5, body ×1.
 const FIELD_WEIGHT: f32 = 12.0;
+/// Factor on the score of a prose section for ranking (not for support).
+const SECTION_FACTOR: f32 = 0.7;
 /// How much a name spelled in the question's words (not written as code) counts.
 const NAME_WORDS_WEIGHT: f32 = 0.4;
 
@@ -99,6 +102,9 @@ pub struct Candidate {
     doc_bytes: u64,
     #[serde(skip)]
     text_hash: String,
+    /// The score before the preference of code over prose sections (what support is taken on).
+    #[serde(skip)]
+    raw_score: f32,
 }
 
 impl Candidate {
@@ -123,6 +129,7 @@ impl Candidate {
             text: h.text.clone(),
             doc_bytes: h.doc_bytes,
             text_hash: h.text_hash.clone(),
+            raw_score: 0.0,
         }
     }
 }
@@ -605,10 +612,49 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             if !q.about_tests && is_test_path(&c.path) {
                 score *= 0.7;
             }
-            c.score = score;
+            c.raw_score = score;
+            // Prose sections of a code base say what the code does; at equal scores the code
+            // is the answer.
+            c.score = if c.kind == "section" {
+                score * SECTION_FACTOR
+            } else {
+                score
+            };
             c
         })
         .collect();
+    // One name defined several times in one file and scope (Python's `@overload` stubs before
+    // the implementation, C declarations before the definition): the longest is the one that
+    // answers.
+    let mut longest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for c in cands.iter().filter(|c| c.head && !c.name.is_empty()) {
+        let n = longest.entry((c.path.as_str(), c.name.as_str())).or_default();
+        *n = (*n).max(c.line_end - c.line_start);
+    }
+    let shorter: Vec<bool> = cands
+        .iter()
+        .map(|c| {
+            c.head
+                && !c.name.is_empty()
+                && longest
+                    .get(&(c.path.as_str(), c.name.as_str()))
+                    .is_some_and(|&n| n > c.line_end - c.line_start)
+        })
+        .collect();
+    for (c, shorter) in cands.iter_mut().zip(shorter) {
+        if shorter {
+            c.score *= 0.9;
+        }
+    }
+    // How well the store supports the question is judged on the best units by their own
+    // score, before code is preferred to prose.
+    cands.sort_by(|a, b| {
+        b.raw_score
+            .total_cmp(&a.raw_score)
+            .then(a.path.cmp(&b.path))
+            .then(a.seq.cmp(&b.seq))
+    });
+    let support = support(index, &q, &cands)?;
     cands.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -638,7 +684,6 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             break;
         }
     }
-    let support = support(index, &q, &kept)?;
     kept.truncate(top.max(1));
     Ok(Retrieval {
         candidates: kept,
