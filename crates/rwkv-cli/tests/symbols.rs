@@ -59,6 +59,10 @@ fn tree(dir: &Path) -> PathBuf {
         "/// Folds a document into the model's state.\npub fn fold_document(doc: &str) -> usize {\n    doc.len()\n}\n\npub struct Reader;\n\nimpl Reader {\n    pub fn new() -> Reader {\n        Reader\n    }\n}\n",
     );
     w(
+        "src/settings.py",
+        "\"\"\"Settings.\"\"\"\n\nDEFAULT_TIMEOUT = 30\nMAX_RETRIES = 5\nUSER_AGENT = \"proj/1.0\"\n",
+    );
+    w(
         "src/broken.py",
         "def before_the_error(x):\n    return x * 2\n\n\ndef after(:\n    return (\n",
     );
@@ -137,6 +141,14 @@ fn definitions_come_first_from_anywhere_and_duplicates_show_once() {
     assert_eq!(v["evidence"][0]["line"], 1, "{v}");
     let (_, v, _) = ask(&t, &store, "What does frobnicate_widgets do?");
     assert_eq!(v["evidence"][0]["path"], "proj/src/notes.xyz", "{v}");
+
+    // One of a run of one-line constants (they share a unit) is found by its name, and its own
+    // line is quoted.
+    let (code, v, err) = ask(&t, &store, "What is MAX_RETRIES?");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["evidence"][0]["path"], "proj/src/settings.py", "{v}");
+    assert_eq!(v["evidence"][0]["line"], 4, "{v}");
+    assert_eq!(v["sources"][0]["name"], "MAX_RETRIES", "{v}");
 
     // A question the store cannot answer: not found, exit 1.
     let (code, _, err) = ask(

@@ -491,8 +491,24 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     let mut strong: Vec<(String, f32)> = Vec::new();
     let mut named = false;
     let mut outright: BTreeSet<(String, u64)> = BTreeSet::new();
-    for h in &name_hits {
-        let (s, named_outright) = scorer.name_score(h)?;
+    for hit in &name_hits {
+        // The unit's own definition, or another whole one inside it (a run of constants).
+        let mut best: Option<(f32, bool, Hit)> = None;
+        let variants = std::iter::once(hit.clone()).chain(hit.also.iter().map(|(name, line)| Hit {
+            name: name.clone(),
+            name_line: *line,
+            head: true,
+            also: Vec::new(),
+            ..hit.clone()
+        }));
+        for v in variants {
+            let (s, o) = scorer.name_score(&v)?;
+            if best.as_ref().is_none_or(|b| s > b.0) {
+                best = Some((s, o, v));
+            }
+        }
+        let Some((s, named_outright, h)) = best else { continue };
+        let h = &h;
         if s <= 0.0 {
             continue;
         }
@@ -502,6 +518,12 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         let e = by_key
             .entry((h.doc_id.clone(), h.seq))
             .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0));
+        if s > e.1 {
+            // Quote the definition that was named.
+            e.0.name = h.qualified_name();
+            e.0.name_line = h.name_line;
+            e.0.head = true;
+        }
         e.1 = e.1.max(s);
         if s >= 4.0 || named_outright {
             strong.push((name_key(&h.name), s));

@@ -67,6 +67,10 @@ pub struct Unit {
     /// The unit's prose: its comments and docstrings (all of it for a doc section), searched
     /// as its own field since questions are written in words.
     pub doc: String,
+    /// Other whole definitions inside the unit (a run of one-line constants or macros shares
+    /// one unit): name and 1-based name line. Their names are looked up exactly
+    /// ([`Index::definitions`]) like the unit's own.
+    pub also: Vec<(String, u64)>,
 }
 
 /// A search result: a unit and its score.
@@ -113,6 +117,8 @@ pub struct Hit {
     pub snippet: String,
     /// The whole unit text.
     pub text: String,
+    /// See [`Unit::also`].
+    pub also: Vec<(String, u64)>,
 }
 
 impl Hit {
@@ -193,6 +199,7 @@ struct Fields {
     doc_bytes: Field,
     text_hash: Field,
     doc: Field,
+    also: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -226,6 +233,7 @@ fn schema() -> (Schema, Fields) {
         doc_bytes: b.add_u64_field("doc_bytes", STORED),
         text_hash: b.add_text_field("text_hash", STRING | STORED),
         doc: b.add_text_field("doc", code_unstored),
+        also: b.add_text_field("also", STORED),
     };
     (b.build(), fields)
 }
@@ -390,6 +398,10 @@ impl Index {
                 doc.add_text(f.name_key, format!("{}.{}", name_key(&u.scope), name_key(&u.name)));
                 doc.add_text(f.name_key, format!("{}{}", name_key(scope_last), name_key(&u.name)));
             }
+        }
+        for (name, line) in &u.also {
+            doc.add_text(f.name_key, name_key(name));
+            doc.add_text(f.also, format!("{line}\t{name}"));
         }
         doc.add_u64(f.name_line, u.name_line);
         doc.add_u64(f.head, u64::from(u.head));
@@ -704,6 +716,12 @@ impl Index {
                 score,
                 snippet,
                 text: text(f.text),
+                also: doc
+                    .get_all(f.also)
+                    .filter_map(|v| v.as_str())
+                    .filter_map(|v| v.split_once('\t'))
+                    .filter_map(|(l, n)| Some((n.to_string(), l.parse().ok()?)))
+                    .collect(),
             });
         }
         Ok(hits)

@@ -779,6 +779,19 @@ pub fn units_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str) ->
                 head: u.head,
                 refs: names,
                 doc_bytes: text.len() as u64,
+                also: syms
+                    .definitions
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, d)| {
+                        Some(i) != u.symbol
+                            && d.line_start >= u.line_start
+                            && d.line_end <= u.line_end
+                            && d.name_line >= u.line_start
+                    })
+                    .take(64)
+                    .map(|(_, d)| (d.name.clone(), u64::from(d.name_line)))
+                    .collect(),
                 doc: match sym.map(|s| s.kind) {
                     Some(rwkv_symbols::SymbolKind::Section) => String::new(),
                     _ if syms.method == rwkv_symbols::Method::Headings => String::new(),
