@@ -1,8 +1,8 @@
 //! Evidence: the few lines of the retrieved units that answer a question, quoted exactly
 //! from the stored documents with their 1-based line numbers.
 //!
-//! One line per unit, in the units' rank order: a definition's own name line where the unit
-//! holds it (so a question about `url_for` quotes `def url_for(`), else the unit's line that
+//! One line per unit, in the units' rank order: the name line of the definition the unit
+//! belongs to (so a question about `url_for` quotes `def url_for(`), else the unit's line that
 //! shares the most and rarest words with the question (an identifier named in the question
 //! counts double, a line that *defines* such a name counts more). With a state to score from,
 //! the model adjusts near ties: how much reading the line raises the log-likelihood of the
@@ -202,7 +202,7 @@ struct Scored {
 
 impl Library<'_> {
     /// The lines of the retrieved units `cands` that best answer `question`, best first: for a
-    /// unit that holds a definition's name, that line; otherwise the unit's line sharing the
+    /// unit of a definition (or a piece of one), its name line; otherwise the unit's line sharing the
     /// most (and rarest) words with the question. With `state` (the state the answer resumes),
     /// the lines are re-scored by the model: the gain in likelihood of the question after
     /// reading the line, which reorders lines within ties of the word score.
@@ -302,7 +302,9 @@ impl Library<'_> {
         let mut chosen: Vec<Scored> = Vec::new();
         for (u, &(d, c)) in units.iter().enumerate() {
             let n = docs[d].1.len() as u64;
-            let name_line = (c.head && c.name_line >= c.line_start && c.name_line <= c.line_end.min(n))
+            // A piece of a long definition (its doc block, a later part of its body) quotes the
+            // definition's name line too: the definition is what answers.
+            let name_line = (c.name_line >= 1 && c.name_line <= n)
                 .then_some(c.name_line as usize)
                 .filter(|&l| docs[d].1[l - 1].len() <= MAX_LINE);
             let pick = match name_line {

@@ -57,6 +57,11 @@ const JS_DEFS: &str = r#"
   (#match? @obj "^(module\\.)?exports$")) @definition.variable
 (lexical_declaration (variable_declarator name: (identifier) @name)) @definition.constant
 (variable_declaration (variable_declarator name: (identifier) @name)) @definition.variable
+(program (expression_statement (call_expression arguments: (arguments
+  (function_expression name: (identifier) @name)))) @definition.function)
+(program (expression_statement (call_expression arguments: (arguments
+  (string (string_fragment) @name) (function_expression !name)))
+  (#match? @name "^[A-Za-z_$][A-Za-z0-9_$]*$")) @definition.function)
 "#;
 
 const JS_ONLY_DEFS: &str = r#"

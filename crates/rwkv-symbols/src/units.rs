@@ -96,6 +96,18 @@ pub fn units(text: &str, syms: &FileSymbols, max_lines: usize, max_bytes: usize)
                     }
                 }
             };
+            // A doc block closed by `*/` one blank line above (JSDoc, Javadoc) is the
+            // definition's too.
+            let doc_block_above = k == s
+                && blank(prev)
+                && prev > 0
+                && owner[prev - 1].is_none_or(|o| o != d)
+                && line(prev - 1).trim_end().ends_with("*/");
+            if contains && doc_block_above {
+                owner[prev] = Some(d);
+                k = prev;
+                continue;
+            }
             if !contains || blank(prev) || !leading_line(line(prev)) {
                 break;
             }

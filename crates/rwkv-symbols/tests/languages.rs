@@ -468,3 +468,35 @@ fn syntax_errors_keep_definitions_before() {
     has(&f, "ok", K::Function);
     assert!(get(&f, "ok").line_start == 1);
 }
+
+#[test]
+fn javascript_functions_passed_to_a_call_at_statement_level() {
+    let src = "defineGetter(req, 'subdomains', function subdomains() {\n  return 1;\n});\n\ndefineGetter(req, 'fresh', function(){\n  return 2;\n});\n\napp.get('/users/:id', function (req, res) {});\ndescribe('the router', function () {});\nfunction send() {\n  file.on('headers', function headers(res) {});\n}\n";
+    let f = code("lib/request.js", src);
+    has(&f, "subdomains", K::Function);
+    lines(&f, src, "subdomains", 1, 1, 3);
+    has(&f, "fresh", K::Function);
+    lines(&f, src, "fresh", 5, 5, 7);
+    // A callback inside a function is no definition of the file.
+    assert!(f.definitions.iter().all(|d| d.name != "headers"), "{:?}", f.definitions);
+    // A path or a sentence is no name.
+    assert!(
+        f.definitions
+            .iter()
+            .all(|d| !d.name.contains('/') && !d.name.contains(' ')),
+        "{:?}",
+        f.definitions
+    );
+}
+
+#[test]
+fn a_doc_block_one_blank_line_above_joins_its_definition() {
+    let src = "var x = 1;\n\n/**\n * Return the remote address.\n */\n\nfunction ip() {\n  return 1;\n}\n";
+    let f = code("lib/request.js", src);
+    let units = rwkv_symbols::units(src, &f, 60, 4096);
+    let head = units
+        .iter()
+        .find(|u| u.head && u.symbol.is_some_and(|i| f.definitions[i].name == "ip"))
+        .unwrap();
+    assert_eq!((head.line_start, head.line_end), (3, 9), "{units:?}");
+}
