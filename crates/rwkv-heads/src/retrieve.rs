@@ -45,6 +45,8 @@ const PROSE_WEIGHT: f32 = 3.0;
 const PAIR_WEIGHT: f32 = 3.0;
 /// Weight of where the question's words are: name ×3, path or comments ×1.5, body ×1.
 const FIELD_WEIGHT: f32 = 12.0;
+/// Factor on units of one or two lines not named as code.
+const TINY_FACTOR: f32 = 0.8;
 /// Factor on the score of a prose section for ranking (not for support).
 const SECTION_FACTOR: f32 = 0.7;
 /// How much a name spelled in the question's words (not written as code) counts.
@@ -631,8 +633,19 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             } else {
                 "text"
             };
-            if !q.about_tests && is_test_path(&c.path) {
+            // Tests (files, or a `mod tests` / `test_…` inside a source file) answer questions
+            // about tests.
+            let in_test = is_test_path(&c.path)
+                || c.name
+                    .split('.')
+                    .any(|p| matches!(p, "test" | "tests") || p.starts_with("test_"));
+            if !q.about_tests && in_test {
                 score *= 0.7;
+            }
+            // A unit of one or two lines (a constant, an associated type) answers when the
+            // question names it, seldom by its words.
+            if name < 10.0 && c.text.lines().filter(|l| !l.trim().is_empty()).count() <= 2 {
+                score *= TINY_FACTOR;
             }
             c.raw_score = score;
             // Prose sections of a code base say what the code does; at equal scores the code
