@@ -11,7 +11,8 @@
 //! - **Words.** BM25 over the units' text, comments, names, scope, title and path by canonical
 //!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
 //!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
-//!   standing side by side ("progress bar").
+//!   standing side by side ("progress bar"); a related word ([`rwkv_index::terms::related`]:
+//!   "written out" / `encode`, "float" / `f64`) counts half.
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
 //!   units hold: below [`ABSTAIN_BELOW`] the store does not answer the question, unless it names
 //!   a defined name as code.
@@ -149,6 +150,10 @@ pub(crate) struct Question {
     pub word_keys: Vec<String>,
     /// Whether the question is about tests.
     pub about_tests: bool,
+    /// For each content term, the canonical forms of related words ([`terms::related`]).
+    pub related: Vec<Vec<String>>,
+    /// All of them.
+    pub related_all: BTreeSet<String>,
 }
 
 /// Whether a word of the question is written as code: `snake_case`, `camelCase`,
@@ -241,12 +246,19 @@ impl Question {
             }
         }
         let about_tests = all.iter().any(|t| t.starts_with("test"));
+        let related: Vec<Vec<String>> = content
+            .iter()
+            .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())
+            .collect();
+        let related_all = related.iter().flatten().cloned().collect();
         Question {
             all,
             content,
             code_keys,
             word_keys,
             about_tests,
+            related,
+            related_all,
         }
     }
 }
@@ -344,6 +356,8 @@ impl Scorer<'_> {
             let idf = self.name_idf(p)?;
             if self.q.all.contains(p) {
                 covered += idf;
+            } else if self.q.related_all.contains(p) {
+                covered += RELATED_CREDIT * idf;
             } else {
                 missing += idf;
             }
@@ -381,15 +395,25 @@ impl Scorer<'_> {
     }
 }
 
-/// The share of `terms` (weighted by `idf`, out of `total`) that `have` holds.
-fn weighted_share(terms: &[String], idf: &[f32], total: f32, have: &BTreeSet<&str>) -> f32 {
-    terms
-        .iter()
-        .zip(idf)
-        .filter(|(t, _)| have.contains(t.as_str()))
-        .map(|(_, w)| w)
-        .sum::<f32>()
-        / total
+/// How much a related word stands for the question's word.
+const RELATED_CREDIT: f32 = 0.5;
+
+/// How far `have` holds the question's content term `i`: 1 for the term, [`RELATED_CREDIT`]
+/// for a related word, else 0.
+fn held(q: &Question, i: usize, have: &BTreeSet<&str>) -> f32 {
+    if have.contains(q.content[i].as_str()) {
+        1.0
+    } else if q.related[i].iter().any(|r| have.contains(r.as_str())) {
+        RELATED_CREDIT
+    } else {
+        0.0
+    }
+}
+
+/// The share of the question's content terms (weighted by `idf`, out of `total`) that `have`
+/// holds.
+fn weighted_share(q: &Question, idf: &[f32], total: f32, have: &BTreeSet<&str>) -> f32 {
+    (0..q.content.len()).map(|i| held(q, i, have) * idf[i]).sum::<f32>() / total
 }
 
 /// Canonical terms at consecutive positions of a token stream (either form of each word).
@@ -489,7 +513,9 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     keys.extend(q.word_keys.iter().cloned());
     keys.extend(q.content.iter().map(|t| name_key(t)));
     let mut name_hits = index.definitions(&keys, POOL * 2)?;
-    name_hits.extend(index.search_names(&q.content, POOL * 2)?);
+    let mut name_terms: Vec<String> = q.content.clone();
+    name_terms.extend(q.related_all.iter().cloned());
+    name_hits.extend(index.search_names(&name_terms, POOL * 2)?);
     let mut strong: Vec<(String, f32)> = Vec::new();
     let mut named = false;
     let mut outright: BTreeSet<(String, u64)> = BTreeSet::new();
@@ -535,7 +561,9 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         }
     }
     // 2. Words.
-    let text_hits = index.search_terms(&q.content, POOL * 2)?;
+    let mut search: Vec<String> = q.content.clone();
+    search.extend(q.related_all.iter().cloned());
+    let text_hits = index.search_terms(&search, POOL * 2)?;
     let top_bm25 = text_hits.iter().map(|h| h.score).fold(0.0f32, f32::max).max(1e-6);
     for h in &text_hits {
         let e = by_key
@@ -567,7 +595,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         .map(|((doc_id, seq), (mut c, name, words, refs))| {
             let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.name, c.path, c.text));
             let have: BTreeSet<&str> = toks.iter().map(|t| t.text.as_str()).collect();
-            let coverage = weighted_share(&q.content, &idf, idf_total, &have);
+            let coverage = weighted_share(&q, &idf, idf_total, &have);
             // The unit's comments and docstrings say in words what it does.
             let doc_coverage = if c.kind == "section" {
                 0.0
@@ -578,7 +606,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
                     .map(|t| t.text)
                     .collect();
                 let words: BTreeSet<&str> = words.iter().map(String::as_str).collect();
-                weighted_share(&q.content, &idf, idf_total, &words)
+                weighted_share(&q, &idf, idf_total, &words)
             };
             // Where the unit holds each question word: in its name (weight 3), its path or
             // comments (1.5), its body (1).
@@ -598,17 +626,15 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
                     .map(|t| t.text)
                     .collect()
             };
+            let name_words: BTreeSet<&str> = name_words.iter().map(String::as_str).collect();
+            let path_words: BTreeSet<&str> = path_words.iter().map(String::as_str).collect();
+            let prose_words: BTreeSet<&str> = prose_words.iter().map(String::as_str).collect();
             let mut fielded = 0.0;
-            for (t, w) in q.content.iter().zip(&idf) {
-                let f = if name_words.contains(t) {
-                    3.0
-                } else if path_words.contains(t) || prose_words.contains(t) {
-                    1.5
-                } else if have.contains(t.as_str()) {
-                    1.0
-                } else {
-                    0.0
-                };
+            for (i, w) in idf.iter().enumerate() {
+                let f = (3.0 * held(&q, i, &name_words))
+                    .max(1.5 * held(&q, i, &path_words))
+                    .max(1.5 * held(&q, i, &prose_words))
+                    .max(held(&q, i, &have));
                 fielded += f * w;
             }
             let fielded = fielded / (3.0 * idf_total);

@@ -255,6 +255,63 @@ const ABBREVIATIONS: &[(&str, &[&str])] = &[
     ("kw", &["keyword", "keywords", "kwargs"]),
 ];
 
+/// Words that code and questions use for one thing ("written out" / `encode` / `fmt`, "float" /
+/// `f64`): a question word meets a unit holding a related word, for less than the word itself.
+const RELATED: &[&[&str]] = &[
+    &[
+        "write",
+        "written",
+        "wrote",
+        "print",
+        "output",
+        "emit",
+        "serialize",
+        "encode",
+        "display",
+        "render",
+        "dump",
+        "repr",
+    ],
+    &["read", "parse", "load", "decode", "deserialize", "scan", "lex"],
+    &["create", "new", "build", "construct", "instantiate"],
+    &["delete", "remove", "drop", "clear", "discard", "erase", "unset"],
+    &["find", "search", "lookup", "locate", "resolve", "match"],
+    &["check", "validate", "verify", "ensure"],
+    &["start", "begin", "launch", "run", "invoke", "call"],
+    &["stop", "end", "close", "finish", "shutdown", "teardown", "finalize"],
+    &["error", "fail", "failure", "exception", "panic", "invalid", "reject"],
+    &["float", "f64", "f32", "double", "decimal"],
+    &["integer", "int", "i64", "u64", "i32", "u32", "digit"],
+    &["string", "text"],
+    &["list", "array", "vec", "sequence"],
+    &["map", "dictionary", "table", "hash"],
+    &["send", "reply", "respond", "response"],
+    &["setting", "option", "preference", "configuration"],
+    &["quote", "escape"],
+    &["duplicate", "twice", "already", "exist", "redefine"],
+    &["nest", "depth", "recursion", "recursive"],
+    &["position", "offset", "column", "line", "span", "location"],
+    &["user", "client"],
+    &["folder", "path"],
+    &["header", "heading", "title"],
+];
+
+/// The canonical forms related to canonical `term` (see `RELATED`), without `term` itself.
+pub fn related(term: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for group in RELATED {
+        let forms: Vec<String> = group.iter().map(|w| canon(w)).collect();
+        if forms.iter().any(|f| f == term) {
+            for f in forms {
+                if f != term && !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The canonical form of one lowercase word or identifier part (see the module docs).
 pub fn canon(word: &str) -> String {
     for (short, longs) in ABBREVIATIONS {
@@ -347,6 +404,13 @@ mod tests {
             assert_ne!(canon(a), canon(b), "{a} vs {b}");
         }
         assert_eq!(canon("v7"), "v7");
+        assert!(
+            related(&canon("written")).contains(&canon("encode")),
+            "{:?}",
+            related(&canon("written"))
+        );
+        assert!(related("f64").contains(&canon("float")));
+        assert!(related("zebra").is_empty());
         assert_eq!(canon("wörld"), "wörld");
     }
 }
