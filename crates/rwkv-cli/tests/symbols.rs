@@ -150,6 +150,13 @@ fn definitions_come_first_from_anywhere_and_duplicates_show_once() {
     assert_eq!(v["evidence"][0]["line"], 4, "{v}");
     assert_eq!(v["sources"][0]["name"], "MAX_RETRIES", "{v}");
 
+    // A file the question names comes first, by its path or its file name.
+    for q in ["What is in proj/src/settings.py?", "what does settings.py configure"] {
+        let (code, v, err) = ask(&t, &store, q);
+        assert_eq!(code, 0, "{q}: {err}");
+        assert_eq!(v["sources"][0]["path"], "proj/src/settings.py", "{q}: {v}");
+    }
+
     // A question the store cannot answer: not found, exit 1.
     let (code, _, err) = ask(
         &t,

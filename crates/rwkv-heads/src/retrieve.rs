@@ -46,6 +46,9 @@ const PROSE_WEIGHT: f32 = 3.0;
 const PAIR_WEIGHT: f32 = 3.0;
 /// Weight of where the question's words are: name ×3, path or comments ×1.5, body ×1.
 const FIELD_WEIGHT: f32 = 12.0;
+/// The name score of the units of a file the question names (a little below a name written
+/// as code).
+const PATH_SCORE: f32 = 9.0;
 /// Factor on units of one or two lines not named as code.
 const TINY_FACTOR: f32 = 0.8;
 /// Factor on the score of a prose section for ranking (not for support).
@@ -148,6 +151,8 @@ pub(crate) struct Question {
     pub code_keys: Vec<String>,
     /// Name keys made of consecutive words ("url for" → `urlfor`).
     pub word_keys: Vec<String>,
+    /// Paths or file names the question names (`src/reader.rs`, `helpers.py`).
+    pub paths: Vec<String>,
     /// Whether the question is about tests.
     pub about_tests: bool,
     /// For each content term, the canonical forms of related words ([`terms::related`]).
@@ -245,6 +250,12 @@ impl Question {
                 all.insert(w.concat());
             }
         }
+        let paths: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || "`'\"(),?;!<>[]{}".contains(c))
+            .map(|w| w.trim_end_matches(['.', ':']).trim_start_matches("./"))
+            .filter(|w| looks_like_path(w))
+            .map(str::to_string)
+            .collect();
         let about_tests = all.iter().any(|t| t.starts_with("test"));
         let related: Vec<Vec<String>> = content
             .iter()
@@ -256,6 +267,7 @@ impl Question {
             content,
             code_keys,
             word_keys,
+            paths,
             about_tests,
             related,
             related_all,
@@ -448,6 +460,21 @@ fn module_of(path: &str) -> String {
     }
 }
 
+/// Whether a word of a question is a path or a file name: it has a `/` between names, or ends
+/// in a known extension (`helpers.py`, `src/lib.rs`).
+fn looks_like_path(w: &str) -> bool {
+    const EXT: &[&str] = &[
+        "rs", "py", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "c", "h", "cc", "cpp", "hpp", "md", "rst",
+        "txt", "toml", "json", "yaml", "yml", "html", "rb", "sh", "kt", "swift", "cs", "php", "lua",
+    ];
+    let ext = w
+        .rsplit_once('.')
+        .map(|(stem, e)| !stem.is_empty() && EXT.contains(&e))
+        .unwrap_or(false);
+    let slashed = w.contains('/') && w.split('/').filter(|p| !p.is_empty()).count() >= 2;
+    w.len() >= 3 && (ext || slashed) && !w.contains("://")
+}
+
 /// Whether a path looks like a test, example or benchmark file.
 fn is_test_path(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
@@ -558,6 +585,19 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         }
         if s >= 10.0 {
             named = true;
+        }
+    }
+    // A file the question names: its units join, as if named.
+    for p in &q.paths {
+        for h in index.search_path_or_symbol(p, POOL)? {
+            if h.path == *p || h.path.ends_with(&format!("/{p}")) {
+                let e = by_key
+                    .entry((h.doc_id.clone(), h.seq))
+                    .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0));
+                // The file's first units first: its head (imports, module docs, first definition).
+                e.1 = e.1.max(PATH_SCORE - 0.01 * h.seq as f32);
+                named = true;
+            }
         }
     }
     // 2. Words.
@@ -808,6 +848,12 @@ mod tests {
         assert_eq!(name_parts("load_dotenv"), ["load", "dotenv"]);
         assert_eq!(name_parts("AppContext"), ["app", "ctx"]);
         assert_eq!(name_parts("handle_user_exception"), ["handl", "user", "exc"]);
+    }
+
+    #[test]
+    fn questions_name_paths() {
+        let q = Question::new("What does src/reader.rs do, and helpers.py? e.g. not 3.5 or a.b");
+        assert_eq!(q.paths, ["src/reader.rs", "helpers.py"]);
     }
 
     #[test]
