@@ -15,7 +15,7 @@ use rwkv_store::{FoldKind, Key, Store, StoreDir, StoreIdentity, TextStore};
 use serde::Serialize;
 
 use crate::evidence::Evidence;
-use crate::generate::{Template, generate, read};
+use crate::generate::{Template, generate};
 use crate::retrieve::{Candidate, Retrieval};
 use crate::{Error, Result};
 
@@ -489,9 +489,10 @@ impl<'m> Library<'m> {
             context.push_str(&c.text);
         }
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
-        timings.read_tokens = self.tokenizer.encode(&context).len();
-        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len())
-            .in_scope(|| read(self.model, self.tokenizer.as_ref(), state, &context))?;
+        let toks = self.tokenizer.encode(&context);
+        timings.read_tokens = toks.len();
+        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len(), tokens = toks.len())
+            .in_scope(|| self.model.forward_seq(&toks, state, Logits::Last))?;
         timings.read_ms = ms(t2);
         let g = self.generate_timed(state, logits, opts, ms(t0), &mut timings, on_text)?;
         Ok(Some(Answer {

@@ -407,6 +407,14 @@ impl Scorer<'_> {
     }
 }
 
+/// The indexed forms (words, identifier parts, canonical forms) of `text`.
+fn word_set(text: &str) -> BTreeSet<String> {
+    rwkv_index::tokenizer::tokenize_indexed(text)
+        .into_iter()
+        .map(|t| t.text)
+        .collect()
+}
+
 /// How much a related word stands for the question's word.
 const RELATED_CREDIT: f32 = 0.5;
 
@@ -625,10 +633,12 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     // Coverage: the share of the question's content words (by idf) the unit holds anywhere,
     // without BM25's length normalisation, so a long body that mentions every part of the
     // question meets a short unit that repeats one of them.
-    let mut idf: Vec<f32> = Vec::with_capacity(q.content.len());
-    for t in &q.content {
-        idf.push(index.idf_in_store(t)?.0);
-    }
+    let idf_in_store: Vec<(f32, bool)> = q
+        .content
+        .iter()
+        .map(|t| index.idf_in_store(t))
+        .collect::<std::result::Result<_, _>>()?;
+    let idf: Vec<f32> = idf_in_store.iter().map(|&(w, _)| w).collect();
     let idf_total: f32 = idf.iter().sum::<f32>().max(1e-6);
     let mut cands: Vec<Candidate> = by_key
         .into_iter()
@@ -636,39 +646,21 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.name, c.path, c.text));
             let have: BTreeSet<&str> = toks.iter().map(|t| t.text.as_str()).collect();
             let coverage = weighted_share(&q, &idf, idf_total, &have);
-            // The unit's comments and docstrings say in words what it does.
-            let doc_coverage = if c.kind == "section" {
-                0.0
-            } else {
-                let prose = rwkv_symbols::comments(&c.text);
-                let words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&prose)
-                    .into_iter()
-                    .map(|t| t.text)
-                    .collect();
-                let words: BTreeSet<&str> = words.iter().map(String::as_str).collect();
-                weighted_share(&q, &idf, idf_total, &words)
-            };
-            // Where the unit holds each question word: in its name (weight 3), its path or
-            // comments (1.5), its body (1).
-            let name_words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&c.name)
-                .into_iter()
-                .map(|t| t.text)
-                .collect();
-            let path_words: BTreeSet<String> = rwkv_index::tokenizer::tokenize_indexed(&c.path)
-                .into_iter()
-                .map(|t| t.text)
-                .collect();
-            let prose_words: BTreeSet<String> = if c.kind == "section" {
+            // The unit's comments and docstrings say in words what it does (a prose section
+            // is all prose: it gets no extra credit for it).
+            let prose_words = if c.kind == "section" {
                 BTreeSet::new()
             } else {
-                rwkv_index::tokenizer::tokenize_indexed(&rwkv_symbols::comments(&c.text))
-                    .into_iter()
-                    .map(|t| t.text)
-                    .collect()
+                word_set(&rwkv_symbols::comments(&c.text))
             };
+            let prose_words: BTreeSet<&str> = prose_words.iter().map(String::as_str).collect();
+            let doc_coverage = weighted_share(&q, &idf, idf_total, &prose_words);
+            // Where the unit holds each question word: in its name (weight 3), its path or
+            // comments (1.5), its body (1).
+            let name_words = word_set(&c.name);
+            let path_words = word_set(&c.path);
             let name_words: BTreeSet<&str> = name_words.iter().map(String::as_str).collect();
             let path_words: BTreeSet<&str> = path_words.iter().map(String::as_str).collect();
-            let prose_words: BTreeSet<&str> = prose_words.iter().map(String::as_str).collect();
             let mut fielded = 0.0;
             for (i, w) in idf.iter().enumerate() {
                 let f = (3.0 * held(&q, i, &name_words))
@@ -755,7 +747,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             .then(a.path.cmp(&b.path))
             .then(a.seq.cmp(&b.seq))
     });
-    let support = support(index, &q, &cands)?;
+    let support = support(&q, &idf_in_store, &cands);
     cands.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
@@ -798,9 +790,9 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
 /// of the best units holds it, half when only other units do, not at all when no unit does.
 /// A question about something the store does not have (GPU memory in a CLI library, HTTP
 /// retries in a TOML parser) misses its rarest words altogether.
-fn support(index: &Index, q: &Question, cands: &[Candidate]) -> Result<f32> {
+fn support(q: &Question, idf_in_store: &[(f32, bool)], cands: &[Candidate]) -> f32 {
     if cands.is_empty() || q.content.is_empty() {
-        return Ok(if cands.is_empty() { 0.0 } else { 1.0 });
+        return if cands.is_empty() { 0.0 } else { 1.0 };
     }
     let mut have: BTreeSet<String> = BTreeSet::new();
     for c in cands.iter().take(SUPPORT_UNITS) {
@@ -809,8 +801,7 @@ fn support(index: &Index, q: &Question, cands: &[Candidate]) -> Result<f32> {
         }
     }
     let (mut covered, mut total) = (0.0, 0.0);
-    for t in &q.content {
-        let (idf, in_store) = index.idf_in_store(t)?;
+    for (t, &(idf, in_store)) in q.content.iter().zip(idf_in_store) {
         total += idf;
         if have.contains(t) {
             covered += idf;
@@ -818,7 +809,7 @@ fn support(index: &Index, q: &Question, cands: &[Candidate]) -> Result<f32> {
             covered += 0.5 * idf;
         }
     }
-    Ok(if total > 0.0 { covered / total } else { 0.0 })
+    if total > 0.0 { covered / total } else { 0.0 }
 }
 
 /// Units whose words count as "the best units" for [`support`].
