@@ -116,6 +116,136 @@ pub struct Generation {
     pub finish: &'static str,
 }
 
+/// Sampled tokens to the text of an answer: decodes them as they come (never half a UTF-8
+/// character), drops whitespace before the answer, and ends at the stop text or the World end
+/// token (id 0), never emitting the stop text or what could still grow into it. Shared by
+/// [`generate`] and by callers that sample many answers at once (a server's batched decode).
+#[derive(Debug)]
+pub struct TextStream {
+    stops: Vec<String>,
+    end_token: Option<u32>,
+    dec: StreamDecoder,
+    /// Text decoded but not yet emitted because it could be the start of the stop marker.
+    held: String,
+    emitted: bool,
+    finish: Option<&'static str>,
+    tokens: usize,
+}
+
+impl TextStream {
+    /// A stream ending at `stop` (empty: never) and, for World-vocabulary models, at token 0.
+    pub fn new(tokenizer: &dyn Tokenizer, stop: &str) -> Self {
+        Self::with_stops(tokenizer, &[stop])
+    }
+
+    /// A stream ending at the first of `stops` to appear (empty ones are ignored) and, for
+    /// World-vocabulary models, at token 0.
+    pub fn with_stops(tokenizer: &dyn Tokenizer, stops: &[&str]) -> Self {
+        TextStream {
+            stops: stops.iter().filter(|s| !s.is_empty()).map(|s| s.to_string()).collect(),
+            end_token: (tokenizer.id() == "world").then_some(0),
+            dec: StreamDecoder::new(),
+            held: String::new(),
+            emitted: false,
+            finish: None,
+            tokens: 0,
+        }
+    }
+
+    /// A stream that ends only at its token limit (no stop text, no end token): benchmarks that
+    /// want every answer the same length.
+    pub fn unstoppable() -> Self {
+        TextStream {
+            stops: Vec::new(),
+            end_token: None,
+            dec: StreamDecoder::new(),
+            held: String::new(),
+            emitted: false,
+            finish: None,
+            tokens: 0,
+        }
+    }
+
+    /// Feed one sampled token; returns the text now ready to show (often empty). Afterwards
+    /// [`TextStream::finished`] says whether the answer ended with it (the token is then not
+    /// to be fed to the model).
+    pub fn push(&mut self, tokenizer: &dyn Tokenizer, tok: u32) -> String {
+        if self.finish.is_some() {
+            return String::new();
+        }
+        self.tokens += 1;
+        if Some(tok) == self.end_token {
+            self.finish = Some("end_token");
+            return self.drain_all();
+        }
+        self.held.push_str(&self.dec.push(tokenizer, tok));
+        if !self.emitted {
+            // Whitespace before the answer proper is not the end marker.
+            let trimmed = self.held.trim_start().len();
+            self.held.drain(..self.held.len() - trimmed);
+        }
+        if let Some(i) = self.first_stop() {
+            self.held.truncate(i);
+            self.finish = Some("stop");
+            return self.drain_all();
+        }
+        // Emit all but a tail that could still grow into a stop marker.
+        let held = &self.held;
+        let keep = self
+            .stops
+            .iter()
+            .map(|stop| {
+                (1..stop.len())
+                    .rev()
+                    .find(|&n| {
+                        n <= held.len()
+                            && held.is_char_boundary(held.len() - n)
+                            && stop.starts_with(&held[held.len() - n..])
+                    })
+                    .unwrap_or(0)
+            })
+            .max()
+            .unwrap_or(0);
+        let emit: String = self.held.drain(..self.held.len() - keep).collect();
+        self.emitted |= !emit.is_empty();
+        emit
+    }
+
+    /// Where the earliest stop marker starts in the held text.
+    fn first_stop(&self) -> Option<usize> {
+        self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min()
+    }
+
+    fn drain_all(&mut self) -> String {
+        let t = std::mem::take(&mut self.held);
+        self.emitted |= !t.is_empty();
+        t
+    }
+
+    /// Why the answer ended, once it has (`stop` or `end_token`).
+    pub fn finished(&self) -> Option<&'static str> {
+        self.finish
+    }
+
+    /// Tokens fed so far.
+    pub fn tokens(&self) -> usize {
+        self.tokens
+    }
+
+    /// End at the token limit: the text still held (the decoder's last bytes, any stop text
+    /// cut), to show last. Marks the stream finished with `max_tokens` if nothing ended it.
+    pub fn end(&mut self) -> String {
+        if self.finish.is_none() {
+            self.finish = Some("max_tokens");
+            self.held.push_str(&self.dec.finish());
+            if let Some(i) = self.first_stop() {
+                self.held.truncate(i);
+            }
+        }
+        self.drain_all()
+    }
+}
+
 /// Generate from `state` after `logits` until the stop text, the end token (id 0 for World
 /// models), `max_tokens`, or `on_text` breaks. Text is streamed as it completes (never half a
 /// UTF-8 character) and never includes the stop marker.
@@ -132,63 +262,34 @@ pub fn generate(
 ) -> Result<Generation> {
     let start = Instant::now();
     let mut sampler = Sampler::new(*cfg);
-    let mut dec = StreamDecoder::new();
-    let mut out = Generation {
-        finish: "max_tokens",
-        ..Default::default()
-    };
-    // Text decoded but not yet emitted because it could be the start of the stop marker.
-    let mut held = String::new();
+    let mut stream = TextStream::new(tokenizer, stop);
+    let mut out = Generation::default();
     let mut first = None;
+    let mut emit = |out: &mut Generation, first: &mut Option<f64>, t: &str| -> ControlFlow<()> {
+        if t.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+        out.text.push_str(t);
+        on_text(t)
+    };
     for _ in 0..max_tokens {
         let tok = sampler.sample(&logits);
-        out.tokens += 1;
-        if tok == 0 && tokenizer.id() == "world" {
-            out.finish = "end_token";
+        let t = stream.push(tokenizer, tok);
+        if emit(&mut out, &mut first, &t).is_break() {
+            out.tokens = stream.tokens();
+            out.finish = "cancelled";
+            return Ok(finish(out, start, first));
+        }
+        if stream.finished().is_some() {
             break;
-        }
-        held.push_str(&dec.push(tokenizer, tok));
-        if out.text.is_empty() {
-            // Whitespace before the answer proper is not the end marker.
-            let trimmed = held.trim_start().len();
-            held.drain(..held.len() - trimmed);
-        }
-        if let Some(i) = held.find(stop).filter(|_| !stop.is_empty()) {
-            held.truncate(i);
-            out.finish = "stop";
-            break;
-        }
-        // Emit all but a tail that could still grow into the stop marker.
-        let keep = (1..stop.len())
-            .rev()
-            .find(|&n| {
-                n <= held.len() && held.is_char_boundary(held.len() - n) && stop.starts_with(&held[held.len() - n..])
-            })
-            .unwrap_or(0);
-        let emit: String = held.drain(..held.len() - keep).collect();
-        if !emit.is_empty() {
-            first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
-            out.text.push_str(&emit);
-            if on_text(&emit).is_break() {
-                out.finish = "cancelled";
-                return Ok(finish(out, start, first));
-            }
         }
         logits = model.forward_token(tok, state)?;
     }
-    if out.finish != "cancelled" {
-        held.push_str(&dec.finish());
-        if out.finish == "stop" || out.finish == "end_token" || out.finish == "max_tokens" {
-            if let Some(i) = held.find(stop).filter(|_| !stop.is_empty()) {
-                held.truncate(i);
-            }
-            if !held.is_empty() {
-                first.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
-                out.text.push_str(&held);
-                let _ = on_text(&held);
-            }
-        }
-    }
+    let t = stream.end();
+    let _ = emit(&mut out, &mut first, &t);
+    out.tokens = stream.tokens();
+    out.finish = stream.finished().unwrap_or("max_tokens");
     Ok(finish(out, start, first))
 }
 
@@ -208,6 +309,33 @@ pub fn read(model: &Model, tokenizer: &dyn Tokenizer, state: &mut State, text: &
 mod tests {
     use super::*;
     use rwkv_model::tokenizer::BytesTokenizer;
+
+    /// Feed text through a byte-level stream one byte a token.
+    fn run(stream: &mut TextStream, text: &str) -> (String, Option<&'static str>) {
+        let mut out = String::new();
+        for b in text.bytes() {
+            out.push_str(&stream.push(&BytesTokenizer, b as u32));
+            if stream.finished().is_some() {
+                return (out, stream.finished());
+            }
+        }
+        out.push_str(&stream.end());
+        (out, stream.finished())
+    }
+
+    #[test]
+    fn text_stream_ends_at_the_first_stop_and_never_shows_it() {
+        let mut s = TextStream::with_stops(&BytesTokenizer, &["\n\n", "END", ""]);
+        assert_eq!(run(&mut s, "  answer E is here END more"), ("answer E is here ".into(), Some("stop")));
+        let mut s = TextStream::with_stops(&BytesTokenizer, &["\n\n"]);
+        assert_eq!(run(&mut s, "one\ntwo\n\nthree"), ("one\ntwo".into(), Some("stop")));
+        // Text that only starts like a stop is shown at the end.
+        let mut s = TextStream::with_stops(&BytesTokenizer, &["END"]);
+        assert_eq!(run(&mut s, "the EN"), ("the EN".into(), Some("max_tokens")));
+        let mut s = TextStream::unstoppable();
+        assert_eq!(run(&mut s, "a\n\nb"), ("a\n\nb".into(), Some("max_tokens")));
+        assert_eq!(s.tokens(), 4);
+    }
 
     #[test]
     fn g1_prompts_clean_the_question_and_switch_thinking() {

@@ -27,8 +27,8 @@ mod selftest;
 mod summary;
 
 pub use evidence::{EVIDENCE_LINES, Evidence};
-pub use generate::{Generation, Template};
-pub use library::{Answer, AskOptions, Found, Library, Rank, Source, SummaryTarget, Timings};
+pub use generate::{Generation, Template, TextStream, clean_user_text};
+pub use library::{Answer, AskOptions, Found, Library, Plan, Rank, Source, SummaryTarget, Timings};
 pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
 pub use selftest::{RecallRow, SelfTestOptions};
 pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentOutline, DocumentSummary, KeyLine, OUTLINE_LINES, Summary};

@@ -157,6 +157,23 @@ impl Found {
     }
 }
 
+/// An answer ready to read and generate ([`Library::plan`]).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The share of the question's content words the best units hold (0…1).
+    pub support: f32,
+    /// The lines that answer, best first.
+    pub evidence: Vec<Evidence>,
+    /// Where it comes from.
+    pub sources: Vec<Source>,
+    /// `retrieve_ms`, `evidence_ms`, `restore_ms` and `read_tokens` so far.
+    pub timings: Timings,
+    /// The best unit's checkpoint, restored (`None` when asked not to restore).
+    pub state: Option<State>,
+    /// What to fold into `state` before generating.
+    pub tokens: Vec<u32>,
+}
+
 /// What to summarize.
 #[derive(Debug, Clone)]
 pub enum SummaryTarget {
@@ -443,6 +460,56 @@ impl<'m> Library<'m> {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Option<Answer>> {
         let t0 = Instant::now();
+        let Some(plan) = self.prepare(question, opts, opts.generate)? else {
+            return Ok(None);
+        };
+        on_evidence(&plan.evidence);
+        let Plan {
+            support,
+            evidence,
+            sources,
+            mut timings,
+            state,
+            tokens,
+        } = plan;
+        let Some(mut state) = state else {
+            return Ok(Some(Answer {
+                text: String::new(),
+                generated: false,
+                support,
+                evidence,
+                sources,
+                finish: "not_generated",
+                timings,
+            }));
+        };
+        let t2 = Instant::now();
+        let logits = tracing::debug_span!(target: "rwkv::read", "read", tokens = tokens.len())
+            .in_scope(|| self.model.forward_seq(&tokens, &mut state, Logits::Last))?;
+        timings.read_ms = ms(t2);
+        let g = self.generate_timed(&mut state, logits, opts, ms(t0), &mut timings, on_text)?;
+        Ok(Some(Answer {
+            text: g.text,
+            generated: true,
+            support,
+            evidence,
+            sources,
+            finish: g.finish,
+            timings,
+        }))
+    }
+
+    /// Everything [`Library::answer`] does before it reads: retrieval, evidence, the restored
+    /// checkpoint of the best unit and the tokens to read from it (the unit from the checkpoint
+    /// on, the other units with their paths, the question before and after them, the answer
+    /// prompt). `None` when the store does not answer the question. A caller that schedules
+    /// its own reading and generation (a server decoding many answers together) folds
+    /// `tokens` into `state` and generates with `opts.template`'s stop.
+    pub fn plan(&self, question: &str, opts: &AskOptions) -> Result<Option<Plan>> {
+        self.prepare(question, opts, true)
+    }
+
+    fn prepare(&self, question: &str, opts: &AskOptions, restore: bool) -> Result<Option<Plan>> {
         let found = self.search(question, opts)?;
         if !found.answers() {
             return Ok(None);
@@ -453,30 +520,23 @@ impl<'m> Library<'m> {
             mut timings,
         } = found;
         let cands = retrieval.candidates;
-        let best = &cands[0];
-        let t1 = Instant::now();
-        let mut state = if opts.generate {
-            Some(self.unit_state(best)?)
-        } else {
-            None
-        };
-        timings.restore_ms = ms(t1);
-        on_evidence(&evidence);
         let sources: Vec<Source> = cands.iter().map(Source::of).collect();
-        let Some(state) = state.as_mut() else {
-            return Ok(Some(Answer {
-                text: String::new(),
-                generated: false,
+        if !restore {
+            return Ok(Some(Plan {
                 support: retrieval.support,
                 evidence,
                 sources,
-                finish: "not_generated",
                 timings,
+                state: None,
+                tokens: Vec::new(),
             }));
-        };
+        }
+        let best = &cands[0];
+        let t1 = Instant::now();
+        let state = self.unit_state(best)?;
+        timings.restore_ms = ms(t1);
         // Read the question, the best unit from its checkpoint on (the state continues there),
         // the other units with their paths, and the question again, then the answer prompt.
-        let t2 = Instant::now();
         let mut context = format!("Question: {question}\n\n");
         if let Some(text) = self.text_of(&best.doc_id)? {
             let from = (best.checkpoint_offset as usize).min(best.byte_start as usize);
@@ -489,20 +549,15 @@ impl<'m> Library<'m> {
             context.push_str(&c.text);
         }
         context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
-        let toks = self.tokenizer.encode(&context);
-        timings.read_tokens = toks.len();
-        let logits = tracing::debug_span!(target: "rwkv::read", "read", bytes = context.len(), tokens = toks.len())
-            .in_scope(|| self.model.forward_seq(&toks, state, Logits::Last))?;
-        timings.read_ms = ms(t2);
-        let g = self.generate_timed(state, logits, opts, ms(t0), &mut timings, on_text)?;
-        Ok(Some(Answer {
-            text: g.text,
-            generated: true,
+        let tokens = self.tokenizer.encode(&context);
+        timings.read_tokens = tokens.len();
+        Ok(Some(Plan {
             support: retrieval.support,
             evidence,
             sources,
-            finish: g.finish,
             timings,
+            state: Some(state),
+            tokens,
         }))
     }
 

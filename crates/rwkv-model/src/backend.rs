@@ -40,6 +40,18 @@ pub(crate) trait Forward: Send + Sync + std::fmt::Debug {
         }
         Ok(())
     }
+    /// One token for each lane (token mode: f32 arithmetic whatever the fold precision),
+    /// returning each lane's logits one after another (`[lanes, vocab]`). A backend that can
+    /// runs one set of matrix products over all the lanes' rows; each lane's logits and state
+    /// must equal [`Forward::forward`] of its token alone. The default runs the lanes one after
+    /// another.
+    fn decode_lanes(&self, lanes: &mut [(u32, &mut State)]) -> Result<Vec<f32>> {
+        let mut out = Vec::new();
+        for (tok, state) in lanes.iter_mut() {
+            out.extend(self.forward(&[*tok], state, Logits::Last, 1)?);
+        }
+        Ok(out)
+    }
     /// Sets the arithmetic of sequence mode.
     fn set_fold_precision(&mut self, p: FoldPrecision);
     /// Bytes of weights held, and what holds the most of them (`"f32"`, `"bf16"`, `"q5_1"`, …).
@@ -192,6 +204,9 @@ impl Forward for V7 {
     fn forward_lanes(&self, lanes: &mut [Lane<'_>], chunk: usize) -> Result<()> {
         V7::forward_lanes(self, lanes, chunk);
         Ok(())
+    }
+    fn decode_lanes(&self, lanes: &mut [(u32, &mut State)]) -> Result<Vec<f32>> {
+        Ok(V7::decode_lanes(self, lanes))
     }
     fn set_fold_precision(&mut self, p: FoldPrecision) {
         cpu_set_fold_precision(self, p)

@@ -349,6 +349,104 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
     linear_plain(x, rows, m, y)
 }
 
+/// [`linear`] for the rows of a batched decode step: every row's outputs are bit for bit those
+/// of `linear` on that row alone (token mode). The held kinds whose products do not depend on
+/// the number of rows go through `linear`; f32 weights, whose one-row product ([`matvec`]) sums
+/// in another order than the `gemm` crate's, take a mat-vec over several rows at once that reads
+/// each weight once for all of them and sums each row in the mat-vec's order.
+pub fn linear_decode(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
+    if rows > 1
+        && m.act_quant.is_none()
+        && m.bf16_fold().is_none()
+        && let Held::F32(wt) = &m.held
+    {
+        assert_eq!(x.len(), rows * m.cols, "inputs are rows × cols");
+        assert_eq!(y.len(), rows * m.rows, "outputs are rows × out");
+        return matvec_rows(x, rows, m.rows, m.cols, wt, y);
+    }
+    linear(x, rows, m, y)
+}
+
+/// Rows handled together by [`matvec_rows`]'s kernel.
+const DECODE_ROWS: usize = 4;
+
+/// `rows` mat-vecs (`x` is `rows × cols`, `y` is `rows × out`) over the same weights, each
+/// row summed exactly as [`matvec`] sums it.
+fn matvec_rows(x: &[f32], rows: usize, out: usize, cols: usize, wt: &[f32], y: &mut [f32]) {
+    assert!(x.len() == rows * cols && y.len() == rows * out && wt.len() >= cols * out);
+    let threads = if rows * out * cols >= PAR_MIN_WORK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    let per = if threads <= 1 {
+        out.next_multiple_of(BLOCK)
+    } else {
+        out.div_ceil(threads * 2).next_multiple_of(BLOCK)
+    };
+    let parts = out.div_ceil(per);
+    let ys = SendPtr(y.as_mut_ptr());
+    let run = |p: usize| {
+        let (o0, o1) = (p * per, ((p + 1) * per).min(out));
+        let ys = &ys;
+        for r0 in (0..rows).step_by(DECODE_ROWS) {
+            let nr = DECODE_ROWS.min(rows - r0);
+            let mut acc = [[0f32; BLOCK]; DECODE_ROWS];
+            let mut col = o0;
+            while col < o1 {
+                let width = BLOCK.min(o1 - col);
+                cols_rows(wt, out, col, width, &x[r0 * cols..(r0 + nr) * cols], cols, nr, &mut acc);
+                for (r, a) in acc.iter().enumerate().take(nr) {
+                    // SAFETY: part `p` writes only columns `o0 .. o1` of each row; the parts are
+                    // disjoint and `y` holds `rows × out` floats (asserted by the caller).
+                    let dst = unsafe { std::slice::from_raw_parts_mut(ys.0.add((r0 + r) * out + col), width) };
+                    dst.copy_from_slice(&a[..width]);
+                }
+                col += width;
+            }
+        }
+    };
+    if parts <= 1 {
+        run(0);
+    } else {
+        (0..parts).into_par_iter().for_each(run);
+    }
+}
+
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only written through at disjoint places by the tasks of one call.
+unsafe impl Sync for SendPtr {}
+unsafe impl Send for SendPtr {}
+
+/// Columns `col .. col + width` of `nr` rows: `acc[r][l] = Σ_i x[r][i] · wt[i·stride + col + l]`,
+/// the sum over `i` in order with one fused multiply-add per step, as [`cols_f32`] does.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn cols_rows_g<A: Arch>(
+    wt: &[f32],
+    stride: usize,
+    col: usize,
+    width: usize,
+    x: &[f32],
+    cols: usize,
+    nr: usize,
+    acc: &mut [[f32; BLOCK]; DECODE_ROWS],
+) {
+    for a in acc.iter_mut() {
+        *a = [0.0; BLOCK];
+    }
+    for i in 0..cols {
+        let row = &wt[i * stride + col..i * stride + col + width];
+        for (r, a) in acc.iter_mut().enumerate().take(nr) {
+            let xi = x[r * cols + i];
+            for l in 0..width {
+                a[l] = A::fma(row[l], xi, a[l]);
+            }
+        }
+    }
+}
+multiversion!(#[allow(clippy::too_many_arguments)] fn cols_rows(wt: &[f32], stride: usize, col: usize, width: usize, x: &[f32], cols: usize, nr: usize, acc: &mut [[f32; BLOCK]; DECODE_ROWS]) => cols_rows_g);
+
 /// `y = x · Wᵀ` for inputs already rounded to bf16 words ([`crate::gemm_bf16::round_into`],
 /// `⌈cols / 2⌉` words per row): the bf16 fold's products whose inputs were rounded where they
 /// were made. A matrix without a packed copy ([`Mat::enable_bf16_fold`] skips those whose

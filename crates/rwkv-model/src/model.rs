@@ -366,6 +366,27 @@ impl Model {
         }
     }
 
+    /// Token mode for many states at once: `lanes[i].0` is folded into `lanes[i].1`; returns
+    /// every lane's logits one after another (`[lanes, vocab]`). RWKV-7 on the CPU runs all
+    /// the lanes' rows through one set of products (what a server decoding many answers at once
+    /// wants: the weights are read once per step, not once per answer); each lane's logits and
+    /// state equal [`Model::forward_token`] of its token alone, bit for bit. A lane that does
+    /// not fit the model fails the whole call, naming the lane.
+    pub fn decode_lanes(&self, lanes: &mut [(u32, &mut State)]) -> Result<Vec<f32>> {
+        for (tok, state) in lanes.iter() {
+            self.check(&[*tok], state)?;
+        }
+        if lanes.is_empty() {
+            return Ok(Vec::new());
+        }
+        if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+            let mut out = Ok(Vec::new());
+            rayon::scope(|_| out = self.arch.decode_lanes(lanes));
+            return out;
+        }
+        self.arch.decode_lanes(lanes)
+    }
+
     /// Token mode: one token, returns its logits.
     pub fn forward_token(&self, token: u32, state: &mut State) -> Result<Vec<f32>> {
         self.check(&[token], state)?;

@@ -162,3 +162,52 @@ fn a_lane_that_does_not_fit_gets_its_error_and_the_others_fold() {
     assert_eq!(s_bad, before_bad, "a refused lane is left as it was");
     assert_same("the good lane", &want, std::slice::from_ref(&s_good));
 }
+
+/// The batched decode step: every lane's logits and state equal `forward_token` of its token
+/// alone, bit for bit, whatever the number of lanes (what lets a server decode many answers
+/// together and still give each the answer it would get alone), for RWKV-7 (one set of
+/// products) and the generations that run the lanes one after another.
+#[test]
+fn decode_lanes_equal_token_mode_bit_for_bit() {
+    for (name, weights) in [
+        ("rwkv7-code-11m.bf16.safetensors", rwkv_model::Weights::Auto),
+        ("rwkv7-code-11m.bf16.safetensors", rwkv_model::Weights::F32),
+        ("rwkv7-code-11m.bf16.safetensors", rwkv_model::Weights::Int8),
+        ("tiny-rwkv-7v0-834K.safetensors", rwkv_model::Weights::Auto),
+        ("tiny-rwkv-6v0-1m.bf16.safetensors", rwkv_model::Weights::Auto),
+    ] {
+        let opts = rwkv_model::LoadOptions {
+            weights,
+            ..Default::default()
+        };
+        let model = Model::load_with(&fixture(name), &opts).unwrap();
+        let vocab = model.config().vocab;
+        for lanes in [1usize, 3, 8] {
+            let toks = tokens(7 + lanes as u64, lanes, vocab);
+            let mut alone: Vec<State> = (0..lanes).map(|i| prefixed(&model, i)).collect();
+            let want: Vec<Vec<f32>> = alone
+                .iter_mut()
+                .zip(&toks)
+                .map(|(st, &t)| model.forward_token(t, st).unwrap())
+                .collect();
+            let mut batched: Vec<State> = (0..lanes).map(|i| prefixed(&model, i)).collect();
+            let mut refs: Vec<(u32, &mut State)> = toks.iter().copied().zip(batched.iter_mut()).collect();
+            let got = model.decode_lanes(&mut refs).unwrap();
+            assert_eq!(got.len(), lanes * vocab);
+            for i in 0..lanes {
+                assert!(
+                    got[i * vocab..(i + 1) * vocab]
+                        .iter()
+                        .zip(&want[i])
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{name} {weights:?}: lane {i} of {lanes}: logits differ from token mode"
+                );
+                assert_eq!(batched[i], alone[i], "{name} {weights:?}: lane {i} of {lanes}: state");
+            }
+        }
+        // A lane out of range fails the call and names the token.
+        let mut st = model.new_state();
+        let mut bad = [(vocab as u32, &mut st)];
+        assert!(model.decode_lanes(&mut bad).is_err());
+    }
+}

@@ -20,7 +20,7 @@ pub(crate) mod wkv_ref;
 use crate::blocks::Weights as TensorWeights;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
-use crate::linalg::{Kind, Mat, Source, layer_norm_rows, linear, linear_rounded, linear_rounded_relu_sq};
+use crate::linalg::{Kind, Mat, Source, layer_norm_rows, linear, linear_decode, linear_rounded, linear_rounded_relu_sq};
 use crate::state::{LayerState, State};
 use crate::tensor::{DType, RawTensor, TensorMap};
 pub use crate::types::Logits;
@@ -452,6 +452,32 @@ impl V7 {
         linear(tmp, rows, &self.head, out);
     }
 
+    /// One token for each lane, every lane's row in one set of products (f32, as token mode
+    /// is); returns the logits of every lane one after another. A row's products do not depend
+    /// on the other rows, so each lane ends exactly as [`V7::forward`] of its token alone.
+    pub fn decode_lanes(&self, lanes: &mut [(u32, &mut State)]) -> Vec<f32> {
+        let n = lanes.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut sc = self.take_scratch(n, false);
+        sc.decode = true;
+        let toks: Vec<u32> = lanes.iter().map(|l| l.0).collect();
+        let mut segs: Vec<(usize, &mut State)> = lanes.iter_mut().map(|l| (1, &mut *l.1)).collect();
+        self.forward_chunk(&toks, &mut segs, &mut sc);
+        for (_, s) in segs.iter_mut() {
+            s.tokens += 1;
+        }
+        let mut out = vec![0.0; n * self.cfg.vocab];
+        let c = self.cfg.n_embd;
+        let tmp = &mut sc.xx[..n * c];
+        layer_norm_rows(&sc.x[..n * c], c, &self.ln_out_w, &self.ln_out_b, tmp);
+        linear_decode(tmp, n, &self.head, &mut out);
+        sc.decode = false;
+        self.give_scratch(sc);
+        out
+    }
+
     /// Folds every lane's tokens into its own state (no logits) in lockstep steps of up to
     /// `chunk` tokens per lane: a step's rows, every lane's next tokens one after another, go
     /// through each matrix product together; token shifts and the WKV recurrence stay per lane.
@@ -512,6 +538,7 @@ impl V7 {
     /// One chunk: `toks` are the rows of every segment one after another, segment `s` having
     /// `segs[s].0` rows folded into state `segs[s].1`.
     fn forward_chunk(&self, toks: &[u32], segs: &mut [(usize, &mut State)], sc: &mut Scratch) {
+        let lin = if sc.decode { linear_decode } else { linear };
         let cfg = &self.cfg;
         let (c, t) = (cfg.n_embd, toks.len());
         let tc = t * c;
@@ -574,15 +601,16 @@ impl V7 {
                 linear_rounded_relu_sq(&sc.words[0][..t * kc], t, &layer.ffn_key, &mut sc.ffn_words[..t * kf]);
                 linear_rounded(&sc.ffn_words[..t * kf], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             } else {
-                linear(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
+                lin(&sc.mix[0][..tc], t, &layer.ffn_key, &mut sc.ffn[..t * f]);
                 sc.ffn[..t * f].par_chunks_mut(rp * f).for_each(relu_sq);
-                linear(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
+                lin(&sc.ffn[..t * f], t, &layer.ffn_value, &mut sc.tmp[..tc]);
             }
             par_add(&mut sc.x[..tc], &sc.tmp[..tc], rp * c);
         }
     }
 
     fn time_mix(&self, li: usize, l: &Layer, lanes: &mut [LaneRows<'_>], t: usize, sc: &mut Scratch) {
+        let lin = if sc.decode { linear_decode } else { linear };
         let cfg = &self.cfg;
         let (c, h, n) = (cfg.n_embd, cfg.n_head, cfg.head_size);
         let tc = t * c;
@@ -640,7 +668,7 @@ impl V7 {
             if bf16 {
                 linear_rounded(&words[which][..t * c.div_ceil(2)], t, m, out);
             } else {
-                linear(&mix[which][..tc], t, m, out);
+                lin(&mix[which][..tc], t, m, out);
             }
         };
         project(0, &l.wr, &mut sc.r[..tc]);
@@ -652,18 +680,18 @@ impl V7 {
         let lo = &mut sc.lora[..t * cfg.d_decay];
         project(1, &l.w1, lo);
         lo.par_chunks_mut(rp * cfg.d_decay).for_each(tanh_inplace);
-        linear(lo, t, &l.w2, &mut sc.w[..tc]);
+        lin(lo, t, &l.w2, &mut sc.w[..tc]);
         let lo = &mut sc.lora[..t * cfg.d_aaa];
         project(4, &l.a1, lo);
-        linear(lo, t, &l.a2, &mut sc.a[..tc]);
+        lin(lo, t, &l.a2, &mut sc.a[..tc]);
         let lo = &mut sc.lora[..t * cfg.d_gate];
         project(5, &l.g1, lo);
         lo.par_chunks_mut(rp * cfg.d_gate).for_each(sigmoid_inplace);
-        linear(lo, t, &l.g2, &mut sc.g[..tc]);
+        lin(lo, t, &l.g2, &mut sc.g[..tc]);
         if let Some((_, v1, v2)) = &l.vres {
             let lo = &mut sc.lora[..t * cfg.d_mv];
             project(3, v1, lo);
-            linear(lo, t, v2, &mut sc.tmp[..tc]);
+            lin(lo, t, v2, &mut sc.tmp[..tc]);
         }
         debug_assert!(li > 0 || l.vres.is_none());
 
@@ -744,7 +772,7 @@ impl V7 {
         if bf16 {
             linear_rounded(&sc.words[0][..t * kc], t, &l.wo, &mut sc.tmp[..tc]);
         } else {
-            linear(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
+            lin(&sc.o[..tc], t, &l.wo, &mut sc.tmp[..tc]);
         }
         par_add(&mut sc.x[..tc], &sc.tmp[..tc], bc);
     }
@@ -809,6 +837,8 @@ struct Scratch {
     rows: usize,
     /// The bf16 fold: product inputs go through `words` / `ffn_words` instead of `mix`.
     bf16: bool,
+    /// A batched decode step: products through [`linear_decode`] (each row as token mode).
+    decode: bool,
     /// The six time-mix inputs (or the channel mix's, in `words[0]`) as bf16 words.
     words: [Vec<u32>; 6],
     /// The channel mix's hidden rows as bf16 words.
@@ -843,6 +873,7 @@ impl Scratch {
         // The f32 mixes are only used by the f32 fold.
         let zm = || if bf16 { Vec::new() } else { z() };
         Scratch {
+            decode: false,
             rows: t,
             bf16,
             words: [w(), w(), w(), w(), w(), w()],
