@@ -357,6 +357,11 @@ impl<'m> Library<'m> {
         Ok(state)
     }
 
+    /// The state saved at checkpoint `hex` (a key as [`Source::checkpoint`] gives it).
+    pub fn restore_checkpoint(&self, hex: &str) -> Result<State> {
+        self.restore(hex)
+    }
+
     fn restore(&self, hex: &str) -> Result<State> {
         let key = Key::from_hex(hex).ok_or_else(|| Error::Stale(format!("checkpoint {hex}")))?;
         self.restore_key(&key)

@@ -45,4 +45,8 @@ pub enum Error {
     /// Bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// The run was cancelled ([`crate::Progress::cancelled`]): what it committed stays, the
+    /// next run goes on from there.
+    #[error("the ingest was cancelled; run it again to go on from what it committed")]
+    Cancelled,
 }

@@ -72,6 +72,11 @@ pub trait Progress: Sync {
     fn done(&self, _name: &str, _outcome: &str) {}
     /// An input was skipped or failed before folding.
     fn skipped(&self, _input: &str, _reason: &str) {}
+    /// Whether the run should stop: checked between documents. A cancelled run commits what it
+    /// folded, removes nothing and ends with [`Error::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Progress that shows nothing.
@@ -291,6 +296,11 @@ pub fn ingest(
     if let Some(e) = source_error {
         return Err(e);
     }
+    if progress.cancelled() {
+        // Documents not seen were not removed: commit the index of what was folded and stop.
+        shared.index.lock().map_err(|_| poisoned())?.commit()?;
+        return Err(Error::Cancelled);
+    }
 
     let removed = remove_deleted(&shared)?;
     tracing::debug_span!(target: "rwkv::index", "index_commit").in_scope(|| {
@@ -361,6 +371,9 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
     let res = rt.block_on(async {
         let mut stream = std::pin::pin!(sources.stream());
         while let Some(item) = stream.next().await {
+            if shared.progress.cancelled() {
+                break;
+            }
             match item {
                 Ok(doc) => {
                     let id = doc.id.to_string();
@@ -400,6 +413,9 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
 
 fn work(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>) -> Result<()> {
     while let Some(doc) = receive(rx)? {
+        if shared.progress.cancelled() {
+            continue;
+        }
         let name = doc.location();
         match process(shared, &doc) {
             Ok(outcome) => shared.progress.done(&name, outcome),
@@ -451,6 +467,9 @@ fn work_lanes(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>, lanes: 
                     return None;
                 }
             };
+            if shared.progress.cancelled() {
+                continue;
+            }
             match triage(shared, &doc) {
                 Ok(Some(outcome)) => shared.progress.done(&doc.location(), outcome),
                 Ok(None) => match FoldJob::new(shared, doc) {
