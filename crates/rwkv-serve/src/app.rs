@@ -151,6 +151,11 @@ impl App {
         &self.opts
     }
 
+    /// Generations queued or running now.
+    pub fn engine_load(&self) -> usize {
+        self.engine.load()
+    }
+
     /// The served stores' names.
     pub fn store_names(&self) -> Vec<String> {
         self.stores.keys().cloned().collect()
