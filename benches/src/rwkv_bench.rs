@@ -16,6 +16,8 @@ use rwkv_bench::qa::{Gold, QaQuestion, grep_baseline, hit_at, names_code, parse_
 use rwkv_heads::{AskOptions, Library, Rank, Template};
 use rwkv_model::sample::SamplerConfig;
 
+mod serve_bench;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "rwkv-bench",
@@ -30,6 +32,10 @@ struct Args {
 enum Cmd {
     /// Retrieval quality on question sets with known answers, beside the grep baseline.
     Qa(QaArgs),
+    /// rwkv-serve under load: aggregate decode tok/s of N concurrent streaming completions
+    /// against one alone (alternated, same run), time to first token and latency p50/p99;
+    /// with --store, 32 concurrent /v1/ask against the same asked one by one.
+    Serve(serve_bench::ServeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -98,6 +104,7 @@ fn main() -> std::process::ExitCode {
 fn run(args: &Args) -> anyhow::Result<()> {
     match &args.cmd {
         Cmd::Qa(a) => qa(a),
+        Cmd::Serve(a) => serve_bench::run(a),
     }
 }
 

@@ -211,3 +211,30 @@ fn decode_lanes_equal_token_mode_bit_for_bit() {
         assert!(model.decode_lanes(&mut bad).is_err());
     }
 }
+
+/// Timing of the batched decode step (run by hand: `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn decode_lanes_timing() {
+    let path = std::env::var("RWKV_TIMING_MODEL").map(PathBuf::from).unwrap_or_else(|_| fixture("rwkv7-code-11m.bf16.safetensors"));
+    let model = Model::load(&path).unwrap();
+    let vocab = model.config().vocab;
+    for lanes in [1usize, 2, 4, 8, 16] {
+        let mut states: Vec<State> = (0..lanes).map(|_| model.new_state()).collect();
+        let toks = tokens(3, lanes, vocab);
+        let steps = 40;
+        let t0 = std::time::Instant::now();
+        for _ in 0..steps {
+            let mut refs: Vec<(u32, &mut State)> = toks.iter().copied().zip(states.iter_mut()).collect();
+            model.decode_lanes(&mut refs).unwrap();
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        println!("lanes {lanes:>2}: {:.2} ms/step, {:.0} tok/s aggregate", dt / steps as f64 * 1e3, (steps * lanes) as f64 / dt);
+    }
+    let mut st = model.new_state();
+    let t0 = std::time::Instant::now();
+    for i in 0..40 {
+        model.forward_token(i, &mut st).unwrap();
+    }
+    println!("forward_token: {:.2} ms/token", t0.elapsed().as_secs_f64() / 40.0 * 1e3);
+}

@@ -5,9 +5,11 @@
 //! together, one token per request per step through [`Model::decode_lanes`] (one set of matrix
 //! products for all of them: the weights are read once per step, not once per answer). Each
 //! lane's logits are those it would get alone, bit for bit, so an answer does not depend on
-//! what else the server is doing. Between two decode steps at most one chunk of one request's
-//! reading runs, so a long prompt delays the others' next token by one chunk at most. A request
-//! whose receiver is gone (the client disconnected) is dropped at the next step.
+//! what else the server is doing. The requests still reading their prompts read them together
+//! too ([`Model::forward_lanes`], all but each prompt's last token, which the decode step reads
+//! for its logits); between two decode steps the reading takes one short chunk
+//! ([`SHARED_CHUNK`] rows), so a long prompt delays the others' next token by one chunk at most.
+//! A request whose receiver is gone (the client disconnected) is dropped at the next step.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -17,11 +19,14 @@ use std::time::Instant;
 use rwkv_heads::TextStream;
 use rwkv_model::sample::{Sampler, SamplerConfig};
 use rwkv_model::tokenizer::Tokenizer;
-use rwkv_model::{Logits, Model, State};
+use rwkv_model::{Lane as FoldLane, Model, State};
 use tokio::sync::mpsc;
 
-/// Tokens read per step while other requests are decoding (their next token waits for it).
+/// Tokens read per step, over all reading requests, while other requests are decoding (their
+/// next token waits for it).
 pub const SHARED_CHUNK: usize = 64;
+/// Tokens read per step, over all reading requests, while none decodes.
+pub const PREFILL_ROWS: usize = 1024;
 
 /// One generation to run.
 pub struct GenRequest {
@@ -140,6 +145,8 @@ struct Lane {
     read: usize,
     /// The token to feed next (decoding).
     next: u32,
+    /// `next` is the prompt's last token (its logits end the reading).
+    reading_last: bool,
     submitted: Instant,
     started: Option<Instant>,
     read_done: Option<Instant>,
@@ -160,6 +167,7 @@ impl Lane {
             req,
             read: 0,
             next: 0,
+            reading_last: false,
             submitted: Instant::now(),
             started: None,
             read_done: None,
@@ -258,51 +266,76 @@ fn run(
         decoding.retain(|l| !l.req.events.is_closed());
         release(before - reading.len() - decoding.len());
 
-        // One chunk of the oldest request still reading.
-        if let Some(lane) = reading.front_mut() {
-            let span = tracing::debug_span!(target: "rwkv::serve", "read_chunk", read = lane.read);
-            let _e = span.enter();
-            lane.started.get_or_insert_with(Instant::now);
-            let chunk = if decoding.is_empty() {
-                model.chunk_len().max(1)
+        // The requests still reading read their next tokens together, in one set of products
+        // per step (all but each prompt's last token: that one is read by the decode step,
+        // which gives its logits). While others decode, the step is kept short.
+        if !reading.is_empty() {
+            let budget = if decoding.is_empty() {
+                (model.chunk_len().max(1) * reading.len()).min(PREFILL_ROWS)
             } else {
                 SHARED_CHUNK
             };
-            let total = lane.req.prefill.len();
-            let end = (lane.read + chunk).min(total);
-            let last = end == total;
-            let out = if total == 0 {
-                match lane.req.logits.take() {
-                    Some(l) => Ok(l),
-                    None => Err("nothing to read and no logits to start from".to_string()),
+            let per_lane = (budget / reading.len()).max(1);
+            let span = tracing::debug_span!(target: "rwkv::serve", "read_step", lanes = reading.len(), per_lane);
+            let _e = span.enter();
+            let now = Instant::now();
+            let mut slices: Vec<(usize, usize)> = Vec::with_capacity(reading.len());
+            for l in reading.iter_mut() {
+                l.started.get_or_insert(now);
+                let last = l.req.prefill.len().saturating_sub(1);
+                let end = (l.read + per_lane).min(last);
+                slices.push((l.read, end.max(l.read)));
+            }
+            let mut lanes: Vec<FoldLane<'_>> = reading
+                .iter_mut()
+                .zip(&slices)
+                .map(|(l, &(a, b))| FoldLane {
+                    tokens: &l.req.prefill[a..b],
+                    state: &mut l.req.state,
+                })
+                .collect();
+            let results = model.forward_lanes(&mut lanes);
+            drop(lanes);
+            let mut i = 0;
+            let mut failed = 0;
+            let mut still = VecDeque::with_capacity(reading.len());
+            for (mut l, r) in reading.drain(..).zip(results) {
+                let (_, b) = slices[i];
+                i += 1;
+                if let Err(e) = r {
+                    l.fail(e.to_string());
+                    failed += 1;
+                    continue;
                 }
-            } else {
-                let logits = if last { Logits::Last } else { Logits::None };
-                model
-                    .forward_seq(&lane.req.prefill[lane.read..end], &mut lane.req.state, logits)
-                    .map_err(|e| e.to_string())
-            };
-            lane.read = end;
-            match out {
-                Err(e) => {
-                    if let Some(l) = reading.pop_front() {
-                        l.fail(e);
-                    }
-                    release(1);
-                }
-                Ok(logits) if last => {
-                    if let Some(mut l) = reading.pop_front() {
-                        l.read_done = Some(Instant::now());
-                        if l.advance(tok, &logits) {
-                            l.finish(model);
-                            release(1);
-                        } else {
-                            decoding.push(l);
+                l.read = b;
+                if l.req.prefill.is_empty() {
+                    // Nothing to read: start from the logits given.
+                    match l.req.logits.take() {
+                        Some(logits) => {
+                            l.read_done = Some(Instant::now());
+                            if l.advance(tok, &logits) {
+                                l.finish(model);
+                                failed += 1;
+                            } else {
+                                decoding.push(l);
+                            }
+                        }
+                        None => {
+                            l.fail("nothing to read and no logits to start from".into());
+                            failed += 1;
                         }
                     }
+                } else if l.read + 1 >= l.req.prefill.len() {
+                    // The prompt's last token goes through the decode step.
+                    l.next = l.req.prefill[l.req.prefill.len() - 1];
+                    l.reading_last = true;
+                    decoding.push(l);
+                } else {
+                    still.push_back(l);
                 }
-                Ok(_) => {}
             }
+            reading = still;
+            release(failed);
         }
 
         // One token for every decoding request, in one set of products.
@@ -321,7 +354,11 @@ fn run(
                 }
                 Ok(logits) => {
                     let mut ended = Vec::new();
+                    let now = Instant::now();
                     for (i, l) in decoding.iter_mut().enumerate() {
+                        if std::mem::take(&mut l.reading_last) {
+                            l.read_done = Some(now);
+                        }
                         if l.advance(tok, &logits[i * vocab..(i + 1) * vocab]) {
                             ended.push(i);
                         }
