@@ -24,6 +24,9 @@
 #   PYTHON              a python with `openai` [/work/llama/venv-py/bin/python if present, else python3]
 #   PORT_RWKV [18081], PORT_LLAMA [18082], HEALTH_TIMEOUT [600] seconds
 #   OUT                 folder for logs and runs.jsonl [a new mktemp -d]
+#   QUIET []            e.g. 0.15: before each run wait until the machine has been that quiet (busy cores,
+#                       over 10 s, at most MAXWAIT [1800] s), and redo a run whose others_cores exceeded it
+#                       (at most RETRIES [3] times; the noisy lines go to $OUT/noisy.jsonl)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -49,6 +52,9 @@ LLAMA_ARGS=${LLAMA_ARGS:-}
 PORT_RWKV=${PORT_RWKV:-18081}
 PORT_LLAMA=${PORT_LLAMA:-18082}
 HEALTH_TIMEOUT=${HEALTH_TIMEOUT:-600}
+QUIET=${QUIET:-}
+MAXWAIT=${MAXWAIT:-1800}
+RETRIES=${RETRIES:-3}
 OUT=${OUT:-$(mktemp -d /tmp/vs-llama-server.XXXXXX)}
 mkdir -p "$OUT"
 
@@ -110,7 +116,44 @@ d = {"round": int(sys.argv[6]), "mode": sys.argv[7], **d,
      "server_cores": round(p / hz / wall, 2), "others_cores": round(max(others, 0.0) / wall, 2),
      "loadavg1": float(open("/proc/loadavg").read().split()[0])}
 print(json.dumps(d))' "$line" $((b1 - b0)) $((p1 - p0)) "$(awk "BEGIN{print $t1 - $t0}")" "$hz" "$round" "$mode")
-        echo "$line" | tee -a "$OUT/runs.jsonl"
+        echo "$line" >>"$OUT/run.tmp"
+    done
+}
+
+wait_quiet() {
+    [ -n "$QUIET" ] || return 0
+    local start=$SECONDS b0 b1 cores
+    while :; do
+        b0=$(busy_jiffies); sleep 10; b1=$(busy_jiffies)
+        cores=$(awk -v d=$((b1 - b0)) -v hz="$hz" 'BEGIN{printf "%.2f", d / hz / 10}')
+        awk -v c="$cores" -v q="$QUIET" 'BEGIN{exit !(c < q)}' && return 0
+        if [ $((SECONDS - start)) -ge "$MAXWAIT" ]; then
+            echo "# not quiet after ${MAXWAIT}s ($cores cores busy): measuring anyway" >&2; return 0
+        fi
+    done
+}
+
+# One run of one server (start, measure, stop), redone while it was noisy (with QUIET set).
+run_one() { # start-function, round
+    local attempt noisy
+    for attempt in $(seq 0 "$RETRIES"); do
+        wait_quiet
+        : >"$OUT/run.tmp"
+        "$1" "$2"
+        noisy=0
+        if [ -n "$QUIET" ]; then
+            noisy=$("$PYTHON" -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(int(any(r.get("others_cores", 0) > float(sys.argv[2]) for r in rows)))' "$OUT/run.tmp" "$QUIET")
+        fi
+        if [ "$noisy" = 1 ] && [ "$attempt" -lt "$RETRIES" ]; then
+            echo "# round $2: other processes used the CPU during the run; redoing it" >&2
+            cat "$OUT/run.tmp" >>"$OUT/noisy.jsonl"
+            continue
+        fi
+        cat "$OUT/run.tmp" | tee -a "$OUT/runs.jsonl"
+        return 0
     done
 }
 
@@ -138,8 +181,8 @@ run_llama() { # round
 echo "# $(date -u +%FT%TZ) $(hostname) $(nproc) cores; ours: ${RWKV_SERVE:-skipped} $RWKV_ARGS; theirs: ${LLAMA_SERVER:-skipped} (-np $CONC -t $THREADS)"
 echo "# weights: $model_st / $model_gguf; $ROUNDS rounds, $CONC x $MAX_TOKENS tokens; logs in $OUT"
 for r in $(seq 1 "$ROUNDS"); do
-    [ "$ONLY" = llama ] || run_rwkv "$r"
-    [ "$ONLY" = rwkv ] || run_llama "$r"
+    [ "$ONLY" = llama ] || run_one run_rwkv "$r"
+    [ "$ONLY" = rwkv ] || run_one run_llama "$r"
 done
 
 "$PYTHON" - "$OUT/runs.jsonl" <<'EOF'

@@ -61,12 +61,17 @@ fn stream_completion(base: &str, model: &str, prompt: &str, tokens: usize) -> an
     let mut n = 0;
     for line in std::io::BufReader::new(resp.into_reader()).lines() {
         let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else { continue };
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
         if data == "[DONE]" {
             break;
         }
         let v: Value = serde_json::from_str(data)?;
-        if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
+        if v["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+        {
             ttft.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
         }
         if let Some(u) = v["usage"]["completion_tokens"].as_u64() {
@@ -100,7 +105,10 @@ fn together(base: &str, model: &str, n: usize, tokens: usize) -> anyhow::Result<
             .map(|i| s.spawn(move || stream_completion(base, model, PROMPTS[i % PROMPTS.len()], tokens)))
             .collect();
         hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+            })
             .collect()
     });
     let wall = t0.elapsed().as_secs_f64();
@@ -187,9 +195,18 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<()> {
         println!("{out}");
         return Ok(());
     }
-    println!("rwkv-serve, {} ({} tokens per completion, {} rounds)", model_path.display(), a.tokens, a.rounds);
+    println!(
+        "rwkv-serve, {} ({} tokens per completion, {} rounds)",
+        model_path.display(),
+        a.tokens,
+        a.rounds
+    );
     println!("  one generation:        {s:>8.1} tok/s (decode, median)");
-    println!("  {} at once (aggregate): {g:>8.1} tok/s  = {:.2}x one", a.concurrency, g / s.max(1e-9));
+    println!(
+        "  {} at once (aggregate): {g:>8.1} tok/s  = {:.2}x one",
+        a.concurrency,
+        g / s.max(1e-9)
+    );
     println!(
         "  time to first token:   p50 {:.0} ms  p99 {:.0} ms;  latency p50 {:.0} ms  p99 {:.0} ms",
         out["ttft_p50_ms"].as_f64().unwrap_or(0.0),
@@ -200,8 +217,12 @@ pub fn run(a: &ServeArgs) -> anyhow::Result<()> {
     if let Some(q) = out.get("asks") {
         println!(
             "  {} concurrent /v1/ask: {} ok, {} same answer as alone; latency p50 {:.0} ms  p99 {:.0} ms (alone p50 {:.0} ms)",
-            q["requests"], q["ok"], q["same_as_alone"], q["latency_p50_ms"].as_f64().unwrap_or(0.0),
-            q["latency_p99_ms"].as_f64().unwrap_or(0.0), q["alone_p50_ms"].as_f64().unwrap_or(0.0)
+            q["requests"],
+            q["ok"],
+            q["same_as_alone"],
+            q["latency_p50_ms"].as_f64().unwrap_or(0.0),
+            q["latency_p99_ms"].as_f64().unwrap_or(0.0),
+            q["alone_p50_ms"].as_f64().unwrap_or(0.0)
         );
     }
     Ok(())
@@ -212,13 +233,21 @@ fn ask(base: &str, q: &str) -> anyhow::Result<(String, f64)> {
     let v: Value = ureq::post(&format!("{base}/v1/ask"))
         .send_json(json!({"question": q, "generate": true, "max_tokens": 32}))?
         .into_json()?;
-    Ok((v["text"].as_str().unwrap_or_default().to_string(), t0.elapsed().as_secs_f64() * 1e3))
+    Ok((
+        v["text"].as_str().unwrap_or_default().to_string(),
+        t0.elapsed().as_secs_f64() * 1e3,
+    ))
 }
 
 /// `n` concurrent asks against the same questions asked one by one.
 fn asks(base: &str, n: usize) -> anyhow::Result<Value> {
     // Questions from the store's own definitions would be better; generic ones retrieve too.
-    let qs = ["What does main do?", "How are errors handled?", "Where is the configuration read?", "What does the parser return?"];
+    let qs = [
+        "What does main do?",
+        "How are errors handled?",
+        "Where is the configuration read?",
+        "What does the parser return?",
+    ];
     let mut alone = Vec::new();
     let mut alone_ms = Vec::new();
     for q in &qs {
@@ -229,7 +258,10 @@ fn asks(base: &str, n: usize) -> anyhow::Result<Value> {
     let res: Vec<anyhow::Result<(String, f64)>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..n).map(|i| s.spawn(move || ask(base, qs[i % qs.len()]))).collect();
         hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("client thread panicked")))
+            })
             .collect()
     });
     let mut ok = 0;

@@ -326,7 +326,10 @@ mod tests {
     #[test]
     fn text_stream_ends_at_the_first_stop_and_never_shows_it() {
         let mut s = TextStream::with_stops(&BytesTokenizer, &["\n\n", "END", ""]);
-        assert_eq!(run(&mut s, "  answer E is here END more"), ("answer E is here ".into(), Some("stop")));
+        assert_eq!(
+            run(&mut s, "  answer E is here END more"),
+            ("answer E is here ".into(), Some("stop"))
+        );
         let mut s = TextStream::with_stops(&BytesTokenizer, &["\n\n"]);
         assert_eq!(run(&mut s, "one\ntwo\n\nthree"), ("one\ntwo".into(), Some("stop")));
         // Text that only starts like a stop is shown at the end.

@@ -216,7 +216,9 @@ fn decode_lanes_equal_token_mode_bit_for_bit() {
 #[test]
 #[ignore]
 fn decode_lanes_timing() {
-    let path = std::env::var("RWKV_TIMING_MODEL").map(PathBuf::from).unwrap_or_else(|_| fixture("rwkv7-code-11m.bf16.safetensors"));
+    let path = std::env::var("RWKV_TIMING_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| fixture("rwkv7-code-11m.bf16.safetensors"));
     let model = Model::load(&path).unwrap();
     let vocab = model.config().vocab;
     for lanes in [1usize, 2, 4, 8, 16] {
@@ -229,7 +231,11 @@ fn decode_lanes_timing() {
             model.decode_lanes(&mut refs).unwrap();
         }
         let dt = t0.elapsed().as_secs_f64();
-        println!("lanes {lanes:>2}: {:.2} ms/step, {:.0} tok/s aggregate", dt / steps as f64 * 1e3, (steps * lanes) as f64 / dt);
+        println!(
+            "lanes {lanes:>2}: {:.2} ms/step, {:.0} tok/s aggregate",
+            dt / steps as f64 * 1e3,
+            (steps * lanes) as f64 / dt
+        );
     }
     let mut st = model.new_state();
     let t0 = std::time::Instant::now();

@@ -173,7 +173,11 @@ impl App {
     /// The library of store `name`.
     pub(crate) fn library(&self, name: &str) -> ApiResult<Arc<Library<'static>>> {
         let slot = self.slot(name)?;
-        let lib = slot.lib.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let lib = slot
+            .lib
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         lib.ok_or_else(|| ApiError::NotFound(format!("store {name:?} holds no documents yet: ingest something first")))
     }
 
@@ -222,7 +226,9 @@ impl App {
         return_state: bool,
     ) -> ApiResult<mpsc::UnboundedReceiver<Event>> {
         if prefill.is_empty() {
-            return Err(ApiError::BadRequest("the prompt is empty: give some text to continue".into()));
+            return Err(ApiError::BadRequest(
+                "the prompt is empty: give some text to continue".into(),
+            ));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let req = GenRequest {
@@ -236,7 +242,9 @@ impl App {
             return_state,
             events: tx,
         };
-        self.engine.submit(req).map_err(|_| ApiError::Busy(self.engine.load()))?;
+        self.engine
+            .submit(req)
+            .map_err(|_| ApiError::Busy(self.engine.load()))?;
         Ok(rx)
     }
 
@@ -298,7 +306,9 @@ impl App {
         let Some(plan) = lib.plan(question, opts)? else {
             return Ok(AskStart::NotFound);
         };
-        let state = plan.state.ok_or_else(|| ApiError::Internal("no state restored".into()))?;
+        let state = plan
+            .state
+            .ok_or_else(|| ApiError::Internal("no state restored".into()))?;
         let stops = vec![opts.template.stop().to_string()];
         let rx = self.generate(state, plan.tokens, opts.sampler, opts.max_tokens, stops, false, false)?;
         Ok(AskStart::Generating(Box::new(Pending {
@@ -357,7 +367,10 @@ impl App {
         let picked: Vec<String> = if total == 0 {
             Vec::new()
         } else {
-            lines[(start - 1) as usize..end as usize].iter().map(|s| s.to_string()).collect()
+            lines[(start - 1) as usize..end as usize]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         };
         Ok(FileLines {
             path: doc.source.clone(),
@@ -397,7 +410,9 @@ impl App {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get(key)
-                .ok_or_else(|| ApiError::NotFound(format!("no state {key:?} (scratch states are dropped oldest first)")));
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no state {key:?} (scratch states are dropped oldest first)"))
+                });
         }
         let (store, key) = match key.split_once(':') {
             Some((s, k)) => (s.to_string(), k),
@@ -584,7 +599,12 @@ impl Scratch {
 
     fn put(&mut self, state: State) -> String {
         self.counter += 1;
-        let seed = format!("{:?}{}{}", std::time::SystemTime::now(), self.counter, std::process::id());
+        let seed = format!(
+            "{:?}{}{}",
+            std::time::SystemTime::now(),
+            self.counter,
+            std::process::id()
+        );
         let key = format!("{SCRATCH_PREFIX}{}", &blake3::hash(seed.as_bytes()).to_hex()[..24]);
         self.used += state.byte_len();
         self.order.push_back(key.clone());

@@ -215,7 +215,13 @@ impl Lane {
             if finish == "max_tokens" && self.stream.tokens() > 0 {
                 let _ = model.forward_token(self.next, &mut self.req.state);
             }
-            Some(std::mem::replace(&mut self.req.state, State { layers: Vec::new(), tokens: 0 }))
+            Some(std::mem::replace(
+                &mut self.req.state,
+                State {
+                    layers: Vec::new(),
+                    tokens: 0,
+                },
+            ))
         } else {
             None
         };

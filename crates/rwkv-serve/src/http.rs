@@ -65,7 +65,10 @@ async fn auth(State(app): State<Arc<App>>, req: Request, next: Next) -> Response
             .and_then(|v| v.strip_prefix("Bearer "))
             .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()));
         match given {
-            None => return ApiError::Unauthorized("an API key is required: send `Authorization: Bearer KEY`".into()).into_response(),
+            None => {
+                return ApiError::Unauthorized("an API key is required: send `Authorization: Bearer KEY`".into())
+                    .into_response();
+            }
             Some(g) if !constant_time_eq(g.trim().as_bytes(), key.as_bytes()) => {
                 return ApiError::Unauthorized("the API key is wrong".into()).into_response();
             }
@@ -116,8 +119,15 @@ async fn stores(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
         .stores
         .iter()
         .map(|(name, slot)| {
-            let lib = slot.lib.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-            let documents = lib.and_then(|l| l.store().stats().ok()).map(|s| s.documents).unwrap_or(0);
+            let lib = slot
+                .lib
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let documents = lib
+                .and_then(|l| l.store().stats().ok())
+                .map(|s| s.documents)
+                .unwrap_or(0);
             serde_json::json!({"name": name, "dir": slot.dir.display().to_string(), "documents": documents})
         })
         .collect();
@@ -188,13 +198,20 @@ async fn ask(State(app): State<Arc<App>>, b: Result<Json<AskRequest>, JsonReject
     let store = app.default_store(req.store.as_deref())?;
     let generate = req.generate.unwrap_or(!app.opts.demo);
     let max_tokens = app.max_tokens(req.max_tokens, 256)?;
-    let opts = app.ask_options(req.top, Some(max_tokens), sampler(req.temperature, req.top_p, req.seed)?, generate);
+    let opts = app.ask_options(
+        req.top,
+        Some(max_tokens),
+        sampler(req.temperature, req.top_p, req.seed)?,
+        generate,
+    );
     let question = req.question.clone();
     let a2 = app.clone();
     let start = blocking(move || a2.start_ask(&store, &question, &opts)).await?;
     let pending = match start {
         AskStart::NotFound => {
-            return Err(ApiError::NotFound("not found in this store (no matching documents)".into()));
+            return Err(ApiError::NotFound(
+                "not found in this store (no matching documents)".into(),
+            ));
         }
         AskStart::Done(a) => return Ok(Json(*a).into_response()),
         AskStart::Generating(p) => *p,
@@ -204,7 +221,8 @@ async fn ask(State(app): State<Arc<App>>, b: Result<Json<AskRequest>, JsonReject
         return Ok(Json(answer).into_response());
     }
     // SSE: `evidence` (with the sources) first, `text` chunks, then `done` with the whole answer.
-    let first = serde_json::json!({"evidence": pending.evidence, "sources": pending.sources, "support": pending.support});
+    let first =
+        serde_json::json!({"evidence": pending.evidence, "sources": pending.sources, "support": pending.support});
     let stream = async_stream(first, pending);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
@@ -259,7 +277,10 @@ struct SummarizeRequest {
     generate: Option<bool>,
 }
 
-async fn summarize(State(app): State<Arc<App>>, b: Result<Json<SummarizeRequest>, JsonRejection>) -> ApiResult<Response> {
+async fn summarize(
+    State(app): State<Arc<App>>,
+    b: Result<Json<SummarizeRequest>, JsonRejection>,
+) -> ApiResult<Response> {
     let req = body(b)?;
     let store = app.default_store(req.store.as_deref())?;
     let generate = req.generate.unwrap_or(!app.opts.demo);

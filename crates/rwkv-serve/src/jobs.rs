@@ -96,7 +96,11 @@ pub struct JobReport {
 
 impl Job {
     fn report(&self) -> JobReport {
-        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let elapsed = self.started.elapsed().as_secs_f64();
         let done = self.documents_done.load(Ordering::Relaxed);
         let tokens = self.tokens.load(Ordering::Relaxed);
@@ -151,7 +155,8 @@ pub(crate) fn allowed(path: &str, roots: &[PathBuf]) -> ApiResult<PathBuf> {
         return Err(ApiError::BadRequest(format!("{path:?}: give an absolute path")));
     }
     // Resolve before comparing, so `..` and symlinks cannot lead outside a root.
-    let real = std::fs::canonicalize(p).map_err(|_| ApiError::Forbidden(format!("{path}: not under an allowed root")))?;
+    let real =
+        std::fs::canonicalize(p).map_err(|_| ApiError::Forbidden(format!("{path}: not under an allowed root")))?;
     for r in roots {
         if let Ok(root) = std::fs::canonicalize(r)
             && real.starts_with(&root)
@@ -167,7 +172,9 @@ fn count_files(p: &Path) -> u64 {
     let mut n = 0u64;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&d) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&d) else {
+            continue;
+        };
         if meta.is_file() {
             n += 1;
         } else if meta.is_dir()
@@ -201,8 +208,17 @@ impl Jobs {
         }
         {
             let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(j) = map.values().find(|j| j.store == store && matches!(*j.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner), JobState::Running)) {
-                return Err(ApiError::BadRequest(format!("store {store:?} is already being ingested by job {}", j.id)));
+            if let Some(j) = map.values().find(|j| {
+                j.store == store
+                    && matches!(
+                        *j.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+                        JobState::Running
+                    )
+            }) {
+                return Err(ApiError::BadRequest(format!(
+                    "store {store:?} is already being ingested by job {}",
+                    j.id
+                )));
             }
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
@@ -238,7 +254,9 @@ impl Jobs {
         std::thread::Builder::new()
             .name(format!("rwkv-{}", job.id))
             .spawn(move || {
-                let _span = tracing::info_span!(target: "rwkv::serve", "ingest_job", id = %job2.id, store = %job2.store).entered();
+                let _span =
+                    tracing::info_span!(target: "rwkv::serve", "ingest_job", id = %job2.id, store = %job2.store)
+                        .entered();
                 let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     rwkv_pipeline::ingest(&cfg, app2.model, app2.tokenizer.clone(), &JobProgress(&job2))
                 }));
@@ -266,7 +284,9 @@ impl Jobs {
     /// Ask a job to stop.
     pub(crate) fn cancel(&self, id: &str) -> ApiResult<JobReport> {
         let map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let j = map.get(id).ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
+        let j = map
+            .get(id)
+            .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
         j.cancel.store(true, Ordering::Relaxed);
         Ok(j.report())
     }

@@ -25,3 +25,29 @@ pub use app::{App, DocumentInfo, FileLines, SCRATCH_PREFIX, SearchResult, ServeO
 pub use error::{ApiError, ApiResult};
 pub use http::router;
 pub use jobs::JobReport;
+
+/// Serve `app` over HTTP on `listener` until Ctrl-C (or SIGTERM).
+pub async fn serve_http(app: std::sync::Arc<App>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async {
+            #[cfg(unix)]
+            {
+                let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        })
+        .await
+}

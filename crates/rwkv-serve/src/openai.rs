@@ -170,7 +170,10 @@ fn check_model(app: &App, model: &str, n: Option<usize>) -> ApiResult<()> {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn new_id(prefix: &str) -> String {
@@ -201,7 +204,11 @@ fn chat_prompt(template: &Template, messages: &[Message]) -> ApiResult<String> {
     let g1 = matches!(template, Template::G1 { .. });
     for m in &messages[..last] {
         let text = m.content.text();
-        let text = if g1 { clean_user_text(&text) } else { text.trim().to_string() };
+        let text = if g1 {
+            clean_user_text(&text)
+        } else {
+            text.trim().to_string()
+        };
         match (m.role.as_str(), template) {
             ("system" | "developer", Template::Plain) => out.push_str(&format!("{text}\n\n")),
             ("system" | "developer", _) => out.push_str(&format!("System: {text}\n\n")),
@@ -340,7 +347,10 @@ fn sse(
 }
 
 /// `POST /v1/chat/completions`.
-pub(crate) async fn chat(State(app): State<Arc<App>>, b: Result<Json<ChatRequest>, JsonRejection>) -> ApiResult<Response> {
+pub(crate) async fn chat(
+    State(app): State<Arc<App>>,
+    b: Result<Json<ChatRequest>, JsonRejection>,
+) -> ApiResult<Response> {
     let req = body(b)?;
     check_model(&app, &req.model, req.n)?;
     let ext = req.rwkv.unwrap_or_default();
@@ -390,7 +400,9 @@ pub(crate) async fn chat(State(app): State<Arc<App>>, b: Result<Json<ChatRequest
                 first_extra: Some(grounding),
                 ..shape
             };
-            return Ok(Sse::new(sse(shape, pending.rx, app.clone(), false)).keep_alive(KeepAlive::default()).into_response());
+            return Ok(Sse::new(sse(shape, pending.rx, app.clone(), false))
+                .keep_alive(KeepAlive::default())
+                .into_response());
         }
         let (answer, done) = pending.collect().await?;
         let v = json!({
@@ -464,7 +476,9 @@ async fn respond(
     return_state: bool,
 ) -> ApiResult<Response> {
     if stream {
-        return Ok(Sse::new(sse(shape, rx, app, return_state)).keep_alive(KeepAlive::default()).into_response());
+        return Ok(Sse::new(sse(shape, rx, app, return_state))
+            .keep_alive(KeepAlive::default())
+            .into_response());
     }
     let (text, mut done) = crate::app::collect(rx).await?;
     let mut ext = json!({"timings": timings(&done)});

@@ -44,7 +44,10 @@ pub(crate) async fn get_state(
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"state.safetensors\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"state.safetensors\"",
+            ),
         ],
         bytes,
     )

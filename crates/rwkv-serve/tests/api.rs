@@ -116,7 +116,10 @@ fn sse_data(body: &[u8]) -> Vec<String> {
 
 fn is_error(v: &Value, status: StatusCode, s: StatusCode) {
     assert_eq!(s, status, "{v}");
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "a JSON error: {v}");
+    assert!(
+        v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "a JSON error: {v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +134,10 @@ async fn health_models_documents_and_files() {
     let (s, v) = call(&app, "GET", "/v1/stores/code/documents", None).await;
     assert_eq!(s, StatusCode::OK);
     let docs = v["documents"].as_array().unwrap();
-    let main = docs.iter().find(|d| d["path"].as_str().unwrap().ends_with("src/main.rs")).unwrap();
+    let main = docs
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with("src/main.rs"))
+        .unwrap();
     assert!(main["tokens"].as_u64().unwrap() > 0 && !main["checkpoints"].as_array().unwrap().is_empty());
     let text = std::fs::read_to_string(root().join("fixtures/code/src/main.rs")).unwrap();
     let (s, v) = call(&app, "GET", "/v1/stores/code/file?path=src/main.rs&start=3&end=5", None).await;
@@ -144,7 +150,13 @@ async fn health_models_documents_and_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_and_ask_quote_the_stored_lines() {
     let app = app();
-    let (s, v) = call(&app, "POST", "/v1/search", Some(json!({"question": "What does eval do?"}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/search",
+        Some(json!({"question": "What does eval do?"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["answers"], true);
     let ev = v["evidence"].as_array().unwrap();
@@ -175,7 +187,11 @@ async fn search_and_ask_quote_the_stored_lines() {
         &app,
         "POST",
         "/v1/ask",
-        Some(json!({"question": "What does eval do?", "generate": true, "max_tokens": 8, "stream": true}).to_string().into_bytes()),
+        Some(
+            json!({"question": "What does eval do?", "generate": true, "max_tokens": 8, "stream": true})
+                .to_string()
+                .into_bytes(),
+        ),
         &[],
     )
     .await;
@@ -186,14 +202,21 @@ async fn search_and_ask_quote_the_stored_lines() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["text"], v["text"], "streamed and whole answers agree");
     // Nothing answers: 404 with a JSON error.
-    let (s, v) = call(&app, "POST", "/v1/ask", Some(json!({"question": "zebra quagga okapi giraffe"}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/ask",
+        Some(json!({"question": "zebra quagga okapi giraffe"})),
+    )
+    .await;
     is_error(&v, s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_completions_plain_grounded_and_streamed() {
     let app = app();
-    let req = json!({"model": "demo", "messages": [{"role": "user", "content": "fn add(a: i64, b: i64)"}], "max_tokens": 6});
+    let req =
+        json!({"model": "demo", "messages": [{"role": "user", "content": "fn add(a: i64, b: i64)"}], "max_tokens": 6});
     let (s, v) = call(&app, "POST", "/v1/chat/completions", Some(req.clone())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["object"], "chat.completion");
@@ -203,11 +226,21 @@ async fn chat_completions_plain_grounded_and_streamed() {
     let mut sreq = req.clone();
     sreq["stream"] = json!(true);
     sreq["stream_options"] = json!({"include_usage": true});
-    let (s, b) = call_raw(&app, "POST", "/v1/chat/completions", Some(sreq.to_string().into_bytes()), &[]).await;
+    let (s, b) = call_raw(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(sreq.to_string().into_bytes()),
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let events = sse_data(&b);
     assert_eq!(events.last().unwrap(), "[DONE]");
-    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
     let id = chunks[0]["id"].as_str().unwrap();
     let mut streamed = String::new();
     for c in &chunks {
@@ -229,7 +262,13 @@ async fn chat_completions_plain_grounded_and_streamed() {
     assert!(!v["evidence"].as_array().unwrap().is_empty());
     assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("main.rs"));
     // Completions.
-    let (s, v) = call(&app, "POST", "/v1/completions", Some(json!({"model": "demo", "prompt": "fn main() {", "max_tokens": 5}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({"model": "demo", "prompt": "fn main() {", "max_tokens": 5})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["object"], "text_completion");
     assert_eq!(v["usage"]["completion_tokens"], 5);
@@ -239,7 +278,12 @@ async fn chat_completions_plain_grounded_and_streamed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_asks_give_the_answers_asked_alone() {
     let app = app();
-    let questions = ["What does eval do?", "How is an expression evaluated?", "What is the entry point?", "evaluate"];
+    let questions = [
+        "What does eval do?",
+        "How is an expression evaluated?",
+        "What is the entry point?",
+        "evaluate",
+    ];
     let ask = |q: &str| json!({"question": q, "generate": true, "max_tokens": 12});
     let mut alone = Vec::new();
     for q in &questions {
@@ -250,12 +294,18 @@ async fn concurrent_asks_give_the_answers_asked_alone() {
     let mut handles = Vec::new();
     for i in 0..32 {
         let (app, body) = (app.clone(), ask(questions[i % questions.len()]));
-        handles.push(tokio::spawn(async move { call(&app, "POST", "/v1/ask", Some(body)).await }));
+        handles.push(tokio::spawn(
+            async move { call(&app, "POST", "/v1/ask", Some(body)).await },
+        ));
     }
     for (i, h) in handles.into_iter().enumerate() {
         let (s, v) = h.await.unwrap();
         assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(v["text"], alone[i % questions.len()], "request {i}: same answer as alone");
+        assert_eq!(
+            v["text"],
+            alone[i % questions.len()],
+            "request {i}: same answer as alone"
+        );
     }
     assert_eq!(app.engine_load(), 0);
 }
@@ -265,16 +315,37 @@ async fn a_state_out_and_back_continues_as_the_checkpoint_does() {
     let app = app();
     let f = fixture();
     let (_, v) = call(&app, "GET", "/v1/stores/code/documents", None).await;
-    let main = v["documents"].as_array().unwrap().iter().find(|d| d["path"].as_str().unwrap().ends_with("src/main.rs")).unwrap().clone();
-    let key = main["checkpoints"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
+    let main = v["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"].as_str().unwrap().ends_with("src/main.rs"))
+        .unwrap()
+        .clone();
+    let key = main["checkpoints"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, b) = call_raw(&app, "GET", &format!("/v1/stores/code/states/{key}"), None, &[]).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, up) = call_raw(&app, "POST", "/v1/states", Some(b.clone()), &[("content-type", "application/octet-stream")]).await;
+    let (s, up) = call_raw(
+        &app,
+        "POST",
+        "/v1/states",
+        Some(b.clone()),
+        &[("content-type", "application/octet-stream")],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let up: Value = serde_json::from_slice(&up).unwrap();
     let tmp = up["state"].as_str().unwrap().to_string();
     let prompt = "\nfn twice(x: i64) -> i64 {";
-    let body = |k: &str| json!({"model": "demo", "prompt": prompt, "max_tokens": 12, "rwkv": {"state": k, "store": "code"}});
+    let body =
+        |k: &str| json!({"model": "demo", "prompt": prompt, "max_tokens": 12, "rwkv": {"state": k, "store": "code"}});
     let (s, from_upload) = call(&app, "POST", "/v1/completions", Some(body(&tmp))).await;
     assert_eq!(s, StatusCode::OK, "{from_upload}");
     let (_, from_key) = call(&app, "POST", "/v1/completions", Some(body(&key))).await;
@@ -300,16 +371,32 @@ async fn a_state_out_and_back_continues_as_the_checkpoint_does() {
     }
     assert_eq!(from_upload["choices"][0]["text"], want.as_str());
     // return_state: the final state comes back as a scratch key that can be fetched and used.
-    let (s, v) = call(&app, "POST", "/v1/completions", Some(json!({"model": "demo", "prompt": "let x = 1;", "max_tokens": 3, "return_state": true}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({"model": "demo", "prompt": "let x = 1;", "max_tokens": 3, "return_state": true})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let k = v["rwkv"]["state"].as_str().unwrap();
     assert!(k.starts_with(rwkv_serve::SCRATCH_PREFIX));
     let (s, _) = call_raw(&app, "GET", &format!("/v1/stores/code/states/{k}"), None, &[]).await;
     assert_eq!(s, StatusCode::OK);
-    let (s, b) = call_raw(&app, "GET", &format!("/v1/stores/code/states/{key}?layout=ai00"), None, &[]).await;
+    let (s, b) = call_raw(
+        &app,
+        "GET",
+        &format!("/v1/stores/code/states/{key}?layout=ai00"),
+        None,
+        &[],
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let st = safetensors::SafeTensors::deserialize(&b).unwrap();
-    assert_eq!(st.tensor("blocks.0.att.time_state").unwrap().dtype(), safetensors::Dtype::F16);
+    assert_eq!(
+        st.tensor("blocks.0.att.time_state").unwrap().dtype(),
+        safetensors::Dtype::F16
+    );
     // Garbage is refused as a state.
     let (s, b) = call_raw(&app, "POST", "/v1/states", Some(b"not a state".to_vec()), &[]).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
@@ -329,16 +416,40 @@ async fn bad_input_gets_a_json_error_and_the_server_keeps_serving() {
     let (s, b) = call_raw(&app, "POST", "/v1/chat/completions", Some(b"{not json".to_vec()), &[]).await;
     let v: Value = serde_json::from_slice(&b).unwrap();
     is_error(&v, s, StatusCode::BAD_REQUEST);
-    let (s, v) = call(&app, "POST", "/v1/search", Some(json!({"store": "nope", "question": "eval"}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/search",
+        Some(json!({"store": "nope", "question": "eval"})),
+    )
+    .await;
     is_error(&v, s, StatusCode::NOT_FOUND);
-    let (s, v) = call(&app, "POST", "/v1/chat/completions", Some(json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/chat/completions",
+        Some(json!({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]})),
+    )
+    .await;
     is_error(&v, s, StatusCode::NOT_FOUND);
     let big = json!({"model": "demo", "prompt": "x".repeat(10_000)});
     let (s, v) = call(&app, "POST", "/v1/completions", Some(big)).await;
     is_error(&v, s, StatusCode::PAYLOAD_TOO_LARGE);
-    let (s, v) = call(&app, "POST", "/v1/completions", Some(json!({"model": "demo", "prompt": "x", "max_tokens": 1_000_000}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({"model": "demo", "prompt": "x", "max_tokens": 1_000_000})),
+    )
+    .await;
     is_error(&v, s, StatusCode::BAD_REQUEST);
-    let (s, v) = call(&app, "POST", "/v1/completions", Some(json!({"model": "demo", "prompt": "x", "temperature": -1}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/completions",
+        Some(json!({"model": "demo", "prompt": "x", "temperature": -1})),
+    )
+    .await;
     is_error(&v, s, StatusCode::BAD_REQUEST);
     let (s, v) = call(&app, "GET", "/v1/stores/code/file?path=../../etc/passwd", None).await;
     is_error(&v, s, StatusCode::NOT_FOUND);
@@ -373,7 +484,14 @@ async fn api_keys_and_the_queue_limit() {
     let long = json!({"model": "demo", "prompt": "fn main() {", "max_tokens": 4000, "rwkv": {"ignore_stop": true}});
     let (a2, l2) = (app.clone(), long.clone());
     let h = tokio::spawn(async move {
-        call_raw(&a2, "POST", "/v1/completions", Some(l2.to_string().into_bytes()), &[("authorization", "Bearer sesame")]).await
+        call_raw(
+            &a2,
+            "POST",
+            "/v1/completions",
+            Some(l2.to_string().into_bytes()),
+            &[("authorization", "Bearer sesame")],
+        )
+        .await
     });
     while app.engine_load() == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -383,7 +501,9 @@ async fn api_keys_and_the_queue_limit() {
         .uri("/v1/completions")
         .header("content-type", "application/json")
         .header("authorization", "Bearer sesame")
-        .body(Body::from(json!({"model": "demo", "prompt": "x", "max_tokens": 2}).to_string()))
+        .body(Body::from(
+            json!({"model": "demo", "prompt": "x", "max_tokens": 2}).to_string(),
+        ))
         .unwrap();
     let resp = router(app.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -403,7 +523,11 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
     let dir = tempfile::tempdir().unwrap();
     let allowed = dir.path().join("allowed");
     std::fs::create_dir_all(&allowed).unwrap();
-    std::fs::write(allowed.join("notes.py"), "def frobnicate_widgets(n):\n    return n * 2\n").unwrap();
+    std::fs::write(
+        allowed.join("notes.py"),
+        "def frobnicate_widgets(n):\n    return n * 2\n",
+    )
+    .unwrap();
     let outside = dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret.py"), "def secret(): pass\n").unwrap();
@@ -434,7 +558,13 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
         is_error(&v, s, StatusCode::FORBIDDEN);
     }
     assert!(!store.exists(), "nothing was written for a refused job");
-    let (s, v) = call(&app, "POST", "/v1/stores/fresh/ingest", Some(json!({"paths": [allowed.join("notes.py").display().to_string()]}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/stores/fresh/ingest",
+        Some(json!({"paths": [allowed.join("notes.py").display().to_string()]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
     let t0 = std::time::Instant::now();
@@ -449,7 +579,13 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
         assert!(t0.elapsed().as_secs() < 120);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let (s, v) = call(&app, "POST", "/v1/search", Some(json!({"question": "What does frobnicate_widgets do?"}))).await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/v1/search",
+        Some(json!({"question": "What does frobnicate_widgets do?"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("notes.py"));
     let (s, v) = call(&app, "GET", "/v1/jobs/job-99", None).await;

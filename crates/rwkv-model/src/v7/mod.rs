@@ -20,7 +20,9 @@ pub(crate) mod wkv_ref;
 use crate::blocks::Weights as TensorWeights;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
-use crate::linalg::{Kind, Mat, Source, layer_norm_rows, linear, linear_decode, linear_rounded, linear_rounded_relu_sq};
+use crate::linalg::{
+    Kind, Mat, Source, layer_norm_rows, linear, linear_decode, linear_rounded, linear_rounded_relu_sq,
+};
 use crate::state::{LayerState, State};
 use crate::tensor::{DType, RawTensor, TensorMap};
 pub use crate::types::Logits;
