@@ -591,3 +591,58 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
     let (s, v) = call(&app, "GET", "/v1/jobs/job-99", None).await;
     is_error(&v, s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_leaves_a_store_the_next_job_completes() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let src = root().join("crates/rwkv-index/src");
+    let store = dir.path().join("idx");
+    let app = App::new(
+        f.model,
+        f.tokenizer.clone(),
+        &[store.clone()],
+        ServeOptions {
+            model_id: "demo".into(),
+            allow_roots: vec![root().join("crates")],
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let body = json!({"paths": [src.canonicalize().unwrap().display().to_string()]});
+    let wait = |id: String| {
+        let app = app.clone();
+        async move {
+            let t0 = std::time::Instant::now();
+            loop {
+                let (_, v) = call(&app, "GET", &format!("/v1/jobs/{id}"), None).await;
+                if v["status"] != "running" {
+                    return v;
+                }
+                assert!(t0.elapsed().as_secs() < 300, "{v}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let (s, v) = call(&app, "POST", "/v1/stores/idx/ingest", Some(body.clone())).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    // A second job on the same store is refused while the first runs.
+    let (s, v2) = call(&app, "POST", "/v1/stores/idx/ingest", Some(body.clone())).await;
+    is_error(&v2, s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(&app, "DELETE", &format!("/v1/jobs/{id}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let v = wait(id).await;
+    assert!(v["status"] == "cancelled" || v["status"] == "done", "{v}");
+    let files = std::fs::read_dir(&src).unwrap().count() as u64;
+    if v["status"] == "cancelled" {
+        assert!(v["documents_done"].as_u64().unwrap() < files, "{v}");
+    }
+    // The next job finishes what the cancelled one left.
+    let (_, v) = call(&app, "POST", "/v1/stores/idx/ingest", Some(body)).await;
+    let v = wait(v["id"].as_str().unwrap().to_string()).await;
+    assert_eq!(v["status"], "done", "{v}");
+    assert!(v["tokens_per_second"].as_f64().unwrap() >= 0.0);
+    let (_, d) = call(&app, "GET", "/v1/stores/idx/documents", None).await;
+    assert_eq!(d["documents"].as_array().unwrap().len() as u64, files, "{d}");
+}

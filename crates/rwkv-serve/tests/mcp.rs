@@ -390,3 +390,47 @@ async fn mcp_over_http_needs_the_api_key() {
     http_checks(&client).await;
     client.cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_probe_samples() {
+    let client = piped(app_with(demo())).await;
+    for (t, v) in [
+        ("search", json!({"question": "What does eval do?"})),
+        ("search", json!({"question": "zebra quagga okapi giraffe"})),
+        ("ask", json!({"question": "What does eval do?"})),
+        ("read_file", json!({"path": "src/main.rs", "start": 1, "end": 4})),
+        ("list_documents", json!({})),
+        ("summarize", json!({})),
+        ("search", json!({"question": 42})),
+    ] {
+        let r = call(&client, t, v.clone()).await;
+        eprintln!("=== {t} {v} is_error={:?}\n{}", r.is_error, text(&r));
+    }
+    eprintln!("=== instructions\n{}", client.peer_info().unwrap().instructions.clone().unwrap());
+    let tools = client.list_all_tools().await.unwrap();
+    eprintln!("{}", serde_json::to_string_pretty(&tools[0]).unwrap());
+    let c2 = piped(app_with(ServeOptions { demo: false, ..ServeOptions::default() })).await;
+    let r = call(&c2, "summarize", json!({"path": "src/main.rs"})).await;
+    eprintln!("=== summarize written is_error={:?}\n{}", r.is_error, text(&r));
+    let r = call(&c2, "ask", json!({"question": "What does eval do?", "max_tokens": 20})).await;
+    eprintln!("=== ask written\n{}", text(&r));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zz_probe_shutdown() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = app_with(demo());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(app)).with_graceful_shutdown(async { let _ = rx.await; }).await
+    });
+    let client = ().serve(StreamableHttpClientTransport::from_uri(format!("http://{addr}/mcp"))).await.unwrap();
+    http_checks(&client).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tx.send(()).unwrap();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), server).await;
+    eprintln!("=== shutdown with a session open: {r:?}");
+    drop(client);
+}
