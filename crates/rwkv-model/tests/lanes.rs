@@ -212,9 +212,11 @@ fn decode_lanes_equal_token_mode_bit_for_bit() {
     }
 }
 
-/// Timing of the batched decode step (run by hand: `--ignored --nocapture`).
+/// Timing of the batched decode step (run by hand: `--ignored --nocapture`;
+/// `RWKV_TIMING_MODEL=PATH` for another model).
 #[test]
 #[ignore]
+#[allow(clippy::print_stdout)]
 fn decode_lanes_timing() {
     let path = std::env::var("RWKV_TIMING_MODEL")
         .map(PathBuf::from)

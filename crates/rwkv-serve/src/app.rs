@@ -91,7 +91,7 @@ pub enum StartError {
         name: String,
         /// Why.
         #[source]
-        source: rwkv_heads::Error,
+        source: Box<rwkv_heads::Error>,
     },
 }
 
@@ -123,7 +123,12 @@ impl App {
             let lib = match Library::open(dir, model, tokenizer.clone()) {
                 Ok(l) => Some(Arc::new(l)),
                 Err(rwkv_heads::Error::NoStore(_)) => None,
-                Err(source) => return Err(StartError::Store { name, source }),
+                Err(source) => {
+                    return Err(StartError::Store {
+                        name,
+                        source: Box::new(source),
+                    });
+                }
             };
             let slot = StoreSlot {
                 dir: dir.clone(),
@@ -215,6 +220,7 @@ impl App {
     }
 
     /// Queue a generation; its events come back on the receiver.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn generate(
         &self,
         state: State,

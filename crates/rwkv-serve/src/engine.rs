@@ -302,12 +302,10 @@ fn run(
                 .collect();
             let results = model.forward_lanes(&mut lanes);
             drop(lanes);
-            let mut i = 0;
             let mut failed = 0;
             let mut still = VecDeque::with_capacity(reading.len());
-            for (mut l, r) in reading.drain(..).zip(results) {
+            for (i, (mut l, r)) in reading.drain(..).zip(results).enumerate() {
                 let (_, b) = slices[i];
-                i += 1;
                 if let Err(e) = r {
                     l.fail(e.to_string());
                     failed += 1;

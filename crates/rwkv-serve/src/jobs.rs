@@ -259,10 +259,11 @@ impl Jobs {
                         .entered();
                 let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     rwkv_pipeline::ingest(&cfg, app2.model, app2.tokenizer.clone(), &JobProgress(&job2))
+                        .map_err(Box::new)
                 }));
                 let state = match res {
                     Ok(Ok(summary)) => JobState::Done(serde_json::to_value(summary).unwrap_or_default()),
-                    Ok(Err(rwkv_pipeline::Error::Cancelled)) => JobState::Cancelled,
+                    Ok(Err(e)) if matches!(*e, rwkv_pipeline::Error::Cancelled) => JobState::Cancelled,
                     Ok(Err(e)) => JobState::Failed(e.to_string()),
                     Err(_) => JobState::Failed("the ingest panicked".into()),
                 };

@@ -537,7 +537,7 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
     let app = App::new(
         f.model,
         f.tokenizer.clone(),
-        &[store.clone()],
+        std::slice::from_ref(&store),
         ServeOptions {
             model_id: "demo".into(),
             demo: true,
@@ -601,7 +601,7 @@ async fn a_cancelled_job_leaves_a_store_the_next_job_completes() {
     let app = App::new(
         f.model,
         f.tokenizer.clone(),
-        &[store.clone()],
+        std::slice::from_ref(&store),
         ServeOptions {
             model_id: "demo".into(),
             allow_roots: vec![root().join("crates")],
