@@ -131,3 +131,29 @@ pub fn choose_tokenizer(name: &str, model: &Model) -> anyhow::Result<Arc<dyn Tok
     }
     Ok(t)
 }
+
+/// The prompt template `--template` names (`chat`, `plain`, `g1`, or `auto`: G1 for World
+/// models named or marked G1, chat for other World models, plain for base models), with the G1
+/// thinking switch `think`.
+pub fn choose_template(
+    name: &str,
+    think: bool,
+    tokenizer: &dyn Tokenizer,
+    model: &Model,
+    model_path: &Path,
+) -> rwkv_heads::Template {
+    use rwkv_heads::Template;
+    match name {
+        "chat" => Template::Chat,
+        "plain" => Template::Plain,
+        "g1" => Template::G1 { think },
+        _ => {
+            let file = model_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let meta: Vec<&str> = model.metadata().values().map(String::as_str).collect();
+            Template::for_model(tokenizer, &file, &meta, think)
+        }
+    }
+}

@@ -73,7 +73,8 @@ pub struct Source {
 }
 
 impl Source {
-    fn of(c: &Candidate) -> Source {
+    /// The source a retrieved unit is cited as.
+    pub fn of(c: &Candidate) -> Source {
         Source {
             path: c.path.clone(),
             line_start: c.line_start,

@@ -264,7 +264,7 @@ impl App {
         let found = lib.search(question, &opts)?;
         let answers = found.answers();
         let sources = if answers {
-            found.retrieval.candidates.iter().map(source_of).collect()
+            found.retrieval.candidates.iter().map(Source::of).collect()
         } else {
             Vec::new()
         };
@@ -511,20 +511,6 @@ pub(crate) async fn collect(mut rx: mpsc::UnboundedReceiver<Event>) -> ApiResult
         }
     }
     Err(ApiError::Internal("the engine stopped".into()))
-}
-
-fn source_of(c: &rwkv_heads::Candidate) -> Source {
-    Source {
-        path: c.path.clone(),
-        line_start: c.line_start,
-        line_end: c.line_end,
-        checkpoint: c.checkpoint.clone(),
-        score: c.score,
-        kind: c.kind.clone(),
-        name: c.name.clone(),
-        matched: c.matched,
-        duplicates: c.duplicates.clone(),
-    }
 }
 
 /// `/v1/search`'s answer.

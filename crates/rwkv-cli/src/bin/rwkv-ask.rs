@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::bail;
 use clap::Parser;
 use rwkv_cli::{
-    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_tokenizer, finish, init_logging, load_model,
+    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_template, choose_tokenizer, finish, init_logging, load_model,
     resolve_model_path,
 };
-use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget, Template};
+use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget};
 use rwkv_model::sample::SamplerConfig;
 
 /// Answer questions from documents folded by rwkv-ingest.
@@ -123,20 +123,13 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             "note: using the bundled demo model (a tiny code model): expect rough answers; real answers need a real checkpoint (--model)"
         );
     }
-    let think = args.think == "on";
-    let template = match args.template.as_str() {
-        "chat" => Template::Chat,
-        "plain" => Template::Plain,
-        "g1" => Template::G1 { think },
-        _ => {
-            let name = model_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let meta: Vec<&str> = model.metadata().values().map(String::as_str).collect();
-            Template::for_model(tokenizer.as_ref(), &name, &meta, think)
-        }
-    };
+    let template = choose_template(
+        &args.template,
+        args.think == "on",
+        tokenizer.as_ref(),
+        &model,
+        &model_path,
+    );
     if args.self_test {
         let opts = SelfTestOptions {
             distances: args.distances.clone(),

@@ -11,10 +11,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use rwkv_cli::{
-    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_tokenizer, finish, init_logging, load_model,
+    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_template, choose_tokenizer, finish, init_logging, load_model,
     resolve_model_path,
 };
-use rwkv_heads::Template;
 use rwkv_serve::{App, ServeOptions};
 
 /// Serve stores over an OpenAI-compatible HTTP API, a native API and MCP.
@@ -115,16 +114,13 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "rwkv".into());
-    let think = args.think == "on";
-    let template = match args.template.as_str() {
-        "chat" => Template::Chat,
-        "plain" => Template::Plain,
-        "g1" => Template::G1 { think },
-        _ => {
-            let meta: Vec<&str> = model.metadata().values().map(String::as_str).collect();
-            Template::for_model(tokenizer.as_ref(), &name, &meta, think)
-        }
-    };
+    let template = choose_template(
+        &args.template,
+        args.think == "on",
+        tokenizer.as_ref(),
+        &model,
+        &model_path,
+    );
     // The model is held for the life of the process and shared by every request.
     let model: &'static rwkv_model::Model = Box::leak(Box::new(model));
     let opts = ServeOptions {
