@@ -7,7 +7,7 @@
 //! - [`router`]: the HTTP routes (axum): `/health`, `/v1/models`, `/v1/chat/completions`,
 //!   `/v1/completions`, `/v1/ask`, `/v1/search`, `/v1/summarize`, `/v1/stores/…`, `/v1/states`,
 //!   `/v1/jobs/…` and MCP at `/mcp`.
-//! - [`mcp`]: the same operations as MCP tools, over stdio ([`serve_mcp_stdio`]) or HTTP.
+//! - [`mcp`]: the same operations as MCP tools, over stdio ([`mcp::serve_stdio`]) or HTTP.
 //! - [`engine`]: one thread runs every forward pass; concurrent generations decode together,
 //!   one set of products per step.
 #![deny(missing_docs)]

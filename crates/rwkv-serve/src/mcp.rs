@@ -245,7 +245,7 @@ impl RwkvTools {
             let f = blocking(move || a.read_file(&store, &p.path, p.start, p.end)).await?;
             let mut out = String::new();
             if f.lines.is_empty() {
-                let _ = writeln!(out, "{} is empty ({} lines)", f.path, f.total_lines);
+                let _ = writeln!(out, "{} is empty", f.path);
                 return Ok(out);
             }
             let _ = writeln!(out, "{}: lines {}-{} of {}", f.path, f.start, f.end, f.total_lines);
@@ -270,9 +270,9 @@ impl RwkvTools {
             let (a, s) = (app.clone(), store.clone());
             let docs = blocking(move || a.documents(&s)).await?;
             let mut out = String::new();
-            let _ = writeln!(out, "{} documents in store {store:?}:", docs.len());
+            let _ = writeln!(out, "{} in store {store:?}:", plural(docs.len() as u64, "document"));
             for d in &docs {
-                let _ = writeln!(out, "{}  ({} lines, {} tokens)", d.path, d.lines, d.tokens);
+                let _ = writeln!(out, "{}  ({}, {} tokens)", d.path, plural(d.lines, "line"), d.tokens);
             }
             Ok(out)
         }
@@ -367,12 +367,18 @@ pub async fn serve_stdio(app: Arc<App>) -> Result<(), McpError> {
     }
 }
 
-/// The MCP service mounted at `/mcp`: rmcp's streamable HTTP transport (sessions kept in memory,
-/// the older protocol revisions and the stateless 2026-07-28 one). Without an API key only
-/// loopback `Host` headers are accepted (rmcp's guard against DNS rebinding; the server then
-/// listens on loopback anyway); with a key, any host (the key guards the route).
+/// The MCP service mounted at `/mcp`: rmcp's streamable HTTP transport, stateless (every POST is
+/// answered on its own, as JSON; no session is kept and no standing `GET` stream is opened, so
+/// nothing holds a graceful shutdown open and any instance can answer), for every protocol
+/// revision rmcp speaks (`initialize` clients of 2024-11-05 … 2025-11-25 and 2026-07-28's
+/// `server/discover`). Without an API key only loopback `Host` headers are accepted (rmcp's
+/// guard against DNS rebinding; the server then listens on loopback anyway); with a key, any
+/// host (the key guards the route).
 pub(crate) fn http_service(app: Arc<App>) -> axum::Router {
-    let mut config = StreamableHttpServerConfig::default().with_max_request_body_bytes(app.opts.body_limit);
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_max_request_body_bytes(app.opts.body_limit);
     if app.opts.api_key.is_some() {
         config = config.disable_allowed_hosts();
     }
@@ -388,6 +394,14 @@ pub(crate) fn http_service(app: Arc<App>) -> axum::Router {
 /// Run blocking work (retrieval, reading the store) off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::from)?
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn evidence_lines(out: &mut String, evidence: &[Evidence]) {
@@ -447,11 +461,11 @@ fn render_summary(v: &serde_json::Value) -> String {
         if let Ok(o) = OutlineView::deserialize(v) {
             let _ = writeln!(
                 out,
-                "No summary was written (this server's model cannot write): the key lines (definitions and headings) of {} documents.",
-                o.documents.len()
+                "No summary was written (this server's model cannot write): the key lines (definitions and headings) of {}.",
+                plural(o.documents.len() as u64, "document")
             );
             for d in &o.documents {
-                let _ = writeln!(out, "\n{}  ({} lines)", d.path, d.lines);
+                let _ = writeln!(out, "\n{}  ({})", d.path, plural(d.lines, "line"));
                 if d.key_lines.is_empty() {
                     out.push_str("(no key line)\n");
                 }

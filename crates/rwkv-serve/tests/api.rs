@@ -3,72 +3,16 @@
 //! generations decoding together giving each the answer it gets alone, states out and back in,
 //! ingest jobs, and every kind of bad input answered with a JSON error and the right status.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use rwkv_model::Model;
-use rwkv_model::tokenizer::{KnownTokenizer, Tokenizer};
-use rwkv_pipeline::{IngestConfig, NoProgress};
 use rwkv_serve::{App, ServeOptions, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Fixture {
-    model: &'static Model,
-    tokenizer: Arc<dyn Tokenizer>,
-    store: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn ingest_into(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, store: &Path) {
-    let cfg = IngestConfig {
-        inputs: vec![input.display().to_string()],
-        store_dir: store.to_path_buf(),
-        checkpoint_every: Some(64),
-        state_precision: rwkv_model::StatePrecision::default(),
-        jobs: 1,
-        lanes: 1,
-        sources: rwkv_sources::Options::default(),
-        shard: None,
-        corpus_state: false,
-        verify: false,
-        compress: false,
-    };
-    rwkv_pipeline::ingest(&cfg, model, tokenizer, &NoProgress).unwrap();
-}
-
-/// The demo model and a store (named `code`) of `fixtures/code`, made once per test binary.
-fn fixture() -> &'static Fixture {
-    static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let model = Model::load(&root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors")).unwrap();
-        let tokenizer = KnownTokenizer::for_model(model.config().vocab, model.metadata())
-            .unwrap()
-            .load()
-            .unwrap();
-        let model: &'static Model = Box::leak(Box::new(model));
-        let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("code");
-        ingest_into(model, tokenizer.clone(), &root().join("fixtures/code"), &store);
-        Fixture {
-            model,
-            tokenizer,
-            store,
-            _dir: dir,
-        }
-    })
-}
-
-fn app_with(opts: ServeOptions) -> Arc<App> {
-    let f = fixture();
-    App::new(f.model, f.tokenizer.clone(), std::slice::from_ref(&f.store), opts).unwrap()
-}
+mod common;
+use common::{app_with, fixture, root};
 
 fn app() -> Arc<App> {
     app_with(ServeOptions {
