@@ -402,6 +402,16 @@ async fn bad_input_gets_a_json_error_and_the_server_keeps_serving() {
     // Ingest jobs are off without --allow-root.
     let (s, v) = call(&app, "POST", "/v1/stores/code/ingest", Some(json!({"paths": ["/etc"]}))).await;
     is_error(&v, s, StatusCode::FORBIDDEN);
+    // An MCP client sending garbage gets a client error, not a hang or a crash.
+    let (s, _) = call_raw(
+        &app,
+        "POST",
+        "/mcp",
+        Some(b"\x00garbage{".to_vec()),
+        &[("accept", "application/json, text/event-stream")],
+    )
+    .await;
+    assert!(s.is_client_error(), "{s}");
     let (s, v) = call(&app, "GET", "/health", None).await;
     assert_eq!(s, StatusCode::OK, "still serving: {v}");
 }
