@@ -370,7 +370,10 @@ def check(src: Path, dst: Path, outtype: str) -> None:
         if want.view(np.uint8).tobytes() != got.view(np.uint8).tobytes():
             raise SystemExit(f"check: {gname} bytes differ")
         exact += 1
-    print(f"check: {exact}/{len(tensors)} tensors identical to the checkpoint's values "
+    src = st.dtype("emb.weight")
+    lossless = (outtype, src) in {("bf16", "BF16"), ("f16", "F16"), ("f32", "BF16"), ("f32", "F16"), ("f32", "F32")}
+    what = "the checkpoint's values" if lossless else f"the checkpoint's values rounded to {outtype}"
+    print(f"check: {exact}/{len(tensors)} tensors identical to {what} "
           f"(types and shapes as llama.cpp loads them)")
 
 

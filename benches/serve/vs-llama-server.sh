@@ -32,7 +32,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 if [ $# -ne 2 ]; then
-    sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
     exit 2
 fi
 model_st=$(realpath "$1")
@@ -57,6 +57,7 @@ MAXWAIT=${MAXWAIT:-1800}
 RETRIES=${RETRIES:-3}
 OUT=${OUT:-$(mktemp -d /tmp/vs-llama-server.XXXXXX)}
 mkdir -p "$OUT"
+: >"$OUT/runs.jsonl"
 
 if [ -z "${PYTHON:-}" ]; then
     if [ -x /work/llama/venv-py/bin/python ]; then PYTHON=/work/llama/venv-py/bin/python; else PYTHON=python3; fi
@@ -111,7 +112,7 @@ measure() { # label, port, round
 import json, sys
 d = json.loads(sys.argv[1])
 b, p, wall, hz = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-others = (b - p) / hz - d.get("client_cpu_s", 0.0)
+others = (b - p) / hz - d.get("client_process_cpu_s", d.get("client_cpu_s", 0.0))
 d = {"round": int(sys.argv[6]), "mode": sys.argv[7], **d,
      "server_cores": round(p / hz / wall, 2), "others_cores": round(max(others, 0.0) / wall, 2),
      "loadavg1": float(open("/proc/loadavg").read().split()[0])}
@@ -152,7 +153,7 @@ print(int(any(r.get("others_cores", 0) > float(sys.argv[2]) for r in rows)))' "$
             cat "$OUT/run.tmp" >>"$OUT/noisy.jsonl"
             continue
         fi
-        cat "$OUT/run.tmp" | tee -a "$OUT/runs.jsonl"
+        tee -a "$OUT/runs.jsonl" <"$OUT/run.tmp"
         return 0
     done
 }
@@ -188,6 +189,8 @@ done
 "$PYTHON" - "$OUT/runs.jsonl" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if not rows:
+    sys.exit("no runs")
 keys = ["aggregate_tok_s", "ttft_p50_ms", "ttft_p99_ms", "latency_p50_ms", "latency_p99_ms", "itl_p50_ms",
         "others_cores"]
 print()
