@@ -469,6 +469,29 @@ async fn api_keys_and_the_queue_limit() {
         assert!(t0.elapsed().as_secs() < 30, "the abandoned generation stops");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // So does one that stops reading a stream after its first chunk.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/chat/completions")
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer sesame")
+        .body(Body::from(
+            json!({"model": "demo", "messages": [{"role": "user", "content": "fn main() {"}], "max_tokens": 4000, "stream": true, "rwkv": {"ignore_stop": true}}).to_string(),
+        ))
+        .unwrap();
+    let resp = router(app.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    use futures::StreamExt;
+    let first = body.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("chat.completion.chunk"));
+    assert_eq!(app.engine_load(), 1);
+    drop(body);
+    let t0 = std::time::Instant::now();
+    while app.engine_load() != 0 {
+        assert!(t0.elapsed().as_secs() < 30, "the abandoned generation stops");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
