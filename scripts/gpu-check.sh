@@ -27,9 +27,9 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 if [[ ${1:-} == --slim ]]; then
-    git ls-files -z fixtures/rwkvcpp fixtures/reference fixtures/books fixtures/web fixtures/vocab \
-        fixtures/make_fixtures.py 'fixtures/models/*.pth' 'fixtures/models/tiny-rwkv-6v0*' \
-        crates/rwkv-model/vocab | xargs -0 rm -f
+    # Keep of fixtures/ only what the check reads; drop the vocabularies (compiled in).
+    keep='^fixtures/(models/(rwkv7-code-11m\.bf16|tiny-rwkv-7v0-834K|random-x070-C64-L2-H4N16)\.safetensors|code/README\.md)$'
+    git ls-files fixtures crates/rwkv-model/vocab | grep -Ev "$keep" | tr '\n' '\0' | xargs -0 rm -f
     echo "gpu-check: slimmed; the tree now holds $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (restore: git checkout -- .)"
     exit 0
 fi
@@ -45,14 +45,28 @@ summary=()
 failures=0
 
 note() { echo "[$(date +%T)] $*" | tee -a "$log" >&2; }
-step() { # step NAME CMD...: run, log, keep going
-    local name=$1
-    shift
-    note "== $name: $*"
-    if "$@" > "$res/$name.out" 2>> "$log"; then
-        summary+=("ok    $name")
+start=$SECONDS
+budget=${GPU_CHECK_BUDGET:-520} # seconds: later steps are skipped, each step cut to what is left
+step() { # step NAME SECONDS CMD...: run (at most SECONDS, and never past the budget), log, keep going
+    local name=$1 limit=$2
+    shift 2
+    local left=$((budget - (SECONDS - start)))
+    ((left < limit)) && limit=$left
+    if ((limit < 10)); then
+        summary+=("skip  $name (out of time)")
+        note "== $name: skipped, out of time"
+        return
+    fi
+    note "== $name (${limit}s at most): $*"
+    local rc=0
+    timeout -k 5 "$limit" "$@" > "$res/$name.out" 2>> "$log" || rc=$?
+    if ((rc == 0)); then
+        summary+=("ok    $name ($((SECONDS - start))s)")
+    elif ((rc == 124 || rc == 137)); then
+        summary+=("FAIL  $name (timed out after ${limit}s)")
+        failures=$((failures + 1))
     else
-        summary+=("FAIL  $name (exit $?)")
+        summary+=("FAIL  $name (exit $rc)")
         failures=$((failures + 1))
     fi
     cat "$res/$name.out" >> "$log"
@@ -85,16 +99,15 @@ nproc >> "$log"
 for m in fixtures/models/rwkv7-code-11m.bf16.safetensors fixtures/models/tiny-rwkv-7v0-834K.safetensors \
     fixtures/models/random-x070-C64-L2-H4N16.safetensors; do
     name=exact-$(basename "$m" .safetensors)
-    step "$name" "$bin/fold-bench" --exact fixtures/code/README.md --model "$m" --device "$device" --json
+    step "$name" 60 "$bin/fold-bench" --exact fixtures/code/README.md --model "$m" --device "$device" --json
 done
 
 # 2. Speed, random weights of the real shapes written on this machine's disk.
 if [[ $quick == 1 ]]; then
-    step bench-0.1b "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 4 --tokens 256 --decode-tokens 8 --repeats 1 --tmp "$tmp" --json
+    step bench-0.1b 120 "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 4 --tokens 256 --decode-tokens 8 --repeats 1 --tmp "$tmp" --json
 else
-    step bench-0.1b "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --tmp "$tmp" --json --threads 16
-    step bench-1.5b "$bin/fold-bench" --shape 1.5b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --repeats 2 --tmp "$tmp" --keep --json --threads 16
-    step bench-7.2b "$bin/fold-bench" --shape 7.2b --device "$device" --lanes 32 --tokens 2048 --decode-tokens 32 --repeats 1 --tmp "$tmp" --json --threads 16
+    step bench-0.1b 90 "$bin/fold-bench" --shape 0.1b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --tmp "$tmp" --json --threads 16
+    step bench-1.5b 150 "$bin/fold-bench" --shape 1.5b --device "$device" --lanes 64 --tokens 2048 --decode-tokens 64 --repeats 2 --tmp "$tmp" --keep --json --threads 16
 fi
 
 # 3. A real ingest with the kept 1.5B-shape file (the demo model in a quick run).
@@ -105,9 +118,9 @@ corpus=crates
 # A GPU folds bf16; a dry run on the CPU asks for the same fold.
 fold=(--lanes 32)
 [[ $device == cpu ]] && fold=(--lanes 4 --fold-precision bf16)
-step ingest-gpu "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" "${fold[@]}" --json
-step ingest-gpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" "${fold[@]}" --json
-step ingest-cpu-subset "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
+step ingest-gpu 120 "$bin/rwkv-ingest" "$corpus" --store "$tmp/gpu" --model "$model" --device "$device" "${fold[@]}" --json
+step ingest-gpu-subset 60 "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/gpu-subset" --model "$model" --device "$device" "${fold[@]}" --json
+step ingest-cpu-subset 90 "$bin/rwkv-ingest" crates/rwkv-index --store "$tmp/cpu-subset" --model "$model" --device cpu --fold-precision bf16 --fold-jobs 1 --json
 # Structure: the same documents, checkpoints, offsets and keys (keys hash token spans, not
 # states), listed from each store's blobs.
 structure() { (cd "$1/blobs" && find . -type f -name '*.st' | sed 's|.*/||' | sort); }
@@ -119,6 +132,9 @@ else
     summary+=("FAIL  structure (the diff is in the log)")
     failures=$((failures + 1))
 fi
+
+# 4. The largest shape last, with what time is left.
+[[ $quick == 1 ]] || step bench-7.2b 200 "$bin/fold-bench" --shape 7.2b --device "$device" --lanes 32 --tokens 2048 --decode-tokens 32 --repeats 1 --tmp "$tmp" --json --threads 16
 
 rm -rf "$tmp"
 {

@@ -80,23 +80,31 @@ pub(crate) fn load(
             Generation::V5 => Box::new(V5::from_tensors(map, v5_eps, opts.weights, hash)?),
             Generation::V4 => Box::new(V4::from_tensors(map, opts.weights, hash)?),
         }),
-        #[cfg(feature = "cuda")]
-        Device::Cuda(n) => match generation {
-            Generation::V7 => Ok(Box::new(crate::cuda::CudaV7::load(map, opts.weights, n, hash)?)),
+        // The candle backend: RWKV-7 only.
+        #[cfg(feature = "candle")]
+        d @ (Device::Cuda(_) | Device::CandleCpu) => match generation {
+            Generation::V7 => Ok(Box::new(crate::candle::CandleV7::load(map, opts.weights, d, hash)?)),
             other => Err(Error::Device {
-                device: format!("cuda:{n}"),
+                device: d.to_string(),
                 reason: format!(
-                    "RWKV-{} runs on the CPU only (the CUDA backend runs RWKV-7); use --device cpu",
+                    "RWKV-{} runs on the CPU only (this backend runs RWKV-7); use --device cpu",
                     &format!("{other:?}")[1..]
                 ),
             }),
         },
-        #[cfg(not(feature = "cuda"))]
-        Device::Cuda(n) => Err(Error::Device {
-            device: format!("cuda:{n}"),
-            reason: "this build has no CUDA backend (build rwkv-reader with `--features cuda`, \
-                     see scripts/build-cuda.sh); use --device cpu"
-                .into(),
+        #[cfg(not(feature = "candle"))]
+        d @ (Device::Cuda(_) | Device::CandleCpu) => Err(Error::Device {
+            device: d.to_string(),
+            reason: format!(
+                "this build has no {} backend (build rwkv-reader with `--features {}`{}); use --device cpu",
+                if d == Device::CandleCpu { "candle" } else { "CUDA" },
+                if d == Device::CandleCpu { "candle" } else { "cuda" },
+                if d == Device::CandleCpu {
+                    ""
+                } else {
+                    ", see scripts/build-cuda.sh"
+                },
+            ),
         }),
     }
 }

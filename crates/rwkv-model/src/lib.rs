@@ -39,8 +39,8 @@ macro_rules! named_options {
 // the tests that measure and check the kernels and parsers directly.
 mod backend;
 mod blocks;
-#[cfg(feature = "cuda")]
-mod cuda;
+#[cfg(feature = "candle")]
+mod candle;
 pub mod error;
 mod fingerprint;
 pub mod gemm_bf16;

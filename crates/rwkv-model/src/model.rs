@@ -136,7 +136,7 @@ impl Model {
             // store it fills is a bf16-fold store.
             fold_precision: match opts.device {
                 Device::Cpu => FoldPrecision::F32,
-                Device::Cuda(_) => FoldPrecision::Bf16,
+                Device::Cuda(_) | Device::CandleCpu => FoldPrecision::Bf16,
             },
             metadata: map.metadata.clone(),
             weights: opts.weights,

@@ -226,6 +226,10 @@ pub enum Device {
     Cpu,
     /// CUDA GPU number `n` (`cuda` is `cuda:0`).
     Cuda(usize),
+    /// The GPU backend's graph on candle's CPU device (`candle-cpu`, feature `candle`): the
+    /// same candle ops and bf16 products as on a GPU, the WKV step done by the kernel's CPU
+    /// twin. It is how the GPU path is tested on machines without one; it is not fast.
+    CandleCpu,
 }
 
 impl std::str::FromStr for Device {
@@ -234,11 +238,12 @@ impl std::str::FromStr for Device {
         match s {
             "cpu" => Ok(Device::Cpu),
             "cuda" => Ok(Device::Cuda(0)),
+            "candle-cpu" => Ok(Device::CandleCpu),
             _ => s
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device {s:?} (expected cpu, cuda or cuda:N)")),
+                .ok_or_else(|| format!("unknown device {s:?} (expected cpu, cuda, cuda:N or candle-cpu)")),
         }
     }
 }
@@ -248,6 +253,7 @@ impl std::fmt::Display for Device {
         match self {
             Device::Cpu => f.write_str("cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
+            Device::CandleCpu => f.write_str("candle-cpu"),
         }
     }
 }

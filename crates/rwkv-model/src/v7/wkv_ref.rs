@@ -6,16 +6,17 @@
 #![allow(clippy::needless_range_loop)]
 
 /// The kernel's source, compiled at run time by the CUDA backend.
-#[allow(dead_code)]
+#[cfg(feature = "cuda")]
 pub(crate) const SOURCE: &str = include_str!("wkv7.cu");
 
 /// One layer's inputs, as the kernel takes them (`[R, C]` rows of every lane one after another;
 /// `v` with the value residual already applied).
+#[cfg_attr(not(feature = "candle"), allow(dead_code))]
 pub(crate) struct KernelInputs<'a> {
     pub c: usize,
     pub n: usize,
-    /// First row and rows of each lane.
-    pub lanes: &'a [(usize, usize)],
+    /// First row, rows and state slot of each lane.
+    pub lanes: &'a [(usize, usize, usize)],
     pub r: &'a [f32],
     pub w_raw: &'a [f32],
     pub k_raw: &'a [f32],
@@ -39,14 +40,14 @@ fn ordered_sum(s: &[f32]) -> f32 {
     s.iter().fold(0.0, |acc, &x| acc + x)
 }
 
-/// Runs the kernel's grid on the CPU: `state` is `[lanes, H, N, N]`, `out` `[R, C]`.
-#[allow(dead_code)]
+/// Runs the kernel's grid on the CPU: `state` is `[slots, H, N, N]`, `out` `[R, C]`.
+#[cfg_attr(not(feature = "candle"), allow(dead_code))]
 pub(crate) fn wkv7_lanes(inp: &KernelInputs<'_>, state: &mut [f32], out: &mut [f32]) {
     let (c, n) = (inp.c, inp.n);
     let heads = c / n;
-    for (lane, &(t0, tn)) in inp.lanes.iter().enumerate() {
+    for &(t0, tn, slot) in inp.lanes {
         for h in 0..heads {
-            let st = &mut state[(lane * heads + h) * n * n..(lane * heads + h + 1) * n * n];
+            let st = &mut state[(slot * heads + h) * n * n..(slot * heads + h + 1) * n * n];
             let (mut sw, mut sk, mut skk, mut sb, mut sr) = (
                 vec![0f32; n],
                 vec![0f32; n],
@@ -136,7 +137,7 @@ mod tests {
         let mut seed = 0x1234_5678_9abc_def1u64;
         for (n, heads, residual) in [(64usize, 3usize, false), (64, 2, true), (16, 4, true)] {
             let c = n * heads;
-            let lanes = [(0usize, 5usize), (5, 1), (6, 17)];
+            let lanes = [(0usize, 5usize, 0usize), (5, 1, 1), (6, 17, 2)];
             let rows: usize = lanes.iter().map(|l| l.1).sum();
             let rc = rows * c;
             let mut v = |len: usize, s: f32| rand(&mut seed, len, s);
@@ -166,7 +167,7 @@ mod tests {
             let mut cpu_state = state0.clone();
             let mut cpu_out = vec![0f32; rc];
             let mut vf = v_first.clone();
-            for (li, &(t0, tn)) in lanes.iter().enumerate() {
+            for &(t0, tn, li) in &lanes {
                 let rows_ = t0 * c..(t0 + tn) * c;
                 let inputs = WkvInputs {
                     r: &r[rows_.clone()],
@@ -242,8 +243,8 @@ mod tests {
             // Split across two calls (state carried), the reference gives the same bits.
             let mut split_state = state0.clone();
             let mut split_out = vec![0f32; rc];
-            let first: Vec<(usize, usize)> = lanes.iter().map(|&(t0, tn)| (t0, tn / 2)).collect();
-            let second: Vec<(usize, usize)> = lanes.iter().map(|&(t0, tn)| (t0 + tn / 2, tn - tn / 2)).collect();
+            let first: Vec<_> = lanes.iter().map(|&(t0, tn, s)| (t0, tn / 2, s)).collect();
+            let second: Vec<_> = lanes.iter().map(|&(t0, tn, s)| (t0 + tn / 2, tn - tn / 2, s)).collect();
             for part in [&first, &second] {
                 let inp = KernelInputs { lanes: part, ..inp };
                 wkv7_lanes(&inp, &mut split_state, &mut split_out);

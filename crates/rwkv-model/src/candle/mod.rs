@@ -1,40 +1,44 @@
-//! The CUDA backend (feature `cuda`): RWKV-7 on one NVIDIA GPU through candle-core.
+//! The candle backend (feature `candle`; `cuda` adds the GPU): RWKV-7 as a candle graph.
 //!
-//! Weights are uploaded once: every matrix as a bf16 `candle_core::Tensor` (the products are
-//! cuBLAS bf16 GEMMs with f32 sums, through candle's `matmul`), the vectors as f32, the embedding
-//! as f32 rows already normalised by `ln0`. A forward call uploads the lanes' host states (the
-//! host [`State`] stays the truth between calls), runs one step per `GPU_CHUNK` tokens of every
-//! lane — all lanes' rows in one `[R, C]` matrix, so each projection, LoRA and FFN product is one
-//! GEMM per step —, and downloads the states at the end. Norms, token shifts (one `index_select`
-//! over `[rows; lane states]`), activations and residuals are candle ops; the WKV recurrence is
-//! our kernel (`v7/wkv7.cu`, compiled at load with NVRTC; its CPU reference is `v7/wkv_ref.rs`),
-//! one block per (lane, head), one thread per state row, f32 state.
+//! Weights are uploaded once: every matrix as a bf16 `candle_core::Tensor` (the products are bf16
+//! GEMMs with f32 sums — cuBLAS on a GPU, the `gemm` crate on candle's CPU device — through
+//! candle's `matmul`), the vectors as f32, the embedding as f32 rows already normalised by `ln0`.
+//! A forward call uploads the lanes' host states (the host [`State`] stays the truth between
+//! calls), runs one step per `STEP_CHUNK` tokens of every lane — all lanes' rows in one `[R, C]`
+//! matrix, so each projection, LoRA and FFN product is one GEMM per step —, and downloads the
+//! states at the end. Norms, token shifts (one `index_select` over `[rows; lane states]`),
+//! activations and residuals are candle ops. The WKV recurrence is our kernel on a GPU
+//! (`v7/wkv7.cu`, compiled at load with NVRTC: one block per (lane, head), one thread per state
+//! row, f32 state) and its CPU twin (`v7/wkv_ref.rs`, the same loops in the same order) on
+//! candle's CPU device (`Device::CandleCpu`): the graph around it is the same on both, so the
+//! CPU device tests everything but the kernel and the upload.
 //!
-//! The fingerprint and the configuration come from the CPU loader run on the same tensors (so a
-//! GPU model is the same model as on the CPU); its weights are then dropped.
+//! The configuration and the fingerprint come from the tensors themselves, read in the CPU
+//! loader's order through the same fingerprinting reader (so a candle model is the same model as
+//! on the CPU); no CPU model is built.
 
-use std::panic::AssertUnwindSafe;
-
-use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-use candle_core::cuda_backend::cudarc::nvrtc;
-use candle_core::cuda_backend::{CudaDevice, cudarc};
-use candle_core::{DType, Device as CDevice, Storage, Tensor};
+use candle_core::{DType, Device as CDevice, Tensor};
 
 use crate::backend::Forward;
+use crate::blocks::Weights as Reader;
 use crate::error::{Error, Result};
 use crate::state::State;
-use crate::tensor::{DType as FileDType, TensorMap, to_f32};
+use crate::tensor::{DType as FileDType, RawTensor, TensorMap, to_f32};
 use crate::types::{Device, FoldPrecision, Generation, Lane, Logits, ModelInfo};
+use crate::v7::wkv_ref::{KernelInputs, wkv7_lanes};
 use crate::v7::{Config, V7};
 
-/// Tokens per lane per step on the GPU: steps want many rows (the products' efficiency), and
-/// the state round trip is once per call, not per step.
-pub const GPU_CHUNK: usize = 1024;
+#[cfg(feature = "cuda")]
+mod gpu;
+
+/// Tokens per lane per step: steps want many rows (the products' efficiency), and the state
+/// round trip is once per call, not per step.
+pub const STEP_CHUNK: usize = 1024;
 
 /// Most rows of one step (lanes × tokens), bounding the activations' memory.
-pub const GPU_STEP_ROWS: usize = 32 * 1024;
+pub const STEP_ROWS: usize = 32 * 1024;
 
-/// One layer's weights on the GPU.
+/// One layer's weights on the device.
 #[derive(Debug)]
 struct Layer {
     ln1: (Tensor, Tensor),
@@ -66,13 +70,15 @@ struct Layer {
     vres: Option<(Tensor, Tensor, Tensor)>,
 }
 
-/// RWKV-7 on a CUDA GPU.
+/// RWKV-7 as a candle graph on one candle device.
 #[derive(Debug)]
-pub(crate) struct CudaV7 {
+pub(crate) struct CandleV7 {
     cfg: Config,
-    ordinal: usize,
+    device: Device,
     dev: CDevice,
-    cuda: CudaDevice,
+    /// The GPU's WKV kernel (compiled once, at load).
+    #[cfg(feature = "cuda")]
+    gpu: Option<gpu::Gpu>,
     /// `[vocab, C]` f32, normalised by ln0.
     emb: Tensor,
     layers: Vec<Layer>,
@@ -82,77 +88,84 @@ pub(crate) struct CudaV7 {
     bytes: usize,
 }
 
-fn dev_err(ordinal: usize, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn dev_err(device: Device, reason: impl std::fmt::Display) -> Error {
     Error::Device {
-        device: format!("cuda:{ordinal}"),
+        device: device.to_string(),
         reason: reason.to_string(),
     }
 }
 
-/// Opens GPU `ordinal`: a named error where there is no driver (cudarc's loader panics then),
-/// no such device, or a driver too old for this build.
-fn open_device(ordinal: usize) -> Result<CDevice> {
-    let opened = std::panic::catch_unwind(AssertUnwindSafe(|| CDevice::new_cuda(ordinal)));
-    match opened {
-        Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => Err(dev_err(
-            ordinal,
-            format!("cannot open the GPU: {e} (is there an NVIDIA GPU number {ordinal}, with a CUDA 13 driver?)"),
-        )),
-        Err(_) => Err(dev_err(
-            ordinal,
-            "CUDA driver library libcuda.so.1 not found (no NVIDIA driver on this machine); use --device cpu",
-        )),
-    }
+/// A layer's WKV states during a call: on the host for the CPU twin, on the GPU for the kernel.
+enum WkvState {
+    Host(Vec<f32>),
+    #[cfg(feature = "cuda")]
+    Gpu(candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>),
 }
 
-impl CudaV7 {
-    /// Loads an RWKV-7 checkpoint onto GPU `ordinal`, feeding the fingerprint `hash` exactly as
-    /// the CPU loader does.
+/// The live lanes of one step: (first row, rows, state slot) each, and their GPU copies.
+struct Spans {
+    host: Vec<(usize, usize, usize)>,
+    #[cfg(feature = "cuda")]
+    gpu: Option<gpu::Spans>,
+}
+
+impl CandleV7 {
+    /// Loads an RWKV-7 checkpoint onto `device` (`cuda:N` or `candle-cpu`), feeding the
+    /// fingerprint `hash` exactly as the CPU loader does.
     pub(crate) fn load(
         map: &TensorMap,
         weights: crate::Weights,
-        ordinal: usize,
+        device: Device,
         hash: &mut blake3::Hasher,
-    ) -> Result<CudaV7> {
-        // The CPU loader: configuration, checks and fingerprint of the same tensors.
-        let cfg = {
-            let cpu = V7::from_tensors(map, weights, hash)?;
-            cpu.config().clone()
+    ) -> Result<CandleV7> {
+        if !matches!(weights, crate::Weights::Auto | crate::Weights::Bf16) {
+            return Err(dev_err(
+                device,
+                format!(
+                    "this backend holds bf16 weights (bf16 products, f32 sums); --weights {weights} runs on \
+                     --device cpu (use --weights auto or bf16 here)"
+                ),
+            ));
+        }
+        let cfg = V7::config_of(map)?;
+        #[cfg(feature = "cuda")]
+        let (dev, gpu) = match device {
+            Device::Cuda(n) => {
+                let (dev, gpu) = gpu::Gpu::open(n, &cfg)?;
+                (dev, Some(gpu))
+            }
+            _ => (CDevice::Cpu, None),
         };
-        let dev = open_device(ordinal)?;
-        let cuda = match &dev {
-            CDevice::Cuda(c) => c.clone(),
-            _ => return Err(dev_err(ordinal, "candle opened a non-CUDA device")),
+        #[cfg(not(feature = "cuda"))]
+        let dev = match device {
+            Device::CandleCpu => CDevice::Cpu,
+            other => {
+                return Err(dev_err(
+                    other,
+                    "this build has no CUDA backend (build rwkv-reader with `--features cuda`, see \
+                     scripts/build-cuda.sh); use --device cpu",
+                ));
+            }
         };
         let c = cfg.n_embd;
         let mut bytes = 0usize;
         let oom = |name: &str, e: candle_core::Error| {
             dev_err(
-                ordinal,
+                device,
                 format!(
-                    "uploading {name} of {}: {e} (out of GPU memory? the model needs about {:.1} GB in bf16)",
+                    "uploading {name} of {}: {e} (out of device memory? the model needs about {:.1} GB in bf16)",
                     map.path.display(),
                     model_gb(&cfg)
                 ),
             )
         };
-        let vector = |name: &str| -> Result<Tensor> {
-            let t = map.get(name)?;
-            let v = to_f32(&map.path, name, t)?;
+        let mut r = Reader::new(map, hash, weights);
+        let up_vec = |name: &str, v: Vec<f32>| -> Result<Tensor> {
             let n = v.len();
             Tensor::from_vec(v, (1, n), &dev).map_err(|e| oom(name, e))
         };
-        let mut matrix = |name: &str, bytes: &mut usize| -> Result<Tensor> {
-            let t = map.get(name)?;
-            if t.shape.len() != 2 {
-                return Err(Error::Shape {
-                    path: map.path.clone(),
-                    tensor: name.to_string(),
-                    found: t.shape.clone(),
-                    expected: vec![0, 0],
-                });
-            }
+        // A matrix with its file's shape, bf16 on the device; the file's pages handed back.
+        let up_mat = |name: &str, t: &RawTensor, bytes: &mut usize| -> Result<Tensor> {
             let shape = (t.shape[0], t.shape[1]);
             let up = if t.dtype == FileDType::BF16 {
                 Tensor::from_raw_buffer(&t.data[..], DType::BF16, &[shape.0, shape.1], &dev)
@@ -160,14 +173,17 @@ impl CudaV7 {
                 let v = to_f32(&map.path, name, t)?;
                 Tensor::from_vec(v, shape, &dev).and_then(|x| x.to_dtype(DType::BF16))
             };
+            t.data.release();
             *bytes += shape.0 * shape.1 * 2;
             up.map_err(|e| oom(name, e))
         };
         let emb = {
-            let t = map.get("emb.weight")?;
+            let t = r.raw("emb.weight", &[cfg.vocab, c])?;
             let v = to_f32(&map.path, "emb.weight", t)?;
+            t.data.release();
             let raw = Tensor::from_vec(v, (cfg.vocab, c), &dev).map_err(|e| oom("emb.weight", e))?;
-            let (w, b) = (vector("blocks.0.ln0.weight")?, vector("blocks.0.ln0.bias")?);
+            let w = up_vec("blocks.0.ln0.weight", r.vec("blocks.0.ln0.weight", c)?)?;
+            let b = up_vec("blocks.0.ln0.bias", r.vec("blocks.0.ln0.bias", c)?)?;
             layer_norm(&raw, &w, &b, 1e-5).map_err(|e| oom("emb.weight", e))?
         };
         bytes += cfg.vocab * c * 4;
@@ -176,32 +192,58 @@ impl CudaV7 {
             let p = format!("blocks.{i}.");
             let a = format!("{p}att.");
             let f = format!("{p}ffn.");
-            let vec_ = |n: String| vector(&n);
-            let ln1 = (vec_(format!("{p}ln1.weight"))?, vec_(format!("{p}ln1.bias"))?);
-            let ln2 = (vec_(format!("{p}ln2.weight"))?, vec_(format!("{p}ln2.bias"))?);
-            let mix = [
-                vec_(format!("{a}x_r"))?,
-                vec_(format!("{a}x_w"))?,
-                vec_(format!("{a}x_k"))?,
-                vec_(format!("{a}x_v"))?,
-                vec_(format!("{a}x_a"))?,
-                vec_(format!("{a}x_g"))?,
-            ];
-            let (w0, a0, k_k, k_a, r_k) = (
-                vec_(format!("{a}w0"))?,
-                vec_(format!("{a}a0"))?,
-                vec_(format!("{a}k_k"))?,
-                vec_(format!("{a}k_a"))?,
-                vec_(format!("{a}r_k"))?,
+            // The CPU loader's order (`V7::from_tensors`): the fingerprint depends on it.
+            let vec_ = |r: &mut Reader<'_>, n: String| -> Result<Tensor> { up_vec(&n, r.vec(&n, c)?) };
+            let ln1 = (
+                vec_(&mut r, format!("{p}ln1.weight"))?,
+                vec_(&mut r, format!("{p}ln1.bias"))?,
             );
-            let lnx = (vec_(format!("{a}ln_x.weight"))?, vec_(format!("{a}ln_x.bias"))?);
-            let ffn_mix = vec_(format!("{f}x_k"))?;
-            let v0 = if i == 0 { None } else { Some(vec_(format!("{a}v0"))?) };
-            let mut m = |n: String| matrix(&n, &mut bytes);
-            let vres = match v0 {
-                None => None,
-                Some(v0) => Some((v0, m(format!("{a}v1"))?, m(format!("{a}v2"))?)),
+            let ln2 = (
+                vec_(&mut r, format!("{p}ln2.weight"))?,
+                vec_(&mut r, format!("{p}ln2.bias"))?,
+            );
+            let mix = [
+                vec_(&mut r, format!("{a}x_r"))?,
+                vec_(&mut r, format!("{a}x_w"))?,
+                vec_(&mut r, format!("{a}x_k"))?,
+                vec_(&mut r, format!("{a}x_v"))?,
+                vec_(&mut r, format!("{a}x_a"))?,
+                vec_(&mut r, format!("{a}x_g"))?,
+            ];
+            let w0 = vec_(&mut r, format!("{a}w0"))?;
+            let a0 = vec_(&mut r, format!("{a}a0"))?;
+            let k_k = vec_(&mut r, format!("{a}k_k"))?;
+            let k_a = vec_(&mut r, format!("{a}k_a"))?;
+            let rk_name = format!("{a}r_k");
+            let r_k = up_vec(&rk_name, r.vec_shaped(&rk_name, &[cfg.n_head, cfg.head_size])?)?;
+            let lnx = (
+                vec_(&mut r, format!("{a}ln_x.weight"))?,
+                vec_(&mut r, format!("{a}ln_x.bias"))?,
+            );
+            let ffn_mix = vec_(&mut r, format!("{f}x_k"))?;
+            let mut mat = |r: &mut Reader<'_>, n: String, shape: [usize; 2]| -> Result<Tensor> {
+                let t = r.raw(&n, &shape)?;
+                up_mat(&n, t, &mut bytes)
             };
+            // LoRA factors, input-major: `[C, D]` then `[D, C]`.
+            let mut lora_pair = |r: &mut Reader<'_>, n: &str, d: usize| -> Result<(Tensor, Tensor)> {
+                Ok((mat(r, format!("{a}{n}1"), [c, d])?, mat(r, format!("{a}{n}2"), [d, c])?))
+            };
+            let (w1, w2) = lora_pair(&mut r, "w", cfg.d_decay)?;
+            let (a1, a2) = lora_pair(&mut r, "a", cfg.d_aaa)?;
+            let (g1, g2) = lora_pair(&mut r, "g", cfg.d_gate)?;
+            let vres = if i == 0 {
+                None
+            } else {
+                let (v1, v2) = lora_pair(&mut r, "v", cfg.d_mv)?;
+                Some((vec_(&mut r, format!("{a}v0"))?, v1, v2))
+            };
+            let wr = mat(&mut r, format!("{a}receptance.weight"), [c, c])?;
+            let wk = mat(&mut r, format!("{a}key.weight"), [c, c])?;
+            let wv = mat(&mut r, format!("{a}value.weight"), [c, c])?;
+            let wo = mat(&mut r, format!("{a}output.weight"), [c, c])?;
+            let ffn_key = mat(&mut r, format!("{f}key.weight"), [cfg.d_ffn, c])?;
+            let ffn_value = mat(&mut r, format!("{f}value.weight"), [c, cfg.d_ffn])?;
             layers.push(Layer {
                 ln1,
                 ln2,
@@ -213,71 +255,54 @@ impl CudaV7 {
                 r_k,
                 lnx,
                 ffn_mix,
-                wr: m(format!("{a}receptance.weight"))?,
-                wk: m(format!("{a}key.weight"))?,
-                wv: m(format!("{a}value.weight"))?,
-                wo: m(format!("{a}output.weight"))?,
-                ffn_key: m(format!("{f}key.weight"))?,
-                ffn_value: m(format!("{f}value.weight"))?,
-                w1: m(format!("{a}w1"))?,
-                w2: m(format!("{a}w2"))?,
-                a1: m(format!("{a}a1"))?,
-                a2: m(format!("{a}a2"))?,
-                g1: m(format!("{a}g1"))?,
-                g2: m(format!("{a}g2"))?,
+                wr,
+                wk,
+                wv,
+                wo,
+                ffn_key,
+                ffn_value,
+                w1,
+                w2,
+                a1,
+                a2,
+                g1,
+                g2,
                 vres,
             });
         }
-        let ln_out = (vector("ln_out.weight")?, vector("ln_out.bias")?);
-        let head = matrix("head.weight", &mut bytes)?;
-        let model = CudaV7 {
+        let ln_out = (
+            up_vec("ln_out.weight", r.vec("ln_out.weight", c)?)?,
+            up_vec("ln_out.bias", r.vec("ln_out.bias", c)?)?,
+        );
+        let head = {
+            let t = r.raw("head.weight", &[cfg.vocab, c])?;
+            up_mat("head.weight", t, &mut bytes)?
+        };
+        Ok(CandleV7 {
             cfg,
-            ordinal,
+            device,
             dev,
-            cuda,
+            #[cfg(feature = "cuda")]
+            gpu,
             emb,
             layers,
             ln_out,
             head,
             bytes,
-        };
-        model.kernel()?;
-        Ok(model)
+        })
     }
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
-        dev_err(self.ordinal, e)
-    }
-
-    /// The WKV kernel, compiled with NVRTC on first use (candle keeps the loaded module).
-    fn kernel(&self) -> Result<cudarc::driver::CudaFunction> {
-        let n = self.cfg.head_size;
-        let module = format!("rwkv_wkv7_n{n}");
-        let src = crate::v7::wkv_ref::SOURCE;
-        let ptx = nvrtc::compile_ptx_with_opts(
-            src,
-            nvrtc::CompileOptions {
-                // PTX of the oldest architecture NVRTC 13 targets: the driver finishes it for
-                // whatever GPU this is.
-                arch: Some("compute_75"),
-                options: vec![format!("-DHEAD_SIZE={n}")],
-                ..Default::default()
-            },
-        )
-        .map_err(|e| self.err(format!("compiling the WKV kernel with NVRTC: {e}")))?;
-        self.cuda
-            .get_or_load_custom_func("wkv7_lanes", &module, &ptx.to_src())
-            .map(|f| f.into_cuda_function())
-            .map_err(|e| self.err(format!("loading the WKV kernel: {e}")))
+        dev_err(self.device, e)
     }
 
     /// Folds the lanes (each with its tokens) from their states; the logits of every row of
-    /// lane 0 when `all_logits`, else of its last row when `last_logits`.
+    /// lane 0 when `Logits::All`, else of its last row when `Logits::Last`.
     fn run(&self, lanes: &mut [Lane<'_>], want: Logits) -> candle_core::Result<Vec<f32>> {
         let c = self.cfg.n_embd;
         let b = lanes.len();
         let (h, n) = (self.cfg.n_head, self.cfg.head_size);
-        // The lanes' states on the GPU: token shifts `[B, C]` per layer, WKV `[B, H, N, N]`.
+        // The lanes' states on the device: token shifts `[B, C]` per layer, WKV `[B, H, N, N]`.
         let mut att_x = Vec::with_capacity(self.layers.len());
         let mut ffn_x = Vec::with_capacity(self.layers.len());
         let mut wkv = Vec::with_capacity(self.layers.len());
@@ -287,48 +312,40 @@ impl CudaV7 {
             };
             att_x.push(Tensor::from_vec(gather(&|s| &s.layers[li].att_x), (b, c), &self.dev)?);
             ffn_x.push(Tensor::from_vec(gather(&|s| &s.layers[li].ffn_x), (b, c), &self.dev)?);
-            wkv.push(self.cuda.clone_htod(&gather(&|s| &s.layers[li].wkv))?);
+            wkv.push(self.upload_wkv(gather(&|s| &s.layers[li].wkv))?);
         }
-        let func = self.kernel().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let longest = lanes.iter().map(|l| l.tokens.len()).max().unwrap_or(0);
-        let per_lane = GPU_CHUNK.min((GPU_STEP_ROWS / b.max(1)).max(1));
+        let per_lane = STEP_CHUNK.min((STEP_ROWS / b.max(1)).max(1));
         let mut logits = Vec::new();
         for step in 0..longest.div_ceil(per_lane) {
             // This step's rows: lane by lane, the next `per_lane` tokens of each.
-            let (mut ids, mut row0, mut rows, mut slot) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut ids, mut spans) = (Vec::new(), Vec::new());
             for (s, l) in lanes.iter().enumerate() {
                 let a = (step * per_lane).min(l.tokens.len());
                 let e = (a + per_lane).min(l.tokens.len());
                 if e > a {
-                    row0.push(ids.len() as i32);
-                    rows.push((e - a) as i32);
-                    slot.push(s as i32);
+                    spans.push((ids.len(), e - a, s));
                     ids.extend_from_slice(&l.tokens[a..e]);
                 }
             }
             let r_total = ids.len();
-            let live = slot.len();
             // Token shift: row t takes row t − 1, a lane's first row its state's row (at
             // R + slot); the new state rows are each lane's last row.
             let mut shift = Vec::with_capacity(r_total);
             let mut last = vec![0u32; b];
             let mut keep: Vec<u32> = (0..b as u32).collect();
-            for (k, (&r0, &rn)) in row0.iter().zip(&rows).enumerate() {
+            for &(r0, rn, s) in &spans {
                 let (r0, rn) = (r0 as u32, rn as u32);
-                shift.push(r_total as u32 + slot[k] as u32);
+                shift.push((r_total + s) as u32);
                 shift.extend(r0..r0 + rn - 1);
-                last[slot[k] as usize] = r0 + rn - 1;
-                keep[slot[k] as usize] = b as u32 + slot[k] as u32;
+                last[s] = r0 + rn - 1;
+                keep[s] = (b + s) as u32;
             }
             let shift = Tensor::from_vec(shift, r_total, &self.dev)?;
-            let ids_t = Tensor::from_vec(ids.clone(), r_total, &self.dev)?;
+            let ids_t = Tensor::from_vec(ids, r_total, &self.dev)?;
             let last_t = Tensor::from_vec(last, b, &self.dev)?;
             let keep_t = Tensor::from_vec(keep, b, &self.dev)?;
-            let (row0_d, rows_d, slot_d) = (
-                self.cuda.clone_htod(&row0)?,
-                self.cuda.clone_htod(&rows)?,
-                self.cuda.clone_htod(&slot)?,
-            );
+            let spans = self.spans(spans)?;
             // Shifted rows and the updated state rows (lanes not in this step keep theirs).
             let shifted = |xx: &Tensor, st: &mut Tensor| -> candle_core::Result<Tensor> {
                 let prev = Tensor::cat(&[xx, &*st], 0)?.index_select(&shift, 0)?;
@@ -367,20 +384,7 @@ impl CudaV7 {
                     }
                     (Some(_), None) => return Err(candle_core::Error::Msg("layer 0 has a value residual".into())),
                 }
-                let out = self.wkv(
-                    &func,
-                    &r,
-                    &w_raw,
-                    &k,
-                    &v,
-                    &a_raw,
-                    &g,
-                    l,
-                    &mut wkv[li],
-                    (&row0_d, &rows_d, &slot_d),
-                    live,
-                    r_total,
-                )?;
+                let out = self.wkv([&r, &w_raw, &k, &v, &a_raw, &g], l, &mut wkv[li], &spans, r_total)?;
                 x = (x + linear_t(&out, &l.wo)?)?;
                 // Channel mix.
                 let xx = layer_norm(&x, &l.ln2.0, &l.ln2.1, 1e-5)?;
@@ -409,7 +413,7 @@ impl CudaV7 {
         for li in 0..self.layers.len() {
             let ax = att_x[li].flatten_all()?.to_vec1::<f32>()?;
             let fx = ffn_x[li].flatten_all()?.to_vec1::<f32>()?;
-            let wk = self.cuda.clone_dtoh(&wkv[li])?;
+            let wk = self.download_wkv(&wkv[li])?;
             let wl = h * n * n;
             for (s, lane) in lanes.iter_mut().enumerate() {
                 let ls = &mut lane.state.layers[li];
@@ -424,79 +428,87 @@ impl CudaV7 {
         Ok(logits)
     }
 
-    /// One layer's WKV over the step: the kernel on every live lane's rows.
-    #[allow(clippy::too_many_arguments)]
+    fn upload_wkv(&self, host: Vec<f32>) -> candle_core::Result<WkvState> {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return g.upload(&host).map(WkvState::Gpu);
+        }
+        Ok(WkvState::Host(host))
+    }
+
+    fn download_wkv(&self, st: &WkvState) -> candle_core::Result<Vec<f32>> {
+        match st {
+            WkvState::Host(v) => Ok(v.clone()),
+            #[cfg(feature = "cuda")]
+            WkvState::Gpu(s) => self.gpu.as_ref().expect("a GPU state without a GPU").download(s),
+        }
+    }
+
+    fn spans(&self, host: Vec<(usize, usize, usize)>) -> candle_core::Result<Spans> {
+        #[cfg(feature = "cuda")]
+        let gpu = match &self.gpu {
+            Some(g) => Some(g.spans(&host)?),
+            None => None,
+        };
+        Ok(Spans {
+            host,
+            #[cfg(feature = "cuda")]
+            gpu,
+        })
+    }
+
+    /// One layer's WKV over the step, on every live lane's rows: `rows` are r, w_raw, k, v (value
+    /// residual applied), a_raw and g, each `[R, C]` f32.
     fn wkv(
         &self,
-        func: &cudarc::driver::CudaFunction,
-        r: &Tensor,
-        w_raw: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        a_raw: &Tensor,
-        g: &Tensor,
+        rows: [&Tensor; 6],
         l: &Layer,
-        state: &mut cudarc::driver::CudaSlice<f32>,
-        (row0, rows, slot): (
-            &cudarc::driver::CudaSlice<i32>,
-            &cudarc::driver::CudaSlice<i32>,
-            &cudarc::driver::CudaSlice<i32>,
-        ),
-        live: usize,
+        state: &mut WkvState,
+        spans: &Spans,
         r_total: usize,
     ) -> candle_core::Result<Tensor> {
         let c = self.cfg.n_embd;
-        let inputs = [
-            r, w_raw, k, v, a_raw, g, &l.w0, &l.a0, &l.k_k, &l.k_a, &l.r_k, &l.lnx.0, &l.lnx.1,
-        ];
-        let inputs: Vec<Tensor> = inputs
-            .iter()
-            .map(|t| t.contiguous())
-            .collect::<candle_core::Result<_>>()?;
-        let mut out = self.cuda.alloc_zeros::<f32>(r_total * c)?;
-        {
-            let guards: Vec<_> = inputs.iter().map(|t| t.storage_and_layout()).collect();
-            let mut views = Vec::with_capacity(guards.len());
-            for (st, layout) in &guards {
-                let Storage::Cuda(cs) = &**st else {
-                    return Err(candle_core::Error::Msg("a WKV input is not on the GPU".into()));
+        let vectors = [&l.w0, &l.a0, &l.k_k, &l.k_a, &l.r_k, &l.lnx.0, &l.lnx.1];
+        match state {
+            #[cfg(feature = "cuda")]
+            WkvState::Gpu(st) => {
+                let (g, sp) = (self.gpu.as_ref(), spans.gpu.as_ref());
+                let (Some(g), Some(sp)) = (g, sp) else {
+                    return Err(candle_core::Error::Msg("a GPU state without a GPU".into()));
                 };
-                let s = cs.as_cuda_slice::<f32>()?;
-                views.push(s.slice(layout.start_offset()..));
+                g.wkv(rows, vectors, st, sp, r_total, c)
             }
-            let c_arg = c as i32;
-            let stream = self.cuda.cuda_stream();
-            let mut launch = stream.launch_builder(func);
-            launch.arg(&c_arg);
-            launch.arg(row0);
-            launch.arg(rows);
-            launch.arg(slot);
-            launch.arg(state);
-            for v in &views {
-                launch.arg(v);
+            WkvState::Host(st) => {
+                let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                let [r, w_raw, k_raw, v, a_raw, g] = rows.map(host);
+                let [w0, a0, k_k, k_a, r_k, lnx_w, lnx_b] = vectors.map(host);
+                let inp = KernelInputs {
+                    c,
+                    n: self.cfg.head_size,
+                    lanes: &spans.host,
+                    r: &r?,
+                    w_raw: &w_raw?,
+                    k_raw: &k_raw?,
+                    v: &v?,
+                    a_raw: &a_raw?,
+                    g: &g?,
+                    w0: &w0?,
+                    a0: &a0?,
+                    k_k: &k_k?,
+                    k_a: &k_a?,
+                    r_k: &r_k?,
+                    lnx_w: &lnx_w?,
+                    lnx_b: &lnx_b?,
+                };
+                let mut out = vec![0f32; r_total * c];
+                wkv7_lanes(&inp, st, &mut out);
+                Tensor::from_vec(out, (r_total, c), &self.dev)
             }
-            launch.arg(&mut out);
-            let cfg = LaunchConfig {
-                grid_dim: (self.cfg.n_head as u32, live as u32, 1),
-                block_dim: (self.cfg.head_size as u32, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            // SAFETY: the arguments are the kernel's, in its order: sizes and the lanes' row
-            // ranges (inside the step's `r_total` rows), the `[B, H, N, N]` states, thirteen
-            // f32 inputs of the shapes it reads, and the `[R, C]` output.
-            unsafe { launch.launch(cfg) }.map_err(|e| candle_core::Error::Msg(format!("WKV kernel: {e}")))?;
         }
-        let storage = candle_core::cuda_backend::CudaStorage::wrap_cuda_slice(out, self.cuda.clone());
-        Ok(Tensor::from_storage(
-            Storage::Cuda(storage),
-            (r_total, c),
-            candle_core::op::BackpropOp::none(),
-            false,
-        ))
     }
 }
 
-/// About how many GB of GPU memory the weights take in bf16 (the embedding in f32).
+/// About how many GB of device memory the weights take in bf16 (the embedding in f32).
 fn model_gb(cfg: &Config) -> f64 {
     let c = cfg.n_embd as f64;
     let per_layer = 4.0 * c * c + 2.0 * c * cfg.d_ffn as f64;
@@ -528,7 +540,7 @@ fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Resu
         .broadcast_add(b)
 }
 
-impl Forward for CudaV7 {
+impl Forward for CandleV7 {
     fn info(&self) -> ModelInfo {
         let c = &self.cfg;
         ModelInfo {
@@ -561,6 +573,6 @@ impl Forward for CudaV7 {
         Some(&self.cfg)
     }
     fn device(&self) -> Device {
-        Device::Cuda(self.ordinal)
+        self.device
     }
 }
