@@ -143,9 +143,10 @@ pub struct SourceArgs {
     /// Do not honour .gitignore, .ignore or git's excludes.
     #[arg(long)]
     pub no_ignore: bool,
-    /// Do not follow symbolic links.
+    /// Follow symbolic links (by default a link is skipped and reported, so a linked
+    /// directory is not read twice).
     #[arg(long)]
-    pub no_follow: bool,
+    pub follow: bool,
     /// How to read directories.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
@@ -174,7 +175,7 @@ impl SourceArgs {
             exclude: self.exclude.clone(),
             hidden: self.hidden,
             respect_ignore_files: !self.no_ignore,
-            follow_links: !self.no_follow,
+            follow_links: self.follow,
             dir_mode: match self.mode {
                 ModeArg::Auto => DirMode::Auto,
                 ModeArg::Code => DirMode::Code,

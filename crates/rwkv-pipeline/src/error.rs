@@ -45,6 +45,15 @@ pub enum Error {
     /// Bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// A fold worker (or the sources' thread) panicked: a bug, reported with the documents it
+    /// was folding. What was committed before stays; the next run folds those documents again.
+    #[error("a worker panicked{}: {message}", if documents.is_empty() { String::new() } else { format!(" while folding {}", documents.join(", ")) })]
+    Panicked {
+        /// The documents the worker had in hand.
+        documents: Vec<String>,
+        /// The panic's message.
+        message: String,
+    },
     /// The run was cancelled ([`crate::Progress::cancelled`]): what it committed stays, the
     /// next run goes on from there.
     #[error("the ingest was cancelled; run it again to go on from what it committed")]

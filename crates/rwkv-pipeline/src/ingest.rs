@@ -218,6 +218,15 @@ pub fn ingest(
                 .into(),
         ));
     }
+    // An input path that is not there is the run's error, before anything is written: read as
+    // an empty input, it would remove its documents from the store.
+    for input in &cfg.inputs {
+        if let Input::Path(p) = Input::parse(input)
+            && let Err(e) = std::fs::symlink_metadata(&p)
+        {
+            return Err(Error::Usage(format!("input {}: {e}", p.display())));
+        }
+    }
     let mut store = Store::open(&cfg.store_dir, ident.clone())?;
     if cfg.compress && store.compression() == Compression::None {
         store.set_compression(Compression::Zstd(3))?;
@@ -265,33 +274,34 @@ pub fn ingest(
         counts: Counts::default(),
     };
 
-    // Sources on a tokio runtime, feeding a bounded channel; fold workers drain it.
+    // Sources on a tokio runtime, feeding a bounded channel; fold workers drain it. A worker
+    // that fails or panics closes the channel, so the producer's next send fails and the run
+    // ends (it never waits on a channel no one reads).
     let jobs = cfg.jobs.max(1);
     let (tx, rx) = mpsc::sync_channel::<Document>(jobs * 2);
-    let rx = Mutex::new(rx);
+    let rx: Queue = Mutex::new(Some(rx));
     let mut source_error = None;
     std::thread::scope(|scope| {
         let producer = scope.spawn(|| produce(&shared, tx));
         let (lanes, shared, rx) = (cfg.lanes.max(1), &shared, &rx);
         let workers: Vec<_> = (0..jobs)
-            .map(|_| {
-                scope.spawn(move || {
-                    if lanes > 1 {
-                        work_lanes(shared, rx, lanes)
-                    } else {
-                        work(shared, rx)
-                    }
-                })
-            })
+            .map(|_| scope.spawn(move || run_worker(shared, rx, lanes)))
             .collect();
-        if let Ok(Err(e)) = producer.join() {
-            source_error = Some(e);
-        }
-        for w in workers {
-            if let Ok(Err(e)) = w.join() {
-                source_error.get_or_insert(e);
-            }
-        }
+        let mut first = |r: std::thread::Result<Result<()>>| {
+            let e = match r {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(payload) => Error::Panicked {
+                    documents: Vec::new(),
+                    message: panic_message(payload.as_ref()),
+                },
+            };
+            source_error.get_or_insert(e);
+        };
+        // The workers first: their error is the cause when the producer stops because of it.
+        let done: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        done.into_iter().for_each(&mut first);
+        first(producer.join());
     });
     if let Some(e) = source_error {
         return Err(e);
@@ -411,24 +421,84 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
     res
 }
 
-fn work(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>) -> Result<()> {
+/// The documents on their way to the fold workers; `None` once a worker has closed it.
+type Queue = Mutex<Option<mpsc::Receiver<Document>>>;
+
+/// One fold worker: documents until the queue is done. A worker that fails or panics closes
+/// the queue (the producer then stops, and so do the other workers after their document); a
+/// panic becomes [`Error::Panicked`] naming the documents it had in hand.
+fn run_worker(shared: &Shared<'_>, rx: &Queue, lanes: usize) -> Result<()> {
+    let in_hand = Mutex::new(Vec::new());
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if lanes > 1 {
+            work_lanes(shared, rx, lanes, &in_hand)
+        } else {
+            work(shared, rx, &in_hand)
+        }
+    }));
+    let r = r.unwrap_or_else(|payload| {
+        Err(Error::Panicked {
+            documents: in_hand.into_inner().unwrap_or_else(|p| p.into_inner()),
+            message: panic_message(payload.as_ref()),
+        })
+    });
+    if r.is_err() {
+        // Dropping the receiver fails the producer's next send.
+        drop(rx.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+    r
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Adds (`true`) or removes a document from a worker's list of documents in hand.
+fn hold(in_hand: &Mutex<Vec<String>>, name: &str, held: bool) {
+    let mut h = in_hand.lock().unwrap_or_else(|p| p.into_inner());
+    if held {
+        h.push(name.to_string());
+    } else if let Some(i) = h.iter().position(|n| n == name) {
+        h.swap_remove(i);
+    }
+}
+
+fn work(shared: &Shared<'_>, rx: &Queue, in_hand: &Mutex<Vec<String>>) -> Result<()> {
     while let Some(doc) = receive(rx)? {
         if shared.progress.cancelled() {
             continue;
         }
         let name = doc.location();
+        hold(in_hand, &name, true);
+        panic_for_tests(&name);
         match process(shared, &doc) {
             Ok(outcome) => shared.progress.done(&name, outcome),
-            Err(e) => fold_failed(shared, name, e)?,
+            Err(e) => fold_failed(shared, name.clone(), e)?,
         }
+        hold(in_hand, &name, false);
     }
     Ok(())
 }
 
-/// The next document from the sources, `None` once they are done.
-fn receive(rx: &Mutex<mpsc::Receiver<Document>>) -> Result<Option<Document>> {
+/// A test hook: a worker panics on a document whose name ends with the value of
+/// `RWKV_TEST_PANIC_ON` (how the tests make a worker panic in a real run).
+fn panic_for_tests(name: &str) {
+    if let Ok(end) = std::env::var("RWKV_TEST_PANIC_ON")
+        && !end.is_empty()
+        && name.ends_with(&end)
+    {
+        panic!("injected test panic on {name}");
+    }
+}
+
+/// The next document from the sources, `None` once they are done or the queue was closed.
+fn receive(rx: &Queue) -> Result<Option<Document>> {
     let rx = rx.lock().map_err(|_| poisoned())?;
-    Ok(rx.recv().ok())
+    Ok(rx.as_ref().and_then(|r| r.recv().ok()))
 }
 
 /// A document's fold failed: a fold error (the model refused it) is that document's failure,
@@ -452,7 +522,7 @@ fn fold_failed(shared: &Shared<'_>, name: String, e: Error) -> Result<()> {
 /// A fold worker with `lanes` lanes ([`Reader::fold_lanes`]): documents that need folding take
 /// a lane as one frees; the others (unchanged, reindexed) are done on the way in. Each
 /// document's checkpoints, commit and index entries are those of the one-document path.
-fn work_lanes(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>, lanes: usize) -> Result<()> {
+fn work_lanes(shared: &Shared<'_>, rx: &Queue, lanes: usize, in_hand: &Mutex<Vec<String>>) -> Result<()> {
     let fatal: RefCell<Option<Error>> = RefCell::new(None);
     let stop = |e: Error| {
         fatal.borrow_mut().get_or_insert(e);
@@ -473,7 +543,11 @@ fn work_lanes(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>, lanes: 
             match triage(shared, &doc) {
                 Ok(Some(outcome)) => shared.progress.done(&doc.location(), outcome),
                 Ok(None) => match FoldJob::new(shared, doc) {
-                    Ok(job) => return Some(job),
+                    Ok(job) => {
+                        hold(in_hand, &job.name, true);
+                        panic_for_tests(&job.name);
+                        return Some(job);
+                    }
                     Err(e) => stop(e),
                 },
                 Err(e) => stop(e),
@@ -489,11 +563,12 @@ fn work_lanes(shared: &Shared<'_>, rx: &Mutex<mpsc::Receiver<Document>>, lanes: 
                 shared.progress.done(&name, "folded");
             }
             Err(e) => {
-                if let Err(e) = fold_failed(shared, name, e) {
+                if let Err(e) = fold_failed(shared, name.clone(), e) {
                     stop(e);
                 }
             }
         }
+        hold(in_hand, &name, false);
     };
     shared
         .reader

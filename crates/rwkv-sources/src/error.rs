@@ -31,6 +31,13 @@ pub enum Error {
         /// The ancestor it leads back to, when known.
         ancestor: Option<PathBuf>,
     },
+    /// A symbolic link, not followed (links are read only when asked, `follow_links`): a linked
+    /// directory would otherwise give its files twice. Skipped by policy.
+    #[error("{at}: symbolic link, not followed (--follow reads links)")]
+    Symlink {
+        /// The link.
+        at: String,
+    },
     /// Not a regular file (a FIFO, socket or device): never opened, since reading could block.
     #[error("{at}: not a regular file")]
     NotRegular {
@@ -163,7 +170,7 @@ pub enum Error {
 
 impl Error {
     /// A short stable code for the reason, for JSON output and tests: `unreadable`,
-    /// `symlink_loop`, `not_regular`, `binary`, `too_large`, `expands_too_large`, `empty`,
+    /// `symlink_loop`, `symlink`, `not_regular`, `binary`, `too_large`, `expands_too_large`, `empty`,
     /// `unsupported`, `malformed`, `timeout`, `panicked`, `fetch`, `http_status`,
     /// `invalid_glob`, `walk`; for WARC records, `not_a_page` and `http_1xx`/`http_3xx`/
     /// `http_4xx`/`http_5xx`/`http_other` (an archived response's status class).
@@ -171,6 +178,7 @@ impl Error {
         match self {
             Error::Unreadable { .. } => "unreadable",
             Error::SymlinkLoop { .. } => "symlink_loop",
+            Error::Symlink { .. } => "symlink",
             Error::NotRegular { .. } => "not_regular",
             Error::Binary { .. } => "binary",
             Error::TooLarge { .. } => "too_large",
@@ -201,6 +209,7 @@ impl Error {
         match self {
             Error::Unreadable { at, .. }
             | Error::SymlinkLoop { at, .. }
+            | Error::Symlink { at }
             | Error::NotRegular { at }
             | Error::Binary { at }
             | Error::TooLarge { at, .. }
@@ -220,7 +229,7 @@ impl Error {
     }
 
     /// Whether this is a deliberate skip by policy (binary, over a cap, empty, unsupported,
-    /// not a regular file) rather than a failure to read a damaged or unreachable input.
+    /// not a regular file, a link not followed) rather than a failure to read a damaged or unreachable input.
     pub fn is_policy_skip(&self) -> bool {
         matches!(
             self,
@@ -230,6 +239,7 @@ impl Error {
                 | Error::Empty { .. }
                 | Error::Unsupported { .. }
                 | Error::NotRegular { .. }
+                | Error::Symlink { .. }
                 | Error::NotAPage { .. }
                 | Error::ArchivedStatus { .. }
         )

@@ -30,7 +30,8 @@ pub struct Options {
     pub max_expanded_size: u64,
     /// Read hidden files and directories (names starting with `.`); `.git` is never read.
     pub hidden: bool,
-    /// Follow symbolic links (loops are detected and reported). Default true.
+    /// Follow symbolic links (loops are detected and reported). Default false: a link is a
+    /// named skip ([`crate::Error::Symlink`]), so a linked directory is not read twice.
     pub follow_links: bool,
     /// Honour `.gitignore`, `.ignore`, `.git/info/exclude` and git's global excludes (default
     /// true), whether or not the directory is a git repository.
@@ -65,7 +66,7 @@ impl Default for Options {
             max_document_size: 64 << 20,
             max_expanded_size: 1 << 30,
             hidden: false,
-            follow_links: true,
+            follow_links: false,
             respect_ignore_files: true,
             include: Vec::new(),
             exclude: Vec::new(),

@@ -174,11 +174,14 @@ pub(crate) fn walk(
                 if !ft.is_file() {
                     if ft.is_symlink() {
                         // Only seen when not following links: the target is not read.
-                        continue;
+                        Found::Failed(Error::Symlink {
+                            at: display_path(&path),
+                        })
+                    } else {
+                        Found::Failed(Error::NotRegular {
+                            at: display_path(&path),
+                        })
                     }
-                    Found::Failed(Error::NotRegular {
-                        at: display_path(&path),
-                    })
                 } else {
                     match e.metadata() {
                         Ok(m) => Found::File {

@@ -8,7 +8,7 @@ use crate::util::{collect, copy_dir, fixture, summary};
 
 /// A copy of fixtures/code plus what git cannot hold: a symlink loop to an ancestor, a
 /// self-referential link, an unreadable file, a file over the cap and a FIFO.
-fn code_tree() -> (tempfile::TempDir, std::path::PathBuf, bool) {
+fn code_tree() -> (tempfile::TempDir, std::path::PathBuf, bool, bool) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("code");
     copy_dir(&fixture("code"), &root);
@@ -19,7 +19,8 @@ fn code_tree() -> (tempfile::TempDir, std::path::PathBuf, bool) {
     let unreadable = root.join("unreadable.txt");
     std::fs::write(&unreadable, "secret").unwrap();
     std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read(&unreadable).is_ok() {
+    let dangling = std::fs::read(&unreadable).is_ok();
+    if dangling {
         std::fs::remove_file(&unreadable).unwrap();
         symlink("no-such-target", &unreadable).unwrap();
     }
@@ -28,13 +29,11 @@ fn code_tree() -> (tempfile::TempDir, std::path::PathBuf, bool) {
         .arg(root.join("fifo"))
         .status()
         .is_ok_and(|s| s.success());
-    (tmp, root, fifo)
+    (tmp, root, fifo, dangling)
 }
 
-#[test]
-fn walks_code_base_with_exact_documents_and_skips() {
-    let (_tmp, root, fifo) = code_tree();
-    let items = collect(vec![Input::Path(root.clone())], Options::default());
+/// What the walk of `code_tree` gives, following links or not (then each link is a named skip).
+fn expected_walk(follow: bool, fifo: bool, dangling: bool) -> Vec<&'static str> {
     let mut expected = vec![
         "doc README.md",
         "doc Makefile",
@@ -43,22 +42,54 @@ fn walks_code_base_with_exact_documents_and_skips() {
         "not_regular fifo",
         "doc keep.log",
         "binary logo.png",
-        "symlink_loop self-link",
+        if follow {
+            "symlink_loop self-link"
+        } else {
+            "symlink self-link"
+        },
         "doc src/README.md",
         "doc src/bad_utf8.rs",
         "empty src/empty.py",
         "doc src/eval.py",
         "doc src/generated/.gitignore",
         "doc src/generated/wanted.rs",
-        "symlink_loop src/loop",
+        if follow {
+            "symlink_loop src/loop"
+        } else {
+            "symlink src/loop"
+        },
         "doc src/main.rs",
-        "unreadable unreadable.txt",
+        if dangling && !follow {
+            "symlink unreadable.txt"
+        } else {
+            "unreadable unreadable.txt"
+        },
     ];
     if !fifo {
         eprintln!("mkfifo unavailable: not checking the FIFO");
         expected.retain(|e| *e != "not_regular fifo");
     }
-    assert_eq!(summary(&items, &root), expected);
+    expected
+}
+
+#[test]
+fn walks_code_base_with_exact_documents_and_skips() {
+    let (_tmp, root, fifo, dangling) = code_tree();
+    let follow = Options {
+        follow_links: true,
+        ..Options::default()
+    };
+    let followed = collect(vec![Input::Path(root.clone())], follow);
+    assert_eq!(summary(&followed, &root), expected_walk(true, fifo, dangling));
+    let items = collect(vec![Input::Path(root.clone())], Options::default());
+    assert_eq!(summary(&items, &root), expected_walk(false, fifo, dangling));
+    assert!(
+        items
+            .iter()
+            .filter_map(|i| i.as_ref().err())
+            .filter(|e| e.reason() == "symlink")
+            .all(|e| e.is_policy_skip())
+    );
 
     let docs: Vec<_> = items.iter().filter_map(|i| i.as_ref().ok()).collect();
     assert!(docs.iter().all(|d| d.kind == DocKind::Code));
@@ -176,4 +207,29 @@ fn small_cap_and_single_file_inputs() {
         Options::default(),
     );
     assert_eq!(summary(&items, &root), ["doc src/main.rs", "unreadable missing.rs"]);
+}
+
+/// A linked directory (ripgrep's `HomebrewFormula -> pkg/brew`) gives its files once: by default
+/// the link is a named skip; with `follow_links` it is read as the directory it points to.
+#[test]
+fn a_linked_directory_is_read_once_unless_links_are_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    std::fs::create_dir_all(root.join("pkg/brew")).unwrap();
+    std::fs::write(root.join("pkg/brew/formula.rb"), "class Formula\nend\n").unwrap();
+    symlink("pkg/brew", root.join("HomebrewFormula")).unwrap();
+    let items = collect(vec![Input::Path(root.clone())], Options::default());
+    assert_eq!(
+        summary(&items, &root),
+        ["symlink HomebrewFormula", "doc pkg/brew/formula.rb"]
+    );
+    let follow = Options {
+        follow_links: true,
+        ..Options::default()
+    };
+    let items = collect(vec![Input::Path(root.clone())], follow);
+    assert_eq!(
+        summary(&items, &root),
+        ["doc HomebrewFormula/formula.rb", "doc pkg/brew/formula.rb"]
+    );
 }
