@@ -46,12 +46,13 @@ fn run_within(mut c: Command, limit: Duration) -> (Output, Duration) {
     }
 }
 
-fn snapshot(
-    store: &Path,
-) -> (
+/// A store's manifest and blob bytes.
+type Snapshot = (
     Vec<(String, String, Vec<String>)>,
     std::collections::BTreeMap<PathBuf, Vec<u8>>,
-) {
+);
+
+fn snapshot(store: &Path) -> Snapshot {
     (manifest(store), blobs(store))
 }
 
