@@ -191,5 +191,5 @@ fn a_device_without_a_backend_in_this_build_exits_2_naming_cuda() {
     }
     let (code, _, err) = score(&["README.md", "--device", "gpu"]);
     assert_eq!(code, 2);
-    assert!(err.contains("cpu, cuda or cuda:N"), "{err}");
+    assert!(err.contains("cpu, cuda, cuda:N or candle-cpu"), "{err}");
 }

@@ -62,6 +62,7 @@ mod v5;
 mod v6;
 mod v7;
 
+pub use backend::Support;
 pub use error::{Error, Result};
 pub use fingerprint::{FINGERPRINT_RULE, fingerprint_is_current};
 pub use model::Model;

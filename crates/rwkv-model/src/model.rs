@@ -1,7 +1,7 @@
 //! The public model: load a checkpoint, tell its generation from the tensors, fingerprint it,
 //! and run it on tokens in sequence mode or token by token.
 //!
-//! [`Model`] holds one generation's weights on one backend behind [`crate::backend::Forward`]
+//! [`Model`] holds one generation's weights on one backend behind [`crate::backend::BackendModel`]
 //! (the CPU backend runs `v4`, `v5` for 5.0–5.2, `v6`, `v7`) and dispatches through it alone;
 //! every generation takes official-layout tensors, so every file format (`.pth`, safetensors,
 //! rwkv.cpp `.bin` after its rewrites are undone) runs through the same code. The shared types
@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::backend::{self, Forward};
+use crate::backend::{self, BackendModel};
 use crate::error::{Error, Result};
 use crate::fingerprint::FINGERPRINT_RULE;
 use crate::loader::{RWKVCPP_FORMAT, load_tensors};
@@ -25,7 +25,7 @@ use crate::types::{
 /// call needs; the state is the caller's).
 #[derive(Debug)]
 pub struct Model {
-    arch: Box<dyn Forward>,
+    arch: Box<dyn BackendModel>,
     info: ModelInfo,
     fingerprint: String,
     chunk_len: usize,
@@ -132,12 +132,9 @@ impl Model {
             info,
             fingerprint,
             chunk_len: DEFAULT_CHUNK_LEN,
-            // A GPU's products are bf16 (cuBLAS, f32 sums): its folds are bf16 folds, and a
-            // store it fills is a bf16-fold store.
-            fold_precision: match opts.device {
-                Device::Cpu => FoldPrecision::F32,
-                Device::Cuda(_) | Device::CandleCpu => FoldPrecision::Bf16,
-            },
+            // The backend's own default: f32 on the CPU; a GPU's products are bf16 (cuBLAS,
+            // f32 sums), so its folds are bf16 folds and a store it fills is a bf16-fold store.
+            fold_precision: opts.device.support().fold_precisions[0],
             metadata: map.metadata.clone(),
             weights: opts.weights,
             rounded,
@@ -225,14 +222,23 @@ impl Model {
     /// of every multi-row matrix product to bf16 (keeping a packed bf16 copy of each matrix)
     /// and runs about twice as fast on CPUs with AVX512-BF16, at a relative error of up to
     /// 2⁻⁹ per product input. Token mode (one row) is unaffected.
-    /// On a GPU the fold is always bf16 and this does nothing.
+    /// A backend that does not fold with `p` (a GPU folds bf16 only) keeps its own: use
+    /// [`Model::try_set_fold_precision`] to have that refused by name.
     pub fn set_fold_precision(&mut self, p: FoldPrecision) {
-        if p == self.fold_precision || self.arch.device() != Device::Cpu {
-            return;
+        let _ = self.try_set_fold_precision(p);
+    }
+
+    /// [`Model::set_fold_precision`], or an error naming the device when its backend does not
+    /// fold with `p` (`--device cuda` with f32).
+    pub fn try_set_fold_precision(&mut self, p: FoldPrecision) -> Result<()> {
+        let device = self.arch.device();
+        device.support().check_fold(device, p)?;
+        if p != self.fold_precision {
+            self.fold_precision = p;
+            self.arch.set_fold_precision(p);
+            self.measure();
         }
-        self.fold_precision = p;
-        self.arch.set_fold_precision(p);
-        self.measure();
+        Ok(())
     }
 
     /// Recount [`Model::weight_bytes`] and [`Model::held_weights`].

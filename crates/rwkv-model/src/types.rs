@@ -218,7 +218,7 @@ pub const DEFAULT_CHUNK_LEN: usize = 256;
 
 /// Where a model's forward pass runs: the backend that holds its weights and does its
 /// arithmetic. The CPU backend runs every generation; others plug in behind
-/// [`crate::backend::Forward`] without the generations' maths or the callers changing.
+/// [`crate::backend::BackendModel`] without the generations' maths or the callers changing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
 pub enum Device {
     /// This machine's CPUs (the default).

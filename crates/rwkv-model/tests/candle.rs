@@ -67,6 +67,13 @@ fn the_candle_graph_folds_as_the_cpu_backend_does() {
         assert_eq!(gpu_path.device(), Device::CandleCpu);
         assert_eq!(gpu_path.fingerprint(), cpu.fingerprint(), "{name}: fingerprint");
         assert_eq!(gpu_path.fold_precision(), FoldPrecision::Bf16);
+        let mut refuse = load(name, Device::CandleCpu);
+        let e = refuse
+            .try_set_fold_precision(FoldPrecision::F32)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("candle-cpu") && e.contains("needs --device cpu"), "{e}");
+        assert_eq!(refuse.fold_precision(), FoldPrecision::Bf16);
         let vocab = cpu.config().vocab;
         let toks = text(400);
         let (mut s1, mut s2) = (cpu.new_state(), gpu_path.new_state());

@@ -19,7 +19,7 @@
 
 use candle_core::{DType, Device as CDevice, Tensor};
 
-use crate::backend::Forward;
+use crate::backend::BackendModel;
 use crate::blocks::Weights as Reader;
 use crate::error::{Error, Result};
 use crate::state::State;
@@ -118,15 +118,8 @@ impl CandleV7 {
         device: Device,
         hash: &mut blake3::Hasher,
     ) -> Result<CandleV7> {
-        if !matches!(weights, crate::Weights::Auto | crate::Weights::Bf16) {
-            return Err(dev_err(
-                device,
-                format!(
-                    "this backend holds bf16 weights (bf16 products, f32 sums); --weights {weights} runs on \
-                     --device cpu (use --weights auto or bf16 here)"
-                ),
-            ));
-        }
+        // What this backend holds was checked by `backend::load` (`Support::check`).
+        debug_assert!(matches!(weights, crate::Weights::Auto | crate::Weights::Bf16));
         let cfg = V7::config_of(map)?;
         #[cfg(feature = "cuda")]
         let (dev, gpu) = match device {
@@ -540,7 +533,7 @@ fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Resu
         .broadcast_add(b)
 }
 
-impl Forward for CandleV7 {
+impl BackendModel for CandleV7 {
     fn info(&self) -> ModelInfo {
         let c = &self.cfg;
         ModelInfo {
