@@ -74,7 +74,7 @@ struct Args {
     #[arg(long)]
     no_candle: bool,
     /// The candle baseline binaries: default build, then with gemm's x86-v4 feature
-    /// (see README); missing ones are skipped with a note.
+    /// (see docs/benchmarks.md); missing ones are skipped with a note.
     #[arg(
         long,
         default_value = "benches/candle-baseline/target/release/candle-baseline,benches/candle-baseline/target-v4/release/candle-baseline"
@@ -245,7 +245,9 @@ fn main() -> anyhow::Result<()> {
         let ours = model.forward_seq(&toks, &mut st, Logits::Last)?;
         for bin in args.candle_bins.split(',') {
             if !std::path::Path::new(bin).is_file() {
-                say(format!("candle baseline {bin} not built; skipped (see README)"));
+                say(format!(
+                    "candle baseline {bin} not built; skipped (see docs/benchmarks.md)"
+                ));
                 continue;
             }
             let out = std::process::Command::new(bin)

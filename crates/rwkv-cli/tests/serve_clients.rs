@@ -1,6 +1,6 @@
 //! `rwkv-serve` with real clients no one here wrote: the official `openai` and `mcp` Python
 //! packages (in a venv this test makes, pinned in `tests/py/requirements.txt`), over HTTP and
-//! MCP's stdio and streamable-HTTP transports; the README's curl examples as written; and the
+//! MCP's stdio and streamable-HTTP transports; the guide's curl examples as written; and the
 //! start-up refusals. Skipped, with the reason, only when the package registry is unreachable.
 
 use std::io::{BufRead, BufReader};
@@ -162,11 +162,11 @@ fn the_mcp_sdk_lists_and_calls_the_tools_over_stdio_and_http() {
     assert!(v["ask_chars"].as_u64().unwrap() > 0, "{v}");
 }
 
-/// The README's curl examples (between the `serve-curl` markers), run as written against a
+/// The guide's curl examples (docs/guide.md, between the `serve-curl` markers), run as written against a
 /// server on the port they name.
 #[test]
 fn the_readme_curl_examples_work_as_written() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/guide.md")).unwrap();
     let block = readme
         .split("<!-- serve-curl-begin -->")
         .nth(1)

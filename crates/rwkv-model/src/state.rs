@@ -39,7 +39,7 @@ pub const STATE_PRECISION_KEY: &str = "state_precision";
 ///
 /// The default, for checkpoint blobs, is bf16: resuming from a bf16 state changed the bits per
 /// token of the next 256 tokens by less than 0.001 on the demo model and every tiny fixture
-/// (RWKV-4 to 7; the table is in README.md, made by `examples/state_precision.rs`), for half
+/// (RWKV-4 to 7; the table is in docs/guide.md, made by `examples/state_precision.rs`), for half
 /// the bytes. Files written with [`State::save`] / [`State::to_bytes_with`] stay f32.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -83,7 +83,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route; see README \"rwkv-serve\" for the API".into())
+    ApiError::NotFound("no such route; see docs/guide.md, \"Serve\", for the API".into())
 }
 
 async fn health(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
