@@ -166,19 +166,7 @@ pub(crate) fn shape_error(map: &TensorMap, tensor: &str, expected: Vec<usize>) -
     }
 }
 
-/// A per-head tensor's shape without padding unit dimensions: trailing ones are dropped
-/// (`[H, N, 1]` → `[H, N]`), and so is a leading one of a three-dimensional shape
-/// (`[1, H, N]` → `[H, N]`). Official checkpoints store `[H]` or `[H, N]`.
-pub(crate) fn head_shape(shape: &[usize]) -> Vec<usize> {
-    let mut s = shape.to_vec();
-    while s.last() == Some(&1) {
-        s.pop();
-    }
-    if s.len() == 3 && s[0] == 1 {
-        s.remove(0);
-    }
-    s
-}
+pub(crate) use crate::tensor::head_shape;
 
 /// The number of blocks: `blocks.N.<probe>` for N = 0, 1, ... (at least one).
 pub(crate) fn count_layers(map: &TensorMap, probe: &str) -> Result<usize> {

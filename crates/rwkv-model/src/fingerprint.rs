@@ -13,7 +13,7 @@ pub(crate) fn hash_tensor(
     name: &str,
     shape: &[usize],
     t: &crate::tensor::RawTensor,
-    act: Option<crate::linalg::ActQuant>,
+    act: Option<crate::loader::ActQuant>,
 ) {
     use crate::tensor::DType;
     use rayon::prelude::*;

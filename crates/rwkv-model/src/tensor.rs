@@ -182,16 +182,16 @@ impl TensorMap {
 
     /// How ggml would round the activations multiplied by `name`: set when the tensor was
     /// stored quantized in an rwkv.cpp file (metadata `ggml_type.<name>`), `None` otherwise.
-    pub fn act_quant(&self, name: &str) -> Option<crate::linalg::ActQuant> {
+    pub fn act_quant(&self, name: &str) -> Option<crate::loader::ActQuant> {
         if let Some(RawTensor {
             dtype: DType::Ggml(q), ..
         }) = self.tensors.get(name)
         {
-            return crate::linalg::ActQuant::for_weights(q.name());
+            return crate::loader::ActQuant::for_weights(q.name());
         }
         self.metadata
             .get(&format!("{GGML_TYPE_PREFIX}{name}"))
-            .and_then(|t| crate::linalg::ActQuant::for_weights(t))
+            .and_then(|t| crate::loader::ActQuant::for_weights(t))
     }
 
     /// Whether `name` is present.
@@ -301,4 +301,18 @@ pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
             });
         }
     })
+}
+
+/// A per-head tensor's shape without padding unit dimensions: trailing ones are dropped
+/// (`[H, N, 1]` → `[H, N]`), and so is a leading one of a three-dimensional shape
+/// (`[1, H, N]` → `[H, N]`). Official checkpoints store `[H]` or `[H, N]`.
+pub(crate) fn head_shape(shape: &[usize]) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    while s.last() == Some(&1) {
+        s.pop();
+    }
+    if s.len() == 3 && s[0] == 1 {
+        s.remove(0);
+    }
+    s
 }

@@ -2,67 +2,8 @@
 //! options (weights, device), the logits a forward call returns and the fold's arithmetic.
 
 use crate::linalg::Kind;
-use crate::tensor::TensorMap;
 
-/// RWKV generations, told apart by their tensors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum Generation {
-    /// RWKV-4 (and Raven): `att.time_decay`, no `ln_x`.
-    V4,
-    /// RWKV-5.0 (no gate), 5.1 and 5.2 (gate): `ln_x` and `time_decay`, no `time_maa_*`.
-    V5,
-    /// RWKV-6: `time_maa_*`.
-    V6,
-    /// RWKV-7 (x070): `att.r_k`.
-    V7,
-}
-
-impl Generation {
-    /// Detect the generation from block 0's tensor names; also returns the tensor that told.
-    pub fn detect(map: &TensorMap) -> Option<(Generation, &'static str)> {
-        let has = |n: &str| map.contains(n);
-        if has("blocks.0.att.r_k") {
-            Some((Generation::V7, "blocks.0.att.r_k"))
-        } else if has("blocks.0.att.time_maa_x") {
-            Some((Generation::V6, "blocks.0.att.time_maa_x"))
-        } else if has("blocks.0.att.time_maa_w1") {
-            Some((Generation::V6, "blocks.0.att.time_maa_w1"))
-        } else if has("blocks.0.att.ln_x.weight") && has("blocks.0.att.time_decay") {
-            Some((Generation::V5, "blocks.0.att.ln_x.weight"))
-        } else if has("blocks.0.att.time_decay") {
-            Some((Generation::V4, "blocks.0.att.time_decay"))
-        } else {
-            None
-        }
-    }
-
-    /// Human name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Generation::V4 => "RWKV-4",
-            Generation::V5 => "RWKV-5",
-            Generation::V6 => "RWKV-6",
-            Generation::V7 => "RWKV-7",
-        }
-    }
-
-    /// The short stable key written in state files (`v4`, `v5`, `v6`, `v7`).
-    pub fn key(self) -> &'static str {
-        match self {
-            Generation::V4 => "v4",
-            Generation::V5 => "v5",
-            Generation::V6 => "v6",
-            Generation::V7 => "v7",
-        }
-    }
-
-    /// The generation a state-file key names.
-    pub fn from_key(key: &str) -> Option<Generation> {
-        [Generation::V4, Generation::V5, Generation::V6, Generation::V7]
-            .into_iter()
-            .find(|g| g.key() == key)
-    }
-}
+pub use crate::loader::Generation;
 
 /// What every generation has in common: its dimensions, all inferred from tensor shapes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -204,3 +204,28 @@ mod tests {
         }
     }
 }
+
+/// The 8-bit format ggml converts the activations to before a quantized mat-vec: Q8_0 for
+/// Q4_0/Q5_0/Q8_0 weights, Q8_1 for Q4_1/Q5_1 (both round the same way: per block of 32,
+/// `d = f16(max|x| / 127)`, `q = round(x / d)`; Q8_1 also keeps `s = f16(d · Σq)`, which the
+/// dot product multiplies by the weights' block offset `m`). [`linear`] emulates this on the
+/// decoded f32 weights: the rounded inputs, plus for Q8_1 `m · (s − f16(d) · Σq)` per block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActQuant {
+    /// ggml's `GGML_TYPE_Q8_0`.
+    Q8_0,
+    /// ggml's `GGML_TYPE_Q8_1`.
+    Q8_1,
+}
+
+impl ActQuant {
+    /// The activation format ggml pairs with weights of the rwkv.cpp/ggml type `name`
+    /// (`Q4_0`, `Q5_1`, ...); `None` for unquantized types.
+    pub fn for_weights(name: &str) -> Option<ActQuant> {
+        match name {
+            "Q4_0" | "Q5_0" | "Q8_0" => Some(ActQuant::Q8_0),
+            "Q4_1" | "Q5_1" => Some(ActQuant::Q8_1),
+            _ => None,
+        }
+    }
+}

@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::tensor::TensorMap;
 
-pub use ggml::{BLOCK as GGML_BLOCK, Quant};
+pub use ggml::{ActQuant, BLOCK as GGML_BLOCK, Quant};
 pub use rwkvcpp::{RWKVCPP_FORMAT, read_rwkvcpp, read_rwkvcpp_bytes};
 pub use safetensors_file::{read_safetensors, read_safetensors_bytes};
 
@@ -71,5 +71,65 @@ pub fn load_tensors(path: &Path) -> Result<TensorMap> {
             path,
             "neither a PyTorch zip archive, a safetensors file nor an rwkv.cpp file",
         )),
+    }
+}
+
+/// RWKV generations, told apart by their tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Generation {
+    /// RWKV-4 (and Raven): `att.time_decay`, no `ln_x`.
+    V4,
+    /// RWKV-5.0 (no gate), 5.1 and 5.2 (gate): `ln_x` and `time_decay`, no `time_maa_*`.
+    V5,
+    /// RWKV-6: `time_maa_*`.
+    V6,
+    /// RWKV-7 (x070): `att.r_k`.
+    V7,
+}
+
+impl Generation {
+    /// Detect the generation from block 0's tensor names; also returns the tensor that told.
+    pub fn detect(map: &TensorMap) -> Option<(Generation, &'static str)> {
+        let has = |n: &str| map.contains(n);
+        if has("blocks.0.att.r_k") {
+            Some((Generation::V7, "blocks.0.att.r_k"))
+        } else if has("blocks.0.att.time_maa_x") {
+            Some((Generation::V6, "blocks.0.att.time_maa_x"))
+        } else if has("blocks.0.att.time_maa_w1") {
+            Some((Generation::V6, "blocks.0.att.time_maa_w1"))
+        } else if has("blocks.0.att.ln_x.weight") && has("blocks.0.att.time_decay") {
+            Some((Generation::V5, "blocks.0.att.ln_x.weight"))
+        } else if has("blocks.0.att.time_decay") {
+            Some((Generation::V4, "blocks.0.att.time_decay"))
+        } else {
+            None
+        }
+    }
+
+    /// Human name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generation::V4 => "RWKV-4",
+            Generation::V5 => "RWKV-5",
+            Generation::V6 => "RWKV-6",
+            Generation::V7 => "RWKV-7",
+        }
+    }
+
+    /// The short stable key written in state files (`v4`, `v5`, `v6`, `v7`).
+    pub fn key(self) -> &'static str {
+        match self {
+            Generation::V4 => "v4",
+            Generation::V5 => "v5",
+            Generation::V6 => "v6",
+            Generation::V7 => "v7",
+        }
+    }
+
+    /// The generation a state-file key names.
+    pub fn from_key(key: &str) -> Option<Generation> {
+        [Generation::V4, Generation::V5, Generation::V6, Generation::V7]
+            .into_iter()
+            .find(|g| g.key() == key)
     }
 }

@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::Generation;
 use super::ggml::{BLOCK, Quant};
 use crate::error::{Error, Result};
 use crate::tensor::{Bytes, DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
-use crate::types::Generation;
 
 /// The magic number rwkv.cpp files start with (`ggmf`).
 pub const MAGIC: u32 = 0x6767_6d66;
@@ -297,9 +297,9 @@ pub fn to_official(mut map: TensorMap) -> Result<TensorMap> {
     Ok(map)
 }
 
-/// A per-head tensor's official shape: `[H]` or `[H, N]` (see [`crate::blocks::head_shape`]).
+/// A per-head tensor's official shape: `[H]` or `[H, N]` (see [`crate::tensor::head_shape`]).
 fn per_head(shape: &[usize]) -> Vec<usize> {
-    let s = crate::blocks::head_shape(shape);
+    let s = crate::tensor::head_shape(shape);
     if s.is_empty() { vec![1] } else { s }
 }
 
