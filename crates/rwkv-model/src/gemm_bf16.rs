@@ -16,7 +16,7 @@
 //! repacking beyond rounding each row to bf16: the pair `(x[2p], x[2p+1])` of a row is already
 //! one 32-bit word, broadcast to all lanes.
 
-use crate::linalg::f32_to_bf16;
+use crate::simd::f32_to_bf16;
 
 pub use crate::panels::NR;
 use crate::panels::{Kind, Panels};
@@ -231,8 +231,8 @@ mod avx512 {
             i += 16;
         }
         for j in i..n {
-            let lo = crate::linalg::f32_to_bf16(x[2 * j]);
-            let hi = crate::linalg::f32_to_bf16(x[2 * j + 1]);
+            let lo = crate::simd::f32_to_bf16(x[2 * j]);
+            let hi = crate::simd::f32_to_bf16(x[2 * j + 1]);
             out[j] = (u32::from(hi) << 16) | u32::from(lo);
         }
     }

@@ -6,8 +6,7 @@
 // Kernels without multiply-adds still take the `Arch` parameter `multiversion!` passes.
 #![allow(clippy::extra_unused_type_parameters)]
 
-use crate::linalg::norm_into;
-use crate::simd::{Arch, exp, multiversion, sigmoid, tanh};
+use crate::simd::{Arch, LANES, exp, multiversion, sigmoid, sum_lanes, tanh};
 
 #[inline(always)]
 fn tanh_inplace_g<A: Arch>(v: &mut [f32]) {
@@ -250,6 +249,27 @@ fn wkv5_head_g<A: Arch>(inp: &Wkv5Inputs<'_>, hi: usize, s: &mut [f32], o: &mut 
     }
 }
 multiversion!(pub fn wkv5_head(inp: &Wkv5Inputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) => wkv5_head_g);
+
+/// `(x - mean) / sqrt(var + eps) * w + b` over one group.
+#[inline(always)]
+pub fn norm_into<A: Arch>(x: &[f32], eps: f32, w: &[f32], b: &[f32], y: &mut [f32]) {
+    let n = x.len() as f32;
+    let mean = sum_lanes(x) / n;
+    let mut acc = [0f32; LANES];
+    let mut c = x.chunks_exact(LANES);
+    for xs in &mut c {
+        for l in 0..LANES {
+            let d = xs[l] - mean;
+            acc[l] = A::fma(d, d, acc[l]);
+        }
+    }
+    let tail: f32 = c.remainder().iter().map(|&v| (v - mean) * (v - mean)).sum();
+    let var = (acc.iter().sum::<f32>() + tail) / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((yo, &xi), (&wi, &bi)) in y.iter_mut().zip(x).zip(w.iter().zip(b)) {
+        *yo = A::fma((xi - mean) * inv, wi, bi);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -39,11 +39,11 @@ macro_rules! named_options {
 // the tests that measure and check the kernels and parsers directly.
 mod backend;
 mod blocks;
-#[cfg(feature = "candle")]
-mod candle;
+
 pub mod error;
 mod fingerprint;
 pub mod gemm_bf16;
+mod ggml;
 mod kernels;
 pub mod linalg;
 pub mod loader;
@@ -66,9 +66,9 @@ pub use backend::Support;
 pub use error::{Error, Result};
 pub use fingerprint::{FINGERPRINT_RULE, fingerprint_is_current};
 pub use model::Model;
-pub use state::{State, StateInfo, StatePrecision, StateSpec};
+pub use state::{Lane, State, StateInfo, StatePrecision, StateSpec};
 pub use types::{
-    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo,
-    RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights,
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    V5_GROUP_NORM_EPS, Weights,
 };
 pub use v7::Config as V7Config;

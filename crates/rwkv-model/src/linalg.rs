@@ -8,10 +8,12 @@
 
 use rayon::prelude::*;
 
+pub use crate::kernels::norm_into;
 pub use crate::panels::{Kind, Panels, Source};
 pub use crate::quant::QuantMat;
 pub use crate::rows16::Rows16;
-use crate::simd::{Arch, LANES, dot_lanes, multiversion, sum_lanes};
+use crate::simd::{Arch, dot_lanes, multiversion};
+pub use crate::simd::{bf16_to_f32, f32_to_bf16};
 
 /// A weight matrix for `y = x · Wᵀ` with `W` of shape `[out, in]` (the official layout of
 /// projections), held once, in the precision it was loaded as:
@@ -55,7 +57,7 @@ enum Held {
     Ggml(QuantMat),
 }
 
-pub use crate::loader::ActQuant;
+pub use crate::ggml::ActQuant;
 
 /// Round `x` in place as ggml's `quantize_row_q8_0`/`q8_1` followed by decoding would:
 /// blocks of 32 (a shorter last block on its own), `d = amax / 127`, `q = round(x / d)`,
@@ -268,22 +270,6 @@ impl Mat {
             _ => None,
         }
     }
-}
-
-/// Round an f32 to bf16 bits (nearest, ties to even; NaN stays NaN).
-pub fn f32_to_bf16(x: f32) -> u16 {
-    let b = x.to_bits();
-    if x.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
-    }
-    let round = 0x7FFF + ((b >> 16) & 1);
-    ((b.wrapping_add(round)) >> 16) as u16
-}
-
-/// Widen bf16 bits to f32 (exact).
-#[inline(always)]
-pub fn bf16_to_f32(h: u16) -> f32 {
-    f32::from_bits((h as u32) << 16)
 }
 
 /// Minimum multiply-adds before a kernel is worth splitting across threads.
@@ -587,27 +573,6 @@ multiversion!(
     /// Layer norm of each `n`-wide row of `x` into `y` (eps 1e-5, as torch's default).
     pub fn layer_norm_rows(x: &[f32], n: usize, w: &[f32], b: &[f32], y: &mut [f32]) => layer_norm_rows_g
 );
-
-/// `(x - mean) / sqrt(var + eps) * w + b` over one group.
-#[inline(always)]
-pub fn norm_into<A: Arch>(x: &[f32], eps: f32, w: &[f32], b: &[f32], y: &mut [f32]) {
-    let n = x.len() as f32;
-    let mean = sum_lanes(x) / n;
-    let mut acc = [0f32; LANES];
-    let mut c = x.chunks_exact(LANES);
-    for xs in &mut c {
-        for l in 0..LANES {
-            let d = xs[l] - mean;
-            acc[l] = A::fma(d, d, acc[l]);
-        }
-    }
-    let tail: f32 = c.remainder().iter().map(|&v| (v - mean) * (v - mean)).sum();
-    let var = (acc.iter().sum::<f32>() + tail) / n;
-    let inv = 1.0 / (var + eps).sqrt();
-    for ((yo, &xi), (&wi, &bi)) in y.iter_mut().zip(x).zip(w.iter().zip(b)) {
-        *yo = A::fma((xi - mean) * inv, wi, bi);
-    }
-}
 
 #[cfg(test)]
 mod tests {

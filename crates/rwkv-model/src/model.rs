@@ -14,11 +14,11 @@ use crate::backend::{self, BackendModel};
 use crate::error::{Error, Result};
 use crate::fingerprint::FINGERPRINT_RULE;
 use crate::loader::{RWKVCPP_FORMAT, load_tensors};
-use crate::state::{State, StateSpec};
+use crate::state::{Lane, State, StateSpec};
 use crate::tensor::TensorMap;
 use crate::types::{
-    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo,
-    RWKVCPP_V5_GROUP_NORM_EPS, V5_GROUP_NORM_EPS, Weights,
+    DEFAULT_CHUNK_LEN, Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, RWKVCPP_V5_GROUP_NORM_EPS,
+    V5_GROUP_NORM_EPS, Weights,
 };
 
 /// A loaded model, ready to run. Cheap to share across threads (`&Model` is all a forward

@@ -23,7 +23,7 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::{bf16_to_f32, f32_to_bf16};
+use crate::simd::{bf16_to_f32, f32_to_bf16};
 use crate::tensor::DType;
 
 /// Output columns per panel (two 16-lane vectors).

@@ -28,8 +28,8 @@
 
 use rayon::prelude::*;
 
-use crate::linalg::ActQuant;
-use crate::loader::{GGML_BLOCK as QK, Quant};
+use crate::ggml::ActQuant;
+use crate::ggml::{BLOCK as QK, Quant};
 use crate::simd::{Arch, multiversion};
 
 /// Rows per pass over the weights (their activations, `RT · k` bytes, stay in cache).

@@ -195,6 +195,22 @@ pub fn tanh<A: Arch>(x: f32) -> f32 {
     1.0 - 2.0 / (exp::<A>(2.0 * x) + 1.0)
 }
 
+/// Round an f32 to bf16 bits (nearest, ties to even; NaN stays NaN).
+pub fn f32_to_bf16(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) | 0x40) as u16;
+    }
+    let round = 0x7FFF + ((b >> 16) & 1);
+    ((b.wrapping_add(round)) >> 16) as u16
+}
+
+/// Widen bf16 bits to f32 (exact).
+#[inline(always)]
+pub fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,8 +238,8 @@ mod tests {
         let want: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
         assert!((dot_lanes::<Plain>(&a, &b) - want).abs() < 1e-5);
         assert!((sum_lanes(&a) - a.iter().sum::<f32>()).abs() < 1e-5);
-        let ab: Vec<u16> = a.iter().map(|&x| crate::linalg::f32_to_bf16(x)).collect();
-        let want: f32 = ab.iter().zip(&b).map(|(x, y)| crate::linalg::bf16_to_f32(*x) * y).sum();
+        let ab: Vec<u16> = a.iter().map(|&x| f32_to_bf16(x)).collect();
+        let want: f32 = ab.iter().zip(&b).map(|(x, y)| bf16_to_f32(*x) * y).sum();
         assert!((dot_bf16_lanes::<Fused>(&ab, &b) - want).abs() < 1e-5);
     }
 }

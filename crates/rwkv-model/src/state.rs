@@ -25,6 +25,9 @@ use crate::error::{Error, Result};
 use crate::linalg::{bf16_to_f32, f32_to_bf16};
 use crate::types::Generation;
 
+/// The initial `pp` of every channel (official: `-1e30`).
+pub const PP_INIT: f32 = -1e30;
+
 /// The format written in state files' `format` metadata.
 pub const STATE_FORMAT: &str = "rwkv-reader-state";
 /// Metadata key holding the blake3 of a state file's tensor data.
@@ -162,7 +165,7 @@ impl State {
             Generation::V4 => {
                 let mut w = vec![0.0; spec.wkv_len()];
                 let pp = (2 * c).min(w.len());
-                w[pp..].iter_mut().for_each(|x| *x = crate::v4::PP_INIT);
+                w[pp..].iter_mut().for_each(|x| *x = PP_INIT);
                 w
             }
             _ => vec![0.0; spec.wkv_len()],
@@ -483,4 +486,13 @@ impl State {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         Self::from_bytes(path, &bytes, spec, tokenizer)
     }
+}
+/// One lane of a batched fold ([`crate::Model::forward_lanes`]): a document's next tokens and
+/// the state they are folded into.
+#[derive(Debug)]
+pub struct Lane<'a> {
+    /// The tokens to fold (may be empty: the lane sits this call out).
+    pub tokens: &'a [u32],
+    /// The lane's own state, advanced by `tokens`.
+    pub state: &'a mut State,
 }

@@ -23,7 +23,7 @@ pub enum DType {
     /// Signed 64-bit integers (seen in reference files, never in weights).
     I64,
     /// ggml's blocks of 32 quantized values (rwkv.cpp files), along the last dimension.
-    Ggml(crate::loader::Quant),
+    Ggml(crate::ggml::Quant),
 }
 
 impl DType {
@@ -182,16 +182,16 @@ impl TensorMap {
 
     /// How ggml would round the activations multiplied by `name`: set when the tensor was
     /// stored quantized in an rwkv.cpp file (metadata `ggml_type.<name>`), `None` otherwise.
-    pub fn act_quant(&self, name: &str) -> Option<crate::loader::ActQuant> {
+    pub fn act_quant(&self, name: &str) -> Option<crate::ggml::ActQuant> {
         if let Some(RawTensor {
             dtype: DType::Ggml(q), ..
         }) = self.tensors.get(name)
         {
-            return crate::loader::ActQuant::for_weights(q.name());
+            return crate::ggml::ActQuant::for_weights(q.name());
         }
         self.metadata
             .get(&format!("{GGML_TYPE_PREFIX}{name}"))
-            .and_then(|t| crate::loader::ActQuant::for_weights(t))
+            .and_then(|t| crate::ggml::ActQuant::for_weights(t))
     }
 
     /// Whether `name` is present.
@@ -237,10 +237,7 @@ impl TensorMap {
 pub fn check_len(path: &Path, name: &str, t: &RawTensor) -> Result<()> {
     let n = t.numel();
     if let DType::Ggml(q) = t.dtype
-        && !t
-            .shape
-            .last()
-            .is_some_and(|&c| c.is_multiple_of(crate::loader::GGML_BLOCK))
+        && !t.shape.last().is_some_and(|&c| c.is_multiple_of(crate::ggml::BLOCK))
     {
         return Err(Error::corrupt(
             path,
@@ -248,7 +245,7 @@ pub fn check_len(path: &Path, name: &str, t: &RawTensor) -> Result<()> {
                 "tensor `{name}` is {} of shape {:?}: its rows are not whole blocks of {}",
                 q.name(),
                 t.shape,
-                crate::loader::GGML_BLOCK
+                crate::ggml::BLOCK
             ),
         ));
     }

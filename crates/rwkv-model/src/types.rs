@@ -144,16 +144,6 @@ named_options!(FoldPrecision, "fold precision", "f32 or bf16", {
     Bf16 => "bf16",
 });
 
-/// One lane of a batched fold ([`crate::Model::forward_lanes`]): a document's next tokens and
-/// the state they are folded into.
-#[derive(Debug)]
-pub struct Lane<'a> {
-    /// The tokens to fold (may be empty: the lane sits this call out).
-    pub tokens: &'a [u32],
-    /// The lane's own state, advanced by `tokens`.
-    pub state: &'a mut crate::state::State,
-}
-
 /// Default number of tokens per sequence-mode chunk.
 pub const DEFAULT_CHUNK_LEN: usize = 256;
 

@@ -21,7 +21,7 @@ fn part_of(module: &str) -> Part {
     match module {
         "error" | "Error" | "Result" => Part::Shared,
         "tokenizer" => Part::Tokenizers,
-        "tensor" | "loader" | "formats" => Part::Formats,
+        "tensor" | "loader" | "ggml" | "formats" => Part::Formats,
         "simd" | "kernels" | "linalg" | "panels" | "rows16" | "quant" | "gemm_bf16" | "cpu_kernels" => Part::Kernels,
         _ => Part::Model,
     }
@@ -99,6 +99,60 @@ fn no_part_of_rwkv_model_imports_a_part_above_it() {
         }
     }
     assert!(wrong.is_empty(), "imports against the layering:\n{}", wrong.join("\n"));
+}
+
+/// No circle of modules at all: every module's `crate::` imports form a graph without cycles
+/// (a module is a top-level file or directory of `src/`).
+#[test]
+fn the_modules_of_rwkv_model_import_each_other_without_a_circle() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut graph: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        let module = rel.split('/').next().unwrap().trim_end_matches(".rs").to_string();
+        if module == "lib" {
+            continue;
+        }
+        let deps = imports(&std::fs::read_to_string(f).unwrap());
+        let entry = graph.entry(module.clone()).or_default();
+        entry.extend(deps.into_iter().filter(|d| *d != module && part_of(d) != Part::Shared));
+    }
+    assert!(graph.len() > 15);
+    // Depth-first search for a back edge, reporting the circle.
+    fn visit(
+        m: &str,
+        graph: &std::collections::BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            let mut circle = path[i..].to_vec();
+            circle.push(m.to_string());
+            return Some(circle);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in graph.get(m).into_iter().flatten() {
+            if graph.contains_key(d)
+                && let Some(c) = visit(d, graph, path, done)
+            {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in graph.keys() {
+        if let Some(circle) = visit(m, &graph, &mut Vec::new(), &mut done) {
+            panic!("an import circle: {}", circle.join(" → "));
+        }
+    }
 }
 
 /// The check can fail: an upward import is caught.

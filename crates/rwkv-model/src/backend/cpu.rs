@@ -4,9 +4,10 @@
 use super::BackendModel;
 use crate::error::Result;
 use crate::linalg::Mat;
+use crate::state::Lane;
 use crate::state::State;
 use crate::tensor::TensorMap;
-use crate::types::{Device, FoldPrecision, Generation, Lane, Logits, ModelInfo, Weights};
+use crate::types::{Device, FoldPrecision, Generation, Logits, ModelInfo, Weights};
 use crate::v4::V4;
 use crate::v5::V5;
 use crate::v6::V6;

@@ -5,16 +5,19 @@
 //! longer than one, token mode otherwise), with the state kept host-side in [`State`]. Each
 //! backend declares what it runs ([`Support`]: generations, weights, fold precisions) and
 //! [`load`] refuses the rest by name before loading anything. The CPU backend ([`cpu`]) runs
-//! every generation; the candle backend (`crate::candle`, features `candle`/`cuda`) runs RWKV-7
+//! every generation; the candle backend (`candle`, features `candle`/`cuda`) runs RWKV-7
 //! with bf16 weights. `Model` dispatches through this trait and nowhere else; the generations'
 //! maths and the callers (reader, heads, pipeline) do not know which backend runs them.
 
 use crate::error::{Error, Result};
+use crate::state::Lane;
 use crate::state::State;
 use crate::tensor::TensorMap;
-use crate::types::{Device, FoldPrecision, Generation, Lane, LoadOptions, Logits, ModelInfo, Weights};
+use crate::types::{Device, FoldPrecision, Generation, LoadOptions, Logits, ModelInfo, Weights};
 use crate::v7;
 
+#[cfg(feature = "candle")]
+pub(crate) mod candle;
 pub(crate) mod cpu;
 
 /// What a backend runs: the rest is refused by name before anything is loaded.
@@ -172,12 +175,7 @@ pub(crate) fn load(
     match device {
         Device::Cpu => cpu::load(generation, map, opts.weights, v5_eps, hash),
         #[cfg(feature = "candle")]
-        Device::Cuda(_) | Device::CandleCpu => Ok(Box::new(crate::candle::CandleV7::load(
-            map,
-            opts.weights,
-            device,
-            hash,
-        )?)),
+        Device::Cuda(_) | Device::CandleCpu => Ok(Box::new(candle::CandleV7::load(map, opts.weights, device, hash)?)),
         #[cfg(not(feature = "candle"))]
         Device::Cuda(_) | Device::CandleCpu => Err(Error::Device {
             device: device.to_string(),

@@ -4,7 +4,6 @@
 //! PyTorch `.pth`, rwkv.cpp's magic is rwkv.cpp's format, and anything else must parse as
 //! safetensors. Every loader validates lengths against the file before trusting them.
 
-mod ggml;
 mod pickle;
 pub mod pth;
 mod rwkvcpp;
@@ -15,7 +14,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::tensor::TensorMap;
 
-pub use ggml::{ActQuant, BLOCK as GGML_BLOCK, Quant};
+pub use crate::ggml::{ActQuant, BLOCK as GGML_BLOCK, Quant};
 pub use rwkvcpp::{RWKVCPP_FORMAT, read_rwkvcpp, read_rwkvcpp_bytes};
 pub use safetensors_file::{read_safetensors, read_safetensors_bytes};
 

@@ -20,8 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Generation;
-use super::ggml::{BLOCK, Quant};
 use crate::error::{Error, Result};
+use crate::ggml::{BLOCK, Quant};
 use crate::tensor::{Bytes, DType, GGML_TYPE_PREFIX, RawTensor, TensorMap, to_f32};
 
 /// The magic number rwkv.cpp files start with (`ggmf`).

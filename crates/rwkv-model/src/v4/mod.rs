@@ -19,9 +19,6 @@ use crate::state::{LayerState, State};
 use crate::tensor::TensorMap;
 use crate::types::{Generation, Logits, ModelInfo};
 
-/// The initial `pp` of every channel (official: `-1e30`).
-pub const PP_INIT: f32 = -1e30;
-
 #[derive(Debug)]
 struct Layer {
     ln1_w: Vec<f32>,

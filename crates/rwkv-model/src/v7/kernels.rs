@@ -4,7 +4,7 @@
 //! AVX2 or portable build of it. Rows are `[T, C]` row-major unless said otherwise.
 
 use crate::gemm_bf16::round_into;
-use crate::linalg::norm_into;
+use crate::kernels::norm_into;
 use crate::simd::{Arch, dot_lanes, exp, multiversion, sigmoid, sum_lanes};
 
 /// Token shift for a block of rows `r0 ..` of the chunk `x` (all rows, `[T, C]`): for row `g`,

@@ -489,14 +489,14 @@ impl V7 {
     ///
     /// A lane of one token is token mode, as `forward` has it (f32 even in the bf16 fold), so it
     /// is folded on its own.
-    pub fn forward_lanes(&self, lanes: &mut [crate::types::Lane<'_>], chunk: usize) {
+    pub fn forward_lanes(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize) {
         for lane in lanes.iter_mut().filter(|l| l.tokens.len() == 1) {
             self.forward(lane.tokens, lane.state, Logits::None, chunk);
         }
-        let mut rest: Vec<crate::types::Lane<'_>> = lanes
+        let mut rest: Vec<crate::state::Lane<'_>> = lanes
             .iter_mut()
             .filter(|l| l.tokens.len() > 1)
-            .map(|l| crate::types::Lane {
+            .map(|l| crate::state::Lane {
                 tokens: l.tokens,
                 state: &mut *l.state,
             })
@@ -504,7 +504,7 @@ impl V7 {
         self.forward_lanes_seq(&mut rest, chunk);
     }
 
-    fn forward_lanes_seq(&self, lanes: &mut [crate::types::Lane<'_>], chunk: usize) {
+    fn forward_lanes_seq(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize) {
         let live = lanes.len();
         if live == 0 {
             return;
@@ -516,7 +516,7 @@ impl V7 {
         let mut sc = self.take_scratch(rows, bf16);
         let mut toks: Vec<u32> = Vec::with_capacity(rows);
         for step in 0..longest.div_ceil(per_lane) {
-            let range = |l: &crate::types::Lane<'_>| {
+            let range = |l: &crate::state::Lane<'_>| {
                 let a = (step * per_lane).min(l.tokens.len());
                 a..(a + per_lane).min(l.tokens.len())
             };

@@ -19,12 +19,13 @@
 
 use candle_core::{DType, Device as CDevice, Tensor};
 
-use crate::backend::BackendModel;
+use super::BackendModel;
 use crate::blocks::Weights as Reader;
 use crate::error::{Error, Result};
+use crate::state::Lane;
 use crate::state::State;
 use crate::tensor::{DType as FileDType, RawTensor, TensorMap, to_f32};
-use crate::types::{Device, FoldPrecision, Generation, Lane, Logits, ModelInfo};
+use crate::types::{Device, FoldPrecision, Generation, Logits, ModelInfo};
 use crate::v7::wkv_ref::{KernelInputs, wkv7_lanes};
 use crate::v7::{Config, V7};
 
