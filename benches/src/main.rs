@@ -589,8 +589,8 @@ impl GemmOnly {
                 for l in &self.layers {
                     for m in l {
                         match &self.words {
-                            Some(w) => linear_rounded(&w[..t * m.cols.div_ceil(2)], t, m, &mut y[..t * m.rows]),
-                            None => linear(&self.x[..t * m.cols], t, m, &mut y[..t * m.rows]),
+                            Some(w) => linear_rounded(&w[..t * m.cols().div_ceil(2)], t, m, &mut y[..t * m.rows()]),
+                            None => linear(&self.x[..t * m.cols()], t, m, &mut y[..t * m.rows()]),
                         }
                     }
                 }

@@ -334,14 +334,14 @@ impl ChannelMix {
 
     /// The hidden width.
     pub fn hidden(&self) -> usize {
-        self.key.rows
+        self.key.rows()
     }
 
     /// `x += ChannelMix(x)` over `t` rows; `prev` is the layer's shift state.
     pub fn forward(&self, x: &mut [f32], prev: &mut [f32], t: usize, sc: &mut FfnScratch) {
         let c = self.ln_w.len();
         let tc = t * c;
-        let f = self.key.rows;
+        let f = self.key.rows();
         layer_norm_rows(&x[..tc], c, &self.ln_w, &self.ln_b, &mut sc.xx[..tc]);
         shift_mix(
             &sc.xx[..tc],

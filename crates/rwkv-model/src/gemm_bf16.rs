@@ -81,22 +81,36 @@ fn round_pairs(x: &[f32], out: &mut [u32]) {
     }
 }
 
-/// `y[rows, w.n] = a · Wᵀ` where `a` holds rows already rounded by [`round_rows`].
+/// `y[rows, w.n()] = a · Wᵀ` where `a` holds rows already rounded by [`round_rows`].
 ///
 /// # Panics
 /// If the panels are not bf16 or the buffers do not match the dimensions.
 pub fn matmul(a: &[u32], rows: usize, w: &Panels, y: &mut [f32]) {
-    assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
-    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
-    run(a, rows, w, Dst::F32(y.as_mut_ptr()));
+    assert_eq!(
+        Some(a.len()),
+        rows.checked_mul(w.kp),
+        "activations are rows × ⌈k/2⌉ words"
+    );
+    assert_eq!(Some(y.len()), rows.checked_mul(w.n()), "outputs are rows × n");
+    // SAFETY: `y` holds `rows × n` floats (asserted) and is borrowed mutably for the call.
+    unsafe { run(a, rows, w, Dst::F32(y.as_mut_ptr())) };
 }
 
-/// `relu(a · Wᵀ)²` rounded to bf16 pairs, `⌈w.n / 2⌉` words per row, into `out`: the channel
+/// `relu(a · Wᵀ)²` rounded to bf16 pairs, `⌈w.n() / 2⌉` words per row, into `out`: the channel
 /// mix's hidden layer made straight into the next product's input format.
 pub fn matmul_relu_sq_words(a: &[u32], rows: usize, w: &Panels, out: &mut [u32]) {
-    assert_eq!(a.len(), rows * w.kp, "activations are rows × ⌈k/2⌉ words");
-    assert_eq!(out.len(), rows * w.n.div_ceil(2), "outputs are rows × ⌈n/2⌉ words");
-    run(a, rows, w, Dst::ReluSqWords(out.as_mut_ptr()));
+    assert_eq!(
+        Some(a.len()),
+        rows.checked_mul(w.kp),
+        "activations are rows × ⌈k/2⌉ words"
+    );
+    assert_eq!(
+        Some(out.len()),
+        rows.checked_mul(w.n().div_ceil(2)),
+        "outputs are rows × ⌈n/2⌉ words"
+    );
+    // SAFETY: `out` holds `rows × ⌈n/2⌉` words (asserted) and is borrowed mutably for the call.
+    unsafe { run(a, rows, w, Dst::ReluSqWords(out.as_mut_ptr())) };
 }
 
 /// Where a product's outputs go (the buffer's first row).
@@ -113,25 +127,37 @@ unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
 
 impl Dst {
-    /// The same buffer from row `r` on.
-    fn row(self, r: usize, n: usize) -> Dst {
-        // SAFETY (both arms): callers pass rows inside the buffer the pointer came from.
+    /// The same buffer from row `r` on (rows of `n` outputs).
+    ///
+    /// # Safety
+    /// Row `r` must start inside the buffer the pointer came from, or at its end: the buffer
+    /// holds at least `r` rows of `n` floats (`⌈n / 2⌉` words).
+    unsafe fn row(self, r: usize, n: usize) -> Dst {
         match self {
+            // SAFETY: the caller keeps row `r` inside the buffer (or one past its end).
             Dst::F32(p) => Dst::F32(unsafe { p.add(r * n) }),
+            // SAFETY: as above, in words.
             Dst::ReluSqWords(p) => Dst::ReluSqWords(unsafe { p.add(r * n.div_ceil(2)) }),
         }
     }
 }
 
-fn run(a: &[u32], rows: usize, w: &Panels, dst: Dst) {
+/// `rows` rows of `a` times the panels into `dst`, split across the pool.
+///
+/// # Safety
+/// `dst` must point to `rows` writable rows of `w.n()` floats (`⌈w.n() / 2⌉` words for
+/// [`Dst::ReluSqWords`]) that nothing else reads or writes during the call; `a` holds `rows`
+/// rows of `w.kp` words.
+unsafe fn run(a: &[u32], rows: usize, w: &Panels, dst: Dst) {
     assert_eq!(w.kind(), Kind::Bf16, "vdpbf16ps multiplies bf16 panels");
-    if rows == 0 || w.n == 0 {
+    if rows == 0 || w.n() == 0 {
         return;
     }
-    crate::panels::split(rows, w.n, w.k, |r0, r1, p0, p1| {
-        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1, panels p0 .. p1) of the
-        // output, whose extent the caller asserted.
-        unsafe { panels_range(&a[r0 * w.kp..r1 * w.kp], r1 - r0, w, dst.row(r0, w.n), p0, p1) };
+    crate::panels::split(rows, w.n(), w.k(), |r0, r1, p0, p1| {
+        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1 ≤ rows, panels p0 .. p1) of
+        // the output, which holds `rows` rows (caller's contract): row r0 starts inside it or at
+        // its end, and these rows of these panels' columns are this task's alone.
+        unsafe { panels_range(&a[r0 * w.kp..r1 * w.kp], r1 - r0, w, dst.row(r0, w.n()), p0, p1) };
     });
 }
 
@@ -143,17 +169,19 @@ unsafe fn panels_range(a: &[u32], rows: usize, w: &Panels, dst: Dst, p0: usize, 
     for pi in p0..p1 {
         let panel = &w.words[pi * w.kp * NR..(pi + 1) * w.kp * NR];
         let col0 = pi * NR;
-        let width = NR.min(w.n - col0);
+        let n = w.n();
+        let width = NR.min(n - col0);
         #[cfg(target_arch = "x86_64")]
         if available() {
             let mut r0 = 0;
             while r0 < rows {
                 let m = MR.min(rows - r0);
-                let out = match dst.row(r0, w.n) {
+                // SAFETY: r0 < rows, and the output holds `rows` rows (caller's contract).
+                let out = match unsafe { dst.row(r0, n) } {
                     // SAFETY: column col0 of these rows is inside the output.
-                    Dst::F32(p) => avx512::Out::F32(unsafe { p.add(col0) }, w.n),
+                    Dst::F32(p) => avx512::Out::F32(unsafe { p.add(col0) }, n),
                     // SAFETY: as above, in words (col0 is even).
-                    Dst::ReluSqWords(p) => avx512::Out::ReluSqWords(unsafe { p.add(col0 / 2) }, w.n.div_ceil(2)),
+                    Dst::ReluSqWords(p) => avx512::Out::ReluSqWords(unsafe { p.add(col0 / 2) }, n.div_ceil(2)),
                 };
                 // SAFETY: `available()` checked the CPU; rows r0 .. r0 + m exist in `a` and in
                 // the output, and so do the panel's `width` columns.
@@ -175,7 +203,8 @@ unsafe fn panels_range(a: &[u32], rows: usize, w: &Panels, dst: Dst, p0: usize, 
                     *s += xl * bf16_lo(wp);
                 }
             }
-            match dst.row(r, w.n) {
+            // SAFETY: r < rows, and the output holds `rows` rows (caller's contract).
+            match unsafe { dst.row(r, n) } {
                 Dst::F32(p) => {
                     // SAFETY: row r, columns col0 .. col0 + width are inside `y` and ours alone.
                     let out = unsafe { std::slice::from_raw_parts_mut(p.add(col0), width) };

@@ -23,12 +23,15 @@ pub use crate::simd::{bf16_to_f32, f32_to_bf16};
 ///   mapped bytes, which every product (many rows or one) widens to f32 inside the kernel;
 /// - bf16 rounded from wider weights, int8, or 16-bit factors stored input-major: packed
 ///   [`Panels`], read the same way.
+///
+/// The dimensions are fixed at construction, where the held data is checked against them (the
+/// kernels read it by them): see [`Mat::rows`] and [`Mat::cols`].
 #[derive(Debug, Clone)]
 pub struct Mat {
     /// Output features.
-    pub rows: usize,
+    rows: usize,
     /// Input features.
-    pub cols: usize,
+    cols: usize,
     held: Held,
     /// bf16 copy of f32 weights packed for the bf16 fold ([`crate::FoldPrecision::Bf16`]).
     fold_copy: Option<Panels>,
@@ -92,8 +95,11 @@ pub fn quantize_dequantize_q8(x: &mut [f32], q: ActQuant, s_err: &mut Vec<f32>) 
 
 impl Mat {
     /// A matrix from `[rows, cols]` row-major f32 data (the official `[out, in]`), held as f32.
+    ///
+    /// # Panics
+    /// If `w` does not hold `rows · cols` values.
     pub fn new(rows: usize, cols: usize, w: Vec<f32>) -> Self {
-        assert_eq!(w.len(), rows * cols, "weights are rows × cols");
+        assert_eq!(Some(w.len()), rows.checked_mul(cols), "weights are rows × cols");
         let mut wt = vec![0f32; rows * cols];
         // Blocked transpose keeps both sides cache-friendly for large matrices.
         const B: usize = 64;
@@ -111,8 +117,11 @@ impl Mat {
 
     /// A matrix from f32 data already stored input-major, `[cols, rows]` (as the official
     /// checkpoints store LoRA factors), held as f32.
+    ///
+    /// # Panics
+    /// If `wt` does not hold `rows · cols` values.
     pub fn from_transposed(rows: usize, cols: usize, wt: Vec<f32>) -> Self {
-        assert_eq!(wt.len(), rows * cols, "weights are cols × rows");
+        assert_eq!(Some(wt.len()), rows.checked_mul(cols), "weights are cols × rows");
         Self::with(rows, cols, Held::F32(wt))
     }
 
@@ -125,7 +134,7 @@ impl Mat {
         match kind {
             Some(kind) => Self::with(src.n, src.k, Held::Panels(Panels::pack(src, kind))),
             None => {
-                assert_eq!(src.bytes.len(), src.needed(), "source holds n × k elements");
+                assert!(src.fits(), "source holds n × k elements");
                 let (n, k) = (src.n, src.k);
                 let mut wt = vec![0f32; n * k];
                 wt.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
@@ -142,14 +151,14 @@ impl Mat {
     /// [`Mat::act_quant`] is set from the format).
     pub fn from_quant(q: QuantMat) -> Self {
         let act = q.act();
-        let mut m = Self::with(q.n, q.k, Held::Ggml(q));
+        let mut m = Self::with(q.n(), q.k(), Held::Ggml(q));
         m.act_quant = Some(act);
         m
     }
 
     /// A matrix of bf16/f16 `[out, in]` rows held as they are ([`Rows16`]).
     pub fn from_rows(w: Rows16) -> Self {
-        Self::with(w.n, w.k, Held::Rows(w))
+        Self::with(w.n(), w.k(), Held::Rows(w))
     }
 
     fn with(rows: usize, cols: usize, held: Held) -> Self {
@@ -162,6 +171,16 @@ impl Mat {
             act_quant: None,
             block_mins: Vec::new(),
         }
+    }
+
+    /// Output features (rows of `W`, the length of an output row).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features (columns of `W`, the length of an input row).
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 
     /// Round the inputs as ggml does for this matrix (see [`ActQuant`]); for Q8_1, record the
@@ -275,15 +294,15 @@ impl Mat {
 /// Minimum multiply-adds before a kernel is worth splitting across threads.
 const PAR_MIN_WORK: usize = 1 << 18;
 
-/// `y[rows, m.rows] = x[rows, m.cols] · Wᵀ`. With [`Mat::act_quant`] set, each row of `x` is
+/// `y[rows, m.rows()] = x[rows, m.cols()] · Wᵀ`. With [`Mat::act_quant`] set, each row of `x` is
 /// first rounded to 8 bits in blocks of 32 ([`quantize_dequantize_q8`]), as ggml's quantized
 /// mat-vec does, so that rwkv.cpp's quantized files give rwkv.cpp's results.
 ///
 /// # Panics
-/// If `x` or `y` do not hold `rows` rows of `m.cols` / `m.rows` values.
+/// If `x` or `y` do not hold `rows` rows of `m.cols()` / `m.rows()` values.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
-    assert_eq!(x.len(), rows * m.cols, "inputs are rows × cols");
-    assert_eq!(y.len(), rows * m.rows, "outputs are rows × out");
+    assert_eq!(Some(x.len()), rows.checked_mul(m.cols), "inputs are rows × cols");
+    assert_eq!(Some(y.len()), rows.checked_mul(m.rows), "outputs are rows × out");
     if rows == 0 {
         return;
     }
@@ -323,8 +342,8 @@ pub fn linear_decode(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         && m.bf16_fold().is_none()
         && let Held::F32(wt) = &m.held
     {
-        assert_eq!(x.len(), rows * m.cols, "inputs are rows × cols");
-        assert_eq!(y.len(), rows * m.rows, "outputs are rows × out");
+        assert_eq!(Some(x.len()), rows.checked_mul(m.cols), "inputs are rows × cols");
+        assert_eq!(Some(y.len()), rows.checked_mul(m.rows), "outputs are rows × out");
         return matvec_rows(x, rows, m.rows, m.cols, wt, y);
     }
     linear(x, rows, m, y)
@@ -431,7 +450,7 @@ pub fn linear_rounded(a: &[u32], rows: usize, m: &Mat, y: &mut [f32]) {
     linear(&x, rows, m, y);
 }
 
-/// `relu(x · Wᵀ)²` rounded to bf16 words (`⌈m.rows / 2⌉` per row) from inputs already
+/// `relu(x · Wᵀ)²` rounded to bf16 words (`⌈m.rows() / 2⌉` per row) from inputs already
 /// rounded: the bf16 fold's channel-mix hidden layer, made in the product's last step.
 pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) {
     if let Some(p) = m.bf16_fold() {

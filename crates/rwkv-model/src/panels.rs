@@ -55,13 +55,14 @@ impl Kind {
     }
 }
 
-/// A weight matrix `W [n, k]` (`y = x · Wᵀ`) packed into panels.
+/// A weight matrix `W [n, k]` (`y = x · Wᵀ`) packed into panels. The dimensions are fixed at
+/// packing (the kernels read the panels by them): see [`Panels::n`] and [`Panels::k`].
 #[derive(Debug, Clone)]
 pub struct Panels {
     /// Output features.
-    pub n: usize,
+    n: usize,
     /// Input features.
-    pub k: usize,
+    k: usize,
     /// Input pairs, `⌈k / 2⌉`.
     pub(crate) kp: usize,
     kind: Kind,
@@ -93,6 +94,15 @@ impl Source<'_> {
     /// Number of bytes the source must hold.
     pub fn needed(&self) -> usize {
         self.n * self.k * self.dtype.size()
+    }
+
+    /// Whether `bytes` holds exactly `n · k` elements of `dtype` (false where that size
+    /// overflows).
+    pub fn fits(&self) -> bool {
+        self.n
+            .checked_mul(self.k)
+            .and_then(|e| e.checked_mul(self.dtype.size()))
+            == Some(self.bytes.len())
     }
 
     #[inline(always)]
@@ -144,7 +154,7 @@ impl Panels {
     /// If `src.bytes` does not hold `n · k` elements of `src.dtype` (callers check the tensor
     /// first and report a named error).
     pub fn pack(src: &Source<'_>, kind: Kind) -> Panels {
-        assert_eq!(src.bytes.len(), src.needed(), "source holds n × k elements");
+        assert!(src.fits(), "source holds n × k elements");
         let (n, k) = (src.n, src.k);
         let kp = k.div_ceil(2);
         let panels = n.div_ceil(NR);
@@ -242,6 +252,16 @@ impl Panels {
         )
     }
 
+    /// Output features (rows of `W`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
     /// The element type.
     pub fn kind(&self) -> Kind {
         self.kind
@@ -284,15 +304,16 @@ fn widen16(kind: Kind, h: u16) -> f32 {
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
 pub fn matmul(x: &[f32], rows: usize, w: &Panels, y: &mut [f32]) {
-    assert_eq!(x.len(), rows * w.k, "inputs are rows × k");
-    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    assert_eq!(Some(x.len()), rows.checked_mul(w.k), "inputs are rows × k");
+    assert_eq!(Some(y.len()), rows.checked_mul(w.n), "outputs are rows × n");
     if rows == 0 || w.n == 0 {
         return;
     }
     let dst = Out(y.as_mut_ptr());
     split(rows, w.n, w.k, |r0, r1, p0, p1| {
-        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1, panels p0 .. p1) of the
-        // output, whose extent was asserted.
+        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1 ≤ rows, panels p0 .. p1) of
+        // the output, whose extent (`rows × n` floats) was asserted: row r0 starts inside it or
+        // at its end, and rows r0 .. r1 of these panels' columns are this task's alone.
         unsafe { panels_range(&x[r0 * w.k..r1 * w.k], r1 - r0, w, dst.offset(r0 * w.n), p0, p1) };
     });
 }
@@ -330,8 +351,11 @@ pub(crate) fn split(rows: usize, n: usize, k: usize, f: impl Fn(usize, usize, us
 pub(crate) struct Out(pub(crate) *mut f32);
 impl Out {
     /// The same buffer from element `e` on.
-    pub(crate) fn offset(self, e: usize) -> Out {
-        // SAFETY: callers pass offsets inside the buffer the pointer came from.
+    ///
+    /// # Safety
+    /// `e` must lie inside the buffer the pointer came from, or be its length (one past the end).
+    pub(crate) unsafe fn offset(self, e: usize) -> Out {
+        // SAFETY: the caller keeps `e` inside the buffer (or one past its end).
         Out(unsafe { self.0.add(e) })
     }
 }
@@ -361,12 +385,23 @@ unsafe fn panels_range(x: &[f32], rows: usize, w: &Panels, dst: Out, p0: usize, 
         }
         return;
     }
-    portable_range(x, rows, w, dst.0 as usize, p0, p1);
+    // SAFETY: forwarded from the caller.
+    unsafe { portable_range(x, rows, w, dst.0, p0, p1) };
 }
 
+/// See [`portable_range`].
+///
+/// # Safety
+/// As [`portable_range`].
 #[inline(always)]
-fn portable_range_g<A: crate::simd::Arch>(x: &[f32], rows: usize, w: &Panels, dst: usize, p0: usize, p1: usize) {
-    let dst = dst as *mut f32;
+unsafe fn portable_range_g<A: crate::simd::Arch>(
+    x: &[f32],
+    rows: usize,
+    w: &Panels,
+    dst: *mut f32,
+    p0: usize,
+    p1: usize,
+) {
     let (k, kp) = (w.k, w.kp);
     let mut lo = [0f32; NR];
     let mut hi = [0f32; NR];
@@ -416,7 +451,14 @@ fn portable_range_g<A: crate::simd::Arch>(x: &[f32], rows: usize, w: &Panels, ds
         }
     }
 }
-crate::simd::multiversion!(fn portable_range(x: &[f32], rows: usize, w: &Panels, dst: usize, p0: usize, p1: usize) => portable_range_g);
+crate::simd::multiversion!(
+    /// Columns of panels `p0 .. p1` for every row, without AVX-512 ([`panels_range`]).
+    ///
+    /// # Safety
+    /// `dst` must point to `rows` rows of `w.n` floats (row stride `w.n`), writable, that no
+    /// other thread reads or writes in the columns of panels `p0 .. p1`.
+    unsafe fn portable_range(x: &[f32], rows: usize, w: &Panels, dst: *mut f32, p0: usize, p1: usize) => portable_range_g
+);
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {

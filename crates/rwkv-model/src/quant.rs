@@ -41,9 +41,9 @@ const PAR_MIN_WORK: usize = 1 << 18;
 #[derive(Debug, Clone)]
 pub struct QuantMat {
     /// Output features.
-    pub n: usize,
+    n: usize,
     /// Input features (a multiple of 32).
-    pub k: usize,
+    k: usize,
     quant: Quant,
     /// `[n][k / 32]` blocks of `quant.block_bytes()` bytes.
     data: Vec<u8>,
@@ -68,6 +68,16 @@ impl QuantMat {
                 need.map_or_else(|| "more than can be addressed".into(), |b| b.to_string())
             )),
         }
+    }
+
+    /// Output features (rows of `W`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features (a multiple of 32).
+    pub fn k(&self) -> usize {
+        self.k
     }
 
     /// The block format.
@@ -174,8 +184,8 @@ fn round_inputs(x: &[f32], rows: usize, k: usize, act: ActQuant) -> Acts<'_> {
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
 pub fn matmul(x: &[f32], rows: usize, w: &QuantMat, y: &mut [f32]) {
-    assert_eq!(x.len(), rows * w.k, "inputs are rows × k");
-    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    assert_eq!(Some(x.len()), rows.checked_mul(w.k), "inputs are rows × k");
+    assert_eq!(Some(y.len()), rows.checked_mul(w.n), "outputs are rows × n");
     if rows == 0 || w.n == 0 {
         return;
     }

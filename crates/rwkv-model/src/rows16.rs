@@ -30,13 +30,14 @@ const ROW_BLOCK: usize = 32;
 const PAR_MIN_WORK: usize = 1 << 18;
 
 /// A `[n, k]` row-major matrix of bf16 or f16 values (`y = x · Wᵀ`), held as the checkpoint's
-/// own bytes.
+/// own bytes. The dimensions are fixed at construction (the kernels read the bytes by them):
+/// see [`Rows16::n`] and [`Rows16::k`].
 #[derive(Debug, Clone)]
 pub struct Rows16 {
     /// Output features (rows of `W`).
-    pub n: usize,
+    n: usize,
     /// Input features.
-    pub k: usize,
+    k: usize,
     kind: Kind,
     bytes: Bytes,
 }
@@ -49,8 +50,22 @@ impl Rows16 {
     /// the tensor first and report a named error).
     pub fn new(bytes: Bytes, kind: Kind, n: usize, k: usize) -> Self {
         assert!(matches!(kind, Kind::Bf16 | Kind::F16), "16-bit weights");
-        assert_eq!(bytes.len(), n * k * 2, "W holds n × k 16-bit values");
+        assert_eq!(
+            Some(bytes.len()),
+            n.checked_mul(k).and_then(|e| e.checked_mul(2)),
+            "W holds n × k 16-bit values"
+        );
         Rows16 { n, k, kind, bytes }
+    }
+
+    /// Output features (rows of `W`).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
     }
 
     /// The element type.
@@ -118,8 +133,8 @@ fn reduce(a: &[f32; L]) -> f32 {
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
 pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
-    assert_eq!(x.len(), rows * w.k, "inputs are rows × k");
-    assert_eq!(y.len(), rows * w.n, "outputs are rows × n");
+    assert_eq!(Some(x.len()), rows.checked_mul(w.k), "inputs are rows × k");
+    assert_eq!(Some(y.len()), rows.checked_mul(w.n), "outputs are rows × n");
     if rows == 0 || w.n == 0 {
         return;
     }

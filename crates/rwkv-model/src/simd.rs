@@ -72,8 +72,37 @@ pub fn level() -> Level {
 }
 
 /// Define `pub fn NAME(args) -> R` that runs `GENERIC::<A>(args)` compiled for the best
-/// instruction set available at run time.
+/// instruction set available at run time. `unsafe fn NAME` defines an unsafe function over an
+/// unsafe `GENERIC`, whose contract (the `# Safety` section given with it) each build inherits.
 macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis unsafe fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $generic:ident) => {
+        $(#[$m])*
+        $vis unsafe fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: the caller of the outer function upholds the generic's contract.
+                    unsafe { $generic::<$crate::simd::Fused>($($arg),*) }
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: as above.
+                    unsafe { $generic::<$crate::simd::Fused>($($arg),*) }
+                }
+                match $crate::simd::level() {
+                    // SAFETY: level() verified at run time that the CPU has these features; the
+                    // caller upholds the function's contract.
+                    $crate::simd::Level::Avx512 => return unsafe { v4($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::simd::Level::Avx2 => return unsafe { v3($($arg),*) },
+                    $crate::simd::Level::Portable => {}
+                }
+            }
+            // SAFETY: the caller upholds the function's contract.
+            unsafe { $generic::<$crate::simd::Plain>($($arg),*) }
+        }
+    };
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $generic:ident) => {
         $(#[$m])*
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {

@@ -201,7 +201,7 @@ impl Layer {
         shift_delta(&sc.xx[..tc], &mut ls.att_x, &mut sc.delta[..tc]);
         mix_delta(&sc.xx[..tc], &sc.delta[..tc], &self.maa_x, None, &mut sc.xxx[..tc]);
         for (k, (down, up)) in self.maa_lora.iter().enumerate() {
-            let lo = &mut sc.lora[..t * down.rows];
+            let lo = &mut sc.lora[..t * down.rows()];
             linear(&sc.xxx[..tc], t, down, lo);
             tanh_inplace(lo);
             linear(lo, t, up, &mut sc.tmp[..tc]);
@@ -219,7 +219,7 @@ impl Layer {
         linear(&xv[..tc], t, &self.value, &mut sc.v[..tc]);
         linear(&xg[..tc], t, &self.gate, &mut sc.g[..tc]);
         silu_inplace(&mut sc.g[..tc]);
-        let lo = &mut sc.lora[..t * self.decay_w1.rows];
+        let lo = &mut sc.lora[..t * self.decay_w1.rows()];
         linear(&xw[..tc], t, &self.decay_w1, lo);
         tanh_inplace(lo);
         linear(lo, t, &self.decay_w2, &mut sc.w[..tc]);

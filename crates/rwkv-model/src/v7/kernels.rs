@@ -98,8 +98,12 @@ pub struct WkvInputs<'a> {
 /// `k̂ = normalize(k · k_k)`, the key `k · (1 + (a − 1) · k_a)`, `b = k̂ · a`, and the value
 /// (layer 0: as projected, and recorded into `v_first`; later layers: mixed towards `v_first`
 /// by `σ(v0 + v_gate)`). `out = [w, k, v, kk, b]`, `n` each.
+///
+/// # Safety
+/// `dst.v_first` must point to `[T, C]` floats, readable and writable, whose head-`hi` columns
+/// of row `ti` nothing else accesses during the call; `(hi + 1) · n ≤ c` and `ti < t`.
 #[inline(always)]
-fn prep_head<A: Arch>(inp: &WkvInputs<'_>, (hi, ti): (usize, usize), dst: HeadOut, out: [&mut [f32]; 5]) {
+unsafe fn prep_head<A: Arch>(inp: &WkvInputs<'_>, (hi, ti): (usize, usize), dst: HeadOut, out: [&mut [f32]; 5]) {
     let (c, n) = (inp.c, inp.n);
     let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
     let hc = hi * n..(hi + 1) * n;
@@ -139,7 +143,8 @@ fn prep_head<A: Arch>(inp: &WkvInputs<'_>, (hi, ti): (usize, usize), dst: HeadOu
         *bj = kkj * aj;
     }
     v.copy_from_slice(&inp.v[cols.clone()]);
-    // SAFETY: the caller gives each head task its own columns of `v_first` (`[T, C]`).
+    // SAFETY: `cols` lies in row `ti` of `v_first` (`[T, C]`), whose head-`hi` columns are
+    // this call's alone (caller's contract).
     let vf = unsafe { std::slice::from_raw_parts_mut(dst.v_first.add(cols.start), n) };
     match inp.v0 {
         None => vf.copy_from_slice(v),
@@ -170,8 +175,13 @@ unsafe impl Sync for HeadOut {}
 
 /// Group norm (eps 64e-5) of one head's WKV output `o`, plus the bonus `(Σ r·k·r_k) · v`, times
 /// the gate `g`, into head `hi`'s columns of row `ti` of `dst` (and its words).
+///
+/// # Safety
+/// `dst.rows` must point to `[T, C]` writable floats and `dst.words`, unless null, to
+/// `[T, ⌈C/2⌉]` writable words (with `n` even); nothing else may access the head-`hi` columns
+/// of row `ti` of either during the call; `(hi + 1) · n ≤ c` and `ti < t`.
 #[inline(always)]
-fn finish_head<A: Arch>(
+unsafe fn finish_head<A: Arch>(
     inp: &WkvInputs<'_>,
     (hi, ti): (usize, usize),
     o: &[f32],
@@ -181,7 +191,8 @@ fn finish_head<A: Arch>(
     let (c, n) = (inp.c, inp.n);
     let cols = ti * c + hi * n..ti * c + (hi + 1) * n;
     let hc = hi * n..(hi + 1) * n;
-    // SAFETY: the caller gives each head task its own columns of `dst.rows` (`[T, C]`).
+    // SAFETY: `cols` lies in row `ti` of `dst.rows` (`[T, C]`), whose head-`hi` columns are
+    // this call's alone (caller's contract).
     let out = unsafe { std::slice::from_raw_parts_mut(dst.rows.add(cols.start), n) };
     norm_into::<A>(o, 64e-5, &inp.lnx.0[hc.clone()], &inp.lnx.1[hc.clone()], out);
     let rk = &inp.r_k[hc];
@@ -199,7 +210,7 @@ fn finish_head<A: Arch>(
         *d = A::fma(bonus, vj, *d) * gj;
     }
     if !dst.words.is_null() {
-        // SAFETY: as above, in words; `cols.start` is even.
+        // SAFETY: as above, in words; `cols.start` is even (so is `n`, caller's contract).
         let words = unsafe { std::slice::from_raw_parts_mut(dst.words.add(cols.start / 2), n.div_ceil(2)) };
         round_into(out, words);
     }
@@ -211,20 +222,27 @@ fn finish_head<A: Arch>(
 /// Per token: `sa = S·k̂`, `S ← S·diag(w) − sa ⊗ b + v ⊗ k`, `o = S·r`. The kernel works on a
 /// transposed copy (`[j][i]`), so every step is a vertical multiply-add over `i` with the
 /// per-`j` factors broadcast — no horizontal reductions — and copies it back at the end.
+///
+/// # Safety
+/// As [`wkv_head`].
 #[inline(always)]
-fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
+unsafe fn wkv_head_g<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
+    // SAFETY (all arms): forwarded from the caller.
     match inp.n {
-        64 => wkv_head_fixed::<A, 64>(inp, hi, s, o),
-        32 => wkv_head_fixed::<A, 32>(inp, hi, s, o),
-        _ => wkv_head_any::<A>(inp, hi, s, o),
+        64 => unsafe { wkv_head_fixed::<A, 64>(inp, hi, s, o) },
+        32 => unsafe { wkv_head_fixed::<A, 32>(inp, hi, s, o) },
+        _ => unsafe { wkv_head_any::<A>(inp, hi, s, o) },
     }
 }
 
 /// [`wkv_head_g`] for a head size known at compile time: `sa`, `v` and the outputs live in
 /// registers, and one pass over the state per token does the update, the read-out and the
 /// next token's `sa = S·k̂` together.
+///
+/// # Safety
+/// As [`wkv_head`].
 #[inline(always)]
-fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
+unsafe fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
     let c = inp.c;
     // The transposed head state lives on the stack (16 KiB for N = 64): no allocation per
     // token in generation.
@@ -243,7 +261,9 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
     let prep = |ti: usize| -> [[f32; N]; 5] {
         let mut p = [[0f32; N]; 5];
         let [w, k, v, kk, b] = &mut p;
-        prep_head::<A>(inp, (hi, ti), o, [w, k, v, kk, b]);
+        // SAFETY: ti < t (the closure is called for tokens of the chunk); the outputs are
+        // `wkv_head`'s caller's contract.
+        unsafe { prep_head::<A>(inp, (hi, ti), o, [w, k, v, kk, b]) };
         p
     };
     let mut sa = [0f32; N];
@@ -272,7 +292,8 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
                 sa_next[i] = A::fma(nv, knj, sa_next[i]);
             }
         }
-        finish_head::<A>(inp, (hi, ti), &out, [&r, &k, &v], o);
+        // SAFETY: ti < t; the outputs are `wkv_head`'s caller's contract.
+        unsafe { finish_head::<A>(inp, (hi, ti), &out, [&r, &k, &v], o) };
         sa = sa_next;
         cur = next;
     }
@@ -284,8 +305,11 @@ fn wkv_head_fixed<A: Arch, const N: usize>(inp: &WkvInputs<'_>, hi: usize, s: &m
 }
 
 /// [`wkv_head_g`] for any head size.
+///
+/// # Safety
+/// As [`wkv_head`].
 #[inline(always)]
-fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
+unsafe fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) {
     let (c, n) = (inp.c, inp.n);
     let mut st = vec![0f32; n * n];
     for i in 0..n {
@@ -301,7 +325,8 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadO
         let r = &inp.r[base..base + n];
         let mut parts = prepared.chunks_exact_mut(n);
         let mut part = || parts.next().expect("five parts");
-        prep_head::<A>(inp, (hi, ti), o, [part(), part(), part(), part(), part()]);
+        // SAFETY: ti < t; the outputs are `wkv_head`'s caller's contract.
+        unsafe { prep_head::<A>(inp, (hi, ti), o, [part(), part(), part(), part(), part()]) };
         let [w, k, v, kk, b]: [&[f32]; 5] = std::array::from_fn(|i| &prepared[i * n..(i + 1) * n]);
         sa.fill(0.0);
         for (row, &kj) in st.chunks_exact(n).zip(kk) {
@@ -318,7 +343,8 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadO
                 *oi = A::fma(nv, rj, *oi);
             }
         }
-        finish_head::<A>(inp, (hi, ti), &out, [r, k, v], o);
+        // SAFETY: as above.
+        unsafe { finish_head::<A>(inp, (hi, ti), &out, [r, k, v], o) };
     }
     for i in 0..n {
         for j in 0..n {
@@ -327,8 +353,13 @@ fn wkv_head_any<A: Arch>(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadO
     }
 }
 multiversion!(
-    /// # Safety (of the outputs)
-    /// `o` must point to `[T, C]` rows (and words) whose head-`hi` columns no other thread
-    /// writes meanwhile.
-    pub fn wkv_head(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) => wkv_head_g
+    /// Advance head `hi`'s state `s` over the chunk `inp`, writing the head's finished outputs
+    /// through `o` (see [`wkv_head_g`]).
+    ///
+    /// # Safety
+    /// `(hi + 1) · inp.n ≤ inp.c`. `o.rows` must point to `inp.t` writable rows of `inp.c`
+    /// floats; `o.v_first` to as many readable and writable rows; `o.words`, unless null, to
+    /// `inp.t` writable rows of `⌈inp.c / 2⌉` words, with `inp.n` even. Nothing else may read or
+    /// write head `hi`'s columns of these rows during the call.
+    pub unsafe fn wkv_head(inp: &WkvInputs<'_>, hi: usize, s: &mut [f32], o: HeadOut) => wkv_head_g
 );

@@ -751,13 +751,18 @@ impl V7 {
                 tasks.push((inputs, out, hi, s));
             }
         }
+        // SAFETY (both loops): `out` points at the lane's first row of `o`, `v_first` (`[t, C]`
+        // each) and, in the bf16 fold, `words[0]` (`[t, ⌈C/2⌉]`, head size even), which hold the
+        // lane's `inputs.t` rows; `hi < h`, so head `hi`'s columns lie in a row; each task is one
+        // (lane, head) pair, so no two tasks touch the same rows' same columns, and nothing else
+        // uses these buffers until `tasks` is dropped.
         if tasks.len() > 1 && t * n * n * h >= 1 << 16 && rayon::current_num_threads() > 1 {
             tasks
                 .par_iter_mut()
-                .for_each(|(inputs, out, hi, s)| wkv_head(inputs, *hi, s, *out));
+                .for_each(|(inputs, out, hi, s)| unsafe { wkv_head(inputs, *hi, s, *out) });
         } else {
             for (inputs, out, hi, s) in tasks.iter_mut() {
-                wkv_head(inputs, *hi, s, *out);
+                unsafe { wkv_head(inputs, *hi, s, *out) };
             }
         }
         drop(tasks);

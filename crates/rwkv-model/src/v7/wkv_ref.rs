@@ -195,7 +195,9 @@ mod tests {
                 };
                 let st = &mut cpu_state[li * heads * n * n..(li + 1) * heads * n * n];
                 for (hi, s) in st.chunks_mut(n * n).enumerate() {
-                    wkv_head(&inputs, hi, s, out);
+                    // SAFETY: `out` points at the lane's `tn` rows of `cpu_out` and `vf` (`[tn, C]`
+                    // each, no words); `hi < heads`; the heads run one after another.
+                    unsafe { wkv_head(&inputs, hi, s, out) };
                 }
             }
 
