@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rwkv_model::sample::log_softmax_at;
-use rwkv_model::{Logits, State};
+use rwkv_model::State;
+use rwkv_model::likelihood::log_likelihood;
 use serde::Serialize;
 
 use crate::Result;
@@ -379,12 +379,8 @@ impl Library<'_> {
         let mut all = self.tokenizer().encode(prefix);
         let start = all.len();
         all.extend_from_slice(toks);
-        let logits = self.model().forward_seq(&all, &mut st, Logits::All)?;
-        let v = self.model().config().vocab;
-        let total: f32 = (start..all.len() - 1)
-            .map(|i| log_softmax_at(&logits[i * v..(i + 1) * v], all[i + 1]))
-            .sum();
-        Ok(total / (all.len() - 1 - start) as f32)
+        let ll = log_likelihood(self.model(), &mut st, &all, start + 1, usize::MAX, |_| {})?;
+        Ok(ll.mean_log_prob() as f32)
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use rwkv_index::Index;
 use rwkv_model::StatePrecision;
-use rwkv_model::sample::{SamplerConfig, log_softmax_at};
+use rwkv_model::likelihood::log_likelihood;
+use rwkv_model::sample::SamplerConfig;
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Logits, Model, State};
 use rwkv_reader::store_identity;
@@ -335,15 +336,8 @@ impl<'m> Library<'m> {
         let mut toks = self.tokenizer.encode(&c.text);
         let start = toks.len();
         toks.extend(self.tokenizer.encode(&format!("\n\nQuestion: {question}")));
-        if toks.len() < start + 2 {
-            return Ok(0.0);
-        }
-        let logits = self.model.forward_seq(&toks, &mut state, Logits::All)?;
-        let v = self.model.config().vocab;
-        let total: f32 = (start..toks.len() - 1)
-            .map(|i| log_softmax_at(&logits[i * v..(i + 1) * v], toks[i + 1]))
-            .sum();
-        Ok(total / (toks.len() - 1 - start) as f32)
+        let ll = log_likelihood(self.model, &mut state, &toks, start + 1, usize::MAX, |_| {})?;
+        Ok(ll.mean_log_prob() as f32)
     }
 
     pub(crate) fn restore_key(&self, key: &Key) -> Result<State> {

@@ -45,6 +45,7 @@ mod fingerprint;
 pub mod gemm_bf16;
 mod ggml;
 mod kernels;
+pub mod likelihood;
 pub mod linalg;
 pub mod loader;
 mod model;

@@ -440,3 +440,44 @@ fn bf16_fold_of_quantized_rwkvcpp_files_keeps_their_rounding() {
         assert!(d < 0.25, "{name}: {d}");
     }
 }
+
+#[test]
+fn log_likelihood_scores_from_first_in_any_pieces() {
+    use rwkv_model::likelihood::log_likelihood;
+    use rwkv_model::sample::log_softmax_at;
+    let m = model("random-x070-C64-L2-H4N16.safetensors");
+    let toks = text_tokens(120);
+    let v = m.config().vocab;
+    let mut s = m.new_state();
+    let logits = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+    for first in [1, 2, 50, 119] {
+        // By hand: token i scored by the logits after token i - 1, summed in f64 in order.
+        let mut nll = 0f64;
+        for i in first..toks.len() {
+            nll -= log_softmax_at(&logits[(i - 1) * v..i * v], toks[i]) as f64;
+        }
+        let mut whole_state = m.new_state();
+        let whole = log_likelihood(&m, &mut whole_state, &toks, first, usize::MAX, |_| {}).unwrap();
+        assert_eq!(whole.tokens, toks.len() - first);
+        assert!(
+            (whole.nll_nats - nll).abs() < 1e-6 * nll.abs().max(1.0),
+            "first {first}: {whole:?} vs {nll}"
+        );
+        for piece in [1, 7, 64] {
+            let (mut st, mut seen) = (m.new_state(), Vec::new());
+            let ll = log_likelihood(&m, &mut st, &toks, first, piece, |n| seen.push(n)).unwrap();
+            assert_eq!(ll.tokens, whole.tokens);
+            assert!(
+                (ll.nll_nats - whole.nll_nats).abs() < 1e-4,
+                "piece {piece}: {ll:?} vs {whole:?}"
+            );
+            assert_eq!(seen.last(), Some(&(toks.len() - 1)));
+            assert_eq!(seen.len(), (toks.len() - 1).div_ceil(piece));
+            assert_eq!(st.tokens, whole_state.tokens);
+        }
+    }
+    // Nothing to score: nothing read.
+    let mut st = m.new_state();
+    let none = log_likelihood(&m, &mut st, &toks[..3], 3, 16, |_| panic!("read")).unwrap();
+    assert_eq!((none.tokens, none.mean_log_prob(), st.tokens), (0, 0.0, 0));
+}

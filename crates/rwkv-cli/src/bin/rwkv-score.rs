@@ -14,8 +14,7 @@ use rwkv_cli::{
     ExitCode, Loaded, LogArgs, TOKENIZER_HELP, WeightArgs, choose_tokenizer, finish, init_logging, load_model,
     peak_rss_bytes, resolve_model_path,
 };
-use rwkv_model::Logits;
-use rwkv_model::sample::log_softmax_at;
+use rwkv_model::likelihood;
 
 /// Score a file with an RWKV model: average negative log-likelihood from a zero state.
 #[derive(Parser, Debug)]
@@ -101,37 +100,26 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
 
-    // Position i's logits predict token i+1. Work in pieces so memory stays bounded.
+    // Token i+1 is scored by the logits after token i, read in pieces so memory stays bounded.
     let start = Instant::now();
-    let vocab = model.config().vocab;
-    let piece = (1 << 24) / vocab.max(1);
-    let piece = piece.clamp(1, 4096);
-    let mut state = model.new_state();
-    let mut nll = 0f64;
     let progress = std::io::stderr().is_terminal() && !args.json;
-    let inputs = &tokens[..tokens.len() - 1];
-    for (pi, chunk) in inputs.chunks(piece).enumerate() {
-        let logits = model.forward_seq(chunk, &mut state, Logits::All)?;
-        for (i, row) in logits.chunks_exact(vocab).enumerate() {
-            let target = tokens[pi * piece + i + 1];
-            nll -= log_softmax_at(row, target) as f64;
-        }
+    let scored = tokens.len() - 1;
+    let mut state = model.new_state();
+    let piece = likelihood::piece_tokens(model.config().vocab);
+    let ll = likelihood::log_likelihood(&model, &mut state, &tokens, 1, piece, |done| {
         if progress {
-            let done = (pi * piece + chunk.len()) as f64;
             eprint!(
                 "\rscoring: {:>5.1}%  {:.0} tokens/s",
-                100.0 * done / inputs.len() as f64,
-                done / start.elapsed().as_secs_f64()
+                100.0 * done as f64 / scored as f64,
+                done as f64 / start.elapsed().as_secs_f64()
             );
         }
-    }
+    })?;
     if progress {
         eprintln!();
     }
     let seconds = start.elapsed().as_secs_f64();
-    let scored = inputs.len();
     let scored_bytes = tokenizer.decode_bytes(&tokens[1..]).len();
-    let ln2 = std::f64::consts::LN_2;
     let r = Report {
         file: args.file.display().to_string(),
         model: model_path.display().to_string(),
@@ -146,10 +134,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         tokens: tokens.len(),
         scored_tokens: scored,
         scored_bytes,
-        nll_nats: nll / scored as f64,
-        bits_per_token: nll / scored as f64 / ln2,
-        bits_per_byte: nll / scored_bytes.max(1) as f64 / ln2,
-        perplexity: (nll / scored as f64).exp(),
+        nll_nats: ll.nats_per_token(),
+        bits_per_token: ll.bits_per_token(),
+        bits_per_byte: ll.bits_per_byte(scored_bytes),
+        perplexity: ll.perplexity(),
         seconds,
         tokens_per_second: scored as f64 / seconds.max(1e-9),
     };

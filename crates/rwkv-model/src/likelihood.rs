@@ -1,0 +1,154 @@
+//! The model's log-likelihood of a token sequence: perplexity, bits per token and bits per
+//! byte (`rwkv-score`), and the mean log-probability of a question after some text (the
+//! heads' model ranking and evidence ordering).
+//!
+//! Token `i + 1` is scored by the logits after reading tokens `..= i` from the start state;
+//! the negative log-probabilities are summed in f64, in token order.
+
+use crate::sample::log_softmax_at;
+use crate::{Logits, Model, Result, State};
+
+/// Logits a scoring piece may hold at once (floats): 2^24, 64 MB.
+pub const PIECE_LOGITS: usize = 1 << 24;
+
+/// Most tokens in a scoring piece.
+pub const MAX_PIECE_TOKENS: usize = 4096;
+
+/// A sum of negative log-likelihoods and how many tokens it covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LogLikelihood {
+    /// `-Σ ln p(token)` over the scored tokens, in nats.
+    pub nll_nats: f64,
+    /// Tokens scored.
+    pub tokens: usize,
+}
+
+impl LogLikelihood {
+    /// Add the tokens `targets`, `targets[i]` scored by row `i` of `logits` (rows of `vocab`
+    /// floats; rows beyond `targets` are ignored).
+    pub fn add_logits(&mut self, logits: &[f32], vocab: usize, targets: &[u32]) {
+        for (row, &target) in logits.chunks_exact(vocab.max(1)).zip(targets) {
+            self.nll_nats -= log_softmax_at(row, target) as f64;
+            self.tokens += 1;
+        }
+    }
+
+    /// Mean negative log-likelihood per token, in nats (NaN for no tokens).
+    pub fn nats_per_token(&self) -> f64 {
+        self.nll_nats / self.tokens as f64
+    }
+
+    /// Mean negative log-likelihood per token, in bits.
+    pub fn bits_per_token(&self) -> f64 {
+        self.nats_per_token() / std::f64::consts::LN_2
+    }
+
+    /// Bits per byte of a text of `bytes` bytes (at least one) that the tokens spell.
+    pub fn bits_per_byte(&self, bytes: usize) -> f64 {
+        self.nll_nats / bytes.max(1) as f64 / std::f64::consts::LN_2
+    }
+
+    /// `exp` of the mean negative log-likelihood per token.
+    pub fn perplexity(&self) -> f64 {
+        self.nats_per_token().exp()
+    }
+
+    /// Mean log-probability per token (`-nats_per_token`); 0 for no tokens.
+    pub fn mean_log_prob(&self) -> f64 {
+        if self.tokens == 0 { 0.0 } else { -self.nats_per_token() }
+    }
+}
+
+/// Tokens per piece for a model of `vocab` ids: as many as keep a piece's logits within
+/// [`PIECE_LOGITS`] floats, between 1 and [`MAX_PIECE_TOKENS`].
+pub fn piece_tokens(vocab: usize) -> usize {
+    (PIECE_LOGITS / vocab.max(1)).clamp(1, MAX_PIECE_TOKENS)
+}
+
+/// The log-likelihood of `tokens[first..]` (`first` at least 1), each token scored by the
+/// logits after reading the tokens before it from `state`.
+///
+/// Reads `tokens` but the last into `state` in pieces of at most `piece` tokens (one
+/// `forward_seq` call each, so its logits are `piece × vocab` floats; `usize::MAX` reads them
+/// in one call), calling `on_piece` with the tokens read so far after each. Nothing is read
+/// when there is no token to score.
+pub fn log_likelihood(
+    model: &Model,
+    state: &mut State,
+    tokens: &[u32],
+    first: usize,
+    piece: usize,
+    mut on_piece: impl FnMut(usize),
+) -> Result<LogLikelihood> {
+    let first = first.max(1);
+    let mut ll = LogLikelihood::default();
+    if tokens.len() <= first {
+        return Ok(ll);
+    }
+    let vocab = model.config().vocab;
+    let inputs = &tokens[..tokens.len() - 1];
+    let mut read = 0;
+    for chunk in inputs.chunks(piece.max(1)) {
+        let logits = model.forward_seq(chunk, state, Logits::All)?;
+        // Row `i` of this piece predicts token `read + i + 1`; score those from `first` on.
+        let skip = (first - 1).saturating_sub(read).min(chunk.len());
+        ll.add_logits(
+            &logits[skip * vocab..],
+            vocab,
+            &tokens[read + skip + 1..read + chunk.len() + 1],
+        );
+        read += chunk.len();
+        on_piece(read);
+    }
+    Ok(ll)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hand_computed_example() {
+        // Two rows over a vocabulary of 2. Row 0: logits (0, 0) → p = 1/2 each; row 1: logits
+        // (ln 3, 0) → p(0) = 3/4, p(1) = 1/4. Targets 1 then 0: -ln(1/2) - ln(3/4) = ln(8/3).
+        let logits = [0.0, 0.0, 3f32.ln(), 0.0];
+        let mut ll = LogLikelihood::default();
+        ll.add_logits(&logits, 2, &[1, 0]);
+        assert_eq!(ll.tokens, 2);
+        let nats = (8.0f64 / 3.0).ln();
+        assert!((ll.nll_nats - nats).abs() < 1e-6, "{ll:?}");
+        assert!((ll.nats_per_token() - nats / 2.0).abs() < 1e-6);
+        // Bits per token: log2(8/3) / 2; perplexity: sqrt(8/3).
+        assert!((ll.bits_per_token() - (8.0f64 / 3.0).log2() / 2.0).abs() < 1e-6);
+        assert!((ll.perplexity() - (8.0f64 / 3.0).sqrt()).abs() < 1e-6);
+        assert!((ll.mean_log_prob() + nats / 2.0).abs() < 1e-6);
+        // Over 4 bytes of text: log2(8/3) / 4 bits per byte; no bytes count as one.
+        assert!((ll.bits_per_byte(4) - (8.0f64 / 3.0).log2() / 4.0).abs() < 1e-6);
+        assert_eq!(ll.bits_per_byte(0), ll.bits_per_byte(1));
+        // A certain token costs nothing; rows beyond the targets are ignored.
+        let mut sure = LogLikelihood::default();
+        sure.add_logits(&[0.0, f32::NEG_INFINITY, 5.0, 5.0], 2, &[0]);
+        assert_eq!(
+            sure,
+            LogLikelihood {
+                nll_nats: 0.0,
+                tokens: 1
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_scored_is_a_mean_of_zero() {
+        let ll = LogLikelihood::default();
+        assert_eq!(ll.mean_log_prob(), 0.0);
+        assert!(ll.nats_per_token().is_nan());
+    }
+
+    #[test]
+    fn pieces_hold_a_bounded_number_of_logits() {
+        assert_eq!(piece_tokens(256), MAX_PIECE_TOKENS);
+        assert_eq!(piece_tokens(65536), 256);
+        assert_eq!(piece_tokens(1 << 30), 1);
+        assert_eq!(piece_tokens(0), MAX_PIECE_TOKENS);
+    }
+}
