@@ -54,13 +54,18 @@ pub struct WeightArgs {
 impl WeightArgs {
     /// `--weights`, else `fallback` (a job file's), else auto; an error for the old flag.
     pub fn resolve(&self, fallback: Option<rwkv_model::Weights>) -> anyhow::Result<rwkv_model::Weights> {
+        Ok(self.given()?.or(fallback).unwrap_or_default())
+    }
+
+    /// `--weights` as given (`None`: not given); an error for the old flag.
+    pub fn given(&self) -> anyhow::Result<Option<rwkv_model::Weights>> {
         if let Some(old) = &self.decode_weights {
             bail!(
                 "--decode-weights was replaced by --weights auto|f32|bf16|int8, which sets what the model \
                  holds for folding and generation alike (try --weights {old})"
             );
         }
-        Ok(self.weights.or(fallback).unwrap_or_default())
+        Ok(self.weights)
     }
 
     /// `--device`, else `fallback` (a job file's `device`), else the CPU.

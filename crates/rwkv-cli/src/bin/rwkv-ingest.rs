@@ -15,6 +15,8 @@ use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use futures::StreamExt;
 use rwkv_cli::{ExitCode, LogArgs, SourceArgs, TOKENIZER_HELP, finish, init_logging};
+use rwkv_pipeline::ShardSpec;
+use rwkv_pipeline::settings::{DEFAULT_STORE, DEFAULT_TOKENIZER};
 use rwkv_sources::{Document, Error as SourceError, Input, Sources};
 use serde::Serialize;
 
@@ -36,10 +38,10 @@ pub(crate) struct Args {
     #[arg(long)]
     pub model: Option<std::path::PathBuf>,
     /// Tokenizer.
-    #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
+    #[arg(long, default_value = DEFAULT_TOKENIZER, help = TOKENIZER_HELP)]
     pub tokenizer: String,
     /// Store directory.
-    #[arg(long, default_value = ".rwkv")]
+    #[arg(long, default_value = DEFAULT_STORE)]
     pub store: std::path::PathBuf,
     /// Tokens between checkpoints inside long parts. Default: max(4096, bytes of one stored
     /// state / 512) rounded up to a multiple of 256 (at most 512 bytes of state per token).
@@ -59,8 +61,8 @@ pub(crate) struct Args {
     /// Ingest only shard I of N (by document id), e.g. 0/4, into a shard store (`--merge` joins
     /// them). `auto/N` takes I from $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX (Slurm job
     /// arrays, Kubernetes Indexed Jobs); `auto` also takes N from $SLURM_ARRAY_TASK_COUNT.
-    #[arg(long, value_name = "I/N|auto/N|auto", value_parser = parse_shard)]
-    pub shard: Option<ShardArg>,
+    #[arg(long, value_name = "I/N|auto/N|auto")]
+    pub shard: Option<ShardSpec>,
     /// Also fold every document, in order, into one corpus state.
     #[arg(long)]
     pub corpus_state: bool,
@@ -98,118 +100,6 @@ pub(crate) struct Args {
     pub sources: SourceArgs,
     #[command(flatten)]
     pub log: LogArgs,
-}
-
-/// `--shard`: a fixed shard, or one whose index (and count) a cluster engine sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ShardArg {
-    /// `I/N`.
-    Fixed(u64, u64),
-    /// `auto/N` (`Some(N)`) or `auto` (`None`: N from `$SLURM_ARRAY_TASK_COUNT`).
-    Auto(Option<u64>),
-}
-
-/// The variables cluster engines set for a worker's index: Slurm job arrays, then Kubernetes
-/// Indexed Jobs.
-const SHARD_INDEX_VARS: [&str; 2] = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"];
-
-impl ShardArg {
-    /// The shard `(I, N)`, reading the engine's variables through `env` for `auto`.
-    pub(crate) fn resolve(self, env: impl Fn(&str) -> Option<String>) -> Result<(u64, u64), String> {
-        let (i, n) = match self {
-            ShardArg::Fixed(i, n) => (i, n),
-            ShardArg::Auto(n) => {
-                let n = match n {
-                    Some(n) => n,
-                    None => {
-                        let v = env("SLURM_ARRAY_TASK_COUNT").ok_or(
-                            "--shard auto: $SLURM_ARRAY_TASK_COUNT is not set (not a Slurm array task); give the count: --shard auto/N",
-                        )?;
-                        v.trim()
-                            .parse()
-                            .map_err(|_| format!("--shard auto: $SLURM_ARRAY_TASK_COUNT={v:?} is not a number"))?
-                    }
-                };
-                let (var, v) = SHARD_INDEX_VARS
-                    .iter()
-                    .find_map(|k| env(k).filter(|v| !v.trim().is_empty()).map(|v| (*k, v)))
-                    .ok_or_else(|| {
-                        format!(
-                            "--shard auto/{n}: neither ${} nor ${} is set (not a Slurm array task or a Kubernetes Indexed Job); give the index: --shard I/{n}",
-                            SHARD_INDEX_VARS[0], SHARD_INDEX_VARS[1]
-                        )
-                    })?;
-                let i = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("--shard auto/{n}: ${var}={v:?} is not a number"))?;
-                if i >= n {
-                    return Err(format!(
-                        "--shard auto/{n}: ${var}={i} is out of range 0..{n} (a Slurm array must be --array=0-{})",
-                        n.saturating_sub(1)
-                    ));
-                }
-                (i, n)
-            }
-        };
-        if n == 0 || i >= n {
-            return Err(format!("shard {i}/{n}: need 0 <= I < N"));
-        }
-        Ok((i, n))
-    }
-}
-
-fn parse_shard(s: &str) -> Result<ShardArg, String> {
-    let s = s.trim();
-    if s == "auto" {
-        return Ok(ShardArg::Auto(None));
-    }
-    let (i, n) = s.split_once('/').ok_or("expected I/N, auto/N or auto, e.g. 0/4")?;
-    let n: u64 = n.trim().parse().map_err(|_| format!("bad N in {s:?}"))?;
-    if n == 0 {
-        return Err(format!("shard {s}: N must be at least 1"));
-    }
-    if i.trim() == "auto" {
-        return Ok(ShardArg::Auto(Some(n)));
-    }
-    let i: u64 = i.trim().parse().map_err(|_| format!("bad I in {s:?}"))?;
-    if i >= n {
-        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
-    }
-    Ok(ShardArg::Fixed(i, n))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-    }
-
-    #[test]
-    fn shards_parse_and_resolve_from_the_engines_variables() {
-        assert_eq!(parse_shard("1/4"), Ok(ShardArg::Fixed(1, 4)));
-        assert_eq!(parse_shard("auto/3"), Ok(ShardArg::Auto(Some(3))));
-        assert_eq!(parse_shard("auto"), Ok(ShardArg::Auto(None)));
-        assert!(parse_shard("4/4").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
-        let slurm = [("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")];
-        assert_eq!(ShardArg::Auto(None).resolve(env(&slurm)), Ok((2, 3)));
-        assert_eq!(ShardArg::Auto(Some(3)).resolve(env(&slurm)), Ok((2, 3)));
-        let k8s = [("JOB_COMPLETION_INDEX", "1")];
-        assert_eq!(ShardArg::Auto(Some(3)).resolve(env(&k8s)), Ok((1, 3)));
-        let e = ShardArg::Auto(None).resolve(env(&k8s)).unwrap_err();
-        assert!(e.contains("SLURM_ARRAY_TASK_COUNT"), "{e}");
-        let e = ShardArg::Auto(Some(2)).resolve(env(&slurm)).unwrap_err();
-        assert!(e.contains("out of range"), "{e}");
-        let e = ShardArg::Auto(Some(2)).resolve(env(&[])).unwrap_err();
-        assert!(e.contains("JOB_COMPLETION_INDEX"), "{e}");
-        let e = ShardArg::Auto(Some(2))
-            .resolve(env(&[("JOB_COMPLETION_INDEX", "one")]))
-            .unwrap_err();
-        assert!(e.contains("not a number"), "{e}");
-        assert_eq!(ShardArg::Fixed(0, 2).resolve(env(&slurm)), Ok((0, 2)));
-    }
 }
 
 #[derive(Serialize)]

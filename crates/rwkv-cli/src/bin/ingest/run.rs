@@ -5,62 +5,34 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::bail;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use rwkv_cli::{ExitCode, choose_tokenizer, load_model, peak_rss_bytes, resolve_model_path};
 use rwkv_model::{Model, StatePrecision};
-use rwkv_pipeline::{IngestConfig, JobSpec, Progress, Summary};
+use rwkv_pipeline::{IngestFlags, IngestSettings, JobSpec, Progress, Summary};
 use rwkv_store::FoldKind;
 
 use super::Args;
 
-/// Settings come from the command line, then the job file, then the defaults: a flag given on
-/// the command line (by `matches`' value source, not by comparing with its default) wins.
+/// An ingest, `--gc`, `--repair` or `--merge` with the settings
+/// [`IngestSettings::resolve`] makes of the command line and the job file.
 pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
-    let on_cli = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
     let spec = match &args.pipeline {
         Some(p) => Some(JobSpec::load(p)?),
         None => None,
     };
     // Before the model loads: a worker without its index stops at once.
-    let shard = match args.shard {
-        Some(s) => Some(s.resolve(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?),
-        None => None,
-    };
-    let model_arg = args
-        .model
-        .clone()
-        .or_else(|| spec.as_ref().and_then(|s| s.model.clone()));
-    let (model_path, demo) = resolve_model_path(model_arg.as_deref())?;
-    let weights = args.weights.resolve(spec.as_ref().and_then(|s| s.weights))?;
-    let device = args
-        .weights
-        .resolve_device(spec.as_ref().and_then(|s| s.device.as_deref()))?;
-    let mut model = load_model(&model_path, weights, device)?.model;
-    let fold = args
-        .fold_precision
-        .or_else(|| spec.as_ref().and_then(|s| s.fold_precision));
-    if device != rwkv_model::Device::Cpu && fold == Some(rwkv_model::FoldPrecision::F32) {
-        bail!(
-            "--device {device} folds with bf16 products (a GPU store is a bf16-fold store); \
-             fold precision f32 needs --device cpu"
-        );
-    }
-    model.set_fold_precision(fold.unwrap_or_default());
-    let tok_name = match spec.as_ref().and_then(|s| s.tokenizer.clone()) {
-        Some(t) if !on_cli("tokenizer") => t,
-        _ => args.tokenizer.clone(),
-    };
-    let tokenizer = choose_tokenizer(&tok_name, &model)?;
-    let store_dir = match spec.as_ref().and_then(|s| s.store.clone()) {
-        Some(s) if !on_cli("store") => s,
-        _ => args.store.clone(),
-    };
-    let state_precision = args
-        .state_precision
-        .or_else(|| spec.as_ref().and_then(|s| s.state_precision))
-        .unwrap_or_default();
-    let ident = rwkv_reader::store_identity(&model, model.fold_precision(), state_precision, tokenizer.as_ref());
+    let settings = IngestSettings::resolve(flags(args, matches)?, spec.as_ref(), |k| std::env::var(k).ok())?;
+    let (model_path, demo) = resolve_model_path(settings.model.as_deref())?;
+    let mut model = load_model(&model_path, settings.weights, settings.device)?.model;
+    model.set_fold_precision(settings.fold_precision);
+    let tokenizer = choose_tokenizer(&settings.tokenizer, &model)?;
+    let store_dir = settings.store.clone();
+    let ident = rwkv_reader::store_identity(
+        &model,
+        model.fold_precision(),
+        settings.state_precision,
+        tokenizer.as_ref(),
+    );
 
     if args.gc {
         let r = rwkv_pipeline::gc(&store_dir, ident)?;
@@ -139,56 +111,12 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
         return Ok(ExitCode::Success);
     }
 
-    let mut sources = args.sources.options();
-    let mut inputs = args.inputs.clone();
-    let mut cfg_every = args.checkpoint_every;
-    let (mut corpus, mut compress) = (args.corpus_state, args.compress);
-    if let Some(s) = &spec {
-        inputs.extend(s.inputs.iter().cloned());
-        sources.include.extend(s.include.iter().cloned());
-        sources.exclude.extend(s.exclude.iter().cloned());
-        sources.hidden |= s.hidden;
-        if let Some(m) = s.max_file_size {
-            sources.max_file_size = m;
-        }
-        cfg_every = cfg_every.or(s.checkpoints.every);
-        corpus |= s.corpus_state;
-        compress |= s.compress;
-    }
-    if inputs.is_empty() {
-        bail!("nothing to ingest: give PATH|URL arguments or a --pipeline file with inputs");
-    }
-    if cfg_every == Some(0) {
-        bail!("--checkpoint-every must be at least 1");
-    }
+    let cfg = settings.ingest_config()?;
     if demo && !args.json {
         eprintln!(
             "note: using the bundled demo model (a tiny code model); real answers need a real checkpoint (--model)"
         );
     }
-    // A GPU wants many rows per product: one worker folding many documents in lanes.
-    let on_gpu = device != rwkv_model::Device::Cpu;
-    let cfg = IngestConfig {
-        inputs,
-        store_dir: store_dir.clone(),
-        checkpoint_every: cfg_every,
-        state_precision,
-        jobs: args
-            .fold_jobs
-            .or(spec.as_ref().and_then(|s| s.jobs))
-            .or(args.sources.jobs)
-            .unwrap_or(if on_gpu { 1 } else { 2 }),
-        lanes: args
-            .lanes
-            .or(spec.as_ref().and_then(|s| s.lanes))
-            .unwrap_or(if on_gpu { 32 } else { 1 })
-            .max(1),
-        sources,
-        shard,
-        corpus_state: corpus,
-        verify: !args.no_verify,
-        compress,
-    };
     let bars = Bars::new(!args.json && std::io::stderr().is_terminal());
     let summary = rwkv_pipeline::ingest(&cfg, &model, tokenizer, &bars).map_err(|e| {
         // A store of the same model made another way: say which flags fit it.
@@ -200,11 +128,37 @@ pub(crate) fn main(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<Ex
         }
     })?;
     bars.finish();
-    print_summary(args.json, &summary, &store_dir, shard, peak_rss_bytes())?;
+    print_summary(args.json, &summary, &store_dir, cfg.shard, peak_rss_bytes())?;
     Ok(if summary.failed > 0 {
         ExitCode::Partial
     } else {
         ExitCode::Success
+    })
+}
+
+/// What the command line gives: a flag with a default counts only when given there (by
+/// `matches`' value source, not by comparing with its default), so a job file's value wins over
+/// the default.
+fn flags(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<IngestFlags> {
+    let on_cli = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    Ok(IngestFlags {
+        inputs: args.inputs.clone(),
+        model: args.model.clone(),
+        tokenizer: on_cli("tokenizer").then(|| args.tokenizer.clone()),
+        store: on_cli("store").then(|| args.store.clone()),
+        checkpoint_every: args.checkpoint_every,
+        fold_jobs: args.fold_jobs,
+        source_jobs: args.sources.jobs,
+        lanes: args.lanes,
+        fold_precision: args.fold_precision,
+        state_precision: args.state_precision,
+        weights: args.weights.given()?,
+        device: args.weights.device,
+        shard: args.shard,
+        corpus_state: args.corpus_state,
+        compress: args.compress,
+        no_verify: args.no_verify,
+        sources: args.sources.options(),
     })
 }
 
