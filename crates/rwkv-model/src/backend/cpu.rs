@@ -109,22 +109,10 @@ impl CpuMats for V7 {
 
 impl BackendModel for V7 {
     fn info(&self) -> ModelInfo {
-        let c = self.config();
-        ModelInfo {
-            generation: Generation::V7,
-            arch: "x070",
-            vocab: c.vocab,
-            n_embd: c.n_embd,
-            n_layer: c.n_layer,
-            n_head: c.n_head,
-            head_size: c.head_size,
-            d_ffn: c.d_ffn,
-            group_norm_eps: Some(64e-5),
-        }
+        self.config().info()
     }
     fn wkv_shape(&self) -> Vec<usize> {
-        let c = self.config();
-        vec![c.n_head, c.head_size, c.head_size]
+        self.config().wkv_shape()
     }
     fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, chunk: usize) -> Result<Vec<f32>> {
         Ok(V7::forward(self, tokens, state, logits, chunk))

@@ -53,6 +53,28 @@ pub struct Config {
     pub d_ffn: usize,
 }
 
+impl Config {
+    /// The dimensions every backend reports for this model.
+    pub(crate) fn info(&self) -> crate::types::ModelInfo {
+        crate::types::ModelInfo {
+            generation: crate::types::Generation::V7,
+            arch: "x070",
+            vocab: self.vocab,
+            n_embd: self.n_embd,
+            n_layer: self.n_layer,
+            n_head: self.n_head,
+            head_size: self.head_size,
+            d_ffn: self.d_ffn,
+            group_norm_eps: Some(64e-5),
+        }
+    }
+
+    /// The shape of one layer's WKV state, `[H, N, N]`.
+    pub(crate) fn wkv_shape(&self) -> Vec<usize> {
+        vec![self.n_head, self.head_size, self.head_size]
+    }
+}
+
 #[derive(Debug)]
 struct Layer {
     ln1_w: Vec<f32>,

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::state::Lane;
 use crate::state::State;
 use crate::tensor::{DType as FileDType, RawTensor, TensorMap, to_f32};
-use crate::types::{Device, FoldPrecision, Generation, Logits, ModelInfo};
+use crate::types::{Device, FoldPrecision, Logits, ModelInfo};
 use crate::v7::wkv_ref::{KernelInputs, wkv7_lanes};
 use crate::v7::{Config, V7};
 
@@ -536,21 +536,10 @@ fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> candle_core::Resu
 
 impl BackendModel for CandleV7 {
     fn info(&self) -> ModelInfo {
-        let c = &self.cfg;
-        ModelInfo {
-            generation: Generation::V7,
-            arch: "x070",
-            vocab: c.vocab,
-            n_embd: c.n_embd,
-            n_layer: c.n_layer,
-            n_head: c.n_head,
-            head_size: c.head_size,
-            d_ffn: c.d_ffn,
-            group_norm_eps: Some(64e-5),
-        }
+        self.cfg.info()
     }
     fn wkv_shape(&self) -> Vec<usize> {
-        vec![self.cfg.n_head, self.cfg.head_size, self.cfg.head_size]
+        self.cfg.wkv_shape()
     }
     fn forward(&self, tokens: &[u32], state: &mut State, logits: Logits, _chunk: usize) -> Result<Vec<f32>> {
         let mut lanes = [Lane { tokens, state }];
