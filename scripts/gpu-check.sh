@@ -29,7 +29,7 @@ cd "$root"
 if [[ ${1:-} == --slim ]]; then
     # Keep of fixtures/ only what the check reads; drop the vocabularies (compiled in).
     keep='^fixtures/(models/(rwkv7-code-11m\.bf16|tiny-rwkv-7v0-834K|random-x070-C64-L2-H4N16)\.safetensors|code/README\.md)$'
-    git ls-files fixtures crates/rwkv-model/vocab | grep -Ev "$keep" | tr '\n' '\0' | xargs -0 rm -f
+    git ls-files fixtures crates/rwkv-tokenizers/vocab | grep -Ev "$keep" | tr '\n' '\0' | xargs -0 rm -f
     echo "gpu-check: slimmed; the tree now holds $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) bytes (restore: git checkout -- .)"
     exit 0
 fi

@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_VOCAB_CANDIDATES = [
-    HERE.parent.parent / "crates" / "rwkv-model" / "vocab" / "rwkv_vocab_v20230424.txt",
+    HERE.parent.parent / "crates" / "rwkv-tokenizers" / "vocab" / "rwkv_vocab_v20230424.txt",
     Path("/work/shared/fixtures/vocab/rwkv_vocab_v20230424.txt"),
 ]
 
@@ -385,7 +385,7 @@ def main() -> None:
     ap.add_argument("--outtype", choices=["auto", "bf16", "f16", "f32"], default="auto",
                     help="precision of the matrices (auto: the checkpoint's own; bf16 keeps bf16 bits)")
     ap.add_argument("--vocab", type=Path, default=None,
-                    help="rwkv_vocab_v20230424.txt (default: $RWKV_VOCAB, else the repo's crates/rwkv-model/vocab)")
+                    help="rwkv_vocab_v20230424.txt (default: $RWKV_VOCAB, else the repo's crates/rwkv-tokenizers/vocab)")
     ap.add_argument("--name", default=None, help="general.name (default: the file stem)")
     ap.add_argument("--check", action="store_true", help="read the GGUF back and compare every tensor")
     ap.add_argument("-q", "--quiet", action="store_true")

@@ -13,8 +13,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use rwkv_bench::qa::{Gold, QaQuestion, grep_baseline, hit_at, names_code, parse_questions};
+use rwkv_heads::sample::SamplerConfig;
 use rwkv_heads::{AskOptions, Library, Rank, Template};
-use rwkv_model::sample::SamplerConfig;
 
 mod serve_bench;
 

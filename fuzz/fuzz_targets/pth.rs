@@ -7,7 +7,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(map) = rwkv_model::loader::pth::read_pth_bytes(Path::new("fuzz.pth"), data) {
+    if let Ok(map) = rwkv_formats::loader::pth::read_pth_bytes(Path::new("fuzz.pth"), data) {
         let _ = rwkv_model::Model::from_tensors(&map);
     }
 });

@@ -7,7 +7,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(map) = rwkv_model::loader::read_safetensors_bytes(Path::new("fuzz.safetensors"), data) {
+    if let Ok(map) = rwkv_formats::loader::read_safetensors_bytes(Path::new("fuzz.safetensors"), data) {
         let _ = rwkv_model::Model::from_tensors(&map);
     }
 });

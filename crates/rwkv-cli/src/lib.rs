@@ -6,6 +6,7 @@
 //! prints; the libraries return typed errors.
 #![deny(missing_docs)]
 
+pub mod ask;
 pub mod hub;
 mod model_args;
 

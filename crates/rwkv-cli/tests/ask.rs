@@ -279,7 +279,7 @@ fn two_questions_in_one_process_equal_two_processes() {
     let opts = rwkv_heads::AskOptions {
         top: 3,
         max_tokens: 24,
-        sampler: rwkv_model::sample::SamplerConfig::greedy(),
+        sampler: rwkv_heads::sample::SamplerConfig::greedy(),
         template: rwkv_heads::Template::Plain,
         rank: rwkv_heads::Rank::Bm25,
         generate: true,
@@ -312,7 +312,7 @@ fn the_first_text_arrives_before_generation_ends() {
     let opts = rwkv_heads::AskOptions {
         top: 2,
         max_tokens: 64,
-        sampler: rwkv_model::sample::SamplerConfig::greedy(),
+        sampler: rwkv_heads::sample::SamplerConfig::greedy(),
         template: rwkv_heads::Template::Custom {
             prompt: "Question: {q}\nAnswer:".into(),
             stop: "\u{1}".into(),

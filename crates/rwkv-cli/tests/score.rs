@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use rwkv_model::likelihood::log_softmax_at;
 use rwkv_model::loader::read_safetensors;
-use rwkv_model::sample::log_softmax_at;
 use rwkv_model::tensor::to_f32;
 
 fn root() -> PathBuf {
@@ -150,7 +150,7 @@ fn scores_rwkvcpp_files_and_checks_the_tokenizer_fits() {
     assert!(v["fingerprint"].as_str().unwrap().starts_with("v4-"));
 
     // The 20B tokenizer (by name or as a tokenizer.json) does not fit a 256-token model.
-    let json = root().join("crates/rwkv-model/vocab/20B_tokenizer.json");
+    let json = root().join("crates/rwkv-tokenizers/vocab/20B_tokenizer.json");
     for t in ["20b", json.to_str().unwrap()] {
         let (code, _, stderr) = score(&[file.to_str().unwrap(), "--model", model, "--tokenizer", t]);
         assert_eq!(code, 2);

@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use rwkv_model::sample::{Sampler, SamplerConfig};
+use crate::sample::{Sampler, SamplerConfig};
 use rwkv_model::tokenizer::{StreamDecoder, Tokenizer};
 use rwkv_model::{Logits, Model, State};
 

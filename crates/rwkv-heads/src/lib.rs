@@ -23,6 +23,7 @@ mod evidence;
 mod generate;
 mod library;
 mod retrieve;
+pub mod sample;
 mod selftest;
 mod summary;
 

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::sample::SamplerConfig;
 use rwkv_index::Index;
 use rwkv_model::StatePrecision;
 use rwkv_model::likelihood::log_likelihood;
-use rwkv_model::sample::SamplerConfig;
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Logits, Model, State};
 use rwkv_reader::store_identity;
@@ -29,6 +29,19 @@ pub enum Rank {
     Model,
     /// Reciprocal-rank fusion of both.
     Both,
+}
+
+impl std::str::FromStr for Rank {
+    type Err = String;
+    /// `bm25`, `model` or `both`, as `--rank` takes them.
+    fn from_str(s: &str) -> std::result::Result<Rank, String> {
+        match s {
+            "bm25" => Ok(Rank::Bm25),
+            "model" => Ok(Rank::Model),
+            "both" => Ok(Rank::Both),
+            _ => Err(format!("unknown ranking {s:?} (expected bm25, model or both)")),
+        }
+    }
 }
 
 /// Options of the answer and summary heads.

@@ -7,7 +7,7 @@
 
 use std::ops::ControlFlow;
 
-use rwkv_model::sample::SamplerConfig;
+use crate::sample::SamplerConfig;
 use rwkv_model::{Logits, State};
 use serde::Serialize;
 

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rwkv_model::sample::log_softmax_at;
+use rwkv_model::likelihood::log_softmax_at;
 use rwkv_model::{Logits, Model, State, StatePrecision};
 
 struct Args {

@@ -1,7 +1,7 @@
 //! Pieces shared by RWKV-4, 5 and 6: reading weights while fingerprinting them, the embedding
 //! and output head, and the channel mix (the feed-forward block all three use).
 //!
-//! Every weight the model uses passes through [`Weights`], which checks its shape, feeds its
+//! Every weight the model uses passes through [`WeightReader`], which checks its shape, feeds its
 //! name, shape, element type and stored bytes' digest to the fingerprint hasher in load order,
 //! and holds matrices in the precision asked for (RWKV-7's loader uses it too).
 
@@ -13,17 +13,17 @@ use crate::types::Logits;
 
 /// Reads weights from a [`TensorMap`], hashing each one for the fingerprint (rule 2, see
 /// [`crate::fingerprint::hash_tensor`]) and holding matrices as [`crate::Weights`] says.
-pub(crate) struct Weights<'a> {
+pub(crate) struct WeightReader<'a> {
     /// The tensors.
     pub map: &'a TensorMap,
     hash: &'a mut blake3::Hasher,
     hold: crate::Weights,
 }
 
-impl<'a> Weights<'a> {
+impl<'a> WeightReader<'a> {
     /// Read from `map`, feeding `hash`, holding matrices as `hold`.
     pub fn new(map: &'a TensorMap, hash: &'a mut blake3::Hasher, hold: crate::Weights) -> Self {
-        Weights { map, hash, hold }
+        WeightReader { map, hash, hold }
     }
 
     fn record(&mut self, name: &str, shape: &[usize]) -> Result<()> {
@@ -66,11 +66,11 @@ impl<'a> Weights<'a> {
             return Err(shape_error(map, name, shape.to_vec()));
         }
         if !matches!(t.dtype, DType::F32 | DType::F16 | DType::BF16 | DType::Ggml(_)) {
-            return Err(Error::DType {
+            return Err(Error::File(rwkv_formats::Error::DType {
                 path: map.path.clone(),
                 tensor: name.to_string(),
                 dtype: t.dtype.name().into(),
-            });
+            }));
         }
         crate::tensor::check_len(&map.path, name, t)?;
         self.record(name, shape)?;
@@ -146,24 +146,24 @@ impl<'a> Weights<'a> {
 pub(crate) fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
     let t = map.get(name)?;
     if t.shape.len() != rank {
-        return Err(Error::Shape {
+        return Err(Error::File(rwkv_formats::Error::Shape {
             path: map.path.clone(),
             tensor: name.to_string(),
             found: t.shape.clone(),
             expected: vec![0; rank],
-        });
+        }));
     }
     Ok(t.shape.clone())
 }
 
 /// A shape error for `tensor` in `map`'s file.
 pub(crate) fn shape_error(map: &TensorMap, tensor: &str, expected: Vec<usize>) -> Error {
-    Error::Shape {
+    Error::File(rwkv_formats::Error::Shape {
         path: map.path.clone(),
         tensor: tensor.to_string(),
         found: map.tensors.get(tensor).map(|t| t.shape.clone()).unwrap_or_default(),
         expected,
-    }
+    })
 }
 
 pub(crate) use crate::tensor::head_shape;
@@ -175,10 +175,10 @@ pub(crate) fn count_layers(map: &TensorMap, probe: &str) -> Result<usize> {
         n += 1;
     }
     if n == 0 {
-        return Err(Error::MissingTensor {
+        return Err(Error::File(rwkv_formats::Error::MissingTensor {
             path: map.path.clone(),
             tensor: format!("blocks.0.{probe}"),
-        });
+        }));
     }
     Ok(n)
 }
@@ -205,7 +205,7 @@ pub(crate) struct EmbedHead {
 
 impl EmbedHead {
     /// The embedding and `ln0` (read first, so they lead the fingerprint).
-    pub fn load_embedding(w: &mut Weights<'_>, vocab: usize, c: usize) -> Result<Vec<f32>> {
+    pub fn load_embedding(w: &mut WeightReader<'_>, vocab: usize, c: usize) -> Result<Vec<f32>> {
         let raw = w.exact("emb.weight", &[vocab, c])?;
         let ln0_w = w.vec("blocks.0.ln0.weight", c)?;
         let ln0_b = w.vec("blocks.0.ln0.bias", c)?;
@@ -215,7 +215,7 @@ impl EmbedHead {
     }
 
     /// `ln_out` and `head` (read last).
-    pub fn load_head(w: &mut Weights<'_>, emb: Vec<f32>, vocab: usize, c: usize) -> Result<Self> {
+    pub fn load_head(w: &mut WeightReader<'_>, emb: Vec<f32>, vocab: usize, c: usize) -> Result<Self> {
         Ok(EmbedHead {
             emb,
             ln_out_w: w.vec("ln_out.weight", c)?,
@@ -296,7 +296,7 @@ pub(crate) enum MixForm {
 
 impl ChannelMix {
     /// Read block `i`'s channel mix (`ln2` and `ffn.*`), hidden width `f`.
-    pub fn load(w: &mut Weights<'_>, i: usize, c: usize, f: usize, form: MixForm) -> Result<Self> {
+    pub fn load(w: &mut WeightReader<'_>, i: usize, c: usize, f: usize, form: MixForm) -> Result<Self> {
         let p = format!("blocks.{i}.");
         let ln_w = w.vec(&format!("{p}ln2.weight"), c)?;
         let ln_b = w.vec(&format!("{p}ln2.bias"), c)?;

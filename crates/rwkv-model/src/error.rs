@@ -18,61 +18,10 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
-    /// The file could not be read at all.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not in a format we read (or is damaged beyond recognition).
-    #[error("{path}: not an RWKV checkpoint: {reason}")]
-    Format {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-    /// The file is damaged: truncated, or a tensor's bytes do not fit its header.
-    #[error("{path}: damaged file: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A tensor the architecture needs is absent.
-    #[error("{path}: missing tensor `{tensor}`")]
-    MissingTensor {
-        /// The file.
-        path: PathBuf,
-        /// The tensor name.
-        tensor: String,
-    },
-    /// A tensor has a shape other than the one the other tensors imply.
-    #[error("{path}: tensor `{tensor}` has shape {found:?}, expected {expected:?}")]
-    Shape {
-        /// The file.
-        path: PathBuf,
-        /// The tensor name.
-        tensor: String,
-        /// The shape in the file.
-        found: Vec<usize>,
-        /// The shape we need.
-        expected: Vec<usize>,
-    },
-    /// A tensor is stored in an element type we cannot read.
-    #[error("{path}: tensor `{tensor}` has unsupported dtype {dtype}")]
-    DType {
-        /// The file.
-        path: PathBuf,
-        /// The tensor name.
-        tensor: String,
-        /// The dtype as the file names it.
-        dtype: String,
-    },
+    /// The checkpoint file: unreadable, not a checkpoint, damaged, or a tensor missing, of
+    /// another shape or of an element type we cannot read (each naming the file and tensor).
+    #[error(transparent)]
+    File(#[from] rwkv_formats::Error),
     /// The checkpoint belongs to an RWKV generation (or variant) this build does not run.
     #[error(
         "{path}: this is an {generation} checkpoint, which this build does not run (detected from tensor `{tensor}`)"
@@ -111,33 +60,19 @@ pub enum Error {
         /// The vocabulary size.
         vocab: usize,
     },
-    /// A tokenizer could not be built.
-    #[error("tokenizer {name}: {reason}")]
-    Tokenizer {
-        /// Which tokenizer.
-        name: String,
-        /// What was wrong.
-        reason: String,
-    },
+    /// A tokenizer could not be built (or its file read).
+    #[error(transparent)]
+    Tokenizer(#[from] rwkv_tokenizers::Error),
 }
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::File(rwkv_formats::Error::io(path, source))
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Corrupt {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Error::File(rwkv_formats::Error::corrupt(path, reason))
     }
     pub(crate) fn format(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        Error::Format {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Error::File(rwkv_formats::Error::format(path, reason))
     }
 }

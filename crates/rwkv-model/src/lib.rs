@@ -1,5 +1,4 @@
-//! The RWKV model core: checkpoint loading, the forward pass, recurrent state, tokenizers and
-//! sampling.
+//! The RWKV model core: checkpoint loading, the forward pass, recurrent state and log-likelihood.
 //!
 //! A checkpoint is read into a [`tensor::TensorMap`] by [`loader::load_tensors`] (`.pth`,
 //! `.safetensors` or rwkv.cpp `.bin`), turned into a [`Model`] of its generation (RWKV-4, 5.x, 6
@@ -33,35 +32,27 @@ macro_rules! named_options {
     };
 }
 
-// The front door: `Model` (model.rs) over the backend seam (backend.rs), the shared types
-// (types.rs), states, tokenizers and sampling. The generations (v4–v7) and their kernels are
-// private; `linalg`, `gemm_bf16`, `simd`, `loader` and `tensor` stay public for the benches and
-// the tests that measure and check the kernels and parsers directly.
+// The front door: `Model` (model.rs) over the backend seam (backend/), the shared types
+// (types.rs), states and sampling. The generations (v4–v7) are private.
 mod backend;
 mod blocks;
-
 pub mod error;
 mod fingerprint;
-pub mod gemm_bf16;
-mod ggml;
-mod kernels;
 pub mod likelihood;
-pub mod linalg;
-pub mod loader;
 mod model;
-mod panels;
-mod quant;
-mod rows16;
-pub mod sample;
-pub mod simd;
 pub mod state;
-pub mod tensor;
-pub mod tokenizer;
 mod types;
 mod v4;
 mod v5;
 mod v6;
 mod v7;
+
+// The parts below the model, each a crate of its own: file formats, CPU kernels, tokenizers.
+// Re-exported under their old names so the model's code and its users read one path per concept.
+pub use rwkv_formats::{loader, tensor};
+pub use rwkv_kernels::{gemm_bf16, linalg, simd};
+use rwkv_kernels::{kernels, quant};
+pub use rwkv_tokenizers as tokenizer;
 
 pub use backend::Support;
 pub use error::{Error, Result};

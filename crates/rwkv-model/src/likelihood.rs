@@ -1,11 +1,11 @@
-//! The model's log-likelihood of a token sequence: perplexity, bits per token and bits per
+//! Log-probabilities from logits ([`log_softmax_at`], [`argmax`]) and the model's log-likelihood
+//! of a token sequence: perplexity, bits per token and bits per
 //! byte (`rwkv-score`), and the mean log-probability of a question after some text (the
 //! heads' model ranking and evidence ordering).
 //!
 //! Token `i + 1` is scored by the logits after reading tokens `..= i` from the start state;
 //! the negative log-probabilities are summed in f64, in token order.
 
-use crate::sample::log_softmax_at;
 use crate::{Logits, Model, Result, State};
 
 /// Logits a scoring piece may hold at once (floats): 2^24, 64 MB.
@@ -103,6 +103,55 @@ pub fn log_likelihood(
     Ok(ll)
 }
 
+/// `max` where NaN never wins.
+pub fn max_ignoring_nan(a: f32, b: f32) -> f32 {
+    if b > a { b } else { a }
+}
+
+/// Index of the largest logit (lowest index on ties; NaN counts as `-inf`; 0 for empty input).
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0usize;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best as u32
+}
+
+/// `log(softmax(logits)[id])`, computed stably (for perplexity scoring).
+///
+/// NaN logits count as `-inf`. Returns `-inf` for an id outside `logits`, for a `-inf` / NaN
+/// logit, and when every logit is `-inf`. Logits of `+inf` share all the probability.
+pub fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
+    let Some(&x) = logits.get(id as usize) else {
+        return f32::NEG_INFINITY;
+    };
+    if x.is_nan() {
+        return f32::NEG_INFINITY;
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, max_ignoring_nan);
+    if max == f32::NEG_INFINITY {
+        return f32::NEG_INFINITY;
+    }
+    if max == f32::INFINITY {
+        if x != f32::INFINITY {
+            return f32::NEG_INFINITY;
+        }
+        let n = logits.iter().filter(|&&v| v == f32::INFINITY).count();
+        return -(n as f64).ln() as f32;
+    }
+    let max = max as f64;
+    let sum: f64 = logits
+        .iter()
+        .filter(|v| !v.is_nan())
+        .map(|&v| (v as f64 - max).exp())
+        .sum();
+    (x as f64 - max - sum.ln()) as f32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +184,47 @@ mod tests {
                 tokens: 1
             }
         );
+    }
+
+    /// Logits spread over [-4, 4) by a fixed linear congruential walk.
+    fn spread_logits(n: usize, salt: u64) -> Vec<f32> {
+        let mut x = salt.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((x >> 11) as f64 / (1u64 << 53) as f64 * 8.0 - 4.0) as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn argmax_rules() {
+        assert_eq!(argmax(&[]), 0);
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, -1.0, f32::NAN]), 1);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::INFINITY]), 1);
+    }
+
+    #[test]
+    fn log_softmax_matches_direct_computation() {
+        let l = spread_logits(1000, 77);
+        let sum: f64 = l.iter().map(|&x| (x as f64).exp()).sum();
+        for id in [0u32, 1, 500, 999] {
+            let direct = ((l[id as usize] as f64).exp() / sum).ln();
+            assert!((log_softmax_at(&l, id) as f64 - direct).abs() < 1e-5);
+        }
+        let total: f64 = (0..1000).map(|i| (log_softmax_at(&l, i) as f64).exp()).sum();
+        assert!((total - 1.0).abs() < 1e-4);
+        // Stable for huge logits.
+        let big = [1000.0f32, 1000.0, 999.0];
+        let direct = -(2.0 + (-1.0f64).exp()).ln();
+        assert!((log_softmax_at(&big, 0) as f64 - direct).abs() < 1e-5);
+        assert!(log_softmax_at(&big, 3) == f32::NEG_INFINITY);
+        assert!(log_softmax_at(&[f32::NAN, 0.0], 0) == f32::NEG_INFINITY);
+        assert!((log_softmax_at(&[f32::NAN, 0.0], 1)).abs() < 1e-7);
+        assert!(log_softmax_at(&[], 0) == f32::NEG_INFINITY);
+        assert!((log_softmax_at(&[f32::INFINITY, f32::INFINITY, 1.0], 0) - (-(2.0f32).ln())).abs() < 1e-6);
     }
 
     #[test]

@@ -63,10 +63,10 @@ impl Model {
                     "no `emb.weight` tensor: not an RWKV checkpoint",
                 ));
             }
-            return Err(Error::MissingTensor {
+            return Err(Error::File(rwkv_formats::Error::MissingTensor {
                 path: map.path.clone(),
                 tensor: "blocks.0.att.time_decay".into(),
-            });
+            }));
         };
         let quantized: Vec<&str> = map
             .metadata

@@ -68,9 +68,9 @@ fn a_file_that_is_not_a_checkpoint_is_an_error() {
     let p = dir.join("notes.txt");
     std::fs::write(&p, "just some text, certainly not weights\n").unwrap();
     let e = load_err(&p);
-    assert!(matches!(e, Error::Format { .. }), "{e}");
+    assert!(matches!(e, Error::File(rwkv_formats::Error::Format { .. })), "{e}");
     let e = load_err(&dir.join("does-not-exist.pth"));
-    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert!(matches!(e, Error::File(rwkv_formats::Error::Io { .. })), "{e}");
     // A valid safetensors file with no RWKV tensors.
     let mut m = TensorMap::new(&p);
     m.tensors.insert(
@@ -95,7 +95,7 @@ fn a_missing_tensor_is_named() {
     write(&m, &p);
     let e = load_err(&p);
     assert!(
-        matches!(&e, Error::MissingTensor { tensor, .. } if tensor == "blocks.1.att.key.weight"),
+        matches!(&e, Error::File(rwkv_formats::Error::MissingTensor { tensor, .. }) if tensor == "blocks.1.att.key.weight"),
         "{e}"
     );
     assert!(e.to_string().contains("missing.safetensors"));
@@ -111,7 +111,7 @@ fn a_wrong_shape_is_named() {
     write(&m, &p);
     let e = load_err(&p);
     assert!(
-        matches!(&e, Error::Shape { tensor, .. } if tensor == "blocks.1.ffn.value.weight"),
+        matches!(&e, Error::File(rwkv_formats::Error::Shape { tensor, .. }) if tensor == "blocks.1.ffn.value.weight"),
         "{e}"
     );
 
@@ -124,7 +124,7 @@ fn a_wrong_shape_is_named() {
     write(&m, &p);
     let e = load_err(&p);
     assert!(
-        matches!(&e, Error::Shape { tensor, .. } if tensor == "blocks.0.att.x_k"),
+        matches!(&e, Error::File(rwkv_formats::Error::Shape { tensor, .. }) if tensor == "blocks.0.att.x_k"),
         "{e}"
     );
 }
@@ -147,7 +147,7 @@ fn an_unknown_dtype_is_named() {
     std::fs::write(&p, &bytes).unwrap();
     let e = load_err(&p);
     assert!(
-        matches!(&e, Error::DType { tensor, .. } if tensor == "blocks.0.att.w0"),
+        matches!(&e, Error::File(rwkv_formats::Error::DType { tensor, .. }) if tensor == "blocks.0.att.w0"),
         "{e}"
     );
 }
@@ -178,7 +178,7 @@ fn a_half_converted_checkpoint_names_the_missing_tensor() {
     write(&m, &p);
     let e = load_err(&p);
     assert!(
-        matches!(&e, Error::MissingTensor { tensor, .. } if tensor.starts_with("blocks.0.att.time_")),
+        matches!(&e, Error::File(rwkv_formats::Error::MissingTensor { tensor, .. }) if tensor.starts_with("blocks.0.att.time_")),
         "{e}"
     );
     assert!(e.to_string().contains("v6.safetensors"));

@@ -8,9 +8,9 @@ mod common;
 use std::path::Path;
 
 use common::fixture;
+use rwkv_model::Model;
 use rwkv_model::loader::{pth::read_pth_bytes, read_rwkvcpp_bytes, read_safetensors_bytes};
 use rwkv_model::tensor::TensorMap;
-use rwkv_model::{Model, Result};
 
 /// xorshift64*.
 struct Rng(u64);
@@ -79,7 +79,7 @@ fn mutate(rng: &mut Rng, b: &mut Vec<u8>, hot: usize) {
     }
 }
 
-fn run(file: &str, hot: usize, iterations: usize, parse: fn(&Path, &[u8]) -> Result<TensorMap>) {
+fn run(file: &str, hot: usize, iterations: usize, parse: fn(&Path, &[u8]) -> rwkv_formats::Result<TensorMap>) {
     let path = fixture(file);
     let good = std::fs::read(&path).unwrap();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ good.len() as u64);

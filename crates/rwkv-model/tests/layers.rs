@@ -1,41 +1,59 @@
-//! The import picture of rwkv-model: four parts, each importing only the parts below it —
-//! tokenizers (nothing), file formats (`tensor`, `loader`: nothing), CPU kernels (`simd`,
-//! `kernels`, `linalg`, `panels`, `rows16`, `quant`, `gemm_bf16`: formats), the model (the rest:
-//! anything) — with `error` shared by all. So no circle of modules crosses a part, and each part
-//! can become a crate of its own.
+//! The import picture of the model's parts, each a crate: tokenizers (`rwkv-tokenizers`) and
+//! file formats (`rwkv-formats`) depend on no crate of ours, the CPU kernels (`rwkv-kernels`)
+//! only on the formats, and the model (`rwkv-model`) on those three. Inside each crate, the
+//! modules import each other without a circle.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Part {
-    Shared,
-    Tokenizers,
-    Formats,
-    Kernels,
-    Model,
+/// The crates of the model's parts and the crates of ours each may depend on.
+const PARTS: &[(&str, &[&str])] = &[
+    ("rwkv-tokenizers", &[]),
+    ("rwkv-formats", &[]),
+    ("rwkv-kernels", &["rwkv-formats"]),
+    ("rwkv-model", &["rwkv-formats", "rwkv-kernels", "rwkv-tokenizers"]),
+];
+
+fn crates_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
-/// The part a module (the first segment after `crate::`, or a file's first path segment) is in.
-fn part_of(module: &str) -> Part {
-    match module {
-        "error" | "Error" | "Result" => Part::Shared,
-        "tokenizer" => Part::Tokenizers,
-        "tensor" | "loader" | "ggml" | "formats" => Part::Formats,
-        "simd" | "kernels" | "linalg" | "panels" | "rows16" | "quant" | "gemm_bf16" | "cpu_kernels" => Part::Kernels,
-        _ => Part::Model,
-    }
-}
-
-/// What each part may import.
-fn allowed(from: Part, to: Part) -> bool {
-    to == Part::Shared
-        || from == to
-        || match from {
-            Part::Shared | Part::Tokenizers | Part::Formats => false,
-            Part::Kernels => to == Part::Formats,
-            Part::Model => true,
+/// The `rwkv-*` crates a manifest's `[dependencies]` names.
+fn our_dependencies(manifest: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut in_deps = false;
+    for line in manifest.lines() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_deps = t == "[dependencies]";
+            continue;
         }
+        if in_deps && t.starts_with("rwkv-") {
+            let name: String = t
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            out.insert(name);
+        }
+    }
+    out
+}
+
+#[test]
+fn each_part_depends_only_on_the_parts_below_it() {
+    let mut wrong = Vec::new();
+    for (name, allowed) in PARTS {
+        let manifest = std::fs::read_to_string(crates_dir().join(name).join("Cargo.toml")).unwrap();
+        let found = our_dependencies(&manifest);
+        let allowed: BTreeSet<String> = allowed.iter().map(|s| s.to_string()).collect();
+        if found != allowed {
+            wrong.push(format!("{name} depends on {found:?}, expected {allowed:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -77,49 +95,35 @@ fn imports(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// No circle of modules in any part: every module's `crate::` imports form a graph without
+/// cycles (a module is a top-level file or directory of `src/`).
 #[test]
-fn no_part_of_rwkv_model_imports_a_part_above_it() {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
-    assert!(files.len() > 30);
-    let mut wrong = Vec::new();
-    for f in &files {
-        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
-        if rel == "lib.rs" {
-            continue;
-        }
-        let first = rel.split('/').next().unwrap().trim_end_matches(".rs");
-        let from = part_of(first);
-        for m in imports(&std::fs::read_to_string(f).unwrap()) {
-            let to = part_of(&m);
-            if !allowed(from, to) {
-                wrong.push(format!("{rel} ({from:?}) imports crate::{m} ({to:?})"));
-            }
+fn the_modules_of_each_part_import_each_other_without_a_circle() {
+    for (name, _) in PARTS {
+        if let Some(circle) = circle_in(&crates_dir().join(name).join("src")) {
+            panic!("{name}: an import circle: {}", circle.join(" → "));
         }
     }
-    assert!(wrong.is_empty(), "imports against the layering:\n{}", wrong.join("\n"));
 }
 
-/// No circle of modules at all: every module's `crate::` imports form a graph without cycles
-/// (a module is a top-level file or directory of `src/`).
-#[test]
-fn the_modules_of_rwkv_model_import_each_other_without_a_circle() {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+/// A circle of `crate::` imports among the modules of `src`, if there is one.
+fn circle_in(src: &Path) -> Option<Vec<String>> {
     let mut files = Vec::new();
-    sources(&src, &mut files);
+    sources(src, &mut files);
     let mut graph: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
     for f in &files {
-        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f.strip_prefix(src).unwrap().to_string_lossy().replace('\\', "/");
         let module = rel.split('/').next().unwrap().trim_end_matches(".rs").to_string();
         if module == "lib" {
             continue;
         }
         let deps = imports(&std::fs::read_to_string(f).unwrap());
         let entry = graph.entry(module.clone()).or_default();
-        entry.extend(deps.into_iter().filter(|d| *d != module && part_of(d) != Part::Shared));
+        entry.extend(
+            deps.into_iter()
+                .filter(|d| *d != module && d != "Error" && d != "Result"),
+        );
     }
-    assert!(graph.len() > 15);
     // Depth-first search for a back edge, reporting the circle.
     fn visit(
         m: &str,
@@ -148,20 +152,24 @@ fn the_modules_of_rwkv_model_import_each_other_without_a_circle() {
         None
     }
     let mut done = BTreeSet::new();
-    for m in graph.keys() {
-        if let Some(circle) = visit(m, &graph, &mut Vec::new(), &mut done) {
-            panic!("an import circle: {}", circle.join(" → "));
-        }
-    }
+    graph.keys().find_map(|m| visit(m, &graph, &mut Vec::new(), &mut done))
 }
 
-/// The check can fail: an upward import is caught.
+/// The checks can fail: a circle and a dependency upwards are caught.
 #[test]
-fn an_upward_import_is_caught() {
-    let text = "use crate::linalg::ActQuant;\nfn f() { crate::blocks::head_shape(&[]); }\n";
-    let found = imports(text);
-    assert!(found.contains("linalg") && found.contains("blocks"));
-    assert!(!allowed(part_of("tensor"), part_of("linalg")));
-    assert!(!allowed(part_of("linalg"), part_of("blocks")));
-    assert!(allowed(part_of("v7"), part_of("linalg")));
+fn a_circle_and_an_upward_dependency_are_caught() {
+    let dir = std::env::temp_dir().join(format!("rwkv-layers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.rs"), "use crate::b::X;\n").unwrap();
+    std::fs::write(dir.join("b.rs"), "fn f() { crate::c::g(); }\n").unwrap();
+    std::fs::write(dir.join("c.rs"), "// crate::a is only named in a comment\n").unwrap();
+    assert_eq!(circle_in(&dir), None);
+    std::fs::write(dir.join("c.rs"), "pub use crate::a::Y;\n").unwrap();
+    let circle = circle_in(&dir).expect("a → b → c → a");
+    assert_eq!(circle.first(), circle.last());
+    std::fs::remove_dir_all(&dir).unwrap();
+    let deps = our_dependencies(
+        "[dependencies]\nrwkv-model.workspace = true\nhalf = \"2\"\n[dev-dependencies]\nrwkv-cli = 1\n",
+    );
+    assert_eq!(deps, BTreeSet::from(["rwkv-model".to_string()]));
 }

@@ -444,7 +444,7 @@ fn bf16_fold_of_quantized_rwkvcpp_files_keeps_their_rounding() {
 #[test]
 fn log_likelihood_scores_from_first_in_any_pieces() {
     use rwkv_model::likelihood::log_likelihood;
-    use rwkv_model::sample::log_softmax_at;
+    use rwkv_model::likelihood::log_softmax_at;
     let m = model("random-x070-C64-L2-H4N16.safetensors");
     let toks = text_tokens(120);
     let v = m.config().vocab;

@@ -410,7 +410,7 @@ fn store(pickle: &[u8], floats: usize) -> Vec<u8> {
 }
 
 fn load(bytes: &[u8]) -> rwkv_model::Result<TensorMap> {
-    read_pth_bytes(Path::new("t.pth"), bytes)
+    Ok(read_pth_bytes(Path::new("t.pth"), bytes)?)
 }
 
 #[test]
@@ -438,17 +438,23 @@ fn nested_state_dicts() {
     assert_eq!(m.tensors.keys().collect::<Vec<_>>(), ["m"]);
     // Too deep, or no tensors at all.
     let deep = one_tensor(2, &["a", "b", "c", "d"], "FloatStorage", 4, 0, &[4], &[1]);
-    assert!(matches!(load(&store(&deep, 4)), Err(Error::Format { .. })));
+    assert!(matches!(
+        load(&store(&deep, 4)),
+        Err(Error::File(rwkv_formats::Error::Format { .. }))
+    ));
     let mut p = Pickle::new(2);
     p.op(b'}').str("epoch").int(1).op(b's');
-    assert!(matches!(load(&store(&p.finish(), 4)), Err(Error::Format { .. })));
+    assert!(matches!(
+        load(&store(&p.finish(), 4)),
+        Err(Error::File(rwkv_formats::Error::Format { .. }))
+    ));
 }
 
 #[test]
 fn unsupported_storage_type_names_the_tensor() {
     let bytes = store(&one_tensor(2, &[], "IntStorage", 4, 0, &[4], &[1]), 4);
     match load(&bytes) {
-        Err(Error::DType { tensor, dtype, .. }) => {
+        Err(Error::File(rwkv_formats::Error::DType { tensor, dtype, .. })) => {
             assert_eq!(tensor, "w");
             assert_eq!(dtype, "IntStorage");
         }
@@ -458,7 +464,7 @@ fn unsupported_storage_type_names_the_tensor() {
 
 fn assert_corrupt_tensor(r: rwkv_model::Result<TensorMap>, tensor: &str) {
     match r {
-        Err(e @ Error::Corrupt { .. }) => {
+        Err(e @ Error::File(rwkv_formats::Error::Corrupt { .. })) => {
             assert!(e.to_string().contains(&format!("`{tensor}`")), "{e}")
         }
         other => panic!("expected a corrupt-file error naming `{tensor}`, got {other:?}"),
@@ -517,7 +523,7 @@ fn shared_storages() {
     }
     p.op(b'u');
     match load(&store(&p.finish(), 1 << 16)) {
-        Err(e @ Error::Corrupt { .. }) => {
+        Err(e @ Error::File(rwkv_formats::Error::Corrupt { .. })) => {
             assert!(e.to_string().contains("viewing storage `data/0`"), "{e}")
         }
         other => panic!("expected a corrupt-file error, got {other:?}"),
@@ -529,14 +535,16 @@ fn big_endian_and_legacy_files_are_rejected() {
     let pickle = one_tensor(2, &[], "FloatStorage", 4, 0, &[4], &[1]);
     let big = checkpoint(&pickle, &[("0", f32_bytes([0.; 4]))], "big", CompressionMethod::Stored);
     match load(&big) {
-        Err(e @ Error::Format { .. }) => assert!(e.to_string().contains("big-endian"), "{e}"),
+        Err(e @ Error::File(rwkv_formats::Error::Format { .. })) => {
+            assert!(e.to_string().contains("big-endian"), "{e}")
+        }
         other => panic!("expected a format error, got {other:?}"),
     }
     let legacy = [
         0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e,
     ];
     match load(&legacy) {
-        Err(e @ Error::Format { .. }) => assert!(e.to_string().contains("legacy"), "{e}"),
+        Err(e @ Error::File(rwkv_formats::Error::Format { .. })) => assert!(e.to_string().contains("legacy"), "{e}"),
         other => panic!("expected a format error, got {other:?}"),
     }
 }
@@ -581,24 +589,29 @@ fn truncated_files_are_errors() {
     for cut in cuts {
         let r = load(&bytes[..cut]);
         assert!(
-            matches!(r, Err(Error::Format { .. } | Error::Corrupt { .. })),
+            matches!(
+                r,
+                Err(Error::File(rwkv_formats::Error::Format { .. }) | Error::File(rwkv_formats::Error::Corrupt { .. }))
+            ),
             "cut at {cut}: {r:?}"
         );
     }
     // The same through the file reader.
     let tmp = std::env::temp_dir().join(format!("rwkv-pth-truncated-{}.pth", std::process::id()));
     std::fs::write(&tmp, &bytes[..n / 2]).expect("write temp file");
-    let r = read_pth(&tmp);
+    let r = read_pth(&tmp).map_err(Error::from);
     std::fs::remove_file(&tmp).ok();
     match r {
-        Err(e @ (Error::Format { .. } | Error::Corrupt { .. })) => {
+        Err(
+            e @ (Error::File(rwkv_formats::Error::Format { .. }) | Error::File(rwkv_formats::Error::Corrupt { .. })),
+        ) => {
             assert!(e.to_string().contains("rwkv-pth-truncated"))
         }
         other => panic!("expected an error, got {other:?}"),
     }
     assert!(matches!(
-        read_pth(Path::new("/nonexistent/model.pth")),
-        Err(Error::Io { .. })
+        read_pth(Path::new("/nonexistent/model.pth")).map_err(Error::from),
+        Err(Error::File(rwkv_formats::Error::Io { .. }))
     ));
 }
 
@@ -623,13 +636,16 @@ fn zip_without_data_pkl_is_a_format_error() {
     let original = entries(&read(&fixture("random-x070-C64-L2-H4N16.pth")));
     let without: Vec<_> = original.into_iter().filter(|(n, _)| !n.ends_with("data.pkl")).collect();
     match load(&rezip(&without)) {
-        Err(e @ Error::Format { .. }) => {
+        Err(e @ Error::File(rwkv_formats::Error::Format { .. })) => {
             assert!(e.to_string().contains("t.pth") && e.to_string().contains("data.pkl"))
         }
         other => panic!("expected a format error, got {other:?}"),
     }
     let unrelated = zip_of([("readme.txt", &b"hello"[..])], CompressionMethod::Deflated);
-    assert!(matches!(load(&unrelated), Err(Error::Format { .. })));
+    assert!(matches!(
+        load(&unrelated),
+        Err(Error::File(rwkv_formats::Error::Format { .. }))
+    ));
 }
 
 #[test]

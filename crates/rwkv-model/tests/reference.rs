@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fixture, max_abs_diff, reference_cases};
-use rwkv_model::{Logits, Model, sample::argmax};
+use rwkv_model::{Logits, Model, likelihood::argmax};
 
 const TOL: f32 = 1e-4;
 

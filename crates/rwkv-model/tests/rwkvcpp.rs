@@ -372,7 +372,7 @@ fn load_err(path: &Path, bytes: &[u8]) -> Error {
             Ok(_) => panic!("{} loaded", path.display()),
             Err(e) => e,
         },
-        Err(e) => e,
+        Err(e) => e.into(),
     }
 }
 
@@ -407,37 +407,37 @@ fn damaged_files_are_errors_naming_file_and_tensor() {
     };
     let e = with(&|h, _| h[1] = 102);
     assert!(
-        matches!(e, Error::Format { .. }) && e.to_string().contains("version 102"),
+        matches!(e, Error::File(rwkv_formats::Error::Format { .. })) && e.to_string().contains("version 102"),
         "{e}"
     );
     let e = with(&|h, _| h[0] = 0x6767_6d67);
-    assert!(matches!(e, Error::Format { .. }), "{e}");
+    assert!(matches!(e, Error::File(rwkv_formats::Error::Format { .. })), "{e}");
     // Quantized data in a version-100 file (ggml's old block layout).
     let e = with(&|h, _| h[1] = 100);
     assert!(
-        matches!(&e, Error::DType { .. }) && e.to_string().contains("quantize"),
+        matches!(&e, Error::File(rwkv_formats::Error::DType { .. })) && e.to_string().contains("quantize"),
         "{e}"
     );
     // A removed format, and an unknown one, in a tensor.
     let e = with(&|_, t| t[3].2 = 5);
     assert!(
-        matches!(&e, Error::DType { tensor, .. } if *tensor == tensors[3].0),
+        matches!(&e, Error::File(rwkv_formats::Error::DType { tensor, .. }) if *tensor == tensors[3].0),
         "{e}"
     );
     assert!(e.to_string().contains("Q4_2"), "{e}");
     let e = with(&|_, t| t[3].2 = 77);
     assert!(
-        matches!(&e, Error::DType { tensor, .. } if *tensor == tensors[3].0),
+        matches!(&e, Error::File(rwkv_formats::Error::DType { tensor, .. }) if *tensor == tensors[3].0),
         "{e}"
     );
     // Dimensions whose product overflows, or far beyond the file: refused before allocating.
     let e = with(&|_, t| t[2].1 = vec![i32::MAX as usize, i32::MAX as usize, i32::MAX as usize]);
     assert!(
-        matches!(e, Error::Corrupt { .. }) && e.to_string().contains(&tensors[2].0),
+        matches!(e, Error::File(rwkv_formats::Error::Corrupt { .. })) && e.to_string().contains(&tensors[2].0),
         "{e}"
     );
     let e = with(&|_, t| t[2].1 = vec![1 << 30, 1 << 20]);
-    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    assert!(matches!(e, Error::File(rwkv_formats::Error::Corrupt { .. })), "{e}");
     // Quantized rows must hold whole blocks.
     let qi = tensors.iter().position(|t| t.2 == 8).unwrap();
     let e = with(&|_, t| t[qi].1 = vec![48, 32]);
@@ -450,20 +450,21 @@ fn damaged_files_are_errors_naming_file_and_tensor() {
     );
     let e = with(&|h, _| h[2] = 300);
     assert!(
-        matches!(&e, Error::Shape { tensor, .. } if tensor == "emb.weight"),
+        matches!(&e, Error::File(rwkv_formats::Error::Shape { tensor, .. }) if tensor == "emb.weight"),
         "{e}"
     );
     // A value rwkv.cpp's converter cannot have written (a decay factor above 1).
     let di = tensors.iter().position(|t| t.0 == "blocks.3.att.time_decay").unwrap();
     let e = with(&|_, t| t[di].3[..4].copy_from_slice(&2f32.to_le_bytes()));
     assert!(
-        matches!(&e, Error::Corrupt { .. }) && e.to_string().contains("blocks.3.att.time_decay"),
+        matches!(&e, Error::File(rwkv_formats::Error::Corrupt { .. }))
+            && e.to_string().contains("blocks.3.att.time_decay"),
         "{e}"
     );
     // A tensor the model needs is missing.
     let e = with(&|_, t| t.retain(|x| x.0 != "blocks.7.ffn.value.weight"));
     assert!(
-        matches!(&e, Error::MissingTensor { tensor, .. } if tensor == "blocks.7.ffn.value.weight"),
+        matches!(&e, Error::File(rwkv_formats::Error::MissingTensor { tensor, .. }) if tensor == "blocks.7.ffn.value.weight"),
         "{e}"
     );
     assert!(e.to_string().contains("damaged.bin"));

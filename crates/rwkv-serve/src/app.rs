@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use rwkv_heads::sample::SamplerConfig;
 use rwkv_heads::{Answer, AskOptions, Evidence, Library, Rank, Source, SummaryTarget, Template, Timings};
-use rwkv_model::sample::SamplerConfig;
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Model, State};
 use serde::{Deserialize, Serialize};

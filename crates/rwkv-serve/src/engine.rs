@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rwkv_heads::TextStream;
-use rwkv_model::sample::{Sampler, SamplerConfig};
+use rwkv_heads::sample::{Sampler, SamplerConfig};
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Lane as FoldLane, Model, State};
 use tokio::sync::mpsc;

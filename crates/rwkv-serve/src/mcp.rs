@@ -23,8 +23,8 @@ use rmcp::service::{QuitReason, ServerInitializeError};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rwkv_heads::sample::SamplerConfig;
 use rwkv_heads::{Evidence, Source};
-use rwkv_model::sample::SamplerConfig;
 use schemars::JsonSchema;
 use serde::Deserialize;
 

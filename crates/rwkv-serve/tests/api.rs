@@ -302,7 +302,7 @@ async fn a_state_out_and_back_continues_as_the_checkpoint_does() {
     let mut stream = rwkv_heads::TextStream::with_stops(f.tokenizer.as_ref(), &[]);
     let mut want = String::new();
     for i in 0..12 {
-        let t = rwkv_model::sample::Sampler::new(rwkv_model::sample::SamplerConfig::greedy()).sample(&logits);
+        let t = rwkv_heads::sample::Sampler::new(rwkv_heads::sample::SamplerConfig::greedy()).sample(&logits);
         want.push_str(&stream.push(f.tokenizer.as_ref(), t));
         if stream.finished().is_some() {
             break;

@@ -11,7 +11,9 @@
 //! Sequence mode runs every projection as a `T`-row matrix product and only the recurrence per
 //! token; token mode is the same path with `T = 1`.
 
-use crate::blocks::{ChannelMix, EmbedHead, FfnScratch, MixForm, Weights, count_layers, embedding_dims, run_chunks};
+use crate::blocks::{
+    ChannelMix, EmbedHead, FfnScratch, MixForm, WeightReader, count_layers, embedding_dims, run_chunks,
+};
 use crate::error::Result;
 use crate::kernels::{Wkv4State, add_into, mul_into, shift_mix, sigmoid_inplace, wkv4};
 use crate::linalg::{Mat, layer_norm_rows, linear};
@@ -50,7 +52,7 @@ impl V4 {
         let (vocab, c) = embedding_dims(map)?;
         let n_layer = count_layers(map, "att.time_decay")?;
         let d_ffn = ChannelMix::hidden_width(map, 0, c)?;
-        let mut w = Weights::new(map, hash, weights);
+        let mut w = WeightReader::new(map, hash, weights);
         let emb = EmbedHead::load_embedding(&mut w, vocab, c)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {

@@ -9,7 +9,7 @@
 //! model has a gate. Formulas follow the official `rwkv` package (0.8.32).
 
 use crate::blocks::{
-    ChannelMix, EmbedHead, FfnScratch, MixForm, Weights, count_layers, embedding_dims, head_shape, run_chunks,
+    ChannelMix, EmbedHead, FfnScratch, MixForm, WeightReader, count_layers, embedding_dims, head_shape, run_chunks,
     shape_error, wkv5_heads,
 };
 use crate::error::Result;
@@ -62,7 +62,7 @@ fn heads(map: &TensorMap, c: usize) -> Result<(usize, bool)> {
 }
 
 /// A per-head or per-channel vector of `name`, repeated to one value per channel.
-fn per_channel(w: &mut Weights<'_>, name: &str, h: usize, c: usize) -> Result<Vec<f32>> {
+fn per_channel(w: &mut WeightReader<'_>, name: &str, h: usize, c: usize) -> Result<Vec<f32>> {
     let numel = w.map.get(name)?.numel();
     if numel == c {
         w.vec(name, c)
@@ -88,7 +88,7 @@ impl V5 {
             (true, true) => "5.2",
         };
         let d_ffn = ChannelMix::hidden_width(map, 0, c)?;
-        let mut w = Weights::new(map, hash, weights);
+        let mut w = WeightReader::new(map, hash, weights);
         w.note("group_norm_eps", &eps.to_le_bytes());
         let emb = EmbedHead::load_embedding(&mut w, vocab, c)?;
         let mut layers = Vec::with_capacity(n_layer);

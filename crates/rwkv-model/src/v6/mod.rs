@@ -7,7 +7,7 @@
 //! `silu(g)`. Formulas follow the official `rwkv` package (0.8.32, `att_seq_v6_0`).
 
 use crate::blocks::{
-    ChannelMix, EmbedHead, FfnScratch, MixForm, Weights, count_layers, embedding_dims, head_shape, run_chunks,
+    ChannelMix, EmbedHead, FfnScratch, MixForm, WeightReader, count_layers, embedding_dims, head_shape, run_chunks,
     shape_error, wkv5_heads,
 };
 use crate::error::Result;
@@ -78,7 +78,7 @@ impl V6 {
             _ => return Err(shape_error(map, dw1, vec![c, 64])),
         };
         let d_ffn = ChannelMix::hidden_width(map, 0, c)?;
-        let mut w = Weights::new(map, hash, weights);
+        let mut w = WeightReader::new(map, hash, weights);
         let emb = EmbedHead::load_embedding(&mut w, vocab, c)?;
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {

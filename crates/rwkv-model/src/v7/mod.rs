@@ -17,7 +17,7 @@ mod kernels;
 /// The CUDA WKV kernel's source and its CPU reference.
 pub(crate) mod wkv_ref;
 
-use crate::blocks::Weights as TensorWeights;
+use crate::blocks::WeightReader;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
 use crate::linalg::{
@@ -200,12 +200,12 @@ const POOL_MAX: usize = 4;
 fn dims(map: &TensorMap, name: &str, rank: usize) -> Result<Vec<usize>> {
     let t = map.get(name)?;
     if t.shape.len() != rank {
-        return Err(Error::Shape {
+        return Err(Error::File(rwkv_formats::Error::Shape {
             path: map.path.clone(),
             tensor: name.to_string(),
             found: t.shape.clone(),
             expected: vec![0; rank],
-        });
+        }));
     }
     Ok(t.shape.clone())
 }
@@ -220,30 +220,30 @@ impl V7 {
             n_layer += 1;
         }
         if n_layer == 0 {
-            return Err(Error::MissingTensor {
+            return Err(Error::File(rwkv_formats::Error::MissingTensor {
                 path: map.path.clone(),
                 tensor: "blocks.0.att.r_k".into(),
-            });
+            }));
         }
         let rk = map.get("blocks.0.att.r_k")?;
         let (n_head, head_size) = match rk.shape.as_slice() {
             [h, n] => (*h, *n),
             _ => {
-                return Err(Error::Shape {
+                return Err(Error::File(rwkv_formats::Error::Shape {
                     path: map.path.clone(),
                     tensor: "blocks.0.att.r_k".into(),
                     found: rk.shape.clone(),
                     expected: vec![n_embd / 64, 64],
-                });
+                }));
             }
         };
         if n_head * head_size != n_embd || n_head == 0 {
-            return Err(Error::Shape {
+            return Err(Error::File(rwkv_formats::Error::Shape {
                 path: map.path.clone(),
                 tensor: "blocks.0.att.r_k".into(),
                 found: rk.shape.clone(),
                 expected: vec![n_embd / head_size.max(1), head_size],
-            });
+            }));
         }
         let rank = |name: &str| -> Result<usize> {
             let d = dims(map, name, 2)?;
@@ -270,7 +270,7 @@ impl V7 {
     pub fn from_tensors(map: &TensorMap, weights: crate::Weights, hash: &mut blake3::Hasher) -> Result<V7> {
         let cfg = Self::config_of(map)?;
         let c = cfg.n_embd;
-        let mut w = TensorWeights::new(map, hash, weights);
+        let mut w = WeightReader::new(map, hash, weights);
         let emb_t = w.raw("emb.weight", &[cfg.vocab, c])?;
         let ln0_w = w.vec("blocks.0.ln0.weight", c)?;
         let ln0_b = w.vec("blocks.0.ln0.bias", c)?;
@@ -303,7 +303,7 @@ impl V7 {
             let lnx_b = w.vec(&format!("{a}ln_x.bias"), c)?;
             let ffn_mix = w.vec(&format!("{f}x_k"), c)?;
             // LoRA factors are stored input-major ([C, D] then [D, C]); keep them as [out, in].
-            let lora = |w: &mut TensorWeights<'_>, n: &str, d: usize| -> Result<(Mat, Mat)> {
+            let lora = |w: &mut WeightReader<'_>, n: &str, d: usize| -> Result<(Mat, Mat)> {
                 Ok((w.mat_t(&format!("{a}{n}1"), d, c)?, w.mat_t(&format!("{a}{n}2"), c, d)?))
             };
             let (w1, w2) = lora(&mut w, "w", cfg.d_decay)?;

@@ -105,7 +105,7 @@ pub fn check_reference(
     reference: &str,
     tol: f32,
 ) -> Vec<(String, Measured)> {
-    use rwkv_model::{Logits, sample::argmax};
+    use rwkv_model::{Logits, likelihood::argmax};
     let cases = reference_cases(reference);
     assert!(!cases.is_empty());
     let vocab = model.config().vocab;

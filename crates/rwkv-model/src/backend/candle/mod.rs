@@ -20,7 +20,7 @@
 use candle_core::{DType, Device as CDevice, Tensor};
 
 use super::BackendModel;
-use crate::blocks::Weights as Reader;
+use crate::blocks::WeightReader;
 use crate::error::{Error, Result};
 use crate::state::Lane;
 use crate::state::State;
@@ -153,7 +153,7 @@ impl CandleV7 {
                 ),
             )
         };
-        let mut r = Reader::new(map, hash, weights);
+        let mut r = WeightReader::new(map, hash, weights);
         let up_vec = |name: &str, v: Vec<f32>| -> Result<Tensor> {
             let n = v.len();
             Tensor::from_vec(v, (1, n), &dev).map_err(|e| oom(name, e))
@@ -187,7 +187,7 @@ impl CandleV7 {
             let a = format!("{p}att.");
             let f = format!("{p}ffn.");
             // The CPU loader's order (`V7::from_tensors`): the fingerprint depends on it.
-            let vec_ = |r: &mut Reader<'_>, n: String| -> Result<Tensor> { up_vec(&n, r.vec(&n, c)?) };
+            let vec_ = |r: &mut WeightReader<'_>, n: String| -> Result<Tensor> { up_vec(&n, r.vec(&n, c)?) };
             let ln1 = (
                 vec_(&mut r, format!("{p}ln1.weight"))?,
                 vec_(&mut r, format!("{p}ln1.bias"))?,
@@ -215,12 +215,12 @@ impl CandleV7 {
                 vec_(&mut r, format!("{a}ln_x.bias"))?,
             );
             let ffn_mix = vec_(&mut r, format!("{f}x_k"))?;
-            let mut mat = |r: &mut Reader<'_>, n: String, shape: [usize; 2]| -> Result<Tensor> {
+            let mut mat = |r: &mut WeightReader<'_>, n: String, shape: [usize; 2]| -> Result<Tensor> {
                 let t = r.raw(&n, &shape)?;
                 up_mat(&n, t, &mut bytes)
             };
             // LoRA factors, input-major: `[C, D]` then `[D, C]`.
-            let mut lora_pair = |r: &mut Reader<'_>, n: &str, d: usize| -> Result<(Tensor, Tensor)> {
+            let mut lora_pair = |r: &mut WeightReader<'_>, n: &str, d: usize| -> Result<(Tensor, Tensor)> {
                 Ok((mat(r, format!("{a}{n}1"), [c, d])?, mat(r, format!("{a}{n}2"), [d, c])?))
             };
             let (w1, w2) = lora_pair(&mut r, "w", cfg.d_decay)?;

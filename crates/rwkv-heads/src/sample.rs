@@ -11,6 +11,8 @@
 //!
 //! NaN logits count as `-inf`. The same configuration, seed and logits give the same tokens.
 
+use rwkv_model::likelihood::{argmax, max_ignoring_nan};
+
 /// Sampling settings. The default is greedy decoding.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SamplerConfig {
@@ -224,55 +226,6 @@ impl Sampler {
     }
 }
 
-/// `max` where NaN never wins.
-fn max_ignoring_nan(a: f32, b: f32) -> f32 {
-    if b > a { b } else { a }
-}
-
-/// Index of the largest logit (lowest index on ties; NaN counts as `-inf`; 0 for empty input).
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0usize;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > best_v {
-            best = i;
-            best_v = v;
-        }
-    }
-    best as u32
-}
-
-/// `log(softmax(logits)[id])`, computed stably (for perplexity scoring).
-///
-/// NaN logits count as `-inf`. Returns `-inf` for an id outside `logits`, for a `-inf` / NaN
-/// logit, and when every logit is `-inf`. Logits of `+inf` share all the probability.
-pub fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
-    let Some(&x) = logits.get(id as usize) else {
-        return f32::NEG_INFINITY;
-    };
-    if x.is_nan() {
-        return f32::NEG_INFINITY;
-    }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, max_ignoring_nan);
-    if max == f32::NEG_INFINITY {
-        return f32::NEG_INFINITY;
-    }
-    if max == f32::INFINITY {
-        if x != f32::INFINITY {
-            return f32::NEG_INFINITY;
-        }
-        let n = logits.iter().filter(|&&v| v == f32::INFINITY).count();
-        return -(n as f64).ln() as f32;
-    }
-    let max = max as f64;
-    let sum: f64 = logits
-        .iter()
-        .filter(|v| !v.is_nan())
-        .map(|&v| (v as f64 - max).exp())
-        .sum();
-    (x as f64 - max - sum.ln()) as f32
-}
-
 /// xoshiro256** (Blackman & Vigna), seeded through splitmix64.
 #[derive(Debug, Clone)]
 struct Xoshiro256 {
@@ -338,15 +291,6 @@ mod tests {
     fn default_is_greedy() {
         assert_eq!(SamplerConfig::default(), SamplerConfig::greedy());
         assert_eq!(SamplerConfig::default().temperature, 0.0);
-    }
-
-    #[test]
-    fn argmax_rules() {
-        assert_eq!(argmax(&[]), 0);
-        assert_eq!(argmax(&[1.0, 3.0, 3.0, 2.0]), 1);
-        assert_eq!(argmax(&[f32::NAN, -1.0, f32::NAN]), 1);
-        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
-        assert_eq!(argmax(&[f32::NEG_INFINITY, f32::INFINITY]), 1);
     }
 
     #[test]
@@ -507,26 +451,5 @@ mod tests {
                 q / qs
             );
         }
-    }
-
-    #[test]
-    fn log_softmax_matches_direct_computation() {
-        let l = logits(1000, 77);
-        let sum: f64 = l.iter().map(|&x| (x as f64).exp()).sum();
-        for id in [0u32, 1, 500, 999] {
-            let direct = ((l[id as usize] as f64).exp() / sum).ln();
-            assert!((log_softmax_at(&l, id) as f64 - direct).abs() < 1e-5);
-        }
-        let total: f64 = (0..1000).map(|i| (log_softmax_at(&l, i) as f64).exp()).sum();
-        assert!((total - 1.0).abs() < 1e-4);
-        // Stable for huge logits.
-        let big = [1000.0f32, 1000.0, 999.0];
-        let direct = -(2.0 + (-1.0f64).exp()).ln();
-        assert!((log_softmax_at(&big, 0) as f64 - direct).abs() < 1e-5);
-        assert!(log_softmax_at(&big, 3) == f32::NEG_INFINITY);
-        assert!(log_softmax_at(&[f32::NAN, 0.0], 0) == f32::NEG_INFINITY);
-        assert!((log_softmax_at(&[f32::NAN, 0.0], 1)).abs() < 1e-7);
-        assert!(log_softmax_at(&[], 0) == f32::NEG_INFINITY);
-        assert!((log_softmax_at(&[f32::INFINITY, f32::INFINITY, 1.0], 0) - (-(2.0f32).ln())).abs() < 1e-6);
     }
 }

@@ -28,9 +28,9 @@
 
 use rayon::prelude::*;
 
-use crate::ggml::ActQuant;
-use crate::ggml::{BLOCK as QK, Quant};
 use crate::simd::{Arch, multiversion};
+use rwkv_formats::ggml::ActQuant;
+use rwkv_formats::ggml::{BLOCK as QK, Quant};
 
 /// Rows per pass over the weights (their activations, `RT · k` bytes, stay in cache).
 const RT: usize = 32;
@@ -317,7 +317,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{Acc, Acts, QK, QuantMat, RT, raw_block};
-    use crate::loader::Quant;
+    use rwkv_formats::loader::Quant;
 
     /// Whether the CPU has F16C (every AVX2 CPU has so far).
     pub fn has_f16c() -> bool {

@@ -303,7 +303,7 @@ pub fn to_f32(path: &Path, name: &str, t: &RawTensor) -> Result<Vec<f32>> {
 /// A per-head tensor's shape without padding unit dimensions: trailing ones are dropped
 /// (`[H, N, 1]` → `[H, N]`), and so is a leading one of a three-dimensional shape
 /// (`[1, H, N]` → `[H, N]`). Official checkpoints store `[H]` or `[H, N]`.
-pub(crate) fn head_shape(shape: &[usize]) -> Vec<usize> {
+pub fn head_shape(shape: &[usize]) -> Vec<usize> {
     let mut s = shape.to_vec();
     while s.last() == Some(&1) {
         s.pop();

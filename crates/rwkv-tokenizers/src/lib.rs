@@ -3,12 +3,15 @@
 //! RWKV vocabularies are byte-level: every token is a byte string, and a character may be spread
 //! over several tokens. [`StreamDecoder`] therefore holds back incomplete UTF-8 until the token
 //! that completes it arrives.
+#![deny(missing_docs)]
 
 mod bytes;
+pub mod error;
 mod neox;
 mod world;
 
 pub use bytes::BytesTokenizer;
+pub use error::{Error, Result};
 pub use neox::HfTokenizer;
 pub use world::WorldTokenizer;
 

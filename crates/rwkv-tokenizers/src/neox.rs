@@ -24,7 +24,7 @@ use super::Tokenizer;
 use crate::error::{Error, Result};
 
 /// GPT-NeoX-20B's tokenizer, shipped with the crate (Apache-2.0).
-static EMBEDDED_20B: &str = include_str!("../../vocab/20B_tokenizer.json");
+static EMBEDDED_20B: &str = include_str!("../vocab/20B_tokenizer.json");
 
 /// Pieces of valid UTF-8 longer than this are encoded in parts (see the module docs).
 const PIECE: usize = 64 * 1024;

@@ -33,7 +33,7 @@ pub struct Mat {
     /// Input features.
     cols: usize,
     held: Held,
-    /// bf16 copy of f32 weights packed for the bf16 fold ([`crate::FoldPrecision::Bf16`]).
+    /// bf16 copy of f32 weights packed for the bf16 fold (`rwkv_model::FoldPrecision::Bf16`).
     fold_copy: Option<Panels>,
     /// The bf16 fold is on: multi-row products round their inputs to bf16 and multiply bf16
     /// panels (the held ones, or `fold_copy`).
@@ -60,7 +60,7 @@ enum Held {
     Ggml(QuantMat),
 }
 
-pub use crate::ggml::ActQuant;
+pub use rwkv_formats::ggml::ActQuant;
 
 /// Round `x` in place as ggml's `quantize_row_q8_0`/`q8_1` followed by decoding would:
 /// blocks of 32 (a shorter last block on its own), `d = amax / 127`, `q = round(x / d)`,
@@ -679,7 +679,7 @@ mod tests {
         let bytes: Vec<u8> = w.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect();
         let src = Source {
             bytes: &bytes,
-            dtype: crate::tensor::DType::BF16,
+            dtype: rwkv_formats::tensor::DType::BF16,
             n: out,
             k: inp,
             input_major: false,

@@ -71,6 +71,7 @@ pub fn level() -> Level {
     })
 }
 
+#[macro_export]
 /// Define `pub fn NAME(args) -> R` that runs `GENERIC::<A>(args)` compiled for the best
 /// instruction set available at run time. `unsafe fn NAME` defines an unsafe function over an
 /// unsafe `GENERIC`, whose contract (the `# Safety` section given with it) each build inherits.
@@ -128,7 +129,7 @@ macro_rules! multiversion {
         }
     };
 }
-pub(crate) use multiversion;
+pub use crate::multiversion;
 
 /// Lanes of the independent accumulators in reductions.
 pub const LANES: usize = 16;

@@ -24,7 +24,7 @@
 use rayon::prelude::*;
 
 use crate::simd::{bf16_to_f32, f32_to_bf16};
-use crate::tensor::DType;
+use rwkv_formats::tensor::DType;
 
 /// Output columns per panel (two 16-lane vectors).
 pub const NR: usize = 32;
@@ -136,7 +136,7 @@ impl Source<'_> {
     /// `W[o][i]` as 16-bit `kind` (the stored bits when the types agree, else rounded to
     /// nearest even).
     #[inline(always)]
-    pub(crate) fn half_bits(&self, o: usize, i: usize, kind: Kind) -> u16 {
+    pub fn half_bits(&self, o: usize, i: usize, kind: Kind) -> u16 {
         let e = self.index(o, i);
         match (self.dtype, kind) {
             (DType::BF16, Kind::Bf16) | (DType::F16, Kind::F16) => self.bits16(e),

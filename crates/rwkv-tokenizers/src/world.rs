@@ -14,7 +14,7 @@ use super::Tokenizer;
 use crate::error::{Error, Result};
 
 /// The vocabulary shipped with RWKV World models.
-static EMBEDDED_VOCAB: &str = include_str!("../../vocab/rwkv_vocab_v20230424.txt");
+static EMBEDDED_VOCAB: &str = include_str!("../vocab/rwkv_vocab_v20230424.txt");
 
 /// The vocabulary size RWKV World models are padded to.
 const WORLD_VOCAB_SIZE: usize = 65536;

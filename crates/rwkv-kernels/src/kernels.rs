@@ -12,13 +12,19 @@ use crate::simd::{Arch, LANES, exp, multiversion, sigmoid, sum_lanes, tanh};
 fn tanh_inplace_g<A: Arch>(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = tanh::<A>(*x));
 }
-multiversion!(pub fn tanh_inplace(v: &mut [f32]) => tanh_inplace_g);
+multiversion!(
+    /// `v = tanh(v)`, element-wise.
+    pub fn tanh_inplace(v: &mut [f32]) => tanh_inplace_g
+);
 
 #[inline(always)]
 fn sigmoid_inplace_g<A: Arch>(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = sigmoid::<A>(*x));
 }
-multiversion!(pub fn sigmoid_inplace(v: &mut [f32]) => sigmoid_inplace_g);
+multiversion!(
+    /// `v = σ(v)`, element-wise.
+    pub fn sigmoid_inplace(v: &mut [f32]) => sigmoid_inplace_g
+);
 
 /// `v = max(v, 0)²`.
 #[inline(always)]
@@ -28,14 +34,20 @@ fn relu_sq_g<A: Arch>(v: &mut [f32]) {
         *x = r * r;
     });
 }
-multiversion!(pub fn relu_sq(v: &mut [f32]) => relu_sq_g);
+multiversion!(
+    /// `v = max(v, 0)²`.
+    pub fn relu_sq(v: &mut [f32]) => relu_sq_g
+);
 
 /// `x += y`.
 #[inline(always)]
 fn add_into_g<A: Arch>(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
-multiversion!(pub fn add_into(x: &mut [f32], y: &[f32]) => add_into_g);
+multiversion!(
+    /// `x += y`.
+    pub fn add_into(x: &mut [f32], y: &[f32]) => add_into_g
+);
 
 /// Token shift for up to six mixes: for row `t`, `out[t] = x[t] + (prev − x[t]) · mix` where
 /// prev is the state's row for `t = 0`; the state then keeps the last row.
@@ -57,21 +69,31 @@ fn shift_mix_g<A: Arch>(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mu
         prev.copy_from_slice(&x[(t - 1) * c..t * c]);
     }
 }
-multiversion!(pub fn shift_mix(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g);
+multiversion!(
+    /// Token shift for up to six mixes: for row `t`, `out[t] = x[t] + (prev − x[t]) · mix` where
+    /// prev is the state's row for `t = 0`; the state then keeps the last row.
+    pub fn shift_mix(x: &[f32], prev: &mut [f32], mixes: &[&[f32]], outs: &mut [&mut [f32]]) => shift_mix_g
+);
 
 /// `v = v · σ(v)` (SiLU).
 #[inline(always)]
 fn silu_inplace_g<A: Arch>(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x *= sigmoid::<A>(*x));
 }
-multiversion!(pub fn silu_inplace(v: &mut [f32]) => silu_inplace_g);
+multiversion!(
+    /// `v = v · σ(v)` (SiLU).
+    pub fn silu_inplace(v: &mut [f32]) => silu_inplace_g
+);
 
 /// `x *= y`.
 #[inline(always)]
 fn mul_into_g<A: Arch>(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, b)| *a *= b);
 }
-multiversion!(pub fn mul_into(x: &mut [f32], y: &[f32]) => mul_into_g);
+multiversion!(
+    /// `x *= y`.
+    pub fn mul_into(x: &mut [f32], y: &[f32]) => mul_into_g
+);
 
 /// Token shift as a difference: `delta[t] = prev_row(t) − x[t]`, where the previous row of
 /// `t = 0` is the state's; the state then keeps the last row.
@@ -90,7 +112,11 @@ fn shift_delta_g<A: Arch>(x: &[f32], prev: &mut [f32], delta: &mut [f32]) {
         prev.copy_from_slice(&x[(t - 1) * c..t * c]);
     }
 }
-multiversion!(pub fn shift_delta(x: &[f32], prev: &mut [f32], delta: &mut [f32]) => shift_delta_g);
+multiversion!(
+    /// Token shift as a difference: `delta[t] = prev_row(t) − x[t]`, where the previous row of
+    /// `t = 0` is the state's; the state then keeps the last row.
+    pub fn shift_delta(x: &[f32], prev: &mut [f32], delta: &mut [f32]) => shift_delta_g
+);
 
 /// RWKV-6's data-dependent mix: `out = xx + delta · (maa + m)`, with `m` per row (`[T, C]`) or
 /// absent.
@@ -116,6 +142,8 @@ fn mix_delta_g<A: Arch>(xx: &[f32], delta: &[f32], maa: &[f32], m: Option<&[f32]
     }
 }
 multiversion!(
+    /// RWKV-6's data-dependent mix: `out = xx + delta · (maa + m)`, with `m` per row (`[T, C]`) or
+    /// absent.
     pub fn mix_delta(xx: &[f32], delta: &[f32], maa: &[f32], m: Option<&[f32]>, out: &mut [f32]) => mix_delta_g
 );
 
@@ -128,7 +156,10 @@ fn decay_v6_g<A: Arch>(w: &mut [f32], w0: &[f32]) {
         }
     }
 }
-multiversion!(pub fn decay_v6(w: &mut [f32], w0: &[f32]) => decay_v6_g);
+multiversion!(
+    /// RWKV-6's decay: `w = exp(−exp(w0 + w))`, per row.
+    pub fn decay_v6(w: &mut [f32], w0: &[f32]) => decay_v6_g
+);
 
 /// Group norm of each head's outputs: `o_heads` is `[H, T, N]`, `out` is `[T, H·N]`.
 #[inline(always)]
@@ -151,6 +182,7 @@ fn group_norm_heads_g<A: Arch>(o_heads: &[f32], n: usize, eps: f32, w: &[f32], b
     }
 }
 multiversion!(
+    /// Group norm of each head's outputs: `o_heads` is `[H, T, N]`, `out` is `[T, H·N]`.
     pub fn group_norm_heads(o_heads: &[f32], n: usize, eps: f32, w: &[f32], b: &[f32], out: &mut [f32]) => group_norm_heads_g
 );
 
@@ -190,7 +222,12 @@ fn wkv4_g<A: Arch>(k: &[f32], v: &[f32], u: &[f32], w: &[f32], s: Wkv4State<'_>,
         }
     }
 }
-multiversion!(pub fn wkv4(k: &[f32], v: &[f32], u: &[f32], w: &[f32], s: Wkv4State<'_>, out: &mut [f32]) => wkv4_g);
+multiversion!(
+    /// RWKV-4's WKV over a chunk, per channel, in the official numerically safe form:
+    /// `out = (e^(pp−p)·aa + e^(u+k−p)·v) / (e^(pp−p)·bb + e^(u+k−p))` with `p = max(pp, u+k)`,
+    /// then the state decays by `w` (already `−exp(time_decay)`) and takes in `k, v`.
+    pub fn wkv4(k: &[f32], v: &[f32], u: &[f32], w: &[f32], s: Wkv4State<'_>, out: &mut [f32]) => wkv4_g
+);
 
 /// Per-chunk inputs of the RWKV-5/6 recurrence, `[T, C]` each.
 pub struct Wkv5Inputs<'a> {
@@ -248,7 +285,12 @@ fn wkv5_head_g<A: Arch>(inp: &Wkv5Inputs<'_>, hi: usize, s: &mut [f32], o: &mut 
         }
     }
 }
-multiversion!(pub fn wkv5_head(inp: &Wkv5Inputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) => wkv5_head_g);
+multiversion!(
+    /// Advance head `hi`'s state `s` (`[N, N]`, row = key index, column = value index, the
+    /// official layout) over the chunk, writing its outputs to `o` (`[T, N]`):
+    /// `o_j = Σ_i r_i (u_i k_i v_j + s_ij)`, then `s_ij ← w_i s_ij + k_i v_j`.
+    pub fn wkv5_head(inp: &Wkv5Inputs<'_>, hi: usize, s: &mut [f32], o: &mut [f32]) => wkv5_head_g
+);
 
 /// `(x - mean) / sqrt(var + eps) * w + b` over one group.
 #[inline(always)]

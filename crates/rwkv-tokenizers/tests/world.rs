@@ -1,6 +1,6 @@
 //! The World tokenizer against the official `TRIE_TOKENIZER`'s output.
 
-use rwkv_model::tokenizer::{StreamDecoder, Tokenizer, WorldTokenizer};
+use rwkv_tokenizers::{StreamDecoder, Tokenizer, WorldTokenizer};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

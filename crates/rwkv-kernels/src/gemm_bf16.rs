@@ -1,5 +1,5 @@
 //! Matrix products with bf16 inputs and f32 accumulation, for the optional bf16 fold
-//! ([`crate::FoldPrecision::Bf16`]).
+//! (`rwkv_model::FoldPrecision::Bf16`).
 //!
 //! On CPUs with AVX512-BF16, `vdpbf16ps` multiplies 32 bf16 pairs per instruction into 16 f32
 //! sums — twice the multiply-adds of an f32 FMA — so a fold whose products take bf16 inputs can

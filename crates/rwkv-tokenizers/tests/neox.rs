@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use rwkv_model::tokenizer::{HfTokenizer, KnownTokenizer, StreamDecoder, Tokenizer};
+use rwkv_tokenizers::{HfTokenizer, KnownTokenizer, StreamDecoder, Tokenizer};
 
 fn json_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vocab/20B_tokenizer.json")

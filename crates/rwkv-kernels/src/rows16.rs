@@ -2,7 +2,7 @@
 //! straight from the file's memory map, and the products that widen them inside the kernel.
 //!
 //! Official checkpoints store every projection as `nn.Linear` does, `W [out, in]` row-major,
-//! in bf16. Holding those bytes as they are (a range of the map, [`crate::tensor::Bytes`])
+//! in bf16. Holding those bytes as they are (a range of the map, [`rwkv_formats::tensor::Bytes`])
 //! means loading copies nothing: a model costs its file's pages, which the page cache already
 //! holds, and starts in the time it takes to fingerprint them.
 //!
@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use crate::panels::{Kind, Out};
 use crate::simd::Arch;
-use crate::tensor::Bytes;
+use rwkv_formats::tensor::Bytes;
 
 /// Lanes of each dot product.
 const L: usize = 16;
@@ -94,8 +94,8 @@ impl Rows16 {
         crate::panels::Source {
             bytes: &self.bytes,
             dtype: match self.kind {
-                Kind::F16 => crate::tensor::DType::F16,
-                _ => crate::tensor::DType::BF16,
+                Kind::F16 => rwkv_formats::tensor::DType::F16,
+                _ => rwkv_formats::tensor::DType::BF16,
             },
             n: self.n,
             k: self.k,
