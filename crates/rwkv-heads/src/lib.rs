@@ -60,6 +60,9 @@ pub enum Error {
     /// The model refused (e.g. a state of another model).
     #[error(transparent)]
     Model(#[from] rwkv_model::Error),
+    /// Folding a document on demand failed.
+    #[error(transparent)]
+    Reader(#[from] rwkv_reader::Error),
     /// A document or checkpoint named by the index is not in the store.
     #[error("the index names {0}, which is not in the store: run `rwkv-ingest` again to refresh it")]
     Stale(String),

@@ -131,6 +131,11 @@ pub struct Timings {
     pub read_tokens: usize,
     /// Generated tokens per second.
     pub tokens_per_second: f64,
+    /// Folding a document that is indexed but not folded (`rwkv-ingest --index-only`) from its
+    /// start to the checkpoint before the best unit, in memory (0 when the store had its state).
+    pub fold_ms: f64,
+    /// Tokens of that fold.
+    pub folded_tokens: u64,
 }
 
 /// An answer with its sources.
@@ -546,13 +551,22 @@ impl<'m> Library<'m> {
         }
         let best = &cands[0];
         let t1 = Instant::now();
-        let state = self.unit_state(best)?;
-        timings.restore_ms = ms(t1);
+        let (state, checkpoint_offset) = if best.checkpoint.is_empty() {
+            // Indexed, not folded: fold it here as far as the unit's checkpoint.
+            let f = self.fold_on_demand(&best.doc_id, &best.path, best.byte_start as usize)?;
+            timings.fold_ms = ms(t1);
+            timings.folded_tokens = f.tokens;
+            (f.state, f.byte_offset as u64)
+        } else {
+            let state = self.unit_state(best)?;
+            timings.restore_ms = ms(t1);
+            (state, best.checkpoint_offset)
+        };
         // Read the question, the best unit from its checkpoint on (the state continues there),
         // the other units with their paths, and the question again, then the answer prompt.
         let mut context = format!("Question: {question}\n\n");
         if let Some(text) = self.text_of(&best.doc_id)? {
-            let from = (best.checkpoint_offset as usize).min(best.byte_start as usize);
+            let from = (checkpoint_offset as usize).min(best.byte_start as usize);
             context.push_str(text.get(from..best.byte_end as usize).unwrap_or(&best.text));
         } else {
             context.push_str(&best.text);
@@ -574,6 +588,51 @@ impl<'m> Library<'m> {
         }))
     }
 
+    /// The state an ingest would have stored at the checkpoint at or before byte `until` of a
+    /// document that is indexed but not folded (`usize::MAX`: its last checkpoint): the
+    /// document is folded from its start state (preamble, parts, and the checkpoint spacing
+    /// `rwkv-ingest` uses by default for the store's state precision) as far as that, in
+    /// memory, and the state is rounded as the store keeps states. So an answer before the fold
+    /// equals the answer after it.
+    pub(crate) fn fold_on_demand(&self, doc_id: &str, path: &str, until: usize) -> Result<OnDemand> {
+        let stale = || Error::Stale(path.to_string());
+        let rec = self.store.document(doc_id)?.ok_or_else(stale)?;
+        let text = self.texts.get(&rec.content_hash)?.ok_or_else(stale)?;
+        let precision = match FoldKind::parse(&self.store.identity().model_fingerprint) {
+            Some((_, k)) if !k.state_bf16 => StatePrecision::F32,
+            _ => StatePrecision::Bf16,
+        };
+        let every = rwkv_reader::default_checkpoint_every(self.model.state_spec().stored_bytes(precision));
+        let reader = rwkv_reader::ReaderBuilder::new(self.model, self.tokenizer.clone())
+            .checkpoint_every(every)
+            .build();
+        let parts: Vec<usize> = rec.parts.iter().map(|p| p.byte_offset as usize).collect();
+        let input = rwkv_reader::DocInput {
+            id: &rec.id,
+            name: &rec.source,
+            text: &text,
+            parts: &parts,
+        };
+        let _span = tracing::debug_span!(target: "rwkv::fold", "fold_on_demand", path = %rec.source).entered();
+        let mut found: Option<OnDemand> = None;
+        let mut tokens = 0;
+        reader.fold(&input, |cp| {
+            tokens = cp.token_offset;
+            if cp.byte_offset > until && found.is_some() {
+                return ControlFlow::Break(());
+            }
+            found = Some(OnDemand {
+                state: cp.state.stored_as(precision),
+                byte_offset: cp.byte_offset,
+                tokens: 0,
+            });
+            ControlFlow::Continue(())
+        })?;
+        let mut f = found.ok_or_else(stale)?;
+        f.tokens = tokens;
+        Ok(f)
+    }
+
     /// Stored texts by document id (for tests and the self-test's filler).
     pub fn text_of(&self, doc_id: &str) -> Result<Option<String>> {
         match self.store.document(doc_id)? {
@@ -586,6 +645,16 @@ impl<'m> Library<'m> {
     pub fn dir(&self) -> PathBuf {
         self.store.dir().to_path_buf()
     }
+}
+
+/// A state folded on demand: where its checkpoint is and what the fold read.
+pub(crate) struct OnDemand {
+    /// The state at the checkpoint.
+    pub(crate) state: State,
+    /// The checkpoint's byte offset in the document.
+    pub(crate) byte_offset: usize,
+    /// Document tokens folded.
+    pub(crate) tokens: u64,
 }
 
 fn ms(t: Instant) -> f64 {

@@ -15,9 +15,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::generate::read;
 use crate::library::{AskOptions, Library, SummaryTarget, Timings};
-use crate::{Error, Result};
 
 /// Most tokens of one document's summary.
 pub const DOCUMENT_SUMMARY_TOKENS: usize = 96;
@@ -256,11 +256,14 @@ impl Library<'_> {
     /// One document's summary, generated from its final saved state.
     fn document_summary(&self, doc_id: &str, path: &str, opts: &AskOptions) -> Result<String> {
         let cps = self.store().checkpoints_of(doc_id)?;
-        let last = cps.last().ok_or_else(|| Error::Stale(path.to_string()))?;
-        let mut state = self.restore_key(&last.key)?;
         let prompt = opts
             .template
             .prompt(&format!("Summarize the file {path} in one or two sentences."));
+        // A document indexed but not folded (`--index-only`) is folded here, in memory.
+        let mut state = match cps.last() {
+            Some(last) => self.restore_key(&last.key)?,
+            None => self.fold_on_demand(doc_id, path, usize::MAX)?.state,
+        };
         let logits = read(
             self.model(),
             self.tokenizer().as_ref(),

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
@@ -60,6 +60,11 @@ pub struct IngestConfig {
     pub verify: bool,
     /// Compress blobs with zstd.
     pub compress: bool,
+    /// Index only: extract, tokenize, store the text and index every document (symbols and full
+    /// text) without folding it. The documents are in the store without states
+    /// (`DocumentRecord::is_folded` is false); `rwkv-ask` answers from them at once (evidence;
+    /// generation re-reads from the start state), and a later run without this flag folds them.
+    pub index_only: bool,
 }
 
 /// Callbacks for progress display; every method has a no-op default.
@@ -72,6 +77,10 @@ pub trait Progress: Sync {
     fn done(&self, _name: &str, _outcome: &str) {}
     /// An input was skipped or failed before folding.
     fn skipped(&self, _input: &str, _reason: &str) {}
+    /// The index phase is committed: `documents` documents (of which `new` were indexed for
+    /// the first time or changed) are searchable, in `seconds`; folding starts (unless
+    /// `--index-only`). The index phase itself reports nothing else.
+    fn indexed(&self, _documents: u64, _new: u64, _seconds: f64) {}
     /// Whether the run should stop: checked between documents. A cancelled run commits what it
     /// folded, removes nothing and ends with [`Error::Cancelled`].
     fn cancelled(&self) -> bool {
@@ -107,6 +116,8 @@ pub struct Summary {
     pub refolded_corrupt: u64,
     /// Documents whose index entries were restored from the store.
     pub reindexed: u64,
+    /// Documents indexed without folding (`--index-only`): in the store without states.
+    pub indexed: u64,
     /// Documents removed because their input is gone.
     pub removed: u64,
     /// Inputs skipped by policy (binary, too large, …).
@@ -121,6 +132,8 @@ pub struct Summary {
     pub checkpoints: u64,
     /// Documents and checkpoints in the store after the run.
     pub store_documents: u64,
+    /// Of those, documents indexed but not folded (no states yet).
+    pub store_unfolded: u64,
     /// Checkpoints in the store after the run.
     pub store_checkpoints: u64,
     /// Bytes of state blobs in the store.
@@ -181,6 +194,9 @@ struct Shared<'a> {
     texts: TextStore,
     index: Mutex<Index>,
     indexed: BTreeSet<String>,
+    /// The index phase: documents are indexed, not folded (the whole run with
+    /// `--index-only`, else its first pass).
+    index_phase: AtomicBool,
     progress: &'a dyn Progress,
     seen: Mutex<Vec<String>>,
     skips: Mutex<Vec<Skip>>,
@@ -194,10 +210,27 @@ struct Counts {
     unchanged: AtomicU64,
     refolded_corrupt: AtomicU64,
     reindexed: AtomicU64,
+    indexed: AtomicU64,
     skipped: AtomicU64,
     failed: AtomicU64,
     tokens: AtomicU64,
     checkpoints: AtomicU64,
+}
+
+impl Counts {
+    /// Every count back to 0 (between the index phase and the fold).
+    fn reset(&self) {
+        self.documents.store(0, Ordering::Relaxed);
+        self.folded.store(0, Ordering::Relaxed);
+        self.unchanged.store(0, Ordering::Relaxed);
+        self.refolded_corrupt.store(0, Ordering::Relaxed);
+        self.reindexed.store(0, Ordering::Relaxed);
+        self.indexed.store(0, Ordering::Relaxed);
+        self.skipped.store(0, Ordering::Relaxed);
+        self.failed.store(0, Ordering::Relaxed);
+        self.tokens.store(0, Ordering::Relaxed);
+        self.checkpoints.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Run an ingest.
@@ -268,59 +301,45 @@ pub fn ingest(
         texts,
         index: Mutex::new(index),
         indexed,
+        index_phase: AtomicBool::new(true),
         progress,
         seen: Mutex::new(Vec::new()),
         skips: Mutex::new(Vec::new()),
         counts: Counts::default(),
     };
 
-    // Sources on a tokio runtime, feeding a bounded channel; fold workers drain it. A worker
-    // that fails or panics closes the channel, so the producer's next send fails and the run
-    // ends (it never waits on a channel no one reads).
-    let jobs = cfg.jobs.max(1);
-    let (tx, rx) = mpsc::sync_channel::<Document>(jobs * 2);
-    let rx: Queue = Mutex::new(Some(rx));
-    let mut source_error = None;
-    std::thread::scope(|scope| {
-        let producer = scope.spawn(|| produce(&shared, tx));
-        let (lanes, shared, rx) = (cfg.lanes.max(1), &shared, &rx);
-        let workers: Vec<_> = (0..jobs)
-            .map(|_| scope.spawn(move || run_worker(shared, rx, lanes)))
-            .collect();
-        let mut first = |r: std::thread::Result<Result<()>>| {
-            let e = match r {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => e,
-                Err(payload) => Error::Panicked {
-                    documents: Vec::new(),
-                    message: panic_message(payload.as_ref()),
-                },
-            };
-            source_error.get_or_insert(e);
-        };
-        // The workers first: their error is the cause when the producer stops because of it.
-        let done: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
-        done.into_iter().for_each(&mut first);
-        first(producer.join());
-    });
-    if let Some(e) = source_error {
-        return Err(e);
-    }
-    if progress.cancelled() {
-        // Documents not seen were not removed: commit the index of what was folded and stop.
-        shared.index.lock().map_err(|_| poisoned())?.commit()?;
-        return Err(Error::Cancelled);
+    // First the index phase: every document extracted, tokenized and indexed, and that
+    // committed, so questions find everything at once; then (unless --index-only) the fold,
+    // which finds those documents indexed and not folded.
+    let index_started = Instant::now();
+    // A cancelled pass removes nothing: the index of what was done is committed and the run
+    // stops.
+    let cancelled = || -> Result<()> {
+        if progress.cancelled() {
+            commit_index(&shared)?;
+            return Err(Error::Cancelled);
+        }
+        Ok(())
+    };
+    run_pass(&shared)?;
+    cancelled()?;
+    commit_index(&shared)?;
+    progress.indexed(
+        shared.counts.documents.load(Ordering::Relaxed),
+        shared.counts.indexed.load(Ordering::Relaxed),
+        index_started.elapsed().as_secs_f64(),
+    );
+    if !cfg.index_only {
+        shared.counts.reset();
+        shared.seen.lock().map_err(|_| poisoned())?.clear();
+        shared.skips.lock().map_err(|_| poisoned())?.clear();
+        shared.index_phase.store(false, Ordering::Relaxed);
+        run_pass(&shared)?;
+        cancelled()?;
     }
 
     let removed = remove_deleted(&shared)?;
-    tracing::debug_span!(target: "rwkv::index", "index_commit").in_scope(|| {
-        shared
-            .index
-            .lock()
-            .map_err(|_| poisoned())?
-            .commit()
-            .map_err(Error::from)
-    })?;
+    commit_index(&shared)?;
 
     let corpus_state = if cfg.corpus_state {
         Some(fold_corpus(&shared, tokenizer.as_ref())?)
@@ -344,6 +363,7 @@ pub fn ingest(
         unchanged: c.unchanged.load(Ordering::Relaxed),
         refolded_corrupt: c.refolded_corrupt.load(Ordering::Relaxed),
         reindexed: c.reindexed.load(Ordering::Relaxed),
+        indexed: c.indexed.load(Ordering::Relaxed),
         removed,
         skipped: c.skipped.load(Ordering::Relaxed),
         failed: c.failed.load(Ordering::Relaxed),
@@ -351,6 +371,7 @@ pub fn ingest(
         tokens,
         checkpoints: c.checkpoints.load(Ordering::Relaxed),
         store_documents: stats.documents,
+        store_unfolded: shared.store.documents()?.iter().filter(|d| !d.is_folded()).count() as u64,
         store_checkpoints: stats.checkpoints,
         store_bytes: stats.blob_bytes,
         wall_seconds: wall,
@@ -361,6 +382,54 @@ pub fn ingest(
         state_bytes_per_checkpoint: model.state_spec().stored_bytes(cfg.state_precision) as u64,
         corpus_state: corpus_state.map(|p| p.display().to_string()),
     })
+}
+
+/// One pass over the sources: a producer feeding the workers, in the index phase or the fold.
+fn run_pass(shared: &Shared<'_>) -> Result<()> {
+    // Sources on a tokio runtime, feeding a bounded channel; fold workers drain it. A worker
+    // that fails or panics closes the channel, so the producer's next send fails and the run
+    // ends (it never waits on a channel no one reads).
+    let cfg = shared.cfg;
+    let jobs = cfg.jobs.max(1);
+    let (tx, rx) = mpsc::sync_channel::<Document>(jobs * 2);
+    let rx: Queue = Mutex::new(Some(rx));
+    let mut source_error = None;
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| produce(shared, tx));
+        // The index phase folds nothing: one document at a time per worker.
+        let lanes = if shared.index_phase.load(Ordering::Relaxed) {
+            1
+        } else {
+            cfg.lanes.max(1)
+        };
+        let rx = &rx;
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| scope.spawn(move || run_worker(shared, rx, lanes)))
+            .collect();
+        let mut first = |r: std::thread::Result<Result<()>>| {
+            let e = match r {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(payload) => Error::Panicked {
+                    documents: Vec::new(),
+                    message: panic_message(payload.as_ref()),
+                },
+            };
+            source_error.get_or_insert(e);
+        };
+        // The workers first: their error is the cause when the producer stops because of it.
+        let done: Vec<_> = workers.into_iter().map(|w| w.join()).collect();
+        done.into_iter().for_each(&mut first);
+        first(producer.join());
+    });
+    source_error.map_or(Ok(()), Err)
+}
+
+/// Makes what the index was given visible to readers.
+fn commit_index(shared: &Shared<'_>) -> Result<()> {
+    let _span = tracing::debug_span!(target: "rwkv::index", "index_commit").entered();
+    shared.index.lock().map_err(|_| poisoned())?.commit()?;
+    Ok(())
 }
 
 fn poisoned() -> Error {
@@ -405,7 +474,9 @@ fn produce(shared: &Shared<'_>, tx: mpsc::SyncSender<Document>) -> Result<()> {
                         &shared.counts.failed
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
-                    shared.progress.skipped(e.at(), e.reason());
+                    if !shared.index_phase.load(Ordering::Relaxed) {
+                        shared.progress.skipped(e.at(), e.reason());
+                    }
                     shared.skips.lock().map_err(|_| poisoned())?.push(Skip {
                         input: e.at().to_string(),
                         reason: e.reason().to_string(),
@@ -476,6 +547,7 @@ fn work(shared: &Shared<'_>, rx: &Queue, in_hand: &Mutex<Vec<String>>) -> Result
         hold(in_hand, &name, true);
         panic_for_tests(&name);
         match process(shared, &doc) {
+            Ok(_) if shared.index_phase.load(Ordering::Relaxed) => {}
             Ok(outcome) => shared.progress.done(&name, outcome),
             Err(e) => fold_failed(shared, name.clone(), e)?,
         }
@@ -593,8 +665,12 @@ fn triage(shared: &Shared<'_>, doc: &Document) -> Result<Option<&'static str>> {
     let hash = doc.hash.to_string();
     if let Some(rec) = shared.store.document(&id)?
         && rec.content_hash == hash
+        && (rec.is_folded() || shared.index_phase.load(Ordering::Relaxed))
     {
-        let intact = !shared.cfg.verify || blobs_intact(&shared.store, &id)?;
+        // Indexed and not folded: with --index-only that is all there is to do; otherwise it
+        // is folded now (below: `None`).
+        let index_phase = shared.index_phase.load(Ordering::Relaxed);
+        let intact = !rec.is_folded() || index_phase || !shared.cfg.verify || blobs_intact(&shared.store, &id)?;
         if intact {
             shared.counts.unchanged.fetch_add(1, Ordering::Relaxed);
             if !shared.indexed.contains(&id) {
@@ -609,7 +685,64 @@ fn triage(shared: &Shared<'_>, doc: &Document) -> Result<Option<&'static str>> {
         }
         shared.counts.refolded_corrupt.fetch_add(1, Ordering::Relaxed);
     }
+    if shared.index_phase.load(Ordering::Relaxed) {
+        index_document(shared, doc)?;
+        shared.counts.indexed.fetch_add(1, Ordering::Relaxed);
+        return Ok(Some("indexed"));
+    }
     Ok(None)
+}
+
+/// `--index-only`: the document's text, record (without checkpoints) and retrieval units
+/// (resuming from the start state) go into the store; nothing is folded.
+fn index_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
+    let (record, _plan) = document_record(shared, doc);
+    shared.texts.put(&record.content_hash, &doc.text)?;
+    shared.store.commit_document(record.clone(), Vec::new())?;
+    let units = {
+        let _span = tracing::debug_span!(target: "rwkv::index", "symbols", path = %record.source).entered();
+        units_from(&record, &[], &doc.text)
+    };
+    let mut index = shared.index.lock().map_err(|_| poisoned())?;
+    index.add_document_units(&record.id, units)?;
+    Ok(())
+}
+
+/// A document's tokens (its fold plan) and its record, without checkpoints.
+fn document_record(shared: &Shared<'_>, doc: &Document) -> (DocumentRecord, Vec<rwkv_reader::Piece>) {
+    let id = doc.id.to_string();
+    let name = doc.location();
+    let parts: Vec<usize> = doc.parts.iter().map(|p| p.start).collect();
+    let input = DocInput {
+        id: &id,
+        name: &name,
+        text: &doc.text,
+        parts: &parts,
+    };
+    let plan = tracing::debug_span!(target: "rwkv::tokenize", "tokenize", path = %name, bytes = doc.bytes())
+        .in_scope(|| shared.reader.plan(&input));
+    let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
+    let record = DocumentRecord {
+        id,
+        source: name,
+        kind: doc.kind.as_str().to_string(),
+        title: doc.title.clone(),
+        content_hash: doc.hash.to_string(),
+        byte_len: doc.bytes() as u64,
+        line_count: doc.lines() as u64,
+        token_count: doc_tokens,
+        parts: doc
+            .parts
+            .iter()
+            .map(|p| rwkv_store::Part {
+                title: p.title.clone(),
+                byte_offset: p.start as u64,
+                line: doc.line_of(p.start) as u64,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    (record, plan)
 }
 
 fn blobs_intact(store: &Store, id: &str) -> Result<bool> {
@@ -668,38 +801,9 @@ impl<D: Borrow<Document>> FoldJob<D> {
     /// Tokenizes the document, makes its record, stores its text and announces it.
     fn new(shared: &Shared<'_>, owned: D) -> Result<Self> {
         let doc = owned.borrow();
-        let id = doc.id.to_string();
-        let name = doc.location();
+        let (record, plan) = document_record(shared, doc);
+        let (id, name, doc_tokens) = (record.id.clone(), record.source.clone(), record.token_count);
         let parts: Vec<usize> = doc.parts.iter().map(|p| p.start).collect();
-        let input = DocInput {
-            id: &id,
-            name: &name,
-            text: &doc.text,
-            parts: &parts,
-        };
-        let plan = tracing::debug_span!(target: "rwkv::tokenize", "tokenize", path = %name, bytes = doc.bytes())
-            .in_scope(|| shared.reader.plan(&input));
-        let doc_tokens: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
-        let record = DocumentRecord {
-            id: id.clone(),
-            source: name.clone(),
-            kind: doc.kind.as_str().to_string(),
-            title: doc.title.clone(),
-            content_hash: doc.hash.to_string(),
-            byte_len: doc.bytes() as u64,
-            line_count: doc.lines() as u64,
-            token_count: doc_tokens,
-            parts: doc
-                .parts
-                .iter()
-                .map(|p| rwkv_store::Part {
-                    title: p.title.clone(),
-                    byte_offset: p.start as u64,
-                    line: doc.line_of(p.start) as u64,
-                })
-                .collect(),
-            ..Default::default()
-        };
         shared.progress.start(&name, doc_tokens);
         shared.texts.put(&record.content_hash, &doc.text)?;
         let fingerprint = shared.store.identity().model_fingerprint.clone();

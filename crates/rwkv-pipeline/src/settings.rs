@@ -69,6 +69,8 @@ pub struct IngestFlags {
     pub compress: bool,
     /// `--no-verify`.
     pub no_verify: bool,
+    /// `--index-only`.
+    pub index_only: bool,
     /// The source flags (walk, globs, caps, extraction jobs).
     pub sources: rwkv_sources::Options,
 }
@@ -133,6 +135,8 @@ pub struct IngestSettings {
     pub compress: bool,
     /// Verify stored blobs of unchanged documents.
     pub verify: bool,
+    /// Index without folding.
+    pub index_only: bool,
 }
 
 impl IngestSettings {
@@ -203,6 +207,7 @@ impl IngestSettings {
             corpus_state,
             compress,
             verify: !flags.no_verify,
+            index_only: flags.index_only,
         })
     }
 
@@ -227,6 +232,7 @@ impl IngestSettings {
             corpus_state: self.corpus_state,
             verify: self.verify,
             compress: self.compress,
+            index_only: self.index_only,
         })
     }
 }

@@ -54,6 +54,7 @@ fn cfg(inputs: Vec<String>, store: &Path) -> IngestConfig {
         corpus_state: false,
         verify: true,
         compress: false,
+        index_only: false,
     }
 }
 

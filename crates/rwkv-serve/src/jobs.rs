@@ -245,6 +245,7 @@ impl Jobs {
             corpus_state: false,
             verify: false,
             compress: false,
+            index_only: false,
         };
         self.map
             .lock()

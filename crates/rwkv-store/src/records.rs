@@ -137,6 +137,15 @@ pub struct DocumentRecord {
     pub committed_at_ms: u64,
 }
 
+impl DocumentRecord {
+    /// Whether the document's states are in the store. A folded document has at least its
+    /// first checkpoint; one committed without any (`rwkv-ingest --index-only`) is indexed
+    /// but not folded: questions about it re-read its text from the start state.
+    pub fn is_folded(&self) -> bool {
+        !self.checkpoints.is_empty()
+    }
+}
+
 /// Where a blob is and what it must hash to. Returned by `put_blob`, stored in each
 /// [`CheckpointRecord`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

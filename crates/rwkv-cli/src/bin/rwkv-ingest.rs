@@ -72,6 +72,11 @@ pub(crate) struct Args {
     /// Compress state blobs with zstd.
     #[arg(long)]
     pub compress: bool,
+    /// Only extract, tokenize and index the documents (symbols and full text), without folding
+    /// them: `rwkv-ask` answers from the index at once (generation re-reads a document from its
+    /// start), and a later run without this flag folds what was indexed.
+    #[arg(long)]
+    pub index_only: bool,
     /// Arithmetic of the fold: f32 (exact against the official implementation; default) or
     /// bf16 (about twice as fast on CPUs with AVX512-BF16, approximate). A store holds states
     /// of one kind: use the same value for every run on it.

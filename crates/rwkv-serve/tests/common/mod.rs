@@ -34,6 +34,7 @@ pub fn ingest_into(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, s
         corpus_state: false,
         verify: false,
         compress: false,
+        index_only: false,
     };
     rwkv_pipeline::ingest(&cfg, model, tokenizer, &NoProgress).unwrap();
 }

@@ -158,6 +158,7 @@ fn flags(args: &Args, matches: &clap::ArgMatches) -> anyhow::Result<IngestFlags>
         corpus_state: args.corpus_state,
         compress: args.compress,
         no_verify: args.no_verify,
+        index_only: args.index_only,
         sources: args.sources.options(),
     })
 }
@@ -256,6 +257,9 @@ fn print_summary(
         "{} documents: {} folded, {} unchanged, {} removed, {} skipped, {} failed",
         s.documents, s.folded, s.unchanged, s.removed, s.skipped, s.failed
     );
+    if s.indexed > 0 {
+        eprintln!("{} documents indexed without folding (--index-only)", s.indexed);
+    }
     if s.refolded_corrupt > 0 {
         eprintln!(
             "{} documents had damaged checkpoints and were folded again",
@@ -273,6 +277,12 @@ fn print_summary(
         "{} tokens in {:.1} s ({:.0} tokens/s), {} checkpoints written",
         s.tokens, s.wall_seconds, s.tokens_per_second, s.checkpoints
     );
+    if s.store_unfolded > 0 {
+        eprintln!(
+            "{} documents of the store are indexed but not folded: asking re-reads them from their start; rwkv-ingest without --index-only folds them",
+            s.store_unfolded
+        );
+    }
     eprintln!(
         "store {}: {} documents, {} checkpoints, {:.1} MB of state ({} state, {:.2} MB a checkpoint, one every {} tokens)",
         store.display(),
@@ -353,6 +363,16 @@ impl Progress for Bars {
     fn skipped(&self, input: &str, reason: &str) {
         if self.multi.is_some() {
             self.docs.println(format!("skipped {input}: {reason}"));
+        }
+    }
+    fn indexed(&self, documents: u64, new: u64, seconds: f64) {
+        let line = format!(
+            "indexed {documents} documents ({new} new or changed) in {seconds:.1} s: rwkv-ask answers from them now"
+        );
+        if self.multi.is_some() {
+            self.docs.println(line);
+        } else {
+            eprintln!("{line}");
         }
     }
 }

@@ -1,0 +1,134 @@
+//! `rwkv-ingest --index-only`: documents indexed without folding are answered at once, folded
+//! on demand for generation exactly as a full ingest would have stored them, and folded by a
+//! later run into the same blobs as an ingest that never saw the index-only run.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{blobs, manifest, root};
+
+/// `BIN ARGS --json --store STORE` from the repository root: its JSON output.
+fn run(bin: &str, args: &[&str], store: &Path) -> serde_json::Value {
+    let out = Command::new(bin)
+        .current_dir(root())
+        .args(args)
+        .args(["--json", "--store"])
+        .arg(store)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ingest(args: &[&str], store: &Path) -> serde_json::Value {
+    run(env!("CARGO_BIN_EXE_rwkv-ingest"), args, store)
+}
+
+fn ask(args: &[&str], store: &Path) -> serde_json::Value {
+    run(env!("CARGO_BIN_EXE_rwkv-ask"), args, store)
+}
+
+/// An answer's text, evidence (path, line, text) and sources (path, first line).
+type Said = (String, Vec<(String, u64, String)>, Vec<(String, u64)>);
+
+/// What an answer says, without its timings and checkpoint keys.
+fn said(v: &serde_json::Value) -> Said {
+    let evidence = v["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["path"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap(),
+                e["text"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let sources = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["path"].as_str().unwrap().to_string(),
+                s["line_start"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (v["text"].as_str().unwrap().to_string(), evidence, sources)
+}
+
+#[test]
+fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (early, full) = (tmp.path().join("early"), tmp.path().join("full"));
+    let input = "fixtures/code/src";
+
+    // The index alone: every document, no state.
+    let s = ingest(&[input, "--index-only"], &early);
+    let n = s["documents"].as_u64().unwrap();
+    assert!(n >= 3, "{s}");
+    assert_eq!((s["indexed"].as_u64(), s["folded"].as_u64()), (Some(n), Some(0)), "{s}");
+    assert_eq!(
+        (s["tokens"].as_u64(), s["store_checkpoints"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["store_unfolded"].as_u64(), Some(n), "{s}");
+    assert!(!early.join("blobs").exists() || blobs(&early).is_empty());
+    // Again: nothing to do.
+    let again = ingest(&[input, "--index-only"], &early);
+    assert_eq!(
+        (again["unchanged"].as_u64(), again["indexed"].as_u64()),
+        (Some(n), Some(0)),
+        "{again}"
+    );
+
+    let full_summary = ingest(&[input], &full);
+    assert_eq!(full_summary["store_unfolded"].as_u64(), Some(0));
+
+    // Evidence and sources at once; with generation, the same greedy answer as after the fold.
+    let q = "what does evaluate do?";
+    let a = ask(&[q], &early);
+    let b = ask(&[q], &full);
+    assert_eq!(said(&a), said(&b));
+    assert!(said(&a).1[0].0.ends_with("src/eval.py"), "{a}");
+    let generate = ["--generate", "--max-tokens", "12"];
+    let a = ask(&[&[q][..], &generate[..]].concat(), &early);
+    let b = ask(&[&[q][..], &generate[..]].concat(), &full);
+    assert_eq!(said(&a), said(&b));
+    assert!(!a["text"].as_str().unwrap().is_empty(), "{a}");
+    assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
+    assert_eq!(b["timings"]["folded_tokens"].as_u64(), Some(0), "{b}");
+    // A summary of a document that is not folded is read from its start, as the fold would.
+    let sum = [
+        "--summarize",
+        "fixtures/code/src/eval.py",
+        "--generate",
+        "--max-tokens",
+        "8",
+    ];
+    assert_eq!(ask(&sum, &early)["summary"], ask(&sum, &full)["summary"]);
+
+    // A run without --index-only folds what was indexed: the same blobs and checkpoints as the
+    // ingest that never saw the index.
+    let s = ingest(&[input], &early);
+    assert_eq!(
+        (s["folded"].as_u64(), s["store_unfolded"].as_u64()),
+        (Some(n), Some(0)),
+        "{s}"
+    );
+    assert_eq!(blobs(&early), blobs(&full));
+    assert_eq!(manifest(&early), manifest(&full));
+    // Folded documents stay folded under a later --index-only run.
+    let s = ingest(&[input, "--index-only"], &early);
+    assert_eq!(
+        (s["unchanged"].as_u64(), s["store_unfolded"].as_u64()),
+        (Some(n), Some(0)),
+        "{s}"
+    );
+    assert_eq!(blobs(&early), blobs(&full));
+}
