@@ -1,6 +1,7 @@
 //! `rwkv-ingest --index-only`: documents indexed without folding are answered at once, folded
-//! on demand for generation exactly as a full ingest would have stored them, and folded by a
-//! later run into the same blobs as an ingest that never saw the index-only run.
+//! on demand for generation exactly as a full ingest would have stored them (and committed by
+//! `rwkv-ask` unless another process holds the store), and folded by a later run into the same
+//! blobs as an ingest that never saw the index-only run.
 
 mod common;
 
@@ -103,10 +104,42 @@ fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
     assert!(!a["text"].as_str().unwrap().is_empty(), "{a}");
     assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
     assert_eq!(b["timings"]["folded_tokens"].as_u64(), Some(0), "{b}");
+    // That ask committed the document's fold: the same question again resumes a checkpoint.
+    let again = ask(&[&[q][..], &generate[..]].concat(), &early);
+    assert_eq!(said(&again), said(&a));
+    assert_eq!(again["timings"]["folded_tokens"].as_u64(), Some(0), "{again}");
+    // While another process holds the store (an ingest), the fold serves this answer only.
+    {
+        let model = rwkv_model::Model::load(&root().join(rwkv_cli::DEMO_MODEL)).unwrap();
+        let tok = rwkv_cli::choose_tokenizer("auto", &model).unwrap();
+        let ident = rwkv_reader::store_identity(
+            &model,
+            rwkv_model::FoldPrecision::F32,
+            rwkv_model::StatePrecision::Bf16,
+            tok.as_ref(),
+        );
+        let _held = rwkv_store::Store::open(&early, ident).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+            .current_dir(root())
+            .args([
+                "what does main do?",
+                "--generate",
+                "--max-tokens",
+                "4",
+                "--json",
+                "--store",
+            ])
+            .arg(&early)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("for this answer only"), "{err}");
+    }
     // A summary of a document that is not folded is read from its start, as the fold would.
     let sum = [
         "--summarize",
-        "fixtures/code/src/eval.py",
+        "fixtures/code/src/main.rs",
         "--generate",
         "--max-tokens",
         "8",
@@ -117,10 +150,11 @@ fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
     // ingest that never saw the index.
     let s = ingest(&[input], &early);
     assert_eq!(
-        (s["folded"].as_u64(), s["store_unfolded"].as_u64()),
-        (Some(n), Some(0)),
+        (s["folded"].as_u64(), s["unchanged"].as_u64()),
+        (Some(n - 1), Some(1)),
         "{s}"
     );
+    assert_eq!(s["store_unfolded"].as_u64(), Some(0), "{s}");
     assert_eq!(blobs(&early), blobs(&full));
     assert_eq!(manifest(&early), manifest(&full));
     // Folded documents stay folded under a later --index-only run.

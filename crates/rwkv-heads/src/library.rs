@@ -64,6 +64,8 @@ pub struct AskOptions {
 /// A cited source: `path:start-end`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Source {
+    /// The document's id in the store.
+    pub doc_id: String,
     /// Path or URL.
     pub path: String,
     /// First line.
@@ -90,6 +92,7 @@ impl Source {
     /// The source a retrieved unit is cited as.
     pub fn of(c: &Candidate) -> Source {
         Source {
+            doc_id: c.doc_id.clone(),
             path: c.path.clone(),
             line_start: c.line_start,
             line_end: c.line_end,

@@ -21,7 +21,7 @@ use rwkv_index::{Index, Unit};
 use rwkv_model::tokenizer::Tokenizer;
 use rwkv_model::{Model, State, StatePrecision};
 use rwkv_reader::{DocInput, Reader, ReaderBuilder, store_identity};
-use rwkv_sources::{Document, Input, Sources};
+use rwkv_sources::{DocId, DocKind, Document, Input, Sources};
 use rwkv_store::{
     CheckpointRecord, Compression, DocumentRecord, Key, ShardRecord, Store, StoreDir, StoreIdentity, TextStore,
     checkpoint_key,
@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// Settings of one ingest run (from CLI flags or a job file).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IngestConfig {
     /// Inputs: directories, files, WARC files, URLs.
     pub inputs: Vec<String>,
@@ -134,6 +134,8 @@ pub struct Summary {
     pub store_documents: u64,
     /// Of those, documents indexed but not folded (no states yet).
     pub store_unfolded: u64,
+    /// Tokens of the store's documents (folded or not): what a full fold reads.
+    pub store_tokens: u64,
     /// Checkpoints in the store after the run.
     pub store_checkpoints: u64,
     /// Bytes of state blobs in the store.
@@ -352,6 +354,7 @@ pub fn ingest(
         r.write(&cfg.store_dir)?;
     }
     let stats = shared.store.stats()?;
+    let docs = shared.store.documents()?;
     let c = &shared.counts;
     let wall = started.elapsed().as_secs_f64();
     let tokens = c.tokens.load(Ordering::Relaxed);
@@ -371,7 +374,8 @@ pub fn ingest(
         tokens,
         checkpoints: c.checkpoints.load(Ordering::Relaxed),
         store_documents: stats.documents,
-        store_unfolded: shared.store.documents()?.iter().filter(|d| !d.is_folded()).count() as u64,
+        store_unfolded: docs.iter().filter(|d| !d.is_folded()).count() as u64,
+        store_tokens: docs.iter().map(|d| d.token_count).sum(),
         store_checkpoints: stats.checkpoints,
         store_bytes: stats.blob_bytes,
         wall_seconds: wall,
@@ -423,6 +427,81 @@ fn run_pass(shared: &Shared<'_>) -> Result<()> {
         first(producer.join());
     });
     source_error.map_or(Ok(()), Err)
+}
+
+/// Folds documents a store holds indexed but not folded (`rwkv-ingest --index-only`) from
+/// their stored texts, exactly as an ingest folds them (same plan, spacing for the store's
+/// state precision, blobs and records), and commits them and their units: what `rwkv-ask` does
+/// after answering from a document it folded on demand, so the next question on it resumes a
+/// checkpoint. `store` is the identity the store was made with. Documents already folded,
+/// unknown, or whose text is not stored are left alone. Returns how many were folded. Fails
+/// with the store's or the index's lock error while another process (an ingest) writes it.
+pub fn fold_stored(
+    store_dir: &Path,
+    store: StoreIdentity,
+    model: &Model,
+    tokenizer: Arc<dyn Tokenizer>,
+    doc_ids: &[String],
+) -> Result<u64> {
+    let state_precision = match rwkv_store::FoldKind::parse(&store.model_fingerprint) {
+        Some((_, k)) if !k.state_bf16 => StatePrecision::F32,
+        _ => StatePrecision::Bf16,
+    };
+    let cfg = IngestConfig {
+        store_dir: store_dir.to_path_buf(),
+        state_precision,
+        jobs: 1,
+        lanes: 1,
+        ..IngestConfig::default()
+    };
+    let opened = Store::open(store_dir, store)?;
+    let (index, _) = Index::open_or_create(StoreDir::new(store_dir).index())?;
+    let shared = Shared {
+        cfg: &cfg,
+        model,
+        reader: ReaderBuilder::new(model, tokenizer)
+            .checkpoint_every(checkpoint_every(&cfg, model))
+            .build(),
+        store: opened,
+        texts: TextStore::new(store_dir),
+        index: Mutex::new(index),
+        indexed: BTreeSet::new(),
+        index_phase: AtomicBool::new(false),
+        progress: &NoProgress,
+        seen: Mutex::new(Vec::new()),
+        skips: Mutex::new(Vec::new()),
+        counts: Counts::default(),
+    };
+    let mut folded = 0;
+    for id in doc_ids {
+        let Some(rec) = shared.store.document(id)? else {
+            continue;
+        };
+        if rec.is_folded() {
+            continue;
+        }
+        let Some(text) = shared.texts.get(&rec.content_hash)? else {
+            continue;
+        };
+        let (Some(doc_id), Some(kind)) = (DocId::from_hex(&rec.id), DocKind::parse(&rec.kind)) else {
+            continue;
+        };
+        let parts = rec
+            .parts
+            .iter()
+            .map(|p| (p.title.clone(), p.byte_offset as usize))
+            .collect();
+        let Some(doc) = Document::from_stored(doc_id, kind, &rec.source, &rec.title, text, parts) else {
+            continue;
+        };
+        if doc.hash.to_string() != rec.content_hash || doc.location() != rec.source {
+            continue;
+        }
+        fold_document(&shared, &doc)?;
+        folded += 1;
+    }
+    commit_index(&shared)?;
+    Ok(folded)
 }
 
 /// Makes what the index was given visible to readers.

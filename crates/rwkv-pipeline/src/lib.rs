@@ -20,8 +20,8 @@ pub mod spec;
 
 pub use error::{Error, Result};
 pub use ingest::{
-    IngestConfig, NoProgress, Progress, Skip, Summary, UNIT_MAX_BYTES, UNIT_MAX_LINES, checkpoint_every, gc, in_shard,
-    ingest, merge, reindex_all, repair, units_from,
+    IngestConfig, NoProgress, Progress, Skip, Summary, UNIT_MAX_BYTES, UNIT_MAX_LINES, checkpoint_every, fold_stored,
+    gc, in_shard, ingest, merge, reindex_all, repair, units_from,
 };
 pub use settings::{IngestFlags, IngestSettings, SettingsError};
 pub use shard::{ShardError, ShardSpec};

@@ -39,6 +39,20 @@ impl DocId {
     }
 }
 
+impl DocId {
+    /// The id its [`fmt::Display`] form (32 hex digits) names, as a store records it.
+    pub fn from_hex(hex: &str) -> Option<DocId> {
+        if hex.len() != 32 || !hex.is_ascii() {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(DocId(id))
+    }
+}
+
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {
@@ -105,6 +119,16 @@ pub enum DocKind {
 }
 
 impl DocKind {
+    /// The kind [`DocKind::as_str`] names.
+    pub fn parse(name: &str) -> Option<DocKind> {
+        match name {
+            "code" => Some(DocKind::Code),
+            "book" => Some(DocKind::Book),
+            "web" => Some(DocKind::Web),
+            _ => None,
+        }
+    }
+
     /// `code`, `book` or `web`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -253,6 +277,31 @@ impl Document {
             decoding: meta.decoding,
             source_bytes: meta.source_bytes,
         })
+    }
+
+    /// A document as a store keeps it — id, kind, location ([`Document::location`]), title,
+    /// text and part starts `(title, byte offset)` — made again without its source: what a
+    /// store needs to fold a document it indexed. `None` for empty text.
+    pub fn from_stored(
+        id: DocId,
+        kind: DocKind,
+        location: &str,
+        title: &str,
+        text: String,
+        parts: Vec<(String, usize)>,
+    ) -> Option<Self> {
+        let is_url = kind == DocKind::Web || location.contains("://");
+        let meta = DocParts {
+            id,
+            kind,
+            path: (!is_url).then(|| PathBuf::from(location)),
+            url: is_url.then(|| location.to_string()),
+            title: title.to_string(),
+            language: None,
+            decoding: Decoding::default(),
+            source_bytes: text.len() as u64,
+        };
+        Document::new(meta, text, parts)
     }
 
     /// Number of lines (a final line without `\n` counts).

@@ -195,6 +195,22 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         ask::print_sources(&answer);
     }
+    // The answer read a document that was indexed but not folded: fold it into the store now,
+    // so the next question on it resumes a checkpoint (unless an ingest holds the store).
+    if answer.timings.folded_tokens > 0
+        && let Some(src) = answer.sources.first()
+    {
+        let ident = lib.store().identity().clone();
+        drop(lib);
+        match rwkv_pipeline::fold_stored(&args.store, ident, &model, tokenizer, std::slice::from_ref(&src.doc_id)) {
+            Ok(n) if n > 0 => eprintln!("rwkv-ask: folded {} into the store for the next question", src.path),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "rwkv-ask: {} was folded for this answer only: the store is busy or refused it ({e})",
+                src.path
+            ),
+        }
+    }
     Ok(ExitCode::Success)
 }
 
