@@ -58,12 +58,13 @@ walls = [float(b1) - float(a1), float(b2) - float(a2)]
 index_s = float(t1) - float(t0)
 tokens = idx["store_tokens"]
 t = asks[0]["timings"]
-rate = t["folded_tokens"] / (t["fold_ms"] / 1e3) if t["fold_ms"] > 0 else float("nan")
+# The fold and the re-read are the same forward pass over tokens: a full fold's speed.
+rate = (t["folded_tokens"] + t["read_tokens"]) / ((t["fold_ms"] + t["read_ms"]) / 1e3)
 if fs:
     full = json.load(open(f"{d}/full.json"))
     full_s, how = float(fe) - float(fs), f"measured ({full['tokens']:,} tokens, {full['tokens_per_second']:.0f} tok/s)"
 else:
-    full_s, how = tokens / rate, f"estimated: {tokens:,} tokens at the on-demand fold's {rate:.0f} tok/s"
+    full_s, how = tokens / rate, f"estimated: {tokens:,} tokens at the ask's {rate:.0f} tok/s (fold and re-read)"
 print(f"documents {idx['store_documents']}, tokens {tokens:,}, store {d}/store")
 print(f"| step | seconds | share of index + full ingest |")
 print(f"|---|---|---|")
@@ -71,10 +72,13 @@ total = index_s + full_s
 print(f"| index (--index-only) | {index_s:.1f} | {100 * index_s / total:.2f} % |")
 for i, (a, w) in enumerate(zip(asks, walls)):
     tm = a["timings"]
-    first = index_s + w if i == 0 else w
-    label = "fresh store → first answer token (index + ask)" if i == 0 else "the same question again"
+    to_first = (tm["load_ms"] + tm["first_token_ms"]) / 1e3
+    first = index_s + to_first if i == 0 else to_first
+    label = ("fresh store → first answer token (index, load, ask)" if i == 0
+             else "the same question again → first answer token")
     print(f"| {label} | {first:.1f} | {100 * first / total:.2f} % |")
-    print(f"|   ask {i + 1}: wall {w:.1f} s; retrieve {tm['retrieve_ms']:.0f} ms, fold {tm['fold_ms']:.0f} ms "
+    print(f"|   ask {i + 1}: wall {w:.1f} s (with the commit of its fold); load {tm['load_ms']:.0f} ms, "
+          f"retrieve {tm['retrieve_ms']:.0f} ms, fold {tm['fold_ms']:.0f} ms "
           f"({tm['folded_tokens']} tokens), restore {tm['restore_ms']:.0f} ms, read {tm['read_ms']:.0f} ms "
           f"({tm['read_tokens']} tokens), first token at {tm['first_token_ms']:.0f} ms | | |")
 print(f"| full ingest, {how} | {full_s:.1f} | |")

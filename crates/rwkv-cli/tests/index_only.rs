@@ -134,7 +134,10 @@ fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{err}");
-        assert!(err.contains("for this answer only"), "{err}");
+        assert!(err.contains("for this answer only") && err.contains("queued"), "{err}");
+        // The document is queued for the ingest that holds the store to fold first.
+        let queued = std::fs::read_to_string(early.join("asked")).unwrap();
+        assert_eq!(queued.lines().count(), 1, "{queued}");
     }
     // A summary of a document that is not folded is read from its start, as the fold would.
     let sum = [
@@ -155,6 +158,7 @@ fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
         "{s}"
     );
     assert_eq!(s["store_unfolded"].as_u64(), Some(0), "{s}");
+    assert!(!early.join("asked").exists(), "the queue is done with");
     assert_eq!(blobs(&early), blobs(&full));
     assert_eq!(manifest(&early), manifest(&full));
     // Folded documents stay folded under a later --index-only run.
@@ -165,4 +169,23 @@ fn an_index_only_store_answers_at_once_and_folds_into_the_same_store() {
         "{s}"
     );
     assert_eq!(blobs(&early), blobs(&full));
+}
+
+#[test]
+fn a_run_that_dies_folding_leaves_every_document_searchable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    // A fold worker panics on main.rs: the run ends (exit 2), after its index phase committed.
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(root())
+        .env("RWKV_TEST_PANIC_ON", "main.rs")
+        .args(["fixtures/code/src", "--fold-jobs", "1", "--json", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = ask(&["what does main do?"], &store);
+    assert!(said(&a).2.iter().any(|(p, _)| p.ends_with("src/main.rs")), "{a}");
+    let a = ask(&["what does main do?", "--generate", "--max-tokens", "4"], &store);
+    assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
 }

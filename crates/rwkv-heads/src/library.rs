@@ -137,7 +137,7 @@ pub struct Timings {
     /// Folding a document that is indexed but not folded (`rwkv-ingest --index-only`) from its
     /// start to the checkpoint before the best unit, in memory (0 when the store had its state).
     pub fold_ms: f64,
-    /// Tokens of that fold.
+    /// Tokens of that fold (the document's preamble included).
     pub folded_tokens: u64,
 }
 
@@ -340,11 +340,11 @@ impl<'m> Library<'m> {
         Ok(r)
     }
 
-    /// The state candidate `c` resumes from: its checkpoint (at or before the unit), or the
-    /// model's zero state when the document has none.
+    /// The state candidate `c` resumes from: its checkpoint (at or before the unit); for a
+    /// document indexed but not folded, that checkpoint's state folded on demand.
     fn unit_state(&self, c: &Candidate) -> Result<State> {
         if c.checkpoint.is_empty() {
-            Ok(self.model.new_state())
+            Ok(self.fold_on_demand(&c.doc_id, &c.path, c.byte_start as usize)?.state)
         } else {
             self.restore(&c.checkpoint)
         }
@@ -481,10 +481,10 @@ impl<'m> Library<'m> {
         on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Option<Answer>> {
         let t0 = Instant::now();
-        let Some(plan) = self.prepare(question, opts, opts.generate)? else {
+        // The evidence is shown as soon as it is found, before any restore or fold.
+        let Some(plan) = self.prepare(question, opts, opts.generate, on_evidence)? else {
             return Ok(None);
         };
-        on_evidence(&plan.evidence);
         let Plan {
             support,
             evidence,
@@ -527,14 +527,21 @@ impl<'m> Library<'m> {
     /// its own reading and generation (a server decoding many answers together) folds
     /// `tokens` into `state` and generates with `opts.template`'s stop.
     pub fn plan(&self, question: &str, opts: &AskOptions) -> Result<Option<Plan>> {
-        self.prepare(question, opts, true)
+        self.prepare(question, opts, true, &mut |_| {})
     }
 
-    fn prepare(&self, question: &str, opts: &AskOptions, restore: bool) -> Result<Option<Plan>> {
+    fn prepare(
+        &self,
+        question: &str,
+        opts: &AskOptions,
+        restore: bool,
+        on_evidence: &mut dyn FnMut(&[Evidence]),
+    ) -> Result<Option<Plan>> {
         let found = self.search(question, opts)?;
         if !found.answers() {
             return Ok(None);
         }
+        on_evidence(&found.evidence);
         let Found {
             retrieval,
             evidence,
@@ -617,13 +624,14 @@ impl<'m> Library<'m> {
             parts: &parts,
         };
         let _span = tracing::debug_span!(target: "rwkv::fold", "fold_on_demand", path = %rec.source).entered();
+        // Only the pieces that end at or before `until`: their last checkpoint is the one at or
+        // before it (the start checkpoint when none does).
+        let plan = reader.plan(&input);
+        let pieces = plan.iter().take_while(|p| p.bytes.end <= until).count();
         let mut found: Option<OnDemand> = None;
         let mut tokens = 0;
-        reader.fold(&input, |cp| {
-            tokens = cp.token_offset;
-            if cp.byte_offset > until && found.is_some() {
-                return ControlFlow::Break(());
-            }
+        reader.fold_planned(&input, &plan[..pieces], |cp| {
+            tokens = cp.state.tokens;
             found = Some(OnDemand {
                 state: cp.state.stored_as(precision),
                 byte_offset: cp.byte_offset,

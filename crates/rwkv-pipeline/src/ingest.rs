@@ -79,8 +79,11 @@ pub trait Progress: Sync {
     fn skipped(&self, _input: &str, _reason: &str) {}
     /// The index phase is committed: `documents` documents (of which `new` were indexed for
     /// the first time or changed) are searchable, in `seconds`; folding starts (unless
-    /// `--index-only`). The index phase itself reports nothing else.
-    fn indexed(&self, _documents: u64, _new: u64, _seconds: f64) {}
+    /// `--index-only`) and will read `to_fold` tokens (every unfolded document's; [`start`]
+    /// announces each again). The index phase itself reports nothing else.
+    ///
+    /// [`start`]: Progress::start
+    fn indexed(&self, _documents: u64, _new: u64, _seconds: f64, _to_fold: u64) {}
     /// Whether the run should stop: checked between documents. A cancelled run commits what it
     /// folded, removes nothing and ends with [`Error::Cancelled`].
     fn cancelled(&self) -> bool {
@@ -199,6 +202,11 @@ struct Shared<'a> {
     /// The index phase: documents are indexed, not folded (the whole run with
     /// `--index-only`, else its first pass).
     index_phase: AtomicBool,
+    /// Where the next read of the asked queue starts ([`StoreDir::read_asked`]); held while
+    /// the documents read from it fold.
+    asked_from: Mutex<u64>,
+    /// Documents folded ahead of the sources because they were asked about.
+    folded_early: Mutex<BTreeSet<String>>,
     progress: &'a dyn Progress,
     seen: Mutex<Vec<String>>,
     skips: Mutex<Vec<Skip>>,
@@ -304,6 +312,8 @@ pub fn ingest(
         index: Mutex::new(index),
         indexed,
         index_phase: AtomicBool::new(true),
+        asked_from: Mutex::new(0),
+        folded_early: Mutex::new(BTreeSet::new()),
         progress,
         seen: Mutex::new(Vec::new()),
         skips: Mutex::new(Vec::new()),
@@ -326,18 +336,32 @@ pub fn ingest(
     run_pass(&shared)?;
     cancelled()?;
     commit_index(&shared)?;
+    let to_fold = shared
+        .store
+        .documents()?
+        .iter()
+        .filter(|d| !d.is_folded())
+        .map(|d| d.token_count)
+        .sum();
     progress.indexed(
         shared.counts.documents.load(Ordering::Relaxed),
         shared.counts.indexed.load(Ordering::Relaxed),
         index_started.elapsed().as_secs_f64(),
+        if cfg.index_only { 0 } else { to_fold },
     );
     if !cfg.index_only {
         shared.counts.reset();
         shared.seen.lock().map_err(|_| poisoned())?.clear();
         shared.skips.lock().map_err(|_| poisoned())?.clear();
         shared.index_phase.store(false, Ordering::Relaxed);
+        fold_asked(&shared)?;
         run_pass(&shared)?;
         cancelled()?;
+        // Everything asked about is folded now.
+        let asked = StoreDir::new(&cfg.store_dir).asked();
+        if asked.exists() {
+            std::fs::remove_file(&asked).map_err(|e| Error::Io { path: asked, source: e })?;
+        }
     }
 
     let removed = remove_deleted(&shared)?;
@@ -467,11 +491,21 @@ pub fn fold_stored(
         index: Mutex::new(index),
         indexed: BTreeSet::new(),
         index_phase: AtomicBool::new(false),
+        asked_from: Mutex::new(0),
+        folded_early: Mutex::new(BTreeSet::new()),
         progress: &NoProgress,
         seen: Mutex::new(Vec::new()),
         skips: Mutex::new(Vec::new()),
         counts: Counts::default(),
     };
+    let folded = fold_ids(&shared, doc_ids)?;
+    commit_index(&shared)?;
+    Ok(folded)
+}
+
+/// Folds the documents `ids` names that the store holds indexed but not folded, from their
+/// stored texts, as the fold pass would; returns how many.
+fn fold_ids(shared: &Shared<'_>, doc_ids: &[String]) -> Result<u64> {
     let mut folded = 0;
     for id in doc_ids {
         let Some(rec) = shared.store.document(id)? else {
@@ -497,11 +531,35 @@ pub fn fold_stored(
         if doc.hash.to_string() != rec.content_hash || doc.location() != rec.source {
             continue;
         }
-        fold_document(&shared, &doc)?;
+        fold_document(shared, &doc)?;
         folded += 1;
     }
-    commit_index(&shared)?;
     Ok(folded)
+}
+
+/// Folds what `rwkv-ask` queued while this run held the store ([`StoreDir::push_asked`])
+/// ahead of the sources' order (no-op in the index phase).
+fn fold_asked(shared: &Shared<'_>) -> Result<()> {
+    if shared.index_phase.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let mut from = shared.asked_from.lock().map_err(|_| poisoned())?;
+    let dir = StoreDir::new(&shared.cfg.store_dir);
+    let (ids, end) = dir.read_asked(*from).map_err(|e| Error::Io {
+        path: dir.asked(),
+        source: e,
+    })?;
+    *from = end;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let unfolded: Vec<String> = ids
+        .into_iter()
+        .filter(|id| matches!(shared.store.document(id), Ok(Some(r)) if !r.is_folded()))
+        .collect();
+    fold_ids(shared, &unfolded)?;
+    shared.folded_early.lock().map_err(|_| poisoned())?.extend(unfolded);
+    Ok(())
 }
 
 /// Makes what the index was given visible to readers.
@@ -622,9 +680,12 @@ fn work(shared: &Shared<'_>, rx: &Queue, in_hand: &Mutex<Vec<String>>) -> Result
         if shared.progress.cancelled() {
             continue;
         }
+        fold_asked(shared)?;
         let name = doc.location();
         hold(in_hand, &name, true);
-        panic_for_tests(&name);
+        if !shared.index_phase.load(Ordering::Relaxed) {
+            panic_for_tests(&name);
+        }
         match process(shared, &doc) {
             Ok(_) if shared.index_phase.load(Ordering::Relaxed) => {}
             Ok(outcome) => shared.progress.done(&name, outcome),
@@ -635,8 +696,9 @@ fn work(shared: &Shared<'_>, rx: &Queue, in_hand: &Mutex<Vec<String>>) -> Result
     Ok(())
 }
 
-/// A test hook: a worker panics on a document whose name ends with the value of
-/// `RWKV_TEST_PANIC_ON` (how the tests make a worker panic in a real run).
+/// A test hook: a fold worker panics on a document whose name ends with the value of
+/// `RWKV_TEST_PANIC_ON` (how the tests make a worker panic in a real run; the index phase
+/// has committed by then).
 fn panic_for_tests(name: &str) {
     if let Ok(end) = std::env::var("RWKV_TEST_PANIC_ON")
         && !end.is_empty()
@@ -690,6 +752,10 @@ fn work_lanes(shared: &Shared<'_>, rx: &Queue, lanes: usize, in_hand: &Mutex<Vec
             };
             if shared.progress.cancelled() {
                 continue;
+            }
+            if let Err(e) = fold_asked(shared) {
+                stop(e);
+                return None;
             }
             match triage(shared, &doc) {
                 Ok(Some(outcome)) => shared.progress.done(&doc.location(), outcome),
@@ -749,6 +815,10 @@ fn triage(shared: &Shared<'_>, doc: &Document) -> Result<Option<&'static str>> {
         // Indexed and not folded: with --index-only that is all there is to do; otherwise it
         // is folded now (below: `None`).
         let index_phase = shared.index_phase.load(Ordering::Relaxed);
+        if !index_phase && shared.folded_early.lock().map_err(|_| poisoned())?.contains(&id) {
+            shared.counts.folded.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some("folded"));
+        }
         let intact = !rec.is_folded() || index_phase || !shared.cfg.verify || blobs_intact(&shared.store, &id)?;
         if intact {
             shared.counts.unchanged.fetch_add(1, Ordering::Relaxed);

@@ -413,3 +413,50 @@ fn a_bf16_fold_store_keeps_to_itself_and_repairs() {
     let (state, _) = State::from_bytes(Path::new("blob"), &bytes, &exact.state_spec(), Some("bytes")).unwrap();
     assert!(state.tokens > 0);
 }
+
+/// Records the order in which documents start folding.
+#[derive(Default)]
+struct Order(std::sync::Mutex<Vec<String>>);
+
+impl rwkv_pipeline::Progress for Order {
+    fn start(&self, name: &str, _tokens: u64) {
+        self.0.lock().unwrap().push(name.to_string());
+    }
+}
+
+#[test]
+fn documents_asked_about_before_the_fold_are_folded_first() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let tok: Arc<dyn Tokenizer> = Arc::new(BytesTokenizer);
+    let mut c = cfg(vec![root().join("fixtures/code/src").display().to_string()], &store);
+    c.jobs = 1;
+    c.index_only = true;
+    let s = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert_eq!((s.folded, s.store_unfolded), (0, s.store_documents));
+    // The document the sources give last is asked about (as rwkv-ask queues it).
+    c.index_only = false;
+    let order = Order::default();
+    let plain = tmp.path().join("plain");
+    let mut pc = cfg(c.inputs.clone(), &plain);
+    pc.jobs = 1;
+    ingest(&pc, &m, tok.clone(), &order).unwrap();
+    assert!(order.0.lock().unwrap().len() >= 3);
+    let last = order.0.lock().unwrap().last().unwrap().clone();
+    let id = {
+        let st = Store::open_read_only(&store, identity(&m, tok.as_ref())).unwrap();
+        st.documents()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.source == last)
+            .unwrap()
+            .id
+    };
+    rwkv_store::StoreDir::new(&store).push_asked(&id).unwrap();
+    let order = Order::default();
+    let s = ingest(&c, &m, tok.clone(), &order).unwrap();
+    assert_eq!(order.0.lock().unwrap().first(), Some(&last));
+    assert_eq!((s.folded, s.unchanged, s.store_unfolded), (s.documents, 0, 0));
+    assert!(!rwkv_store::StoreDir::new(&store).asked().exists());
+}

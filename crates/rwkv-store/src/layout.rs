@@ -9,6 +9,7 @@
 //! <root>/index/            the full-text index (tantivy; written by rwkv-index)
 //! <root>/shard.json        only in a shard store (see ShardRecord)
 //! <root>/summaries/        generated summaries cached by the query heads (any may be deleted)
+//! <root>/asked             ids of documents asked about before they were folded (a queue)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use crate::texts::TextStore;
 const TEXTS_DIR: &str = "texts";
 const INDEX_DIR: &str = "index";
 const SUMMARIES_DIR: &str = "summaries";
+const ASKED_FILE: &str = "asked";
 
 /// A store directory and the places of its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,5 +81,65 @@ impl StoreDir {
     /// The shard record (present only in a shard store).
     pub fn shard_record(&self) -> PathBuf {
         self.root.join(SHARD_FILE)
+    }
+
+    /// The queue of documents asked about before they were folded: one document id per line,
+    /// appended by `rwkv-ask` while an ingest holds the store; the ingest folds them first.
+    pub fn asked(&self) -> PathBuf {
+        self.root.join(ASKED_FILE)
+    }
+
+    /// Appends `doc_id` to the asked queue (one short line in one append, so concurrent
+    /// writers do not interleave).
+    pub fn push_asked(&self, doc_id: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.asked())?;
+        f.write_all(format!("{doc_id}\n").as_bytes())
+    }
+
+    /// The asked queue's ids from byte `from` on (whole lines only), and the byte where they
+    /// end: the `from` of the next read. An absent queue is empty.
+    pub fn read_asked(&self, from: u64) -> std::io::Result<(Vec<String>, u64)> {
+        let bytes = match std::fs::read(self.asked()) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+            Err(e) => return Err(e),
+        };
+        let start = (from as usize).min(bytes.len());
+        let end = bytes[start..]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(start, |i| start + i + 1);
+        let ids = String::from_utf8_lossy(&bytes[start..end])
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok((ids, end as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_asked_queue_reads_whole_lines_from_where_the_last_read_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StoreDir::new(dir.path());
+        assert_eq!(s.read_asked(0).unwrap(), (Vec::new(), 0));
+        s.push_asked("a1").unwrap();
+        s.push_asked("b2").unwrap();
+        let (ids, end) = s.read_asked(0).unwrap();
+        assert_eq!((ids, end), (vec!["a1".to_string(), "b2".to_string()], 6));
+        // A line still being written is left for the next read.
+        std::fs::write(s.asked(), "a1\nb2\nc3").unwrap();
+        assert_eq!(s.read_asked(end).unwrap(), (Vec::new(), 6));
+        s.push_asked("").unwrap();
+        assert_eq!(s.read_asked(end).unwrap(), (vec!["c3".to_string()], 9));
     }
 }

@@ -94,6 +94,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let (model_path, demo) = resolve_model_path(args.model.as_deref())?;
     let mut model = load_model(
         &model_path,
@@ -103,6 +104,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     .model;
     model.set_fold_precision(args.fold_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
+    // Loading the model and opening the store: `timings.load_ms` in --json.
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
         Ok(l) => l,
         Err(e @ rwkv_heads::Error::NoStore(_)) => {
@@ -191,24 +194,36 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::Partial);
     };
     if json {
-        println!("{}", serde_json::to_string(&answer)?);
+        let mut v = serde_json::to_value(&answer)?;
+        v["timings"]["load_ms"] = load_ms.into();
+        println!("{v}");
     } else {
         ask::print_sources(&answer);
     }
     // The answer read a document that was indexed but not folded: fold it into the store now,
     // so the next question on it resumes a checkpoint (unless an ingest holds the store).
-    if answer.timings.folded_tokens > 0
-        && let Some(src) = answer.sources.first()
+    if let Some(src) = answer.sources.first()
+        && answer.generated
+        && src.checkpoint.is_empty()
     {
         let ident = lib.store().identity().clone();
         drop(lib);
         match rwkv_pipeline::fold_stored(&args.store, ident, &model, tokenizer, std::slice::from_ref(&src.doc_id)) {
             Ok(n) if n > 0 => eprintln!("rwkv-ask: folded {} into the store for the next question", src.path),
             Ok(_) => {}
-            Err(e) => eprintln!(
-                "rwkv-ask: {} was folded for this answer only: the store is busy or refused it ({e})",
-                src.path
-            ),
+            Err(e) => {
+                // An ingest holds the store: it folds what was asked about first.
+                let queued = rwkv_store::StoreDir::new(&args.store).push_asked(&src.doc_id).is_ok();
+                eprintln!(
+                    "rwkv-ask: {} was folded for this answer only: the store is busy ({e}){}",
+                    src.path,
+                    if queued {
+                        "; queued for the running ingest to fold next"
+                    } else {
+                        ""
+                    }
+                );
+            }
         }
     }
     Ok(ExitCode::Success)

@@ -308,6 +308,8 @@ struct Bars {
     docs: ProgressBar,
     tokens: ProgressBar,
     current: Mutex<()>,
+    /// Set once the index phase said how many tokens the fold reads (the bar's length).
+    total_known: std::sync::atomic::AtomicBool,
 }
 
 impl Bars {
@@ -318,6 +320,7 @@ impl Bars {
                 docs: ProgressBar::hidden(),
                 tokens: ProgressBar::hidden(),
                 current: Mutex::new(()),
+                total_known: Default::default(),
             };
         }
         let multi = MultiProgress::new();
@@ -337,6 +340,7 @@ impl Bars {
             docs,
             tokens,
             current: Mutex::new(()),
+            total_known: Default::default(),
         }
     }
     fn finish(&self) {
@@ -351,7 +355,9 @@ impl Bars {
 impl Progress for Bars {
     fn start(&self, name: &str, tokens: u64) {
         let _g = self.current.lock();
-        self.tokens.inc_length(tokens);
+        if !self.total_known.load(std::sync::atomic::Ordering::Relaxed) {
+            self.tokens.inc_length(tokens);
+        }
         self.docs.set_message(name.to_string());
     }
     fn tokens(&self, n: u64) {
@@ -365,10 +371,15 @@ impl Progress for Bars {
             self.docs.println(format!("skipped {input}: {reason}"));
         }
     }
-    fn indexed(&self, documents: u64, new: u64, seconds: f64) {
-        let line = format!(
+    fn indexed(&self, documents: u64, new: u64, seconds: f64, to_fold: u64) {
+        let mut line = format!(
             "indexed {documents} documents ({new} new or changed) in {seconds:.1} s: rwkv-ask answers from them now"
         );
+        if to_fold > 0 {
+            line.push_str(&format!("; folding {to_fold} tokens"));
+            self.tokens.set_length(to_fold);
+            self.total_known.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.multi.is_some() {
             self.docs.println(line);
         } else {
