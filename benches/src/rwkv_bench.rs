@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 use rwkv_bench::qa::{Gold, QaQuestion, grep_baseline, hit_at, names_code, parse_questions};
 use rwkv_heads::sample::SamplerConfig;
 use rwkv_heads::{AskOptions, Library, Rank, Template};
+use rwkv_model::tokenizer::Tokenizer;
 
 mod serve_bench;
 
@@ -36,10 +38,16 @@ enum Cmd {
     /// against one alone (alternated, same run), time to first token and latency p50/p99;
     /// with --store, 32 concurrent /v1/ask against the same asked one by one.
     Serve(serve_bench::ServeArgs),
+    /// How the re-read before generation should reach the answering unit from the checkpoint
+    /// before it: fold the gap forward, skip it, or start from a fresh state. For each
+    /// answerable question, the model's bits/token of the best unit's text after the question
+    /// in each way, grouped by the gap's length in tokens.
+    Reread(RereadArgs),
 }
 
+/// A store, the question files asked of it and its model.
 #[derive(clap::Args, Debug)]
-struct QaArgs {
+struct Asked {
     /// The store the questions are asked of.
     #[arg(long)]
     store: PathBuf,
@@ -49,6 +57,37 @@ struct QaArgs {
     /// Model (default: $RWKV_MODEL, else the bundled demo model); the store's own.
     #[arg(long)]
     model: Option<PathBuf>,
+}
+
+impl Asked {
+    /// The model (the store's own), its tokenizer and the questions.
+    fn load(&self) -> anyhow::Result<(rwkv_model::Model, Arc<dyn Tokenizer>, Vec<(String, QaQuestion)>)> {
+        let (model_path, _demo) = rwkv_cli::resolve_model_path(self.model.as_deref())?;
+        let model = rwkv_cli::load_model(&model_path, rwkv_model::Weights::Auto, rwkv_model::Device::Cpu)?.model;
+        let tokenizer = rwkv_cli::choose_tokenizer("auto", &model)?;
+        Ok((model, tokenizer, read_questions(&self.questions)?))
+    }
+
+    /// The store opened for questions.
+    fn library<'m>(&self, model: &'m rwkv_model::Model, tokenizer: &Arc<dyn Tokenizer>) -> anyhow::Result<Library<'m>> {
+        Library::open(&self.store, model, tokenizer.clone())
+            .with_context(|| format!("opening store {}", self.store.display()))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct RereadArgs {
+    #[command(flatten)]
+    asked: Asked,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct QaArgs {
+    #[command(flatten)]
+    asked: Asked,
     /// Units retrieved (as `rwkv-ask --top`).
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -105,17 +144,14 @@ fn run(args: &Args) -> anyhow::Result<()> {
     match &args.cmd {
         Cmd::Qa(a) => qa(a),
         Cmd::Serve(a) => serve_bench::run(a),
+        Cmd::Reread(a) => reread(a),
     }
 }
 
-fn qa(a: &QaArgs) -> anyhow::Result<()> {
-    let (model_path, _demo) = rwkv_cli::resolve_model_path(a.model.as_deref())?;
-    let model = rwkv_cli::load_model(&model_path, rwkv_model::Weights::Auto, rwkv_model::Device::Cpu)?.model;
-    let tokenizer = rwkv_cli::choose_tokenizer("auto", &model)?;
-    let lib = Library::open(&a.store, &model, tokenizer.clone())
-        .with_context(|| format!("opening store {}", a.store.display()))?;
+/// Questions, with their set's name, from question files.
+fn read_questions(files: &[PathBuf]) -> anyhow::Result<Vec<(String, QaQuestion)>> {
     let mut questions: Vec<(String, QaQuestion)> = Vec::new();
-    for f in &a.questions {
+    for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let set = f
             .file_stem()
@@ -128,6 +164,140 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
     if questions.is_empty() {
         bail!("no questions");
     }
+    Ok(questions)
+}
+
+/// The tail of the gap the fourth way reads (tokens).
+const TAIL_TOKENS: usize = 128;
+
+/// Gap lengths (tokens, inclusive) the re-read table groups by.
+const GAP_BUCKETS: [(usize, usize); 5] = [(0, 0), (1, 128), (129, 512), (513, 2048), (2049, usize::MAX)];
+
+fn reread(a: &RereadArgs) -> anyhow::Result<()> {
+    use rwkv_model::likelihood::{log_likelihood, piece_tokens};
+    let (model, tokenizer, questions) = a.asked.load()?;
+    let lib = a.asked.library(&model, &tokenizer)?;
+    let piece = piece_tokens(model.config().vocab);
+    // Per bucket: questions, and the sums of bits/token (forward, skip, fresh), gap tokens and
+    // unit tokens.
+    let mut sums = [(0usize, [0f64; 4], 0usize, 0usize); GAP_BUCKETS.len()];
+    let mut rows = Vec::new();
+    for (set, q) in questions.iter().filter(|(_, q)| q.answerable) {
+        let r = lib.retrieve(&q.question, 3, Rank::Bm25)?;
+        let Some(c) = r.candidates.first().filter(|c| r.answers() && !c.checkpoint.is_empty()) else {
+            continue;
+        };
+        let Some(text) = lib.text_of(&c.doc_id)? else { continue };
+        let (from, start, end) = (c.checkpoint_offset as usize, c.byte_start as usize, c.byte_end as usize);
+        let (Some(gap), Some(unit)) = (text.get(from.min(start)..start), text.get(start..end)) else {
+            continue;
+        };
+        let head = tokenizer.encode(&format!("Question: {}\n\n", q.question));
+        let gap_t = tokenizer.encode(gap);
+        let unit_t = tokenizer.encode(unit);
+        if unit_t.len() < 2 {
+            continue;
+        }
+        let score = |mut state: rwkv_model::State, prefix: &[u32]| -> anyhow::Result<f64> {
+            let toks: Vec<u32> = prefix.iter().chain(&unit_t).copied().collect();
+            Ok(log_likelihood(&model, &mut state, &toks, prefix.len(), piece, |_| {})?.bits_per_token())
+        };
+        let with_gap: Vec<u32> = head.iter().chain(&gap_t).copied().collect();
+        // The gap's last lines within TAIL_TOKENS: skip to them, then fold forward.
+        let tail = gap
+            .match_indices('\n')
+            .map(|(i, _)| &gap[i + 1..])
+            .find(|t| tokenizer.encode(t).len() <= TAIL_TOKENS)
+            .unwrap_or("");
+        let with_tail: Vec<u32> = head.iter().chain(&tokenizer.encode(tail)).copied().collect();
+        let bits = [
+            score(lib.restore_checkpoint(&c.checkpoint)?, &with_gap)?,
+            score(lib.restore_checkpoint(&c.checkpoint)?, &head)?,
+            score(model.new_state(), &head)?,
+            score(lib.restore_checkpoint(&c.checkpoint)?, &with_tail)?,
+        ];
+        let b = GAP_BUCKETS
+            .iter()
+            .position(|&(lo, hi)| (lo..=hi).contains(&gap_t.len()))
+            .unwrap_or(0);
+        let s = &mut sums[b];
+        s.0 += 1;
+        for (acc, v) in s.1.iter_mut().zip(bits) {
+            *acc += v;
+        }
+        s.2 += gap_t.len();
+        s.3 += unit_t.len();
+        rows.push(serde_json::json!({"set": set, "question": q.question, "unit": format!("{}:{}-{}", c.path, c.line_start, c.line_end),
+            "gap_tokens": gap_t.len(), "unit_tokens": unit_t.len(),
+            "bits_per_token": {"forward": bits[0], "skip": bits[1], "fresh": bits[2], "skip_to_tail": bits[3]}}));
+    }
+    let mut table = Vec::new();
+    let mut all = (0usize, [0f64; 4], 0usize, 0usize);
+    for (&(lo, hi), s) in GAP_BUCKETS.iter().zip(&sums) {
+        all.0 += s.0;
+        for i in 0..4 {
+            all.1[i] += s.1[i];
+        }
+        all.2 += s.2;
+        all.3 += s.3;
+        let label = match (lo, hi) {
+            (0, 0) => "0 (unit at its checkpoint)".to_string(),
+            (lo, usize::MAX) => format!("> {}", lo - 1),
+            (lo, hi) => format!("{lo}–{hi}"),
+        };
+        table.push((label, *s));
+    }
+    table.push(("all".to_string(), all));
+    if a.json {
+        let t: Vec<_> = table
+            .iter()
+            .map(|(label, (n, b, g, u))| {
+                let d = (*n).max(1) as f64;
+                serde_json::json!({"gap": label, "questions": n, "forward": b[0] / d, "skip": b[1] / d, "fresh": b[2] / d, "skip_to_tail": b[3] / d,
+                    "mean_gap_tokens": *g as f64 / d, "mean_unit_tokens": *u as f64 / d})
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"store": a.asked.store, "buckets": t, "questions": rows})
+        );
+        return Ok(());
+    }
+    println!(
+        "bits/token of the best unit's text after the question, read four ways (store {})",
+        a.asked.store.display()
+    );
+    println!(
+        "| gap (tokens) | questions | forward | skip | skip to the gap's last {TAIL_TOKENS} tokens | fresh state | skip keeps of forward's gain | tail keeps | mean gap | mean unit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (label, (n, b, g, u)) in &table {
+        if *n == 0 {
+            continue;
+        }
+        let d = *n as f64;
+        let (f, s, z, t) = (b[0] / d, b[1] / d, b[2] / d, b[3] / d);
+        let keep = |x: f64| {
+            if z - f > 1e-9 {
+                format!("{:.0}%", 100.0 * (z - x) / (z - f))
+            } else {
+                "-".into()
+            }
+        };
+        println!(
+            "| {label} | {n} | {f:.3} | {s:.3} | {t:.3} | {z:.3} | {} | {} | {:.0} | {:.0} |",
+            keep(s),
+            keep(t),
+            *g as f64 / d,
+            *u as f64 / d
+        );
+    }
+    Ok(())
+}
+
+fn qa(a: &QaArgs) -> anyhow::Result<()> {
+    let (model, tokenizer, questions) = a.asked.load()?;
+    let lib = a.asked.library(&model, &tokenizer)?;
     // The stored texts, for the grep baseline.
     let mut docs: Vec<(String, String)> = Vec::new();
     for d in lib.store().documents()? {
@@ -146,6 +316,8 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
             _ => Rank::Bm25,
         },
         generate: false,
+        reread: rwkv_heads::Reread::default(),
+        read_tokens: rwkv_heads::default_read_tokens(model.config()),
     };
     let (mut ours, mut grep) = (Tally::default(), Tally::default());
     // Evidence hit@1 of answerable questions that name code as code, and of those in words only:
@@ -264,7 +436,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
         }
         rows.push(serde_json::json!({
             "set": set, "question": q.question, "answerable": q.answerable, "gold": q.gold,
-            "support": support,
+            "support": support, "named": found.retrieval.named,
             "ours": lines.iter().map(|(p, l)| format!("{p}:{l}")).collect::<Vec<_>>(),
             "grep": base.iter().map(|(p, l)| format!("{p}:{l}")).collect::<Vec<_>>(),
         }));
@@ -280,7 +452,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
             serde_json::json!({"ours": ours, "grep": grep, "median_ms": {"ours": t_ours, "grep": t_grep},
                 "hit1_naming_code": {"questions": by_form[0].0, "ours": by_form[0].1, "grep": by_form[0].2},
                 "hit1_words_only": {"questions": by_form[1].0, "ours": by_form[1].1, "grep": by_form[1].2},
-                "store": a.store, "questions": rows})
+                "store": a.asked.store, "questions": rows})
         );
         return Ok(());
     }
@@ -289,8 +461,8 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
         ours.questions,
         ours.answerable,
         ours.unanswerable,
-        a.questions.len(),
-        a.store.display()
+        a.asked.questions.len(),
+        a.asked.store.display()
     );
     println!(
         "| method | evidence hit@1 | hit@3 | source hit@3 | abstained right | abstained wrongly | median ms/question |"

@@ -283,6 +283,8 @@ fn two_questions_in_one_process_equal_two_processes() {
         template: rwkv_heads::Template::Plain,
         rank: rwkv_heads::Rank::Bm25,
         generate: true,
+        reread: rwkv_heads::Reread::default(),
+        read_tokens: rwkv_heads::default_read_tokens(model.config()),
     };
     let qs = ["what does evaluate do?", "how is main defined?"];
     let mut in_process = Vec::new();
@@ -319,6 +321,8 @@ fn the_first_text_arrives_before_generation_ends() {
         },
         rank: rwkv_heads::Rank::Bm25,
         generate: true,
+        reread: rwkv_heads::Reread::default(),
+        read_tokens: rwkv_heads::default_read_tokens(model.config()),
     };
     let mut stamps = Vec::new();
     let t0 = Instant::now();
@@ -554,4 +558,41 @@ fn a_damaged_manifest_names_the_repair() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("rwkv-ingest --repair"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_re_read_folds_the_gap_forward_reads_its_tail_or_skips_it_within_the_budget() {
+    // `main` starts on line 3 of src/main.rs: the checkpoint at the file's start is 27 bytes
+    // (tokens of the byte-level demo model) before it.
+    let q = "how is main defined?";
+    let timings = |extra: &[&str]| {
+        let mut a = vec![q, "--max-tokens", "1"];
+        a.extend_from_slice(extra);
+        let v = json(&a);
+        assert!(
+            v["sources"][0]["path"].as_str().unwrap().ends_with("src/main.rs"),
+            "{v}"
+        );
+        v["timings"].clone()
+    };
+    let n = |t: &serde_json::Value, k: &str| t[k].as_u64().unwrap();
+    let forward = timings(&["--reread", "forward", "--read-tokens", "100000"]);
+    assert_eq!(forward["reread"], "forward");
+    assert_eq!(n(&forward, "gap_tokens"), 27, "{forward}");
+    let skip = timings(&["--reread", "skip", "--read-tokens", "100000"]);
+    assert_eq!(skip["reread"], "skip");
+    assert_eq!(n(&forward, "read_tokens"), n(&skip, "read_tokens") + 27);
+    // The gap's last lines within 20 tokens: its blank line.
+    let tail = timings(&["--reread", "tail:20", "--read-tokens", "100000"]);
+    assert_eq!(tail["reread"], "tail");
+    assert_eq!(n(&tail, "read_tokens"), n(&skip, "read_tokens") + 1);
+    // The default folds forward when everything fits; a small budget is kept, the unit cut at
+    // a line and the other units left out.
+    assert_eq!(timings(&[])["reread"], "forward");
+    let small = timings(&["--read-tokens", "100"]);
+    assert!(n(&small, "read_tokens") <= 100, "{small}");
+    assert_ne!(small["reread"], "forward");
+    let (code, _, err) = ask(&[q, "--reread", "sideways"], store());
+    assert_eq!(code, 2);
+    assert!(err.contains("expected forward, skip, tail:N or auto"), "{err}");
 }

@@ -59,6 +59,70 @@ pub struct AskOptions {
     pub rank: Rank,
     /// Whether to generate an answer after the evidence (off: evidence and sources only).
     pub generate: bool,
+    /// How the re-read reaches the best unit from its checkpoint.
+    pub reread: Reread,
+    /// Most tokens re-read before generating (the gap when folded forward, the best unit, the
+    /// other units, the question twice and the prompt): the other units are left out, and the
+    /// best unit cut at a line, to stay within it. The re-read is most of the time to the
+    /// first token with a large model on a CPU (a 1.5B model reads ~50–100 tokens/s there).
+    pub read_tokens: usize,
+}
+
+/// Multiply-adds of the blocks the default re-read may cost: about 12 s with a 1.5B model on a
+/// 2-core CPU (~700 tokens at ~60 tokens/s), so that the first token comes within 15 s.
+pub const READ_BUDGET_MACS: f64 = 8e11;
+
+/// Default [`AskOptions::read_tokens`] for a model: the tokens whose block products cost
+/// [`READ_BUDGET_MACS`] (each token costs `n_layer · (4C² + 2C·d_ffn)` multiply-adds), between
+/// 256 and 8,192. 1.5B: ~660 tokens; 0.1B: ~8,192; the demo model: 8,192.
+pub fn default_read_tokens(info: &rwkv_model::ModelInfo) -> usize {
+    let c = info.n_embd as f64;
+    let per_token = info.n_layer as f64 * (4.0 * c * c + 2.0 * c * info.d_ffn as f64);
+    if per_token <= 0.0 {
+        return 8192;
+    }
+    (READ_BUDGET_MACS / per_token).clamp(256.0, 8192.0) as usize
+}
+
+/// Tokens of the gap's end that [`Reread::Auto`] reads when the whole gap does not fit the
+/// budget. Chosen with `rwkv-bench reread` on the QA sets (demo model): skipping to the gap's
+/// last 128 tokens kept 83–101% of what folding the whole gap gains over a fresh state (in
+/// bits/token of the unit), skipping the whole gap −18–74% (docs/benchmarks.md).
+pub const DEFAULT_TAIL_TOKENS: usize = 128;
+
+/// How the re-read before generation reaches the best unit from the checkpoint at or before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reread {
+    /// Fold the document forward from the checkpoint through the unit: the state an ingest
+    /// had at the unit, at the cost of reading the gap.
+    Forward,
+    /// Read the unit right after the checkpoint's state, skipping the gap.
+    Skip,
+    /// Skip to the gap's last lines within this many tokens, then fold forward through them
+    /// and the unit (the unit's enclosing lines: an `impl` head, a class, imports nearby).
+    Tail(usize),
+    /// Forward when the whole gap fits [`AskOptions::read_tokens`], else
+    /// `Tail(DEFAULT_TAIL_TOKENS)`.
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for Reread {
+    type Err = String;
+    /// `forward`, `skip`, `tail:N` or `auto`, as `--reread` takes them.
+    fn from_str(s: &str) -> std::result::Result<Reread, String> {
+        match s {
+            "forward" => Ok(Reread::Forward),
+            "skip" => Ok(Reread::Skip),
+            "auto" => Ok(Reread::Auto),
+            _ => match s.strip_prefix("tail:").map(str::parse) {
+                Some(Ok(n)) => Ok(Reread::Tail(n)),
+                _ => Err(format!(
+                    "unknown re-read {s:?} (expected forward, skip, tail:N or auto)"
+                )),
+            },
+        }
+    }
 }
 
 /// A cited source: `path:start-end`.
@@ -129,9 +193,14 @@ pub struct Timings {
     pub generate_ms: f64,
     /// Tokens generated.
     pub tokens: usize,
-    /// Tokens re-read before generation (from the checkpoint through the best unit, the
-    /// other units, the question twice and the prompt).
+    /// Tokens re-read before generation (the gap from the checkpoint when folded forward,
+    /// the best unit, the other units, the question twice and the prompt).
     pub read_tokens: usize,
+    /// Tokens of the document between the checkpoint and the best unit.
+    pub gap_tokens: usize,
+    /// How the re-read went over that gap: `forward` (all of it), `tail` (its last lines) or
+    /// `skip` (none of it).
+    pub reread: &'static str,
     /// Generated tokens per second.
     pub tokens_per_second: f64,
     /// Folding a document that is indexed but not folded (`rwkv-ingest --index-only`) from its
@@ -572,22 +641,20 @@ impl<'m> Library<'m> {
             timings.restore_ms = ms(t1);
             (state, best.checkpoint_offset)
         };
-        // Read the question, the best unit from its checkpoint on (the state continues there),
-        // the other units with their paths, and the question again, then the answer prompt.
-        let mut context = format!("Question: {question}\n\n");
-        if let Some(text) = self.text_of(&best.doc_id)? {
-            let from = (checkpoint_offset as usize).min(best.byte_start as usize);
-            context.push_str(text.get(from..best.byte_end as usize).unwrap_or(&best.text));
-        } else {
-            context.push_str(&best.text);
-        }
-        for c in cands.iter().skip(1) {
-            context.push_str(&format!("\n\nFile: {}\n", c.path));
-            context.push_str(&c.text);
-        }
-        context.push_str(&format!("\n\n{}", opts.template.prompt(question)));
-        let tokens = self.tokenizer.encode(&context);
-        timings.read_tokens = tokens.len();
+        let text = self.text_of(&best.doc_id)?;
+        let unit = text
+            .as_deref()
+            .and_then(|t| t.get(best.byte_start as usize..best.byte_end as usize))
+            .unwrap_or(&best.text);
+        let gap = text
+            .as_deref()
+            .and_then(|t| t.get((checkpoint_offset as usize).min(best.byte_start as usize)..best.byte_start as usize))
+            .unwrap_or("");
+        let read = self.read_plan(question, opts, gap, unit, &cands[1..]);
+        timings.read_tokens = read.tokens.len();
+        timings.gap_tokens = read.gap_tokens;
+        timings.reread = read.how;
+        let tokens = read.tokens;
         Ok(Some(Plan {
             support: retrieval.support,
             evidence,
@@ -596,6 +663,82 @@ impl<'m> Library<'m> {
             state: Some(state),
             tokens,
         }))
+    }
+
+    /// The tokens re-read before generating: the question, the gap from the checkpoint to the
+    /// best unit as [`AskOptions::reread`] says (all, its last lines, or none), the unit (cut
+    /// at a line to fit [`AskOptions::read_tokens`]), the other units with their paths while
+    /// they fit, and the question again with the answer prompt.
+    fn read_plan(&self, question: &str, opts: &AskOptions, gap: &str, unit: &str, others: &[Candidate]) -> ReadPlan {
+        let tok = self.tokenizer.as_ref();
+        let count = |s: &str| tok.encode(s).len();
+        let head = format!("Question: {question}\n\n");
+        let tail = format!("\n\n{}", opts.template.prompt(question));
+        let fixed = count(&head) + count(&tail);
+        let gap_tokens = count(gap);
+        let unit_tokens = count(unit);
+        let budget = opts.read_tokens.max(fixed + 1);
+        // The gap's last lines within `n` tokens.
+        let gap_tail = |n: usize| {
+            if gap_tokens <= n {
+                return gap;
+            }
+            gap.match_indices('\n')
+                .map(|(i, _)| &gap[i + 1..])
+                .find(|t| count(t) <= n)
+                .unwrap_or("")
+        };
+        let (read_gap, how) = match opts.reread {
+            Reread::Forward => (gap, "forward"),
+            Reread::Skip => ("", "skip"),
+            Reread::Tail(n) => (gap_tail(n), "tail"),
+            Reread::Auto if fixed + gap_tokens + unit_tokens <= budget => (gap, "forward"),
+            Reread::Auto => (
+                gap_tail(DEFAULT_TAIL_TOKENS.min(budget.saturating_sub(fixed + unit_tokens))),
+                "tail",
+            ),
+        };
+        let how = if read_gap.len() == gap.len() && !gap.is_empty() {
+            "forward"
+        } else if read_gap.is_empty() {
+            "skip"
+        } else {
+            how
+        };
+        let mut context = head;
+        let mut used = fixed + count(read_gap);
+        context.push_str(read_gap);
+        // The unit whole when it fits, else its first lines that do (at least one line).
+        let room = budget.saturating_sub(used);
+        let unit = if unit_tokens <= room || opts.reread == Reread::Forward {
+            unit
+        } else {
+            let mut end = unit.find('\n').map_or(unit.len(), |i| i + 1);
+            for (i, _) in unit.match_indices('\n') {
+                if count(&unit[..=i]) > room {
+                    break;
+                }
+                end = i + 1;
+            }
+            &unit[..end]
+        };
+        used += count(unit);
+        context.push_str(unit);
+        for c in others {
+            let piece = format!("\n\nFile: {}\n{}", c.path, c.text);
+            let n = count(&piece);
+            if used + n > budget {
+                continue;
+            }
+            used += n;
+            context.push_str(&piece);
+        }
+        context.push_str(&tail);
+        ReadPlan {
+            tokens: tok.encode(&context),
+            gap_tokens,
+            how,
+        }
     }
 
     /// The state an ingest would have stored at the checkpoint at or before byte `until` of a
@@ -658,6 +801,13 @@ impl<'m> Library<'m> {
     }
 }
 
+/// What the re-read before generation reads.
+struct ReadPlan {
+    tokens: Vec<u32>,
+    gap_tokens: usize,
+    how: &'static str,
+}
+
 /// A state folded on demand: where its checkpoint is and what the fold read.
 pub(crate) struct OnDemand {
     /// The state at the checkpoint.
@@ -670,4 +820,39 @@ pub(crate) struct OnDemand {
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rereads_parse() {
+        assert_eq!("forward".parse(), Ok(Reread::Forward));
+        assert_eq!("skip".parse(), Ok(Reread::Skip));
+        assert_eq!("tail:64".parse(), Ok(Reread::Tail(64)));
+        assert_eq!("auto".parse(), Ok(Reread::Auto));
+        assert!("tail:x".parse::<Reread>().is_err());
+    }
+
+    #[test]
+    fn the_read_budget_follows_the_model_size() {
+        let shape = |n_embd, n_layer, d_ffn| rwkv_model::ModelInfo {
+            generation: rwkv_model::Generation::V7,
+            arch: "x070",
+            vocab: 65536,
+            n_embd,
+            n_layer,
+            n_head: n_embd / 64,
+            head_size: 64,
+            d_ffn,
+            group_norm_eps: None,
+        };
+        // RWKV-7 G1 1.5B, 0.1B and a tiny model.
+        let big = default_read_tokens(&shape(2048, 24, 8192));
+        assert!((600..=700).contains(&big), "{big}");
+        assert_eq!(default_read_tokens(&shape(768, 12, 3072)), 8192);
+        assert_eq!(default_read_tokens(&shape(64, 2, 256)), 8192);
+        assert_eq!(default_read_tokens(&shape(8192, 64, 32768)), 256);
+    }
 }

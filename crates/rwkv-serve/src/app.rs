@@ -292,6 +292,8 @@ impl App {
             template: self.opts.template.clone(),
             rank: Rank::Bm25,
             generate,
+            reread: rwkv_heads::Reread::default(),
+            read_tokens: rwkv_heads::default_read_tokens(self.model.config()),
         }
     }
 
