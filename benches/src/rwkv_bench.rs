@@ -45,6 +45,9 @@ enum Cmd {
     Reread(RereadArgs),
 }
 
+/// Questions with the name of their set.
+type Questions = Vec<(String, QaQuestion)>;
+
 /// A store, the question files asked of it and its model.
 #[derive(clap::Args, Debug)]
 struct Asked {
@@ -61,7 +64,7 @@ struct Asked {
 
 impl Asked {
     /// The model (the store's own), its tokenizer and the questions.
-    fn load(&self) -> anyhow::Result<(rwkv_model::Model, Arc<dyn Tokenizer>, Vec<(String, QaQuestion)>)> {
+    fn load(&self) -> anyhow::Result<(rwkv_model::Model, Arc<dyn Tokenizer>, Questions)> {
         let (model_path, _demo) = rwkv_cli::resolve_model_path(self.model.as_deref())?;
         let model = rwkv_cli::load_model(&model_path, rwkv_model::Weights::Auto, rwkv_model::Device::Cpu)?.model;
         let tokenizer = rwkv_cli::choose_tokenizer("auto", &model)?;
@@ -149,8 +152,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// Questions, with their set's name, from question files.
-fn read_questions(files: &[PathBuf]) -> anyhow::Result<Vec<(String, QaQuestion)>> {
-    let mut questions: Vec<(String, QaQuestion)> = Vec::new();
+fn read_questions(files: &[PathBuf]) -> anyhow::Result<Questions> {
+    let mut questions: Questions = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let set = f
