@@ -118,6 +118,33 @@ pub fn document_progress() -> impl FnMut(usize, usize, &DocumentSummary) {
     }
 }
 
+/// A progress line for a document folded on demand, on a terminal (nothing otherwise): the
+/// path, tokens folded of the tokens to fold, tokens/s and the time left.
+pub fn fold_progress() -> rwkv_heads::FoldProgress {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Box::new(|_, _, _| {});
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "folding {msg} on demand: {bar:24} {pos}/{len} tokens  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Box::new(move |path, done, total| {
+        if bar.length() != Some(total) {
+            bar.reset();
+            bar.set_length(total);
+            bar.set_message(path.to_string());
+        }
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    })
+}
+
 /// Where generated text goes: streamed to stdout unless `json`; after Ctrl-C it asks the head
 /// to stop (the answer so far and its sources are still printed).
 pub fn text_sink(json: bool) -> impl FnMut(&str) -> ControlFlow<()> {

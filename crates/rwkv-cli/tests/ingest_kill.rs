@@ -1,5 +1,6 @@
-//! `rwkv-ingest` killed with SIGKILL at random points, and rerun after each kill, ends with the
-//! same manifest and the same state blobs as an uninterrupted run.
+//! `rwkv-ingest` killed with SIGKILL at random points (anywhere, and in its index phase), and
+//! `rwkv-ask` killed while it folds a document on demand and commits it; the next runs resume
+//! and end with the same manifest and the same state blobs as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,18 +12,23 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+const INPUTS: [&str; 3] = [
+    "fixtures/code",
+    "fixtures/books/lighthouse.txt",
+    "fixtures/books/notes.md",
+];
+
 fn ingest_cmd(store: &Path) -> Command {
+    ingest_with(store, &["--checkpoint-every", "48"])
+}
+
+/// `rwkv-ingest` of the inputs with `extra` flags into `store`, quiet.
+fn ingest_with(store: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"));
     c.current_dir(root())
-        .args([
-            "fixtures/code",
-            "fixtures/books/lighthouse.txt",
-            "fixtures/books/notes.md",
-            "--checkpoint-every",
-            "48",
-            "--json",
-            "--store",
-        ])
+        .args(INPUTS)
+        .args(extra)
+        .args(["--json", "--store"])
         .arg(store)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -89,21 +95,146 @@ fn sigkill_at_random_points_then_rerun_gives_the_uninterrupted_store() {
             kills += 1;
         }
         assert!(ingest_cmd(&store).status().unwrap().success());
-        let gc = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
-            .current_dir(root())
-            .args(["--gc", "--json", "--store"])
-            .arg(&store)
-            .output()
-            .unwrap();
-        assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
-        assert_eq!(snapshot(&store), expected, "round {rounds}, killed after {delay:?}");
-        assert_eq!(
-            walk(&store.join("blobs")),
-            walk(&clean.join("blobs")),
-            "round {rounds}: orphan blobs left"
+        assert_same_after_gc(
+            &store,
+            &clean,
+            &expected,
+            &format!("round {rounds}, killed after {delay:?}"),
         );
         std::fs::remove_dir_all(&store).unwrap();
     }
+}
+
+/// `rwkv-ingest --gc`, then `store` must equal `clean` (its `expected` snapshot): manifest,
+/// blob bytes, and no orphan blob.
+fn assert_same_after_gc(store: &Path, clean: &Path, expected: &[String], what: &str) {
+    let gc = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
+        .current_dir(root())
+        .args(["--gc", "--json", "--store"])
+        .arg(store)
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert_eq!(snapshot(store), expected, "{what}");
+    assert_eq!(
+        walk(&store.join("blobs")),
+        walk(&clean.join("blobs")),
+        "{what}: orphan blobs left"
+    );
+}
+
+/// A generator of delays: xorshift from a fixed seed, uniform below `max`.
+struct Delays(u64);
+
+impl Delays {
+    fn next(&mut self, max: Duration) -> Duration {
+        let x = &mut self.0;
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        Duration::from_micros(*x % (max.as_micros() as u64 + 1))
+    }
+}
+
+/// Spawn `cmd`, kill it with SIGKILL after `delay`; whether it was killed (had not finished).
+fn kill_after(mut cmd: Command, delay: Duration) -> bool {
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill();
+    !child.wait().unwrap().success()
+}
+
+#[test]
+fn sigkill_in_the_index_phase_then_rerun_gives_the_uninterrupted_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    assert!(ingest_with(&clean, &[]).status().unwrap().success());
+    let expected = snapshot(&clean);
+    // How long starting and indexing take: an --index-only run of the same inputs.
+    let t0 = std::time::Instant::now();
+    assert!(
+        ingest_with(&tmp.path().join("index-only"), &["--index-only"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let index_phase = t0.elapsed();
+    let mut delays = Delays(0x9E3779B97F4A7C15);
+    let mut kills = 0;
+    for round in 0..12 {
+        let store = tmp.path().join(format!("killed-{round}"));
+        let delay = delays.next(index_phase);
+        kills += usize::from(kill_after(ingest_with(&store, &[]), delay));
+        assert!(ingest_with(&store, &[]).status().unwrap().success());
+        assert_same_after_gc(
+            &store,
+            &clean,
+            &expected,
+            &format!("round {round}, killed after {delay:?}"),
+        );
+    }
+    assert!(kills >= 6, "only {kills} of 12 runs were killed before finishing");
+}
+
+#[test]
+fn sigkill_of_rwkv_ask_folding_on_demand_then_ingest_gives_the_uninterrupted_store() {
+    // The question is answered from the book, which the index-only store has not folded:
+    // rwkv-ask folds it on demand, answers, then folds it whole and commits it.
+    let q = "lighthouse keeper lamp";
+    let ask = |store: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"));
+        c.current_dir(root())
+            .args([q, "--generate", "--max-tokens", "4", "--json", "--store"])
+            .arg(store)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let clean = tmp.path().join("clean");
+    assert!(ingest_with(&clean, &[]).status().unwrap().success());
+    let expected = snapshot(&clean);
+    // One uninterrupted ask on an index-only store: it commits the book's fold.
+    let whole = tmp.path().join("asked");
+    assert!(ingest_with(&whole, &["--index-only"]).status().unwrap().success());
+    let t0 = std::time::Instant::now();
+    let out = ask(&whole).output().unwrap();
+    let asking = t0.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["sources"][0]["path"].as_str().unwrap().ends_with("lighthouse.txt"),
+        "{v}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("into the store"));
+    let mut delays = Delays(0xD1B54A32D192ED03);
+    let mut kills = 0;
+    for round in 0..10 {
+        let store = tmp.path().join(format!("killed-{round}"));
+        assert!(ingest_with(&store, &["--index-only"]).status().unwrap().success());
+        let delay = delays.next(asking);
+        kills += usize::from(kill_after(ask(&store), delay));
+        // The store answers after the kill, and an ingest then completes it.
+        let out = ask(&store).output().unwrap();
+        assert!(
+            out.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(ingest_with(&store, &[]).status().unwrap().success());
+        assert_same_after_gc(
+            &store,
+            &clean,
+            &expected,
+            &format!("round {round}, ask killed after {delay:?}"),
+        );
+        // The index knows the fold: the answer resumes a stored checkpoint.
+        let out = ask(&store).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_ne!(v["sources"][0]["checkpoint"], "", "round {round}: {v}");
+        assert_eq!(v["timings"]["folded_tokens"], 0, "round {round}: {v}");
+    }
+    assert!(kills >= 5, "only {kills} of 10 asks were killed before finishing");
 }
 
 fn walk(d: &Path) -> usize {

@@ -282,7 +282,12 @@ pub struct Library<'m> {
     store: Store,
     index: Index,
     texts: TextStore,
+    fold_progress: Option<FoldProgress>,
 }
+
+/// Told, while a document is folded on demand, its path, the tokens folded so far and the
+/// tokens to fold in all.
+pub type FoldProgress = Box<dyn Fn(&str, u64, u64) + Send + Sync>;
 
 /// An error opening a store's manifest: an I/O or redb failure that is not recognisably damage
 /// still names the repair, since a damaged file is its likeliest cause.
@@ -328,15 +333,21 @@ impl<'m> Library<'m> {
             StatePrecision::default(),
             tokenizer.as_ref(),
         );
-        let store = match Store::open_read_only(dir, ident.clone()) {
+        // A writer killed while committing (an ingest, or an rwkv-ask committing what it
+        // folded on demand) leaves the manifest to recover: recover it, then read.
+        let open = |ident: StoreIdentity| match Store::open_read_only(dir, ident.clone()) {
+            Err(rwkv_store::Error::NeedsRecovery { .. }) => {
+                let _ = Store::recover(dir);
+                Store::open_read_only(dir, ident)
+            }
+            r => r,
+        };
+        let store = match open(ident.clone()) {
             Err(e) => match variant_of_store(model, &e) {
-                Some(fingerprint) => Store::open_read_only(
-                    dir,
-                    StoreIdentity {
-                        model_fingerprint: fingerprint,
-                        ..ident
-                    },
-                )
+                Some(fingerprint) => open(StoreIdentity {
+                    model_fingerprint: fingerprint,
+                    ..ident
+                })
                 .map_err(|e| open_error(dir, e))?,
                 None => return Err(open_error(dir, e)),
             },
@@ -352,7 +363,15 @@ impl<'m> Library<'m> {
             store,
             index,
             texts: layout.text_store(),
+            fold_progress: None,
         })
+    }
+
+    /// Report the progress of every fold on demand (a document indexed but not folded, read
+    /// from its start to the unit a question needs: minutes with a large model) to `f`.
+    pub fn with_fold_progress(mut self, f: FoldProgress) -> Self {
+        self.fold_progress = Some(f);
+        self
     }
 
     /// The store.
@@ -773,7 +792,13 @@ impl<'m> Library<'m> {
         let pieces = plan.iter().take_while(|p| p.bytes.end <= until).count();
         let mut found: Option<OnDemand> = None;
         let mut tokens = 0;
-        reader.fold_planned(&input, &plan[..pieces], |cp| {
+        let total: u64 = plan[..pieces].iter().map(|p| p.tokens.len() as u64).sum();
+        let mut on_tokens = |done: u64| {
+            if let Some(f) = &self.fold_progress {
+                f(&rec.source, done, total);
+            }
+        };
+        reader.fold_planned_with_progress(&input, &plan[..pieces], &mut on_tokens, |cp| {
             tokens = cp.state.tokens;
             found = Some(OnDemand {
                 state: cp.state.stored_as(precision),

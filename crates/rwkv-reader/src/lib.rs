@@ -154,6 +154,9 @@ pub struct FoldSummary {
     pub stopped: bool,
 }
 
+/// Model chunks between two progress reports of [`Reader::fold_planned_with_progress`].
+pub const PROGRESS_CHUNKS: usize = 4;
+
 /// Builds a [`Reader`].
 pub struct ReaderBuilder<'m> {
     model: &'m Model,
@@ -321,6 +324,21 @@ impl<'m> Reader<'m> {
         &self,
         doc: &DocInput<'_>,
         plan: &[Piece],
+        sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
+    ) -> Result<FoldSummary> {
+        self.fold_planned_with_progress(doc, plan, &mut |_| {}, sink)
+    }
+
+    /// [`Reader::fold_planned`], telling `on_tokens` the document tokens folded so far every
+    /// [`PROGRESS_CHUNKS`] model chunks (a checkpoint span can take minutes with a large
+    /// model). The states are those of [`Reader::fold_planned`], bit for bit: a piece is
+    /// folded in slices that are whole multiples of the model's chunk length, which is how
+    /// sequence mode cuts it anyway.
+    pub fn fold_planned_with_progress(
+        &self,
+        doc: &DocInput<'_>,
+        plan: &[Piece],
+        on_tokens: &mut dyn FnMut(u64),
         mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
     ) -> Result<FoldSummary> {
         let mut start = self.start(doc)?;
@@ -340,7 +358,7 @@ impl<'m> Reader<'m> {
                 ..Default::default()
             });
         }
-        let mut s = self.fold_rest(doc, plan, resume, sink)?;
+        let mut s = self.fold_rest(doc, plan, resume, on_tokens, sink)?;
         s.preamble_tokens = preamble_tokens;
         s.checkpoints += 1;
         Ok(s)
@@ -355,7 +373,7 @@ impl<'m> Reader<'m> {
         sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
     ) -> Result<FoldSummary> {
         let plan = self.plan(doc);
-        self.fold_rest(doc, &plan, from, sink)
+        self.fold_rest(doc, &plan, from, &mut |_| {}, sink)
     }
 
     fn fold_rest(
@@ -363,8 +381,10 @@ impl<'m> Reader<'m> {
         doc: &DocInput<'_>,
         plan: &[Piece],
         from: ResumePoint,
+        on_tokens: &mut dyn FnMut(u64),
         mut sink: impl FnMut(Checkpoint) -> ControlFlow<()>,
     ) -> Result<FoldSummary> {
+        let slice = self.model.chunk_len().max(1) * PROGRESS_CHUNKS;
         let mut idx = 0;
         let mut tok = 0u64;
         while idx < plan.len() && (plan[idx].bytes.start < from.byte_offset || tok < from.token_offset) {
@@ -384,11 +404,14 @@ impl<'m> Reader<'m> {
         let mut seq = from.seq;
         let mut summary = FoldSummary::default();
         for piece in &plan[idx..] {
-            self.model
-                .forward_seq(&piece.tokens, &mut state, Logits::None)
-                .map_err(|e| model_err(doc, e))?;
+            for part in piece.tokens.chunks(slice) {
+                self.model
+                    .forward_seq(part, &mut state, Logits::None)
+                    .map_err(|e| model_err(doc, e))?;
+                summary.tokens += part.len() as u64;
+                on_tokens(summary.tokens);
+            }
             tok += piece.tokens.len() as u64;
-            summary.tokens += piece.tokens.len() as u64;
             seq += 1;
             summary.checkpoints += 1;
             let cp = Checkpoint {

@@ -199,3 +199,55 @@ fn plans_cover_the_text_exactly_with_a_multibyte_tokenizer() {
             .any(|p| p.bytes.end == inside_e + 1 && p.end_kind == CheckpointKind::Part)
     );
 }
+
+#[test]
+fn folds_report_progress_and_slicing_at_chunk_multiples_changes_no_state() {
+    let mut m = model();
+    m.set_chunk_len(4);
+    let text: String = (0..40).map(|i| format!("line {i}: let x{i} = {i} * 2;\n")).collect();
+    let toks: Vec<u32> = text.bytes().map(u32::from).collect();
+    // Sequence mode cuts its input into chunks anyway: slices of whole chunks fold alike.
+    let mut whole = m.new_state();
+    m.forward_seq(&toks, &mut whole, rwkv_model::Logits::None).unwrap();
+    let mut sliced = m.new_state();
+    for part in toks.chunks(4 * rwkv_reader::PROGRESS_CHUNKS) {
+        m.forward_seq(part, &mut sliced, rwkv_model::Logits::None).unwrap();
+    }
+    assert_eq!(whole.max_abs_diff(&sliced), 0.0);
+    // Progress comes every PROGRESS_CHUNKS chunks, rising to the document's tokens.
+    let reader = ReaderBuilder::new(&m, Arc::new(BytesTokenizer))
+        .checkpoint_every(300)
+        .build();
+    let doc = DocInput {
+        id: "d",
+        name: "a.rs",
+        text: &text,
+        parts: &[],
+    };
+    let plan = reader.plan(&doc);
+    let mut seen = Vec::new();
+    let mut with = Vec::new();
+    reader
+        .fold_planned_with_progress(&doc, &plan, &mut |n| seen.push(n), |c| {
+            with.push(c.state);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let total: u64 = plan.iter().map(|p| p.tokens.len() as u64).sum();
+    assert!(seen.len() as u64 >= total / 16, "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]) && seen.last() == Some(&total),
+        "{seen:?}"
+    );
+    let mut without = Vec::new();
+    reader
+        .fold(&doc, |c| {
+            without.push(c.state);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(with.len(), without.len());
+    for (a, b) in with.iter().zip(&without) {
+        assert_eq!(a.max_abs_diff(b), 0.0);
+    }
+}

@@ -97,6 +97,21 @@ impl Store {
         Self::finish_open(dir, identity, manifest)
     }
 
+    /// Let the manifest of the store in `dir` recover from an interrupted writer (a process
+    /// killed while committing): open it for writing once, which replays redb's recovery, and
+    /// close it. What a reader does when [`Store::open_read_only`] says
+    /// [`Error::NeedsRecovery`]; [`Error::Busy`] while a writer holds the store (that writer
+    /// has recovered it). Never creates a store.
+    pub fn recover(dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        if !dir.join(crate::manifest::MANIFEST_FILE).is_file() {
+            return Err(Error::NotAStore { dir: dir.to_path_buf() });
+        }
+        let (manifest, _) = Manifest::open_write(dir)?;
+        drop(manifest);
+        Ok(())
+    }
+
     fn finish_open(dir: PathBuf, identity: StoreIdentity, manifest: Manifest) -> Result<Store> {
         let (stored, schema, compression) = manifest.load_meta()?;
         if schema != SCHEMA_VERSION {

@@ -117,7 +117,8 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // Loading the model and opening the store: `timings.load_ms` in --json.
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
-        Ok(l) => l,
+        Ok(l) if args.json => l,
+        Ok(l) => l.with_fold_progress(ask::fold_progress()),
         Err(e @ rwkv_heads::Error::NoStore(_)) => {
             eprintln!("rwkv-ask: {e}");
             return Ok(ExitCode::Partial);
