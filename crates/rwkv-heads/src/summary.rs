@@ -314,7 +314,10 @@ impl Library<'_> {
             summary: summary.to_string(),
         };
         let Ok(bytes) = serde_json::to_vec(&entry) else { return };
-        let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        // One temporary file per call (a server summarizes on several threads).
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{key}.{}.{n}.tmp", std::process::id()));
         if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, &file).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

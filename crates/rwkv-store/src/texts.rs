@@ -40,12 +40,21 @@ impl TextStore {
             source: e,
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let tmp = self.dir.join(format!(".{hash}.{}.tmp", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        // One temporary file per call: two workers of one process may store the same text (a
+        // file and its vendored copy) at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.dir.join(format!(".{hash}.{}.{n}.tmp", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(io)
     }
 
     /// The text with this hash, if stored.
@@ -96,5 +105,34 @@ impl TextStore {
         std::fs::read_dir(&self.dir)
             .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_storing_the_same_text_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let texts = TextStore::new(dir.path());
+        let text = "the same text, twice in one tree\n".repeat(2000);
+        for round in 0..20 {
+            let hash = format!("{round:064x}");
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8).map(|_| s.spawn(|| texts.put(&hash, &text))).collect();
+                for h in handles {
+                    h.join().unwrap().unwrap();
+                }
+            });
+            assert_eq!(texts.get(&hash).unwrap().as_deref(), Some(text.as_str()));
+        }
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(StoreDir::new(dir.path()).texts())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
