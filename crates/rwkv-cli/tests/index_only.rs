@@ -32,9 +32,10 @@ fn ask(args: &[&str], store: &Path) -> serde_json::Value {
 }
 
 /// An answer's text, evidence (path, line, text) and sources (path, first line).
-type Said = (String, Vec<(String, u64, String)>, Vec<(String, u64)>);
+type Said = (String, Vec<(String, u64, String, String)>, Vec<(String, u64, String)>);
 
-/// What an answer says, without its timings and checkpoint keys.
+/// What an answer says, scores included (a fold must not move the ranking), without its
+/// timings and checkpoint keys.
 fn said(v: &serde_json::Value) -> Said {
     let evidence = v["evidence"]
         .as_array()
@@ -45,6 +46,7 @@ fn said(v: &serde_json::Value) -> Said {
                 e["path"].as_str().unwrap().to_string(),
                 e["line"].as_u64().unwrap(),
                 e["text"].as_str().unwrap().to_string(),
+                e["score"].to_string(),
             )
         })
         .collect();
@@ -56,6 +58,7 @@ fn said(v: &serde_json::Value) -> Said {
             (
                 s["path"].as_str().unwrap().to_string(),
                 s["line_start"].as_u64().unwrap(),
+                s["score"].to_string(),
             )
         })
         .collect();
@@ -185,7 +188,7 @@ fn a_run_that_dies_folding_leaves_every_document_searchable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     let a = ask(&["what does main do?"], &store);
-    assert!(said(&a).2.iter().any(|(p, _)| p.ends_with("src/main.rs")), "{a}");
+    assert!(said(&a).2.iter().any(|(p, _, _)| p.ends_with("src/main.rs")), "{a}");
     let a = ask(&["what does main do?", "--generate", "--max-tokens", "4"], &store);
     assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
 }

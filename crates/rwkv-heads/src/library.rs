@@ -404,6 +404,9 @@ impl<'m> Library<'m> {
             Rank::Model | Rank::Both => (top * 4).max(8),
         };
         let mut r = crate::retrieve::retrieve_units(&self.index, question, pool)?;
+        for c in &mut r.candidates {
+            self.resolve_checkpoint(c)?;
+        }
         if matches!(rank, Rank::Model | Rank::Both) && !r.candidates.is_empty() {
             let cands = &mut r.candidates;
             let ll: Vec<f32> = cands
@@ -426,6 +429,30 @@ impl<'m> Library<'m> {
             cands.truncate(top.max(1));
         }
         Ok(r)
+    }
+
+    /// Point `c` at the checkpoint at or before its start as the manifest has it now. The
+    /// index records the units once, when a document is indexed (before it is folded), and is
+    /// not rewritten when its states arrive: the manifest says which checkpoints exist, so a
+    /// fold changes nothing the ranking reads, and a question gets the same evidence before a
+    /// document is folded and after.
+    fn resolve_checkpoint(&self, c: &mut Candidate) -> Result<()> {
+        let cps = self.store.checkpoints_of(&c.doc_id)?;
+        let at = cps
+            .iter()
+            .filter(|cp| cp.byte_offset <= c.byte_start)
+            .max_by_key(|cp| (cp.byte_offset, cp.seq));
+        match at {
+            Some(cp) => {
+                c.checkpoint = cp.key.to_hex();
+                c.checkpoint_offset = cp.byte_offset;
+            }
+            None => {
+                c.checkpoint = String::new();
+                c.checkpoint_offset = 0;
+            }
+        }
+        Ok(())
     }
 
     /// The state candidate `c` resumes from: its checkpoint (at or before the unit); for a

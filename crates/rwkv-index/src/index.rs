@@ -453,6 +453,18 @@ impl Index {
         self.reload()
     }
 
+    /// Whether the committed index holds units of document `doc_id`.
+    pub fn holds_document(&self, doc_id: &str) -> Result<bool> {
+        let term = Term::from_field_text(self.fields.doc_id, doc_id);
+        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        let n = self
+            .reader
+            .searcher()
+            .search(&query, &tantivy::collector::Count)
+            .map_err(|e| tantivy_err(&self.dir, e))?;
+        Ok(n > 0)
+    }
+
     /// See the latest commit (of this handle or of the process writing the index).
     pub fn reload(&self) -> Result<()> {
         self.reader.reload().map_err(|e| tantivy_err(&self.dir, e))

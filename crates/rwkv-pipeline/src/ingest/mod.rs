@@ -686,16 +686,19 @@ impl<D: Borrow<Document>> FoldJob<D> {
         let name = &self.name;
         tracing::debug_span!(target: "rwkv::checkpoint", "commit", path = %name, checkpoints = committed.len())
             .in_scope(|| shared.store.commit_document(self.record.clone(), self.records))?;
+        // A document indexed before it was folded (the index phase, `--index-only`) keeps its
+        // units as they are: readers take checkpoints from the manifest, and rewriting the
+        // units would change the index's statistics, and so the ranking, for every question.
+        let mut index = shared.index.lock().map_err(|_| poisoned())?;
+        if index.holds_document(&self.id)? {
+            return Ok(());
+        }
         let units = {
             let _span = tracing::debug_span!(target: "rwkv::index", "symbols", path = %name).entered();
             units_from(&self.record, &committed, &self.doc.borrow().text)
         };
         let _span = tracing::debug_span!(target: "rwkv::index", "index", path = %name, units = units.len()).entered();
-        shared
-            .index
-            .lock()
-            .map_err(|_| poisoned())?
-            .add_document_units(&self.id, units)?;
+        index.add_document_units(&self.id, units)?;
         Ok(())
     }
 }
