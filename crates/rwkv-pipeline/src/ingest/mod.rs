@@ -497,6 +497,8 @@ fn index_document(shared: &Shared<'_>, doc: &Document) -> Result<()> {
         let _span = tracing::debug_span!(target: "rwkv::index", "symbols", path = %record.source).entered();
         units_from(&record, &[], &doc.text)
     };
+    let _span =
+        tracing::debug_span!(target: "rwkv::index", "index", path = %record.source, units = units.len()).entered();
     let mut index = shared.index.lock().map_err(|_| poisoned())?;
     index.add_document_units(&record.id, units)?;
     Ok(())
