@@ -207,11 +207,7 @@ fn reread(a: &RereadArgs) -> anyhow::Result<()> {
         };
         let with_gap: Vec<u32> = head.iter().chain(&gap_t).copied().collect();
         // The gap's last lines within TAIL_TOKENS: skip to them, then fold forward.
-        let tail = gap
-            .match_indices('\n')
-            .map(|(i, _)| &gap[i + 1..])
-            .find(|t| tokenizer.encode(t).len() <= TAIL_TOKENS)
-            .unwrap_or("");
+        let tail = rwkv_heads::last_lines(tokenizer.as_ref(), gap, TAIL_TOKENS);
         let with_tail: Vec<u32> = head.iter().chain(&tokenizer.encode(tail)).copied().collect();
         let bits = [
             score(lib.restore_checkpoint(&c.checkpoint)?, &with_gap)?,

@@ -31,7 +31,7 @@ pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template, TextStream, clean_user_text};
 pub use library::{
     Answer, AskOptions, DEFAULT_TAIL_TOKENS, FoldProgress, Found, Library, Plan, READ_BUDGET_MACS, Rank, Reread,
-    Source, SummaryTarget, Timings, default_read_tokens,
+    Source, SummaryTarget, Timings, default_read_tokens, last_lines,
 };
 pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
 pub use selftest::{RecallRow, SelfTestOptions};

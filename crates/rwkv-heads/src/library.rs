@@ -725,15 +725,7 @@ impl<'m> Library<'m> {
         let unit_tokens = count(unit);
         let budget = opts.read_tokens.max(fixed + 1);
         // The gap's last lines within `n` tokens.
-        let gap_tail = |n: usize| {
-            if gap_tokens <= n {
-                return gap;
-            }
-            gap.match_indices('\n')
-                .map(|(i, _)| &gap[i + 1..])
-                .find(|t| count(t) <= n)
-                .unwrap_or("")
-        };
+        let gap_tail = |n: usize| if gap_tokens <= n { gap } else { last_lines(tok, gap, n) };
         let (read_gap, how) = match opts.reread {
             Reread::Forward => (gap, "forward"),
             Reread::Skip => ("", "skip"),
@@ -853,6 +845,26 @@ impl<'m> Library<'m> {
     }
 }
 
+/// The last whole lines of `text` that make at most `n` tokens (empty when even its last line
+/// is longer). Lines are added from the end until the next would not fit, so the work grows
+/// with what is kept, not with `text`.
+pub fn last_lines<'t>(tokenizer: &dyn Tokenizer, text: &'t str, n: usize) -> &'t str {
+    let mut kept = text.len();
+    // Line starts from the end: after each `\n` (the text's final `\n` ends its last line).
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    for (i, _) in body.rmatch_indices('\n') {
+        if tokenizer.encode(&text[i + 1..]).len() > n {
+            return &text[kept..];
+        }
+        kept = i + 1;
+    }
+    if tokenizer.encode(text).len() <= n {
+        text
+    } else {
+        &text[kept..]
+    }
+}
+
 /// What the re-read before generation reads.
 struct ReadPlan {
     tokens: Vec<u32>,
@@ -885,6 +897,19 @@ mod tests {
         assert_eq!("tail:64".parse(), Ok(Reread::Tail(64)));
         assert_eq!("auto".parse(), Ok(Reread::Auto));
         assert!("tail:x".parse::<Reread>().is_err());
+    }
+
+    #[test]
+    fn the_last_lines_within_a_budget_are_whole_lines() {
+        let tok = rwkv_model::tokenizer::BytesTokenizer;
+        let text = "fn a() {}\n\nimpl Foo {\n    // x\n";
+        // Byte tokens: "    // x\n" is 9, "impl Foo {\n" 11 more.
+        assert_eq!(last_lines(&tok, text, 9), "    // x\n");
+        assert_eq!(last_lines(&tok, text, 19), "    // x\n");
+        assert_eq!(last_lines(&tok, text, 20), "impl Foo {\n    // x\n");
+        assert_eq!(last_lines(&tok, text, 21), "\nimpl Foo {\n    // x\n");
+        assert_eq!(last_lines(&tok, text, 8), "");
+        assert_eq!(last_lines(&tok, text, 1000), text);
     }
 
     #[test]
