@@ -87,6 +87,15 @@ pub struct Row {
     pub decode_tokens: usize,
     /// Decode speed: one token in, logits out, the argmax fed back.
     pub decode_tok_s: f64,
+    /// Bytes of weights one decode step reads (`Model::token_bytes`).
+    pub token_bytes: u64,
+    /// `decode_tok_s × token_bytes`: the read bandwidth decoding uses, GB/s.
+    pub decode_gb_s: f64,
+    /// The bandwidth limit measured in the same run: a plain summing read of as many bytes
+    /// (a buffer larger than the caches) on the same threads, best of 5, GB/s.
+    pub read_gb_s: f64,
+    /// `decode_gb_s / read_gb_s`.
+    pub bandwidth_ratio: f64,
     /// Bytes of one f32 checkpoint (`--state-precision f32`): the state serialized as the
     /// store writes it.
     pub checkpoint_bytes: u64,
@@ -326,7 +335,20 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
     }
     row.decode_tokens = steps;
     row.decode_tok_s = steps as f64 / t.elapsed().as_secs_f64();
-    say(format!("decode: {:.1} tok/s ({steps} steps)", row.decode_tok_s));
+    row.token_bytes = model.token_bytes() as u64;
+    row.decode_gb_s = row.decode_tok_s * row.token_bytes as f64 / 1e9;
+    if plan.device == rwkv_model::Device::Cpu {
+        row.read_gb_s = read_bandwidth(row.token_bytes as usize, plan.threads);
+        row.bandwidth_ratio = row.decode_gb_s / row.read_gb_s;
+    }
+    say(format!(
+        "decode: {:.1} tok/s ({steps} steps), {:.3} GB of weights a token: {:.1} GB/s, {:.2} of a plain read's {:.1} GB/s",
+        row.decode_tok_s,
+        row.token_bytes as f64 / 1e9,
+        row.decode_gb_s,
+        row.bandwidth_ratio,
+        row.read_gb_s
+    ));
     row.logits_finite = finite;
     row.peak_rss_bytes = peak_rss().unwrap_or(0);
     row.peak_rss_to_file = row.peak_rss_bytes as f64 / row.file_bytes as f64;
@@ -334,6 +356,72 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
 }
 
 /// GPU memory in use (MB) by nvidia-smi's count, 0 without it.
+/// The read bandwidth of `threads` threads summing a buffer of `bytes` (at least 256 MiB, at
+/// most 1 GiB: larger than any cache) split between them, best of 5 passes, GB/s. It is the
+/// limit of a bandwidth-bound mat-vec that reads as many bytes.
+pub fn read_bandwidth(bytes: usize, threads: usize) -> f64 {
+    let words = bytes.clamp(256 << 20, 1 << 30) / 8;
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let threads = threads.max(1);
+    let per = words.div_ceil(threads);
+    let mut best = 0f64;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let sum: u64 = std::thread::scope(|s| {
+            let hs: Vec<_> = buf.chunks(per).map(|part| s.spawn(move || sum_words(part))).collect();
+            hs.into_iter().map(|h| h.join().unwrap_or(0)).fold(0, u64::wrapping_add)
+        });
+        let secs = t.elapsed().as_secs_f64();
+        std::hint::black_box(sum);
+        best = best.max((words * 8) as f64 / secs / 1e9);
+    }
+    best
+}
+
+/// The wrapping sum of `words`, in the widest vectors the CPU has.
+fn sum_words(words: &[u64]) -> u64 {
+    fn plain(words: &[u64]) -> u64 {
+        let mut acc = [0u64; 32];
+        for c in words.chunks_exact(32) {
+            for (a, v) in acc.iter_mut().zip(c) {
+                *a = a.wrapping_add(*v);
+            }
+        }
+        acc.iter().fold(0u64, |a, b| a.wrapping_add(*b))
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn wide(words: &[u64]) -> u64 {
+            use std::arch::x86_64::*;
+            let mut acc = [_mm512_setzero_si512(); 4];
+            let blocks = words.chunks_exact(32);
+            let rest = plain(blocks.remainder());
+            for c in blocks {
+                for (j, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: `c` holds 32 words, four vectors of eight.
+                    *a = _mm512_add_epi64(*a, unsafe { _mm512_loadu_si512(c.as_ptr().add(8 * j).cast()) });
+                }
+            }
+            let v = _mm512_add_epi64(_mm512_add_epi64(acc[0], acc[1]), _mm512_add_epi64(acc[2], acc[3]));
+            (_mm512_reduce_add_epi64(v) as u64).wrapping_add(rest)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2(words: &[u64]) -> u64 {
+            plain(words)
+        }
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { wide(words) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { avx2(words) };
+        }
+    }
+    plain(words)
+}
+
 fn gpu_memory_mb() -> f64 {
     std::process::Command::new("nvidia-smi")
         .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits"])
@@ -380,13 +468,13 @@ fn official(
 }
 
 /// The table's header line.
-pub const HEADER: &str = "| shape | weights | held | file GB | load s | peak RSS GB | RSS/file | fold tok/s | decode tok/s | checkpoint MB (f32 / bf16) | weights GB |\n|---|---|---|---|---|---|---|---|---|---|---|";
+pub const HEADER: &str = "| shape | weights | held | file GB | load s | peak RSS GB | RSS/file | fold tok/s | decode tok/s | decode GB/s (of read limit) | checkpoint MB (f32 / bf16) | weights GB |\n|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 /// One row of the text table, and the official package's below it when measured.
 pub fn table_row(r: &Row) -> String {
     let gb = |b: u64| b as f64 / 1e9;
     let mut s = format!(
-        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.1} | {:.1} | {:.2} / {:.2} | {:.2} |",
+        "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2}x | {:.1} | {:.1} | {:.1} ({:.2} of {:.1}) | {:.2} / {:.2} | {:.2} |",
         r.shape,
         r.weights,
         r.held_weights,
@@ -396,6 +484,9 @@ pub fn table_row(r: &Row) -> String {
         r.peak_rss_to_file,
         r.fold_tok_s,
         r.decode_tok_s,
+        r.decode_gb_s,
+        r.bandwidth_ratio,
+        r.read_gb_s,
         r.checkpoint_bytes as f64 / 1e6,
         r.checkpoint_bf16_bytes as f64 / 1e6,
         gb(r.weight_bytes)
@@ -406,7 +497,7 @@ pub fn table_row(r: &Row) -> String {
             (Some(fold), Some(decode)) => {
                 let rss = f("peak_rss_bytes").unwrap_or(0.0);
                 s.push_str(&format!(
-                    "\n| {} | official `rwkv` {} | f32 | {:.2} | {:.2} | {:.2} | {:.2}x | {fold:.1} | {decode:.1} | – | – |",
+                    "\n| {} | official `rwkv` {} | f32 | {:.2} | {:.2} | {:.2} | {:.2}x | {fold:.1} | {decode:.1} | – | – | – |",
                     r.shape,
                     o.get("strategy").and_then(|v| v.as_str()).unwrap_or("cpu fp32"),
                     gb(r.file_bytes),

@@ -238,13 +238,18 @@ impl Mat {
 
     /// Bytes held, the bf16 fold's copy included.
     pub fn bytes(&self) -> usize {
-        let own = match &self.held {
+        self.own_bytes() + self.fold_copy.as_ref().map_or(0, Panels::bytes)
+    }
+
+    /// Bytes of the matrix as held, without the bf16 fold's copy: what a one-row product
+    /// (token mode) reads.
+    pub fn own_bytes(&self) -> usize {
+        match &self.held {
             Held::F32(wt) => wt.len() * 4,
             Held::Panels(p) => p.bytes(),
             Held::Rows(w) => w.bytes(),
             Held::Ggml(q) => q.bytes(),
-        };
-        own + self.fold_copy.as_ref().map_or(0, Panels::bytes)
+        }
     }
 
     /// Switch on the bf16 fold for this matrix: bf16 panels are multiplied as they are; f32

@@ -371,6 +371,18 @@ unsafe impl Sync for Out {}
 unsafe fn panels_range(x: &[f32], rows: usize, w: &Panels, dst: Out, p0: usize, p1: usize) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::Level::Avx512 {
+        if rows == 1 {
+            // One row (a generated token): several panels at once, so that enough independent
+            // sums are in flight to read the weights at memory speed.
+            let mut pi = p0;
+            while pi < p1 {
+                let np = avx512::ONE_ROW_PANELS.min(p1 - pi);
+                // SAFETY: as below, for panels pi .. pi + np.
+                unsafe { avx512::one_row(x.as_ptr(), w, pi, np, dst.0) };
+                pi += np;
+            }
+            return;
+        }
         for pi in p0..p1 {
             let col0 = pi * NR;
             let width = NR.min(w.n - col0);
@@ -526,6 +538,76 @@ mod avx512 {
         dispatch!(1 2 3 4 5 6 7 8 9 10 11 12)
     }
 
+    /// Panels [`one_row`] multiplies at once.
+    pub const ONE_ROW_PANELS: usize = 4;
+
+    /// One row `x` (`w.k` floats) times panels `pi .. pi + np` (`np ≤ ONE_ROW_PANELS`) into
+    /// `y` (the output row, `w.n` floats): the sums of [`kernel`]`::<1>` in the same order,
+    /// bit for bit, for several panels at a time.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `x` holds `w.k` floats, the panels exist, and `y` holds
+    /// `w.n` writable floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    pub unsafe fn one_row(x: *const f32, w: &Panels, pi: usize, np: usize, y: *mut f32) {
+        macro_rules! dispatch {
+            ($($n:literal)*) => {
+                match np {
+                    // SAFETY: forwarded from the caller.
+                    $($n => unsafe { one_row_n::<$n>(x, w, pi, y) },)*
+                    _ => unreachable!("1..=ONE_ROW_PANELS panels"),
+                }
+            };
+        }
+        const _: () = assert!(ONE_ROW_PANELS == 4);
+        dispatch!(1 2 3 4)
+    }
+
+    #[inline(always)]
+    unsafe fn one_row_n<const P: usize>(x: *const f32, w: &Panels, pi: usize, y: *mut f32) {
+        // SAFETY (whole body): bounds as documented on `one_row`.
+        unsafe {
+            let k = w.k;
+            let full = k / 2;
+            let mut acc0 = [_mm512_setzero_ps(); P];
+            let mut acc1 = [_mm512_setzero_ps(); P];
+            for p in 0..full {
+                let xl = _mm512_set1_ps(*x.add(2 * p));
+                let xh = _mm512_set1_ps(*x.add(2 * p + 1));
+                for q in 0..P {
+                    let [l0, l1, h0, h1] = load(w, pi + q, p);
+                    acc0[q] = _mm512_fmadd_ps(xl, l0, acc0[q]);
+                    acc1[q] = _mm512_fmadd_ps(xl, l1, acc1[q]);
+                    acc0[q] = _mm512_fmadd_ps(xh, h0, acc0[q]);
+                    acc1[q] = _mm512_fmadd_ps(xh, h1, acc1[q]);
+                }
+            }
+            if k % 2 == 1 {
+                let xl = _mm512_set1_ps(*x.add(2 * full));
+                let zero = _mm512_setzero_ps();
+                for q in 0..P {
+                    let [l0, l1, h0, h1] = load(w, pi + q, full);
+                    acc0[q] = _mm512_fmadd_ps(xl, l0, acc0[q]);
+                    acc1[q] = _mm512_fmadd_ps(xl, l1, acc1[q]);
+                    acc0[q] = _mm512_fmadd_ps(zero, h0, acc0[q]);
+                    acc1[q] = _mm512_fmadd_ps(zero, h1, acc1[q]);
+                }
+            }
+            for q in 0..P {
+                let col0 = (pi + q) * NR;
+                if w.kind == Kind::I8 {
+                    let s = w.scales.as_ptr().add(col0);
+                    acc0[q] = _mm512_mul_ps(acc0[q], _mm512_loadu_ps(s));
+                    acc1[q] = _mm512_mul_ps(acc1[q], _mm512_loadu_ps(s.add(16)));
+                }
+                let width = NR.min(w.n - col0);
+                let mask = if width >= 32 { u32::MAX } else { (1u32 << width) - 1 };
+                _mm512_mask_storeu_ps(y.add(col0), mask as u16, acc0[q]);
+                _mm512_mask_storeu_ps(y.add(col0 + 16), (mask >> 16) as u16, acc1[q]);
+            }
+        }
+    }
+
     #[inline(always)]
     unsafe fn kernel<const M: usize>(x: *const f32, w: &Panels, pi: usize, y: *mut f32, ldy: usize, width: usize) {
         // SAFETY (whole body): bounds as documented on `micro`.
@@ -651,14 +733,21 @@ mod tests {
 
     #[test]
     fn one_row_and_many_rows_give_the_same_bits() {
-        let (n, k) = (100, 258);
-        let vals: Vec<f32> = (0..n * k).map(|i| ((i * 31 % 997) as f32 / 498.0) - 1.0).collect();
-        let bytes = bytes_of(DType::BF16, &vals);
-        for kind in [Kind::Bf16, Kind::I8] {
+        // One row takes several panels at once (up to four, the last partly padded).
+        for (n, k, kind) in [
+            (100, 258, Kind::Bf16),
+            (100, 258, Kind::I8),
+            (200, 131, Kind::Bf16),
+            (200, 131, Kind::I8),
+            (40, 131, Kind::F16),
+        ] {
+            let vals: Vec<f32> = (0..n * k).map(|i| ((i * 31 % 997) as f32 / 498.0) - 1.0).collect();
+            let dtype = if kind == Kind::F16 { DType::F16 } else { DType::BF16 };
+            let bytes = bytes_of(dtype, &vals);
             let p = Panels::pack(
                 &Source {
                     bytes: &bytes,
-                    dtype: DType::BF16,
+                    dtype,
                     n,
                     k,
                     input_major: false,
@@ -672,7 +761,7 @@ mod tests {
             for r in 0..rows {
                 let mut one = vec![0f32; n];
                 matmul(&x[r * k..(r + 1) * k], 1, &p, &mut one);
-                assert_eq!(one, all[r * n..(r + 1) * n], "row {r}");
+                assert_eq!(one, all[r * n..(r + 1) * n], "{kind:?} {n}x{k} row {r}");
             }
         }
     }

@@ -7,8 +7,10 @@
 //! holds, and starts in the time it takes to fingerprint them.
 //!
 //! The product is the dot-product form: output `o` of row `r` is `Σᵢ x[r][i] · W[o][i]`, summed
-//! in 16 lanes (`i mod 16`, each lane in input order, zero past the end), then the lanes are
-//! added in one fixed tree ([`reduce`]). That order depends only on `in`, never on how many rows
+//! in 16 lanes (lane `(i mod 32) / 2`: inputs `2l` and `2l + 1` of each block of 32, each lane
+//! in input order, zero past the end), then the lanes are added in one fixed tree
+//! ([`reduce`]). Pairing neighbours lets a 32-bit lane of bf16 weights widen to two floats
+//! with one shift and one mask, no shuffle. That order depends only on `in`, never on how many rows
 //! a call has or which tile an output falls in, so folding in chunks of any length gives the
 //! same products bit for bit, and a generated token (one row) sums exactly as a fold would.
 
@@ -138,6 +140,18 @@ pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
     if rows == 0 || w.n == 0 {
         return;
     }
+    // The inputs in the kernels' order, in a buffer this thread keeps between calls (taken
+    // out while in use: a call nested in this one's pool work gets a fresh one).
+    thread_local! {
+        static PAIRS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    }
+    let mut pairs = PAIRS.with(std::cell::Cell::take);
+    pair_order(x, rows, w.k, &mut pairs);
+    let xs = Inputs {
+        x,
+        pairs: &pairs,
+        k: w.k,
+    };
     let threads = rayon::current_num_threads();
     let blocks = w.n.div_ceil(NO);
     let tasks = if rows * w.n * w.k >= PAR_MIN_WORK && threads > 1 {
@@ -148,22 +162,54 @@ pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
     let dst = Out(y.as_mut_ptr());
     if tasks <= 1 {
         // SAFETY: one task writes all of the output, whose extent was asserted.
-        unsafe { range(x, rows, w, dst, 0, w.n) };
-        return;
+        unsafe { range(&xs, rows, w, dst, 0, w.n) };
+    } else {
+        let per = blocks.div_ceil(tasks) * NO;
+        (0..w.n.div_ceil(per)).into_par_iter().for_each(|t| {
+            let (o0, o1) = (t * per, ((t + 1) * per).min(w.n));
+            // SAFETY: tasks cover disjoint output ranges, so each writes disjoint columns.
+            unsafe { range(&xs, rows, w, dst, o0, o1) };
+        });
     }
-    let per = blocks.div_ceil(tasks) * NO;
-    (0..w.n.div_ceil(per)).into_par_iter().for_each(|t| {
-        let (o0, o1) = (t * per, ((t + 1) * per).min(w.n));
-        // SAFETY: tasks cover disjoint output ranges, so each writes disjoint columns.
-        unsafe { range(x, rows, w, dst, o0, o1) };
-    });
+    PAIRS.with(|c| c.set(pairs));
+}
+
+/// The inputs of a product: as given (`rows × k`), and in pair order (see [`pair_order`]).
+struct Inputs<'a> {
+    x: &'a [f32],
+    pairs: &'a [f32],
+    k: usize,
+}
+
+impl Inputs<'_> {
+    /// Length of a row in pair order: `k` rounded up to a block of 32.
+    fn kp(&self) -> usize {
+        self.k.next_multiple_of(2 * L)
+    }
+}
+
+/// `x` (`rows × k`) rearranged for the kernels: each row padded with zeros to whole blocks
+/// of 32, each block as its 16 even inputs, then its 16 odd ones (lane `l` sums inputs `2l` and
+/// `2l + 1` of a block, which is how a 32-bit lane holds two bf16 weights).
+fn pair_order(x: &[f32], rows: usize, k: usize, out: &mut Vec<f32>) {
+    let kp = k.next_multiple_of(2 * L);
+    out.clear();
+    out.resize(rows * kp, 0.0);
+    for (src, dst) in x.chunks_exact(k).zip(out.chunks_exact_mut(kp)) {
+        for (b, block) in src.chunks(2 * L).enumerate() {
+            let d = &mut dst[b * 2 * L..(b + 1) * 2 * L];
+            for (j, &v) in block.iter().enumerate() {
+                d[(j % 2) * L + j / 2] = v;
+            }
+        }
+    }
 }
 
 /// Outputs `o0 .. o1` of every row.
 ///
 /// # Safety
 /// `dst` must point to `rows` rows of `w.n` floats that no other thread writes in these columns.
-unsafe fn range(x: &[f32], rows: usize, w: &Rows16, dst: Out, o0: usize, o1: usize) {
+unsafe fn range(x: &Inputs<'_>, rows: usize, w: &Rows16, dst: Out, o0: usize, o1: usize) {
     for r0 in (0..rows).step_by(ROW_BLOCK) {
         let r1 = (r0 + ROW_BLOCK).min(rows);
         for ob in (o0..o1).step_by(NO) {
@@ -185,13 +231,13 @@ unsafe fn range(x: &[f32], rows: usize, w: &Rows16, dst: Out, o0: usize, o1: usi
 }
 
 /// One tile: rows `rb .. rb + m` (`m ≤ MR`) times outputs `ob .. ob + ow` (`ow ≤ NO`).
-fn tile(x: &[f32], rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) {
+fn tile(x: &Inputs<'_>, rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) {
     #[cfg(target_arch = "x86_64")]
     if crate::simd::level() == crate::simd::Level::Avx512 {
         // SAFETY: the CPU has AVX-512F/BW/VL (checked by `level`); the rows and outputs exist.
-        return unsafe { avx512::tile(x, rb, m, w, ob, ow, out) };
+        return unsafe { avx512::tile(x.pairs, x.kp(), rb, m, w, ob, ow, out) };
     }
-    portable_tile(x, rb, m, w, ob, ow, out);
+    portable_tile(x.x, rb, m, w, ob, ow, out);
 }
 
 #[inline(always)]
@@ -210,10 +256,18 @@ fn portable_tile_g<A: Arch>(
         for (j, o) in orow.iter_mut().enumerate().take(ow) {
             let wr = w.row(ob + j);
             let mut acc = [0f32; L];
-            for (c, xs) in xr.chunks(L).enumerate() {
-                for (l, (&xv, a)) in xs.iter().zip(acc.iter_mut()).enumerate() {
-                    let e = 2 * (c * L + l);
-                    *a = A::fma(xv, widen(w.kind, u16::from_le_bytes([wr[e], wr[e + 1]])), *a);
+            for b in (0..k).step_by(2 * L) {
+                for (l, a) in acc.iter_mut().enumerate() {
+                    // Lane l takes inputs 2l and 2l + 1 of each block of 32, in that order;
+                    // past the end both are zero (as the kernels' masked loads read them).
+                    for i in [b + 2 * l, b + 2 * l + 1] {
+                        let (xv, wv) = if i < k {
+                            (xr[i], widen(w.kind, u16::from_le_bytes([wr[2 * i], wr[2 * i + 1]])))
+                        } else {
+                            (0.0, 0.0)
+                        };
+                        *a = A::fma(xv, wv, *a);
+                    }
                 }
             }
             *o = reduce(&acc);
@@ -228,13 +282,28 @@ mod avx512 {
 
     use super::{Kind, L, MR, NO, Rows16, reduce};
 
+    /// Rows of inputs in pair order ([`super::pair_order`]), `kp` apart.
+    #[derive(Clone, Copy)]
+    struct Pairs<'a>(&'a [f32], usize);
+
     /// See [`super::tile`].
     ///
     /// # Safety
-    /// The CPU must have AVX-512F/BW/VL; rows `rb .. rb + m` of `x` and outputs `ob .. ob + ow`
-    /// of `w` exist.
+    /// The CPU must have AVX-512F/BW/VL; rows `rb .. rb + m` of `x` (in pair order, rows `kp`
+    /// apart, `kp` a multiple of 32 covering `w.k`) and outputs `ob .. ob + ow` of `w` exist.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-    pub unsafe fn tile(x: &[f32], rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, out: &mut [[f32; NO]; MR]) {
+    pub unsafe fn tile(
+        x: &[f32],
+        kp: usize,
+        rb: usize,
+        m: usize,
+        w: &Rows16,
+        ob: usize,
+        ow: usize,
+        out: &mut [[f32; NO]; MR],
+    ) {
+        let x = Pairs(x, kp);
         macro_rules! dispatch {
             ($($mm:literal)*) => {
                 match m {
@@ -250,7 +319,7 @@ mod avx512 {
 
     #[inline(always)]
     unsafe fn kernel<const M: usize>(
-        x: &[f32],
+        x: Pairs<'_>,
         rb: usize,
         w: &Rows16,
         ob: usize,
@@ -262,32 +331,54 @@ mod avx512 {
         // the elements the masks allow.
         unsafe {
             let k = w.k;
-            let xp = x.as_ptr().add(rb * k);
+            let kp = x.1;
+            let xp = x.0.as_ptr().add(rb * kp);
             let wrow: [*const u16; NO] = std::array::from_fn(|j| {
                 let o = ob + if j < ow { j } else { 0 };
                 w.bytes.as_ptr().add(2 * o * k).cast::<u16>()
             });
             let mut acc = [[_mm512_setzero_ps(); NO]; M];
             let f16 = w.kind == Kind::F16;
-            let load = |p: *const u16, mask: __mmask16| -> __m512 {
-                let h = _mm256_maskz_loadu_epi16(mask, p.cast());
-                if f16 {
-                    _mm512_cvtph_ps(h)
-                } else {
-                    _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h)))
-                }
-            };
+            let high = _mm512_set1_epi32(0xFFFF_0000u32 as i32);
+            // The next tile's rows follow this tile's in memory: fetch them ahead as one
+            // sequential run, a tile's worth of lines over this tile's steps (short rows are
+            // too short for the hardware's per-stream prefetch to ramp up).
+            let ahead = w.bytes.as_ptr().wrapping_add(2 * (ob + NO) * k);
             let mut i = 0;
             while i < k {
-                let mask: __mmask16 = if k - i >= L { 0xFFFF } else { (1u16 << (k - i)) - 1 };
-                let wv: [__m512; NO] = std::array::from_fn(|j| load(wrow[j].add(i), mask));
-                for (r, accr) in acc.iter_mut().enumerate() {
-                    let xv = _mm512_maskz_loadu_ps(mask, xp.add(r * k + i));
-                    for j in 0..NO {
-                        accr[j] = _mm512_fmadd_ps(xv, wv[j], accr[j]);
+                // Only for one row (a generated token): a fold's tile reuses its weights for
+                // many rows, and its products are not bound by memory.
+                if M == 1 {
+                    let step = i / (2 * L);
+                    for c in 0..NO {
+                        _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add((step * NO + c) * 64).cast());
                     }
                 }
-                i += L;
+                let left = k - i;
+                let mask: __mmask32 = if left >= 2 * L { !0 } else { (1u32 << left) - 1 };
+                // Each block of 32 weights as inputs 2l (`we`) and 2l + 1 (`wo`) in lane l.
+                let mut we = [_mm512_setzero_ps(); NO];
+                let mut wo = [_mm512_setzero_ps(); NO];
+                for j in 0..NO {
+                    let h = _mm512_maskz_loadu_epi16(mask, wrow[j].add(i).cast());
+                    if f16 {
+                        we[j] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+                        wo[j] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(h)));
+                    } else {
+                        we[j] = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(h));
+                        wo[j] = _mm512_castsi512_ps(_mm512_and_si512(h, high));
+                    }
+                }
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    // Padded with zeros to whole blocks: no mask.
+                    let xe = _mm512_loadu_ps(xp.add(r * kp + i));
+                    let xo = _mm512_loadu_ps(xp.add(r * kp + i + L));
+                    for j in 0..NO {
+                        accr[j] = _mm512_fmadd_ps(xe, we[j], accr[j]);
+                        accr[j] = _mm512_fmadd_ps(xo, wo[j], accr[j]);
+                    }
+                }
+                i += 2 * L;
             }
             let mut lanes = [0f32; L];
             for (r, accr) in acc.iter().enumerate() {
@@ -330,6 +421,38 @@ mod tests {
         let w = Rows16::new(bytes.into(), kind, n, k);
         let vals = (0..n * k).map(|e| w.get(e / k, e % k)).collect();
         (w, vals)
+    }
+
+    #[test]
+    fn the_portable_tile_gives_the_fast_tiles_bits() {
+        for kind in [Kind::Bf16, Kind::F16] {
+            for k in [1, 15, 16, 17, 31, 32, 33, 37, 64, 100, 300] {
+                let (w, _) = matrix(NO + 3, k, kind);
+                let x = random(MR * k, 11);
+                let mut pairs = Vec::new();
+                pair_order(&x, MR, k, &mut pairs);
+                let xs = Inputs {
+                    x: &x,
+                    pairs: &pairs,
+                    k,
+                };
+                for m in 1..=MR {
+                    for (ob, ow) in [(0, NO), (3, 2), (NO, 3)] {
+                        let mut fast = [[0f32; NO]; MR];
+                        let mut slow = [[0f32; NO]; MR];
+                        tile(&xs, 0, m, &w, ob, ow, &mut fast);
+                        portable_tile(&x, 0, m, &w, ob, ow, &mut slow);
+                        let bits = |t: &[[f32; NO]; MR]| -> Vec<u32> {
+                            t.iter()
+                                .take(m)
+                                .flat_map(|r| r.iter().take(ow).map(|v| v.to_bits()))
+                                .collect()
+                        };
+                        assert_eq!(bits(&fast), bits(&slow), "{kind:?} k {k} rows {m} outputs {ob}+{ow}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

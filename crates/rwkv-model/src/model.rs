@@ -35,6 +35,7 @@ pub struct Model {
     rounded: Option<Weights>,
     held: &'static str,
     weight_bytes: usize,
+    token_bytes: usize,
 }
 
 impl Model {
@@ -140,6 +141,7 @@ impl Model {
             rounded,
             held: "f32",
             weight_bytes: 0,
+            token_bytes: 0,
         };
         model.measure();
         Ok(model)
@@ -217,6 +219,13 @@ impl Model {
         self.weight_bytes
     }
 
+    /// Bytes of weights one generated token reads: the matrices as held (the head included,
+    /// the bf16 fold's copies not) and one row of the embedding. Decode speed times this is
+    /// the memory bandwidth a token step uses.
+    pub fn token_bytes(&self) -> usize {
+        self.token_bytes
+    }
+
     /// Choose the arithmetic of sequence mode (folding). [`FoldPrecision::F32`] (the default)
     /// is exact against the official implementation; [`FoldPrecision::Bf16`] rounds the inputs
     /// of every multi-row matrix product to bf16 (keeping a packed bf16 copy of each matrix)
@@ -244,6 +253,7 @@ impl Model {
     /// Recount [`Model::weight_bytes`] and [`Model::held_weights`].
     fn measure(&mut self) {
         (self.weight_bytes, self.held) = self.arch.held();
+        self.token_bytes = self.arch.token_bytes();
     }
 
     /// The arithmetic of sequence mode.

@@ -37,6 +37,17 @@ pub(crate) trait CpuMats {
     fn extra_bytes(&self) -> usize {
         0
     }
+    /// Bytes of that a token step reads (one row of the embedding).
+    fn extra_token_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// [`BackendModel::token_bytes`] of a CPU generation.
+pub(crate) fn cpu_token_bytes(m: &mut dyn CpuMats) -> usize {
+    let mut total = m.extra_token_bytes();
+    m.for_each_mat(&mut |mat| total += mat.own_bytes());
+    total
 }
 
 /// [`BackendModel::set_fold_precision`] of a CPU generation.
@@ -87,6 +98,9 @@ macro_rules! cpu_forward {
             fn held(&mut self) -> (usize, &'static str) {
                 cpu_held(self)
             }
+            fn token_bytes(&mut self) -> usize {
+                cpu_token_bytes(self)
+            }
             fn device(&self) -> Device {
                 Device::Cpu
             }
@@ -104,6 +118,9 @@ impl CpuMats for V7 {
     }
     fn extra_bytes(&self) -> usize {
         self.embedding_bytes()
+    }
+    fn extra_token_bytes(&self) -> usize {
+        self.embedding_bytes() / self.config().vocab.max(1)
     }
 }
 
@@ -129,6 +146,9 @@ impl BackendModel for V7 {
     }
     fn held(&mut self) -> (usize, &'static str) {
         cpu_held(self)
+    }
+    fn token_bytes(&mut self) -> usize {
+        cpu_token_bytes(self)
     }
     fn v7_config(&self) -> Option<&v7::Config> {
         Some(self.config())

@@ -153,6 +153,11 @@ pub(crate) trait BackendModel: Send + Sync + std::fmt::Debug {
     fn set_fold_precision(&mut self, p: FoldPrecision);
     /// Bytes of weights held, and what holds the most of them (`"f32"`, `"bf16"`, `"q5_1"`, …).
     fn held(&mut self) -> (usize, &'static str);
+    /// Bytes of weights one token step reads: the matrices as held (not a fold's copies) and
+    /// one row of the embedding. The default is every byte held.
+    fn token_bytes(&mut self) -> usize {
+        self.held().0
+    }
     /// RWKV-7's own configuration, when this is RWKV-7.
     fn v7_config(&self) -> Option<&v7::Config> {
         None
