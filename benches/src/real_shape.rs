@@ -356,11 +356,11 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
 }
 
 /// GPU memory in use (MB) by nvidia-smi's count, 0 without it.
-/// The read bandwidth of `threads` threads summing a buffer of `bytes` (at least 256 MiB, at
+/// The read bandwidth of `threads` threads summing a buffer of `bytes` (at least 512 MiB, at
 /// most 1 GiB: larger than any cache) split between them, best of 5 passes, GB/s. It is the
 /// limit of a bandwidth-bound mat-vec that reads as many bytes.
 pub fn read_bandwidth(bytes: usize, threads: usize) -> f64 {
-    let words = bytes.clamp(256 << 20, 1 << 30) / 8;
+    let words = bytes.clamp(512 << 20, 1 << 30) / 8;
     let buf: Vec<u64> = (0..words as u64).collect();
     let threads = threads.max(1);
     let per = words.div_ceil(threads);
