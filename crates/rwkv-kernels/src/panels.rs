@@ -540,6 +540,8 @@ mod avx512 {
 
     /// Panels [`one_row`] multiplies at once.
     pub const ONE_ROW_PANELS: usize = 4;
+    /// How far ahead of its reads [`one_row`] prefetches each panel, bytes.
+    const PREFETCH_AHEAD: usize = 2048;
 
     /// One row `x` (`w.k` floats) times panels `pi .. pi + np` (`np ≤ ONE_ROW_PANELS`) into
     /// `y` (the output row, `w.n` floats): the sums of [`kernel`]`::<1>` in the same order,
@@ -571,9 +573,23 @@ mod avx512 {
             let full = k / 2;
             let mut acc0 = [_mm512_setzero_ps(); P];
             let mut acc1 = [_mm512_setzero_ps(); P];
+            // Bytes of one input pair in a panel, and where each panel's pairs start.
+            let (step, bases): (usize, [*const u8; P]) = match w.kind {
+                Kind::I8 => (
+                    2 * NR,
+                    std::array::from_fn(|q| w.q.as_ptr().add((pi + q) * w.kp * 2 * NR).cast()),
+                ),
+                _ => (
+                    4 * NR,
+                    std::array::from_fn(|q| w.words.as_ptr().add((pi + q) * w.kp * NR).cast()),
+                ),
+            };
             for p in 0..full {
                 let xl = _mm512_set1_ps(*x.add(2 * p));
                 let xh = _mm512_set1_ps(*x.add(2 * p + 1));
+                for base in bases {
+                    _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(p * step + PREFETCH_AHEAD).cast());
+                }
                 for q in 0..P {
                     let [l0, l1, h0, h1] = load(w, pi + q, p);
                     acc0[q] = _mm512_fmadd_ps(xl, l0, acc0[q]);
