@@ -89,7 +89,7 @@ for s in "${shapes[@]}"; do
     st=$MODELS/rwkv7-$s-s42.safetensors
     [ -f "$st" ] || "$make_model" --shape "$s" --seed 42 --out "$st"
     [ -f "$MODELS/rwkv7-$s-s42-bf16.gguf" ] ||
-        "$py" "$here/benches/serve/to_gguf.py" "$st" "$MODELS/rwkv7-$s-s42-bf16.gguf"
+        "$py" "$here/benches/serve/to_gguf.py" "$st" "$MODELS/rwkv7-$s-s42-bf16.gguf" >"$OUT/convert-$s.log" 2>&1
     [ -f "$MODELS/rwkv7-$s-s42-q8_0.gguf" ] ||
         "$bin/llama-quantize" "$MODELS/rwkv7-$s-s42-bf16.gguf" "$MODELS/rwkv7-$s-s42-q8_0.gguf" Q8_0 "$THREADS" \
             >"$OUT/quantize-$s.log" 2>&1

@@ -192,3 +192,34 @@ fn a_run_that_dies_folding_leaves_every_document_searchable() {
     let a = ask(&["what does main do?", "--generate", "--max-tokens", "4"], &store);
     assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
 }
+
+#[test]
+fn a_store_keeps_its_checkpoint_spacing_for_folds_on_demand_and_later_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (early, full) = (tmp.path().join("early"), tmp.path().join("full"));
+    // A book of ~5,000 tokens: many checkpoints at this spacing, one at the default.
+    let inputs = ["fixtures/books/lighthouse.txt"];
+    let every = ["--checkpoint-every", "256"];
+    ingest(&[&inputs[..], &["--index-only"][..], &every[..]].concat(), &early);
+    let settings = std::fs::read_to_string(early.join("settings.json")).unwrap();
+    assert!(settings.contains("\"checkpoint_every\": \"256\""), "{settings}");
+    ingest(&[&inputs[..], &every[..]].concat(), &full);
+
+    // The fold on demand (committed by the ask) follows the store's spacing, not the default...
+    let a = ask(
+        &["who keeps the lighthouse?", "--generate", "--max-tokens", "4"],
+        &early,
+    );
+    assert!(
+        a["sources"][0]["path"].as_str().unwrap().ends_with("lighthouse.txt"),
+        "{a}"
+    );
+    assert!(a["timings"]["folded_tokens"].as_u64().unwrap() > 0, "{a}");
+    assert!(blobs(&early).len() > 10, "the book's checkpoints, committed");
+    // ... and so does a later run that does not repeat the flag: the blobs and checkpoints of
+    // an ingest that always used it.
+    let s = ingest(&inputs, &early);
+    assert_eq!(s["store_unfolded"].as_u64(), Some(0), "{s}");
+    assert_eq!(blobs(&early), blobs(&full));
+    assert_eq!(manifest(&early), manifest(&full));
+}

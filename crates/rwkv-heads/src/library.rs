@@ -782,7 +782,8 @@ impl<'m> Library<'m> {
     /// The state an ingest would have stored at the checkpoint at or before byte `until` of a
     /// document that is indexed but not folded (`usize::MAX`: its last checkpoint): the
     /// document is folded from its start state (preamble, parts, and the checkpoint spacing
-    /// `rwkv-ingest` uses by default for the store's state precision) as far as that, in
+    /// the store's ingest recorded, else `rwkv-ingest`'s default for the store's state
+    /// precision) as far as that, in
     /// memory, and the state is rounded as the store keeps states. So an answer before the fold
     /// equals the answer after it.
     pub(crate) fn fold_on_demand(&self, doc_id: &str, path: &str, until: usize) -> Result<OnDemand> {
@@ -793,7 +794,9 @@ impl<'m> Library<'m> {
             Some((_, k)) if !k.state_bf16 => StatePrecision::F32,
             _ => StatePrecision::Bf16,
         };
-        let every = rwkv_reader::default_checkpoint_every(self.model.state_spec().stored_bytes(precision));
+        let every = StoreDir::new(self.store.dir())
+            .checkpoint_every()
+            .unwrap_or_else(|| rwkv_reader::default_checkpoint_every(self.model.state_spec().stored_bytes(precision)));
         let reader = rwkv_reader::ReaderBuilder::new(self.model, self.tokenizer.clone())
             .checkpoint_every(every)
             .build();

@@ -10,6 +10,7 @@
 //! <root>/shard.json        only in a shard store (see ShardRecord)
 //! <root>/summaries/        generated summaries cached by the query heads (any may be deleted)
 //! <root>/asked             ids of documents asked about before they were folded (a queue)
+//! <root>/settings.json     how the last ingest folded (`checkpoint_every`), for folds on demand
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ const TEXTS_DIR: &str = "texts";
 const INDEX_DIR: &str = "index";
 const SUMMARIES_DIR: &str = "summaries";
 const ASKED_FILE: &str = "asked";
+const SETTINGS_FILE: &str = "settings.json";
 
 /// A store directory and the places of its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,39 @@ impl StoreDir {
     /// The shard record (present only in a shard store).
     pub fn shard_record(&self) -> PathBuf {
         self.root.join(SHARD_FILE)
+    }
+
+    /// The fold settings the last ingest recorded (`{"checkpoint_every": "4096"}`): a fold on
+    /// demand (`rwkv-ask` before the ingest reached a document) follows them, so the document
+    /// gets the checkpoints the ingest would have given it.
+    pub fn settings(&self) -> PathBuf {
+        self.root.join(SETTINGS_FILE)
+    }
+
+    /// The checkpoint spacing the last ingest recorded, in tokens; `None` when no ingest
+    /// recorded one (a store made before the file existed) or the file cannot be read.
+    pub fn checkpoint_every(&self) -> Option<usize> {
+        let bytes = std::fs::read(self.settings()).ok()?;
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_slice(&bytes).ok()?;
+        map.get("checkpoint_every")?.parse().ok().filter(|&n: &usize| n > 0)
+    }
+
+    /// Record the checkpoint spacing of an ingest (atomically: a temporary file, fsynced, then
+    /// renamed over the old one). Nothing is written when the file already says `every`.
+    pub fn record_checkpoint_every(&self, every: usize) -> crate::Result<()> {
+        use std::io::Write;
+        if self.checkpoint_every() == Some(every) {
+            return Ok(());
+        }
+        let path = self.settings();
+        let tmp = self.root.join(format!(".{SETTINGS_FILE}.tmp"));
+        let map = std::collections::BTreeMap::from([("checkpoint_every", every.to_string())]);
+        let mut bytes = serde_json::to_vec_pretty(&map).unwrap_or_default();
+        bytes.push(b'\n');
+        let mut f = std::fs::File::create(&tmp).map_err(|e| crate::Error::io(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| crate::Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| crate::Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| crate::Error::io(&path, e))
     }
 
     /// The queue of documents asked about before they were folded: one document id per line,

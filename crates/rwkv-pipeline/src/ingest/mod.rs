@@ -171,10 +171,12 @@ pub struct Summary {
     pub corpus_state: Option<String>,
 }
 
-/// The tokens between checkpoints a run uses: `cfg`'s, or the default for the bytes one
-/// checkpoint of `model`'s state takes at `cfg`'s state precision.
+/// The tokens between checkpoints a run uses: `cfg`'s, else what the store's last ingest
+/// recorded ([`StoreDir::checkpoint_every`]: a store keeps its spacing from run to run), else
+/// the default for the bytes one checkpoint of `model`'s state takes at `cfg`'s state precision.
 pub fn checkpoint_every(cfg: &IngestConfig, model: &Model) -> usize {
     cfg.checkpoint_every
+        .or_else(|| StoreDir::new(&cfg.store_dir).checkpoint_every())
         .unwrap_or_else(|| rwkv_reader::default_checkpoint_every(model.state_spec().stored_bytes(cfg.state_precision)))
 }
 
@@ -283,6 +285,8 @@ pub fn ingest(
         }
     }
     let mut store = Store::open(&cfg.store_dir, ident.clone())?;
+    // Folds on demand (`rwkv-ask` before this run reaches a document) follow the spacing.
+    StoreDir::new(&cfg.store_dir).record_checkpoint_every(every)?;
     if cfg.compress && store.compression() == Compression::None {
         store.set_compression(Compression::Zstd(3))?;
     }
