@@ -237,6 +237,12 @@ fn tile(x: &Inputs<'_>, rb: usize, m: usize, w: &Rows16, ob: usize, ow: usize, o
         // SAFETY: the CPU has AVX-512F/BW/VL (checked by `level`); the rows and outputs exist.
         return unsafe { avx512::tile(x.pairs, x.kp(), rb, m, w, ob, ow, out) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx2 && (w.kind != Kind::F16 || avx2::has_f16c()) {
+        // SAFETY: the CPU has AVX2 and FMA (checked by `level`), F16C for f16 weights; the
+        // rows and outputs exist.
+        return unsafe { avx2::tile(x.pairs, x.kp(), rb, m, w, ob, ow, out) };
+    }
     portable_tile(x.x, rb, m, w, ob, ow, out);
 }
 
@@ -391,6 +397,183 @@ mod avx512 {
     }
 }
 
+/// The same tile with 256-bit registers: lanes 0–7 of a block (its inputs 0–15) are one
+/// register, lanes 8–15 (inputs 16–31) another; each lane sums the same products in the same
+/// order as the 512-bit kernel's, so both give the same bits. Sixteen registers hold at most
+/// twelve accumulators, so a tile of `m` rows is done in passes over groups of its outputs
+/// and halves of its lanes.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Kind, L, MR, NO, Rows16, reduce};
+
+    /// Whether the CPU has F16C (for f16 weights).
+    pub fn has_f16c() -> bool {
+        use std::sync::OnceLock;
+        static V: OnceLock<bool> = OnceLock::new();
+        *V.get_or_init(|| std::is_x86_feature_detected!("f16c"))
+    }
+
+    /// See [`super::tile`].
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA (and F16C for f16 weights); rows `rb .. rb + m` of `x`
+    /// (in pair order, rows `kp` apart, `kp` a multiple of 32 covering `w.k`) and outputs
+    /// `ob .. ob + ow` of `w` exist.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn tile(
+        x: &[f32],
+        kp: usize,
+        rb: usize,
+        m: usize,
+        w: &Rows16,
+        ob: usize,
+        ow: usize,
+        out: &mut [[f32; NO]; MR],
+    ) {
+        // Lanes of every accumulator, [row][output][lane].
+        let mut lanes = [[[0f32; L]; NO]; MR];
+        const _: () = assert!(MR == 4 && NO == 6 && L == 16);
+        // SAFETY (every pass): forwarded from the caller; outputs j0 .. j0 + J and halves
+        // h0 .. h0 + H lie in the tile.
+        unsafe {
+            match m {
+                1 => {
+                    for j0 in [0, 2, 4] {
+                        pass::<1, 2, 2>(x, kp, rb, w, ob, ow, j0, 0, &mut lanes);
+                    }
+                }
+                3 => {
+                    for j0 in [0, 2, 4] {
+                        for h0 in [0, 1] {
+                            pass::<3, 2, 1>(x, kp, rb, w, ob, ow, j0, h0, &mut lanes);
+                        }
+                    }
+                }
+                _ => {
+                    // Two rows at a time.
+                    for r0 in (0..m).step_by(2) {
+                        let two = &mut lanes[r0..];
+                        for j0 in [0, 3] {
+                            for h0 in [0, 1] {
+                                if m - r0 >= 2 {
+                                    pass::<2, 3, 1>(x, kp, rb + r0, w, ob, ow, j0, h0, two);
+                                } else {
+                                    pass::<1, 3, 1>(x, kp, rb + r0, w, ob, ow, j0, h0, two);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (r, row) in out.iter_mut().enumerate().take(m) {
+            for (j, o) in row.iter_mut().enumerate().take(ow) {
+                *o = reduce(&lanes[r][j]);
+            }
+        }
+    }
+
+    /// Rows `0 .. M` of the tile times its outputs `j0 .. j0 + J`, lanes of halves
+    /// `h0 .. h0 + H` (half `h`: lanes `8h .. 8h + 8`), into `lanes`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn pass<const M: usize, const J: usize, const H: usize>(
+        x: &[f32],
+        kp: usize,
+        rb: usize,
+        w: &Rows16,
+        ob: usize,
+        ow: usize,
+        j0: usize,
+        h0: usize,
+        lanes: &mut [[[f32; L]; NO]],
+    ) {
+        // SAFETY (whole body): pointers stay inside rows rb .. rb + M of `x` (kp floats each)
+        // and rows ob + j (j < ow; others repeat row ob and are discarded) of `w`; a block's
+        // weights past `k` are read from a zero-padded copy.
+        unsafe {
+            let k = w.k;
+            let xp = x.as_ptr().add(rb * kp);
+            let wrow: [*const u16; J] = std::array::from_fn(|j| {
+                let o = ob + if j0 + j < ow { j0 + j } else { 0 };
+                w.bytes.as_ptr().add(2 * o * k).cast::<u16>()
+            });
+            let f16 = w.kind == Kind::F16;
+            let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
+            let low = _mm256_set1_epi32(0xFFFF);
+            let mut acc = [[[_mm256_setzero_ps(); H]; J]; M];
+            let mut tail = [[0u16; 2 * L]; J];
+            // One row (a generated token) fetches the next tile's rows ahead, as the 512-bit
+            // kernel does: its passes together cover a tile's lines over this tile's steps.
+            let ahead = w.bytes.as_ptr().wrapping_add(2 * (ob + NO) * k);
+            let mut i = 0;
+            while i < k {
+                if M == 1 {
+                    let step = i / (2 * L);
+                    for c in 0..J {
+                        _mm_prefetch::<_MM_HINT_T1>(ahead.wrapping_add((step * NO + j0 + c) * 64).cast());
+                    }
+                }
+                let base: [*const u16; J] = if i + 2 * L <= k {
+                    std::array::from_fn(|j| wrow[j].add(i))
+                } else {
+                    for (j, t) in tail.iter_mut().enumerate() {
+                        *t = [0; 2 * L];
+                        std::ptr::copy_nonoverlapping(wrow[j].add(i), t.as_mut_ptr(), k - i);
+                    }
+                    std::array::from_fn(|j| tail[j].as_ptr())
+                };
+                let mut we = [[_mm256_setzero_ps(); H]; J];
+                let mut wo = [[_mm256_setzero_ps(); H]; J];
+                for j in 0..J {
+                    for hh in 0..H {
+                        // Lane t: weights 16h + 2t (low half) and 16h + 2t + 1 (high half).
+                        let v = _mm256_loadu_si256(base[j].add(16 * (h0 + hh)).cast());
+                        (we[j][hh], wo[j][hh]) = if f16 {
+                            let even = _mm256_and_si256(v, low);
+                            let odd = _mm256_srli_epi32::<16>(v);
+                            // [e0-3 o0-3 | e4-7 o4-7] -> [e0-7 | o0-7].
+                            let p = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi32(even, odd));
+                            (
+                                _mm256_cvtph_ps(_mm256_castsi256_si128(p)),
+                                _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(p)),
+                            )
+                        } else {
+                            (
+                                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(v)),
+                                _mm256_castsi256_ps(_mm256_and_si256(v, high)),
+                            )
+                        };
+                    }
+                }
+                // Each row's inputs are loaded once and meet every weight vector.
+                for (r, accr) in acc.iter_mut().enumerate() {
+                    for hh in 0..H {
+                        let xr = xp.add(r * kp + i + 8 * (h0 + hh));
+                        let (xe, xo) = (_mm256_loadu_ps(xr), _mm256_loadu_ps(xr.add(L)));
+                        for j in 0..J {
+                            let a = _mm256_fmadd_ps(xe, we[j][hh], accr[j][hh]);
+                            accr[j][hh] = _mm256_fmadd_ps(xo, wo[j][hh], a);
+                        }
+                    }
+                }
+                i += 2 * L;
+            }
+            for (r, accr) in acc.iter().enumerate() {
+                for (j, accj) in accr.iter().enumerate() {
+                    for (hh, a) in accj.iter().enumerate() {
+                        let h = h0 + hh;
+                        _mm256_storeu_ps(lanes[r][j0 + j][8 * h..].as_mut_ptr(), *a);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +632,21 @@ mod tests {
                                 .collect()
                         };
                         assert_eq!(bits(&fast), bits(&slow), "{kind:?} k {k} rows {m} outputs {ob}+{ow}");
+                        // The 256-bit tile too, where the CPU has it (whatever `tile` chose).
+                        #[cfg(target_arch = "x86_64")]
+                        if std::is_x86_feature_detected!("avx2")
+                            && std::is_x86_feature_detected!("fma")
+                            && avx2::has_f16c()
+                        {
+                            let mut narrow = [[0f32; NO]; MR];
+                            // SAFETY: the features were detected; the rows and outputs exist.
+                            unsafe { avx2::tile(&pairs, xs.kp(), 0, m, &w, ob, ow, &mut narrow) };
+                            assert_eq!(
+                                bits(&narrow),
+                                bits(&slow),
+                                "avx2 {kind:?} k {k} rows {m} outputs {ob}+{ow}"
+                            );
+                        }
                     }
                 }
             }
