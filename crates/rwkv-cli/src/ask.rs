@@ -145,6 +145,49 @@ pub fn fold_progress() -> rwkv_heads::FoldProgress {
     })
 }
 
+/// A progress line while `rwkv-ask` commits a document it folded on demand (folding it again
+/// into the store after the answer), on a terminal (nothing otherwise): the path, tokens,
+/// tokens/s and the time left.
+pub fn commit_progress() -> CommitProgress {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "rwkv-ask: storing {msg} for the next question: {bar:24} {pos}/{len} tokens  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    CommitProgress(bar)
+}
+
+/// See [`commit_progress`].
+pub struct CommitProgress(indicatif::ProgressBar);
+
+impl rwkv_pipeline::Progress for CommitProgress {
+    fn start(&self, name: &str, tokens: u64) {
+        self.0.reset();
+        self.0.set_length(tokens);
+        self.0.set_message(name.to_string());
+    }
+    fn tokens(&self, n: u64) {
+        self.0.inc(n);
+        if self.0.length().is_some_and(|len| self.0.position() >= len) {
+            self.0.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for CommitProgress {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
 /// Where generated text goes: streamed to stdout unless `json`; after Ctrl-C it asks the head
 /// to stop (the answer so far and its sources are still printed).
 pub fn text_sink(json: bool) -> impl FnMut(&str) -> ControlFlow<()> {

@@ -75,6 +75,8 @@ pub struct App {
     pub(crate) scratch: Mutex<Scratch>,
     pub(crate) jobs: Jobs,
     pub(crate) started: Instant,
+    /// Documents (store, id) an answer folded on demand that a thread is committing now.
+    pub(crate) committing: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 /// Errors starting a server.
@@ -148,6 +150,7 @@ impl App {
             engine,
             jobs: Jobs::default(),
             started: Instant::now(),
+            committing: Mutex::default(),
         }))
     }
 
@@ -299,7 +302,53 @@ impl App {
 
     /// Start answering `question` from `store`: retrieval, evidence and the restored checkpoint
     /// now (on the caller's thread), the reading and generation queued on the engine.
-    pub(crate) fn start_ask(&self, store: &str, question: &str, opts: &AskOptions) -> ApiResult<AskStart> {
+    /// A document an answer folded on demand (indexed, not folded): it is folded into the store
+    /// on a thread of its own, as `rwkv-ask` does after answering, so the next question on it
+    /// resumes a checkpoint; the store is then opened again. If an ingest holds the store, the
+    /// document is queued for that ingest to fold first. One thread per document at a time.
+    pub(crate) fn commit_on_demand(self: &Arc<Self>, store: &str, doc_id: &str, ident: rwkv_store::StoreIdentity) {
+        let key = (store.to_string(), doc_id.to_string());
+        let Ok(slot) = self.slot(store) else { return };
+        let dir = slot.dir.clone();
+        if !self
+            .committing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.clone())
+        {
+            return;
+        }
+        let app = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("rwkv-serve-commit".into())
+            .spawn(move || {
+                let ids = std::slice::from_ref(&key.1);
+                match rwkv_pipeline::fold_stored(&dir, ident, app.model, app.tokenizer.clone(), ids, &rwkv_pipeline::NoProgress) {
+                    Ok(n) => {
+                        tracing::info!(store = %key.0, doc = %key.1, folded = n, "committed a document folded on demand");
+                        if n > 0 {
+                            app.reopen(&key.0);
+                        }
+                    }
+                    Err(e) => {
+                        let queued = rwkv_store::StoreDir::new(&dir).push_asked(&key.1).is_ok();
+                        tracing::info!(store = %key.0, doc = %key.1, queued, "the store is busy, not committed: {e}");
+                    }
+                }
+                app.committing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove(&key);
+            });
+        if spawned.is_err() {
+            self.committing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&(store.to_string(), doc_id.to_string()));
+        }
+    }
+
+    pub(crate) fn start_ask(self: &Arc<Self>, store: &str, question: &str, opts: &AskOptions) -> ApiResult<AskStart> {
         if question.trim().is_empty() {
             return Err(ApiError::BadRequest("the question is empty".into()));
         }
@@ -317,6 +366,11 @@ impl App {
         let state = plan
             .state
             .ok_or_else(|| ApiError::Internal("no state restored".into()))?;
+        if let Some(src) = plan.sources.first()
+            && src.checkpoint.is_empty()
+        {
+            self.commit_on_demand(store, &src.doc_id, lib.store().identity().clone());
+        }
         let stops = vec![opts.template.stop().to_string()];
         let rx = self.generate(state, plan.tokens, opts.sampler, opts.max_tokens, stops, false, false)?;
         Ok(AskStart::Generating(Box::new(Pending {

@@ -496,7 +496,6 @@ async fn api_keys_and_the_queue_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_jobs_read_only_under_allowed_roots() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let allowed = dir.path().join("allowed");
     std::fs::create_dir_all(&allowed).unwrap();
@@ -511,18 +510,15 @@ async fn ingest_jobs_read_only_under_allowed_roots() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&outside, allowed.join("link")).unwrap();
     let store = dir.path().join("fresh");
-    let app = App::new(
-        f.model,
-        f.tokenizer.clone(),
-        std::slice::from_ref(&store),
+    let app = common::app_at(
+        &store,
         ServeOptions {
             model_id: "demo".into(),
             demo: true,
             allow_roots: vec![allowed.clone()],
             ..ServeOptions::default()
         },
-    )
-    .unwrap();
+    );
     // An empty store: asks say so.
     let (s, v) = call(&app, "POST", "/v1/search", Some(json!({"question": "frobnicate"}))).await;
     is_error(&v, s, StatusCode::NOT_FOUND);
@@ -622,4 +618,50 @@ async fn a_cancelled_job_leaves_a_store_the_next_job_completes() {
     assert!(v["tokens_per_second"].as_f64().unwrap() >= 0.0);
     let (_, d) = call(&app, "GET", "/v1/stores/idx/documents", None).await;
     assert_eq!(d["documents"].as_array().unwrap().len() as u64, files, "{d}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_folded_on_demand_is_committed_for_the_next_question() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lazy");
+    common::index_only_into(f.model, f.tokenizer.clone(), &root().join("fixtures/code"), &store);
+    let app = common::app_at(
+        &store,
+        ServeOptions {
+            model_id: "demo".into(),
+            demo: true,
+            ..ServeOptions::default()
+        },
+    );
+    let ask = json!({"question": "What does eval do?", "generate": true, "max_tokens": 8});
+    let (s, first) = call(&app, "POST", "/v1/ask", Some(ask.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{first}");
+    let path = first["sources"][0]["path"].as_str().unwrap().to_string();
+    assert_eq!(
+        first["sources"][0]["checkpoint"], "",
+        "answered from a fold on demand: {first}"
+    );
+    // The server commits that document on a thread of its own.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, v) = call(&app, "GET", "/v1/stores/lazy/documents", None).await;
+        let doc = v["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == path.as_str())
+            .cloned();
+        if doc.is_some_and(|d| !d["checkpoints"].as_array().unwrap().is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{path} was not committed: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The next question resumes a stored checkpoint and says the same.
+    let (s, second) = call(&app, "POST", "/v1/ask", Some(ask)).await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    assert_ne!(second["sources"][0]["checkpoint"], "", "{second}");
+    assert_eq!(second["text"], first["text"]);
+    assert_eq!(second["evidence"], first["evidence"]);
 }

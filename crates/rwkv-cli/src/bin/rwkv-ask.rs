@@ -223,7 +223,9 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     {
         let ident = lib.store().identity().clone();
         drop(lib);
-        match rwkv_pipeline::fold_stored(&args.store, ident, &model, tokenizer, std::slice::from_ref(&src.doc_id)) {
+        let progress = ask::commit_progress();
+        let ids = std::slice::from_ref(&src.doc_id);
+        match rwkv_pipeline::fold_stored(&args.store, ident, &model, tokenizer, ids, &progress) {
             Ok(n) if n > 0 => eprintln!("rwkv-ask: folded {} into the store for the next question", src.path),
             Ok(_) => {}
             Err(e) => {

@@ -11,12 +11,14 @@ use super::*;
 /// checkpoint. `store` is the identity the store was made with. Documents already folded,
 /// unknown, or whose text is not stored are left alone. Returns how many were folded. Fails
 /// with the store's or the index's lock error while another process (an ingest) writes it.
+/// `progress` hears of each document's start and tokens as an ingest's does.
 pub fn fold_stored(
     store_dir: &Path,
     store: StoreIdentity,
     model: &Model,
     tokenizer: Arc<dyn Tokenizer>,
     doc_ids: &[String],
+    progress: &dyn Progress,
 ) -> Result<u64> {
     let state_precision = match rwkv_store::FoldKind::parse(&store.model_fingerprint) {
         Some((_, k)) if !k.state_bf16 => StatePrecision::F32,
@@ -44,7 +46,7 @@ pub fn fold_stored(
         index_phase: AtomicBool::new(false),
         asked_from: Mutex::new(0),
         folded_early: Mutex::new(BTreeSet::new()),
-        progress: &NoProgress,
+        progress,
         seen: Mutex::new(Vec::new()),
         skips: Mutex::new(Vec::new()),
         counts: Counts::default(),

@@ -22,6 +22,15 @@ pub struct Fixture {
 }
 
 pub fn ingest_into(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, store: &Path) {
+    ingest_with(model, tokenizer, input, store, false);
+}
+
+/// `rwkv-ingest --index-only`: every document indexed, none folded.
+pub fn index_only_into(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, store: &Path) {
+    ingest_with(model, tokenizer, input, store, true);
+}
+
+fn ingest_with(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, store: &Path, index_only: bool) {
     let cfg = IngestConfig {
         inputs: vec![input.display().to_string()],
         store_dir: store.to_path_buf(),
@@ -34,7 +43,7 @@ pub fn ingest_into(model: &Model, tokenizer: Arc<dyn Tokenizer>, input: &Path, s
         corpus_state: false,
         verify: false,
         compress: false,
-        index_only: false,
+        index_only,
     };
     rwkv_pipeline::ingest(&cfg, model, tokenizer, &NoProgress).unwrap();
 }
@@ -62,6 +71,11 @@ pub fn fixture() -> &'static Fixture {
 }
 
 pub fn app_with(opts: ServeOptions) -> Arc<App> {
+    app_at(&fixture().store, opts)
+}
+
+/// An `App` over the store at `store` with the demo model.
+pub fn app_at(store: &Path, opts: ServeOptions) -> Arc<App> {
     let f = fixture();
-    App::new(f.model, f.tokenizer.clone(), std::slice::from_ref(&f.store), opts).unwrap()
+    App::new(f.model, f.tokenizer.clone(), &[store.to_path_buf()], opts).unwrap()
 }
