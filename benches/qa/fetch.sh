@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Download the three code bases of the QA retrieval benchmark at pinned
+# Download the five code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
 # (pip, cargo, npm) by package name.
 #
@@ -22,6 +22,11 @@ RS_NAME=toml_edit
 RS_VER=0.22.22
 JS_NAME=express
 JS_VER=4.21.2
+# two more sets (a second Python and a second JavaScript code base)
+PY2_NAME=attrs
+PY2_VER=23.2.0
+JS2_NAME=commander
+JS2_VER=12.1.0
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -48,13 +53,14 @@ summary() {
 }
 
 fetch_python() {
+    local PY_NAME=$1 PY_VER=$2
     local out="$DEST/$PY_NAME"
     if [[ -d "$out" ]]; then
         echo "[$PY_NAME $PY_VER] already present in $out, skipping"
         return
     fi
     echo "[$PY_NAME $PY_VER] pip download (sdist)"
-    local tmp="$WORK/py"
+    local tmp="$WORK/py-$PY_NAME"
     mkdir -p "$tmp/dl" "$tmp/unpack"
     if pip download --quiet --no-deps --no-binary :all: "$PY_NAME==$PY_VER" -d "$tmp/dl"; then
         tar -xzf "$tmp"/dl/*.tar.gz -C "$tmp/unpack"
@@ -104,13 +110,14 @@ TOML
 }
 
 fetch_js() {
+    local JS_NAME=$1 JS_VER=$2
     local out="$DEST/$JS_NAME"
     if [[ -d "$out" ]]; then
         echo "[$JS_NAME $JS_VER] already present in $out, skipping"
         return
     fi
     echo "[$JS_NAME $JS_VER] npm pack"
-    local tmp="$WORK/js"
+    local tmp="$WORK/js-$JS_NAME"
     mkdir -p "$tmp/unpack"
     local tgz
     tgz=$(cd "$tmp" && npm pack --silent "$JS_NAME@$JS_VER" | tail -n1)
@@ -120,7 +127,9 @@ fetch_js() {
     summary "$out"
 }
 
-fetch_python
+fetch_python "$PY_NAME" "$PY_VER"
 fetch_rust
-fetch_js
+fetch_js "$JS_NAME" "$JS_VER"
+fetch_python "$PY2_NAME" "$PY2_VER"
+fetch_js "$JS2_NAME" "$JS2_VER"
 echo "done: code bases are in $DEST"

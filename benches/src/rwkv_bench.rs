@@ -103,6 +103,10 @@ struct QaArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Write the score parts of the first 100 units of every question to this file (one JSON
+    /// object per question), for weighing them.
+    #[arg(long, value_name = "FILE")]
+    features: Option<std::path::PathBuf>,
 }
 
 /// A quoted line: path and line.
@@ -325,8 +329,34 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
     let mut times_ms: Vec<f64> = Vec::new();
     let mut grep_ms: Vec<f64> = Vec::new();
     let mut rows = Vec::new();
+    let mut features = match &a.features {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => None,
+    };
     for (set, q) in &questions {
         let golds: Vec<Gold> = q.gold.iter().map(|g| Gold::parse(g)).collect();
+        if let Some(out) = &mut features {
+            let wide = lib.retrieve(&q.question, 100, Rank::Bm25)?;
+            let units: Vec<_> = wide
+                .candidates
+                .iter()
+                .map(|c| {
+                    serde_json::json!({"unit": format!("{}:{}-{}", c.path, c.line_start, c.line_end), "name": c.name,
+                        "gold": golds.iter().any(|g| g.hits_range(&c.path, c.line_start, c.line_end)),
+                        "score": c.score, "f": c.features})
+                })
+                .collect();
+            use std::io::Write as _;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"set": set, "question": q.question, "answerable": q.answerable,
+                    "support": wide.support, "named": wide.named,
+                    "names": rwkv_heads::FEATURES, "units": units})
+            )?;
+        }
         let t = Instant::now();
         let found = lib.search(&q.question, &opts)?;
         times_ms.push(t.elapsed().as_secs_f64() * 1e3);

@@ -33,7 +33,7 @@ pub use library::{
     Answer, AskOptions, DEFAULT_TAIL_TOKENS, FoldProgress, Found, Library, Plan, READ_BUDGET_MACS, Rank, Reread,
     Source, SummaryTarget, Timings, default_read_tokens, last_lines,
 };
-pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
+pub use retrieve::{ABSTAIN_BELOW, Candidate, FEATURES, Retrieval};
 pub use selftest::{RecallRow, SelfTestOptions};
 pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentOutline, DocumentSummary, KeyLine, OUTLINE_LINES, Summary};
 

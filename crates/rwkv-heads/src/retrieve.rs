@@ -13,15 +13,18 @@
 //!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
 //!   standing side by side ("progress bar"); a related word ([`rwkv_index::terms::related`]:
 //!   "written out" / `encode`, "float" / `f64`) counts half.
+//! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, pairs,
+//!   fields, references, length, and whether it is a test, a prose section, a type stub, a
+//!   container or a definition's head) are weighed by [`WEIGHTS`], learned on `benches/qa` (five
+//!   code bases no one here wrote, three languages; `rwkv-bench qa --features` writes the parts,
+//!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
-//!   units hold: below [`ABSTAIN_BELOW`] the store does not answer the question, unless it names
-//!   a defined name as code.
+//!   units hold, moved a little by the best unit's rank score: below [`ABSTAIN_BELOW`] the store
+//!   does not answer the question, unless it names a defined name as code.
 //!
-//! Tests and examples weigh less unless the question is about tests, and prose sections rank
-//! below code that matches as well. Identical units in several
-//! documents (a book's one-page print beside its chapters, vendored copies) are kept once, from
-//! the smallest document. The weights were set on `benches/qa` (three code bases no one here
-//! wrote; `rwkv-bench qa` prints the figures beside the grep baseline).
+//! Identical units in several documents (a book's one-page print beside its chapters, vendored
+//! copies) are kept once, from the smallest document. `rwkv-bench qa` prints the figures beside
+//! the grep baseline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,8 +35,15 @@ use serde::Serialize;
 use crate::Result;
 
 /// A question whose best units contain less than this share of its content words (weighted by
-/// rarity) is not answered by the store (calibrated on `benches/qa`).
+/// rarity), moved by how well the best unit scores ([`TOP_SCORE_WEIGHT`]), is not answered by the
+/// store (calibrated on `benches/qa`).
 pub const ABSTAIN_BELOW: f32 = 0.6;
+/// How much the best unit's score above [`TOP_SCORE_MID`] adds to support when deciding
+/// whether to answer: a unit that meets the question well outweighs a few missing words (it only
+/// adds, so a small store's lower scores never take support away).
+const TOP_SCORE_WEIGHT: f32 = 0.05;
+/// The best unit's score above which it adds to support.
+const TOP_SCORE_MID: f32 = 11.0;
 
 // The weights of the parts of a unit's score, set on `benches/qa` (three code bases, 109
 // questions): a name written as code scores 10–14, a name spelled in words a few points.
@@ -51,8 +61,6 @@ const FIELD_WEIGHT: f32 = 12.0;
 const PATH_SCORE: f32 = 9.0;
 /// Factor on units of one or two lines not named as code.
 const TINY_FACTOR: f32 = 0.8;
-/// Factor on the score of a prose section for ranking (not for support).
-const SECTION_FACTOR: f32 = 0.7;
 /// How much a name spelled in the question's words (not written as code) counts.
 const NAME_WORDS_WEIGHT: f32 = 0.4;
 
@@ -111,6 +119,9 @@ pub struct Candidate {
     /// The score before the preference of code over prose sections (what support is taken on).
     #[serde(skip)]
     raw_score: f32,
+    /// The parts of the score, named by [`FEATURES`] (for benchmarks that weigh them).
+    #[serde(skip)]
+    pub features: Vec<f32>,
 }
 
 impl Candidate {
@@ -136,6 +147,7 @@ impl Candidate {
             doc_bytes: h.doc_bytes,
             text_hash: h.text_hash.clone(),
             raw_score: 0.0,
+            features: Vec::new(),
         }
     }
 }
@@ -257,10 +269,34 @@ impl Question {
             .map(str::to_string)
             .collect();
         let about_tests = all.iter().any(|t| t.starts_with("test"));
-        let related: Vec<Vec<String>> = content
+        let mut related: Vec<Vec<String>> = content
             .iter()
             .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())
             .collect();
+        // The initials of three or four words in a row stand for each of them ("byte order
+        // mark" → `bom`, "end of file" → `eof`, "command line interface" → `cli`).
+        let lower: Vec<String> = raw_words.iter().map(|w| w.to_lowercase()).collect();
+        for n in 3..=4 {
+            for win in lower.windows(n) {
+                if terms::is_stop_word(&win[0])
+                    || terms::is_stop_word(&win[n - 1])
+                    || !win.iter().all(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+                {
+                    continue;
+                }
+                let initials: String = win.iter().filter_map(|w| w.chars().next()).collect();
+                if content.contains(&initials) {
+                    continue;
+                }
+                for w in win {
+                    if let Some(i) = content.iter().position(|c| *c == terms::canon(w))
+                        && !related[i].contains(&initials)
+                    {
+                        related[i].push(initials.clone());
+                    }
+                }
+            }
+        }
         let related_all = related.iter().flatten().cloned().collect();
         Question {
             all,
@@ -319,9 +355,9 @@ impl Scorer<'_> {
     /// How strongly the question names the definition of head unit `h` (0 when it does not),
     /// and whether it names it outright: written as code, as consecutive words, or every part
     /// of the name among the question's words.
-    fn name_score(&mut self, h: &Hit) -> Result<(f32, bool)> {
+    fn name_score(&mut self, h: &Hit) -> Result<(f32, bool, f32)> {
         if !h.head || h.name.is_empty() {
-            return Ok((0.0, false));
+            return Ok((0.0, false, 0.0));
         }
         let key = name_key(&h.name);
         let scope_last = h.scope.rsplit(['.', ':']).next().unwrap_or("");
@@ -403,7 +439,7 @@ impl Scorer<'_> {
             words *= 0.7;
         }
         let outright = score > 0.0 || (missing == 0.0 && covered > 0.0);
-        Ok((score + words + scope_bonus, outright))
+        Ok((score + words + scope_bonus, outright, score))
     }
 }
 
@@ -508,6 +544,11 @@ fn is_test_path(path: &str) -> bool {
         .is_some_and(|f| f.starts_with("test_") || f.contains("_test.") || f.contains(".test.") || f.contains(".spec."))
 }
 
+/// Whether a path holds declarations only: type stubs (`.pyi`, `.d.ts`).
+fn is_stub_path(path: &str) -> bool {
+    path.ends_with(".pyi") || path.ends_with(".d.ts") || path.ends_with(".d.mts") || path.ends_with(".d.cts")
+}
+
 /// The result of retrieval: the best units and how well the store supports the question.
 #[derive(Debug, Clone)]
 pub struct Retrieval {
@@ -523,14 +564,21 @@ pub struct Retrieval {
 impl Retrieval {
     /// Whether the store answers the question at all (see [`ABSTAIN_BELOW`]).
     pub fn answers(&self) -> bool {
-        !self.candidates.is_empty() && (self.named || self.support >= ABSTAIN_BELOW)
+        let Some(best) = self.candidates.first() else {
+            return false;
+        };
+        self.named || self.support + TOP_SCORE_WEIGHT * (best.score - TOP_SCORE_MID).max(0.0) >= ABSTAIN_BELOW
     }
 }
+
+/// A pooled unit and its name score, normalised BM25, reference score and the part of the name
+/// score for a name written as code.
+type Pooled = (Candidate, f32, f32, f32, f32);
 
 /// The `top` best units of `index` for `question`, with the support of the question.
 pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Result<Retrieval> {
     let q = Question::new(question);
-    let mut by_key: BTreeMap<(String, u64), (Candidate, f32, f32, f32)> = BTreeMap::new();
+    let mut by_key: BTreeMap<(String, u64), Pooled> = BTreeMap::new();
     if q.content.is_empty() && q.code_keys.is_empty() {
         return Ok(Retrieval {
             candidates: Vec::new(),
@@ -556,7 +604,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     let mut outright: BTreeSet<(String, u64)> = BTreeSet::new();
     for hit in &name_hits {
         // The unit's own definition, or another whole one inside it (a run of constants).
-        let mut best: Option<(f32, bool, Hit)> = None;
+        let mut best: Option<(f32, bool, f32, Hit)> = None;
         let variants = std::iter::once(hit.clone()).chain(hit.also.iter().map(|(name, line)| Hit {
             name: name.clone(),
             name_line: *line,
@@ -565,12 +613,14 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             ..hit.clone()
         }));
         for v in variants {
-            let (s, o) = scorer.name_score(&v)?;
+            let (s, o, code) = scorer.name_score(&v)?;
             if best.as_ref().is_none_or(|b| s > b.0) {
-                best = Some((s, o, v));
+                best = Some((s, o, code, v));
             }
         }
-        let Some((s, named_outright, h)) = best else { continue };
+        let Some((s, named_outright, code, h)) = best else {
+            continue;
+        };
         let h = &h;
         if s <= 0.0 {
             continue;
@@ -580,7 +630,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         }
         let e = by_key
             .entry((h.doc_id.clone(), h.seq))
-            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0));
+            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0, 0.0));
         if s > e.1 {
             // Quote the definition that was named.
             e.0.name = h.qualified_name();
@@ -588,6 +638,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             e.0.head = true;
         }
         e.1 = e.1.max(s);
+        e.4 = e.4.max(code);
         if s >= 4.0 || named_outright {
             strong.push((name_key(&h.name), s));
         }
@@ -601,9 +652,10 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             if h.path == *p || h.path.ends_with(&format!("/{p}")) {
                 let e = by_key
                     .entry((h.doc_id.clone(), h.seq))
-                    .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0));
+                    .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0, 0.0));
                 // The file's first units first: its head (imports, module docs, first definition).
                 e.1 = e.1.max(PATH_SCORE - 0.01 * h.seq as f32);
+                e.4 = e.4.max(PATH_SCORE - 0.01 * h.seq as f32);
                 named = true;
             }
         }
@@ -616,7 +668,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     for h in &text_hits {
         let e = by_key
             .entry((h.doc_id.clone(), h.seq))
-            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0));
+            .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0, 0.0));
         e.2 = h.score / top_bm25;
     }
     // 3. References to the strongly named definitions.
@@ -626,7 +678,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         for h in index.references(key, 20)? {
             let e = by_key
                 .entry((h.doc_id.clone(), h.seq))
-                .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0));
+                .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0, 0.0));
             e.3 = e.3.max(0.25 * s);
         }
     }
@@ -642,7 +694,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     let idf_total: f32 = idf.iter().sum::<f32>().max(1e-6);
     let mut cands: Vec<Candidate> = by_key
         .into_iter()
-        .map(|((doc_id, seq), (mut c, name, words, refs))| {
+        .map(|((doc_id, seq), (mut c, name, words, refs, name_code))| {
             let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.name, c.path, c.text));
             let have: BTreeSet<&str> = toks.iter().map(|t| t.text.as_str()).collect();
             let coverage = weighted_share(&q, &idf, idf_total, &have);
@@ -706,13 +758,29 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
                 score *= TINY_FACTOR;
             }
             c.raw_score = score;
-            // Prose sections of a code base say what the code does; at equal scores the code
-            // is the answer.
-            c.score = if c.kind == "section" {
-                score * SECTION_FACTOR
-            } else {
-                score
-            };
+            let lines = c.text.lines().filter(|l| !l.trim().is_empty()).count();
+            c.features = vec![
+                name_code,
+                name - name_code,
+                words,
+                coverage,
+                doc_coverage,
+                bigrams,
+                fielded,
+                refs,
+                (1.0 + lines as f32).ln(),
+                flag(!q.about_tests && in_test),
+                flag(name < 10.0 && lines <= 2),
+                flag(c.kind == "section"),
+                0.0,
+                flag(matches!(
+                    c.kind.as_str(),
+                    "class" | "struct" | "interface" | "impl" | "module" | "enum"
+                )),
+                flag(c.head && !c.name.is_empty()),
+                flag(c.matched == "definition"),
+                flag(is_stub_path(&c.path)),
+            ];
             c
         })
         .collect();
@@ -736,8 +804,11 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         .collect();
     for (c, shorter) in cands.iter_mut().zip(shorter) {
         if shorter {
-            c.score *= 0.9;
+            c.features[SHORTER] = 1.0;
         }
+    }
+    for c in &mut cands {
+        c.score = learned_score(&c.features);
     }
     // How well the store supports the question is judged on the best units by their own
     // score, before code is preferred to prose.
@@ -783,6 +854,49 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         support,
         named,
     })
+}
+
+/// Names of [`Candidate::features`], in order.
+pub const FEATURES: &[&str] = &[
+    "name_code",
+    "name_words",
+    "bm25",
+    "coverage",
+    "doc_coverage",
+    "bigrams",
+    "fielded",
+    "refs",
+    "log_lines",
+    "test",
+    "tiny",
+    "section",
+    "shorter",
+    "container",
+    "head",
+    "outright",
+    "stub",
+];
+
+/// Index of the `shorter` feature.
+const SHORTER: usize = 12;
+
+/// The weight of each of [`FEATURES`] in a unit's rank: learned on `benches/qa`'s question sets
+/// (five code bases in three languages, 147 answerable questions) by a listwise softmax over
+/// each question's best 20 units, and checked leaving each code base out in turn (see
+/// `benches/qa/README.md`). A name written as code counts 10–14 in `name_code`, so its definition
+/// still comes first.
+const WEIGHTS: [f32; 17] = [
+    0.310, -0.090, 3.907, 1.548, -3.521, 2.780, 9.599, 0.120, 1.022, -3.506, 0.842, -4.345, -2.315, -0.767, 2.848,
+    -0.204, -2.630,
+];
+
+/// A unit's rank score from its features.
+fn learned_score(f: &[f32]) -> f32 {
+    f.iter().zip(WEIGHTS).map(|(x, w)| x * w).sum()
+}
+
+fn flag(b: bool) -> f32 {
+    f32::from(u8::from(b))
 }
 
 /// How much of the question the store holds, 0…1: each content term weighs its idf over all

@@ -253,6 +253,29 @@ const ABBREVIATIONS: &[(&str, &[&str])] = &[
     ("url", &["urls", "uri", "uris"]),
     ("regex", &["regexp", "regular"]),
     ("kw", &["keyword", "keywords", "kwargs"]),
+    ("bool", &["boolean", "booleans", "bools"]),
+    ("repr", &["representation", "representations", "reprs"]),
+    (
+        "cmp",
+        &[
+            "compare",
+            "compares",
+            "compared",
+            "comparing",
+            "comparison",
+            "comparisons",
+        ],
+    ),
+    ("eq", &["equality", "equal", "equals"]),
+    ("sep", &["separator", "separators", "separate", "separated"]),
+    ("delim", &["delimiter", "delimiters", "delimited"]),
+    ("prop", &["property", "properties", "props"]),
+    ("ident", &["identifier", "identifiers", "idents"]),
+    ("desc", &["description", "descriptions", "describe", "describes"]),
+    ("calc", &["calculate", "calculates", "calculated", "calculation"]),
+    ("lang", &["language", "languages", "langs"]),
+    ("perm", &["permission", "permissions", "perms"]),
+    ("ws", &["whitespace", "whitespaces"]),
 ];
 
 /// Words that code and questions use for one thing ("written out" / `encode` / `fmt`, "float" /
@@ -312,8 +335,70 @@ pub fn related(term: &str) -> Vec<String> {
     out
 }
 
+/// Irregular past forms and participles and their base verb (`found` → `find`), so that a
+/// question's "how is the file found" meets `find_file`.
+const IRREGULAR: &[(&str, &str)] = &[
+    ("found", "find"),
+    ("built", "build"),
+    ("sent", "send"),
+    ("chosen", "choose"),
+    ("chose", "choose"),
+    ("written", "write"),
+    ("wrote", "write"),
+    ("rewritten", "rewrite"),
+    ("taken", "take"),
+    ("took", "take"),
+    ("given", "give"),
+    ("gave", "give"),
+    ("thrown", "throw"),
+    ("threw", "throw"),
+    ("known", "know"),
+    ("knew", "know"),
+    ("shown", "show"),
+    ("begun", "begin"),
+    ("began", "begin"),
+    ("kept", "keep"),
+    ("held", "hold"),
+    ("brought", "bring"),
+    ("caught", "catch"),
+    ("bound", "bind"),
+    ("lost", "lose"),
+    ("ran", "run"),
+    ("sought", "seek"),
+    ("spent", "spend"),
+    ("went", "go"),
+    ("gone", "go"),
+    ("hidden", "hide"),
+    ("hid", "hide"),
+    ("broken", "break"),
+    ("broke", "break"),
+    ("driven", "drive"),
+    ("fed", "feed"),
+    ("led", "lead"),
+    ("meant", "mean"),
+    ("paid", "pay"),
+    ("spoken", "speak"),
+    ("thought", "think"),
+    ("frozen", "freeze"),
+    ("drawn", "draw"),
+    ("drew", "draw"),
+    ("dealt", "deal"),
+    ("overridden", "override"),
+    ("overrode", "override"),
+    ("sped", "speed"),
+    ("spun", "spin"),
+    ("stood", "stand"),
+    ("understood", "understand"),
+    ("forbidden", "forbid"),
+    ("forgotten", "forget"),
+];
+
 /// The canonical form of one lowercase word or identifier part (see the module docs).
 pub fn canon(word: &str) -> String {
+    let word = IRREGULAR
+        .iter()
+        .find(|(form, _)| *form == word)
+        .map_or(word, |(_, base)| *base);
     for (short, longs) in ABBREVIATIONS {
         if word == *short || longs.contains(&word) {
             return (*short).to_string();
@@ -337,6 +422,19 @@ pub fn stem(word: &str) -> String {
             false
         }
     };
+    // Adverbs and adjectives of `-ic` and `-y` words: `atomically`, `lexical` → `atomic`,
+    // `lexic`; `lazily` → `lazy`.
+    if w.ends_with("ically") && w.len() > 8 {
+        w.truncate(w.len() - 4);
+        return w;
+    } else if w.ends_with("ical") && w.len() > 6 {
+        w.truncate(w.len() - 2);
+        return w;
+    } else if w.ends_with("ily") && w.len() > 5 {
+        w.truncate(w.len() - 3);
+        w.push('y');
+        return w;
+    }
     // Plurals.
     if w.ends_with("ies") && w.len() > 4 {
         w.truncate(w.len() - 3);
@@ -397,6 +495,13 @@ mod tests {
             ("exception", "exc"),
             ("routes", "route"),
             ("dependencies", "deps"),
+            ("found", "find"),
+            ("written", "writes"),
+            ("atomically", "atomic"),
+            ("lazily", "lazy"),
+            ("boolean", "bool"),
+            ("representation", "repr"),
+            ("comparison", "compare"),
         ] {
             assert_eq!(canon(a), canon(b), "{a} vs {b}");
         }

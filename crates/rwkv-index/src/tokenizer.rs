@@ -11,8 +11,9 @@
 pub use tantivy::tokenizer::Token;
 use tantivy::tokenizer::{TokenStream, Tokenizer};
 
-/// The name the index registers [`CodeTokenizer`] under (`code2`: with canonical forms).
-pub const CODE_TOKENIZER: &str = "code2";
+/// The name the index registers [`CodeTokenizer`] under (`code3`: with canonical forms, irregular
+/// verbs and `-ically`/`-ily` words among them; a new name makes older indexes rebuild).
+pub const CODE_TOKENIZER: &str = "code3";
 
 const MAX_TOKEN_BYTES: usize = 64;
 
