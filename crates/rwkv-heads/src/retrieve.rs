@@ -45,8 +45,9 @@ const TOP_SCORE_WEIGHT: f32 = 0.05;
 /// The best unit's score above which it adds to support.
 const TOP_SCORE_MID: f32 = 11.0;
 
-// The weights of the parts of a unit's score, set on `benches/qa` (three code bases, 109
-// questions): a name written as code scores 10–14, a name spelled in words a few points.
+// The weights of the hand-set score (what support is judged on; the rank is [`WEIGHTS`] over
+// [`FEATURES`]), set on `benches/qa`: a name written as code scores 10–14, a name spelled in
+// words a few points.
 /// Weight of BM25 (normalised to the best hit, halved) plus the idf-weighted share of the
 /// question's words anywhere in the unit.
 const TEXT_WEIGHT: f32 = 6.0;
@@ -116,12 +117,12 @@ pub struct Candidate {
     doc_bytes: u64,
     #[serde(skip)]
     text_hash: String,
-    /// The score before the preference of code over prose sections (what support is taken on).
+    /// The hand-set score of the parts (what support is taken on).
     #[serde(skip)]
     raw_score: f32,
-    /// The parts of the score, named by [`FEATURES`] (for benchmarks that weigh them).
+    /// The parts of the rank score, named by [`FEATURES`] (for benchmarks that weigh them).
     #[serde(skip)]
-    pub features: Vec<f32>,
+    pub features: [f32; FEATURE_COUNT],
 }
 
 impl Candidate {
@@ -147,7 +148,7 @@ impl Candidate {
             doc_bytes: h.doc_bytes,
             text_hash: h.text_hash.clone(),
             raw_score: 0.0,
-            features: Vec::new(),
+            features: [0.0; FEATURE_COUNT],
         }
     }
 }
@@ -754,12 +755,12 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             }
             // A unit of one or two lines (a constant, an associated type) answers when the
             // question names it, seldom by its words.
-            if name < 10.0 && c.text.lines().filter(|l| !l.trim().is_empty()).count() <= 2 {
+            let lines = c.text.lines().filter(|l| !l.trim().is_empty()).count();
+            if name < 10.0 && lines <= 2 {
                 score *= TINY_FACTOR;
             }
             c.raw_score = score;
-            let lines = c.text.lines().filter(|l| !l.trim().is_empty()).count();
-            c.features = vec![
+            c.features = [
                 name_code,
                 name - name_code,
                 words,
@@ -810,8 +811,8 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     for c in &mut cands {
         c.score = learned_score(&c.features);
     }
-    // How well the store supports the question is judged on the best units by their own
-    // score, before code is preferred to prose.
+    // How well the store supports the question is judged on the best units by the hand-set
+    // score.
     cands.sort_by(|a, b| {
         b.raw_score
             .total_cmp(&a.raw_score)
@@ -856,8 +857,11 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
     })
 }
 
+/// How many parts [`Candidate::features`] has.
+const FEATURE_COUNT: usize = 17;
+
 /// Names of [`Candidate::features`], in order.
-pub const FEATURES: &[&str] = &[
+pub const FEATURES: [&str; FEATURE_COUNT] = [
     "name_code",
     "name_words",
     "bm25",
@@ -883,15 +887,16 @@ const SHORTER: usize = 12;
 /// The weight of each of [`FEATURES`] in a unit's rank: learned on `benches/qa`'s question sets
 /// (five code bases in three languages, 147 answerable questions) by a listwise softmax over
 /// each question's best 20 units, and checked leaving each code base out in turn (see
-/// `benches/qa/README.md`). A name written as code counts 10–14 in `name_code`, so its definition
-/// still comes first.
-const WEIGHTS: [f32; 17] = [
+/// `benches/qa/README.md`). A name written as code counts 10–14 in `name_code`, which with its
+/// fields and coverage puts its definition first in most cases (49 of the 55 questions that name
+/// code).
+const WEIGHTS: [f32; FEATURE_COUNT] = [
     0.310, -0.090, 3.907, 1.548, -3.521, 2.780, 9.599, 0.120, 1.022, -3.506, 0.842, -4.345, -2.315, -0.767, 2.848,
     -0.204, -2.630,
 ];
 
 /// A unit's rank score from its features.
-fn learned_score(f: &[f32]) -> f32 {
+fn learned_score(f: &[f32; FEATURE_COUNT]) -> f32 {
     f.iter().zip(WEIGHTS).map(|(x, w)| x * w).sum()
 }
 
