@@ -36,6 +36,9 @@ struct Args {
     /// With --shape/--model: what the model holds its weights as (auto|f32|bf16|int8).
     #[arg(long, default_value = "auto")]
     weights: Weights,
+    /// With --shape/--model: the fold's arithmetic (f32 exact, bf16 or int8).
+    #[arg(long, default_value = "f32")]
+    fold_precision: rwkv_model::FoldPrecision,
     /// With --shape: how the generated file stores values (bf16|f32).
     #[arg(long, default_value = "bf16")]
     dtype: rwkv_bench::make::FileDType,
@@ -507,6 +510,7 @@ fn real_shape_bench(args: &Args, say: &dyn Fn(String)) -> anyhow::Result<()> {
         official_script: args.official_script.clone(),
         device: args.device,
         lanes: args.lanes.max(1),
+        fold_precision: args.fold_precision,
     };
     let row = real_shape::run(&plan, say)?;
     if args.json {

@@ -46,6 +46,8 @@ pub struct Plan {
     pub device: rwkv_model::Device,
     /// Documents folded at once for the batched figure (1: none).
     pub lanes: usize,
+    /// Arithmetic of the fold (f32 exact, bf16 or int8).
+    pub fold_precision: rwkv_model::FoldPrecision,
 }
 
 /// What was measured.
@@ -65,6 +67,8 @@ pub struct Row {
     pub weights: String,
     /// What the model holds (`Model::held_weights`).
     pub held_weights: String,
+    /// The fold's arithmetic (`f32`, `bf16`, `int8`).
+    pub fold_precision: String,
     /// Bytes of weights held (`Model::weight_bytes`).
     pub weight_bytes: u64,
     /// Seconds from opening the file to a model ready to run, page cache warm.
@@ -242,13 +246,16 @@ fn measure(plan: &Plan, path: &Path, row: &mut Row, say: &dyn Fn(String)) -> any
     row.load_seconds = t.elapsed().as_secs_f64();
     row.peak_rss_load_bytes = peak_rss().unwrap_or(0);
     model.set_chunk_len(plan.chunk);
+    model.try_set_fold_precision(plan.fold_precision)?;
+    row.fold_precision = plan.fold_precision.to_string();
     row.held_weights = model.held_weights().to_string();
     row.weight_bytes = model.weight_bytes() as u64;
     say(format!(
-        "loaded in {:.2} s: holds {} ({:.2} GB of weights), peak RSS {:.2} GB",
+        "loaded in {:.2} s: holds {} ({:.2} GB of weights; {} fold), peak RSS {:.2} GB",
         row.load_seconds,
         row.held_weights,
         row.weight_bytes as f64 / 1e9,
+        row.fold_precision,
         row.peak_rss_load_bytes as f64 / 1e9
     ));
 

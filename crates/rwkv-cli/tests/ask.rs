@@ -434,10 +434,18 @@ fn a_store_folded_in_bf16_answers_and_refuses_f32_ingest() {
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert!(v["sources"][0]["path"].as_str().unwrap().ends_with("eval.py"), "{v}");
-    // An exact-fold run on it is refused, naming the bf16 store.
+    // An exact-fold run on it is refused, naming the bf16 store; so is an int8-fold run, with
+    // the flag that fits.
     let out = ingest(&[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("+fold-bf16"));
+    let out = ingest(&["--fold-precision", "int8"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("+fold-int8") && err.contains("pass --fold-precision bf16"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -78,7 +78,7 @@ fn default_model_is_the_bundled_demo() {
 }
 
 #[test]
-fn bf16_fold_scores_close_to_the_exact_fold() {
+fn bf16_and_int8_folds_score_close_to_the_exact_fold() {
     let f = root().join("crates/rwkv-model/src/v7/kernels.rs");
     let run = |p: &str| -> serde_json::Value {
         let (code, stdout, stderr) = score(&[f.to_str().unwrap(), "--fold-precision", p, "--json"]);
@@ -93,6 +93,10 @@ fn bf16_fold_scores_close_to_the_exact_fold() {
         bf16["bits_per_token"].as_f64().unwrap(),
     );
     assert!(a != b && (a - b).abs() < 0.01 * a, "exact {a} vs bf16 {b}");
+    let int8 = run("int8");
+    assert_eq!(int8["fold_precision"], "int8");
+    let c = int8["bits_per_token"].as_f64().unwrap();
+    assert!(a != c && (a - c).abs() < 0.01 * a, "exact {a} vs int8 {c}");
     let (code, _, stderr) = score(&[f.to_str().unwrap(), "--fold-precision", "f16"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("f16"), "{stderr}");

@@ -38,6 +38,10 @@ pub struct Mat {
     /// The bf16 fold is on: multi-row products round their inputs to bf16 and multiply bf16
     /// panels (the held ones, or `fold_copy`).
     fold_bf16: bool,
+    /// The int8 fold's weights (`rwkv_model::FoldPrecision::Int8`): when present, multi-row
+    /// products round their inputs to int8 in blocks of 32 and multiply integers
+    /// ([`crate::gemm_i8`]).
+    fold_i8: Option<crate::gemm_i8::QuadPanels>,
     /// Round each input row to 8 bits in blocks of 32 before the product, as ggml does for a
     /// quantized matrix (set for the matrices rwkv.cpp files store quantized).
     pub act_quant: Option<ActQuant>,
@@ -168,6 +172,7 @@ impl Mat {
             held,
             fold_copy: None,
             fold_bf16: false,
+            fold_i8: None,
             act_quant: None,
             block_mins: Vec::new(),
         }
@@ -238,7 +243,9 @@ impl Mat {
 
     /// Bytes held, the bf16 fold's copy included.
     pub fn bytes(&self) -> usize {
-        self.own_bytes() + self.fold_copy.as_ref().map_or(0, Panels::bytes)
+        self.own_bytes()
+            + self.fold_copy.as_ref().map_or(0, Panels::bytes)
+            + self.fold_i8.as_ref().map_or(0, crate::gemm_i8::QuadPanels::bytes)
     }
 
     /// Bytes of the matrix as held, without the bf16 fold's copy: what a one-row product
@@ -283,6 +290,34 @@ impl Mat {
         self.fold_bf16 = false;
     }
 
+    /// Switch on the int8 fold for this matrix: its weights are laid out for the integer
+    /// kernels ([`crate::gemm_i8::QuadPanels`]: int8 panels keep their integers and scales,
+    /// wider weights are rounded per output row as `--weights int8` rounds them). rwkv.cpp's
+    /// quantized blocks, and matrices whose inputs are rounded as ggml's quantized mat-vec does,
+    /// keep their own arithmetic.
+    pub fn enable_int8_fold(&mut self) {
+        if self.act_quant.is_some() || self.fold_i8.is_some() {
+            return;
+        }
+        use crate::gemm_i8::QuadPanels;
+        self.fold_i8 = match &self.held {
+            Held::F32(wt) => Some(QuadPanels::from_f32_input_major(wt, self.cols, self.rows)),
+            Held::Panels(p) => Some(QuadPanels::from_panels(p)),
+            Held::Rows(w) => Some(QuadPanels::pack(&w.source())),
+            Held::Ggml(_) => None,
+        };
+    }
+
+    /// Switch the int8 fold off (dropping its weights).
+    pub fn disable_int8_fold(&mut self) {
+        self.fold_i8 = None;
+    }
+
+    /// The int8 fold's weights, when it is on for this matrix.
+    pub fn int8_fold(&self) -> Option<&crate::gemm_i8::QuadPanels> {
+        self.fold_i8.as_ref()
+    }
+
     /// The bf16 panels the bf16 fold multiplies, when it is on for this matrix.
     pub fn bf16_fold(&self) -> Option<&Panels> {
         if !self.fold_bf16 {
@@ -306,6 +341,11 @@ const PAR_MIN_WORK: usize = 1 << 18;
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `m.cols()` / `m.rows()` values.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
+    linear_with(x, rows, m, y, true)
+}
+
+/// [`linear`], with the int8 fold's integer products when `int8_fold` (and the fold is on).
+fn linear_with(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) {
     assert_eq!(Some(x.len()), rows.checked_mul(m.cols), "inputs are rows × cols");
     assert_eq!(Some(y.len()), rows.checked_mul(m.rows), "outputs are rows × out");
     if rows == 0 {
@@ -323,7 +363,7 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
             quantize_dequantize_q8(r, q, &mut e);
             errs.extend_from_slice(&e);
         }
-        linear_plain(&xq, rows, m, y);
+        linear_plain(&xq, rows, m, y, int8_fold);
         if q == ActQuant::Q8_1 && !m.block_mins.is_empty() {
             for (yr, er) in y.chunks_exact_mut(m.rows).zip(errs.chunks_exact(nb)) {
                 for (yo, mo) in yr.iter_mut().zip(m.block_mins.chunks_exact(nb)) {
@@ -333,7 +373,7 @@ pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         }
         return;
     }
-    linear_plain(x, rows, m, y)
+    linear_plain(x, rows, m, y, int8_fold)
 }
 
 /// [`linear`] for the rows of a batched decode step: every row's outputs are bit for bit those
@@ -351,7 +391,9 @@ pub fn linear_decode(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         assert_eq!(Some(y.len()), rows.checked_mul(m.rows), "outputs are rows × out");
         return matvec_rows(x, rows, m.rows, m.cols, wt, y);
     }
-    linear(x, rows, m, y)
+    // The int8 fold's products depend on the rows' rounding, not on their number, but a decode
+    // step's rows are tokens: they take the one-row arithmetic.
+    linear_with(x, rows, m, y, false)
 }
 
 /// Rows handled together by [`matvec_rows`]'s kernel.
@@ -470,7 +512,21 @@ pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) 
     }
 }
 
-fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
+fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) {
+    if rows > 1
+        && int8_fold
+        && let Some(w) = &m.fold_i8
+    {
+        // As the bf16 fold's buffer: per thread, taken out while in use.
+        thread_local! {
+            static ROUNDED: std::cell::Cell<crate::gemm_i8::QuantRows> = std::cell::Cell::new(Default::default());
+        }
+        let mut a = ROUNDED.take();
+        a.quantize(x, rows, m.cols);
+        crate::gemm_i8::matmul(&a, w, y);
+        ROUNDED.set(a);
+        return;
+    }
     if rows > 1
         && let Some(p) = m.bf16_fold()
     {

@@ -288,6 +288,14 @@ impl Panels {
             Kind::I8 => f32::from(self.q[((pi * self.kp + pw) * 2 + i % 2) * NR + j]) * self.scales[o],
         }
     }
+
+    /// For [`Kind::I8`]: `W[o][i]`'s integer and the scale of row `o` (`W[o][i] = q · scale`).
+    pub(crate) fn i8_parts(&self, o: usize, i: usize) -> Option<(i8, f32)> {
+        (self.kind == Kind::I8).then(|| {
+            let (pi, j, pw) = (o / NR, o % NR, i / 2);
+            (self.q[((pi * self.kp + pw) * 2 + i % 2) * NR + j], self.scales[o])
+        })
+    }
 }
 
 #[inline(always)]

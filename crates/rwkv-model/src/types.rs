@@ -137,11 +137,16 @@ pub enum FoldPrecision {
     F32,
     /// bf16 inputs, f32 sums (`vdpbf16ps` where the CPU has AVX512-BF16).
     Bf16,
+    /// int8 weights (one scale per output row) and int8 inputs (one scale per block of 32),
+    /// integer products summed exactly per block, blocks summed in f32
+    /// ([`rwkv_kernels::gemm_i8`]).
+    Int8,
 }
 
-named_options!(FoldPrecision, "fold precision", "f32 or bf16", {
+named_options!(FoldPrecision, "fold precision", "f32, bf16 or int8", {
     F32 => "f32",
     Bf16 => "bf16",
+    Int8 => "int8",
 });
 
 /// Default number of tokens per sequence-mode chunk.

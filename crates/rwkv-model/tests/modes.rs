@@ -370,6 +370,67 @@ fn bf16_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
 }
 
 #[test]
+fn int8_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
+    use rwkv_model::FoldPrecision;
+    for (name, weights) in [
+        ("rwkv7-code-11m.bf16.safetensors", Weights::Auto),
+        ("rwkv7-code-11m.bf16.safetensors", Weights::Int8),
+        ("tiny-rwkv-6v0-1m.bf16.safetensors", Weights::Auto),
+    ] {
+        let mut m = model_as(name, weights);
+        let v = m.config().vocab;
+        let toks = text_tokens(300);
+        m.set_chunk_len(64);
+        let mut s_exact = m.new_state();
+        let exact = m.forward_seq(&toks, &mut s_exact, Logits::All).unwrap();
+        let held = m.weight_bytes();
+
+        m.try_set_fold_precision(FoldPrecision::Int8).unwrap();
+        assert_eq!(m.fold_precision(), FoldPrecision::Int8);
+        assert!(m.weight_bytes() > held, "{name}: the int8 fold's weights are counted");
+        let mut s_int8 = m.new_state();
+        let int8 = m.forward_seq(&toks, &mut s_int8, Logits::All).unwrap();
+        let (b_exact, b_int8) = (bits_per_token(&exact, &toks, v), bits_per_token(&int8, &toks, v));
+        let d = max_abs_diff(&exact, &int8);
+        assert!(d > 0.0, "{name}: the int8 fold must round its inputs");
+        assert!(d < 0.5, "{name}: int8 logits differ by {d}");
+        assert!(
+            (b_exact - b_int8).abs() < 0.02 * b_exact,
+            "{name}: bits/token {b_exact} exact vs {b_int8} int8"
+        );
+        // Integer block sums are exact and the blocks are summed in one order per output, so
+        // the chunk length (chunks of several rows) does not change a bit.
+        for chunk in [16, 100] {
+            m.set_chunk_len(chunk);
+            let mut s = m.new_state();
+            let l = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+            assert_eq!(max_abs_diff(&l, &int8), 0.0, "{name}: chunk {chunk}");
+            assert_eq!(s.max_abs_diff(&s_int8), 0.0, "{name}: chunk {chunk}");
+        }
+        // Generation (one row) keeps its own arithmetic: the same logits as before the switch.
+        let step = |m: &Model| {
+            let mut s = m.new_state();
+            toks[..20]
+                .iter()
+                .map(|&t| m.forward_token(t, &mut s).unwrap())
+                .last()
+                .unwrap()
+        };
+        let in_int8 = step(&m);
+        m.try_set_fold_precision(FoldPrecision::F32).unwrap();
+        assert_eq!(m.weight_bytes(), held, "{name}: switching back drops the int8 copy");
+        assert_eq!(max_abs_diff(&step(&m), &in_int8), 0.0, "{name}");
+        m.set_chunk_len(64);
+        let mut s = m.new_state();
+        let again = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+        assert_eq!(max_abs_diff(&again, &exact), 0.0, "{name}");
+        eprintln!(
+            "{name} ({weights}): int8 fold max |logit diff| {d:.3e}, bits/token {b_exact:.4} exact, {b_int8:.4} int8"
+        );
+    }
+}
+
+#[test]
 fn int8_weights_fold_and_generate_close_to_the_exact_model() {
     let name = "rwkv7-code-11m.bf16.safetensors";
     let (m, q) = (model(name), model_as(name, Weights::Int8));
@@ -425,19 +486,22 @@ fn quantized_rwkvcpp_files_refuse_weights_they_cannot_honour() {
 }
 
 #[test]
-fn bf16_fold_of_quantized_rwkvcpp_files_keeps_their_rounding() {
-    // rwkv.cpp's quantized matrices round their inputs as ggml does; the bf16 fold leaves them so.
+fn bf16_and_int8_folds_of_quantized_rwkvcpp_files_keep_their_rounding() {
+    // rwkv.cpp's quantized matrices round their inputs as ggml does; the bf16 and int8 folds
+    // leave them so.
     for name in ["tiny-rwkv-7v0-834K-Q5_0.bin", "tiny-rwkv-7v0-834K-FP16.bin"] {
         let mut m = Model::load(&fixture(&format!("rwkvcpp/{name}"))).unwrap();
         let toks: Vec<u32> = text_tokens(80).iter().map(|&t| t % m.config().vocab as u32).collect();
         let mut s = m.new_state();
         let exact = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
-        m.set_fold_precision(rwkv_model::FoldPrecision::Bf16);
-        let mut s = m.new_state();
-        let bf16 = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
-        assert!(bf16.iter().all(|x| x.is_finite()), "{name}");
-        let d = max_abs_diff(&exact, &bf16);
-        assert!(d < 0.25, "{name}: {d}");
+        for p in [rwkv_model::FoldPrecision::Bf16, rwkv_model::FoldPrecision::Int8] {
+            m.set_fold_precision(p);
+            let mut s = m.new_state();
+            let folded = m.forward_seq(&toks, &mut s, Logits::All).unwrap();
+            assert!(folded.iter().all(|x| x.is_finite()), "{name} {p}");
+            let d = max_abs_diff(&exact, &folded);
+            assert!(d < 0.5, "{name} {p}: {d}");
+        }
     }
 }
 

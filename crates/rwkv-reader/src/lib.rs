@@ -655,6 +655,7 @@ pub fn store_identity(
     let kind = FoldKind {
         weights_rounded: weights.as_deref(),
         fold_bf16: fold == FoldPrecision::Bf16,
+        fold_int8: fold == FoldPrecision::Int8,
         state_bf16: state == StatePrecision::Bf16,
     };
     StoreIdentity::for_fold(model.fingerprint(), kind, tokenizer.id(), STATE_FORMAT_VERSION)

@@ -31,13 +31,16 @@ pub struct StoreIdentity {
 /// How a store's states were made beyond the model itself. Each departure from the exact f32
 /// fold of the checkpoint's own weights stored as f32 changes the states (by rounding), so it is
 /// part of the store's fingerprint: `{model}` alone, or followed by `+weights-{w}` (the weights
-/// were rounded on load), `+fold-bf16` (the bf16 fold), `+state-bf16` (bf16 blobs), in that order.
+/// were rounded on load), `+fold-bf16` or `+fold-int8` (the bf16 or int8 fold), `+state-bf16`
+/// (bf16 blobs), in that order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FoldKind<'a> {
     /// The precision the weights were rounded to on load (`bf16`, `int8`), if they were.
     pub weights_rounded: Option<&'a str>,
     /// The fold ran in bf16 arithmetic.
     pub fold_bf16: bool,
+    /// The fold ran in int8 arithmetic.
+    pub fold_int8: bool,
     /// The blobs hold bf16 states.
     pub state_bf16: bool,
 }
@@ -52,6 +55,9 @@ impl<'a> FoldKind<'a> {
         }
         if self.fold_bf16 {
             f.push_str("+fold-bf16");
+        }
+        if self.fold_int8 {
+            f.push_str("+fold-int8");
         }
         if self.state_bf16 {
             f.push_str("+state-bf16");
@@ -68,6 +74,7 @@ impl<'a> FoldKind<'a> {
         for p in parts {
             match p {
                 "fold-bf16" => kind.fold_bf16 = true,
+                "fold-int8" => kind.fold_int8 = true,
                 "state-bf16" => kind.state_bf16 = true,
                 w => kind.weights_rounded = Some(w.strip_prefix("weights-")?),
             }
@@ -350,9 +357,17 @@ mod fold_kind_tests {
                 FoldKind {
                     weights_rounded: Some("int8"),
                     fold_bf16: true,
+                    fold_int8: false,
                     state_bf16: true,
                 },
                 "m+weights-int8+fold-bf16+state-bf16",
+            ),
+            (
+                FoldKind {
+                    fold_int8: true,
+                    ..FoldKind::default()
+                },
+                "m+fold-int8",
             ),
             (
                 FoldKind {

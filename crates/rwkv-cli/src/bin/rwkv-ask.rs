@@ -44,8 +44,9 @@ struct Args {
     /// Tokenizer.
     #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
     tokenizer: String,
-    /// Arithmetic of re-reading the segments: f32 (exact) or bf16 (about twice as fast on
-    /// CPUs with AVX512-BF16, approximate). The stored checkpoints are not changed.
+    /// Arithmetic of re-reading the segments: f32 (exact), bf16 (about twice as fast on CPUs
+    /// with AVX512-BF16, approximate) or int8 (integer products: the fastest on AVX2 CPUs,
+    /// approximate). The stored checkpoints are not changed.
     #[arg(long, default_value = "f32")]
     fold_precision: rwkv_model::FoldPrecision,
     #[command(flatten)]
@@ -223,6 +224,17 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     {
         let ident = lib.store().identity().clone();
         drop(lib);
+        // Commit states folded as the store's were (a bf16- or int8-folded store).
+        if let Some((_, kind)) = rwkv_store::FoldKind::parse(&ident.model_fingerprint) {
+            let p = if kind.fold_bf16 {
+                rwkv_model::FoldPrecision::Bf16
+            } else if kind.fold_int8 {
+                rwkv_model::FoldPrecision::Int8
+            } else {
+                rwkv_model::FoldPrecision::F32
+            };
+            let _ = model.try_set_fold_precision(p);
+        }
         let progress = ask::commit_progress();
         let ids = std::slice::from_ref(&src.doc_id);
         match rwkv_pipeline::fold_stored(&args.store, ident, &model, tokenizer, ids, &progress) {

@@ -77,9 +77,10 @@ pub(crate) struct Args {
     /// start), and a later run without this flag folds what was indexed.
     #[arg(long)]
     pub index_only: bool,
-    /// Arithmetic of the fold: f32 (exact against the official implementation; default) or
-    /// bf16 (about twice as fast on CPUs with AVX512-BF16, approximate). A store holds states
-    /// of one kind: use the same value for every run on it.
+    /// Arithmetic of the fold: f32 (exact against the official implementation; default), bf16
+    /// (about twice as fast on CPUs with AVX512-BF16, approximate) or int8 (int8 weights and
+    /// inputs, integer products: the fastest fold on AVX2 CPUs, approximate). A store holds
+    /// states of one kind: use the same value for every run on it.
     #[arg(long)]
     pub fold_precision: Option<rwkv_model::FoldPrecision>,
     /// How checkpoint blobs store the state: bf16 (each float rounded to bf16, half the bytes;

@@ -32,8 +32,10 @@ struct Args {
     /// Tokens per sequence-mode chunk.
     #[arg(long, default_value_t = rwkv_model::DEFAULT_CHUNK_LEN)]
     chunk: usize,
-    /// Arithmetic of the fold: f32 (exact against the official implementation) or bf16
-    /// (products with bf16 inputs: about twice as fast on CPUs with AVX512-BF16, approximate).
+    /// Arithmetic of the fold: f32 (exact against the official implementation), bf16
+    /// (products with bf16 inputs: about twice as fast on CPUs with AVX512-BF16, approximate) or
+    /// int8 (int8 weights and inputs, integer products: the fastest fold on AVX2 CPUs,
+    /// approximate).
     #[arg(long, default_value = "f32")]
     fold_precision: rwkv_model::FoldPrecision,
     #[command(flatten)]

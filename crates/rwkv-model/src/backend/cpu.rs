@@ -53,8 +53,18 @@ pub(crate) fn cpu_token_bytes(m: &mut dyn CpuMats) -> usize {
 /// [`BackendModel::set_fold_precision`] of a CPU generation.
 pub(crate) fn cpu_set_fold_precision(m: &mut dyn CpuMats, p: FoldPrecision) {
     match p {
-        FoldPrecision::F32 => m.for_each_mat(&mut Mat::disable_bf16_fold),
-        FoldPrecision::Bf16 => m.for_each_mat(&mut Mat::enable_bf16_fold),
+        FoldPrecision::F32 => m.for_each_mat(&mut |w| {
+            w.disable_bf16_fold();
+            w.disable_int8_fold();
+        }),
+        FoldPrecision::Bf16 => m.for_each_mat(&mut |w| {
+            w.disable_int8_fold();
+            w.enable_bf16_fold();
+        }),
+        FoldPrecision::Int8 => m.for_each_mat(&mut |w| {
+            w.disable_bf16_fold();
+            w.enable_int8_fold();
+        }),
     }
 }
 

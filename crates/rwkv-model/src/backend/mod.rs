@@ -35,12 +35,12 @@ pub struct Support {
 
 const ALL_GENERATIONS: &[Generation] = &[Generation::V4, Generation::V5, Generation::V6, Generation::V7];
 
-/// The CPU backend: every generation, every weight kind, both folds (f32 by default).
+/// The CPU backend: every generation, every weight kind, every fold (f32 by default).
 pub const CPU: Support = Support {
     backend: "cpu",
     generations: ALL_GENERATIONS,
     weights: &[Weights::Auto, Weights::F32, Weights::Bf16, Weights::Int8],
-    fold_precisions: &[FoldPrecision::F32, FoldPrecision::Bf16],
+    fold_precisions: &[FoldPrecision::F32, FoldPrecision::Bf16, FoldPrecision::Int8],
 };
 
 /// The candle backend (a CUDA GPU, or candle's CPU device in tests): RWKV-7 with bf16 weights

@@ -31,7 +31,10 @@ pub fn fold_stored(
         lanes: 1,
         ..IngestConfig::default()
     };
-    let opened = Store::open(store_dir, store)?;
+    // States are committed only when this model folds them as the store's were folded (its
+    // weights and fold precision): otherwise the store refuses it, naming both.
+    let ours = rwkv_reader::store_identity(model, model.fold_precision(), state_precision, tokenizer.as_ref());
+    let opened = Store::open(store_dir, ours)?;
     let (index, _) = Index::open_or_create(StoreDir::new(store_dir).index())?;
     let shared = Shared {
         cfg: &cfg,

@@ -193,16 +193,25 @@ fn store_hint(e: &rwkv_pipeline::Error, model: &Model) -> Option<String> {
             fixes.push(format!("drop --weights {w}"));
         }
     }
-    match (theirs.fold_bf16, ours.fold_bf16) {
-        (true, false) => {
-            holds.push("bf16-folded".to_string());
-            fixes.push("pass --fold-precision bf16".to_string());
+    let fold_of = |k: &FoldKind<'_>| {
+        if k.fold_bf16 {
+            "bf16"
+        } else if k.fold_int8 {
+            "int8"
+        } else {
+            "f32"
         }
-        (false, true) => {
+    };
+    match (fold_of(&theirs), fold_of(&ours)) {
+        (a, b) if a == b => {}
+        ("f32", b) => {
             holds.push("exact (f32-folded)".to_string());
-            fixes.push("drop --fold-precision bf16".to_string());
+            fixes.push(format!("drop --fold-precision {b}"));
         }
-        _ => {}
+        (a, _) => {
+            holds.push(format!("{a}-folded"));
+            fixes.push(format!("pass --fold-precision {a}"));
+        }
     }
     if theirs.state_bf16 != ours.state_bf16 {
         let p = if theirs.state_bf16 {

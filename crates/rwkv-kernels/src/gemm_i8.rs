@@ -1,0 +1,458 @@
+//! Integer matrix products for the int8 fold (`rwkv_model::FoldPrecision::Int8`).
+//!
+//! A fold chunk's products take both operands in 8 bits and multiply them as integers:
+//! - **weights**: one int8 per value with one f32 scale per output row (the row's largest
+//!   magnitude / 127), the very values `--weights int8` holds ([`Panels`] of [`Kind::I8`] are
+//!   repacked without rounding again; wider weights are rounded the same way);
+//! - **activations**: each row rounded in blocks of [`BLOCK`] inputs to `q = round(x / d)` with
+//!   `d` = the block's largest magnitude / 127, as ggml's Q8_0 does (`d` kept in f32);
+//! - **sums**: each block's 32 products are summed exactly in 32-bit integers, and the blocks in
+//!   input order in f32, `acc = acc + f32(Σ q_x·q_w) · d` (a product and a sum, each rounded: no
+//!   fused multiply-add, so every path gives the same bits); the row scale multiplies the end.
+//!
+//! Each output's sum runs over the same blocks in the same order whatever the number of rows or
+//! how the work is split, so a fold gives the same bits in chunks of any length (of two rows or
+//! more: one row is a generated token and takes the f32 path) and on any thread count, and the
+//! portable loop gives the AVX2 kernel's bits (tested).
+//!
+//! AVX2 has no instruction that multiplies two signed bytes: `vpmaddubsw` multiplies unsigned by
+//! signed bytes and adds adjacent pairs into 16 bits. So the activation goes in as `|q_x|` and
+//! its sign moves onto the weight (`vpsignb`): `|q_x| · sign(q_x)·q_w = q_x·q_w`, and a pair sums
+//! to at most 2 · 127 · 127 < 2¹⁵ (neither operand is −128), never saturating. `vpmaddwd`
+//! against ones widens the pairs into 32-bit sums of four.
+//!
+//! Layout ([`QuadPanels`]): outputs in panels of [`NR`] (as [`Panels`], so products split across
+//! threads the same way); within a panel, for each group of four inputs `4g .. 4g+3`, the [`NR`]
+//! outputs' four bytes side by side: 128 bytes, four 256-bit vectors of eight outputs each, the
+//! operand order of `vpmaddubsw` + `vpmaddwd` (and of VNNI's `vpdpbusd`). Inputs are padded with
+//! zeros to whole blocks.
+
+use rayon::prelude::*;
+
+use crate::panels::{Kind, NR, Out, Panels, Source, split};
+
+/// Inputs per activation block (one scale each).
+pub const BLOCK: usize = 32;
+/// Groups of four inputs per block.
+const GROUPS: usize = BLOCK / 4;
+/// Rows of activations a panel's block is used for while it is in L1.
+const MR: usize = 16;
+
+/// Int8 weights `W [n, k]` (`y = x · Wᵀ`) in the layout of the integer kernels, one scale per
+/// output. The dimensions are fixed at packing: see [`QuadPanels::n`] and [`QuadPanels::k`].
+#[derive(Debug, Clone)]
+pub struct QuadPanels {
+    n: usize,
+    k: usize,
+    /// Blocks of [`BLOCK`] inputs, `⌈k / 32⌉`.
+    nb: usize,
+    /// `[panel][nb · 8][NR][4]` bytes.
+    q: Vec<i8>,
+    /// One scale per output, padded to whole panels with zeros.
+    scales: Vec<f32>,
+}
+
+impl QuadPanels {
+    /// Round `W[o][i] = get(o, i)` to int8, each output row with its own scale (its largest
+    /// magnitude / 127), exactly as [`Panels::pack`] does for [`Kind::I8`].
+    pub fn quantize(n: usize, k: usize, get: impl Fn(usize, usize) -> f32 + Sync) -> QuadPanels {
+        Self::build(n, k, |o, row_q| {
+            let row: Vec<f32> = (0..k).map(|i| get(o, i)).collect();
+            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for (q, v) in row_q.iter_mut().zip(&row) {
+                *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            }
+            d
+        })
+    }
+
+    /// The weights of a checkpoint tensor, rounded to int8 ([`QuadPanels::quantize`]).
+    pub fn pack(src: &Source<'_>) -> QuadPanels {
+        assert!(src.fits(), "source holds n × k elements");
+        Self::quantize(src.n, src.k, |o, i| src.get(o, i))
+    }
+
+    /// Input-major f32 weights `wt` (`[k, n]` row-major), rounded to int8.
+    pub fn from_f32_input_major(wt: &[f32], k: usize, n: usize) -> QuadPanels {
+        assert_eq!(wt.len(), k * n, "weights are k × n");
+        Self::quantize(n, k, |o, i| wt[i * n + o])
+    }
+
+    /// The same weights as `p`: int8 panels keep their integers and scales (no second
+    /// rounding); 16-bit panels are rounded to int8.
+    pub fn from_panels(p: &Panels) -> QuadPanels {
+        if p.kind() != Kind::I8 {
+            return Self::quantize(p.n(), p.k(), |o, i| p.get(o, i));
+        }
+        Self::build(p.n(), p.k(), |o, row_q| {
+            let mut scale = 0.0;
+            for (i, q) in row_q.iter_mut().enumerate() {
+                let (v, s) = p.i8_parts(o, i).expect("int8 panels");
+                *q = v;
+                scale = s;
+            }
+            scale
+        })
+    }
+
+    /// Lay out rows given by `row(o, q) -> scale`, which fills output `o`'s `k` integers.
+    fn build(n: usize, k: usize, row: impl Fn(usize, &mut [i8]) -> f32 + Sync) -> QuadPanels {
+        let nb = k.div_ceil(BLOCK);
+        let kg = nb * GROUPS;
+        let panels = n.div_ceil(NR);
+        let mut q = vec![0i8; panels * kg * NR * 4];
+        let mut scales = vec![0f32; panels * NR];
+        q.par_chunks_mut(kg * NR * 4)
+            .zip(scales.par_chunks_mut(NR))
+            .enumerate()
+            .for_each(|(pi, (panel, sc))| {
+                let mut row_q = vec![0i8; k];
+                for j in 0..NR.min(n - pi * NR) {
+                    sc[j] = row(pi * NR + j, &mut row_q);
+                    for (i, &v) in row_q.iter().enumerate() {
+                        panel[((i / 4) * NR + j) * 4 + i % 4] = v;
+                    }
+                }
+            });
+        QuadPanels { n, k, nb, q, scales }
+    }
+
+    /// Output features.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.q.len() + self.scales.len() * 4
+    }
+
+    /// The integer of `W[o][i]` and the scale of row `o`.
+    pub fn parts(&self, o: usize, i: usize) -> (i8, f32) {
+        let (pi, j) = (o / NR, o % NR);
+        let g = pi * self.nb * GROUPS + i / 4;
+        (self.q[(g * NR + j) * 4 + i % 4], self.scales[o])
+    }
+}
+
+/// Activation rows rounded to int8 in blocks of [`BLOCK`], in the operand forms of the kernels.
+#[derive(Debug, Clone, Default)]
+pub struct QuantRows {
+    rows: usize,
+    k: usize,
+    nb: usize,
+    /// `|q|`, `[rows][nb · 32]` (zero-padded).
+    abs: Vec<u8>,
+    /// `q`, `[rows][nb · 32]` (zero-padded).
+    signed: Vec<i8>,
+    /// Each block's scale `d`, `[rows][nb]`.
+    d: Vec<f32>,
+}
+
+impl QuantRows {
+    /// Round `rows` rows of `x` (`[rows, k]`) into `self` (its buffers reused): per block of
+    /// [`BLOCK`] inputs `d = amax / 127` and `q = round(x / d)`. A block of zeros, or one so
+    /// small that `1 / d` overflows, is all zeros.
+    pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize) {
+        assert_eq!(Some(x.len()), rows.checked_mul(k), "inputs are rows × k");
+        let nb = k.div_ceil(BLOCK);
+        let kpad = nb * BLOCK;
+        self.rows = rows;
+        self.k = k;
+        self.nb = nb;
+        self.abs.clear();
+        self.abs.resize(rows * kpad, 0);
+        self.signed.clear();
+        self.signed.resize(rows * kpad, 0);
+        self.d.clear();
+        self.d.resize(rows * nb, 0.0);
+        let parts = self
+            .abs
+            .chunks_mut(kpad)
+            .zip(self.signed.chunks_mut(kpad))
+            .zip(self.d.chunks_mut(nb));
+        for (xr, ((ar, sr), dr)) in x.chunks_exact(k.max(1)).zip(parts) {
+            for (b, xb) in xr.chunks(BLOCK).enumerate() {
+                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let inv = 1.0f32 / d;
+                if d == 0.0 || !inv.is_finite() {
+                    continue;
+                }
+                dr[b] = d;
+                for (i, v) in xb.iter().enumerate() {
+                    let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                    sr[b * BLOCK + i] = q;
+                    ar[b * BLOCK + i] = q.unsigned_abs();
+                }
+            }
+        }
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// `y[rows, w.n()] = x · Wᵀ` for activations `x` rounded by [`QuantRows::quantize`].
+///
+/// # Panics
+/// If `x` was not rounded for `w.k()` inputs or `y` does not hold `x.rows()` rows of `w.n()`.
+pub fn matmul(x: &QuantRows, w: &QuadPanels, y: &mut [f32]) {
+    assert_eq!(x.k, w.k, "activations have the weights' inputs");
+    assert_eq!(Some(y.len()), x.rows.checked_mul(w.n), "outputs are rows × n");
+    if x.rows == 0 || w.n == 0 {
+        return;
+    }
+    let dst = Out(y.as_mut_ptr());
+    split(x.rows, w.n, w.k, |r0, r1, p0, p1| {
+        // SAFETY: `split` hands out disjoint parts (rows r0 .. r1 ≤ rows, panels p0 .. p1) of the
+        // output, whose extent (`rows × n` floats) was asserted.
+        unsafe { range(x, r0, r1, w, dst, p0, p1) };
+    });
+}
+
+/// Rows `r0 .. r1`, panels `p0 .. p1`.
+///
+/// # Safety
+/// `dst` points to `x.rows` rows of `w.n` floats, and no other thread writes these rows' columns
+/// of these panels.
+unsafe fn range(x: &QuantRows, r0: usize, r1: usize, w: &QuadPanels, dst: Out, p0: usize, p1: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() != crate::simd::Level::Portable {
+        // SAFETY: `level` checked AVX2 at run time; the rest is the caller's contract.
+        return unsafe { avx2::range(x, r0, r1, w, dst.0, p0, p1) };
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { portable_range(x, r0, r1, w, dst.0, p0, p1) }
+}
+
+/// The portable loop: the same integer block sums and the same f32 steps as the kernel.
+///
+/// # Safety
+/// As [`range`].
+unsafe fn portable_range(x: &QuantRows, r0: usize, r1: usize, w: &QuadPanels, dst: *mut f32, p0: usize, p1: usize) {
+    let kpad = x.nb * BLOCK;
+    for pi in p0..p1 {
+        let panel = &w.q[pi * x.nb * GROUPS * NR * 4..(pi + 1) * x.nb * GROUPS * NR * 4];
+        for j in 0..NR.min(w.n - pi * NR) {
+            let o = pi * NR + j;
+            for r in r0..r1 {
+                let xs = &x.signed[r * kpad..(r + 1) * kpad];
+                let mut acc = 0f32;
+                for b in 0..x.nb {
+                    let mut isum = 0i32;
+                    for i in b * BLOCK..(b + 1) * BLOCK {
+                        isum += i32::from(xs[i]) * i32::from(panel[((i / 4) * NR + j) * 4 + i % 4]);
+                    }
+                    acc += isum as f32 * x.d[r * x.nb + b];
+                }
+                // SAFETY: row r and output o are inside the output (caller's contract).
+                unsafe { *dst.add(r * w.n + o) = acc * w.scales[o] };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUPS, MR, NR, QuadPanels, QuantRows};
+
+    /// See [`super::range`]: panel by panel, rows in tiles of [`MR`] that use each block of the
+    /// panel (1 KB) while it is in L1.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; as [`super::range`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn range(
+        x: &QuantRows,
+        r0: usize,
+        r1: usize,
+        w: &QuadPanels,
+        dst: *mut f32,
+        p0: usize,
+        p1: usize,
+    ) {
+        let (nb, kpad) = (x.nb, x.nb * BLOCK);
+        let ones = _mm256_set1_epi16(1);
+        for pi in p0..p1 {
+            let panel = w.q[pi * nb * GROUPS * NR * 4..(pi + 1) * nb * GROUPS * NR * 4].as_ptr();
+            let width = NR.min(w.n - pi * NR);
+            let mut t0 = r0;
+            while t0 < r1 {
+                let m = MR.min(r1 - t0);
+                let mut acc = [[_mm256_setzero_ps(); 4]; MR];
+                for b in 0..nb {
+                    // SAFETY: block b of this panel: GROUPS groups of NR · 4 bytes.
+                    let wb = unsafe { panel.add(b * GROUPS * NR * 4) };
+                    for (r, accr) in acc.iter_mut().enumerate().take(m) {
+                        let row = (t0 + r) * kpad + b * BLOCK;
+                        let xa = x.abs[row..row + BLOCK].as_ptr();
+                        let xs = x.signed[row..row + BLOCK].as_ptr();
+                        let mut s = [_mm256_setzero_si256(); 4];
+                        for g in 0..GROUPS {
+                            // SAFETY: 4 bytes of group g of the block, and its 128 weight bytes.
+                            let (a, sg) = unsafe {
+                                (
+                                    _mm256_set1_epi32(xa.add(4 * g).cast::<i32>().read_unaligned()),
+                                    _mm256_set1_epi32(xs.add(4 * g).cast::<i32>().read_unaligned()),
+                                )
+                            };
+                            for (v, sv) in s.iter_mut().enumerate() {
+                                // SAFETY: inside the block's weights (see above).
+                                let wv = unsafe { _mm256_loadu_si256(wb.add((g * NR + 8 * v) * 4).cast()) };
+                                let p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(wv, sg));
+                                *sv = _mm256_add_epi32(*sv, _mm256_madd_epi16(p, ones));
+                            }
+                        }
+                        let d = _mm256_set1_ps(x.d[(t0 + r) * nb + b]);
+                        for (av, sv) in accr.iter_mut().zip(s) {
+                            *av = _mm256_add_ps(*av, _mm256_mul_ps(_mm256_cvtepi32_ps(sv), d));
+                        }
+                    }
+                }
+                for (r, accr) in acc.iter().enumerate().take(m) {
+                    let mut lanes = [0f32; NR];
+                    for (v, a) in accr.iter().enumerate() {
+                        // SAFETY: 8 floats into a 32-float array.
+                        unsafe { _mm256_storeu_ps(lanes[8 * v..].as_mut_ptr(), *a) };
+                    }
+                    for (j, l) in lanes.iter().enumerate().take(width) {
+                        let o = pi * NR + j;
+                        // SAFETY: row t0 + r and output o are inside the output (caller's contract).
+                        unsafe { *dst.add((t0 + r) * w.n + o) = l * w.scales[o] };
+                    }
+                }
+                t0 += m;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn weights(n: usize, k: usize) -> Vec<f32> {
+        (0..n * k).map(|i| ((i * 37 % 1009) as f32 / 504.0) - 1.0).collect()
+    }
+
+    fn inputs(rows: usize, k: usize) -> Vec<f32> {
+        (0..rows * k)
+            .map(|i| (i as f32 * 0.37).sin() * if i % 97 == 0 { 9.0 } else { 1.0 })
+            .collect()
+    }
+
+    /// The product from the rounded values, in f64.
+    fn reference(xq: &QuantRows, w: &QuadPanels, r: usize, o: usize) -> f64 {
+        let kpad = xq.nb * BLOCK;
+        (0..w.k)
+            .map(|i| {
+                let (q, s) = w.parts(o, i);
+                f64::from(xq.signed[r * kpad + i])
+                    * f64::from(xq.d[r * xq.nb + i / BLOCK])
+                    * f64::from(q)
+                    * f64::from(s)
+            })
+            .sum()
+    }
+
+    #[test]
+    fn products_are_the_rounded_values_products_and_close_to_f32() {
+        for (n, k, rows) in [(70, 131, 3), (32, 32, 2), (100, 258, 17), (5, 1, 4), (64, 96, 40)] {
+            let wv = weights(n, k);
+            let w = QuadPanels::quantize(n, k, |o, i| wv[o * k + i]);
+            let x = inputs(rows, k);
+            let mut xq = QuantRows::default();
+            xq.quantize(&x, rows, k);
+            let mut y = vec![0f32; rows * n];
+            matmul(&xq, &w, &mut y);
+            for r in 0..rows {
+                for o in 0..n {
+                    let want = reference(&xq, &w, r, o);
+                    let got = f64::from(y[r * n + o]);
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{n}x{k} r{r} o{o}: {got} vs {want}"
+                    );
+                    let exact: f64 = (0..k).map(|i| f64::from(x[r * k + i]) * f64::from(wv[o * k + i])).sum();
+                    let norm: f64 = (0..k).map(|i| f64::from(x[r * k + i]).abs()).sum::<f64>();
+                    assert!(
+                        (got - exact).abs() <= 0.02 * norm + 1e-6,
+                        "{n}x{k}: {got} vs exact {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_loop_gives_the_kernels_bits_whatever_the_rows() {
+        for (n, k) in [(70, 131), (100, 258), (33, 64), (5, 1)] {
+            let wv = weights(n, k);
+            let w = QuadPanels::quantize(n, k, |o, i| wv[o * k + i]);
+            let panels = n.div_ceil(NR);
+            let x = inputs(37, k);
+            let mut all = QuantRows::default();
+            all.quantize(&x, 37, k);
+            let mut whole = vec![0f32; 37 * n];
+            matmul(&all, &w, &mut whole);
+            for rows in [2, 3, 16, 17, 37] {
+                let mut xq = QuantRows::default();
+                xq.quantize(&x[..rows * k], rows, k);
+                let mut fast = vec![0f32; rows * n];
+                let mut slow = vec![0f32; rows * n];
+                // SAFETY: both outputs hold rows × n floats; one thread writes all panels.
+                unsafe {
+                    range(&xq, 0, rows, &w, Out(fast.as_mut_ptr()), 0, panels);
+                    portable_range(&xq, 0, rows, &w, slow.as_mut_ptr(), 0, panels);
+                }
+                assert_eq!(fast, slow, "{n}x{k} rows {rows}");
+                assert_eq!(fast[..], whole[..rows * n], "{n}x{k}: {rows} rows and 37 rows");
+            }
+        }
+    }
+
+    #[test]
+    fn int8_panels_are_repacked_without_a_second_rounding() {
+        let (n, k) = (70, 131);
+        let wv = weights(n, k);
+        let bytes: Vec<u8> = wv.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let src = Source {
+            bytes: &bytes,
+            dtype: rwkv_formats::tensor::DType::F32,
+            n,
+            k,
+            input_major: false,
+        };
+        let p = Panels::pack(&src, Kind::I8);
+        let a = QuadPanels::from_panels(&p);
+        let b = QuadPanels::pack(&src);
+        for o in 0..n {
+            for i in 0..k {
+                assert_eq!(a.parts(o, i), p.i8_parts(o, i).unwrap());
+                assert_eq!(a.parts(o, i), b.parts(o, i));
+            }
+        }
+    }
+
+    #[test]
+    fn zero_and_tiny_blocks_are_zeros() {
+        let mut xq = QuantRows::default();
+        let mut x = vec![0f32; 64];
+        x[40] = 1e-44;
+        xq.quantize(&x, 1, 64);
+        assert!(xq.signed.iter().all(|&q| q == 0));
+        assert_eq!(xq.d, vec![0.0, 0.0]);
+    }
+}
