@@ -58,13 +58,7 @@ impl QuadPanels {
     pub fn quantize(n: usize, k: usize, get: impl Fn(usize, usize) -> f32 + Sync) -> QuadPanels {
         Self::build(n, k, |o, row_q| {
             let row: Vec<f32> = (0..k).map(|i| get(o, i)).collect();
-            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let d = amax / 127.0;
-            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-            for (q, v) in row_q.iter_mut().zip(&row) {
-                *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
-            }
-            d
+            crate::panels::round_row_i8(&row, row_q)
         })
     }
 

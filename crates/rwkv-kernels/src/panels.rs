@@ -221,12 +221,10 @@ impl Panels {
                             for (i, v) in row.iter_mut().enumerate() {
                                 *v = src.get(o0 + j, i);
                             }
-                            let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                            let d = amax / 127.0;
-                            let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-                            sc[j] = d;
-                            for (i, &v) in row.iter().enumerate() {
-                                panel[((i / 2) * 2 + i % 2) * NR + j] = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                            let mut row_q = vec![0i8; k];
+                            sc[j] = round_row_i8(&row, &mut row_q);
+                            for (i, &v) in row_q.iter().enumerate() {
+                                panel[((i / 2) * 2 + i % 2) * NR + j] = v;
                             }
                         }
                     });
@@ -296,6 +294,18 @@ impl Panels {
             (self.q[((pi * self.kp + pw) * 2 + i % 2) * NR + j], self.scales[o])
         })
     }
+}
+
+/// Round one output row to int8 with its own scale (its largest magnitude / 127) into `q`;
+/// returns the scale. The rule of [`Kind::I8`] panels and of the int8 fold's weights.
+pub(crate) fn round_row_i8(row: &[f32], q: &mut [i8]) -> f32 {
+    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+    for (q, v) in q.iter_mut().zip(row) {
+        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    d
 }
 
 #[inline(always)]
