@@ -35,6 +35,18 @@ fn ingest_with(store: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// Run `cmd` to the end; on failure, panic with its exit status and what it printed on stderr.
+fn must_succeed(mut cmd: Command) {
+    let what = format!("{cmd:?}");
+    let out = cmd.stderr(std::process::Stdio::piped()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {} with stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Documents (without commit times) and, per checkpoint, its record and blob bytes.
 fn snapshot(store: &Path) -> Vec<String> {
     let s = Store::open_read_only(store, identity_of()).unwrap();
@@ -67,7 +79,7 @@ fn sigkill_at_random_points_then_rerun_gives_the_uninterrupted_store() {
     let tmp = tempfile::tempdir().unwrap();
     let clean = tmp.path().join("clean");
     let t0 = std::time::Instant::now();
-    assert!(ingest_cmd(&clean).status().unwrap().success());
+    must_succeed(ingest_cmd(&clean));
     let full = t0.elapsed();
     let expected = snapshot(&clean);
     assert!(expected.len() > 20);
@@ -94,7 +106,7 @@ fn sigkill_at_random_points_then_rerun_gives_the_uninterrupted_store() {
         if !child.wait().unwrap().success() {
             kills += 1;
         }
-        assert!(ingest_cmd(&store).status().unwrap().success());
+        must_succeed(ingest_cmd(&store));
         assert_same_after_gc(
             &store,
             &clean,
@@ -148,7 +160,7 @@ fn kill_after(mut cmd: Command, delay: Duration) -> bool {
 fn sigkill_in_the_index_phase_then_rerun_gives_the_uninterrupted_store() {
     let tmp = tempfile::tempdir().unwrap();
     let clean = tmp.path().join("clean");
-    assert!(ingest_with(&clean, &[]).status().unwrap().success());
+    must_succeed(ingest_with(&clean, &[]));
     let expected = snapshot(&clean);
     // How long starting and indexing take: an --index-only run of the same inputs.
     let t0 = std::time::Instant::now();
@@ -165,7 +177,7 @@ fn sigkill_in_the_index_phase_then_rerun_gives_the_uninterrupted_store() {
         let store = tmp.path().join(format!("killed-{round}"));
         let delay = delays.next(index_phase);
         kills += usize::from(kill_after(ingest_with(&store, &[]), delay));
-        assert!(ingest_with(&store, &[]).status().unwrap().success());
+        must_succeed(ingest_with(&store, &[]));
         assert_same_after_gc(
             &store,
             &clean,
@@ -192,11 +204,11 @@ fn sigkill_of_rwkv_ask_folding_on_demand_then_ingest_gives_the_uninterrupted_sto
     };
     let tmp = tempfile::tempdir().unwrap();
     let clean = tmp.path().join("clean");
-    assert!(ingest_with(&clean, &[]).status().unwrap().success());
+    must_succeed(ingest_with(&clean, &[]));
     let expected = snapshot(&clean);
     // One uninterrupted ask on an index-only store: it commits the book's fold.
     let whole = tmp.path().join("asked");
-    assert!(ingest_with(&whole, &["--index-only"]).status().unwrap().success());
+    must_succeed(ingest_with(&whole, &["--index-only"]));
     let t0 = std::time::Instant::now();
     let out = ask(&whole).output().unwrap();
     let asking = t0.elapsed();
@@ -211,7 +223,7 @@ fn sigkill_of_rwkv_ask_folding_on_demand_then_ingest_gives_the_uninterrupted_sto
     let mut kills = 0;
     for round in 0..10 {
         let store = tmp.path().join(format!("killed-{round}"));
-        assert!(ingest_with(&store, &["--index-only"]).status().unwrap().success());
+        must_succeed(ingest_with(&store, &["--index-only"]));
         let delay = delays.next(asking);
         kills += usize::from(kill_after(ask(&store), delay));
         // The store answers after the kill, and an ingest then completes it.
@@ -221,7 +233,7 @@ fn sigkill_of_rwkv_ask_folding_on_demand_then_ingest_gives_the_uninterrupted_sto
             "round {round}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(ingest_with(&store, &[]).status().unwrap().success());
+        must_succeed(ingest_with(&store, &[]));
         assert_same_after_gc(
             &store,
             &clean,

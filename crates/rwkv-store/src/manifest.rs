@@ -104,7 +104,45 @@ fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
     }
 }
 
+/// The prefix of a manifest being made: it is built and initialized under this name and
+/// linked into place only when whole, so a process killed while creating a store leaves no
+/// half-written `manifest.redb` behind (redb cannot open one).
+pub(crate) const MANIFEST_TEMP_PREFIX: &str = "manifest.redb.new-";
+
 impl Manifest {
+    /// Make a new store's manifest in `dir` if it has none: built under a temporary name with
+    /// `identity` and `compression` committed, then linked to `manifest.redb` (never replacing
+    /// one another process made first). Leftover temporaries of interrupted creations go.
+    pub(crate) fn create_if_missing(dir: &Path, identity: &StoreIdentity, compression: Compression) -> Result<()> {
+        let path = dir.join(MANIFEST_FILE);
+        if path.exists() {
+            return Ok(());
+        }
+        let nonce = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let temp = dir.join(format!("{MANIFEST_TEMP_PREFIX}{}-{nonce}", std::process::id()));
+        {
+            let db = guarded(&temp, || builder().create(&temp).map_err(|e| open_err(&temp, dir, e)))?;
+            let m = Manifest {
+                db: Db::Write(db),
+                path: temp.clone(),
+                dir: dir.to_path_buf(),
+            };
+            m.initialize(identity, compression)?;
+        }
+        let linked = std::fs::hard_link(&temp, &path);
+        // Another creator won the race: its manifest stands (the identity check comes later).
+        let outcome = match linked {
+            Ok(()) => Ok(()),
+            Err(_) if path.exists() => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        };
+        remove_manifest_temps(dir);
+        crate::blobs::sync_dir(dir)?;
+        outcome
+    }
+
     /// Open (creating if needed) for writing. Returns the manifest and whether it was new.
     pub(crate) fn open_write(dir: &Path) -> Result<(Manifest, bool)> {
         let path = dir.join(MANIFEST_FILE);
@@ -390,6 +428,19 @@ impl Manifest {
 }
 
 /// Map an open error: damage, a lock held elsewhere, or a file needing recovery.
+/// Delete every temporary manifest in `dir` (best effort: one another creator is still
+/// writing is unlinked under it, and that creator then opens the manifest that won).
+fn remove_manifest_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(MANIFEST_TEMP_PREFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 fn open_err(path: &Path, dir: &Path, e: DatabaseError) -> Error {
     match e {
         DatabaseError::RepairAborted => Error::NeedsRecovery {

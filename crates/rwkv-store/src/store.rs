@@ -81,7 +81,10 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, identity: StoreIdentity) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
         blobs::create_dir_durable(&dir)?;
+        Manifest::create_if_missing(&dir, &identity, Compression::None)?;
         let (manifest, fresh) = Manifest::open_write(&dir)?;
+        // A valid file with no tables: made by an older build that was stopped before its
+        // first commit.
         if fresh {
             manifest.initialize(&identity, Compression::None)?;
         }

@@ -680,3 +680,34 @@ fn store_is_shareable_across_threads() {
     });
     assert_eq!(store.stats().unwrap().checkpoints, 8);
 }
+
+#[test]
+fn a_store_whose_creation_was_interrupted_opens_as_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    // What a creator killed at any point leaves: a temporary manifest cut anywhere (redb
+    // cannot open most of these), never a half-written manifest.redb.
+    let whole = tmp.path().join("whole");
+    drop(Store::open(&whole, identity()).unwrap());
+    assert_eq!(
+        fs::read_dir(&whole).unwrap().count(),
+        1,
+        "a new store holds its manifest and nothing else"
+    );
+    let bytes = fs::read(whole.join("manifest.redb")).unwrap();
+    for n in [0, 1, 300, 4096, bytes.len() / 2, bytes.len()] {
+        let dir = tmp.path().join(format!("cut-{n}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("manifest.redb.new-4242-17"), &bytes[..n]).unwrap();
+        let store = Store::open(&dir, identity()).unwrap_or_else(|e| panic!("cut at {n}: {e}"));
+        commit(&store, "a", "text", 2);
+        drop(store);
+        let names: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("manifest"))
+            .collect();
+        assert_eq!(names, vec!["manifest.redb".to_string()], "cut at {n}");
+        let store = Store::open_read_only(&dir, identity()).unwrap();
+        assert_eq!(store.checkpoints_of("a").unwrap().len(), 2);
+    }
+}
