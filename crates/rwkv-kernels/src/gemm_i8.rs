@@ -1,11 +1,12 @@
 //! Integer matrix products for the int8 fold (`rwkv_model::FoldPrecision::Int8`).
 //!
-//! A fold chunk's products take both operands in 8 bits and multiply them as integers:
+//! A fold chunk's products take both operands as small integers and multiply them exactly:
 //! - **weights**: one int8 per value with one f32 scale per output row (the row's largest
 //!   magnitude / 127), the very values `--weights int8` holds ([`Panels`] of [`Kind::I8`] are
 //!   repacked without rounding again; wider weights are rounded the same way);
 //! - **activations**: each row rounded in blocks of [`BLOCK`] inputs to `q = round(x / d)` with
-//!   `d` = the block's largest magnitude / 127, as ggml's Q8_0 does (`d` kept in f32);
+//!   `d` = the block's largest magnitude / [`QMAX`] (63: seven bits and a sign; why, below),
+//!   ties to even, `d` kept in f32 — ggml's Q8_0 with one bit less;
 //! - **sums**: each block's 32 products are summed exactly in 32-bit integers, and the blocks in
 //!   input order in f32, `acc = acc + f32(Σ q_x·q_w) · d` (a product and a sum, each rounded: no
 //!   fused multiply-add, so every path gives the same bits); the row scale multiplies the end.
@@ -16,10 +17,13 @@
 //! portable loop gives the AVX2 kernel's bits (tested).
 //!
 //! AVX2 has no instruction that multiplies two signed bytes: `vpmaddubsw` multiplies unsigned by
-//! signed bytes and adds adjacent pairs into 16 bits. So the activation goes in as `|q_x|` and
-//! its sign moves onto the weight (`vpsignb`): `|q_x| · sign(q_x)·q_w = q_x·q_w`, and a pair sums
-//! to at most 2 · 127 · 127 < 2¹⁵ (neither operand is −128), never saturating. `vpmaddwd`
-//! against ones widens the pairs into 32-bit sums of four.
+//! signed bytes and adds adjacent pairs into 16 bits, saturating. The weights are therefore held
+//! offset by 128 (`q_w + 128`, 1 ..= 255) and go in as the unsigned operand, the activation as
+//! the signed one; a pair then sums to at most 2 · 255 · 63 = 32,130 < 2¹⁵, so it never
+//! saturates — the reason activations keep seven bits (with eight, a pair could reach 64,770;
+//! moving the sign onto the weight with `vpsignb` instead costs a fourth instruction per 32
+//! products, measured 1.3x slower here). `vpmaddwd` against ones widens the pairs into 32-bit
+//! sums of four, and the offset comes off once per block: `Σ (q_w + 128)·q_x − 128 · Σ q_x`.
 //!
 //! Layout ([`QuadPanels`]): outputs in panels of [`NR`] (as [`Panels`], so products split across
 //! threads the same way); within a panel, for each group of four inputs `4g .. 4g+3`, the [`NR`]
@@ -33,6 +37,10 @@ use crate::panels::{Kind, NR, Out, Panels, Source, split};
 
 /// Inputs per activation block (one scale each).
 pub const BLOCK: usize = 32;
+/// The largest activation integer: activations are rounded to `-QMAX ..= QMAX`.
+pub const QMAX: i8 = 63;
+/// What the weights' bytes are offset by (they are held as `q_w + 128`).
+const OFFSET: i32 = 128;
 /// Groups of four inputs per block.
 const GROUPS: usize = BLOCK / 4;
 /// Rows of activations a panel's block is used for while it is in L1.
@@ -46,8 +54,8 @@ pub struct QuadPanels {
     k: usize,
     /// Blocks of [`BLOCK`] inputs, `⌈k / 32⌉`.
     nb: usize,
-    /// `[panel][nb · 8][NR][4]` bytes.
-    q: Vec<i8>,
+    /// `[panel][nb · 8][NR][4]` bytes, each `q_w + 128` (padding: 128, a zero weight).
+    q: Vec<u8>,
     /// One scale per output, padded to whole panels with zeros.
     scales: Vec<f32>,
 }
@@ -96,7 +104,7 @@ impl QuadPanels {
         let nb = k.div_ceil(BLOCK);
         let kg = nb * GROUPS;
         let panels = n.div_ceil(NR);
-        let mut q = vec![0i8; panels * kg * NR * 4];
+        let mut q = vec![OFFSET as u8; panels * kg * NR * 4];
         let mut scales = vec![0f32; panels * NR];
         q.par_chunks_mut(kg * NR * 4)
             .zip(scales.par_chunks_mut(NR))
@@ -106,7 +114,7 @@ impl QuadPanels {
                 for j in 0..NR.min(n - pi * NR) {
                     sc[j] = row(pi * NR + j, &mut row_q);
                     for (i, &v) in row_q.iter().enumerate() {
-                        panel[((i / 4) * NR + j) * 4 + i % 4] = v;
+                        panel[((i / 4) * NR + j) * 4 + i % 4] = offset(v);
                     }
                 }
             });
@@ -132,27 +140,45 @@ impl QuadPanels {
     pub fn parts(&self, o: usize, i: usize) -> (i8, f32) {
         let (pi, j) = (o / NR, o % NR);
         let g = pi * self.nb * GROUPS + i / 4;
-        (self.q[(g * NR + j) * 4 + i % 4], self.scales[o])
+        (unoffset(self.q[(g * NR + j) * 4 + i % 4]), self.scales[o])
     }
 }
 
-/// Activation rows rounded to int8 in blocks of [`BLOCK`], in the operand forms of the kernels.
+/// A weight's byte as held: `q + 128`.
+fn offset(q: i8) -> u8 {
+    (i32::from(q) + OFFSET) as u8
+}
+
+/// A weight from its byte.
+fn unoffset(b: u8) -> i8 {
+    (i32::from(b) - OFFSET) as i8
+}
+
+/// Activation rows rounded to [`QMAX`] in blocks of [`BLOCK`], in the operand forms of the
+/// kernels.
 #[derive(Debug, Clone, Default)]
 pub struct QuantRows {
     rows: usize,
     k: usize,
     nb: usize,
-    /// `|q|`, `[rows][nb · 32]` (zero-padded).
-    abs: Vec<u8>,
     /// `q`, `[rows][nb · 32]` (zero-padded).
     signed: Vec<i8>,
     /// Each block's scale `d`, `[rows][nb]`.
     d: Vec<f32>,
+    /// Each block's `128 · Σ q` (what the weights' offset adds to its sum), `[rows][nb]`.
+    offsets: Vec<i32>,
+}
+
+/// `y` rounded to the nearest integer, ties to even, for `|y| < 2²²`: adding 1.5 · 2²³ leaves no
+/// fraction bits (every step rounds once, as IEEE arithmetic must), so no `roundf` call.
+fn round_small(y: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (y + MAGIC) - MAGIC
 }
 
 impl QuantRows {
     /// Round `rows` rows of `x` (`[rows, k]`) into `self` (its buffers reused): per block of
-    /// [`BLOCK`] inputs `d = amax / 127` and `q = round(x / d)`. A block of zeros, or one so
+    /// [`BLOCK`] inputs `d = amax / QMAX` and `q = round(x / d)`. A block of zeros, or one so
     /// small that `1 / d` overflows, is all zeros.
     pub fn quantize(&mut self, x: &[f32], rows: usize, k: usize) {
         assert_eq!(Some(x.len()), rows.checked_mul(k), "inputs are rows × k");
@@ -161,33 +187,37 @@ impl QuantRows {
         self.rows = rows;
         self.k = k;
         self.nb = nb;
-        self.abs.clear();
-        self.abs.resize(rows * kpad, 0);
         self.signed.clear();
         self.signed.resize(rows * kpad, 0);
         self.d.clear();
         self.d.resize(rows * nb, 0.0);
+        self.offsets.clear();
+        self.offsets.resize(rows * nb, 0);
         let parts = self
-            .abs
-            .chunks_mut(kpad)
-            .zip(self.signed.chunks_mut(kpad))
-            .zip(self.d.chunks_mut(nb));
-        for (xr, ((ar, sr), dr)) in x.chunks_exact(k.max(1)).zip(parts) {
-            for (b, xb) in xr.chunks(BLOCK).enumerate() {
-                let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let d = amax / 127.0;
-                let inv = 1.0f32 / d;
-                if d == 0.0 || !inv.is_finite() {
-                    continue;
+            .signed
+            .par_chunks_mut(kpad)
+            .zip(self.d.par_chunks_mut(nb))
+            .zip(self.offsets.par_chunks_mut(nb));
+        x.par_chunks_exact(k.max(1))
+            .zip(parts)
+            .with_min_len(4)
+            .for_each(|(xr, ((sr, dr), or))| {
+                for (b, xb) in xr.chunks(BLOCK).enumerate() {
+                    let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let d = amax / f32::from(QMAX);
+                    let inv = 1.0f32 / d;
+                    if d == 0.0 || !inv.is_finite() {
+                        continue;
+                    }
+                    dr[b] = d;
+                    let qb = &mut sr[b * BLOCK..b * BLOCK + xb.len()];
+                    let lim = f32::from(QMAX);
+                    for (q, v) in qb.iter_mut().zip(xb) {
+                        *q = round_small(v * inv).clamp(-lim, lim) as i8;
+                    }
+                    or[b] = OFFSET * qb.iter().map(|&q| i32::from(q)).sum::<i32>();
                 }
-                dr[b] = d;
-                for (i, v) in xb.iter().enumerate() {
-                    let q = (v * inv).round().clamp(-127.0, 127.0) as i8;
-                    sr[b * BLOCK + i] = q;
-                    ar[b * BLOCK + i] = q.unsigned_abs();
-                }
-            }
-        }
+            });
     }
 
     /// Rows held.
@@ -245,7 +275,7 @@ unsafe fn portable_range(x: &QuantRows, r0: usize, r1: usize, w: &QuadPanels, ds
                 for b in 0..x.nb {
                     let mut isum = 0i32;
                     for i in b * BLOCK..(b + 1) * BLOCK {
-                        isum += i32::from(xs[i]) * i32::from(panel[((i / 4) * NR + j) * 4 + i % 4]);
+                        isum += i32::from(xs[i]) * i32::from(unoffset(panel[((i / 4) * NR + j) * 4 + i % 4]));
                     }
                     acc += isum as f32 * x.d[r * x.nb + b];
                 }
@@ -291,27 +321,24 @@ mod avx2 {
                     let wb = unsafe { panel.add(b * GROUPS * NR * 4) };
                     for (r, accr) in acc.iter_mut().enumerate().take(m) {
                         let row = (t0 + r) * kpad + b * BLOCK;
-                        let xa = x.abs[row..row + BLOCK].as_ptr();
                         let xs = x.signed[row..row + BLOCK].as_ptr();
                         let mut s = [_mm256_setzero_si256(); 4];
                         for g in 0..GROUPS {
-                            // SAFETY: 4 bytes of group g of the block, and its 128 weight bytes.
-                            let (a, sg) = unsafe {
-                                (
-                                    _mm256_set1_epi32(xa.add(4 * g).cast::<i32>().read_unaligned()),
-                                    _mm256_set1_epi32(xs.add(4 * g).cast::<i32>().read_unaligned()),
-                                )
-                            };
+                            // SAFETY: 4 bytes of group g of the block.
+                            let a = unsafe { _mm256_set1_epi32(xs.add(4 * g).cast::<i32>().read_unaligned()) };
                             for (v, sv) in s.iter_mut().enumerate() {
-                                // SAFETY: inside the block's weights (see above).
+                                // SAFETY: inside the block's weights (GROUPS × NR × 4 bytes).
                                 let wv = unsafe { _mm256_loadu_si256(wb.add((g * NR + 8 * v) * 4).cast()) };
-                                let p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(wv, sg));
+                                // Weights unsigned (q_w + 128), activations signed: see the module.
+                                let p = _mm256_maddubs_epi16(wv, a);
                                 *sv = _mm256_add_epi32(*sv, _mm256_madd_epi16(p, ones));
                             }
                         }
-                        let d = _mm256_set1_ps(x.d[(t0 + r) * nb + b]);
+                        let blk = (t0 + r) * nb + b;
+                        let (d, off) = (_mm256_set1_ps(x.d[blk]), _mm256_set1_epi32(x.offsets[blk]));
                         for (av, sv) in accr.iter_mut().zip(s) {
-                            *av = _mm256_add_ps(*av, _mm256_mul_ps(_mm256_cvtepi32_ps(sv), d));
+                            let isum = _mm256_sub_epi32(sv, off);
+                            *av = _mm256_add_ps(*av, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), d));
                         }
                     }
                 }
@@ -414,6 +441,33 @@ mod tests {
                 assert_eq!(fast, slow, "{n}x{k} rows {rows}");
                 assert_eq!(fast[..], whole[..rows * n], "{n}x{k}: {rows} rows and 37 rows");
             }
+        }
+    }
+
+    #[test]
+    fn the_largest_products_do_not_saturate() {
+        // Every weight ±127 and every activation ±63 with the signs that make each pair of
+        // `vpmaddubsw` as large as it gets, both ways: the sums must still be exact.
+        let (n, k) = (40, 96);
+        for flip in [1.0f32, -1.0] {
+            let w = QuadPanels::quantize(n, k, |o, i| if (o + i) % 3 == 0 { -1.0 } else { 1.0 });
+            let x: Vec<f32> = (0..2 * k)
+                .map(|i| flip * if (i % k) % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let mut xq = QuantRows::default();
+            xq.quantize(&x, 2, k);
+            let mut y = vec![0f32; 2 * n];
+            matmul(&xq, &w, &mut y);
+            for r in 0..2 {
+                for o in 0..n {
+                    let want = reference(&xq, &w, r, o);
+                    assert!(
+                        (f64::from(y[r * n + o]) - want).abs() <= 1e-4 * want.abs().max(1.0),
+                        "{flip} r{r} o{o}"
+                    );
+                }
+            }
+            assert!(y[0].abs() > 30.0, "large sums were tested: {}", y[0]);
         }
     }
 
