@@ -440,11 +440,14 @@ mod avx2 {
         // Lanes of every accumulator, [row][output][lane].
         let mut lanes = [[[0f32; L]; NO]; MR];
         const _: () = assert!(MR == 4 && NO == 6 && L == 16);
+        // The weights' bytes once per tile (a mapped range's bounds are checked on each look,
+        // and a tile makes several passes per chunk).
+        let wb = w.bytes.as_ptr();
         // SAFETY (every pass): forwarded from the caller; outputs j0 .. j0 + J and halves
         // h0 .. h0 + H lie in the tile.
         unsafe {
             if m == 1 {
-                pass::<1, 6, 2>(x, kp, rb, w, ob, ow, 0, 0, (0, w.k), &mut lanes);
+                pass::<1, 6, 2>(x, kp, rb, w, wb, ob, ow, 0, 0, (0, w.k), &mut lanes);
             }
             // Several rows: inputs in chunks whose rows stay in L1 across the passes (each
             // pass reads its rows' inputs again), the sums carried from chunk to chunk.
@@ -455,21 +458,21 @@ mod avx2 {
                     3 => {
                         for j0 in [0, 2, 4] {
                             for h0 in [0, 1] {
-                                pass::<3, 2, 1>(x, kp, rb, w, ob, ow, j0, h0, span, &mut lanes);
+                                pass::<3, 2, 1>(x, kp, rb, w, wb, ob, ow, j0, h0, span, &mut lanes);
                             }
                         }
                     }
                     4 => {
                         for j0 in [0, 2, 4] {
                             for h0 in [0, 1] {
-                                pass::<4, 2, 1>(x, kp, rb, w, ob, ow, j0, h0, span, &mut lanes);
+                                pass::<4, 2, 1>(x, kp, rb, w, wb, ob, ow, j0, h0, span, &mut lanes);
                             }
                         }
                     }
                     _ => {
                         for j0 in [0, 3] {
                             for h0 in [0, 1] {
-                                pass::<2, 3, 1>(x, kp, rb, w, ob, ow, j0, h0, span, &mut lanes);
+                                pass::<2, 3, 1>(x, kp, rb, w, wb, ob, ow, j0, h0, span, &mut lanes);
                             }
                         }
                     }
@@ -513,7 +516,7 @@ mod avx2 {
     }
 
     /// Rows `0 .. M` of the tile times its outputs `j0 .. j0 + J`, lanes of halves
-    /// `h0 .. h0 + H` (half `h`: lanes `8h .. 8h + 8`), into `lanes`.
+    /// `h0 .. h0 + H` (half `h`: lanes `8h .. 8h + 8`), into `lanes`; `wb` is `w`'s bytes.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn pass<const M: usize, const J: usize, const H: usize>(
@@ -521,6 +524,7 @@ mod avx2 {
         kp: usize,
         rb: usize,
         w: &Rows16,
+        wb: *const u8,
         ob: usize,
         ow: usize,
         j0: usize,
@@ -536,7 +540,7 @@ mod avx2 {
             let xp = x.as_ptr().add(rb * kp);
             let wrow: [*const u16; J] = std::array::from_fn(|j| {
                 let o = ob + if j0 + j < ow { j0 + j } else { 0 };
-                w.bytes.as_ptr().add(2 * o * k).cast::<u16>()
+                wb.add(2 * o * k).cast::<u16>()
             });
             let f16 = w.kind == Kind::F16;
             let high = _mm256_set1_epi32(0xFFFF_0000u32 as i32);
@@ -554,7 +558,7 @@ mod avx2 {
             let mut tail = [[0u16; 2 * L]; J];
             // One row (a generated token) fetches the next tile's rows ahead, as the 512-bit
             // kernel does: its passes together cover a tile's lines over this tile's steps.
-            let ahead = w.bytes.as_ptr().wrapping_add(2 * (ob + NO) * k);
+            let ahead = wb.wrapping_add(2 * (ob + NO) * k);
             let mut i = i0;
             while i < i1 {
                 if M == 1 {
