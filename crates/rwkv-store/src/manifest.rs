@@ -116,6 +116,8 @@ impl Manifest {
     pub(crate) fn create_if_missing(dir: &Path, identity: &StoreIdentity, compression: Compression) -> Result<()> {
         let path = dir.join(MANIFEST_FILE);
         if path.exists() {
+            // A creator killed after linking its manifest left the temporary name behind.
+            remove_manifest_temps(dir);
             return Ok(());
         }
         let nonce = std::time::SystemTime::now()
@@ -131,12 +133,13 @@ impl Manifest {
             };
             m.initialize(identity, compression)?;
         }
-        let linked = std::fs::hard_link(&temp, &path);
         // Another creator won the race: its manifest stands (the identity check comes later).
-        let outcome = match linked {
+        // A file system without hard links (exFAT, some network mounts) gets a rename, which
+        // is as atomic but could replace a manifest made in the same instant.
+        let outcome = match std::fs::hard_link(&temp, &path) {
             Ok(()) => Ok(()),
             Err(_) if path.exists() => Ok(()),
-            Err(e) => Err(Error::io(&path, e)),
+            Err(_) => std::fs::rename(&temp, &path).map_err(|e| Error::io(&path, e)),
         };
         remove_manifest_temps(dir);
         crate::blobs::sync_dir(dir)?;

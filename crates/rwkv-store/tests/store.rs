@@ -710,4 +710,8 @@ fn a_store_whose_creation_was_interrupted_opens_as_new() {
         let store = Store::open_read_only(&dir, identity()).unwrap();
         assert_eq!(store.checkpoints_of("a").unwrap().len(), 2);
     }
+    // Killed after linking, before removing its temporary: the next open removes it.
+    fs::write(whole.join("manifest.redb.new-4242-18"), &bytes).unwrap();
+    drop(Store::open(&whole, identity()).unwrap());
+    assert_eq!(fs::read_dir(&whole).unwrap().count(), 1);
 }
