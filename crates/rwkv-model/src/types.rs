@@ -137,8 +137,8 @@ pub enum FoldPrecision {
     F32,
     /// bf16 inputs, f32 sums (`vdpbf16ps` where the CPU has AVX512-BF16).
     Bf16,
-    /// int8 weights (one scale per output row) and int8 inputs (one scale per block of 32),
-    /// integer products summed exactly per block, blocks summed in f32
+    /// int8 weights (one scale per output row) and inputs rounded to −63 ..= 63 (one scale per
+    /// block of 32), integer products summed exactly per block, blocks summed in f32
     /// ([`rwkv_kernels::gemm_i8`]).
     Int8,
 }
