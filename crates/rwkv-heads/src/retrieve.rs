@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rwkv_index::tokenizer::{canonical_terms, tokenize};
+use rwkv_index::tokenizer::{tokenize, tokenize_whole};
 use rwkv_index::{Hit, Index, name_key, terms};
 use serde::Serialize;
 
@@ -37,13 +37,13 @@ use crate::Result;
 /// A question whose best units contain less than this share of its content words (weighted by
 /// rarity), moved by how well the best unit scores ([`TOP_SCORE_WEIGHT`]), is not answered by the
 /// store (calibrated on `benches/qa`).
-pub const ABSTAIN_BELOW: f32 = 0.6;
+pub const ABSTAIN_BELOW: f32 = 0.62;
 /// How much the best unit's score above [`TOP_SCORE_MID`] adds to support when deciding
 /// whether to answer: a unit that meets the question well outweighs a few missing words (it only
 /// adds, so a small store's lower scores never take support away).
 const TOP_SCORE_WEIGHT: f32 = 0.05;
 /// The best unit's score above which it adds to support.
-const TOP_SCORE_MID: f32 = 11.0;
+const TOP_SCORE_MID: f32 = 13.0;
 
 // The weights of the hand-set score (what support is judged on; the rank is [`WEIGHTS`] over
 // [`FEATURES`]), set on `benches/qa`: a name written as code scores 10–14, a name spelled in
@@ -156,7 +156,8 @@ impl Candidate {
 /// What a question asks, as the index sees it.
 #[derive(Debug, Clone)]
 pub(crate) struct Question {
-    /// Canonical forms of every word and identifier part (stop words included).
+    /// Canonical forms of every word and identifier part (stop words and the words of compound
+    /// parts included).
     pub all: BTreeSet<String>,
     /// Canonical content terms (no stop words), in order.
     pub content: Vec<String>,
@@ -186,9 +187,11 @@ fn looks_like_code(w: &str) -> bool {
 
 impl Question {
     pub fn new(text: &str) -> Question {
-        let all: BTreeSet<String> = canonical_terms(text).into_iter().collect();
+        // Every form, compounds' words included (`dotenv` → `dot`, `env`), so that a name's
+        // parts meet a question that writes the compound; `content` keeps compounds whole.
+        let all: BTreeSet<String> = tokenize(text).into_iter().map(|t| terms::canon(&t.text)).collect();
         let mut content = Vec::new();
-        for t in tokenize(text) {
+        for t in tokenize_whole(text) {
             if t.text.len() < 2 || terms::is_stop_word(&t.text) || t.text.chars().all(|c| c.is_ascii_digit()) {
                 continue;
             }
@@ -257,7 +260,10 @@ impl Question {
         // Canonical forms of consecutive words joined also name one part: "environment
         // variable" → `envvar`, "file name" → `filename`, "key word" → `keyword`.
         let mut all = all;
-        let canon_words: Vec<String> = tokenize(text).into_iter().map(|t| terms::canon(&t.text)).collect();
+        let canon_words: Vec<String> = tokenize_whole(text)
+            .into_iter()
+            .map(|t| terms::canon(&t.text))
+            .collect();
         for w in canon_words.windows(2) {
             if !terms::is_stop_word(&w[0]) && !terms::is_stop_word(&w[1]) {
                 all.insert(w.concat());
@@ -312,7 +318,7 @@ impl Question {
     }
 }
 
-/// Canonical parts of a name (`load_dotenv` → `load`, `dotenv`; `AppContext` → `app`, `ctx`).
+/// Canonical parts of a name (`load_dotenv` → `load`, `dot`, `env`; `AppContext` → `app`, `ctx`).
 fn name_parts(name: &str) -> Vec<String> {
     let toks = tokenize(name);
     let mut parts: Vec<String> = Vec::new();
@@ -891,8 +897,8 @@ const SHORTER: usize = 12;
 /// fields and coverage puts its definition first in most cases (49 of the 55 questions that name
 /// code).
 const WEIGHTS: [f32; FEATURE_COUNT] = [
-    0.310, -0.090, 3.907, 1.548, -3.521, 2.780, 9.599, 0.120, 1.022, -3.506, 0.842, -4.345, -2.315, -0.767, 2.848,
-    -0.204, -2.630,
+    0.289, -0.119, 5.404, 2.850, -4.416, 3.962, 9.367, 0.143, 1.162, -3.517, -1.264, -4.420, -2.303, -0.636, 3.919,
+    -0.312, -2.902,
 ];
 
 /// A unit's rank score from its features.
@@ -955,7 +961,7 @@ mod tests {
 
     #[test]
     fn names_split_into_canonical_parts() {
-        assert_eq!(name_parts("load_dotenv"), ["load", "dotenv"]);
+        assert_eq!(name_parts("load_dotenv"), ["load", "dot", "env"]);
         assert_eq!(name_parts("AppContext"), ["app", "ctx"]);
         assert_eq!(name_parts("handle_user_exception"), ["handl", "user", "exc"]);
     }

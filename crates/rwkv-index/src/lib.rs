@@ -14,6 +14,7 @@
 //! an error for ingest ([`OpenOutcome`] says when it must be refilled). This crate never prints.
 #![deny(missing_docs)]
 
+pub mod compounds;
 mod error;
 mod index;
 pub mod terms;

@@ -4,16 +4,18 @@
 //! A word is a run of letters, digits and `_`. A word with several parts (split at `_` and at
 //! camelCase boundaries: `HTTPServer` is `http` + `server`) yields the joined lowercase form
 //! (`folddocument`) and then each part at consecutive positions; the joined form shares the
-//! first part's position. Because `FoldDocument` and `fold_document` give the same tokens,
+//! first part's position. A compound part (`getattr`, `envvar`: [`crate::compounds`]) is followed
+//! by its two words, as if written `get_attr`. Because `FoldDocument` and `fold_document` give the same tokens,
 //! a query in either spelling (a phrase of joined form and parts) matches both, and a query of
 //! separate words matches the parts. Everything is lowercased; tokens over 64 bytes are dropped.
 
 pub use tantivy::tokenizer::Token;
 use tantivy::tokenizer::{TokenStream, Tokenizer};
 
-/// The name the index registers [`CodeTokenizer`] under (`code3`: with canonical forms, irregular
-/// verbs and `-ically`/`-ily` words among them; a new name makes older indexes rebuild).
-pub const CODE_TOKENIZER: &str = "code3";
+/// The name the index registers [`CodeTokenizer`] under (`code4`: with canonical forms, irregular
+/// verbs, `-ically`/`-ily` words and compound parts split; a new name makes older indexes
+/// rebuild).
+pub const CODE_TOKENIZER: &str = "code4";
 
 const MAX_TOKEN_BYTES: usize = 64;
 
@@ -61,8 +63,18 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Split `text` into tokens as the module docs describe.
+/// Split `text` into tokens as the module docs describe (what the index holds).
 pub fn tokenize(text: &str) -> Vec<Token> {
+    tokenize_opts(text, true)
+}
+
+/// [`tokenize`] with compound parts kept whole: a question's own words (`argparse` in a
+/// question means the module, not "arg" and "parse"); a unit's `argparse` still holds both.
+pub fn tokenize_whole(text: &str) -> Vec<Token> {
+    tokenize_opts(text, false)
+}
+
+fn tokenize_opts(text: &str, split_compounds: bool) -> Vec<Token> {
     let mut out = Vec::new();
     let mut position = 0usize;
     let mut chars = text.char_indices().peekable();
@@ -96,10 +108,30 @@ pub fn tokenize(text: &str) -> Vec<Token> {
             let joined: String = parts.iter().map(|p| p.2.as_str()).collect();
             push(start, end, joined, position);
         }
-        for (i, (from, to, part)) in parts.into_iter().enumerate() {
-            push(from, to, part, position + i);
+        // A compound part (`getattr`) is followed by its two words at its position and the
+        // next, as if it had been written `get_attr`.
+        let mut at = position;
+        for (from, to, part) in parts {
+            let halves = if split_compounds {
+                crate::compounds::split(&part)
+            } else {
+                None
+            };
+            match halves {
+                Some(i) => {
+                    let (a, b) = (part[..i].to_string(), part[i..].to_string());
+                    push(from, to, part, at);
+                    push(from, from + i, a, at);
+                    push(from + i, to, b, at + 1);
+                    at += 2;
+                }
+                None => {
+                    push(from, to, part, at);
+                    at += 1;
+                }
+            }
         }
-        position += n_parts.max(1);
+        position = at.max(position + n_parts.max(1));
     }
     out
 }
@@ -119,11 +151,11 @@ pub fn tokenize_indexed(text: &str) -> Vec<Token> {
     out
 }
 
-/// The canonical terms of `text` (each distinct, in order of first appearance): the search side
-/// of [`tokenize_indexed`].
+/// The canonical terms of `text` (each distinct, in order of first appearance; compounds whole,
+/// see [`tokenize_whole`]): the search side of [`tokenize_indexed`].
 pub fn canonical_terms(text: &str) -> Vec<String> {
     let mut seen = std::collections::BTreeSet::new();
-    tokenize(text)
+    tokenize_whole(text)
         .into_iter()
         .map(|t| crate::terms::canon(&t.text))
         .filter(|c| seen.insert(c.clone()))
@@ -197,6 +229,18 @@ mod tests {
         assert_eq!(texts("__init__ v7"), [t("init", 0), t("v7", 1)]);
         assert_eq!(texts("Hello, wörld!"), [t("hello", 0), t("wörld", 1)]);
         assert!(texts("  ::  ").is_empty());
+        assert_eq!(texts("getattr"), [t("getattr", 0), t("get", 0), t("attr", 1)]);
+        assert_eq!(
+            texts("_make_getattr x"),
+            [
+                t("makegetattr", 0),
+                t("make", 0),
+                t("getattr", 1),
+                t("get", 1),
+                t("attr", 2),
+                t("x", 3)
+            ]
+        );
     }
 
     #[test]

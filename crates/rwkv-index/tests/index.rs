@@ -238,3 +238,26 @@ fn reader_follows_writer() {
     let again = Index::open_read_only(tmp.path()).unwrap();
     assert_eq!(ids(&again.search("whale", 5).unwrap()), ["moby#0"]);
 }
+
+#[test]
+fn compound_parts_meet_their_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut units = corpus();
+    units.push(seg(
+        "click",
+        0,
+        "def value_from_envvar(self, ctx):\n    rv = self.resolve_envvar_value(ctx)",
+    ));
+    units.push(seg("attrs", 0, "def _asdict_anything(val, is_key):\n    return val"));
+    let index = Index::rebuild(tmp.path(), units).unwrap();
+    let terms = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // "environment variable" in canonical terms, and "dictionary".
+    let env = rwkv_index::tokenizer::canonical_terms("environment variable");
+    assert_eq!(ids(&index.search_terms(&env, 5).unwrap())[0], "click#0", "{env:?}");
+    let dict = rwkv_index::tokenizer::canonical_terms("dictionary");
+    assert_eq!(ids(&index.search_terms(&dict, 5).unwrap())[0], "attrs#0", "{dict:?}");
+    // The compound itself is still a term.
+    assert_eq!(ids(&index.search_terms(&terms(&["envvar"]), 5).unwrap())[0], "click#0");
+    // A phrase of the words finds the compound.
+    assert!(ids(&index.search("env var", 5).unwrap()).contains(&"click#0".to_string()));
+}
