@@ -190,8 +190,9 @@ impl Question {
         // Every form, compounds' words included (`dotenv` → `dot`, `env`), so that a name's
         // parts meet a question that writes the compound; `content` keeps compounds whole.
         let all: BTreeSet<String> = tokenize(text).into_iter().map(|t| terms::canon(&t.text)).collect();
+        let whole = tokenize_whole(text);
         let mut content = Vec::new();
-        for t in tokenize_whole(text) {
+        for t in &whole {
             if t.text.len() < 2 || terms::is_stop_word(&t.text) || t.text.chars().all(|c| c.is_ascii_digit()) {
                 continue;
             }
@@ -260,10 +261,7 @@ impl Question {
         // Canonical forms of consecutive words joined also name one part: "environment
         // variable" → `envvar`, "file name" → `filename`, "key word" → `keyword`.
         let mut all = all;
-        let canon_words: Vec<String> = tokenize_whole(text)
-            .into_iter()
-            .map(|t| terms::canon(&t.text))
-            .collect();
+        let canon_words: Vec<String> = whole.iter().map(|t| terms::canon(&t.text)).collect();
         for w in canon_words.windows(2) {
             if !terms::is_stop_word(&w[0]) && !terms::is_stop_word(&w[1]) {
                 all.insert(w.concat());

@@ -4,32 +4,9 @@
 //! large body of code no QA set of this project comes from (`compound-words.txt`, written by
 //! `scripts/compound-words.py`; the rules are in that script's docs).
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-/// FNV-1a: the words are short and every indexed token looks a few of them up, where the
-/// default SipHash would cost more than the rest of tokenizing.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
-type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// A part word: how often it was seen as an identifier part, and whether it is a common prose
 /// word too.
@@ -39,10 +16,12 @@ struct Part {
     wordy: bool,
 }
 
+/// The word lists, in Fx hash tables: every indexed token looks a few short words up, where
+/// SipHash would cost more than the rest of tokenizing.
 struct Words {
-    parts: FastMap<&'static str, Part>,
+    parts: FxHashMap<&'static str, Part>,
     /// Common prose words of six letters or more.
-    common: FastSet<&'static str>,
+    common: FxHashSet<&'static str>,
 }
 
 /// First halves that make a compound even of a common word (`subclass`, `metadata`).
@@ -51,8 +30,8 @@ const PREFIXES: &[&str] = &["sub", "multi", "non", "auto", "meta", "super", "ove
 fn words() -> &'static Words {
     static WORDS: OnceLock<Words> = OnceLock::new();
     WORDS.get_or_init(|| {
-        let mut parts = FastMap::default();
-        let mut common = FastSet::default();
+        let mut parts = FxHashMap::default();
+        let mut common = FxHashSet::default();
         for line in include_str!("compound-words.txt").lines() {
             let mut f = line.split(' ');
             match (f.next(), f.next(), f.next(), f.next()) {

@@ -4,10 +4,10 @@
 //! A word is a run of letters, digits and `_`. A word with several parts (split at `_` and at
 //! camelCase boundaries: `HTTPServer` is `http` + `server`) yields the joined lowercase form
 //! (`folddocument`) and then each part at consecutive positions; the joined form shares the
-//! first part's position. A compound part (`getattr`, `envvar`: [`crate::compounds`]) is followed
-//! by its two words, as if written `get_attr`. Because `FoldDocument` and `fold_document` give the same tokens,
-//! a query in either spelling (a phrase of joined form and parts) matches both, and a query of
-//! separate words matches the parts. Everything is lowercased; tokens over 64 bytes are dropped.
+//! first part's position. A compound part (`getattr`, `envvar`: [`crate::compounds`]) is
+//! followed by its two words, as if written `get_attr`. Because `FoldDocument` and
+//! `fold_document` give the same tokens, a query in either spelling (a phrase of joined form and
+//! parts) matches both, and a query of separate words matches the parts. Everything is lowercased; tokens over 64 bytes are dropped.
 
 pub use tantivy::tokenizer::Token;
 use tantivy::tokenizer::{TokenStream, Tokenizer};
