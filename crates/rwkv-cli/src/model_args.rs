@@ -99,6 +99,79 @@ pub fn load_model(path: &Path, weights: rwkv_model::Weights, device: rwkv_model:
     })
 }
 
+/// `--fold-precision` of `rwkv-ask`: a precision, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadPrecision {
+    /// [`fast_read_precision`] for the loaded model.
+    Auto,
+    /// This one.
+    Fixed(rwkv_model::FoldPrecision),
+}
+
+impl std::str::FromStr for ReadPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(ReadPrecision::Auto),
+            other => other
+                .parse::<rwkv_model::FoldPrecision>()
+                .map(ReadPrecision::Fixed)
+                .map_err(|e| format!("{e} (or auto)")),
+        }
+    }
+}
+
+/// Matrices at least this large (bytes held) make the exact re-read before an answer take
+/// seconds on a laptop CPU: the int8 fold is worth its packed copy from here on.
+pub const FAST_READ_MIN_BYTES: usize = 1 << 30;
+
+/// The precision `--fold-precision auto` re-reads with: the int8 fold (twice the exact fold's
+/// speed on AVX2 CPUs, +0.001 bits/token on the demo model: see docs/benchmarks.md) for a CPU
+/// model whose matrices hold at least [`FAST_READ_MIN_BYTES`] and whose int8 copy fits twice
+/// in the memory the OS says is available; else f32 (exact; for small models the re-read takes
+/// well under a second either way). What is re-read is never stored.
+pub fn fast_read_precision(model: &Model) -> rwkv_model::FoldPrecision {
+    read_precision_for(
+        model.device(),
+        model.weight_bytes(),
+        model.held_weights(),
+        mem_available_bytes(),
+    )
+}
+
+/// [`fast_read_precision`] from what it looks at: the device, the bytes and kind of the
+/// matrices held, and the memory available (unknown: no second copy).
+fn read_precision_for(
+    device: rwkv_model::Device,
+    weight_bytes: usize,
+    held: &str,
+    available: Option<u64>,
+) -> rwkv_model::FoldPrecision {
+    use rwkv_model::FoldPrecision;
+    if device != rwkv_model::Device::Cpu || weight_bytes < FAST_READ_MIN_BYTES {
+        return FoldPrecision::F32;
+    }
+    // The int8 copy holds a byte per weight.
+    let per_weight = match held {
+        "f32" => 4,
+        "bf16" | "f16" => 2,
+        _ => 1,
+    };
+    let copy = (weight_bytes / per_weight) as u64;
+    match available {
+        Some(avail) if avail >= 2 * copy => FoldPrecision::Int8,
+        _ => FoldPrecision::F32,
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo`, where the OS reports it.
+fn mem_available_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// The process's peak resident memory in bytes (`VmHWM`), where the OS reports it.
 pub fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -160,5 +233,45 @@ pub fn choose_template(
             let meta: Vec<&str> = model.metadata().values().map(String::as_str).collect();
             Template::for_model(tokenizer, &file, &meta, think)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rwkv_model::{Device, FoldPrecision};
+
+    #[test]
+    fn auto_reads_large_cpu_models_with_the_int8_fold_when_its_copy_fits() {
+        const GB: usize = 1 << 30;
+        let plenty = Some(64 << 30);
+        let (cpu, f32_, int8) = (Device::Cpu, FoldPrecision::F32, FoldPrecision::Int8);
+        let cases = [
+            // The demo model and other small ones: exact.
+            (cpu, 22 << 20, "bf16", plenty, f32_),
+            // 1.5B bf16 (3 GB): int8, whose 1.5 GB copy must fit twice in what is available.
+            (cpu, 3 * GB, "bf16", Some(4 << 30), int8),
+            (cpu, 3 * GB, "bf16", Some(2 << 30), f32_),
+            (cpu, 3 * GB, "bf16", None, f32_),
+            // f32 matrices: a copy of a quarter of their bytes; int8 ones: as many.
+            (cpu, 12 * GB, "f32", Some(7 << 30), int8),
+            (cpu, 12 * GB, "int8", Some(7 << 30), f32_),
+            // A GPU folds its own way.
+            (Device::Cuda(0), 3 * GB, "bf16", plenty, f32_),
+        ];
+        for (device, bytes, held, avail, want) in cases {
+            assert_eq!(
+                read_precision_for(device, bytes, held, avail),
+                want,
+                "{device} {bytes} {held} {avail:?}"
+            );
+        }
+        // The flag's words.
+        assert_eq!("auto".parse::<ReadPrecision>(), Ok(ReadPrecision::Auto));
+        assert_eq!(
+            "int8".parse::<ReadPrecision>(),
+            Ok(ReadPrecision::Fixed(FoldPrecision::Int8))
+        );
+        assert!("int4".parse::<ReadPrecision>().unwrap_err().contains("auto"));
     }
 }

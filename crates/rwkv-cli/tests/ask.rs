@@ -91,6 +91,23 @@ fn check_evidence(v: &serde_json::Value, base: &Path) {
 }
 
 #[test]
+fn model_ranking_scores_the_evidence_and_keeps_it_in_the_store() {
+    // --rank both re-ranks by the question's likelihood and has the model score the evidence
+    // lines (all of them in one batched pass); the lines are still the stored ones, best
+    // first, and the read precision is reported (the demo model is small: exact).
+    for rank in ["both", "model"] {
+        let v = json(&["what does evaluate do?", "--rank", rank, "--max-tokens", "4"]);
+        check_evidence(&v, &root());
+        let ev = v["evidence"].as_array().unwrap();
+        assert!(!ev.is_empty() && ev.len() <= 3, "{v}");
+        let scores: Vec<f64> = ev.iter().map(|e| e["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+        assert_eq!(v["read_precision"], "f32", "{v}");
+        assert!(v["timings"]["evidence_ms"].as_f64().unwrap() > 0.0, "{v}");
+    }
+}
+
+#[test]
 fn empty_or_unanswerable_questions_are_no_matching_documents() {
     for q in ["", "   ", "what is it?", "zzqx vvkw"] {
         let (code, out, err) = ask(&[q, "--max-tokens", "4"], store());

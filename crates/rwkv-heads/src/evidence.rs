@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rwkv_model::State;
-use rwkv_model::likelihood::log_likelihood;
+use rwkv_model::likelihood::log_likelihood_lanes;
+use rwkv_model::{Lane, State};
 use serde::Serialize;
 
 use crate::Result;
@@ -43,6 +43,13 @@ pub const EVIDENCE_LINES: usize = 3;
 const CONTEXT: usize = 1;
 /// Longest line considered (bytes): minified code and data lines are no evidence.
 const MAX_LINE: usize = 400;
+/// Tokens of a line the model reads before the question when it scores evidence (a line's
+/// start names what it defines or does; a long line would cost a second at 1.5B).
+const SCORED_LINE_TOKENS: usize = 10;
+/// Tokens of `\n\nQuestion: …` the model scores after each line (a long question's start).
+/// With [`SCORED_LINE_TOKENS`], scoring the evidence reads at most 3 × 24 tokens: under 1 s at
+/// 1.5B with the int8 fold on a 2-core CPU (~90 tokens/s).
+const SCORED_QUESTION_TOKENS: usize = 14;
 
 const STOP_WORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "in", "is", "it",
@@ -342,16 +349,44 @@ impl Library<'_> {
                 }
             }
         }
-        // The model's part: log-likelihood gain of the question after reading the line, as a
-        // small adjustment (within ±0.5) that only reorders near ties.
-        if let Some(state) = state {
-            let toks = self.tokenizer().encode(&format!("\n\nQuestion: {question}"));
+        // The model's part: how much more likely the question is after reading each line than
+        // after the chosen lines on average, as a small adjustment (within ±0.5) that only
+        // reorders near ties. Against the mean rather than against no line at all: the
+        // differences between lines are the same (only the ±2 clamp sits elsewhere), and the
+        // question is read once less (at 1.5B a read of ~25 tokens).
+        if let Some(state) = state
+            && chosen.len() >= 2
+        {
+            let mut toks = self.tokenizer().encode(&format!("\n\nQuestion: {question}"));
+            toks.truncate(SCORED_QUESTION_TOKENS);
             if toks.len() >= 2 {
-                let base = self.question_logprob(state, "", &toks)?;
-                for s in &mut chosen {
-                    let line = &docs[s.doc].1[s.line - 1];
-                    let gain = self.question_logprob(state, &format!("\n{}", line.trim()), &toks)? - base;
-                    s.score += 0.25 * gain.clamp(-2.0, 2.0);
+                // Each line (its start) then the question, all lines in one pass over the
+                // weights; the question's tokens after its first are scored.
+                let seqs: Vec<(Vec<u32>, usize)> = chosen
+                    .iter()
+                    .map(|s| {
+                        let line = &docs[s.doc].1[s.line - 1];
+                        let mut seq = self.tokenizer().encode(&format!("\n{}", line.trim()));
+                        seq.truncate(SCORED_LINE_TOKENS);
+                        let first = seq.len() + 1;
+                        seq.extend_from_slice(&toks);
+                        (seq, first)
+                    })
+                    .collect();
+                let mut states: Vec<State> = vec![state.clone(); seqs.len()];
+                let mut lanes: Vec<Lane<'_>> = seqs
+                    .iter()
+                    .zip(states.iter_mut())
+                    .map(|((seq, _), st)| Lane { tokens: seq, state: st })
+                    .collect();
+                let firsts: Vec<usize> = seqs.iter().map(|(_, f)| *f).collect();
+                let lp: Vec<f32> = log_likelihood_lanes(self.model(), &mut lanes, &firsts)?
+                    .iter()
+                    .map(|ll| ll.mean_log_prob() as f32)
+                    .collect();
+                let mean = lp.iter().sum::<f32>() / lp.len() as f32;
+                for (s, lp) in chosen.iter_mut().zip(&lp) {
+                    s.score += 0.25 * (lp - mean).clamp(-2.0, 2.0);
                 }
                 chosen.sort_by(|a, b| b.score.total_cmp(&a.score));
             }
@@ -371,16 +406,6 @@ impl Library<'_> {
                 }
             })
             .collect())
-    }
-
-    /// Mean log-probability of `toks` (after their first) from `state` once `prefix` is read.
-    fn question_logprob(&self, state: &State, prefix: &str, toks: &[u32]) -> Result<f32> {
-        let mut st = state.clone();
-        let mut all = self.tokenizer().encode(prefix);
-        let start = all.len();
-        all.extend_from_slice(toks);
-        let ll = log_likelihood(self.model(), &mut st, &all, start + 1, usize::MAX, |_| {})?;
-        Ok(ll.mean_log_prob() as f32)
     }
 }
 

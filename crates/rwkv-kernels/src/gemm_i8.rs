@@ -64,16 +64,25 @@ impl QuadPanels {
     /// Round `W[o][i] = get(o, i)` to int8, each output row with its own scale (its largest
     /// magnitude / 127), exactly as [`Panels::pack`] does for [`Kind::I8`].
     pub fn quantize(n: usize, k: usize, get: impl Fn(usize, usize) -> f32 + Sync) -> QuadPanels {
-        Self::build(n, k, |o, row_q| {
-            let row: Vec<f32> = (0..k).map(|i| get(o, i)).collect();
-            crate::panels::round_row_i8(&row, row_q)
+        Self::quantize_rows(n, k, |o, row| {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = get(o, i);
+            }
+        })
+    }
+
+    /// [`QuadPanels::quantize`] with `fill(o, row)` writing output `o`'s `k` weights at once.
+    fn quantize_rows(n: usize, k: usize, fill: impl Fn(usize, &mut [f32]) + Sync) -> QuadPanels {
+        Self::build(n, k, |o, row, row_q| {
+            fill(o, row);
+            crate::panels::round_row_i8(row, row_q)
         })
     }
 
     /// The weights of a checkpoint tensor, rounded to int8 ([`QuadPanels::quantize`]).
     pub fn pack(src: &Source<'_>) -> QuadPanels {
         assert!(src.fits(), "source holds n × k elements");
-        Self::quantize(src.n, src.k, |o, i| src.get(o, i))
+        Self::quantize_rows(src.n, src.k, |o, row| src.row_f32(o, row))
     }
 
     /// Input-major f32 weights `wt` (`[k, n]` row-major), rounded to int8.
@@ -88,19 +97,12 @@ impl QuadPanels {
         if p.kind() != Kind::I8 {
             return Self::quantize(p.n(), p.k(), |o, i| p.get(o, i));
         }
-        Self::build(p.n(), p.k(), |o, row_q| {
-            let mut scale = 0.0;
-            for (i, q) in row_q.iter_mut().enumerate() {
-                let (v, s) = p.i8_parts(o, i).expect("int8 panels");
-                *q = v;
-                scale = s;
-            }
-            scale
-        })
+        Self::build(p.n(), p.k(), |o, _, row_q| p.i8_row(o, row_q).expect("int8 panels"))
     }
 
-    /// Lay out rows given by `row(o, q) -> scale`, which fills output `o`'s `k` integers.
-    fn build(n: usize, k: usize, row: impl Fn(usize, &mut [i8]) -> f32 + Sync) -> QuadPanels {
+    /// Lay out rows given by `row(o, scratch, q) -> scale`, which fills output `o`'s `k`
+    /// integers (`scratch`: `k` floats it may use).
+    fn build(n: usize, k: usize, row: impl Fn(usize, &mut [f32], &mut [i8]) -> f32 + Sync) -> QuadPanels {
         let nb = k.div_ceil(BLOCK);
         let kg = nb * GROUPS;
         let panels = n.div_ceil(NR);
@@ -111,10 +113,15 @@ impl QuadPanels {
             .enumerate()
             .for_each(|(pi, (panel, sc))| {
                 let mut row_q = vec![0i8; k];
-                for j in 0..NR.min(n - pi * NR) {
-                    sc[j] = row(pi * NR + j, &mut row_q);
-                    for (i, &v) in row_q.iter().enumerate() {
-                        panel[((i / 4) * NR + j) * 4 + i % 4] = offset(v);
+                let mut scratch = vec![0f32; k];
+                for (j, scale) in sc.iter_mut().enumerate().take(NR.min(n - pi * NR)) {
+                    *scale = row(pi * NR + j, &mut scratch, &mut row_q);
+                    // Four inputs at a time: group `g`'s bytes of output `j` sit together.
+                    for (g, four) in row_q.chunks(4).enumerate() {
+                        let at = (g * NR + j) * 4;
+                        for (b, &v) in panel[at..at + four.len()].iter_mut().zip(four) {
+                            *b = offset(v);
+                        }
                     }
                 }
             });

@@ -23,7 +23,7 @@
 
 use rayon::prelude::*;
 
-use crate::simd::{bf16_to_f32, f32_to_bf16};
+use crate::simd::{bf16_to_f32, f32_to_bf16, multiversion};
 use rwkv_formats::tensor::DType;
 
 /// Output columns per panel (two 16-lane vectors).
@@ -133,6 +133,37 @@ impl Source<'_> {
         }
     }
 
+    /// Row `o` of `W` as f32 into `out` (`k` values): [`Source::get`] of each input, read in
+    /// one pass over the row's bytes when the source is output-major.
+    pub fn row_f32(&self, o: usize, out: &mut [f32]) {
+        assert_eq!(out.len(), self.k, "a row holds k values");
+        if self.input_major {
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = self.get(o, i);
+            }
+            return;
+        }
+        let size = self.dtype.size();
+        let bytes = &self.bytes[o * self.k * size..(o + 1) * self.k * size];
+        match self.dtype {
+            DType::BF16 => {
+                for (v, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *v = bf16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                }
+            }
+            DType::F16 => {
+                for (v, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *v = half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
+                }
+            }
+            _ => {
+                for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        }
+    }
+
     /// `W[o][i]` as 16-bit `kind` (the stored bits when the types agree, else rounded to
     /// nearest even).
     #[inline(always)]
@@ -217,14 +248,13 @@ impl Panels {
                     .for_each(|(pi, (panel, sc))| {
                         let o0 = pi * NR;
                         let mut row = vec![0f32; k];
+                        let mut row_q = vec![0i8; k];
                         for j in 0..NR.min(n - o0) {
-                            for (i, v) in row.iter_mut().enumerate() {
-                                *v = src.get(o0 + j, i);
-                            }
-                            let mut row_q = vec![0i8; k];
+                            src.row_f32(o0 + j, &mut row);
                             sc[j] = round_row_i8(&row, &mut row_q);
-                            for (i, &v) in row_q.iter().enumerate() {
-                                panel[((i / 2) * 2 + i % 2) * NR + j] = v;
+                            // Input `i` at `i · NR + j` (see `i8_row`).
+                            for (b, &v) in panel[j..].iter_mut().step_by(NR).zip(&row_q) {
+                                *b = v;
                             }
                         }
                     });
@@ -288,24 +318,76 @@ impl Panels {
     }
 
     /// For [`Kind::I8`]: `W[o][i]`'s integer and the scale of row `o` (`W[o][i] = q · scale`).
+    #[cfg(test)]
     pub(crate) fn i8_parts(&self, o: usize, i: usize) -> Option<(i8, f32)> {
         (self.kind == Kind::I8).then(|| {
             let (pi, j, pw) = (o / NR, o % NR, i / 2);
             (self.q[((pi * self.kp + pw) * 2 + i % 2) * NR + j], self.scales[o])
         })
     }
+
+    /// For [`Kind::I8`]: row `o`'s integers into `q` (`k` of them) and its scale.
+    pub(crate) fn i8_row(&self, o: usize, q: &mut [i8]) -> Option<f32> {
+        (self.kind == Kind::I8).then(|| {
+            // Input `i` of output `j` of a panel sits at `i · NR + j` (pairs of inputs, each
+            // pair's NR outputs side by side).
+            let (pi, j) = (o / NR, o % NR);
+            let panel = &self.q[pi * self.kp * 2 * NR..(pi + 1) * self.kp * 2 * NR];
+            for (v, &b) in q.iter_mut().zip(panel[j..].iter().step_by(NR)) {
+                *v = b;
+            }
+            self.scales[o]
+        })
+    }
 }
 
-/// Round one output row to int8 with its own scale (its largest magnitude / 127) into `q`;
-/// returns the scale. The rule of [`Kind::I8`] panels and of the int8 fold's weights.
-pub(crate) fn round_row_i8(row: &[f32], q: &mut [i8]) -> f32 {
-    let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+multiversion!(
+    /// Round one output row to int8 with its own scale (its largest magnitude / 127, NaN
+    /// ignored) into `q`: `q = round(v / scale)`, ties away from zero, clamped to ±127 (NaN
+    /// gives 0); returns the scale. The rule of [`Kind::I8`] panels and of the int8 fold's
+    /// weights.
+    pub(crate) fn round_row_i8(row: &[f32], q: &mut [i8]) -> f32 => round_row_i8_g
+);
+
+/// [`round_row_i8`]'s body, written to vectorize: the largest magnitude in eight lanes (`>`
+/// skips NaN as `f32::max` does), and rounding as `floor(|y|)` plus one when the fraction is at
+/// least a half (both exact for `|y| < 2²³`), so no `roundf` call.
+// `multiversion!` passes the multiply-add flavour, which rounding does not use.
+#[allow(clippy::extra_unused_type_parameters)]
+#[inline(always)]
+fn round_row_i8_g<A: crate::simd::Arch>(row: &[f32], q: &mut [i8]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for (m, v) in lanes.iter_mut().zip(c) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+        }
+    }
+    let mut amax = 0f32;
+    for a in lanes.into_iter().chain(chunks.remainder().iter().map(|v| v.abs())) {
+        amax = if a > amax { a } else { amax };
+    }
     let d = amax / 127.0;
     let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
     for (q, v) in q.iter_mut().zip(row) {
-        *q = (v * inv).round().clamp(-127.0, 127.0) as i8;
+        *q = round_away_i8(v * inv);
     }
     d
+}
+
+/// `y.round().clamp(-127.0, 127.0) as i8` (ties away from zero; NaN gives 0).
+#[inline(always)]
+fn round_away_i8(y: f32) -> i8 {
+    let a = y.abs();
+    let f = a.floor();
+    let r = if a - f >= 0.5 { f + 1.0 } else { f };
+    // NaN fails both comparisons and becomes 0.
+    let r = if r >= 0.0 { r } else { 0.0 };
+    let r = if r > 127.0 { 127.0 } else { r };
+    // SAFETY: `r` is a whole number in 0 ..= 127 here, which an i32 holds.
+    let r = unsafe { r.to_int_unchecked::<i32>() };
+    (if y < 0.0 { -r } else { r }) as i8
 }
 
 #[inline(always)]
@@ -511,6 +593,56 @@ mod tests {
             DType::BF16 => v.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect(),
             DType::F16 => v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect(),
             _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+
+    #[test]
+    fn rounding_to_int8_is_round_then_clamp() {
+        let mut ys = vec![
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            0.0,
+            -0.0,
+            0.49999997,
+            -0.49999997,
+        ];
+        for i in -300_000..=300_000 {
+            ys.push(i as f32 / 1000.0);
+            ys.push(i as f32 / 1000.0 + 0.0005);
+        }
+        for h in -300..=300 {
+            ys.push(h as f32 + 0.5);
+            ys.push(f32::from_bits((h as f32 + 0.5).to_bits() - 1));
+            ys.push(f32::from_bits((h as f32 + 0.5).to_bits() + 1));
+        }
+        for y in ys {
+            assert_eq!(round_away_i8(y), y.round().clamp(-127.0, 127.0) as i8, "{y}");
+        }
+    }
+
+    #[test]
+    fn a_row_reads_as_its_elements() {
+        let (n, k) = (5, 37);
+        let vals: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+        for dtype in [DType::BF16, DType::F16, DType::F32] {
+            let bytes = bytes_of(dtype, &vals);
+            for input_major in [false, true] {
+                let src = Source {
+                    bytes: &bytes,
+                    dtype,
+                    n,
+                    k,
+                    input_major,
+                };
+                let mut row = vec![0f32; k];
+                for o in 0..n {
+                    src.row_f32(o, &mut row);
+                    for (i, &v) in row.iter().enumerate() {
+                        assert_eq!(v.to_bits(), src.get(o, i).to_bits());
+                    }
+                }
+            }
         }
     }
 

@@ -103,6 +103,48 @@ pub fn log_likelihood(
     Ok(ll)
 }
 
+/// [`log_likelihood`] of several short sequences at once: lane `i` reads its tokens but the
+/// last from its own state and scores them from `firsts[i]` (at least 1) on, every lane's rows
+/// going through one set of matrix products per step ([`Model::forward_lanes_logits`]: one pass
+/// over the weights instead of one per lane). Each result equals [`log_likelihood`] of that
+/// lane alone in one piece (on the CPU bit for bit). All lanes' logits are held at once, so
+/// this is for short sequences (a few hundred tokens in all). The first lane that fails gives
+/// the error.
+pub fn log_likelihood_lanes(
+    model: &Model,
+    lanes: &mut [crate::state::Lane<'_>],
+    firsts: &[usize],
+) -> Result<Vec<LogLikelihood>> {
+    assert_eq!(lanes.len(), firsts.len(), "one first scored position per lane");
+    let firsts: Vec<usize> = firsts.iter().map(|&f| f.max(1)).collect();
+    let all: Vec<&[u32]> = lanes.iter().map(|l| l.tokens).collect();
+    // A lane with nothing to score reads nothing, as `log_likelihood` has it.
+    let mut reads: Vec<crate::state::Lane<'_>> = lanes
+        .iter_mut()
+        .zip(&firsts)
+        .map(|(l, &f)| crate::state::Lane {
+            tokens: if l.tokens.len() > f {
+                &l.tokens[..l.tokens.len() - 1]
+            } else {
+                &[]
+            },
+            state: &mut *l.state,
+        })
+        .collect();
+    let vocab = model.config().vocab;
+    let outs = model.forward_lanes_logits(&mut reads);
+    let mut lls = Vec::with_capacity(outs.len());
+    for ((logits, toks), &first) in outs.into_iter().zip(all).zip(&firsts) {
+        let logits = logits?;
+        let mut ll = LogLikelihood::default();
+        if toks.len() > first {
+            ll.add_logits(&logits[(first - 1) * vocab..], vocab, &toks[first..]);
+        }
+        lls.push(ll);
+    }
+    Ok(lls)
+}
+
 /// `max` where NaN never wins.
 pub fn max_ignoring_nan(a: f32, b: f32) -> f32 {
     if b > a { b } else { a }

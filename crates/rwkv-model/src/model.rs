@@ -339,43 +339,89 @@ impl Model {
     /// rounding. A lane whose tokens or state do not fit the model gets its error and is left
     /// untouched; the others are folded.
     pub fn forward_lanes(&self, lanes: &mut [Lane<'_>]) -> Vec<Result<()>> {
+        self.run_lanes(lanes, |arch, ok, chunk| {
+            arch.forward_lanes(ok, chunk)?;
+            Ok(vec![(); ok.len()])
+        })
+    }
+
+    /// [`Model::forward_lanes`], returning each lane's logits after every one of its tokens
+    /// (`[T, vocab]`, empty for a lane without tokens): what [`Model::forward_seq`] of the lane
+    /// alone with [`Logits::All`] returns (on the CPU bit for bit). For scoring several short
+    /// continuations of one text in one pass over the weights: the logits of all lanes are held
+    /// at once.
+    pub fn forward_lanes_logits(&self, lanes: &mut [Lane<'_>]) -> Vec<Result<Vec<f32>>> {
+        self.run_lanes(lanes, |arch, ok, chunk| arch.forward_lanes_logits(ok, chunk))
+    }
+
+    /// Check every lane, run `f` over those that fit and have tokens (on a pool worker, as
+    /// `run`), and give each lane its result: its check's error, `f`'s output for it, the
+    /// default for an empty lane, or the device's error when `f` failed.
+    fn run_lanes<R: Default + Send>(
+        &self,
+        lanes: &mut [Lane<'_>],
+        f: impl FnOnce(&dyn BackendModel, &mut [Lane<'_>], usize) -> Result<Vec<R>> + Send,
+    ) -> Vec<Result<R>> {
         let checks: Vec<Result<()>> = lanes.iter().map(|l| self.check(l.tokens, l.state)).collect();
+        let ran: Vec<bool> = lanes
+            .iter()
+            .zip(&checks)
+            .map(|(l, c)| c.is_ok() && !l.tokens.is_empty())
+            .collect();
         let mut ok: Vec<Lane<'_>> = lanes
             .iter_mut()
-            .zip(&checks)
-            .filter(|(l, c)| c.is_ok() && !l.tokens.is_empty())
+            .zip(&ran)
+            .filter(|(_, r)| **r)
             .map(|(l, _)| Lane {
                 tokens: l.tokens,
                 state: &mut *l.state,
             })
             .collect();
-        if ok.is_empty() {
-            return checks;
-        }
-        let chunk = self.chunk_len;
-        let mut res = Ok(());
-        if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
-            // As in `run`: the whole pass on a pool worker.
-            rayon::scope(|_| res = self.arch.forward_lanes(&mut ok, chunk));
+        let res = if ok.is_empty() {
+            Ok(Vec::new())
         } else {
-            res = self.arch.forward_lanes(&mut ok, chunk);
-        }
+            let chunk = self.chunk_len;
+            let arch: &dyn BackendModel = self.arch.as_ref();
+            if rayon::current_thread_index().is_none() && rayon::current_num_threads() > 1 {
+                // As in `run`: the whole pass on a pool worker.
+                let mut res = Ok(Vec::new());
+                rayon::scope(|_| res = f(arch, &mut ok, chunk));
+                res
+            } else {
+                f(arch, &mut ok, chunk)
+            }
+        };
         drop(ok);
         match res {
-            Ok(()) => checks,
+            Ok(outs) => {
+                let mut outs = outs.into_iter();
+                checks
+                    .into_iter()
+                    .zip(&ran)
+                    .map(|(c, &r)| {
+                        c?;
+                        Ok(if r {
+                            outs.next().unwrap_or_default()
+                        } else {
+                            R::default()
+                        })
+                    })
+                    .collect()
+            }
             // The device failed the whole call: every lane it ran gets the error.
             Err(e) => {
                 let msg = e.to_string();
                 let device = self.device().to_string();
                 checks
                     .into_iter()
-                    .zip(lanes.iter())
-                    .map(|(c, l)| match c {
-                        Ok(()) if !l.tokens.is_empty() => Err(Error::Device {
+                    .zip(&ran)
+                    .map(|(c, &r)| match c {
+                        Ok(()) if r => Err(Error::Device {
                             device: device.clone(),
                             reason: msg.clone(),
                         }),
-                        other => other,
+                        Ok(()) => Ok(R::default()),
+                        Err(e) => Err(e),
                     })
                     .collect()
             }

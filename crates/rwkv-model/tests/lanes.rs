@@ -61,14 +61,16 @@ fn prefixed(model: &Model, i: usize) -> State {
     st
 }
 
-fn batched(model: &Model, docs: &[Vec<u32>]) -> Vec<State> {
-    let mut states: Vec<State> = (0..docs.len()).map(|i| prefixed(model, i)).collect();
-    let mut lanes: Vec<Lane<'_>> = docs
-        .iter()
+fn lanes_of<'a>(docs: &'a [Vec<u32>], states: &'a mut [State]) -> Vec<Lane<'a>> {
+    docs.iter()
         .zip(states.iter_mut())
         .map(|(d, st)| Lane { tokens: d, state: st })
-        .collect();
-    for r in model.forward_lanes(&mut lanes) {
+        .collect()
+}
+
+fn batched(model: &Model, docs: &[Vec<u32>]) -> Vec<State> {
+    let mut states: Vec<State> = (0..docs.len()).map(|i| prefixed(model, i)).collect();
+    for r in model.forward_lanes(&mut lanes_of(docs, &mut states)) {
         r.unwrap();
     }
     states
@@ -104,6 +106,57 @@ fn lanes_fold_as_each_document_alone_bit_for_bit() {
             // A shorter chunk (more steps, other boundaries) changes nothing either.
             model.set_chunk_len(64);
             assert_same(&format!("{name} {precision} chunk 64"), &want, &batched(&model, &docs));
+        }
+    }
+}
+
+/// Lanes with logits: every lane's logits after each token equal `forward_seq` of it alone with
+/// `Logits::All`, and its state the lone fold's, bit for bit (f32, bf16 and int8 folds; RWKV-7
+/// in one set of products, RWKV-6 lane by lane); `log_likelihood_lanes` equals
+/// `log_likelihood` of each lane alone.
+#[test]
+fn lanes_with_logits_equal_each_lane_alone_bit_for_bit() {
+    use rwkv_model::likelihood::{log_likelihood, log_likelihood_lanes};
+    for name in ["tiny-rwkv-7v0-834K.safetensors", "tiny-rwkv-6v0-1m.bf16.safetensors"] {
+        for precision in [FoldPrecision::F32, FoldPrecision::Bf16, FoldPrecision::Int8] {
+            let mut model = Model::load(&fixture(name)).unwrap();
+            model.set_fold_precision(precision);
+            let vocab = model.config().vocab;
+            let docs: Vec<Vec<u32>> = [1usize, 9, 0, 30, 2, 257]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| tokens(i as u64 + 11, n, vocab))
+                .collect();
+            let what = format!("{name} {precision}");
+            let mut want_logits = Vec::new();
+            let mut want_states = Vec::new();
+            for (i, d) in docs.iter().enumerate() {
+                let mut st = prefixed(&model, i);
+                want_logits.push(if d.is_empty() {
+                    Vec::new()
+                } else {
+                    model.forward_seq(d, &mut st, Logits::All).unwrap()
+                });
+                want_states.push(st);
+            }
+            let mut states: Vec<State> = (0..docs.len()).map(|i| prefixed(&model, i)).collect();
+            let got = model.forward_lanes_logits(&mut lanes_of(&docs, &mut states));
+            for (i, (g, w)) in got.into_iter().zip(&want_logits).enumerate() {
+                let g = g.unwrap();
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert!(bits(&g) == bits(w), "{what} lane {i}: logits differ from the lone fold");
+            }
+            assert_same(&what, &want_states, &states);
+            // Scoring: each lane from its first scored position on.
+            let firsts = [1usize, 4, 1, 12, 5, 250];
+            let mut states: Vec<State> = (0..docs.len()).map(|i| prefixed(&model, i)).collect();
+            let got = log_likelihood_lanes(&model, &mut lanes_of(&docs, &mut states), &firsts).unwrap();
+            for (i, (d, &f)) in docs.iter().zip(&firsts).enumerate() {
+                let mut st = prefixed(&model, i);
+                let want = log_likelihood(&model, &mut st, d, f, usize::MAX, |_| {}).unwrap();
+                assert_eq!(got[i], want, "{what} lane {i}: log-likelihood");
+                assert_eq!(states[i], st, "{what} lane {i}: state after scoring");
+            }
         }
     }
 }

@@ -44,11 +44,13 @@ struct Args {
     /// Tokenizer.
     #[arg(long, default_value = "auto", help = TOKENIZER_HELP)]
     tokenizer: String,
-    /// Arithmetic of re-reading the segments: f32 (exact), bf16 (about twice as fast on CPUs
-    /// with AVX512-BF16, approximate) or int8 (integer products: the fastest on AVX2 CPUs,
-    /// approximate). The stored checkpoints are not changed.
-    #[arg(long, default_value = "f32")]
-    fold_precision: rwkv_model::FoldPrecision,
+    /// Arithmetic of re-reading (and of the model's evidence scores): f32 (exact), bf16
+    /// (about twice as fast on CPUs with AVX512-BF16, approximate), int8 (integer products: the
+    /// fastest on AVX2 CPUs, +0.001 bits/token) or auto (int8 for CPU models of 1 GiB of
+    /// matrices or more when its packed copy fits in memory, else f32). The stored checkpoints
+    /// are not changed.
+    #[arg(long, default_value = "auto")]
+    fold_precision: rwkv_cli::ReadPrecision,
     #[command(flatten)]
     weights: WeightArgs,
     /// Segments to read.
@@ -113,7 +115,11 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.weights.resolve_device(None)?,
     )?
     .model;
-    model.set_fold_precision(args.fold_precision);
+    let read_precision = match args.fold_precision {
+        rwkv_cli::ReadPrecision::Fixed(p) => p,
+        rwkv_cli::ReadPrecision::Auto => rwkv_cli::fast_read_precision(&model),
+    };
+    model.set_fold_precision(read_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
     // Loading the model and opening the store: `timings.load_ms` in --json.
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
@@ -212,6 +218,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if json {
         let mut v = serde_json::to_value(&answer)?;
         v["timings"]["load_ms"] = load_ms.into();
+        v["read_precision"] = read_precision.to_string().into();
         println!("{v}");
     } else {
         ask::print_sources(&answer);

@@ -148,6 +148,9 @@ impl BackendModel for V7 {
         V7::forward_lanes(self, lanes, chunk);
         Ok(())
     }
+    fn forward_lanes_logits(&self, lanes: &mut [Lane<'_>], chunk: usize) -> Result<Vec<Vec<f32>>> {
+        Ok(V7::forward_lanes_logits(self, lanes, chunk))
+    }
     fn decode_lanes(&self, lanes: &mut [(u32, &mut State)]) -> Result<Vec<f32>> {
         Ok(V7::decode_lanes(self, lanes))
     }

@@ -137,6 +137,22 @@ pub(crate) trait BackendModel: Send + Sync + std::fmt::Debug {
         }
         Ok(())
     }
+    /// [`BackendModel::forward_lanes`], returning each lane's logits after every one of its
+    /// tokens (`[T, vocab]`; empty for an empty lane), each as [`BackendModel::forward`] of the
+    /// lane alone with [`Logits::All`] gives them. The default runs the lanes one after
+    /// another.
+    fn forward_lanes_logits(&self, lanes: &mut [Lane<'_>], chunk: usize) -> Result<Vec<Vec<f32>>> {
+        lanes
+            .iter_mut()
+            .map(|l| {
+                if l.tokens.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    self.forward(l.tokens, l.state, Logits::All, chunk)
+                }
+            })
+            .collect()
+    }
     /// One token for each lane (token mode: f32 arithmetic whatever the fold precision),
     /// returning each lane's logits one after another (`[lanes, vocab]`). A backend that can
     /// runs one set of matrix products over all the lanes' rows; each lane's logits and state

@@ -512,24 +512,64 @@ impl V7 {
     /// A lane of one token is token mode, as `forward` has it (f32 even in the bf16 fold), so it
     /// is folded on its own.
     pub fn forward_lanes(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize) {
-        for lane in lanes.iter_mut().filter(|l| l.tokens.len() == 1) {
-            self.forward(lane.tokens, lane.state, Logits::None, chunk);
-        }
-        let mut rest: Vec<crate::state::Lane<'_>> = lanes
-            .iter_mut()
-            .filter(|l| l.tokens.len() > 1)
-            .map(|l| crate::state::Lane {
-                tokens: l.tokens,
-                state: &mut *l.state,
-            })
-            .collect();
-        self.forward_lanes_seq(&mut rest, chunk);
+        self.lanes(lanes, chunk, false);
     }
 
-    fn forward_lanes_seq(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize) {
+    /// [`V7::forward_lanes`], returning each lane's logits after every one of its tokens
+    /// (`[T, vocab]`, empty for a lane with no tokens): each equals [`V7::forward`] of the
+    /// lane alone with [`Logits::All`], bit for bit.
+    pub fn forward_lanes_logits(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize) -> Vec<Vec<f32>> {
+        self.lanes(lanes, chunk, true)
+    }
+
+    fn lanes(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize, logits: bool) -> Vec<Vec<f32>> {
+        let mut out = vec![Vec::new(); lanes.len()];
+        let ask = if logits { Logits::All } else { Logits::None };
+        for (lane, o) in lanes
+            .iter_mut()
+            .zip(out.iter_mut())
+            .filter(|(l, _)| l.tokens.len() == 1)
+        {
+            *o = self.forward(lane.tokens, lane.state, ask, chunk);
+        }
+        let (mut rest, slots): (Vec<crate::state::Lane<'_>>, Vec<usize>) = lanes
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, l)| l.tokens.len() > 1)
+            .map(|(i, l)| {
+                (
+                    crate::state::Lane {
+                        tokens: l.tokens,
+                        state: &mut *l.state,
+                    },
+                    i,
+                )
+            })
+            .unzip();
+        let rest_out = self.forward_lanes_seq(&mut rest, chunk, logits);
+        for (i, o) in slots.into_iter().zip(rest_out) {
+            out[i] = o;
+        }
+        out
+    }
+
+    /// Lanes of two tokens or more in lockstep; with `logits`, each lane's logits after every
+    /// token (else empty vectors).
+    fn forward_lanes_seq(&self, lanes: &mut [crate::state::Lane<'_>], chunk: usize, logits: bool) -> Vec<Vec<f32>> {
         let live = lanes.len();
+        let vocab = self.cfg.vocab;
+        let mut out: Vec<Vec<f32>> = lanes
+            .iter()
+            .map(|l| {
+                if logits {
+                    Vec::with_capacity(l.tokens.len() * vocab)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
         if live == 0 {
-            return;
+            return out;
         }
         let per_lane = chunk.max(1).min((LANE_STEP_ROWS.max(chunk) / live).max(1));
         let longest = lanes.iter().map(|l| l.tokens.len()).max().unwrap_or(0);
@@ -544,19 +584,33 @@ impl V7 {
             };
             toks.clear();
             let mut segs: Vec<(usize, &mut State)> = Vec::with_capacity(live);
-            for lane in lanes.iter_mut() {
+            let mut owners: Vec<usize> = Vec::with_capacity(live);
+            for (li, lane) in lanes.iter_mut().enumerate() {
                 let r = range(lane);
                 if !r.is_empty() {
                     toks.extend_from_slice(&lane.tokens[r.clone()]);
                     segs.push((r.len(), &mut *lane.state));
+                    owners.push(li);
                 }
             }
             self.forward_chunk(&toks, &mut segs, &mut sc);
+            if logits {
+                // The step's rows are its lanes' rows one after another.
+                let (c, t) = (self.cfg.n_embd, toks.len());
+                let mut step = vec![0f32; t * vocab];
+                self.head_rows(&sc.x[..t * c], t, &mut sc.xx, &mut step);
+                let mut at = 0;
+                for (&li, (rows, _)) in owners.iter().zip(&segs) {
+                    out[li].extend_from_slice(&step[at * vocab..(at + rows) * vocab]);
+                    at += rows;
+                }
+            }
         }
         for lane in lanes.iter_mut() {
             lane.state.tokens += lane.tokens.len() as u64;
         }
         self.give_scratch(sc);
+        out
     }
 
     /// One chunk: `toks` are the rows of every segment one after another, segment `s` having
