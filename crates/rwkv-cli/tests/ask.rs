@@ -16,7 +16,9 @@ fn store() -> &'static Path {
 
 /// A fresh store of fixtures/code in a temporary directory named after `name`.
 fn ingest_fixtures(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    // Under the target folder's scratch space (not the system's temporary folder, which a
+    // store left by every run would fill).
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
         .current_dir(root())
@@ -359,13 +361,14 @@ fn the_first_text_arrives_before_generation_ends() {
 
 #[test]
 fn an_empty_or_missing_store_says_how_to_ingest() {
-    let missing = std::env::temp_dir().join(format!("rwkv-ask-none-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("none");
     let (code, _, err) = ask(&["anything"], &missing);
     assert_eq!(code, 1);
     assert!(err.contains("rwkv-ingest"), "{err}");
     // An empty store (ingested nothing).
-    let empty = std::env::temp_dir().join(format!("rwkv-ask-empty-{}", std::process::id()));
-    let d = std::env::temp_dir().join(format!("rwkv-ask-emptydir-{}", std::process::id()));
+    let empty = tmp.path().join("empty-store");
+    let d = tmp.path().join("empty-dir");
     std::fs::create_dir_all(&d).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ingest"))
         .args([d.to_str().unwrap(), "--json", "--store", empty.to_str().unwrap()])

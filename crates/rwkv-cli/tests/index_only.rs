@@ -218,8 +218,80 @@ fn a_store_keeps_its_checkpoint_spacing_for_folds_on_demand_and_later_runs() {
     assert!(blobs(&early).len() > 10, "the book's checkpoints, committed");
     // ... and so does a later run that does not repeat the flag: the blobs and checkpoints of
     // an ingest that always used it.
-    let s = ingest(&inputs, &early);
+    folds_into(&inputs, &early, &full);
+}
+
+/// `rwkv-ingest ARGS` on `early` folds what is left, into the blobs and manifest of `full`.
+fn folds_into(args: &[&str], early: &Path, full: &Path) {
+    let s = ingest(args, early);
     assert_eq!(s["store_unfolded"].as_u64(), Some(0), "{s}");
-    assert_eq!(blobs(&early), blobs(&full));
-    assert_eq!(manifest(&early), manifest(&full));
+    assert_eq!(blobs(early), blobs(full));
+    assert_eq!(manifest(early), manifest(full));
+}
+
+#[test]
+fn two_asks_folding_the_same_document_at_once_leave_a_sound_store() {
+    // Two rwkv-ask processes on an index-only store fold the same document on demand at the
+    // same time: one commits its fold (the other finds the store busy, or the fold already
+    // there); both answer as after a full ingest, and the store ends as an uninterrupted
+    // ingest's.
+    let tmp = tempfile::tempdir().unwrap();
+    let (early, full) = (tmp.path().join("early"), tmp.path().join("full"));
+    let input = "fixtures/code/src";
+    ingest(&[input, "--index-only"], &early);
+    ingest(&[input], &full);
+    let q = "what does evaluate do?";
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+            .current_dir(root())
+            .args([q, "--generate", "--max-tokens", "8", "--json", "--store"])
+            .arg(&early)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let want = said(&ask(&[q, "--generate", "--max-tokens", "8"], &full));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(said(&v), want, "{v}");
+    }
+    folds_into(&[input], &early, &full);
+}
+
+#[test]
+fn a_file_changed_after_indexing_is_answered_from_the_indexed_text() {
+    // The index and the on-demand fold read the store's own copy of a document's text, never
+    // the file as it is now: an edit after indexing changes nothing until the next ingest,
+    // which indexes (and folds) the new text. Nothing mixes the two versions.
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    common::copy_tree(&root().join("fixtures/code/src"), &tree);
+    let store = tmp.path().join("store");
+    let tree_arg = tree.to_str().unwrap();
+    ingest(&[tree_arg, "--index-only"], &store);
+    let q = "what does evaluate do?";
+    let before = ask(&[q, "--generate", "--max-tokens", "8"], &store);
+    let eval = tree.join("eval.py");
+    let old = std::fs::read_to_string(&eval).unwrap();
+    let new = old.replace("def evaluate(", "def evaluate_renamed(");
+    assert_ne!(old, new, "the fixture defines evaluate");
+    std::fs::write(&eval, &new).unwrap();
+    // Asked again (the first ask committed its fold of the stored text): the same answer,
+    // quoting the indexed lines.
+    let after = ask(&[q, "--generate", "--max-tokens", "8"], &store);
+    assert_eq!(said(&after), said(&before));
+    for (path, line, text, _) in said(&after).1 {
+        if path.ends_with("eval.py") {
+            assert_eq!(old.lines().nth(line as usize - 1), Some(text.as_str()));
+        }
+    }
+    // The next ingest takes the edit: the evidence now quotes the new text.
+    ingest(&[tree_arg], &store);
+    let now = ask(&[q], &store);
+    let quoted: Vec<String> = said(&now).1.into_iter().map(|e| e.2).collect();
+    assert!(quoted.iter().any(|t| t.contains("evaluate_renamed")), "{now}");
 }

@@ -29,8 +29,8 @@ fn score(args: &[&str]) -> (i32, String, String) {
 fn bits_per_token_match_the_reference_logits() {
     let refs = root().join("fixtures/reference/rwkv7-code-11m.ref.safetensors");
     let map = read_safetensors(&refs).unwrap();
-    let dir = std::env::temp_dir().join(format!("rwkv-score-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     for case in ["code", "prose", "utf8"] {
         let toks = map.get(&format!("{case}.tokens")).unwrap();
         let tokens: Vec<u32> = toks
@@ -67,8 +67,8 @@ fn bits_per_token_match_the_reference_logits() {
 
 #[test]
 fn default_model_is_the_bundled_demo() {
-    let dir = std::env::temp_dir().join(format!("rwkv-score-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let f = dir.join("a.rs");
     std::fs::write(&f, "fn main() { println!(\"hello\"); }\n").unwrap();
     let (code, stdout, stderr) = score(&[f.to_str().unwrap()]);
@@ -104,8 +104,8 @@ fn bf16_and_int8_folds_score_close_to_the_exact_fold() {
 
 #[test]
 fn errors_name_the_file_and_exit_2() {
-    let dir = std::env::temp_dir().join(format!("rwkv-score-err-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let (code, _, stderr) = score(&["/definitely/not/here.txt"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("/definitely/not/here.txt"), "{stderr}");
@@ -140,8 +140,8 @@ fn scores_rwkvcpp_files_and_checks_the_tokenizer_fits() {
         nll -= log_softmax_at(&logits[i * 256..(i + 1) * 256], tokens[i + 1]) as f64;
     }
     let expected_bpt = nll / (tokens.len() - 1) as f64 / std::f64::consts::LN_2;
-    let dir = std::env::temp_dir().join(format!("rwkv-score-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("alpaca.txt");
     std::fs::write(&file, tokens.iter().map(|&t| t as u8).collect::<Vec<u8>>()).unwrap();
     let model = "fixtures/rwkvcpp/tiny-rwkv-4v0-660K-FP32.bin";

@@ -3,7 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::fixture;
 use rwkv_model::loader::read_safetensors;
@@ -11,10 +11,9 @@ use rwkv_model::tensor::{DType, RawTensor, TensorMap};
 use rwkv_model::{Error, Model};
 use safetensors::tensor::TensorView;
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rwkv-bad-input-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, deleted when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 fn base() -> TensorMap {
@@ -54,7 +53,7 @@ fn truncated_files_are_errors() {
     for src in ["random-x070-C64-L2-H4N16.safetensors", "random-x070-C64-L2-H4N16.pth"] {
         let bytes = std::fs::read(fixture(&format!("models/{src}"))).unwrap();
         for cut in [0, 3, 8, 9, 64, 1000, bytes.len() / 2, bytes.len() - 1] {
-            let p = dir.join(format!("cut-{cut}-{src}"));
+            let p = dir.path().join(format!("cut-{cut}-{src}"));
             std::fs::write(&p, &bytes[..cut]).unwrap();
             let msg = load_err(&p).to_string();
             assert!(msg.contains(&format!("cut-{cut}-{src}")), "{msg}");
@@ -65,11 +64,11 @@ fn truncated_files_are_errors() {
 #[test]
 fn a_file_that_is_not_a_checkpoint_is_an_error() {
     let dir = tempdir();
-    let p = dir.join("notes.txt");
+    let p = dir.path().join("notes.txt");
     std::fs::write(&p, "just some text, certainly not weights\n").unwrap();
     let e = load_err(&p);
     assert!(matches!(e, Error::File(rwkv_formats::Error::Format { .. })), "{e}");
-    let e = load_err(&dir.join("does-not-exist.pth"));
+    let e = load_err(&dir.path().join("does-not-exist.pth"));
     assert!(matches!(e, Error::File(rwkv_formats::Error::Io { .. })), "{e}");
     // A valid safetensors file with no RWKV tensors.
     let mut m = TensorMap::new(&p);
@@ -81,7 +80,7 @@ fn a_file_that_is_not_a_checkpoint_is_an_error() {
             data: vec![0; 8].into(),
         },
     );
-    let p = dir.join("foo.safetensors");
+    let p = dir.path().join("foo.safetensors");
     write(&m, &p);
     assert!(load_err(&p).to_string().contains("emb.weight"));
 }
@@ -91,7 +90,7 @@ fn a_missing_tensor_is_named() {
     let dir = tempdir();
     let mut m = base();
     m.tensors.remove("blocks.1.att.key.weight");
-    let p = dir.join("missing.safetensors");
+    let p = dir.path().join("missing.safetensors");
     write(&m, &p);
     let e = load_err(&p);
     assert!(
@@ -107,7 +106,7 @@ fn a_wrong_shape_is_named() {
     let mut m = base();
     let t = m.tensors.get_mut("blocks.1.ffn.value.weight").unwrap();
     t.shape = vec![t.shape[1], t.shape[0]]; // transposed: same element count, wrong shape
-    let p = dir.join("shape.safetensors");
+    let p = dir.path().join("shape.safetensors");
     write(&m, &p);
     let e = load_err(&p);
     assert!(
@@ -120,7 +119,7 @@ fn a_wrong_shape_is_named() {
     t.shape = vec![t.shape.iter().product::<usize>() - 1];
     let short = t.data[..t.data.len() - 4].to_vec();
     t.data = short.into();
-    let p = dir.join("shape2.safetensors");
+    let p = dir.path().join("shape2.safetensors");
     write(&m, &p);
     let e = load_err(&p);
     assert!(
@@ -135,7 +134,7 @@ fn an_unknown_dtype_is_named() {
     let mut m = base();
     // Rewrite one tensor as I32 by hand: build the file, then patch the header's dtype string.
     m.tensors.get_mut("blocks.0.att.w0").unwrap().dtype = DType::F32;
-    let p = dir.join("dtype.safetensors");
+    let p = dir.path().join("dtype.safetensors");
     write(&m, &p);
     let mut bytes = std::fs::read(&p).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -174,7 +173,7 @@ fn a_half_converted_checkpoint_names_the_missing_tensor() {
             data: vec![0; 256].into(),
         },
     );
-    let p = dir.join("v6.safetensors");
+    let p = dir.path().join("v6.safetensors");
     write(&m, &p);
     let e = load_err(&p);
     assert!(
@@ -198,7 +197,7 @@ fn random_corruption_never_panics() {
             let pos = (x as usize) % b.len().min(if i % 2 == 0 { 2048 } else { usize::MAX });
             b[pos] = (x >> 32) as u8;
         }
-        let p = dir.join("fuzz.safetensors");
+        let p = dir.path().join("fuzz.safetensors");
         std::fs::write(&p, &b).unwrap();
         let _ = Model::load(&p); // Ok or Err, never a panic
     }
@@ -220,7 +219,7 @@ fn f16_checkpoints_load_like_their_f32_values() {
         let back = f32_map.tensors.get_mut(name).unwrap();
         back.data = halves.iter().flat_map(|h| h.to_f32().to_le_bytes()).collect();
     }
-    let (p16, p32) = (dir.join("m16.safetensors"), dir.join("m32.safetensors"));
+    let (p16, p32) = (dir.path().join("m16.safetensors"), dir.path().join("m32.safetensors"));
     write(&f16_map, &p16);
     write(&f32_map, &p32);
     let (a, b) = (Model::load(&p16).unwrap(), Model::load(&p32).unwrap());

@@ -105,7 +105,7 @@ fn official_layout_files_of_v4_and_v5() {
                 (k.clone(), v)
             })
             .collect();
-        let path = dir.join(format!("{reference}.safetensors"));
+        let path = dir.path().join(format!("{reference}.safetensors"));
         safetensors::serialize_to_file(views, None::<HashMap<String, String>>, &path).unwrap();
         let mut m = Model::load(&path).unwrap();
         assert_eq!(m.config().arch, arch);
@@ -187,7 +187,7 @@ fn states_save_load_and_refuse_other_models() {
             assert!(s.layers[0].wkv[2 * c..].iter().all(|&x| x == -1e30));
         }
         m.forward_seq(&text_tokens(50), &mut s, Logits::None).unwrap();
-        let path = dir.join(format!("{name}.state"));
+        let path = dir.path().join(format!("{name}.state"));
         s.save(&path, &spec, "bytes").unwrap();
         let (back, info) = State::load(&path, &spec, Some("bytes")).unwrap();
         assert!(back.bit_eq(&s), "{name}");
@@ -256,14 +256,7 @@ fn weights_held_as_bf16_and_int8_are_close_for_every_generation() {
     }
 }
 
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "rwkv-generations-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, deleted when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }

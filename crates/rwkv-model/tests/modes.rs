@@ -86,7 +86,7 @@ fn state_save_load_is_bit_exact() {
     let mut s = m.new_state();
     m.forward_seq(&text_tokens(77), &mut s, Logits::None).unwrap();
     let dir = tempdir();
-    let path = dir.join("s.safetensors");
+    let path = dir.path().join("s.safetensors");
     s.save(&path, &m.state_spec(), "bytes").unwrap();
     let (back, info) = State::load(&path, &m.state_spec(), Some("bytes")).unwrap();
     assert!(back.bit_eq(&s));
@@ -113,7 +113,7 @@ fn state_from_another_model_is_refused_naming_both() {
     let a = model("random-x070-C64-L2-H4N16.safetensors");
     let b = model("tiny-rwkv-7v0-834K.safetensors");
     let dir = tempdir();
-    let path = dir.join("a.safetensors");
+    let path = dir.path().join("a.safetensors");
     a.new_state().save(&path, &a.state_spec(), "bytes").unwrap();
     let err = State::load(&path, &b.state_spec(), None).unwrap_err();
     let msg = err.to_string();
@@ -126,7 +126,7 @@ fn state_from_another_model_is_refused_naming_both() {
 fn damaged_state_files_are_errors() {
     let m = model("random-x070-C64-L2-H4N16.safetensors");
     let dir = tempdir();
-    let path = dir.join("s.safetensors");
+    let path = dir.path().join("s.safetensors");
     m.new_state().save(&path, &m.state_spec(), "bytes").unwrap();
     let bytes = std::fs::read(&path).unwrap();
     for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
@@ -213,16 +213,9 @@ fn weights_bf16_rounds_f32_checkpoints_and_says_so() {
     assert!(d > 0.0 && d < 0.25, "{d}");
 }
 
-fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "rwkv-model-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, deleted when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 #[test]

@@ -335,7 +335,7 @@ fn q4_and_q8_files_quantized_here() {
                     }
                 })
                 .collect();
-            let path = dir.join(format!("tiny-rwkv-{v}-{name}.bin"));
+            let path = dir.path().join(format!("tiny-rwkv-{v}-{name}.bin"));
             std::fs::write(&path, write_bin(&header, &tensors)).unwrap();
             let decoded = read_rwkvcpp(&path).unwrap();
             for ((key, _, tq, data), (_, _, tt, _)) in full.iter().zip(&tensors) {
@@ -360,10 +360,9 @@ fn q4_and_q8_files_quantized_here() {
     }
 }
 
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rwkv-rwkvcpp-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh folder, deleted when the test ends.
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 fn load_err(path: &Path, bytes: &[u8]) -> Error {
@@ -556,7 +555,8 @@ fn both_modes(m: &Model) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn quantized_files_stay_quantized_and_match_the_decoded_path() {
     use rwkv_model::linalg::{Mat, QuantMat, linear};
-    let dir = tempdir().join("held");
+    let tmp = tempdir();
+    let dir = tmp.path().join("held");
     std::fs::create_dir_all(&dir).unwrap();
     for path in quantized_files(&dir) {
         let file = path.file_name().unwrap().to_string_lossy().to_string();

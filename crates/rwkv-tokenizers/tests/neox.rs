@@ -134,9 +134,8 @@ fn a_tokenizer_file_is_named_by_its_content() {
     let t = HfTokenizer::from_file(&json_path()).unwrap();
     assert!(t.id().starts_with("hf-") && t.id().len() == 19, "{}", t.id());
     assert_eq!(t.encode(MIXED), HfTokenizer::neox_20b_shared().encode(MIXED));
-    let dir = std::env::temp_dir().join(format!("rwkv-neox-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let bad = dir.join("tokenizer.json");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("tokenizer.json");
     std::fs::write(&bad, "{\"not\": \"a tokenizer\"}").unwrap();
     let e = HfTokenizer::from_file(&bad).unwrap_err().to_string();
     assert!(e.contains("tokenizer.json"), "{e}");
