@@ -353,7 +353,7 @@ impl Library<'_> {
         // after the chosen lines on average, as a small adjustment (within ±0.5) that only
         // reorders near ties. Against the mean rather than against no line at all: the
         // differences between lines are the same (only the ±2 clamp sits elsewhere), and the
-        // question is read once less (at 1.5B a read of ~25 tokens).
+        // question is read once less (up to SCORED_QUESTION_TOKENS tokens fewer to fold).
         if let Some(state) = state
             && chosen.len() >= 2
         {
