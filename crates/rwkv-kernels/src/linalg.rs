@@ -241,16 +241,25 @@ impl Mat {
         }
     }
 
-    /// Bytes held, the bf16 fold's copy included.
+    /// Bytes held, the bf16 fold's copy included (and the checkpoint's rows not, once that copy
+    /// serves every product).
     pub fn bytes(&self) -> usize {
+        if self.rows_let_go() {
+            return self.own_bytes() + self.fold_i8.as_ref().map_or(0, crate::gemm_i8::QuadPanels::bytes);
+        }
         self.own_bytes()
             + self.fold_copy.as_ref().map_or(0, Panels::bytes)
             + self.fold_i8.as_ref().map_or(0, crate::gemm_i8::QuadPanels::bytes)
     }
 
     /// Bytes of the matrix as held, without the bf16 fold's copy: what a one-row product
-    /// (token mode) reads.
+    /// (token mode) reads (the copy's, when it serves every product).
     pub fn own_bytes(&self) -> usize {
+        if self.rows_let_go()
+            && let Some(p) = &self.fold_copy
+        {
+            return p.bytes();
+        }
         match &self.held {
             Held::F32(wt) => wt.len() * 4,
             Held::Panels(p) => p.bytes(),
@@ -259,8 +268,16 @@ impl Mat {
         }
     }
 
+    /// Whether a checkpoint's bf16 rows were packed for the bf16 fold and their pages let go:
+    /// the panels then serve every product.
+    fn rows_let_go(&self) -> bool {
+        matches!(self.held, Held::Rows(_)) && self.fold_bf16 && self.fold_copy.is_some()
+    }
+
     /// Switch on the bf16 fold for this matrix: bf16 panels are multiplied as they are; f32
-    /// weights get a packed bf16 copy. f16 and int8 panels, and matrices whose inputs are
+    /// weights get a packed bf16 copy; a checkpoint's bf16 rows are packed once into panels that
+    /// then serve every product (one-row ones with f32 inputs) while the rows' pages leave
+    /// memory, so the model still holds one copy of its weights. f16 and int8 panels, and matrices whose inputs are
     /// rounded as ggml's quantized mat-vec does, keep their own arithmetic.
     pub fn enable_bf16_fold(&mut self) {
         if self.act_quant.is_some() {
@@ -276,6 +293,10 @@ impl Mat {
             Held::Rows(w) if w.kind() == Kind::Bf16 => {
                 if self.fold_copy.is_none() {
                     self.fold_copy = Some(Panels::pack(&w.source(), Kind::Bf16));
+                    // The panels serve every product while the bf16 fold is on (one-row ones
+                    // with f32 inputs, see `linear_plain`): the file's pages need not stay, so
+                    // the model holds one copy of its weights, not two.
+                    w.release();
                 }
                 self.fold_bf16 = true;
             }
@@ -543,7 +564,14 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool)
     }
     let wt = match &m.held {
         Held::Panels(p) => return crate::panels::matmul(x, rows, p, y),
-        Held::Rows(w) => return crate::rows16::matmul(x, rows, w, y),
+        // Under the bf16 fold, a checkpoint's rows were packed and their pages let go: one-row
+        // products read the same bf16 values from the panels, with f32 inputs.
+        Held::Rows(w) => {
+            return match m.bf16_fold() {
+                Some(p) => crate::panels::matmul(x, rows, p, y),
+                None => crate::rows16::matmul(x, rows, w, y),
+            };
+        }
         Held::Ggml(q) => return crate::quant::matmul(x, rows, q, y),
         Held::F32(wt) => wt,
     };
@@ -803,6 +831,58 @@ mod tests {
         assert!(m.bf16_fold().is_some());
         m.disable_bf16_fold();
         assert!(m.bf16_fold().is_none());
+    }
+
+    #[test]
+    fn a_checkpoints_rows_under_the_bf16_fold_are_held_once() {
+        let (out, inp) = (70, 45);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|&x| f32_to_bf16(x).to_le_bytes()).collect();
+        let rows16 = Rows16::new(rwkv_formats::tensor::Bytes::Owned(bytes), Kind::Bf16, out, inp);
+        let panels = Panels::pack(&rows16.source(), Kind::Bf16);
+        let mut m = Mat::from_rows(rows16);
+        let x: Vec<f32> = (0..3 * inp)
+            .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+            .collect();
+        let one = |m: &Mat| {
+            let mut y = vec![0f32; out];
+            linear(&x[..inp], 1, m, &mut y);
+            y
+        };
+        let exact = one(&m);
+        let held = m.bytes();
+        m.enable_bf16_fold();
+        // One copy: the panels, the rows' pages let go.
+        assert_eq!(m.bytes(), panels.bytes());
+        assert!(m.bytes() < held + held / 2, "{} vs {held}", m.bytes());
+        assert_eq!(m.own_bytes(), panels.bytes());
+        // One row (a generated token) reads the panels with f32 inputs: the panels' own product.
+        let mut want = vec![0f32; out];
+        crate::panels::matmul(&x[..inp], 1, &panels, &mut want);
+        let got = one(&m);
+        assert_eq!(
+            got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        for (a, b) in got.iter().zip(&exact) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+        // Many rows take the bf16 fold.
+        let mut words = Vec::new();
+        crate::gemm_bf16::round_rows(&x, 3, inp, &mut words);
+        let (mut folded, mut want) = (vec![0f32; 3 * out], vec![0f32; 3 * out]);
+        linear(&x, 3, &m, &mut folded);
+        crate::gemm_bf16::matmul(&words, 3, &panels, &mut want);
+        assert_eq!(folded, want);
+        // Switched off, the rows serve again, bit for bit as before.
+        m.disable_bf16_fold();
+        assert_eq!(m.bytes(), held);
+        assert_eq!(
+            one(&m).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            exact.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

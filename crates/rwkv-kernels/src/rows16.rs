@@ -60,6 +60,13 @@ impl Rows16 {
         Rows16 { n, k, kind, bytes }
     }
 
+    /// Let the checkpoint's pages of these rows leave memory (a file-backed map drops them; a
+    /// later read faults them back in from the file). For when another holding serves the
+    /// products for a while: the bf16 fold's packed panels.
+    pub fn release(&self) {
+        self.bytes.release();
+    }
+
     /// Output features (rows of `W`).
     pub fn n(&self) -> usize {
         self.n
