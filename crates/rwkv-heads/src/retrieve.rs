@@ -13,9 +13,10 @@
 //!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
 //!   standing side by side ("progress bar"); a related word ([`rwkv_index::terms::related`]:
 //!   "written out" / `encode`, "float" / `f64`) counts half.
-//! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, pairs,
-//!   fields, references, length, and whether it is a test, a prose section, a type stub, a
-//!   container or a definition's head) are weighed by [`WEIGHTS`], learned on `benches/qa` (five
+//! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, the most
+//!   of the question inside one window of 24 positions, pairs, fields, references, length, and
+//!   whether it is a test, a prose section, a type stub, a container, a definition's head or a
+//!   caller of one of the best units) are weighed by [`WEIGHTS`], learned on `benches/qa` (five
 //!   code bases no one here wrote, three languages; `rwkv-bench qa --features` writes the parts,
 //!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
@@ -37,13 +38,13 @@ use crate::Result;
 /// A question whose best units contain less than this share of its content words (weighted by
 /// rarity), moved by how well the best unit scores ([`TOP_SCORE_WEIGHT`]), is not answered by the
 /// store (calibrated on `benches/qa`).
-pub const ABSTAIN_BELOW: f32 = 0.62;
+pub const ABSTAIN_BELOW: f32 = 0.64;
 /// How much the best unit's score above [`TOP_SCORE_MID`] adds to support when deciding
 /// whether to answer: a unit that meets the question well outweighs a few missing words (it only
 /// adds, so a small store's lower scores never take support away).
-const TOP_SCORE_WEIGHT: f32 = 0.05;
+const TOP_SCORE_WEIGHT: f32 = 0.03;
 /// The best unit's score above which it adds to support.
-const TOP_SCORE_MID: f32 = 13.0;
+const TOP_SCORE_MID: f32 = 12.0;
 
 // The weights of the hand-set score (what support is judged on; the rank is [`WEIGHTS`] over
 // [`FEATURES`]), set on `benches/qa`: a name written as code scores 10–14, a name spelled in
@@ -727,6 +728,9 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
                 fielded += f * w;
             }
             let fielded = fielded / (3.0 * idf_total);
+            // The most of the question that stands close together: one sentence of a comment,
+            // one statement.
+            let window = best_window(&q, &idf, idf_total, &toks);
             // Pairs of question words side by side in the unit ("progress bar", "query string").
             let pairs = adjacent_pairs(&toks);
             let mut bigrams = 0.0;
@@ -785,6 +789,8 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
                 flag(c.head && !c.name.is_empty()),
                 flag(c.matched == "definition"),
                 flag(is_stub_path(&c.path)),
+                window,
+                0.0,
             ];
             c
         })
@@ -811,6 +817,25 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         if shorter {
             c.features[SHORTER] = 1.0;
         }
+    }
+    // A unit that calls one of the best units by the hand-set score (the caller that puts a
+    // helper to the use the question asks about).
+    let mut by_raw: Vec<usize> = (0..cands.len()).collect();
+    by_raw.sort_by(|&a, &b| cands[b].raw_score.total_cmp(&cands[a].raw_score));
+    by_raw.truncate(CALL_UNITS);
+    let calls: Vec<bool> = cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let own = last_name(&c.name);
+            by_raw.iter().filter(|&&t| t != i).any(|&t| {
+                let theirs = last_name(&cands[t].name);
+                !theirs.is_empty() && theirs != own && names_in(&c.text, theirs)
+            })
+        })
+        .collect();
+    for (c, calls) in cands.iter_mut().zip(calls) {
+        c.features[CALLS] = flag(calls);
     }
     for c in &mut cands {
         c.score = learned_score(&c.features);
@@ -862,7 +887,7 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
 }
 
 /// How many parts [`Candidate::features`] has.
-const FEATURE_COUNT: usize = 17;
+const FEATURE_COUNT: usize = 19;
 
 /// Names of [`Candidate::features`], in order.
 pub const FEATURES: [&str; FEATURE_COUNT] = [
@@ -883,7 +908,59 @@ pub const FEATURES: [&str; FEATURE_COUNT] = [
     "head",
     "outright",
     "stub",
+    "window",
+    "calls",
 ];
+
+/// Index of the `calls` feature (the unit calls one of the best units).
+const CALLS: usize = 18;
+/// The best units (by the hand-set score) whose callers count.
+const CALL_UNITS: usize = 3;
+/// Positions a window of [`best_window`] spans.
+const WINDOW: usize = 24;
+
+/// The last part of a qualified name (`Command._excessArguments` → `_excessArguments`).
+fn last_name(name: &str) -> &str {
+    name.rsplit(['.', ':']).next().unwrap_or("")
+}
+
+/// Whether `text` holds `name` as a whole identifier.
+fn names_in(text: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(ident) && !text[at + name.len()..].chars().next().is_some_and(ident)
+    })
+}
+
+/// The largest idf-weighted share of the question's content terms (out of `total`) that one
+/// stretch of [`WINDOW`] consecutive positions of `toks` holds.
+fn best_window(q: &Question, idf: &[f32], total: f32, toks: &[rwkv_index::tokenizer::Token]) -> f32 {
+    // (position, term, credit) for every token that is a question term or a related word.
+    let mut hits: Vec<(usize, usize, f32)> = Vec::new();
+    for t in toks {
+        for (i, c) in q.content.iter().enumerate() {
+            if *c == t.text {
+                hits.push((t.position, i, 1.0));
+            } else if q.related[i].contains(&t.text) {
+                hits.push((t.position, i, RELATED_CREDIT));
+            }
+        }
+    }
+    hits.sort_by_key(|h| h.0);
+    let mut best = 0.0f32;
+    let mut lo = 0;
+    for hi in 0..hits.len() {
+        while hits[hi].0 - hits[lo].0 >= WINDOW {
+            lo += 1;
+        }
+        let mut got = vec![0f32; q.content.len()];
+        for &(_, i, credit) in &hits[lo..=hi] {
+            got[i] = got[i].max(credit);
+        }
+        best = best.max(got.iter().zip(idf).map(|(g, w)| g * w).sum::<f32>() / total);
+    }
+    best
+}
 
 /// Index of the `shorter` feature.
 const SHORTER: usize = 12;
@@ -895,8 +972,8 @@ const SHORTER: usize = 12;
 /// fields and coverage puts its definition first in most cases (49 of the 55 questions that name
 /// code).
 const WEIGHTS: [f32; FEATURE_COUNT] = [
-    0.289, -0.119, 5.404, 2.850, -4.416, 3.962, 9.367, 0.143, 1.162, -3.517, -1.264, -4.420, -2.303, -0.636, 3.919,
-    -0.312, -2.902,
+    0.296, -0.116, 5.175, -0.094, -4.622, 2.805, 9.186, 0.002, 1.273, -3.499, -0.947, -4.545, -2.620, -0.715, 3.540,
+    -0.174, -3.246, 4.690, 0.616,
 ];
 
 /// A unit's rank score from its features.
@@ -986,5 +1063,33 @@ mod tests {
         assert!(is_test_path("pkg/x_test.go"));
         assert!(!is_test_path("src/flask/app.py"));
         assert!(!is_test_path("src/contest.rs"));
+    }
+
+    #[test]
+    fn calls_are_whole_identifiers() {
+        assert!(names_in("const d = editDistance(word, c);", "editDistance"));
+        assert!(names_in("x.suggest()", "suggest"));
+        assert!(!names_in("suggestSimilar(word)", "suggest"));
+        assert!(!names_in("my_suggest(word)", "suggest"));
+        assert!(!names_in("$suggest", "suggest"));
+        assert!(!names_in("", "suggest"));
+        assert_eq!(last_name("Command._excessArguments"), "_excessArguments");
+        assert_eq!(last_name("de::from_str"), "from_str");
+        assert_eq!(last_name("url_for"), "url_for");
+    }
+
+    #[test]
+    fn the_best_window_holds_the_words_that_stand_together() {
+        let q = Question::new("How many arguments are expected?");
+        let idf = vec![1.0; q.content.len()];
+        let total = q.content.len() as f32;
+        let near = rwkv_index::tokenizer::tokenize_indexed("// too many arguments: more than expected");
+        assert_eq!(best_window(&q, &idf, total, &near), 1.0);
+        // The same words, further apart than a window: at most two of the three together.
+        let filler = "word ".repeat(WINDOW);
+        let far = rwkv_index::tokenizer::tokenize_indexed(&format!("many {filler} arguments {filler} expected"));
+        let got = best_window(&q, &idf, total, &far);
+        assert!((got - 1.0 / total).abs() < 1e-6, "{got} of {total}");
+        assert_eq!(best_window(&q, &idf, total, &[]), 0.0);
     }
 }
