@@ -128,7 +128,7 @@ pub const FAST_READ_MIN_BYTES: usize = 1 << 30;
 /// The precision `--fold-precision auto` re-reads with: the int8 fold (twice the exact fold's
 /// speed on AVX2 CPUs, +0.001 bits/token on the demo model: see docs/benchmarks.md) for a CPU
 /// model whose matrices hold at least [`FAST_READ_MIN_BYTES`] and whose int8 copy fits twice
-/// in the memory the OS says is available; else f32 (exact; for small models the re-read takes
+/// in the memory the OS says is available (int8 weights need no copy); else f32 (exact; for small models the re-read takes
 /// well under a second either way). What is re-read is never stored.
 pub fn fast_read_precision(model: &Model) -> rwkv_model::FoldPrecision {
     read_precision_for(
@@ -151,8 +151,10 @@ fn read_precision_for(
     if device != rwkv_model::Device::Cpu || weight_bytes < FAST_READ_MIN_BYTES {
         return FoldPrecision::F32;
     }
-    // The int8 copy holds a byte per weight.
+    // The int8 copy holds a byte per weight; int8 weights are laid out anew in place of their
+    // panels (no copy).
     let per_weight = match held {
+        "int8" => return FoldPrecision::Int8,
         "f32" => 4,
         "bf16" | "f16" => 2,
         _ => 1,
@@ -255,9 +257,12 @@ mod tests {
             (cpu, 3 * GB, "bf16", Some(4 << 30), int8),
             (cpu, 3 * GB, "bf16", Some(2 << 30), f32_),
             (cpu, 3 * GB, "bf16", None, f32_),
-            // f32 matrices: a copy of a quarter of their bytes; int8 ones: as many.
+            // f32 matrices: a copy of a quarter of their bytes; int8 ones: none (the fold's
+            // layout replaces their panels), however little memory is left.
             (cpu, 12 * GB, "f32", Some(7 << 30), int8),
-            (cpu, 12 * GB, "int8", Some(7 << 30), f32_),
+            (cpu, 12 * GB, "f32", Some(5 << 30), f32_),
+            (cpu, 3 * GB, "int8", Some(1 << 30), int8),
+            (cpu, 3 * GB, "int8", None, int8),
             // A GPU folds its own way.
             (Device::Cuda(0), 3 * GB, "bf16", plenty, f32_),
         ];

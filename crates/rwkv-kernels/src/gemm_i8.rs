@@ -143,6 +143,22 @@ impl QuadPanels {
         self.q.len() + self.scales.len() * 4
     }
 
+    /// Output `o`'s integers into `out` (`k` of them); returns its scale.
+    pub fn i8_row(&self, o: usize, out: &mut [i8]) -> f32 {
+        let (pi, j) = (o / NR, o % NR);
+        let panel = &self.q[pi * self.nb * GROUPS * NR * 4..];
+        for (i, v) in out.iter_mut().enumerate().take(self.k) {
+            *v = unoffset(panel[((i / 4) * NR + j) * 4 + i % 4]);
+        }
+        self.scales[o]
+    }
+
+    /// The same integers and scales as int8 [`Panels`] (what [`QuadPanels::from_panels`] took
+    /// them from).
+    pub fn to_panels(&self) -> Panels {
+        Panels::from_i8_rows(self.n, self.k, |o, _, row_q| self.i8_row(o, row_q))
+    }
+
     /// The integer of `W[o][i]` and the scale of row `o`.
     pub fn parts(&self, o: usize, i: usize) -> (i8, f32) {
         let (pi, j) = (o / NR, o % NR);
@@ -251,6 +267,77 @@ pub fn matmul(x: &QuantRows, w: &QuadPanels, y: &mut [f32]) {
     });
 }
 
+/// `y[rows, w.n()] = x · Wᵀ` with f32 inputs `x` (`[rows, w.k()]`): each output sums
+/// `x[i] · q[i]` over its inputs in order, one fused multiply-add each, and multiplies the sum by
+/// its row's scale — the very steps of int8 [`Panels`]' products (`crate::panels::matmul`, an
+/// odd last input's zero partner included), so these weights decode a token to the same bits
+/// whichever of the two layouts holds them.
+///
+/// # Panics
+/// If `x` or `y` do not hold `rows` rows of `w.k()` / `w.n()` values.
+pub fn matmul_f32(x: &[f32], rows: usize, w: &QuadPanels, y: &mut [f32]) {
+    if !crate::panels::product_shape(x, rows, w.k, y, w.n) {
+        return;
+    }
+    let dst = Out(y.as_mut_ptr());
+    split(rows, w.n, w.k, |r0, r1, p0, p1| {
+        for r in r0..r1 {
+            let xr = &x[r * w.k..(r + 1) * w.k];
+            // SAFETY: `split` hands out disjoint parts (rows r0 .. r1, panels p0 .. p1) of the
+            // output, whose extent (`rows × n` floats) was asserted.
+            unsafe { f32_row(xr, w, dst.offset(r * w.n).0, p0, p1) };
+        }
+    });
+}
+
+/// Panels one f32 row multiplies at once (two streams: three were no faster at 1.5B).
+const ONE_ROW_PANELS: usize = 2;
+
+/// One row's outputs of panels `p0 .. p1`.
+///
+/// # Safety
+/// `y` points to the row's `w.n` floats, whose columns of these panels no other thread writes.
+unsafe fn f32_row(x: &[f32], w: &QuadPanels, y: *mut f32, p0: usize, p1: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() != crate::simd::Level::Portable {
+        let mut pi = p0;
+        while pi < p1 {
+            // SAFETY: `level` checked AVX2 and FMA at run time; panels pi .. pi + np exist.
+            unsafe {
+                if p1 - pi >= 2 {
+                    avx2::f32_row::<2>(x, w, pi, y);
+                } else {
+                    avx2::f32_row::<1>(x, w, pi, y);
+                }
+            }
+            pi += ONE_ROW_PANELS;
+        }
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { f32_row_portable(x, w, y, p0, p1) }
+}
+
+/// [`f32_row`]'s portable loop: the same steps in the same order.
+///
+/// # Safety
+/// As [`f32_row`].
+unsafe fn f32_row_portable(x: &[f32], w: &QuadPanels, y: *mut f32, p0: usize, p1: usize) {
+    let k2 = w.k + w.k % 2;
+    for pi in p0..p1 {
+        let panel = &w.q[pi * w.nb * GROUPS * NR * 4..(pi + 1) * w.nb * GROUPS * NR * 4];
+        for j in 0..NR.min(w.n - pi * NR) {
+            let mut acc = 0f32;
+            for i in 0..k2 {
+                let xi = x.get(i).copied().unwrap_or(0.0);
+                acc = xi.mul_add(f32::from(unoffset(panel[((i / 4) * NR + j) * 4 + i % 4])), acc);
+            }
+            // SAFETY: output pi · NR + j is inside the row (caller's contract).
+            unsafe { *y.add(pi * NR + j) = acc * w.scales[pi * NR + j] };
+        }
+    }
+}
+
 /// Rows `r0 .. r1`, panels `p0 .. p1`.
 ///
 /// # Safety
@@ -298,6 +385,94 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BLOCK, GROUPS, MR, NR, QuadPanels, QuantRows};
+
+    /// How far ahead of its reads one f32 row prefetches each panel, bytes.
+    const PREFETCH_AHEAD: usize = 2048;
+
+    /// One f32 row times panels `pi .. pi + P` (see [`super::matmul_f32`]): per group of four
+    /// inputs and eight outputs, one load; each input's bytes are sign-extended in place
+    /// (`xor 0x80` undoes the offset, then shifts) and widened to f32.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `x` holds `w.k` floats; panels `pi .. pi + P` exist; `y` points
+    /// to the row's `w.n` floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn f32_row<const P: usize>(x: &[f32], w: &QuadPanels, pi: usize, y: *mut f32) {
+        let k2 = w.k + w.k % 2;
+        let panel_bytes = w.nb * GROUPS * NR * 4;
+        let base: [*const u8; P] = std::array::from_fn(|q| w.q[(pi + q) * panel_bytes..].as_ptr());
+        let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
+        let mut acc = [[_mm256_setzero_ps(); 4]; P];
+        // Input `4g + t` of eight outputs: byte t of each lane, sign-extended.
+        macro_rules! widen {
+            ($v:expr, $t:literal) => {
+                _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(_mm256_slli_epi32::<{ 24 - 8 * $t }>($v)))
+            };
+        }
+        let full = k2 / 4;
+        // Whole groups lie inside `x` (k2 ≤ k + 1 and 4 · full ≤ k2, so 4 · full ≤ k when k is
+        // odd as well).
+        let xp = x.as_ptr();
+        for g in 0..full {
+            // SAFETY: inputs 4g .. 4g + 4 < 4 · full ≤ k.
+            let xv = unsafe {
+                [
+                    _mm256_set1_ps(*xp.add(4 * g)),
+                    _mm256_set1_ps(*xp.add(4 * g + 1)),
+                    _mm256_set1_ps(*xp.add(4 * g + 2)),
+                    _mm256_set1_ps(*xp.add(4 * g + 3)),
+                ]
+            };
+            for q in 0..P {
+                // SAFETY: group g of panel pi + q: NR · 4 bytes inside the panel; the prefetch
+                // address is only a hint.
+                unsafe {
+                    let at = base[q].add(g * NR * 4);
+                    // A group is two cache lines.
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
+                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD + 64).cast());
+                    for (c, a) in acc[q].iter_mut().enumerate() {
+                        let v = _mm256_xor_si256(_mm256_loadu_si256(at.add(32 * c).cast()), flip);
+                        *a = _mm256_fmadd_ps(xv[0], widen!(v, 0), *a);
+                        *a = _mm256_fmadd_ps(xv[1], widen!(v, 1), *a);
+                        *a = _mm256_fmadd_ps(xv[2], widen!(v, 2), *a);
+                        *a = _mm256_fmadd_ps(xv[3], _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(v)), *a);
+                    }
+                }
+            }
+        }
+        if k2 % 4 == 2 {
+            // The last two inputs (the second a zero partner when k is odd).
+            let g = full;
+            let xv = [
+                _mm256_set1_ps(x.get(4 * g).copied().unwrap_or(0.0)),
+                _mm256_set1_ps(x.get(4 * g + 1).copied().unwrap_or(0.0)),
+            ];
+            for q in 0..P {
+                // SAFETY: as above (the group exists: inputs are padded to whole blocks).
+                unsafe {
+                    let at = base[q].add(g * NR * 4);
+                    for (c, a) in acc[q].iter_mut().enumerate() {
+                        let v = _mm256_xor_si256(_mm256_loadu_si256(at.add(32 * c).cast()), flip);
+                        *a = _mm256_fmadd_ps(xv[0], widen!(v, 0), *a);
+                        *a = _mm256_fmadd_ps(xv[1], widen!(v, 1), *a);
+                    }
+                }
+            }
+        }
+        let mut lanes = [0f32; NR];
+        for (q, accq) in acc.iter().enumerate() {
+            let col0 = (pi + q) * NR;
+            for (c, a) in accq.iter().enumerate() {
+                // SAFETY: eight floats into `lanes` at 8c.
+                unsafe { _mm256_storeu_ps(lanes[8 * c..].as_mut_ptr(), *a) };
+            }
+            for (j, &a) in lanes.iter().enumerate().take(NR.min(w.n - col0)) {
+                // SAFETY: output col0 + j is inside the row (caller's contract).
+                unsafe { *y.add(col0 + j) = a * w.scales[col0 + j] };
+            }
+        }
+    }
 
     /// See [`super::range`]: panel by panel, rows in tiles of [`MR`] that use each block of the
     /// panel (1 KB) while it is in L1.
@@ -509,5 +684,61 @@ mod tests {
         xq.quantize(&x, 1, 64);
         assert!(xq.signed.iter().all(|&q| q == 0));
         assert_eq!(xq.d, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn int8_weights_decode_to_the_same_bits_in_either_layout() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (n, k, rows) in [
+            (70, 131, 1),
+            (32, 32, 1),
+            (100, 258, 3),
+            (5, 1, 2),
+            (64, 97, 1),
+            (33, 6, 2),
+            (40, 2, 1),
+        ] {
+            let wf = weights(n, k);
+            let bytes: Vec<u8> = wf.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let src = Source {
+                bytes: &bytes,
+                dtype: rwkv_formats::tensor::DType::F32,
+                n,
+                k,
+                input_major: false,
+            };
+            let p = Panels::pack(&src, Kind::I8);
+            let q = QuadPanels::from_panels(&p);
+            let mut x = inputs(rows, k);
+            // Some exact zeros of both signs: a sum of −0 products stays −0 in both.
+            x[0] = -0.0;
+            let (mut yp, mut yq, mut slow) = (vec![0f32; rows * n], vec![0f32; rows * n], vec![0f32; rows * n]);
+            crate::panels::matmul(&x, rows, &p, &mut yp);
+            matmul_f32(&x, rows, &q, &mut yq);
+            assert_eq!(bits(&yq), bits(&yp), "n {n} k {k} rows {rows}");
+            for r in 0..rows {
+                // SAFETY: row r of `slow` holds n floats; all panels.
+                unsafe {
+                    f32_row_portable(
+                        &x[r * k..(r + 1) * k],
+                        &q,
+                        slow[r * n..].as_mut_ptr(),
+                        0,
+                        n.div_ceil(NR),
+                    )
+                };
+            }
+            assert_eq!(bits(&slow), bits(&yp), "portable, n {n} k {k}");
+            // Back to panels: the same integers and scales.
+            let back = q.to_panels();
+            for o in 0..n {
+                for i in 0..k {
+                    assert_eq!(back.get(o, i).to_bits(), p.get(o, i).to_bits());
+                }
+            }
+            let mut yb = vec![0f32; rows * n];
+            crate::panels::matmul(&x, rows, &back, &mut yb);
+            assert_eq!(bits(&yb), bits(&yp));
+        }
     }
 }

@@ -58,6 +58,9 @@ enum Held {
     F32(Vec<f32>),
     /// Packed 16- or 8-bit panels.
     Panels(Panels),
+    /// Int8 weights in the int8 fold's layout: int8 panels while the int8 fold is on (one copy
+    /// serves the fold and, with f32 inputs, a generated token's products to the same bits).
+    Quad(crate::gemm_i8::QuadPanels),
     /// bf16/f16 `[out, in]` rows as the checkpoint stores them (usually its mapped pages).
     Rows(Rows16),
     /// rwkv.cpp's quantized blocks as stored ([`crate::quant`]).
@@ -215,6 +218,10 @@ impl Mat {
         match &self.held {
             Held::F32(wt) => wt[i * self.rows + o],
             Held::Panels(p) => p.get(o, i),
+            Held::Quad(q) => {
+                let (v, scale) = q.parts(o, i);
+                f32::from(v) * scale
+            }
             Held::Rows(w) => w.get(o, i),
             Held::Ggml(q) => q.get(o, i),
         }
@@ -226,6 +233,7 @@ impl Mat {
         match &self.held {
             Held::F32(_) | Held::Ggml(_) => None,
             Held::Panels(p) => Some(p.kind()),
+            Held::Quad(_) => Some(Kind::I8),
             Held::Rows(w) => Some(w.kind()),
         }
     }
@@ -236,6 +244,7 @@ impl Mat {
         match &self.held {
             Held::F32(_) => "f32",
             Held::Panels(p) => p.kind().name(),
+            Held::Quad(_) => Kind::I8.name(),
             Held::Rows(w) => w.kind().name(),
             Held::Ggml(q) => q.quant().key(),
         }
@@ -263,6 +272,7 @@ impl Mat {
         match &self.held {
             Held::F32(wt) => wt.len() * 4,
             Held::Panels(p) => p.bytes(),
+            Held::Quad(q) => q.bytes(),
             Held::Rows(w) => w.bytes(),
             Held::Ggml(q) => q.bytes(),
         }
@@ -300,7 +310,7 @@ impl Mat {
                 }
                 self.fold_bf16 = true;
             }
-            Held::Rows(_) | Held::Ggml(_) => {}
+            Held::Rows(_) | Held::Ggml(_) | Held::Quad(_) => {}
         }
     }
 
@@ -315,28 +325,41 @@ impl Mat {
     /// kernels ([`crate::gemm_i8::QuadPanels`]: int8 panels keep their integers and scales,
     /// wider weights are rounded per output row as `--weights int8` rounds them). rwkv.cpp's
     /// quantized blocks, and matrices whose inputs are rounded as ggml's quantized mat-vec does,
-    /// keep their own arithmetic.
+    /// keep their own arithmetic. Int8 panels (`--weights int8`) are laid out anew in place
+    /// of the panels, not beside them: the new layout serves generated tokens too, to the same
+    /// bits ([`crate::gemm_i8::matmul_f32`]), so the model still holds one copy.
     pub fn enable_int8_fold(&mut self) {
-        if self.act_quant.is_some() || self.fold_i8.is_some() {
+        if self.act_quant.is_some() || self.int8_fold().is_some() {
             return;
         }
         use crate::gemm_i8::QuadPanels;
         self.fold_i8 = match &self.held {
             Held::F32(wt) => Some(QuadPanels::from_f32_input_major(wt, self.cols, self.rows)),
+            Held::Panels(p) if p.kind() == Kind::I8 => {
+                self.held = Held::Quad(QuadPanels::from_panels(p));
+                None
+            }
             Held::Panels(p) => Some(QuadPanels::from_panels(p)),
             Held::Rows(w) => Some(QuadPanels::pack(&w.source())),
-            Held::Ggml(_) => None,
+            Held::Ggml(_) | Held::Quad(_) => None,
         };
     }
 
-    /// Switch the int8 fold off (dropping its weights).
+    /// Switch the int8 fold off (dropping its weights; int8 weights go back to panels, the same
+    /// integers and scales).
     pub fn disable_int8_fold(&mut self) {
         self.fold_i8 = None;
+        if let Held::Quad(q) = &self.held {
+            self.held = Held::Panels(q.to_panels());
+        }
     }
 
     /// The int8 fold's weights, when it is on for this matrix.
     pub fn int8_fold(&self) -> Option<&crate::gemm_i8::QuadPanels> {
-        self.fold_i8.as_ref()
+        match (&self.held, &self.fold_i8) {
+            (_, Some(q)) | (Held::Quad(q), None) => Some(q),
+            _ => None,
+        }
     }
 
     /// The bf16 panels the bf16 fold multiplies, when it is on for this matrix.
@@ -536,7 +559,7 @@ pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) 
 fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) {
     if rows > 1
         && int8_fold
-        && let Some(w) = &m.fold_i8
+        && let Some(w) = m.int8_fold()
     {
         // As the bf16 fold's buffer: per thread, taken out while in use.
         thread_local! {
@@ -564,6 +587,7 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool)
     }
     let wt = match &m.held {
         Held::Panels(p) => return crate::panels::matmul(x, rows, p, y),
+        Held::Quad(q) => return crate::gemm_i8::matmul_f32(x, rows, q, y),
         // Under the bf16 fold, a checkpoint's rows were packed and their pages let go: one-row
         // products read the same bf16 values from the panels, with f32 inputs.
         Held::Rows(w) => {
@@ -883,6 +907,49 @@ mod tests {
             one(&m).iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             exact.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn int8_weights_under_the_int8_fold_are_held_once() {
+        let (out, inp) = (70, 45);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let src = Source {
+            bytes: &bytes,
+            dtype: rwkv_formats::tensor::DType::F32,
+            n: out,
+            k: inp,
+            input_major: false,
+        };
+        let mut m = Mat::from_source(&src, Some(Kind::I8));
+        let x: Vec<f32> = (0..3 * inp)
+            .map(|i| ((i * 104729 % 997) as f32 / 498.0) - 1.0)
+            .collect();
+        let bits = |m: &Mat, rows: usize| {
+            let mut y = vec![0f32; rows * out];
+            linear(&x[..rows * inp], rows, m, &mut y);
+            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let (token, held) = (bits(&m, 1), m.bytes());
+        m.enable_int8_fold();
+        let quad = crate::gemm_i8::QuadPanels::from_panels(&Panels::pack(&src, Kind::I8));
+        // One copy, in the integer kernels' layout, and a token's product to the same bits.
+        assert_eq!(m.bytes(), quad.bytes());
+        assert!(m.bytes() < held + held / 2, "{} vs {held}", m.bytes());
+        assert_eq!(m.held_name(), "int8");
+        assert_eq!(bits(&m, 1), token);
+        // Several rows take the int8 fold.
+        let mut rounded = crate::gemm_i8::QuantRows::default();
+        rounded.quantize(&x, 3, inp);
+        let mut want = vec![0f32; 3 * out];
+        crate::gemm_i8::matmul(&rounded, &quad, &mut want);
+        assert_eq!(bits(&m, 3), want.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        // Switched off: panels again, the same bits and bytes as before.
+        m.disable_int8_fold();
+        assert_eq!((m.bytes(), bits(&m, 1)), (held, token));
+        assert!(m.int8_fold().is_none());
     }
 
     #[test]

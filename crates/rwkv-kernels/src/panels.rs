@@ -240,29 +240,46 @@ impl Panels {
                 p.words = words;
             }
             Kind::I8 => {
-                let mut q = vec![0i8; panels * kp * 2 * NR];
-                let mut scales = vec![0f32; panels * NR];
-                q.par_chunks_mut(kp * 2 * NR)
-                    .zip(scales.par_chunks_mut(NR))
-                    .enumerate()
-                    .for_each(|(pi, (panel, sc))| {
-                        let o0 = pi * NR;
-                        let mut row = vec![0f32; k];
-                        let mut row_q = vec![0i8; k];
-                        for j in 0..NR.min(n - o0) {
-                            src.row_f32(o0 + j, &mut row);
-                            sc[j] = round_row_i8(&row, &mut row_q);
-                            // Input `i` at `i · NR + j` (see `i8_row`).
-                            for (b, &v) in panel[j..].iter_mut().step_by(NR).zip(&row_q) {
-                                *b = v;
-                            }
-                        }
-                    });
-                p.q = q;
-                p.scales = scales;
+                return Panels::from_i8_rows(n, k, |o, row, row_q| {
+                    src.row_f32(o, row);
+                    round_row_i8(row, row_q)
+                });
             }
         }
         p
+    }
+
+    /// Int8 panels of rows given by `row(o, scratch, q) -> scale`, which fills output `o`'s `k`
+    /// integers (`scratch`: `k` floats it may use) and returns its scale.
+    pub(crate) fn from_i8_rows(n: usize, k: usize, row: impl Fn(usize, &mut [f32], &mut [i8]) -> f32 + Sync) -> Panels {
+        let kp = k.div_ceil(2);
+        let panels = n.div_ceil(NR);
+        let mut q = vec![0i8; panels * kp * 2 * NR];
+        let mut scales = vec![0f32; panels * NR];
+        q.par_chunks_mut(kp * 2 * NR)
+            .zip(scales.par_chunks_mut(NR))
+            .enumerate()
+            .for_each(|(pi, (panel, sc))| {
+                let o0 = pi * NR;
+                let mut scratch = vec![0f32; k];
+                let mut row_q = vec![0i8; k];
+                for j in 0..NR.min(n - o0) {
+                    sc[j] = row(o0 + j, &mut scratch, &mut row_q);
+                    // Input `i` at `i · NR + j` (see `i8_row`).
+                    for (b, &v) in panel[j..].iter_mut().step_by(NR).zip(&row_q) {
+                        *b = v;
+                    }
+                }
+            });
+        Panels {
+            n,
+            k,
+            kp,
+            kind: Kind::I8,
+            words: Vec::new(),
+            q,
+            scales,
+        }
     }
 
     /// Pack input-major f32 weights `wt` (`[k, n]` row-major) as `kind`.
@@ -404,9 +421,7 @@ fn widen16(kind: Kind, h: u16) -> f32 {
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
 pub fn matmul(x: &[f32], rows: usize, w: &Panels, y: &mut [f32]) {
-    assert_eq!(Some(x.len()), rows.checked_mul(w.k), "inputs are rows × k");
-    assert_eq!(Some(y.len()), rows.checked_mul(w.n), "outputs are rows × n");
-    if rows == 0 || w.n == 0 {
+    if !product_shape(x, rows, w.k, y, w.n) {
         return;
     }
     let dst = Out(y.as_mut_ptr());
@@ -416,6 +431,17 @@ pub fn matmul(x: &[f32], rows: usize, w: &Panels, y: &mut [f32]) {
         // at its end, and rows r0 .. r1 of these panels' columns are this task's alone.
         unsafe { panels_range(&x[r0 * w.k..r1 * w.k], r1 - r0, w, dst.offset(r0 * w.n), p0, p1) };
     });
+}
+
+/// Check that `x` holds `rows` rows of `k` inputs and `y` `rows` rows of `n` outputs; whether
+/// there is anything to compute.
+///
+/// # Panics
+/// If either does not.
+pub(crate) fn product_shape(x: &[f32], rows: usize, k: usize, y: &[f32], n: usize) -> bool {
+    assert_eq!(Some(x.len()), rows.checked_mul(k), "inputs are rows × k");
+    assert_eq!(Some(y.len()), rows.checked_mul(n), "outputs are rows × n");
+    rows != 0 && n != 0
 }
 
 /// Split a product of `rows` × `n` outputs over `k` inputs, in panels of [`NR`] columns, into

@@ -380,7 +380,17 @@ fn int8_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
 
         m.try_set_fold_precision(FoldPrecision::Int8).unwrap();
         assert_eq!(m.fold_precision(), FoldPrecision::Int8);
-        assert!(m.weight_bytes() > held, "{name}: the int8 fold's weights are counted");
+        if weights == Weights::Int8 {
+            // Int8 weights are laid out anew for the fold in place of their panels: one copy
+            // (blocks of 32 inputs pad a little more than pairs do).
+            assert!(
+                m.weight_bytes() < held + held / 20,
+                "{name}: int8 weights held once, {} vs {held}",
+                m.weight_bytes()
+            );
+        } else {
+            assert!(m.weight_bytes() > held, "{name}: the int8 fold's weights are counted");
+        }
         let mut s_int8 = m.new_state();
         let int8 = m.forward_seq(&toks, &mut s_int8, Logits::All).unwrap();
         let (b_exact, b_int8) = (bits_per_token(&exact, &toks, v), bits_per_token(&int8, &toks, v));
@@ -417,7 +427,11 @@ fn int8_fold_is_close_to_the_exact_fold_and_independent_of_chunking() {
         };
         let in_int8 = step(&m);
         m.try_set_fold_precision(FoldPrecision::F32).unwrap();
-        assert_eq!(m.weight_bytes(), held, "{name}: switching back drops the int8 copy");
+        assert_eq!(
+            m.weight_bytes(),
+            held,
+            "{name}: switching back drops the int8 copy (or layout)"
+        );
         assert_eq!(max_abs_diff(&step(&m), &in_int8), 0.0, "{name}");
         m.set_chunk_len(64);
         let mut s = m.new_state();
