@@ -140,7 +140,7 @@ pub fn fast_read_precision(model: &Model) -> rwkv_model::FoldPrecision {
 }
 
 /// [`fast_read_precision`] from what it looks at: the device, the bytes and kind of the
-/// matrices held, and the memory available (unknown: no second copy).
+/// matrices held, and the memory available (unknown: no second copy, unless none is needed).
 fn read_precision_for(
     device: rwkv_model::Device,
     weight_bytes: usize,

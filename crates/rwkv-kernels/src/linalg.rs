@@ -287,8 +287,9 @@ impl Mat {
     /// Switch on the bf16 fold for this matrix: bf16 panels are multiplied as they are; f32
     /// weights get a packed bf16 copy; a checkpoint's bf16 rows are packed once into panels that
     /// then serve every product (one-row ones with f32 inputs) while the rows' pages leave
-    /// memory, so the model still holds one copy of its weights. f16 and int8 panels, and matrices whose inputs are
-    /// rounded as ggml's quantized mat-vec does, keep their own arithmetic.
+    /// memory, so the model still holds one copy of its weights. f16 and int8 panels, and
+    /// matrices whose inputs are rounded as ggml's quantized mat-vec does, keep their own
+    /// arithmetic.
     pub fn enable_bf16_fold(&mut self) {
         if self.act_quant.is_some() {
             return;
