@@ -22,6 +22,7 @@
 mod evidence;
 mod generate;
 mod library;
+mod question;
 mod retrieve;
 pub mod sample;
 mod selftest;

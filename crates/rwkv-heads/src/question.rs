@@ -1,0 +1,240 @@
+//! What a question asks, as the index sees it: its canonical content terms, the names it writes
+//! as code or spells in words, the paths it names, and the related words of each term.
+
+use std::collections::BTreeSet;
+
+use rwkv_index::tokenizer::{tokenize, tokenize_whole};
+use rwkv_index::{name_key, terms};
+
+/// What a question asks, as the index sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Question {
+    /// Canonical forms of every word and identifier part (stop words and the words of compound
+    /// parts included).
+    pub all: BTreeSet<String>,
+    /// Canonical content terms (no stop words), in order.
+    pub content: Vec<String>,
+    /// Name keys of identifiers written as code, with how strongly they were written.
+    pub code_keys: Vec<String>,
+    /// Name keys made of consecutive words ("url for" → `urlfor`).
+    pub word_keys: Vec<String>,
+    /// Paths or file names the question names (`src/reader.rs`, `helpers.py`).
+    pub paths: Vec<String>,
+    /// Whether the question is about tests.
+    pub about_tests: bool,
+    /// For each content term, the canonical forms of related words ([`terms::related`]).
+    pub related: Vec<Vec<String>>,
+    /// All of them.
+    pub related_all: BTreeSet<String>,
+}
+
+/// Whether a word of the question is written as code: `snake_case`, `camelCase`,
+/// `Scope.name`, `a::b`, `name()`.
+fn looks_like_code(w: &str) -> bool {
+    let inner_upper = w.chars().skip(1).any(char::is_uppercase) && w.chars().any(char::is_lowercase);
+    w.contains('_') || w.contains("::") || w.contains("()") || inner_upper || {
+        let (a, b) = w.split_once('.').unwrap_or(("", ""));
+        !a.is_empty() && !b.is_empty() && a.chars().all(|c| c.is_alphanumeric() || c == '_')
+    }
+}
+
+impl Question {
+    pub fn new(text: &str) -> Question {
+        // Every form, compounds' words included (`dotenv` → `dot`, `env`), so that a name's
+        // parts meet a question that writes the compound; `content` keeps compounds whole.
+        let all: BTreeSet<String> = tokenize(text).into_iter().map(|t| terms::canon(&t.text)).collect();
+        let whole = tokenize_whole(text);
+        let mut content = Vec::new();
+        for t in &whole {
+            if t.text.len() < 2 || terms::is_stop_word(&t.text) || t.text.chars().all(|c| c.is_ascii_digit()) {
+                continue;
+            }
+            let c = terms::canon(&t.text);
+            if !content.contains(&c) {
+                content.push(c);
+            }
+        }
+        let mut code_keys = Vec::new();
+        let push = |keys: &mut Vec<String>, k: String| {
+            if k.len() >= 2 && !keys.contains(&k) {
+                keys.push(k);
+            }
+        };
+        // Backticked spans and words written as code.
+        let raw_words: Vec<&str> = text
+            .split(|c: char| c.is_whitespace() || "\"'(),?;!<>[]{}".contains(c))
+            .map(|w| w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$')))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut coded: Vec<&str> = Vec::new();
+        for (i, seg) in text.split('`').enumerate() {
+            if i % 2 == 1 {
+                coded.extend(
+                    seg.split(|c: char| c.is_whitespace() || c == '(')
+                        .filter(|w| !w.is_empty()),
+                );
+            }
+        }
+        for w in text.split(|c: char| c.is_whitespace() || "\"',?;!<>[]{}`".contains(c)) {
+            let w = w.trim_end_matches(['.', ':']);
+            if looks_like_code(w) {
+                coded.push(w);
+            }
+        }
+        for w in coded {
+            let w = w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'));
+            let w = w.trim_end_matches("()");
+            // `a::b::c`, `a.b.c`: the whole, `b.c` (scope.name) and the last part.
+            let parts: Vec<&str> = w
+                .split(['.', ':'])
+                .filter(|p| !p.is_empty() && *p != "prototype")
+                .collect();
+            if parts.len() > 1 {
+                let n = parts.len();
+                push(
+                    &mut code_keys,
+                    format!("{}.{}", name_key(parts[n - 2]), name_key(parts[n - 1])),
+                );
+                push(&mut code_keys, name_key(parts[n - 1]));
+            } else {
+                push(&mut code_keys, name_key(w));
+            }
+        }
+        // Consecutive words joined: "url for" → urlfor, "parse args method" → parseargs, …
+        let mut word_keys = Vec::new();
+        let words: Vec<String> = raw_words.iter().map(|w| name_key(w)).collect();
+        for n in 2..=3 {
+            for win in words.windows(n) {
+                if win.iter().all(|w| terms::is_stop_word(w)) {
+                    continue;
+                }
+                push(&mut word_keys, win.concat());
+            }
+        }
+        // Canonical forms of consecutive words joined also name one part: "environment
+        // variable" → `envvar`, "file name" → `filename`, "key word" → `keyword`.
+        let mut all = all;
+        let canon_words: Vec<String> = whole.iter().map(|t| terms::canon(&t.text)).collect();
+        for w in canon_words.windows(2) {
+            if !terms::is_stop_word(&w[0]) && !terms::is_stop_word(&w[1]) {
+                all.insert(w.concat());
+            }
+        }
+        let paths: Vec<String> = text
+            .split(|c: char| c.is_whitespace() || "`'\"(),?;!<>[]{}".contains(c))
+            .map(|w| w.trim_end_matches(['.', ':']).trim_start_matches("./"))
+            .filter(|w| looks_like_path(w))
+            .map(str::to_string)
+            .collect();
+        let about_tests = all.iter().any(|t| t.starts_with("test"));
+        let mut related: Vec<Vec<String>> = content
+            .iter()
+            .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())
+            .collect();
+        // The initials of three or four words in a row stand for each of them ("byte order
+        // mark" → `bom`, "end of file" → `eof`, "command line interface" → `cli`).
+        let lower: Vec<String> = raw_words.iter().map(|w| w.to_lowercase()).collect();
+        for n in 3..=4 {
+            for win in lower.windows(n) {
+                if terms::is_stop_word(&win[0])
+                    || terms::is_stop_word(&win[n - 1])
+                    || !win.iter().all(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
+                {
+                    continue;
+                }
+                let initials: String = win.iter().filter_map(|w| w.chars().next()).collect();
+                if content.contains(&initials) {
+                    continue;
+                }
+                for w in win {
+                    if let Some(i) = content.iter().position(|c| *c == terms::canon(w))
+                        && !related[i].contains(&initials)
+                    {
+                        related[i].push(initials.clone());
+                    }
+                }
+            }
+        }
+        let related_all = related.iter().flatten().cloned().collect();
+        Question {
+            all,
+            content,
+            code_keys,
+            word_keys,
+            paths,
+            about_tests,
+            related,
+            related_all,
+        }
+    }
+}
+
+/// Canonical parts of a name (`load_dotenv` → `load`, `dot`, `env`; `AppContext` → `app`, `ctx`).
+pub(crate) fn name_parts(name: &str) -> Vec<String> {
+    let toks = tokenize(name);
+    let mut parts: Vec<String> = Vec::new();
+    // The tokenizer puts a word's joined form first when it has several parts: skip it.
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let joined = toks
+            .get(i + 1)
+            .is_some_and(|n| n.position == t.position && n.offset_from == t.offset_from);
+        if !joined {
+            let c = terms::canon(&t.text);
+            if !parts.contains(&c) {
+                parts.push(c);
+            }
+        }
+        i += 1;
+    }
+    parts
+}
+
+/// Whether a word of a question is a path or a file name: it has a `/` between names, or ends
+/// in a known extension (`helpers.py`, `src/lib.rs`).
+fn looks_like_path(w: &str) -> bool {
+    const EXT: &[&str] = &[
+        "rs", "py", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "c", "h", "cc", "cpp", "hpp", "md", "rst",
+        "txt", "toml", "json", "yaml", "yml", "html", "rb", "sh", "kt", "swift", "cs", "php", "lua",
+    ];
+    let ext = w
+        .rsplit_once('.')
+        .map(|(stem, e)| !stem.is_empty() && EXT.contains(&e))
+        .unwrap_or(false);
+    let slashed = w.contains('/') && w.split('/').filter(|p| !p.is_empty()).count() >= 2;
+    w.len() >= 3 && (ext || slashed) && !w.contains("://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn questions_name_code_and_words() {
+        let q = Question::new("Where is `AppContext.push` called, and what does url_for do?");
+        assert!(q.code_keys.contains(&"appcontext.push".to_string()), "{q:?}");
+        assert!(q.code_keys.contains(&"push".to_string()));
+        assert!(q.code_keys.contains(&"urlfor".to_string()));
+        let q = Question::new("How is the url for function implemented?");
+        assert!(q.word_keys.contains(&"urlfor".to_string()), "{q:?}");
+        let q = Question::new("Where is the application context pushed?");
+        for t in ["app", "ctx", "push"] {
+            assert!(q.content.contains(&t.to_string()), "{q:?}");
+        }
+        assert!(q.code_keys.is_empty());
+    }
+
+    #[test]
+    fn names_split_into_canonical_parts() {
+        assert_eq!(name_parts("load_dotenv"), ["load", "dot", "env"]);
+        assert_eq!(name_parts("AppContext"), ["app", "ctx"]);
+        assert_eq!(name_parts("handle_user_exception"), ["handl", "user", "exc"]);
+    }
+
+    #[test]
+    fn questions_name_paths() {
+        let q = Question::new("What does src/reader.rs do, and helpers.py? e.g. not 3.5 or a.b");
+        assert_eq!(q.paths, ["src/reader.rs", "helpers.py"]);
+    }
+}
