@@ -21,7 +21,8 @@
 # Environment: LLAMA_HOME (cache, default ~/.cache/rwkv-reader/llama.cpp), LLAMA_BIN (a folder
 # holding llama-bench and llama-quantize: skips the install), MODELS (default
 # $LLAMA_HOME/models), ROUNDS (3), THREADS (2), PROMPT (512), DECODE (64; 32 from 1.5B on),
-# KINDS ("bf16 int8 int8-fold"), OUT (results folder, default $LLAMA_HOME/results/<time>).
+# KINDS ("bf16 int8 int8-fold"; also bf16-fold: `--fold-precision bf16`), LLAMA_ARGS (more
+# llama-bench flags; default: none, or `--repack 0` where its repacked Q8_0 cannot run), OUT (results folder, default $LLAMA_HOME/results/<time>).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,6 +98,23 @@ for s in "${shapes[@]}"; do
             >"$OUT/quantize-$s.log" 2>&1
 done
 
+# --- llama-bench's flags: LLAMA_ARGS, or its defaults where they start on this CPU --------------
+# Where a CPU reports AMX that the system does not enable (seen in a VM), llama.cpp's repacked
+# quantized weights die with SIGILL; then every llama.cpp run gets `--repack 0`, said here.
+if [ -z "${LLAMA_ARGS+x}" ]; then
+    LLAMA_ARGS=
+    for s in "${shapes[@]}"; do
+        if ! "$bin/llama-bench" -m "$MODELS/rwkv7-$s-s42-q8_0.gguf" -p 8 -n 1 -t "$THREADS" -r 1 >/dev/null 2>&1; then
+            "$bin/llama-bench" -m "$MODELS/rwkv7-$s-s42-q8_0.gguf" -p 8 -n 1 -t "$THREADS" -r 1 --repack 0 \
+                >/dev/null 2>&1 || skip "llama-bench fails on $MODELS/rwkv7-$s-s42-q8_0.gguf, with and without --repack 0"
+            LLAMA_ARGS="--repack 0"
+            echo "llama-bench fails on Q8_0 with its repacked weights on this CPU; every llama.cpp run gets --repack 0" >&2
+            break
+        fi
+    done
+fi
+echo "llama-bench flags: ${LLAMA_ARGS:-(defaults)}" >&2
+
 # --- alternated runs ----------------------------------------------------------------------
 runs=$OUT/runs.jsonl
 : >"$runs"
@@ -109,14 +127,15 @@ for round in $(seq 1 "$ROUNDS"); do
             case $kind in
                 bf16) weights=auto gguf=bf16 fold=f32 ;;
                 int8) weights=int8 gguf=q8_0 fold=f32 ;;
+                bf16-fold) weights=auto gguf=bf16 fold=bf16 ;;
                 int8-fold) weights=int8 gguf=q8_0 fold=int8 ;;
-                *) echo "unknown kind $kind (bf16, int8, int8-fold)" >&2; exit 2 ;;
+                *) echo "unknown kind $kind (bf16, bf16-fold, int8, int8-fold)" >&2; exit 2 ;;
             esac
             "$fold_bench" --model "$MODELS/rwkv7-$s-s42.safetensors" --weights "$weights" --fold-precision "$fold" \
                 --tokens "$PROMPT" --decode-tokens "$decode" --repeats 1 --threads "$THREADS" --json \
                 2>/dev/null >"$OUT/ours.json"
             "$bin/llama-bench" -m "$MODELS/rwkv7-$s-s42-$gguf.gguf" -p "$PROMPT" -n "$decode" \
-                -t "$THREADS" -r 1 -o json 2>/dev/null >"$OUT/theirs.json"
+                -t "$THREADS" -r 1 $LLAMA_ARGS -o json 2>/dev/null >"$OUT/theirs.json"
             "$py" - "$OUT/ours.json" "$OUT/theirs.json" "$s" "$kind" "$round" >>"$runs" <<'EOF'
 import json, sys
 ours, theirs = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
@@ -144,7 +163,7 @@ for r in rows:
     if (r["shape"], r["kind"]) not in keys:
         keys.append((r["shape"], r["kind"]))
 med = lambda xs: statistics.median(xs)
-print(f"\nmedians of {max(r['round'] for r in rows)} alternated rounds; llama.cpp's weights: BF16 beside our bf16, Q8_0 beside our int8 and int8-fold")
+print(f"\nmedians of {max(r['round'] for r in rows)} alternated rounds; llama.cpp's weights: BF16 beside our bf16 and bf16-fold, Q8_0 beside our int8 and int8-fold")
 print("| shape | weights | prefill ours | prefill llama.cpp | ratio | decode ours | decode llama.cpp | ratio | our decode GB/s (of the read limit) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for shape, kind in keys:
@@ -162,6 +181,6 @@ for shape in shapes:
     prefill = lambda k, who: med([r[who] for r in rows if (r["shape"], r["kind"]) == k])
     ours = max((prefill(k, "ours_prefill"), k[1]) for k in kinds)
     theirs = max((prefill(k, "llama_prefill"), k[1]) for k in kinds)
-    gguf = "BF16" if theirs[1] == "bf16" else "Q8_0"
+    gguf = "BF16" if theirs[1].startswith("bf16") else "Q8_0"
     print(f"{shape}: fastest prefill ours {ours[0]:.1f} ({ours[1]}) against llama.cpp's fastest {theirs[0]:.1f} ({gguf}): {ours[0] / theirs[0]:.2f}x")
 EOF

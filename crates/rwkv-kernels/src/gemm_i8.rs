@@ -14,7 +14,7 @@
 //! Each output's sum runs over the same blocks in the same order whatever the number of rows or
 //! how the work is split, so a fold gives the same bits in chunks of any length (of two rows or
 //! more: one row is a generated token and takes the f32 path) and on any thread count, and the
-//! portable loop gives the AVX2 kernel's bits (tested).
+//! portable loop gives the AVX2 and AVX-512 VNNI kernels' bits (tested).
 //!
 //! AVX2 has no instruction that multiplies two signed bytes: `vpmaddubsw` multiplies unsigned by
 //! signed bytes and adds adjacent pairs into 16 bits, saturating. The weights are therefore held
@@ -299,6 +299,22 @@ const ONE_ROW_PANELS: usize = 2;
 /// `y` points to the row's `w.n` floats, whose columns of these panels no other thread writes.
 unsafe fn f32_row(x: &[f32], w: &QuadPanels, y: *mut f32, p0: usize, p1: usize) {
     #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        let mut pi = p0;
+        while pi < p1 {
+            // SAFETY: `level` checked AVX-512F/BW at run time; panels pi .. pi + np exist.
+            unsafe {
+                if p1 - pi >= 2 {
+                    avx512::f32_row::<2>(x, w, pi, y);
+                } else {
+                    avx512::f32_row::<1>(x, w, pi, y);
+                }
+            }
+            pi += ONE_ROW_PANELS;
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::simd::level() != crate::simd::Level::Portable {
         let mut pi = p0;
         while pi < p1 {
@@ -345,6 +361,11 @@ unsafe fn f32_row_portable(x: &[f32], w: &QuadPanels, y: *mut f32, p0: usize, p1
 /// of these panels.
 unsafe fn range(x: &QuantRows, r0: usize, r1: usize, w: &QuadPanels, dst: Out, p0: usize, p1: usize) {
     #[cfg(target_arch = "x86_64")]
+    if avx512::has_vnni() {
+        // SAFETY: `has_vnni` checked AVX-512F/BW and VNNI at run time; the rest is the caller's.
+        return unsafe { avx512::range(x, r0, r1, w, dst.0, p0, p1) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if crate::simd::level() != crate::simd::Level::Portable {
         // SAFETY: `level` checked AVX2 at run time; the rest is the caller's contract.
         return unsafe { avx2::range(x, r0, r1, w, dst.0, p0, p1) };
@@ -380,99 +401,124 @@ unsafe fn portable_range(x: &QuantRows, r0: usize, r1: usize, w: &QuadPanels, ds
     }
 }
 
+/// The one-row f32 kernel over [`QuadPanels`] in one register width: `$lanes` outputs per
+/// register, the intrinsics of that width. Each output sums `x[i] · q[i]` over its inputs in
+/// order, one fused multiply-add each, then multiplies by its row scale (the steps of
+/// [`matmul_f32`]); per group of four inputs and `$lanes` outputs one load, each input's bytes
+/// sign-extended in place (`xor 0x80` undoes the offset, then shifts) and widened to f32.
+#[cfg(target_arch = "x86_64")]
+macro_rules! f32_row_kernel {
+    ($features:literal, $lanes:literal, $setzero:ident, $set1_ps:ident, $set1_epi32:ident, $xor:ident,
+     $load:ident, $fmadd:ident, $cvt:ident, $srai:ident, $slli:ident, $store:ident) => {
+        /// One f32 row times panels `pi .. pi + P` (see [`super::matmul_f32`] and the macro
+        /// that writes this kernel).
+        ///
+        /// # Safety
+        /// The CPU has the features named; `x` holds `w.k` floats; panels `pi .. pi + P` exist;
+        /// `y` points to the row's `w.n` floats.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn f32_row<const P: usize>(x: &[f32], w: &QuadPanels, pi: usize, y: *mut f32) {
+            /// How far ahead of its reads the row prefetches each panel, bytes.
+            const PREFETCH_AHEAD: usize = 2048;
+            const V: usize = NR / $lanes;
+            let k2 = w.k + w.k % 2;
+            let panel_bytes = w.nb * GROUPS * NR * 4;
+            let base: [*const u8; P] = std::array::from_fn(|q| w.q[(pi + q) * panel_bytes..].as_ptr());
+            let flip = $set1_epi32(0x8080_8080u32 as i32);
+            let mut acc = [[$setzero(); V]; P];
+            // Input `4g + t` of the outputs: byte t of each lane, sign-extended.
+            macro_rules! widen {
+                ($v:expr, $t:literal) => {
+                    $cvt($srai::<24>($slli::<{ 24 - 8 * $t }>($v)))
+                };
+            }
+            let full = k2 / 4;
+            // Whole groups lie inside `x` (k2 ≤ k + 1 and 4 · full ≤ k2, so 4 · full ≤ k when k
+            // is odd as well).
+            let xp = x.as_ptr();
+            for g in 0..full {
+                // SAFETY: inputs 4g .. 4g + 4 < 4 · full ≤ k.
+                let xv = unsafe {
+                    [
+                        $set1_ps(*xp.add(4 * g)),
+                        $set1_ps(*xp.add(4 * g + 1)),
+                        $set1_ps(*xp.add(4 * g + 2)),
+                        $set1_ps(*xp.add(4 * g + 3)),
+                    ]
+                };
+                for q in 0..P {
+                    // SAFETY: group g of panel pi + q: NR · 4 bytes inside the panel; the
+                    // prefetch address is only a hint.
+                    unsafe {
+                        let at = base[q].add(g * NR * 4);
+                        // A group is two cache lines.
+                        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
+                        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD + 64).cast());
+                        for (c, a) in acc[q].iter_mut().enumerate() {
+                            let v = $xor($load(at.add(4 * $lanes * c).cast()), flip);
+                            *a = $fmadd(xv[0], widen!(v, 0), *a);
+                            *a = $fmadd(xv[1], widen!(v, 1), *a);
+                            *a = $fmadd(xv[2], widen!(v, 2), *a);
+                            *a = $fmadd(xv[3], $cvt($srai::<24>(v)), *a);
+                        }
+                    }
+                }
+            }
+            if k2 % 4 == 2 {
+                // The last two inputs (the second a zero partner when k is odd).
+                let g = full;
+                let xv = [
+                    $set1_ps(x.get(4 * g).copied().unwrap_or(0.0)),
+                    $set1_ps(x.get(4 * g + 1).copied().unwrap_or(0.0)),
+                ];
+                for q in 0..P {
+                    // SAFETY: as above (the group exists: inputs are padded to whole blocks).
+                    unsafe {
+                        let at = base[q].add(g * NR * 4);
+                        for (c, a) in acc[q].iter_mut().enumerate() {
+                            let v = $xor($load(at.add(4 * $lanes * c).cast()), flip);
+                            *a = $fmadd(xv[0], widen!(v, 0), *a);
+                            *a = $fmadd(xv[1], widen!(v, 1), *a);
+                        }
+                    }
+                }
+            }
+            let mut lanes = [0f32; NR];
+            for (q, accq) in acc.iter().enumerate() {
+                let col0 = (pi + q) * NR;
+                for (c, a) in accq.iter().enumerate() {
+                    // SAFETY: `$lanes` floats into `lanes` at `$lanes · c`.
+                    unsafe { $store(lanes[$lanes * c..].as_mut_ptr(), *a) };
+                }
+                for (j, &a) in lanes.iter().enumerate().take(NR.min(w.n - col0)) {
+                    // SAFETY: output col0 + j is inside the row (caller's contract).
+                    unsafe { *y.add(col0 + j) = a * w.scales[col0 + j] };
+                }
+            }
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{BLOCK, GROUPS, MR, NR, QuadPanels, QuantRows};
 
-    /// How far ahead of its reads one f32 row prefetches each panel, bytes.
-    const PREFETCH_AHEAD: usize = 2048;
-
-    /// One f32 row times panels `pi .. pi + P` (see [`super::matmul_f32`]): per group of four
-    /// inputs and eight outputs, one load; each input's bytes are sign-extended in place
-    /// (`xor 0x80` undoes the offset, then shifts) and widened to f32.
-    ///
-    /// # Safety
-    /// The CPU has AVX2 and FMA; `x` holds `w.k` floats; panels `pi .. pi + P` exist; `y` points
-    /// to the row's `w.n` floats.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn f32_row<const P: usize>(x: &[f32], w: &QuadPanels, pi: usize, y: *mut f32) {
-        let k2 = w.k + w.k % 2;
-        let panel_bytes = w.nb * GROUPS * NR * 4;
-        let base: [*const u8; P] = std::array::from_fn(|q| w.q[(pi + q) * panel_bytes..].as_ptr());
-        let flip = _mm256_set1_epi32(0x8080_8080u32 as i32);
-        let mut acc = [[_mm256_setzero_ps(); 4]; P];
-        // Input `4g + t` of eight outputs: byte t of each lane, sign-extended.
-        macro_rules! widen {
-            ($v:expr, $t:literal) => {
-                _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(_mm256_slli_epi32::<{ 24 - 8 * $t }>($v)))
-            };
-        }
-        let full = k2 / 4;
-        // Whole groups lie inside `x` (k2 ≤ k + 1 and 4 · full ≤ k2, so 4 · full ≤ k when k is
-        // odd as well).
-        let xp = x.as_ptr();
-        for g in 0..full {
-            // SAFETY: inputs 4g .. 4g + 4 < 4 · full ≤ k.
-            let xv = unsafe {
-                [
-                    _mm256_set1_ps(*xp.add(4 * g)),
-                    _mm256_set1_ps(*xp.add(4 * g + 1)),
-                    _mm256_set1_ps(*xp.add(4 * g + 2)),
-                    _mm256_set1_ps(*xp.add(4 * g + 3)),
-                ]
-            };
-            for q in 0..P {
-                // SAFETY: group g of panel pi + q: NR · 4 bytes inside the panel; the prefetch
-                // address is only a hint.
-                unsafe {
-                    let at = base[q].add(g * NR * 4);
-                    // A group is two cache lines.
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD).cast());
-                    _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_AHEAD + 64).cast());
-                    for (c, a) in acc[q].iter_mut().enumerate() {
-                        let v = _mm256_xor_si256(_mm256_loadu_si256(at.add(32 * c).cast()), flip);
-                        *a = _mm256_fmadd_ps(xv[0], widen!(v, 0), *a);
-                        *a = _mm256_fmadd_ps(xv[1], widen!(v, 1), *a);
-                        *a = _mm256_fmadd_ps(xv[2], widen!(v, 2), *a);
-                        *a = _mm256_fmadd_ps(xv[3], _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(v)), *a);
-                    }
-                }
-            }
-        }
-        if k2 % 4 == 2 {
-            // The last two inputs (the second a zero partner when k is odd).
-            let g = full;
-            let xv = [
-                _mm256_set1_ps(x.get(4 * g).copied().unwrap_or(0.0)),
-                _mm256_set1_ps(x.get(4 * g + 1).copied().unwrap_or(0.0)),
-            ];
-            for q in 0..P {
-                // SAFETY: as above (the group exists: inputs are padded to whole blocks).
-                unsafe {
-                    let at = base[q].add(g * NR * 4);
-                    for (c, a) in acc[q].iter_mut().enumerate() {
-                        let v = _mm256_xor_si256(_mm256_loadu_si256(at.add(32 * c).cast()), flip);
-                        *a = _mm256_fmadd_ps(xv[0], widen!(v, 0), *a);
-                        *a = _mm256_fmadd_ps(xv[1], widen!(v, 1), *a);
-                    }
-                }
-            }
-        }
-        let mut lanes = [0f32; NR];
-        for (q, accq) in acc.iter().enumerate() {
-            let col0 = (pi + q) * NR;
-            for (c, a) in accq.iter().enumerate() {
-                // SAFETY: eight floats into `lanes` at 8c.
-                unsafe { _mm256_storeu_ps(lanes[8 * c..].as_mut_ptr(), *a) };
-            }
-            for (j, &a) in lanes.iter().enumerate().take(NR.min(w.n - col0)) {
-                // SAFETY: output col0 + j is inside the row (caller's contract).
-                unsafe { *y.add(col0 + j) = a * w.scales[col0 + j] };
-            }
-        }
-    }
+    f32_row_kernel!(
+        "avx2,fma",
+        8,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_set1_epi32,
+        _mm256_xor_si256,
+        _mm256_loadu_si256,
+        _mm256_fmadd_ps,
+        _mm256_cvtepi32_ps,
+        _mm256_srai_epi32,
+        _mm256_slli_epi32,
+        _mm256_storeu_ps
+    );
 
     /// See [`super::range`]: panel by panel, rows in tiles of [`MR`] that use each block of the
     /// panel (1 KB) while it is in L1.
@@ -529,6 +575,108 @@ mod avx2 {
                     for (v, a) in accr.iter().enumerate() {
                         // SAFETY: 8 floats into a 32-float array.
                         unsafe { _mm256_storeu_ps(lanes[8 * v..].as_mut_ptr(), *a) };
+                    }
+                    for (j, l) in lanes.iter().enumerate().take(width) {
+                        let o = pi * NR + j;
+                        // SAFETY: row t0 + r and output o are inside the output (caller's contract).
+                        unsafe { *dst.add((t0 + r) * w.n + o) = l * w.scales[o] };
+                    }
+                }
+                t0 += m;
+            }
+        }
+    }
+}
+
+/// 512-bit kernels: a generated token's f32 products (AVX-512F/BW), and the fold's block sums
+/// with AVX-512 VNNI: `vpdpbusd` multiplies the unsigned weight bytes by the
+/// signed activation bytes and adds each lane's four products to its 32-bit sum in one
+/// instruction (no 16-bit step, so nothing to saturate), sixteen outputs per register. The
+/// integer sums are exact either way and the f32 steps are [`avx2::range`]'s, so both give the
+/// same bits (tested).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK, GROUPS, MR, NR, QuadPanels, QuantRows};
+
+    /// Whether the CPU has AVX-512F/BW and VNNI, and the SIMD level allows 512-bit kernels
+    /// (`RWKV_SIMD` lowers it).
+    pub(super) fn has_vnni() -> bool {
+        use std::sync::OnceLock;
+        static V: OnceLock<bool> = OnceLock::new();
+        crate::simd::level() == crate::simd::Level::Avx512
+            && *V.get_or_init(|| std::is_x86_feature_detected!("avx512vnni"))
+    }
+
+    f32_row_kernel!(
+        "avx512f,avx512bw",
+        16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_set1_epi32,
+        _mm512_xor_si512,
+        _mm512_loadu_si512,
+        _mm512_fmadd_ps,
+        _mm512_cvtepi32_ps,
+        _mm512_srai_epi32,
+        _mm512_slli_epi32,
+        _mm512_storeu_ps
+    );
+
+    /// See [`super::range`]; the loop of [`super::avx2::range`] with 512-bit registers.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F/BW and VNNI; as [`super::range`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn range(
+        x: &QuantRows,
+        r0: usize,
+        r1: usize,
+        w: &QuadPanels,
+        dst: *mut f32,
+        p0: usize,
+        p1: usize,
+    ) {
+        const V: usize = NR / 16;
+        let (nb, kpad) = (x.nb, x.nb * BLOCK);
+        for pi in p0..p1 {
+            let panel = w.q[pi * nb * GROUPS * NR * 4..(pi + 1) * nb * GROUPS * NR * 4].as_ptr();
+            let width = NR.min(w.n - pi * NR);
+            let mut t0 = r0;
+            while t0 < r1 {
+                let m = MR.min(r1 - t0);
+                let mut acc = [[_mm512_setzero_ps(); V]; MR];
+                for b in 0..nb {
+                    // SAFETY: block b of this panel: GROUPS groups of NR · 4 bytes.
+                    let wb = unsafe { panel.add(b * GROUPS * NR * 4) };
+                    for (r, accr) in acc.iter_mut().enumerate().take(m) {
+                        let row = (t0 + r) * kpad + b * BLOCK;
+                        let xs = x.signed[row..row + BLOCK].as_ptr();
+                        let mut s = [_mm512_setzero_si512(); V];
+                        for g in 0..GROUPS {
+                            // SAFETY: 4 bytes of group g of the block.
+                            let a = unsafe { _mm512_set1_epi32(xs.add(4 * g).cast::<i32>().read_unaligned()) };
+                            for (v, sv) in s.iter_mut().enumerate() {
+                                // SAFETY: inside the block's weights (GROUPS × NR × 4 bytes).
+                                let wv = unsafe { _mm512_loadu_si512(wb.add((g * NR + 16 * v) * 4).cast()) };
+                                // Weights unsigned (q_w + 128), activations signed: see the module.
+                                *sv = _mm512_dpbusd_epi32(*sv, wv, a);
+                            }
+                        }
+                        let blk = (t0 + r) * nb + b;
+                        let (d, off) = (_mm512_set1_ps(x.d[blk]), _mm512_set1_epi32(x.offsets[blk]));
+                        for (av, sv) in accr.iter_mut().zip(s) {
+                            let isum = _mm512_sub_epi32(sv, off);
+                            *av = _mm512_add_ps(*av, _mm512_mul_ps(_mm512_cvtepi32_ps(isum), d));
+                        }
+                    }
+                }
+                for (r, accr) in acc.iter().enumerate().take(m) {
+                    let mut lanes = [0f32; NR];
+                    for (v, a) in accr.iter().enumerate() {
+                        // SAFETY: 16 floats into a 32-float array.
+                        unsafe { _mm512_storeu_ps(lanes[16 * v..].as_mut_ptr(), *a) };
                     }
                     for (j, l) in lanes.iter().enumerate().take(width) {
                         let o = pi * NR + j;
@@ -621,6 +769,14 @@ mod tests {
                     portable_range(&xq, 0, rows, &w, slow.as_mut_ptr(), 0, panels);
                 }
                 assert_eq!(fast, slow, "{n}x{k} rows {rows}");
+                // With AVX-512 VNNI the dispatch above took the VNNI kernel: the AVX2 one too.
+                #[cfg(target_arch = "x86_64")]
+                if crate::simd::level() != crate::simd::Level::Portable {
+                    let mut avx2 = vec![0f32; rows * n];
+                    // SAFETY: AVX2 checked; the output holds rows × n floats.
+                    unsafe { avx2::range(&xq, 0, rows, &w, avx2.as_mut_ptr(), 0, panels) };
+                    assert_eq!(avx2, slow, "{n}x{k} rows {rows}: AVX2");
+                }
                 assert_eq!(fast[..], whole[..rows * n], "{n}x{k}: {rows} rows and 37 rows");
             }
         }
@@ -729,6 +885,18 @@ mod tests {
                 };
             }
             assert_eq!(bits(&slow), bits(&yp), "portable, n {n} k {k}");
+            // Where the dispatch took the 512-bit kernel: the AVX2 one too.
+            #[cfg(target_arch = "x86_64")]
+            if crate::simd::level() != crate::simd::Level::Portable {
+                let mut avx = vec![0f32; rows * n];
+                for r in 0..rows {
+                    for pi in 0..n.div_ceil(NR) {
+                        // SAFETY: AVX2 and FMA checked; row r of `avx` holds n floats; panel pi.
+                        unsafe { avx2::f32_row::<1>(&x[r * k..(r + 1) * k], &q, pi, avx[r * n..].as_mut_ptr()) };
+                    }
+                }
+                assert_eq!(bits(&avx), bits(&yp), "AVX2, n {n} k {k}");
+            }
             // Back to panels: the same integers and scales.
             let back = q.to_panels();
             for o in 0..n {
