@@ -418,8 +418,14 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             also: Vec::new(),
             ..hit.clone()
         }));
-        for v in variants {
-            let (s, o, code) = scorer.name_score(&v)?;
+        // A function's head unit holds its local helpers whole: one of them is what the unit
+        // quotes only when the question names it as code; by words, the function answers.
+        let callable_head = hit.head && matches!(hit.kind.as_str(), "function" | "method");
+        for (i, v) in variants.enumerate() {
+            let (mut s, o, code) = scorer.name_score(&v)?;
+            if i > 0 && callable_head && code == 0.0 {
+                s = 0.0;
+            }
             if best.as_ref().is_none_or(|b| s > b.0) {
                 best = Some((s, o, code, v));
             }

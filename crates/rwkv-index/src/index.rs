@@ -248,15 +248,36 @@ pub struct Index {
     fields: Fields,
 }
 
+/// The version of what the index holds beyond its schema: how texts are cut into units
+/// (`rwkv_symbols::units`, through the pipeline) and how their terms are analysed. Bump it when
+/// either changes what an existing index would hold: [`Index::open_or_create`] then recreates an
+/// index of another version empty, and the store's texts refill it (never a refold).
+pub const CONTENT_VERSION: &str = "2";
+
+/// The file in the index folder that records [`CONTENT_VERSION`].
+const CONTENT_VERSION_FILE: &str = "rwkv-content-version";
+
 impl Index {
     /// Open the index in `dir` for writing, creating it if missing, and recreating it empty if
-    /// damaged or of another schema. The outcome says whether the caller must refill it.
+    /// damaged, of another schema or of another [`CONTENT_VERSION`]. The outcome says whether the caller must refill it.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<(Index, OpenOutcome)> {
         let dir = dir.as_ref();
         if !dir.join("meta.json").exists() {
             return Ok((Self::create(dir)?, OpenOutcome::Fresh));
         }
-        match Self::open_checked(dir).and_then(|idx| Self::with_writer(dir, idx)) {
+        let opened = Self::open_checked(dir).and_then(|idx| {
+            let found = std::fs::read_to_string(dir.join(CONTENT_VERSION_FILE)).unwrap_or_default();
+            if found.trim() == CONTENT_VERSION {
+                Self::with_writer(dir, idx)
+            } else {
+                let found = if found.trim().is_empty() { "none" } else { found.trim() };
+                Err(Error::Unusable {
+                    dir: dir.to_path_buf(),
+                    reason: format!("its units are of version {found}, this build makes version {CONTENT_VERSION}"),
+                })
+            }
+        });
+        match opened {
             Ok(index) => Ok((index, OpenOutcome::Existing)),
             // Another writer holds the lock: that is not damage, so leave the index alone.
             Err(Error::Tantivy { source, .. }) if matches!(*source, tantivy::TantivyError::LockFailure(..)) => {
@@ -327,10 +348,12 @@ impl Index {
     }
 
     fn create(dir: &Path) -> Result<Index> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        let io = |e| Error::Io {
             path: dir.to_path_buf(),
             source: e,
-        })?;
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::write(dir.join(CONTENT_VERSION_FILE), CONTENT_VERSION).map_err(io)?;
         let (schema, _) = schema();
         let index = tantivy::Index::create_in_dir(dir, schema).map_err(|e| tantivy_err(dir, e))?;
         Self::with_writer(dir, index)

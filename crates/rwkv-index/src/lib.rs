@@ -21,4 +21,4 @@ pub mod terms;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
-pub use index::{Hit, Index, OpenOutcome, Unit, WRITER_MEMORY_BYTES, name_key};
+pub use index::{CONTENT_VERSION, Hit, Index, OpenOutcome, Unit, WRITER_MEMORY_BYTES, name_key};

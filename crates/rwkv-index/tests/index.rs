@@ -209,6 +209,32 @@ fn deleted_or_corrupted_index_is_recreated() {
     }
     drop(index);
 
+    // Units of another version (or none recorded: an index from before versions): it stays
+    // readable, and opening it to write recreates it empty, to be refilled from the store.
+    drop(Index::rebuild(&dir, corpus()).unwrap());
+    for old in [Some("1"), None] {
+        let marker = dir.join("rwkv-content-version");
+        match old {
+            Some(v) => fs::write(&marker, v).unwrap(),
+            None => fs::remove_file(&marker).unwrap(),
+        }
+        assert_eq!(Index::open_read_only(&dir).unwrap().num_units(), 5);
+        let (index, outcome) = Index::open_or_create(&dir).unwrap();
+        match &outcome {
+            OpenOutcome::Rebuilt { reason } => {
+                assert!(reason.contains(rwkv_index::CONTENT_VERSION), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(index.num_units(), 0);
+        drop(index);
+        // Recreated, it is of this version: the next open keeps it.
+        let (index, outcome) = Index::open_or_create(&dir).unwrap();
+        assert_eq!(outcome, OpenOutcome::Existing);
+        drop(index);
+        drop(Index::rebuild(&dir, corpus()).unwrap());
+    }
+
     // Refilled from the segments (as ingest does from the store), it searches again.
     let index = Index::rebuild(&dir, corpus()).unwrap();
     assert_eq!(index.num_units(), 5);

@@ -43,7 +43,9 @@ fn small_kind(k: SymbolKind) -> bool {
 /// Tile the text into retrieval units: every line belongs to exactly one unit (except
 /// runs of only blank lines, which are dropped), units in order, non-overlapping.
 ///
-/// Each line goes to the innermost definition containing it; comment, attribute and
+/// Each line goes to the innermost definition containing it, except that a definition
+/// nested in a function of at most `2 * max_lines` lines stays that function's (see
+/// [`local_definitions`]); comment, attribute and
 /// decorator lines directly above a definition go to it. Runs of lines with the same
 /// owner become units, split at blank lines where possible so that no unit exceeds
 /// `max_lines` lines or `max_bytes` bytes unless one line does. Runs of one- or
@@ -76,13 +78,14 @@ pub fn units(text: &str, syms: &FileSymbols, max_lines: usize, max_bytes: usize)
         let (s, e) = span(d);
         (s, std::cmp::Reverse(e), d)
     });
+    let local = local_definitions(defs, &order, &span, max_lines);
     let mut owner: Vec<Option<usize>> = vec![None; n];
-    for &d in &order {
+    for &d in order.iter().filter(|&&d| !local[d]) {
         let (s, e) = span(d);
         owner[s..=e].fill(Some(d));
     }
     // Comments, attributes and decorators directly above a definition join it.
-    for &d in &order {
+    for &d in order.iter().filter(|&&d| !local[d]) {
         let (s, _) = span(d);
         let mut k = s;
         while k > 0 {
@@ -152,6 +155,40 @@ pub fn units(text: &str, syms: &FileSymbols, max_lines: usize, max_bytes: usize)
         a = b + 1;
     }
     merge(out, text, defs, max_lines, max_bytes)
+}
+
+/// Which definitions stay inside the function that encloses them instead of owning their own
+/// lines: everything nested in a function or method of at most twice `max_lines` lines (a
+/// closure, a local helper, a decorator's wrapper). Such a function is read whole, as the
+/// question about it needs: cut at its local helper, its head piece would be its signature
+/// alone and the rest of its body a piece without its name. Longer functions (a module wrapped
+/// in one, a dispatcher with a long inner loop) keep their nested definitions as units.
+/// `order` is by start line, enclosing definitions first.
+fn local_definitions(
+    defs: &[crate::Symbol],
+    order: &[usize],
+    span: &dyn Fn(usize) -> (usize, usize),
+    max_lines: usize,
+) -> Vec<bool> {
+    let mut local = vec![false; defs.len()];
+    // The definitions enclosing the current one, innermost last.
+    let mut open: Vec<usize> = Vec::new();
+    for &d in order {
+        let (s, e) = span(d);
+        while open.last().is_some_and(|&o| span(o).1 < s) {
+            open.pop();
+        }
+        if let Some(&p) = open.last() {
+            let (ps, pe) = span(p);
+            let encloses = ps <= s && e <= pe;
+            let callable = matches!(defs[p].kind, SymbolKind::Function | SymbolKind::Method);
+            if encloses && (local[p] || (callable && pe - ps < 2 * max_lines)) {
+                local[d] = true;
+            }
+        }
+        open.push(d);
+    }
+    local
 }
 
 /// Cut lines `a..=b` into pieces within the limits, preferably after a blank line.

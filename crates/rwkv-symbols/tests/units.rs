@@ -175,6 +175,33 @@ fn long_definitions_split_at_blank_lines() {
 }
 
 #[test]
+fn a_function_keeps_its_local_helpers_unless_it_is_long() {
+    let text = "class Group:\n    def invoke(self, ctx):\n        def _process(value):\n            return value\n\n        if self.chain:\n            return [_process(c) for c in ctx.args]\n        return _process(ctx)\n";
+    let f = code("g.py", text);
+    let us = check(text, &f, 60, 4096);
+    // Cut at its helper, `invoke`'s head would be its signature alone and its body a piece
+    // without its name: it is one unit, its head, and the helper is inside it.
+    let u = unit_of_line(&us, 2);
+    assert_eq!((u.line_start, u.line_end), (2, 8), "{us:?}\n{}", dump(&f));
+    assert!(u.head);
+    assert_eq!(f.definitions[u.symbol.unwrap()].name, "invoke");
+    assert!(f.definitions.iter().any(|d| d.name == "_process"), "{}", dump(&f));
+    // A function longer than twice the unit limit (a module wrapped in one) keeps its nested
+    // definitions as their own units.
+    let mut long = String::from("def outer():\n    def inner(x):\n        return x\n\n");
+    for i in 0..30 {
+        long.push_str(&format!("    a{i} = inner({i})\n"));
+    }
+    let f = code("o.py", &long);
+    let us = check(&long, &f, 10, 4096);
+    let u = unit_of_line(&us, 2);
+    assert_eq!(f.definitions[u.symbol.unwrap()].name, "inner", "{us:?}\n{}", dump(&f));
+    assert!(u.head);
+    let us = check(&long, &f, 20, 4096);
+    assert_eq!(f.definitions[unit_of_line(&us, 2).symbol.unwrap()].name, "outer");
+}
+
+#[test]
 fn tiling_over_many_snippets() {
     let snippets: Vec<(&str, String)> = vec![
         ("a.py", PY.to_string()),
