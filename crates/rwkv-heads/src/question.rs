@@ -18,6 +18,9 @@ pub(crate) struct Question {
     pub code_keys: Vec<String>,
     /// Name keys made of consecutive words ("url for" → `urlfor`).
     pub word_keys: Vec<String>,
+    /// Types the question names in prose beside what they are ("the Decor struct", "class
+    /// Parameter"): the capitalised name's key and the kinds of definition the word says.
+    pub typed: Vec<(String, &'static [&'static str])>,
     /// Paths or file names the question names (`src/reader.rs`, `helpers.py`).
     pub paths: Vec<String>,
     /// Whether the question is about tests.
@@ -120,6 +123,24 @@ impl Question {
                 all.insert(w.concat());
             }
         }
+        // A capitalised word beside a word for a kind of type names a type of that kind
+        // ("the Decor struct", "class Parameter"); the first word of the question is capitalised
+        // anyway and does not count.
+        let mut typed: Vec<(String, &'static [&'static str])> = Vec::new();
+        for (i, w) in raw_words.iter().enumerate() {
+            let Some(kinds) = type_kinds(w) else { continue };
+            for j in [i.wrapping_sub(1), i + 1] {
+                let Some(name) = raw_words.get(j).filter(|_| j > 0) else {
+                    continue;
+                };
+                if name.starts_with(|c: char| c.is_uppercase()) && type_kinds(name).is_none() {
+                    let key = name_key(name);
+                    if key.len() >= 2 && !typed.iter().any(|(k, _)| *k == key) {
+                        typed.push((key, kinds));
+                    }
+                }
+            }
+        }
         let paths: Vec<String> = text
             .split(|c: char| c.is_whitespace() || "`'\"(),?;!<>[]{}".contains(c))
             .map(|w| w.trim_end_matches(['.', ':']).trim_start_matches("./"))
@@ -161,12 +182,27 @@ impl Question {
             content,
             code_keys,
             word_keys,
+            typed,
             paths,
             about_tests,
             related,
             related_all,
         }
     }
+}
+
+/// The kinds of definition (`rwkv_symbols::SymbolKind::as_str`) a word for a kind of type
+/// stands for.
+fn type_kinds(word: &str) -> Option<&'static [&'static str]> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "struct" | "structure" => &["struct", "class"],
+        "class" => &["class", "struct"],
+        "enum" | "enumeration" => &["enum"],
+        "trait" | "interface" | "protocol" => &["interface", "class"],
+        "type" | "typedef" => &["type", "struct", "class", "enum", "interface"],
+        "module" | "namespace" => &["module"],
+        _ => return None,
+    })
 }
 
 /// Canonical parts of a name (`load_dotenv` → `load`, `dot`, `env`; `AppContext` → `app`, `ctx`).
@@ -223,6 +259,17 @@ mod tests {
             assert!(q.content.contains(&t.to_string()), "{q:?}");
         }
         assert!(q.code_keys.is_empty());
+    }
+
+    #[test]
+    fn types_named_in_prose_beside_their_kind() {
+        let q = Question::new("What does the Decor struct hold, and what is class Parameter for?");
+        let keys: Vec<&str> = q.typed.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["decor", "parameter"], "{q:?}");
+        assert!(q.typed[0].1.contains(&"struct"));
+        // The question's first word, lowercase words and kind words are no names.
+        let q = Question::new("Struct fields: which struct holds the value, and what is the type Struct?");
+        assert!(q.typed.is_empty(), "{q:?}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   whose canonical forms ([`rwkv_index::terms::canon`]) cover a definition's name parts ("how is
 //!   a dotenv file loaded" → `load_dotenv`; "application context pushed" → `AppContext.push`) —
 //!   brings the units that *define* it, from anywhere in the store: a name written as code scores
-//!   10–14, one spelled in words by how rare its covered parts are among all definitions. Units
+//!   10–14 (so does a type named in prose beside its kind, "the Decor struct"), one spelled in
+//!   words by how rare its covered parts are among all definitions. Units
 //!   that *refer* to a named definition come next.
 //! - **Words.** BM25 over the units' text, comments, names, scope, title and path by canonical
 //!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
@@ -206,6 +207,16 @@ impl Scorer<'_> {
             // little less than the scope itself).
             score += 8.0;
             member_of_named = true;
+        }
+        // A type named in prose beside its kind ("the Decor struct"): as if written as code.
+        if score == 0.0
+            && self
+                .q
+                .typed
+                .iter()
+                .any(|(k, kinds)| *k == key && kinds.contains(&h.kind.as_str()))
+        {
+            score += 10.0;
         }
         // Spelled as consecutive words.
         if self.q.word_keys.contains(&key) {
