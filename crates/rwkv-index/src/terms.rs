@@ -8,6 +8,8 @@
 //! emits the canonical form of every word and identifier part beside the word itself, and
 //! searches use the canonical forms, so the two spellings meet. The rules are deliberately
 //! simple and only need to be the same on both sides.
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Words that carry no meaning of their own in a question about code.
 pub const STOP_WORDS: &[&str] = &[
@@ -412,16 +414,36 @@ const IRREGULAR: &[(&str, &str)] = &[
 
 /// The canonical form of one lowercase word or identifier part (see the module docs).
 pub fn canon(word: &str) -> String {
-    let word = IRREGULAR
-        .iter()
-        .find(|(form, _)| *form == word)
-        .map_or(word, |(_, base)| *base);
-    for (short, longs) in ABBREVIATIONS {
-        if word == *short || longs.contains(&word) {
-            return (*short).to_string();
-        }
+    let (irregular, abbreviated) = tables();
+    let word = irregular.get(word).copied().unwrap_or(word);
+    match abbreviated.get(word) {
+        Some(short) => (*short).to_string(),
+        None => stem(word),
     }
-    stem(word)
+}
+
+/// A word → another word, of the tables below.
+type WordMap = HashMap<&'static str, &'static str>;
+
+/// [`IRREGULAR`] and [`ABBREVIATIONS`] as maps (built once): an irregular form → its base; a
+/// word of an abbreviation group (the short form or a long one) → the short form. The first
+/// entry holding a word wins, as a scan of the tables in order would find it.
+fn tables() -> &'static (WordMap, WordMap) {
+    static T: OnceLock<(WordMap, WordMap)> = OnceLock::new();
+    T.get_or_init(|| {
+        let mut irregular = HashMap::new();
+        for (form, base) in IRREGULAR {
+            irregular.entry(*form).or_insert(*base);
+        }
+        let mut abbreviated = HashMap::new();
+        for (short, longs) in ABBREVIATIONS {
+            abbreviated.entry(*short).or_insert(*short);
+            for long in *longs {
+                abbreviated.entry(*long).or_insert(*short);
+            }
+        }
+        (irregular, abbreviated)
+    })
 }
 
 /// A small suffix stemmer: plural and verb endings, `-er`, `-ion`, a doubled final consonant
