@@ -298,40 +298,33 @@ const ONE_ROW_PANELS: usize = 2;
 /// # Safety
 /// `y` points to the row's `w.n` floats, whose columns of these panels no other thread writes.
 unsafe fn f32_row(x: &[f32], w: &QuadPanels, y: *mut f32, p0: usize, p1: usize) {
+    /// A one-row kernel for [`ONE_ROW_PANELS`] panels and for one.
+    type Kernel = unsafe fn(&[f32], &QuadPanels, usize, *mut f32);
     #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() == crate::simd::Level::Avx512 {
-        let mut pi = p0;
-        while pi < p1 {
-            // SAFETY: `level` checked AVX-512F/BW at run time; panels pi .. pi + np exist.
-            unsafe {
-                if p1 - pi >= 2 {
-                    avx512::f32_row::<2>(x, w, pi, y);
-                } else {
-                    avx512::f32_row::<1>(x, w, pi, y);
-                }
+    let kernels: Option<(Kernel, Kernel)> = match crate::simd::level() {
+        crate::simd::Level::Avx512 => Some((avx512::f32_row::<2>, avx512::f32_row::<1>)),
+        crate::simd::Level::Portable => None,
+        _ => Some((avx2::f32_row::<2>, avx2::f32_row::<1>)),
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let kernels: Option<(Kernel, Kernel)> = None;
+    let Some((pair, one)) = kernels else {
+        // SAFETY: forwarded from the caller.
+        return unsafe { f32_row_portable(x, w, y, p0, p1) };
+    };
+    let mut pi = p0;
+    while pi < p1 {
+        // SAFETY: `level` checked the kernel's instructions (AVX-512F/BW, or AVX2 and FMA) at
+        // run time; panels pi .. pi + 2 (or pi alone) exist.
+        unsafe {
+            if p1 - pi >= ONE_ROW_PANELS {
+                pair(x, w, pi, y)
+            } else {
+                one(x, w, pi, y)
             }
-            pi += ONE_ROW_PANELS;
-        }
-        return;
+        };
+        pi += ONE_ROW_PANELS;
     }
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() != crate::simd::Level::Portable {
-        let mut pi = p0;
-        while pi < p1 {
-            // SAFETY: `level` checked AVX2 and FMA at run time; panels pi .. pi + np exist.
-            unsafe {
-                if p1 - pi >= 2 {
-                    avx2::f32_row::<2>(x, w, pi, y);
-                } else {
-                    avx2::f32_row::<1>(x, w, pi, y);
-                }
-            }
-            pi += ONE_ROW_PANELS;
-        }
-        return;
-    }
-    // SAFETY: forwarded from the caller.
-    unsafe { f32_row_portable(x, w, y, p0, p1) }
 }
 
 /// [`f32_row`]'s portable loop: the same steps in the same order.
