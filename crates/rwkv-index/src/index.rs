@@ -259,7 +259,8 @@ const CONTENT_VERSION_FILE: &str = "rwkv-content-version";
 
 impl Index {
     /// Open the index in `dir` for writing, creating it if missing, and recreating it empty if
-    /// damaged, of another schema or of another [`CONTENT_VERSION`]. The outcome says whether the caller must refill it.
+    /// damaged, of another schema or of another [`CONTENT_VERSION`]. The outcome says whether
+    /// the caller must refill it.
     pub fn open_or_create(dir: impl AsRef<Path>) -> Result<(Index, OpenOutcome)> {
         let dir = dir.as_ref();
         if !dir.join("meta.json").exists() {
