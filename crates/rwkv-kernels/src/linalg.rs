@@ -386,11 +386,31 @@ const PAR_MIN_WORK: usize = 1 << 18;
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `m.cols()` / `m.rows()` values.
 pub fn linear(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
-    linear_with(x, rows, m, y, true)
+    linear_with(x, rows, m, y, Mode::Rows)
 }
 
-/// [`linear`], with the int8 fold's integer products when `int8_fold` (and the fold is on).
-fn linear_with(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) {
+/// [`linear`] for sequence mode of a model that takes generated tokens through
+/// [`linear_decode`]: every row count, one included, takes the fold's products, so a fold's
+/// results do not depend on where its chunks end. (Only a bf16 checkpoint's rows on AMX differ:
+/// there [`linear`] gives one row the token arithmetic, as generation wants it.)
+pub fn linear_fold(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
+    linear_with(x, rows, m, y, Mode::Fold)
+}
+
+/// Which arithmetic a product's rows take where the held weights have two.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// One row is a generated token, several a fold ([`linear`]).
+    Rows,
+    /// Every row count is a fold ([`linear_fold`]).
+    Fold,
+    /// Every row is a generated token ([`linear_decode`]).
+    Tokens,
+}
+
+/// [`linear`] in `mode`: the int8 fold's integer products unless the rows are tokens (and the
+/// fold is on).
+fn linear_with(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], mode: Mode) {
     assert_eq!(Some(x.len()), rows.checked_mul(m.cols), "inputs are rows × cols");
     assert_eq!(Some(y.len()), rows.checked_mul(m.rows), "outputs are rows × out");
     if rows == 0 {
@@ -408,7 +428,7 @@ fn linear_with(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) 
             quantize_dequantize_q8(r, q, &mut e);
             errs.extend_from_slice(&e);
         }
-        linear_plain(&xq, rows, m, y, int8_fold);
+        linear_plain(&xq, rows, m, y, mode);
         if q == ActQuant::Q8_1 && !m.block_mins.is_empty() {
             for (yr, er) in y.chunks_exact_mut(m.rows).zip(errs.chunks_exact(nb)) {
                 for (yo, mo) in yr.iter_mut().zip(m.block_mins.chunks_exact(nb)) {
@@ -418,7 +438,7 @@ fn linear_with(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) 
         }
         return;
     }
-    linear_plain(x, rows, m, y, int8_fold)
+    linear_plain(x, rows, m, y, mode)
 }
 
 /// [`linear`] for the rows of a batched decode step: every row's outputs are bit for bit those
@@ -437,8 +457,9 @@ pub fn linear_decode(x: &[f32], rows: usize, m: &Mat, y: &mut [f32]) {
         return matvec_rows(x, rows, m.rows, m.cols, wt, y);
     }
     // The int8 fold's products depend on the rows' rounding, not on their number, but a decode
-    // step's rows are tokens: they take the one-row arithmetic.
-    linear_with(x, rows, m, y, false)
+    // step's rows are tokens: they take the one-row arithmetic (as do a bf16 checkpoint's rows
+    // on AMX).
+    linear_with(x, rows, m, y, Mode::Tokens)
 }
 
 /// Rows handled together by [`matvec_rows`]'s kernel.
@@ -557,9 +578,9 @@ pub fn linear_rounded_relu_sq(a: &[u32], rows: usize, m: &Mat, out: &mut [u32]) 
     }
 }
 
-fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool) {
+fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], mode: Mode) {
     if rows > 1
-        && int8_fold
+        && mode != Mode::Tokens
         && let Some(w) = m.int8_fold()
     {
         // As the bf16 fold's buffer: per thread, taken out while in use.
@@ -594,6 +615,9 @@ fn linear_plain(x: &[f32], rows: usize, m: &Mat, y: &mut [f32], int8_fold: bool)
         Held::Rows(w) => {
             return match m.bf16_fold() {
                 Some(p) => crate::panels::matmul(x, rows, p, y),
+                None if mode == Mode::Tokens || (mode == Mode::Rows && rows == 1) => {
+                    crate::rows16::matmul_tokens(x, rows, w, y)
+                }
                 None => crate::rows16::matmul(x, rows, w, y),
             };
         }

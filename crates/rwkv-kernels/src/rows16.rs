@@ -13,6 +13,14 @@
 //! with one shift and one mask, no shuffle. That order depends only on `in`, never on how many rows
 //! a call has or which tile an output falls in, so folding in chunks of any length gives the
 //! same products bit for bit, and a generated token (one row) sums exactly as a fold would.
+//!
+//! On a CPU with AMX (and bf16 rows of whole blocks of 32), a fold's products ([`matmul`]), one
+//! row included, run on AMX's bf16 tiles instead, at f32 accuracy ([`amx`]): their own fixed
+//! order, so chunk lengths still change no bit. Generated tokens keep the FMA kernels
+//! ([`matmul_tokens`]), which stream one row's weights faster. `RWKV_AMX=0` (or `RWKV_SIMD`
+//! below AVX-512) keeps the FMA kernels for both.
+
+mod amx;
 
 use rayon::prelude::*;
 
@@ -112,6 +120,11 @@ impl Rows16 {
         }
     }
 
+    /// The bytes of rows `o0 .. o1`.
+    pub(crate) fn row_bytes(&self, o0: usize, o1: usize) -> &[u8] {
+        &self.bytes[2 * o0 * self.k..2 * o1 * self.k]
+    }
+
     fn row(&self, o: usize) -> &[u8] {
         &self.bytes[2 * o * self.k..2 * (o + 1) * self.k]
     }
@@ -137,11 +150,25 @@ fn reduce(a: &[f32; L]) -> f32 {
     d[0] + d[1]
 }
 
-/// `y[rows, w.n] = x[rows, w.k] · Wᵀ` with f32 inputs and f32 sums.
+/// `y[rows, w.n] = x[rows, w.k] · Wᵀ` with f32 inputs and f32 sums: a fold's products. On a
+/// CPU with AMX, bf16 rows of whole blocks of 32 run there ([`amx`]), any row count giving the
+/// same bits; elsewhere as [`matmul_tokens`].
 ///
 /// # Panics
 /// If `x` or `y` do not hold `rows` rows of `w.k` / `w.n` values.
 pub fn matmul(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
+    if w.kind == Kind::Bf16 && w.k.is_multiple_of(32) && rows > 0 && amx::available() {
+        return amx::matmul(x, rows, w, y);
+    }
+    matmul_tokens(x, rows, w, y)
+}
+
+/// [`matmul`] with the FMA kernels whatever the CPU: each row summed as a generated token is
+/// (one row streams the weights at the read bandwidth, where AMX's tile loads fall short).
+///
+/// # Panics
+/// As [`matmul`].
+pub fn matmul_tokens(x: &[f32], rows: usize, w: &Rows16, y: &mut [f32]) {
     assert_eq!(Some(x.len()), rows.checked_mul(w.k), "inputs are rows × k");
     assert_eq!(Some(y.len()), rows.checked_mul(w.n), "outputs are rows × n");
     if rows == 0 || w.n == 0 {
@@ -634,7 +661,7 @@ mod tests {
     use super::*;
     use crate::linalg::f32_to_bf16;
 
-    fn random(n: usize, seed: u32) -> Vec<f32> {
+    pub(super) fn random(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
@@ -714,22 +741,25 @@ mod tests {
             for (n, k, rows) in [(13, 37, 9), (64, 256, 33), (7, 16, 1), (100, 300, 70)] {
                 let (w, vals) = matrix(n, k, kind);
                 let x = random(rows * k, 3);
-                let mut y = vec![0f32; rows * n];
-                matmul(&x, rows, &w, &mut y);
-                for r in 0..rows {
-                    for o in 0..n {
-                        let want: f64 = (0..k)
-                            .map(|i| f64::from(x[r * k + i]) * f64::from(vals[o * k + i]))
-                            .sum();
-                        assert!(
-                            (f64::from(y[r * n + o]) - want).abs() < 1e-4,
-                            "{kind:?} {n}x{k} r{r} o{o}"
-                        );
+                // The fold's products (on AMX where the CPU has it) and the tokens' (FMA).
+                for product in [matmul, matmul_tokens] {
+                    let mut y = vec![0f32; rows * n];
+                    product(&x, rows, &w, &mut y);
+                    for r in 0..rows {
+                        for o in 0..n {
+                            let want: f64 = (0..k)
+                                .map(|i| f64::from(x[r * k + i]) * f64::from(vals[o * k + i]))
+                                .sum();
+                            assert!(
+                                (f64::from(y[r * n + o]) - want).abs() < 1e-4,
+                                "{kind:?} {n}x{k} r{r} o{o}"
+                            );
+                        }
+                        // One row alone gives the same bits as inside a batch.
+                        let mut one = vec![0f32; n];
+                        product(&x[r * k..(r + 1) * k], 1, &w, &mut one);
+                        assert_eq!(one, y[r * n..(r + 1) * n], "{kind:?} {n}x{k} row {r}");
                     }
-                    // One row alone gives the same bits as inside a batch.
-                    let mut one = vec![0f32; n];
-                    matmul(&x[r * k..(r + 1) * k], 1, &w, &mut one);
-                    assert_eq!(one, y[r * n..(r + 1) * n], "{kind:?} {n}x{k} row {r}");
                 }
             }
         }

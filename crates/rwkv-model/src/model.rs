@@ -449,10 +449,12 @@ impl Model {
         self.arch.decode_lanes(lanes)
     }
 
-    /// Token mode: one token, returns its logits.
+    /// Token mode: one token, returns its logits. The token takes the decode step's arithmetic
+    /// ([`Model::decode_lanes`] with one lane), which may sum in another order than sequence
+    /// mode (a bf16 checkpoint's fold on AMX): float rounding apart, the same logits.
     pub fn forward_token(&self, token: u32, state: &mut State) -> Result<Vec<f32>> {
         self.check(&[token], state)?;
-        self.run(&[token], state, Logits::Last, 1)
+        self.decode_lanes(&mut [(token, state)])
     }
 }
 

@@ -21,7 +21,7 @@ use crate::blocks::WeightReader;
 use crate::gemm_bf16::round_into;
 use crate::kernels::{add_into, relu_sq, sigmoid_inplace, tanh_inplace};
 use crate::linalg::{
-    Kind, Mat, Source, layer_norm_rows, linear, linear_decode, linear_rounded, linear_rounded_relu_sq,
+    Kind, Mat, Source, layer_norm_rows, linear_decode, linear_fold, linear_rounded, linear_rounded_relu_sq,
 };
 use crate::state::{LayerState, State};
 use crate::tensor::{DType, RawTensor, TensorMap};
@@ -473,7 +473,7 @@ impl V7 {
         let c = self.cfg.n_embd;
         let tmp = &mut tmp[..rows * c];
         layer_norm_rows(x, c, &self.ln_out_w, &self.ln_out_b, tmp);
-        linear(tmp, rows, &self.head, out);
+        linear_fold(tmp, rows, &self.head, out);
     }
 
     /// One token for each lane, every lane's row in one set of products (f32, as token mode
@@ -616,7 +616,7 @@ impl V7 {
     /// One chunk: `toks` are the rows of every segment one after another, segment `s` having
     /// `segs[s].0` rows folded into state `segs[s].1`.
     fn forward_chunk(&self, toks: &[u32], segs: &mut [(usize, &mut State)], sc: &mut Scratch) {
-        let lin = if sc.decode { linear_decode } else { linear };
+        let lin = if sc.decode { linear_decode } else { linear_fold };
         let cfg = &self.cfg;
         let (c, t) = (cfg.n_embd, toks.len());
         let tc = t * c;
@@ -688,7 +688,7 @@ impl V7 {
     }
 
     fn time_mix(&self, li: usize, l: &Layer, lanes: &mut [LaneRows<'_>], t: usize, sc: &mut Scratch) {
-        let lin = if sc.decode { linear_decode } else { linear };
+        let lin = if sc.decode { linear_decode } else { linear_fold };
         let cfg = &self.cfg;
         let (c, h, n) = (cfg.n_embd, cfg.n_head, cfg.head_size);
         let tc = t * c;
