@@ -460,3 +460,38 @@ fn documents_asked_about_before_the_fold_are_folded_first() {
     assert_eq!((s.folded, s.unchanged, s.store_unfolded), (s.documents, 0, 0));
     assert!(!rwkv_store::StoreDir::new(&store).asked().exists());
 }
+
+/// Records why the index was rebuilt.
+#[derive(Default)]
+struct Rebuilt(std::sync::Mutex<Vec<String>>);
+
+impl rwkv_pipeline::Progress for Rebuilt {
+    fn index_rebuilt(&self, reason: &str) {
+        self.0.lock().unwrap().push(reason.to_string());
+    }
+}
+
+#[test]
+fn an_index_of_another_content_version_is_rebuilt_with_its_reason_and_nothing_refolded() {
+    let m = model();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let tok: Arc<dyn Tokenizer> = Arc::new(BytesTokenizer);
+    let c = cfg(vec![root().join("fixtures/code/src").display().to_string()], &store);
+    let first = ingest(&c, &m, tok.clone(), &NoProgress).unwrap();
+    assert!(first.folded > 0);
+    // The same store again: the index is used as it is.
+    let told = Rebuilt::default();
+    ingest(&c, &m, tok.clone(), &told).unwrap();
+    assert!(told.0.lock().unwrap().is_empty());
+    // An index whose units an older build made.
+    let version = rwkv_store::StoreDir::new(&store).index().join("rwkv-content-version");
+    std::fs::write(&version, "0").unwrap();
+    let told = Rebuilt::default();
+    let again = ingest(&c, &m, tok.clone(), &told).unwrap();
+    let reasons = told.0.lock().unwrap().clone();
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("version 0"), "{reasons:?}");
+    assert_eq!((again.folded, again.tokens), (0, 0), "{again:?}");
+    assert_eq!(again.store_documents, first.store_documents);
+}

@@ -89,6 +89,10 @@ pub trait Progress: Sync {
     fn done(&self, _name: &str, _outcome: &str) {}
     /// An input was skipped or failed before folding.
     fn skipped(&self, _input: &str, _reason: &str) {}
+    /// The store's index could not be used as it was (`reason`: damaged, or its units of
+    /// another version): it was recreated and is filled again from the stored texts, before
+    /// anything else. Nothing is refolded.
+    fn index_rebuilt(&self, _reason: &str) {}
     /// The index phase is committed: `documents` documents (of which `new` were indexed for
     /// the first time or changed) are searchable, in `seconds`; folding starts (unless
     /// `--index-only`) and will read `to_fold` tokens (every unfolded document's; [`start`]
@@ -312,6 +316,9 @@ pub fn ingest(
     };
     let texts = TextStore::new(&cfg.store_dir);
     let (mut index, outcome) = Index::open_or_create(StoreDir::new(&cfg.store_dir).index())?;
+    if let rwkv_index::OpenOutcome::Rebuilt { reason } = &outcome {
+        progress.index_rebuilt(reason);
+    }
     if outcome.needs_rebuild() {
         reindex_all(&store, &texts, &mut index)?;
     }

@@ -380,6 +380,14 @@ impl Progress for Bars {
             self.docs.println(format!("skipped {input}: {reason}"));
         }
     }
+    fn index_rebuilt(&self, reason: &str) {
+        let line = format!("the store's index was rebuilt from its stored texts ({reason}); nothing is refolded");
+        if self.multi.is_some() {
+            self.docs.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }
     fn indexed(&self, documents: u64, new: u64, seconds: f64, to_fold: u64) {
         let mut line = format!(
             "indexed {documents} documents ({new} new or changed) in {seconds:.1} s: rwkv-ask answers from them now"
