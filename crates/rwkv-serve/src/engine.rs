@@ -253,6 +253,8 @@ fn run(
     let vocab = model.config().vocab;
     let mut reading: VecDeque<Lane> = VecDeque::new();
     let mut decoding: Vec<Lane> = Vec::new();
+    // A request leaves the load before its client hears that it ended, so a client that got
+    // its answer never sees itself still counted.
     let release = |n: usize| {
         load.fetch_sub(n, Ordering::SeqCst);
     };
@@ -302,13 +304,12 @@ fn run(
                 .collect();
             let results = model.forward_lanes(&mut lanes);
             drop(lanes);
-            let mut failed = 0;
             let mut still = VecDeque::with_capacity(reading.len());
             for (i, (mut l, r)) in reading.drain(..).zip(results).enumerate() {
                 let (_, b) = slices[i];
                 if let Err(e) = r {
+                    release(1);
                     l.fail(e.to_string());
-                    failed += 1;
                     continue;
                 }
                 l.read = b;
@@ -318,15 +319,15 @@ fn run(
                         Some(logits) => {
                             l.read_done = Some(Instant::now());
                             if l.advance(tok, &logits) {
+                                release(1);
                                 l.finish(model);
-                                failed += 1;
                             } else {
                                 decoding.push(l);
                             }
                         }
                         None => {
+                            release(1);
                             l.fail("nothing to read and no logits to start from".into());
-                            failed += 1;
                         }
                     }
                 } else if l.read + 1 >= l.req.prefill.len() {
@@ -339,7 +340,6 @@ fn run(
                 }
             }
             reading = still;
-            release(failed);
         }
 
         // One token for every decoding request, in one set of products.
@@ -350,11 +350,10 @@ fn run(
             match model.decode_lanes(&mut lanes) {
                 Err(e) => {
                     let msg = e.to_string();
-                    let n = decoding.len();
+                    release(decoding.len());
                     for l in decoding.drain(..) {
                         l.fail(msg.clone());
                     }
-                    release(n);
                 }
                 Ok(logits) => {
                     let mut ended = Vec::new();
@@ -368,9 +367,9 @@ fn run(
                         }
                     }
                     for &i in ended.iter().rev() {
+                        release(1);
                         decoding.swap_remove(i).finish(model);
                     }
-                    release(ended.len());
                 }
             }
         }
