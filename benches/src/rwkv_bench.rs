@@ -60,6 +60,8 @@ struct Asked {
     /// Model (default: $RWKV_MODEL, else the bundled demo model); the store's own.
     #[arg(long)]
     model: Option<PathBuf>,
+    #[command(flatten)]
+    embedder: rwkv_cli::EmbedderArgs,
 }
 
 impl Asked {
@@ -73,8 +75,12 @@ impl Asked {
 
     /// The store opened for questions.
     fn library<'m>(&self, model: &'m rwkv_model::Model, tokenizer: &Arc<dyn Tokenizer>) -> anyhow::Result<Library<'m>> {
-        Library::open(&self.store, model, tokenizer.clone())
-            .with_context(|| format!("opening store {}", self.store.display()))
+        let lib = Library::open(&self.store, model, tokenizer.clone())
+            .with_context(|| format!("opening store {}", self.store.display()))?;
+        Ok(match self.embedder.load()? {
+            Some(e) => lib.with_embedder(e),
+            None => lib,
+        })
     }
 }
 
@@ -111,6 +117,14 @@ struct QaArgs {
 
 /// A quoted line: path and line.
 type Quoted = (String, u64);
+
+/// Whether a retrieved unit answers: it holds a gold line, or it is a piece of the definition
+/// whose name line is gold (its evidence quotes that line).
+fn holds_gold(golds: &[Gold], c: &rwkv_heads::Candidate) -> bool {
+    golds.iter().any(|g| {
+        g.hits_range(&c.path, c.line_start, c.line_end) || (c.name_line > 0 && g.hits_line(&c.path, c.name_line))
+    })
+}
 /// A cited source: path and line range.
 type Cited = (String, u64, u64);
 
@@ -344,7 +358,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| {
                     serde_json::json!({"unit": format!("{}:{}-{}", c.path, c.line_start, c.line_end), "name": c.name,
-                        "gold": golds.iter().any(|g| g.hits_range(&c.path, c.line_start, c.line_end)),
+                        "gold": holds_gold(&golds, c),
                         "score": c.score, "f": c.features})
                 })
                 .collect();
@@ -434,10 +448,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
             println!("    grep {:<10} {}", mark(&base), fmt_lines(&base, &docs));
             if q.answerable {
                 let wide = lib.retrieve(&q.question, 100, Rank::Bm25)?;
-                let rank = wide
-                    .candidates
-                    .iter()
-                    .position(|c| golds.iter().any(|g| g.hits_range(&c.path, c.line_start, c.line_end)));
+                let rank = wide.candidates.iter().position(|c| holds_gold(&golds, c));
                 match rank {
                     Some(r) => {
                         let c = &wide.candidates[r];

@@ -11,8 +11,8 @@ pub mod hub;
 mod model_args;
 
 pub use model_args::{
-    DEMO_MODEL, FAST_READ_MIN_BYTES, Loaded, ReadPrecision, TOKENIZER_HELP, WeightArgs, choose_template,
-    choose_tokenizer, fast_read_precision, load_model, peak_rss_bytes, resolve_model_path,
+    DEMO_EMBEDDER, DEMO_MODEL, EmbedderArgs, FAST_READ_MIN_BYTES, Loaded, ReadPrecision, TOKENIZER_HELP, WeightArgs,
+    choose_template, choose_tokenizer, fast_read_precision, load_model, peak_rss_bytes, resolve_model_path,
 };
 
 use std::io::IsTerminal;

@@ -282,3 +282,54 @@ mod tests {
         assert!("int4".parse::<ReadPrecision>().unwrap_err().contains("auto"));
     }
 }
+
+/// The bundled sentence encoder (all-MiniLM-L6-v2, see `fixtures/README.md`), relative to the
+/// workspace root.
+pub const DEMO_EMBEDDER: &str = "fixtures/models/all-minilm-l6-v2.bf16.safetensors";
+
+/// The sentence encoder that re-ranks retrieval by meaning: `--embedder`, shared by every tool
+/// that answers questions.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct EmbedderArgs {
+    /// Sentence encoder that re-ranks the best units by meaning and helps tell a question the
+    /// store cannot answer (a file made by scripts/make-embedder.py). Default: $RWKV_EMBEDDER,
+    /// else the bundled all-MiniLM-L6-v2.
+    #[arg(long, value_name = "PATH")]
+    pub embedder: Option<PathBuf>,
+    /// Rank by words and names only (no sentence encoder).
+    #[arg(long, conflicts_with = "embedder")]
+    pub no_embedder: bool,
+}
+
+impl EmbedderArgs {
+    /// The encoder to use: `None` with `--no-embedder`, or when none was given and the bundled
+    /// one is not there. A given file that does not load is an error naming it.
+    pub fn load(&self) -> anyhow::Result<Option<Arc<rwkv_embed::Embedder>>> {
+        if self.no_embedder {
+            return Ok(None);
+        }
+        let given = self
+            .embedder
+            .clone()
+            .or_else(|| std::env::var_os("RWKV_EMBEDDER").map(PathBuf::from));
+        let path = match given {
+            Some(p) => p,
+            None => {
+                let candidates = [
+                    PathBuf::from(DEMO_EMBEDDER),
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEMO_EMBEDDER),
+                ];
+                match candidates.into_iter().find(|c| c.is_file()) {
+                    Some(p) => p,
+                    None => {
+                        tracing::info!("no sentence encoder ({DEMO_EMBEDDER} not found): ranking by words and names");
+                        return Ok(None);
+                    }
+                }
+            }
+        };
+        let e = rwkv_embed::Embedder::load(&path)
+            .with_context(|| format!("loading the sentence encoder {}", path.display()))?;
+        Ok(Some(Arc::new(e)))
+    }
+}

@@ -283,6 +283,7 @@ pub struct Library<'m> {
     index: Index,
     texts: TextStore,
     fold_progress: Option<FoldProgress>,
+    embedder: Option<Arc<rwkv_embed::Embedder>>,
 }
 
 /// Told, while a document is folded on demand, its path, the tokens folded so far and the
@@ -364,6 +365,7 @@ impl<'m> Library<'m> {
             index,
             texts: layout.text_store(),
             fold_progress: None,
+            embedder: None,
         })
     }
 
@@ -372,6 +374,18 @@ impl<'m> Library<'m> {
     pub fn with_fold_progress(mut self, f: FoldProgress) -> Self {
         self.fold_progress = Some(f);
         self
+    }
+
+    /// Re-rank the best units by meaning with a sentence encoder, and judge whether the store
+    /// answers a question with it too ([`crate::retrieve`]).
+    pub fn with_embedder(mut self, embedder: Arc<rwkv_embed::Embedder>) -> Self {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// The sentence encoder, if one re-ranks.
+    pub fn embedder(&self) -> Option<&rwkv_embed::Embedder> {
+        self.embedder.as_deref()
     }
 
     /// The store.
@@ -403,7 +417,7 @@ impl<'m> Library<'m> {
             Rank::Bm25 => top.max(1),
             Rank::Model | Rank::Both => (top * 4).max(8),
         };
-        let mut r = crate::retrieve::retrieve_units(&self.index, question, pool)?;
+        let mut r = crate::retrieve::retrieve_units(&self.index, self.embedder.as_deref(), question, pool)?;
         for c in &mut r.candidates {
             self.resolve_checkpoint(c)?;
         }

@@ -46,6 +46,20 @@ pub const ABSTAIN_BELOW: f32 = 0.64;
 const TOP_SCORE_WEIGHT: f32 = 0.03;
 /// The best unit's score above which it adds to support.
 const TOP_SCORE_MID: f32 = 12.0;
+/// With a sentence encoder, the bar [`ABSTAIN_BELOW`] stands for: support, plus
+/// [`MEANING_SUPPORT_WEIGHT`] times how near in meaning the question is to the nearest of the
+/// best units (calibrated on `benches/qa`: a question the store cannot answer is on average
+/// 0.34 from its nearest unit, one it answers 0.53).
+pub const ABSTAIN_BELOW_WITH_MEANING: f32 = 0.95;
+/// How much the nearest unit's similarity in meaning adds to support.
+const MEANING_SUPPORT_WEIGHT: f32 = 0.8;
+/// How much a unit's similarity in meaning to the question (cosine, −1…1) adds to its rank
+/// score when a sentence encoder re-ranks the best units (set on `benches/qa`).
+const MEANING_WEIGHT: f32 = 3.0;
+/// The best units (distinct texts) a sentence encoder re-ranks.
+const MEANING_UNITS: usize = 10;
+/// Word pieces of a unit (and of the question) the sentence encoder reads.
+const MEANING_TOKENS: usize = 256;
 
 // The weights of the hand-set score (what support is judged on; the rank is [`WEIGHTS`] over
 // [`FEATURES`]), set on `benches/qa`: a name written as code scores 10–14, a name spelled in
@@ -376,15 +390,25 @@ pub struct Retrieval {
     /// Whether the question names, written as code (`url_for`, `Router.handle`), something the
     /// store defines: such a question is answered whatever its support.
     pub named: bool,
+    /// The rank score of the best unit before the sentence encoder's re-rank.
+    pub best_score: f32,
+    /// With a sentence encoder: how near in meaning the question is to the nearest of the best
+    /// units (cosine similarity, −1…1).
+    pub meaning: Option<f32>,
 }
 
 impl Retrieval {
     /// Whether the store answers the question at all (see [`ABSTAIN_BELOW`]).
     pub fn answers(&self) -> bool {
-        let Some(best) = self.candidates.first() else {
+        if self.candidates.is_empty() {
             return false;
-        };
-        self.named || self.support + TOP_SCORE_WEIGHT * (best.score - TOP_SCORE_MID).max(0.0) >= ABSTAIN_BELOW
+        }
+        let support = self.support + TOP_SCORE_WEIGHT * (self.best_score - TOP_SCORE_MID).max(0.0);
+        self.named
+            || match self.meaning {
+                Some(m) => support + MEANING_SUPPORT_WEIGHT * m >= ABSTAIN_BELOW_WITH_MEANING,
+                None => support >= ABSTAIN_BELOW,
+            }
     }
 }
 
@@ -393,7 +417,12 @@ impl Retrieval {
 type Pooled = (Candidate, f32, f32, f32, f32);
 
 /// The `top` best units of `index` for `question`, with the support of the question.
-pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Result<Retrieval> {
+pub(crate) fn retrieve_units(
+    index: &Index,
+    embedder: Option<&rwkv_embed::Embedder>,
+    question: &str,
+    top: usize,
+) -> Result<Retrieval> {
     let q = Question::new(question);
     let mut by_key: BTreeMap<(String, u64), Pooled> = BTreeMap::new();
     if q.content.is_empty() && q.code_keys.is_empty() {
@@ -401,6 +430,8 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             candidates: Vec::new(),
             support: 0.0,
             named: false,
+            best_score: 0.0,
+            meaning: None,
         });
     }
     let mut scorer = Scorer {
@@ -672,6 +703,8 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
             .then(a.path.cmp(&b.path))
             .then(a.seq.cmp(&b.seq))
     });
+    let best_score = cands.first().map_or(0.0, |c| c.score);
+    let meaning = embedder.map(|e| rerank_by_meaning(e, question, &mut cands));
     // The same text in several documents: once, from the smallest document.
     let mut kept: Vec<Candidate> = Vec::new();
     for c in cands {
@@ -700,7 +733,55 @@ pub(crate) fn retrieve_units(index: &Index, question: &str, top: usize) -> Resul
         candidates: kept,
         support,
         named,
+        best_score,
+        meaning,
     })
+}
+
+/// Re-rank the best units (`cands`, best first) by how near in meaning each is to the question
+/// ([`MEANING_WEIGHT`] times the cosine similarity of their sentence embeddings, added to the
+/// rank score): the question's words and the code's need not be the same. Returns the largest
+/// similarity of those units.
+fn rerank_by_meaning(embedder: &rwkv_embed::Embedder, question: &str, cands: &mut [Candidate]) -> f32 {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut picked: Vec<usize> = Vec::new();
+    for (i, c) in cands.iter().enumerate() {
+        if picked.len() == MEANING_UNITS {
+            break;
+        }
+        if seen.insert(c.text_hash.as_str()) {
+            picked.push(i);
+        }
+    }
+    if picked.is_empty() {
+        return 0.0;
+    }
+    let texts: Vec<String> = std::iter::once(question.to_string())
+        .chain(
+            picked
+                .iter()
+                .map(|&i| format!("{} {}\n{}", cands[i].name, cands[i].path, cands[i].text)),
+        )
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let emb = embedder.embed(&refs, MEANING_TOKENS);
+    let mut nearest = f32::NEG_INFINITY;
+    let sims: Vec<f32> = emb[1..].iter().map(|e| rwkv_embed::similarity(&emb[0], e)).collect();
+    for (&i, &sim) in picked.iter().zip(&sims) {
+        nearest = nearest.max(sim);
+        let hash = cands[i].text_hash.clone();
+        // Every copy of the same text moves with it.
+        for c in cands.iter_mut().filter(|c| c.text_hash == hash) {
+            c.score += MEANING_WEIGHT * sim;
+        }
+    }
+    cands.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.path.cmp(&b.path))
+            .then(a.seq.cmp(&b.seq))
+    });
+    nearest
 }
 
 /// How many parts [`Candidate::features`] has.
@@ -866,6 +947,92 @@ mod tests {
         assert_eq!(last_name("Command._excessArguments"), "_excessArguments");
         assert_eq!(last_name("de::from_str"), "from_str");
         assert_eq!(last_name("url_for"), "url_for");
+    }
+
+    fn unit(name: &str, text: &str, score: f32) -> Candidate {
+        Candidate {
+            doc_id: name.into(),
+            path: format!("lib/{name}.js"),
+            line_start: 1,
+            line_end: 3,
+            byte_start: 0,
+            byte_end: text.len() as u64,
+            checkpoint: String::new(),
+            checkpoint_offset: 0,
+            seq: 0,
+            kind: "function".into(),
+            name: name.into(),
+            name_line: 1,
+            head: true,
+            matched: "text",
+            score,
+            duplicates: Vec::new(),
+            text: text.into(),
+            doc_bytes: 100,
+            text_hash: name.into(),
+            raw_score: score,
+            features: [0.0; FEATURE_COUNT],
+        }
+    }
+
+    #[test]
+    fn meaning_moves_the_unit_that_answers_up() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/models/all-minilm-l6-v2.bf16.safetensors");
+        let e = rwkv_embed::Embedder::load(&path).unwrap();
+        // Ranked by words, a unit that shares "word" and "names" comes first; the one that
+        // measures how close two words are shares none of the question's words.
+        let mut cands = vec![
+            unit(
+                "listNames",
+                "function listNames(word) {\n  return names.map(n => word + n);\n}",
+                10.2,
+            ),
+            unit(
+                "editDistance",
+                "function editDistance(a, b) {\n  // Damerau-Levenshtein distance between two strings\n  return d[a.length][b.length];\n}",
+                10.0,
+            ),
+            unit(
+                "wrap",
+                "function wrap(str, width) {\n  // wrap text to the terminal width\n}",
+                9.9,
+            ),
+        ];
+        let q = "How does the library measure how close a mistyped word is to the names it knows?";
+        let nearest = rerank_by_meaning(&e, q, &mut cands);
+        assert_eq!(
+            cands[0].name,
+            "editDistance",
+            "{:?}",
+            cands.iter().map(|c| (&c.name, c.score)).collect::<Vec<_>>()
+        );
+        assert!(nearest > 0.2 && nearest < 1.0, "{nearest}");
+        // Nothing to re-rank.
+        assert_eq!(rerank_by_meaning(&e, q, &mut []), 0.0);
+    }
+
+    #[test]
+    fn meaning_decides_with_support_whether_the_store_answers() {
+        let r = |support: f32, meaning: Option<f32>, named: bool| Retrieval {
+            candidates: vec![unit("x", "fn x() {}", 12.0)],
+            support,
+            named,
+            best_score: 12.0,
+            meaning,
+        };
+        // Without an encoder: support alone.
+        assert!(r(0.7, None, false).answers());
+        assert!(!r(0.5, None, false).answers());
+        // Half the words, but the nearest unit means what the question asks.
+        assert!(r(0.5, Some(0.6), false).answers());
+        // Most of the words, yet nothing near in meaning: a question about something else.
+        assert!(!r(0.65, Some(0.3), false).answers());
+        // A name written as code is answered whatever its support.
+        assert!(r(0.1, Some(0.1), true).answers());
+        let mut none = r(0.9, Some(0.9), true);
+        none.candidates.clear();
+        assert!(!none.answers());
     }
 
     #[test]

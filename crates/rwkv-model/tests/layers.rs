@@ -1,7 +1,8 @@
 //! The import picture of the model's parts, each a crate: tokenizers (`rwkv-tokenizers`) and
 //! file formats (`rwkv-formats`) depend on no crate of ours, the CPU kernels (`rwkv-kernels`)
-//! only on the formats, and the model (`rwkv-model`) on those three. Inside each crate, the
-//! modules import each other without a circle.
+//! only on the formats, and the model (`rwkv-model`) on those three; the sentence encoder
+//! (`rwkv-embed`) on the formats and kernels. Inside each crate, the modules import each other
+//! without a circle.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,8 @@ const PARTS: &[(&str, &[&str])] = &[
     ("rwkv-formats", &[]),
     ("rwkv-kernels", &["rwkv-formats"]),
     ("rwkv-model", &["rwkv-formats", "rwkv-kernels", "rwkv-tokenizers"]),
+    // The sentence encoder beside the model: the same file formats and CPU kernels.
+    ("rwkv-embed", &["rwkv-formats", "rwkv-kernels"]),
 ];
 
 fn crates_dir() -> PathBuf {

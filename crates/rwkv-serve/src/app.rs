@@ -40,6 +40,8 @@ pub struct ServeOptions {
     pub max_tokens_limit: usize,
     /// Characters of an MCP tool result before it is cut.
     pub tool_result_chars: usize,
+    /// The sentence encoder that re-ranks retrieval by meaning (`rwkv-ask --embedder`).
+    pub embedder: Option<Arc<rwkv_embed::Embedder>>,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +57,7 @@ impl Default for ServeOptions {
             scratch_bytes: 256 << 20,
             max_tokens_limit: 4096,
             tool_result_chars: 20_000,
+            embedder: None,
         }
     }
 }
@@ -109,6 +112,14 @@ pub fn store_name(dir: &Path) -> String {
         .unwrap_or_else(|| "store".into())
 }
 
+/// A store's library as the server asks questions of it (with its sentence encoder).
+fn with_encoder(lib: Library<'static>, opts: &ServeOptions) -> Library<'static> {
+    match &opts.embedder {
+        Some(e) => lib.with_embedder(e.clone()),
+        None => lib,
+    }
+}
+
 impl App {
     /// A server over `stores` with `model` (held for the life of the process). A store that
     /// does not exist yet or holds no document is served empty (an ingest job can fill it); one
@@ -123,7 +134,7 @@ impl App {
         for dir in stores {
             let name = store_name(dir);
             let lib = match Library::open(dir, model, tokenizer.clone()) {
-                Ok(l) => Some(Arc::new(l)),
+                Ok(l) => Some(Arc::new(with_encoder(l, &opts))),
                 Err(rwkv_heads::Error::NoStore(_)) => None,
                 Err(source) => {
                     return Err(StartError::Store {
@@ -194,7 +205,8 @@ impl App {
         if let Ok(slot) = self.slot(name)
             && let Ok(l) = Library::open(&slot.dir, self.model, self.tokenizer.clone())
         {
-            *slot.lib.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(l));
+            *slot.lib.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(Arc::new(with_encoder(l, &self.opts)));
         }
     }
 

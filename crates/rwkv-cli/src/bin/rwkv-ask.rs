@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Parser;
 use rwkv_cli::{
-    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, ask, choose_template, choose_tokenizer, finish, init_logging,
-    load_model, resolve_model_path,
+    EmbedderArgs, ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, ask, choose_template, choose_tokenizer, finish,
+    init_logging, load_model, resolve_model_path,
 };
 use rwkv_heads::sample::SamplerConfig;
 use rwkv_heads::{AskOptions, Library, Rank, SelfTestOptions, SummaryTarget};
@@ -53,6 +53,8 @@ struct Args {
     fold_precision: rwkv_cli::ReadPrecision,
     #[command(flatten)]
     weights: WeightArgs,
+    #[command(flatten)]
+    embedder: EmbedderArgs,
     /// Segments to read.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -121,6 +123,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     model.set_fold_precision(read_precision);
     let tokenizer = choose_tokenizer(&args.tokenizer, &model)?;
+    let embedder = args.embedder.load()?;
     // Loading the model and opening the store: `timings.load_ms` in --json.
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     let lib = match Library::open(&args.store, &model, tokenizer.clone()) {
@@ -131,6 +134,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::Partial);
         }
         Err(e) => return Err(e.into()),
+    };
+    let lib = match embedder {
+        Some(e) => lib.with_embedder(e),
+        None => lib,
     };
     // The demo model (11M parameters, trained on code only) cannot write answers: its text is
     // noise. With it the evidence and sources are the answer, unless --generate forces one.

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Parser;
 use rwkv_cli::{
-    ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_template, choose_tokenizer, finish, init_logging, load_model,
-    resolve_model_path,
+    EmbedderArgs, ExitCode, LogArgs, TOKENIZER_HELP, WeightArgs, choose_template, choose_tokenizer, finish,
+    init_logging, load_model, resolve_model_path,
 };
 use rwkv_serve::{App, ServeOptions};
 
@@ -33,6 +33,8 @@ struct Args {
     tokenizer: String,
     #[command(flatten)]
     weights: WeightArgs,
+    #[command(flatten)]
+    embedder: EmbedderArgs,
     /// Address to listen on. A non-loopback address needs an API key.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -133,6 +135,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         capacity: args.capacity.max(1),
         scratch_bytes: args.scratch as usize,
         max_tokens_limit: args.max_tokens_limit,
+        embedder: args.embedder.load()?,
         ..ServeOptions::default()
     };
     let app = match App::new(model, tokenizer, &args.stores, opts) {
