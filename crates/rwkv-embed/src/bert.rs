@@ -1,6 +1,9 @@
 //! The BERT encoder and its mean pooling.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use rwkv_formats::tensor::to_f32;
@@ -42,7 +45,17 @@ pub struct Embedder {
     heads: usize,
     eps: f32,
     max_len: usize,
+    /// Embeddings of texts read before.
+    cache: Mutex<HashMap<CacheKey, Arc<[f32]>>>,
 }
+
+/// A cached embedding's text: its hash, its length and the word pieces read.
+type CacheKey = (u64, usize, usize);
+
+/// How many embeddings [`Embedder::embed`] keeps (384 floats each: about 25 MB), so that a server
+/// or a benchmark asking many questions of one store reads each unit once. Past it, the cache
+/// starts over.
+pub const CACHE_ENTRIES: usize = 16_384;
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +81,12 @@ impl Embedder {
                 .get(key)
                 .ok_or_else(|| not(format!("no `{key}` in its metadata")))
         };
+        if !meta("format")?.starts_with("rwkv-embed bert") {
+            return Err(not(format!(
+                "format {:?}, not \"rwkv-embed bert\"",
+                map.metadata["format"]
+            )));
+        }
         let vocab_text = meta("vocab")?;
         let vocab: Vec<&str> = vocab_text.split('\n').collect();
         let lower = meta("do_lower_case")? == "true";
@@ -166,6 +185,7 @@ impl Embedder {
             heads,
             eps,
             max_len,
+            cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -190,13 +210,63 @@ impl Embedder {
     }
 
     /// Unit-length embeddings of `texts`, each read up to `max_tokens` word pieces (at most
-    /// [`Embedder::max_len`]), in parallel.
+    /// [`Embedder::max_len`]), in parallel; a text read before comes from the cache
+    /// ([`CACHE_ENTRIES`]).
     pub fn embed(&self, texts: &[&str], max_tokens: usize) -> Vec<Vec<f32>> {
         let max_tokens = max_tokens.min(self.max_len);
-        texts
-            .par_iter()
-            .map(|t| self.embed_ids(&self.tokenizer.encode(t, max_tokens)))
+        let keys: Vec<CacheKey> = texts
+            .iter()
+            .map(|t| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                t.hash(&mut h);
+                (h.finish(), t.len(), max_tokens)
+            })
+            .collect();
+        let known: Vec<Option<Arc<[f32]>>> = {
+            let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            keys.iter().map(|k| cache.get(k).cloned()).collect()
+        };
+        let fresh: Vec<(usize, Arc<[f32]>)> = (0..texts.len())
+            .into_par_iter()
+            .filter(|&i| known[i].is_none())
+            .map(|i| {
+                (
+                    i,
+                    Arc::from(self.embed_ids(&self.tokenizer.encode(texts[i], max_tokens))),
+                )
+            })
+            .collect();
+        let mut out: Vec<Option<Arc<[f32]>>> = known;
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (i, e) in fresh {
+                if cache.len() >= CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(keys[i], e.clone());
+                out[i] = Some(e);
+            }
+        }
+        out.into_iter()
+            .map(|e| e.map(|e| e.to_vec()).unwrap_or_default())
             .collect()
+    }
+
+    /// Forget every cached embedding (a benchmark timing questions as separate processes
+    /// would).
+    pub fn clear_cache(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
+    /// How many embeddings the cache holds.
+    pub fn cached(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// The pooled, unit-length embedding of one sequence of word-piece ids.

@@ -14,7 +14,7 @@ mod bert;
 mod error;
 pub mod wordpiece;
 
-pub use bert::Embedder;
+pub use bert::{CACHE_ENTRIES, Embedder};
 pub use error::{Error, Result};
 
 /// Cosine similarity of two embeddings of unit length (their dot product).

@@ -76,13 +76,23 @@ fn embeddings_match_the_f32_reference() {
     }
     // What it is for: the question is nearest the code that answers it.
     assert!(similarity(&got[0], &got[1]) > similarity(&got[0], &got[2]) + 0.1);
+    // Read again, from the cache: the same vectors; another length is another entry.
+    assert_eq!(e.cached(), texts.len());
+    assert_eq!(e.embed(&texts, 256), got);
+    assert_eq!(e.cached(), texts.len());
+    let short = e.embed(&texts[..1], 8);
+    assert_eq!(e.cached(), texts.len() + 1);
+    assert_ne!(short[0], got[0]);
 }
 
 #[test]
 fn a_file_that_is_not_an_encoder_is_named() {
     let p = root().join("fixtures/models/rwkv7-code-11m.bf16.safetensors");
     let err = Embedder::load(&p).unwrap_err().to_string();
-    assert!(err.contains("rwkv7-code-11m") && err.contains("make-embedder"), "{err}");
+    assert!(
+        err.contains("rwkv7-code-11m") && err.contains("format \"pt\"") && err.contains("make-embedder"),
+        "{err}"
+    );
     let missing = Embedder::load(&root().join("fixtures/models/nope.safetensors"))
         .unwrap_err()
         .to_string();
