@@ -129,6 +129,12 @@ impl Embedder {
                 let t = map.get("embeddings.token_type_embeddings.weight")?;
                 to_f32(path, "embeddings.token_type_embeddings.weight", t)
             })?;
+        if max_len < 2 || token_type.len() < dim {
+            return Err(not(format!(
+                "{max_len} positions and {} token-type values for width {dim}",
+                token_type.len()
+            )));
+        }
         let ln = |name: &str| -> Result<(Vec<f32>, Vec<f32>)> {
             Ok((
                 map.f32(&format!("{name}.weight"), &[dim])?,

@@ -98,3 +98,70 @@ fn a_file_that_is_not_an_encoder_is_named() {
         .to_string();
     assert!(missing.contains("nope.safetensors"), "{missing}");
 }
+
+/// A copy of the bundled encoder's file with `edit` applied to its header (JSON) and metadata.
+fn edited(edit: impl Fn(&mut serde_json::Value)) -> tempfile_path::Path {
+    let bytes = std::fs::read(root().join("fixtures/models/all-minilm-l6-v2.bf16.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let mut h = serde_json::to_vec(&header).unwrap();
+    while !h.len().is_multiple_of(8) {
+        h.push(b' ');
+    }
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.extend_from_slice(&bytes[8 + n..]);
+    tempfile_path::write(&out)
+}
+
+/// A file in the system's temporary folder, removed when dropped.
+mod tempfile_path {
+    pub struct Path(pub std::path::PathBuf);
+    impl Drop for Path {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    pub fn write(bytes: &[u8]) -> Path {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rwkv-embed-test-{}-{}.safetensors",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&p, bytes).unwrap();
+        Path(p)
+    }
+}
+
+/// A change to a file's header.
+type Edit = dyn Fn(&mut serde_json::Value);
+
+#[test]
+fn settings_a_file_gets_wrong_are_named_not_panics() {
+    let cases: [(&str, Box<Edit>); 4] = [
+        (
+            "no `vocab`",
+            Box::new(|h| drop(h["__metadata__"].as_object_mut().unwrap().remove("vocab"))),
+        ),
+        (
+            "heads do not divide",
+            Box::new(|h| h["__metadata__"]["num_attention_heads"] = "7".into()),
+        ),
+        (
+            "positions",
+            Box::new(|h| h["__metadata__"]["max_seq_length"] = "1".into()),
+        ),
+        (
+            "word embeddings",
+            Box::new(|h| h["__metadata__"]["vocab"] = "[UNK]\n[CLS]\n[SEP]".into()),
+        ),
+    ];
+    for (want, edit) in cases {
+        let f = edited(edit);
+        let err = Embedder::load(&f.0).unwrap_err().to_string();
+        assert!(err.contains(want) && err.contains("rwkv-embed-test"), "{want}: {err}");
+    }
+}
