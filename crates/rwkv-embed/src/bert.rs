@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use rwkv_formats::tensor::to_f32;
+use rwkv_formats::tensor::{DType, to_f32};
 use rwkv_kernels::linalg::{Mat, linear};
+use rwkv_kernels::simd::{Arch, LANES, bf16_to_f32, exp, multiversion, sum_lanes};
 
 use crate::error::{Error, Result};
 use crate::wordpiece::WordPiece;
@@ -35,8 +36,8 @@ struct Layer {
 pub struct Embedder {
     path: PathBuf,
     tokenizer: WordPiece,
-    /// Word-piece embeddings, `[vocab, dim]` (f32).
-    words: Vec<f32>,
+    /// Word-piece embeddings, `[vocab, dim]`.
+    words: Words,
     positions: Vec<f32>,
     token_type: Vec<f32>,
     ln0: (Vec<f32>, Vec<f32>),
@@ -47,6 +48,26 @@ pub struct Embedder {
     max_len: usize,
     /// Embeddings of texts read before.
     cache: Mutex<HashMap<CacheKey, Arc<[f32]>>>,
+}
+
+/// The word-piece embedding table: bf16 as a bf16 file holds it, else f32.
+enum Words {
+    Bf16(Vec<u16>),
+    F32(Vec<f32>),
+}
+
+impl Words {
+    /// Row `id` (width `d`) into `out`.
+    fn row(&self, id: usize, d: usize, out: &mut [f32]) {
+        match self {
+            Words::Bf16(w) => {
+                for (o, &h) in out.iter_mut().zip(&w[id * d..(id + 1) * d]) {
+                    *o = bf16_to_f32(h);
+                }
+            }
+            Words::F32(w) => out.copy_from_slice(&w[id * d..(id + 1) * d]),
+        }
+    }
 }
 
 /// A cached embedding's text: its hash, its length and the word pieces read.
@@ -115,7 +136,17 @@ impl Embedder {
         if heads == 0 || dim % heads != 0 {
             return Err(not(format!("{heads} heads do not divide width {dim}")));
         }
-        let words = to_f32(path, "embeddings.word_embeddings.weight", word_t)?;
+        let words = match word_t.dtype {
+            // The largest table is kept as the file holds it (half the bytes of f32).
+            DType::BF16 if word_t.data.len() == n_vocab * dim * 2 => Words::Bf16(
+                word_t
+                    .data
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
+            ),
+            _ => Words::F32(to_f32(path, "embeddings.word_embeddings.weight", word_t)?),
+        };
         let positions = map
             .f32("embeddings.position_embeddings.weight", &[max_len.max(1), dim])
             .or_else(|_| {
@@ -281,10 +312,10 @@ impl Embedder {
         let mut x = vec![0f32; t * d];
         for (i, &id) in ids.iter().enumerate() {
             let row = &mut x[i * d..(i + 1) * d];
-            let w = &self.words[id as usize * d..(id as usize + 1) * d];
+            self.words.row(id as usize, d, row);
             let p = &self.positions[i * d..(i + 1) * d];
-            for (((o, w), p), ty) in row.iter_mut().zip(w).zip(p).zip(&self.token_type[..d]) {
-                *o = w + p + ty;
+            for ((o, p), ty) in row.iter_mut().zip(p).zip(&self.token_type[..d]) {
+                *o += p + ty;
             }
         }
         layer_norm(&mut x, d, &self.ln0, self.eps);
@@ -294,7 +325,9 @@ impl Embedder {
         let (mut q, mut k, mut v) = (vec![0f32; t * d], vec![0f32; t * d], vec![0f32; t * d]);
         let mut ctx = vec![0f32; t * d];
         let mut tmp = vec![0f32; t * d];
-        let mut scores = vec![0f32; t];
+        let inner = self.layers.iter().map(|l| l.upb.len()).max().unwrap_or(0);
+        let mut up = vec![0f32; t * inner];
+        let mut att = Attention::new(t, hd);
         for l in &self.layers {
             linear(&x, t, &l.q, &mut q);
             linear(&x, t, &l.k, &mut k);
@@ -302,30 +335,8 @@ impl Embedder {
             add_bias(&mut q, &l.qb);
             add_bias(&mut k, &l.kb);
             add_bias(&mut v, &l.vb);
-            ctx.fill(0.0);
             for h in 0..heads {
-                let cols = h * hd..(h + 1) * hd;
-                for i in 0..t {
-                    let qi = &q[i * d..][cols.clone()];
-                    let mut max = f32::NEG_INFINITY;
-                    for (j, s) in scores.iter_mut().enumerate() {
-                        let kj = &k[j * d..][cols.clone()];
-                        *s = qi.iter().zip(kj).map(|(a, b)| a * b).sum::<f32>() * scale;
-                        max = max.max(*s);
-                    }
-                    let mut sum = 0.0;
-                    for s in scores.iter_mut() {
-                        *s = (*s - max).exp();
-                        sum += *s;
-                    }
-                    let out = &mut ctx[i * d..][cols.clone()];
-                    for (j, s) in scores.iter().enumerate() {
-                        let w = s / sum;
-                        for (o, vj) in out.iter_mut().zip(&v[j * d..][cols.clone()]) {
-                            *o += w * vj;
-                        }
-                    }
-                }
+                attend(&q, &k, &v, (d, h * hd, hd), t, scale, &mut att, &mut ctx);
             }
             linear(&ctx, t, &l.o, &mut tmp);
             add_bias(&mut tmp, &l.ob);
@@ -333,13 +344,9 @@ impl Embedder {
                 *a += b;
             }
             layer_norm(&mut x, d, &l.ln1, self.eps);
-            let inner = l.upb.len();
-            let mut up = vec![0f32; t * inner];
             linear(&x, t, &l.up, &mut up);
             add_bias(&mut up, &l.upb);
-            for u in &mut up {
-                *u = gelu(*u);
-            }
+            gelu_inplace(&mut up);
             linear(&up, t, &l.down, &mut tmp);
             add_bias(&mut tmp, &l.downb);
             for (a, b) in x.iter_mut().zip(&tmp) {
@@ -358,6 +365,57 @@ impl Embedder {
             *p /= norm;
         }
         pooled
+    }
+}
+
+/// One head's buffers: its queries, keys (rows) and values (columns), scores, context.
+struct Attention {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    vt: Vec<f32>,
+    scores: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Attention {
+    fn new(t: usize, hd: usize) -> Attention {
+        Attention {
+            q: vec![0.0; t * hd],
+            k: vec![0.0; t * hd],
+            vt: vec![0.0; t * hd],
+            scores: vec![0.0; t * t],
+            out: vec![0.0; t * hd],
+        }
+    }
+}
+
+/// Scaled dot-product attention of one head over `t` rows: the head's columns `(width, start,
+/// len)` of `q`, `k` and `v` give its part of `ctx`. Both products go through
+/// [`rwkv_kernels::linalg::linear`] (the keys as the rows of a matrix, the values as its columns).
+#[allow(clippy::too_many_arguments)]
+fn attend(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    (d, start, hd): (usize, usize, usize),
+    t: usize,
+    scale: f32,
+    a: &mut Attention,
+    ctx: &mut [f32],
+) {
+    for i in 0..t {
+        let cols = i * d + start..i * d + start + hd;
+        a.q[i * hd..(i + 1) * hd].copy_from_slice(&q[cols.clone()]);
+        a.k[i * hd..(i + 1) * hd].copy_from_slice(&k[cols.clone()]);
+        for (c, &x) in v[cols].iter().enumerate() {
+            a.vt[c * t + i] = x;
+        }
+    }
+    linear(&a.q, t, &Mat::new(t, hd, a.k.clone()), &mut a.scores);
+    softmax_rows(&mut a.scores, t, scale);
+    linear(&a.scores, t, &Mat::new(hd, t, a.vt.clone()), &mut a.out);
+    for i in 0..t {
+        ctx[i * d + start..i * d + start + hd].copy_from_slice(&a.out[i * hd..(i + 1) * hd]);
     }
 }
 
@@ -381,21 +439,56 @@ fn layer_norm(x: &mut [f32], d: usize, wb: &(Vec<f32>, Vec<f32>), eps: f32) {
     }
 }
 
-/// GELU with the error function (BERT's `gelu`).
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x / std::f32::consts::SQRT_2))
+/// Softmax of each row (width `t`) of `x` times `scale`: the attention weights.
+#[inline(always)]
+fn softmax_rows_g<A: Arch>(x: &mut [f32], t: usize, scale: f32) {
+    for row in x.chunks_exact_mut(t) {
+        let mut top = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for l in 0..LANES {
+                top[l] = top[l].max(c[l]);
+            }
+        }
+        let max = chunks
+            .remainder()
+            .iter()
+            .chain(&top)
+            .fold(f32::NEG_INFINITY, |m, &s| m.max(s))
+            * scale;
+        for s in row.iter_mut() {
+            *s = exp::<A>(A::fma(*s, scale, -max));
+        }
+        let inv = 1.0 / sum_lanes(row);
+        for s in row.iter_mut() {
+            *s *= inv;
+        }
+    }
 }
+multiversion!(fn softmax_rows(x: &mut [f32], t: usize, scale: f32) => softmax_rows_g);
 
-/// The error function, within 1.5e-7 (Abramowitz and Stegun 7.1.26).
-fn erf(x: f32) -> f32 {
-    let s = x.signum();
-    let x = x.abs() as f64;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let y = 1.0
-        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t + 0.254_829_592)
-            * t
-            * (-x * x).exp();
-    s * y as f32
+/// GELU with the error function (BERT's `gelu`), element-wise.
+#[inline(always)]
+fn gelu_inplace_g<A: Arch>(x: &mut [f32]) {
+    for v in x.iter_mut() {
+        *v = 0.5 * *v * (1.0 + erf::<A>(*v * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+multiversion!(fn gelu_inplace(x: &mut [f32]) => gelu_inplace_g);
+
+/// The error function, within 1.5e-7 (Abramowitz and Stegun 7.1.26), in a form that
+/// vectorizes.
+#[inline(always)]
+fn erf<A: Arch>(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / A::fma(0.327_591_1, a, 1.0);
+    let mut p = 1.061_405_4_f32;
+    p = A::fma(p, t, -1.453_152_1);
+    p = A::fma(p, t, 1.421_413_8);
+    p = A::fma(p, t, -0.284_496_74);
+    p = A::fma(p, t, 0.254_829_6);
+    let y = 1.0 - p * t * exp::<A>(-a * a);
+    y.copysign(x)
 }
 
 #[cfg(test)]
@@ -411,7 +504,8 @@ mod tests {
             (-2.0, -0.995_322_3),
             (4.0, 1.0),
         ] {
-            assert!((erf(x) - want).abs() < 1e-6, "erf({x}) = {} not {want}", erf(x));
+            let got = erf::<rwkv_kernels::simd::Plain>(x);
+            assert!((got - want).abs() < 1e-6, "erf({x}) = {got} not {want}");
         }
     }
 }

@@ -22,6 +22,7 @@
 mod evidence;
 mod generate;
 mod library;
+mod meaning;
 mod question;
 mod retrieve;
 pub mod sample;

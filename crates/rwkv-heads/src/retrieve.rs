@@ -34,6 +34,7 @@ use rwkv_index::{Hit, Index, name_key, terms};
 use serde::Serialize;
 
 use crate::Result;
+use crate::meaning;
 use crate::question::{Question, name_parts};
 
 /// A question whose best units contain less than this share of its content words (weighted by
@@ -53,13 +54,6 @@ const TOP_SCORE_MID: f32 = 12.0;
 pub const ABSTAIN_BELOW_WITH_MEANING: f32 = 0.95;
 /// How much the nearest unit's similarity in meaning adds to support.
 const MEANING_SUPPORT_WEIGHT: f32 = 0.8;
-/// How much a unit's similarity in meaning to the question (cosine, −1…1) adds to its rank
-/// score when a sentence encoder re-ranks the best units (set on `benches/qa`).
-const MEANING_WEIGHT: f32 = 3.0;
-/// The best units (distinct texts) a sentence encoder re-ranks.
-const MEANING_UNITS: usize = 10;
-/// Word pieces of a unit (and of the question) the sentence encoder reads.
-const MEANING_TOKENS: usize = 256;
 
 // The weights of the hand-set score (what support is judged on; the rank is [`WEIGHTS`] over
 // [`FEATURES`]), set on `benches/qa`: a name written as code scores 10–14, a name spelled in
@@ -130,12 +124,12 @@ pub struct Candidate {
     #[serde(skip)]
     pub text: String,
     #[serde(skip)]
-    doc_bytes: u64,
+    pub(crate) doc_bytes: u64,
     #[serde(skip)]
-    text_hash: String,
+    pub(crate) text_hash: String,
     /// The hand-set score of the parts (what support is taken on).
     #[serde(skip)]
-    raw_score: f32,
+    pub(crate) raw_score: f32,
     /// The parts of the rank score, named by [`FEATURES`] (for benchmarks that weigh them).
     #[serde(skip)]
     pub features: [f32; FEATURE_COUNT],
@@ -697,14 +691,9 @@ pub(crate) fn retrieve_units(
             .then(a.seq.cmp(&b.seq))
     });
     let support = support(&q, &idf_in_store, &cands);
-    cands.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.path.cmp(&b.path))
-            .then(a.seq.cmp(&b.seq))
-    });
+    cands.sort_by(by_score);
     let best_score = cands.first().map_or(0.0, |c| c.score);
-    let meaning = embedder.map(|e| rerank_by_meaning(e, question, &mut cands));
+    let meaning = embedder.map(|e| meaning::rerank(e, question, &mut cands));
     // The same text in several documents: once, from the smallest document.
     let mut kept: Vec<Candidate> = Vec::new();
     for c in cands {
@@ -738,50 +727,12 @@ pub(crate) fn retrieve_units(
     })
 }
 
-/// Re-rank the best units (`cands`, best first) by how near in meaning each is to the question
-/// ([`MEANING_WEIGHT`] times the cosine similarity of their sentence embeddings, added to the
-/// rank score): the question's words and the code's need not be the same. Returns the largest
-/// similarity of those units.
-fn rerank_by_meaning(embedder: &rwkv_embed::Embedder, question: &str, cands: &mut [Candidate]) -> f32 {
-    let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut picked: Vec<usize> = Vec::new();
-    for (i, c) in cands.iter().enumerate() {
-        if picked.len() == MEANING_UNITS {
-            break;
-        }
-        if seen.insert(c.text_hash.as_str()) {
-            picked.push(i);
-        }
-    }
-    if picked.is_empty() {
-        return 0.0;
-    }
-    let texts: Vec<String> = std::iter::once(question.to_string())
-        .chain(
-            picked
-                .iter()
-                .map(|&i| format!("{} {}\n{}", cands[i].name, cands[i].path, cands[i].text)),
-        )
-        .collect();
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let emb = embedder.embed(&refs, MEANING_TOKENS);
-    let mut nearest = f32::NEG_INFINITY;
-    let sims: Vec<f32> = emb[1..].iter().map(|e| rwkv_embed::similarity(&emb[0], e)).collect();
-    for (&i, &sim) in picked.iter().zip(&sims) {
-        nearest = nearest.max(sim);
-        let hash = cands[i].text_hash.clone();
-        // Every copy of the same text moves with it.
-        for c in cands.iter_mut().filter(|c| c.text_hash == hash) {
-            c.score += MEANING_WEIGHT * sim;
-        }
-    }
-    cands.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then(a.path.cmp(&b.path))
-            .then(a.seq.cmp(&b.seq))
-    });
-    nearest
+/// Best rank score first; ties in path and position order.
+pub(crate) fn by_score(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(a.path.cmp(&b.path))
+        .then(a.seq.cmp(&b.seq))
 }
 
 /// How many parts [`Candidate::features`] has.
@@ -915,7 +866,7 @@ fn support(q: &Question, idf_in_store: &[(f32, bool)], cands: &[Candidate]) -> f
 const SUPPORT_UNITS: usize = 5;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -949,7 +900,7 @@ mod tests {
         assert_eq!(last_name("url_for"), "url_for");
     }
 
-    fn unit(name: &str, text: &str, score: f32) -> Candidate {
+    pub(crate) fn unit(name: &str, text: &str, score: f32) -> Candidate {
         Candidate {
             doc_id: name.into(),
             path: format!("lib/{name}.js"),
@@ -973,43 +924,6 @@ mod tests {
             raw_score: score,
             features: [0.0; FEATURE_COUNT],
         }
-    }
-
-    #[test]
-    fn meaning_moves_the_unit_that_answers_up() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fixtures/models/all-minilm-l6-v2.bf16.safetensors");
-        let e = rwkv_embed::Embedder::load(&path).unwrap();
-        // Ranked by words, a unit that shares "word" and "names" comes first; the one that
-        // measures how close two words are shares none of the question's words.
-        let mut cands = vec![
-            unit(
-                "listNames",
-                "function listNames(word) {\n  return names.map(n => word + n);\n}",
-                10.2,
-            ),
-            unit(
-                "editDistance",
-                "function editDistance(a, b) {\n  // Damerau-Levenshtein distance between two strings\n  return d[a.length][b.length];\n}",
-                10.0,
-            ),
-            unit(
-                "wrap",
-                "function wrap(str, width) {\n  // wrap text to the terminal width\n}",
-                9.9,
-            ),
-        ];
-        let q = "How does the library measure how close a mistyped word is to the names it knows?";
-        let nearest = rerank_by_meaning(&e, q, &mut cands);
-        assert_eq!(
-            cands[0].name,
-            "editDistance",
-            "{:?}",
-            cands.iter().map(|c| (&c.name, c.score)).collect::<Vec<_>>()
-        );
-        assert!(nearest > 0.2 && nearest < 1.0, "{nearest}");
-        // Nothing to re-rank.
-        assert_eq!(rerank_by_meaning(&e, q, &mut []), 0.0);
     }
 
     #[test]
