@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Download the five code bases of the QA retrieval benchmark at pinned
+# Download the six code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
-# (pip, cargo, npm) by package name.
+# (pip, cargo, npm) by package name, and Debian's archive for the Go one
+# (the Go module proxy is not one of the registries here; Debian's -dev
+# packages of Go libraries hold their whole source).
 #
 #   usage: benches/qa/fetch.sh DEST
 #
@@ -27,6 +29,13 @@ PY2_NAME=attrs
 PY2_VER=23.2.0
 JS2_NAME=commander
 JS2_VER=12.1.0
+# a Go code base, from Debian's archive (a sixth set, written after all tuning)
+GO_NAME=cobra
+GO_DEB=golang-github-spf13-cobra-dev
+GO_SRC=golang-github-spf13-cobra
+GO_VER=1.6.1-1
+GO_SHA256=4f5d20855133319beef3c5b49d3c21a0406f270bf94fb4b6f4d406b691283cb2
+GO_PATH=usr/share/gocode/src/github.com/spf13/cobra
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -127,9 +136,29 @@ fetch_js() {
     summary "$out"
 }
 
+fetch_go() {
+    local out="$DEST/$GO_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$GO_NAME $GO_VER] already present in $out, skipping"
+        return
+    fi
+    echo "[$GO_NAME $GO_VER] Debian package $GO_DEB"
+    local tmp="$WORK/go-$GO_NAME"
+    mkdir -p "$tmp/x"
+    local deb="$tmp/${GO_DEB}_${GO_VER}_all.deb"
+    curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${GO_SRC:0:1}/$GO_SRC/${GO_DEB}_${GO_VER}_all.deb" \
+        || (cd "$tmp" && apt-get download "$GO_DEB=$GO_VER")
+    echo "$GO_SHA256  $deb" | sha256sum -c --quiet
+    dpkg-deb -x "$deb" "$tmp/x"
+    strip_binaries "$tmp/x/$GO_PATH"
+    mv "$tmp/x/$GO_PATH" "$out"
+    summary "$out"
+}
+
 fetch_python "$PY_NAME" "$PY_VER"
 fetch_rust
 fetch_js "$JS_NAME" "$JS_VER"
 fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
+fetch_go
 echo "done: code bases are in $DEST"
