@@ -368,11 +368,9 @@ impl Embedder {
     }
 }
 
-/// One head's buffers: its queries, keys (rows) and values (columns), scores, context.
+/// One head's buffers: its queries, scores and context.
 struct Attention {
     q: Vec<f32>,
-    k: Vec<f32>,
-    vt: Vec<f32>,
     scores: Vec<f32>,
     out: Vec<f32>,
 }
@@ -381,8 +379,6 @@ impl Attention {
     fn new(t: usize, hd: usize) -> Attention {
         Attention {
             q: vec![0.0; t * hd],
-            k: vec![0.0; t * hd],
-            vt: vec![0.0; t * hd],
             scores: vec![0.0; t * t],
             out: vec![0.0; t * hd],
         }
@@ -391,7 +387,8 @@ impl Attention {
 
 /// Scaled dot-product attention of one head over `t` rows: the head's columns `(width, start,
 /// len)` of `q`, `k` and `v` give its part of `ctx`. Both products go through
-/// [`rwkv_kernels::linalg::linear`] (the keys as the rows of a matrix, the values as its columns).
+/// [`rwkv_kernels::linalg::linear`]: the keys are the rows (outputs) of one matrix, the values
+/// the inputs of another, each laid out input-major as `Mat::from_transposed` takes it.
 #[allow(clippy::too_many_arguments)]
 fn attend(
     q: &[f32],
@@ -403,17 +400,19 @@ fn attend(
     a: &mut Attention,
     ctx: &mut [f32],
 ) {
+    let mut keys = vec![0f32; hd * t];
+    let mut values = vec![0f32; t * hd];
     for i in 0..t {
         let cols = i * d + start..i * d + start + hd;
         a.q[i * hd..(i + 1) * hd].copy_from_slice(&q[cols.clone()]);
-        a.k[i * hd..(i + 1) * hd].copy_from_slice(&k[cols.clone()]);
-        for (c, &x) in v[cols].iter().enumerate() {
-            a.vt[c * t + i] = x;
+        values[i * hd..(i + 1) * hd].copy_from_slice(&v[cols.clone()]);
+        for (c, &x) in k[cols].iter().enumerate() {
+            keys[c * t + i] = x;
         }
     }
-    linear(&a.q, t, &Mat::new(t, hd, a.k.clone()), &mut a.scores);
+    linear(&a.q, t, &Mat::from_transposed(t, hd, keys), &mut a.scores);
     softmax_rows(&mut a.scores, t, scale);
-    linear(&a.scores, t, &Mat::new(hd, t, a.vt.clone()), &mut a.out);
+    linear(&a.scores, t, &Mat::from_transposed(hd, t, values), &mut a.out);
     for i in 0..t {
         ctx[i * d + start..i * d + start + hd].copy_from_slice(&a.out[i * hd..(i + 1) * hd]);
     }
