@@ -147,6 +147,14 @@ fn defined_name(line: &str) -> Option<&str> {
     if let Some(rest) = line.strip_prefix("pub(") {
         line = rest.split_once(')').map_or(rest, |(_, r)| r);
     }
+    // A Go method, `func (c *Command) Name(`: the receiver goes, the name stays.
+    if let Some((_, rest)) = line.strip_prefix("func (").and_then(|r| r.split_once(')')) {
+        let rest = rest.trim_start();
+        let end = rest
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        return (end > 0).then_some(&rest[..end]);
+    }
     let mut toks = line
         .split(|c: char| c.is_whitespace() || "(<{:;=,".contains(c))
         .filter(|t| !t.is_empty());
@@ -259,5 +267,14 @@ mod tests {
         assert_eq!(defined_name("pub(crate) async fn go(x: u8)"), Some("go"));
         assert_eq!(defined_name("export default function App() {"), Some("App"));
         assert_eq!(defined_name("let x = 1;"), None);
+        assert_eq!(
+            defined_name("func (c *Command) Traverse(args []string) error {"),
+            Some("Traverse")
+        );
+        assert_eq!(
+            defined_name("func ExactArgs(n int) PositionalArgs {"),
+            Some("ExactArgs")
+        );
+        assert_eq!(defined_name("func (c *Command) (x)"), None);
     }
 }
