@@ -105,13 +105,18 @@ fn edited(edit: impl Fn(&mut serde_json::Value)) -> tempfile_path::Path {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     edit(&mut header);
-    let mut h = serde_json::to_vec(&header).unwrap();
+    written(&header, &bytes[8 + n..])
+}
+
+/// A safetensors file of `header` and `data`, in the system's temporary folder.
+fn written(header: &serde_json::Value, data: &[u8]) -> tempfile_path::Path {
+    let mut h = serde_json::to_vec(header).unwrap();
     while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(&h);
-    out.extend_from_slice(&bytes[8 + n..]);
+    out.extend_from_slice(data);
     tempfile_path::write(&out)
 }
 
@@ -164,4 +169,47 @@ fn settings_a_file_gets_wrong_are_named_not_panics() {
         let err = Embedder::load(&f.0).unwrap_err().to_string();
         assert!(err.contains(want) && err.contains("rwkv-embed-test"), "{want}: {err}");
     }
+}
+
+#[test]
+fn an_f32_word_table_gives_the_same_embeddings() {
+    // The same file with its word-piece table widened to f32 (the table a bf16 file keeps as
+    // bf16): the widened values are the same, so are the embeddings.
+    let bytes = std::fs::read(root().join("fixtures/models/all-minilm-l6-v2.bf16.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let data = &bytes[8 + n..];
+    let name = "embeddings.word_embeddings.weight";
+    let span = |h: &serde_json::Value, t: &str| {
+        let o = &h[t]["data_offsets"];
+        (o[0].as_u64().unwrap() as usize, o[1].as_u64().unwrap() as usize)
+    };
+    let (a, b) = span(&header, name);
+    let wide: Vec<u8> = data[a..b]
+        .chunks_exact(2)
+        .flat_map(|h| f32::from_bits((u16::from_le_bytes([h[0], h[1]]) as u32) << 16).to_le_bytes())
+        .collect();
+    // Every tensor after the table moves by the bytes the table grows.
+    let grow = wide.len() - (b - a);
+    let names: Vec<String> = header
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "__metadata__")
+        .cloned()
+        .collect();
+    for t in &names {
+        let (s, e) = span(&header, t);
+        if t == name {
+            header[t]["dtype"] = "F32".into();
+            header[t]["data_offsets"] = serde_json::json!([s, s + wide.len()]);
+        } else if s >= b {
+            header[t]["data_offsets"] = serde_json::json!([s + grow, e + grow]);
+        }
+    }
+    let file = written(&header, &[&data[..a], &wide[..], &data[b..]].concat());
+    let wide = Embedder::load(&file.0).unwrap();
+    let texts: Vec<String> = cases().into_iter().map(|c| c.text).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert_eq!(wide.embed(&texts, 256), embedder().embed(&texts, 256));
 }
