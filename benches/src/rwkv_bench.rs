@@ -75,12 +75,10 @@ impl Asked {
 
     /// The store opened for questions.
     fn library<'m>(&self, model: &'m rwkv_model::Model, tokenizer: &Arc<dyn Tokenizer>) -> anyhow::Result<Library<'m>> {
-        let lib = Library::open(&self.store, model, tokenizer.clone())
-            .with_context(|| format!("opening store {}", self.store.display()))?;
-        Ok(match self.embedder.load()? {
-            Some(e) => lib.with_embedder(e),
-            None => lib,
-        })
+        let embedder = self.embedder.load()?;
+        Ok(Library::open(&self.store, model, tokenizer.clone())
+            .with_context(|| format!("opening store {}", self.store.display()))?
+            .with_embedder(embedder))
     }
 }
 

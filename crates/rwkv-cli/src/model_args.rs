@@ -11,6 +11,17 @@ use rwkv_model::tokenizer::{HfTokenizer, KnownTokenizer, Tokenizer};
 /// The bundled demo model, relative to the workspace root.
 pub const DEMO_MODEL: &str = "fixtures/models/rwkv7-code-11m.bf16.safetensors";
 
+/// A file bundled with the repository (`fixtures/…`), relative to the current folder or, for a
+/// binary run from anywhere, to the workspace it was built in.
+fn bundled(rel: &str) -> Option<PathBuf> {
+    [
+        PathBuf::from(rel),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel),
+    ]
+    .into_iter()
+    .find(|c| c.is_file())
+}
+
 /// The model to use: `--model`, else `$RWKV_MODEL`, else the bundled demo model. A hub
 /// reference (`hf:OWNER/REPO/FILE[@REVISION]`) is fetched into the hub cache first and its
 /// cached path returned (see [`crate::hub`]).
@@ -21,14 +32,8 @@ pub fn resolve_model_path(arg: Option<&Path>) -> anyhow::Result<(PathBuf, bool)>
     if let Some(p) = std::env::var_os("RWKV_MODEL") {
         return Ok((crate::hub::local_model_path(Path::new(&p))?, false));
     }
-    let candidates = [
-        PathBuf::from(DEMO_MODEL),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEMO_MODEL),
-    ];
-    for c in candidates {
-        if c.is_file() {
-            return Ok((c, true));
-        }
+    if let Some(p) = bundled(DEMO_MODEL) {
+        return Ok((p, true));
     }
     bail!("no model given and the bundled demo model ({DEMO_MODEL}) was not found: pass --model PATH or set RWKV_MODEL")
 }
@@ -314,19 +319,13 @@ impl EmbedderArgs {
             .or_else(|| std::env::var_os("RWKV_EMBEDDER").map(PathBuf::from));
         let path = match given {
             Some(p) => p,
-            None => {
-                let candidates = [
-                    PathBuf::from(DEMO_EMBEDDER),
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEMO_EMBEDDER),
-                ];
-                match candidates.into_iter().find(|c| c.is_file()) {
-                    Some(p) => p,
-                    None => {
-                        tracing::info!("no sentence encoder ({DEMO_EMBEDDER} not found): ranking by words and names");
-                        return Ok(None);
-                    }
+            None => match bundled(DEMO_EMBEDDER) {
+                Some(p) => p,
+                None => {
+                    tracing::info!("no sentence encoder ({DEMO_EMBEDDER} not found): ranking by words and names");
+                    return Ok(None);
                 }
-            }
+            },
         };
         let e = rwkv_embed::Embedder::load(&path)
             .with_context(|| format!("loading the sentence encoder {}", path.display()))?;

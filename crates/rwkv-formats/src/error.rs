@@ -11,13 +11,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be read at all.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not also a source: a chain printed whole says it once).
+        error: std::io::Error,
     },
     /// The file is not in a format we read (or is damaged beyond recognition).
     #[error("{path}: not an RWKV checkpoint: {reason}")]
@@ -72,7 +71,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
     /// `path` is damaged.

@@ -377,9 +377,9 @@ impl<'m> Library<'m> {
     }
 
     /// Re-rank the best units by meaning with a sentence encoder, and judge whether the store
-    /// answers a question with it too ([`crate::retrieve`]).
-    pub fn with_embedder(mut self, embedder: Arc<rwkv_embed::Embedder>) -> Self {
-        self.embedder = Some(embedder);
+    /// answers a question with it too ([`crate::retrieve`]); `None`: words and names only.
+    pub fn with_embedder(mut self, embedder: Option<Arc<rwkv_embed::Embedder>>) -> Self {
+        self.embedder = embedder;
         self
     }
 

@@ -112,14 +112,6 @@ pub fn store_name(dir: &Path) -> String {
         .unwrap_or_else(|| "store".into())
 }
 
-/// A store's library as the server asks questions of it (with its sentence encoder).
-fn with_encoder(lib: Library<'static>, opts: &ServeOptions) -> Library<'static> {
-    match &opts.embedder {
-        Some(e) => lib.with_embedder(e.clone()),
-        None => lib,
-    }
-}
-
 impl App {
     /// A server over `stores` with `model` (held for the life of the process). A store that
     /// does not exist yet or holds no document is served empty (an ingest job can fill it); one
@@ -134,7 +126,7 @@ impl App {
         for dir in stores {
             let name = store_name(dir);
             let lib = match Library::open(dir, model, tokenizer.clone()) {
-                Ok(l) => Some(Arc::new(with_encoder(l, &opts))),
+                Ok(l) => Some(Arc::new(l.with_embedder(opts.embedder.clone()))),
                 Err(rwkv_heads::Error::NoStore(_)) => None,
                 Err(source) => {
                     return Err(StartError::Store {
@@ -206,7 +198,7 @@ impl App {
             && let Ok(l) = Library::open(&slot.dir, self.model, self.tokenizer.clone())
         {
             *slot.lib.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(Arc::new(with_encoder(l, &self.opts)));
+                Some(Arc::new(l.with_embedder(self.opts.embedder.clone())));
         }
     }
 

@@ -135,10 +135,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
-    let lib = match embedder {
-        Some(e) => lib.with_embedder(e),
-        None => lib,
-    };
+    let lib = lib.with_embedder(embedder);
     // The demo model (11M parameters, trained on code only) cannot write answers: its text is
     // noise. With it the evidence and sources are the answer, unless --generate forces one.
     let generate = !demo || args.generate;
