@@ -54,31 +54,73 @@ fn words() -> &'static Words {
     })
 }
 
-/// The two words of a compound identifier part (`getattr` → `get` + `attr`), as the length of
-/// the first; `None` for a word that is not one (`parser`, `present`). `part` is lowercase.
-pub fn split(part: &str) -> Option<usize> {
+/// A piece of a compound: an identifier part, or (as the last piece only) a common prose word
+/// of six letters or more (`constfolding` → `const` + `folding`), counted as rarely seen.
+fn piece(w: &Words, s: &str, last: bool) -> Option<u32> {
+    match w.parts.get(s) {
+        Some(p) => Some(p.count),
+        None if last && w.common.contains(s) => Some(1),
+        None => None,
+    }
+}
+
+/// The most pieces a compound is split into (`funcnamefromcode` → `func`, `name`, `from`,
+/// `code`).
+const MAX_PIECES: usize = 4;
+
+/// The split of `s` into at most `left` pieces (one only when `whole`) with the fewest pieces,
+/// then the most-seen rarest piece: (pieces, rarest count, end of each piece but the last).
+fn pieces(w: &Words, s: &str, left: usize, whole: bool) -> Option<(usize, u32, Vec<usize>)> {
+    if let Some(n) = piece(w, s, true).filter(|_| whole) {
+        return Some((1, n, Vec::new()));
+    }
+    let mut best: Option<(usize, u32, Vec<usize>)> = None;
+    if left < 2 {
+        return best;
+    }
+    for i in 2..=s.len().saturating_sub(3) {
+        let Some(na) = piece(w, &s[..i], false) else { continue };
+        let Some((k, nb, rest)) = pieces(w, &s[i..], left - 1, true) else {
+            continue;
+        };
+        let (k, count) = (k + 1, na.min(nb));
+        if best.as_ref().is_none_or(|b| k < b.0 || (k == b.0 && count > b.1)) {
+            let mut ends = vec![i];
+            ends.extend(rest.iter().map(|e| e + i));
+            best = Some((k, count, ends));
+        }
+    }
+    best
+}
+
+/// The words of a compound identifier part (`getattr` → `get` + `attr`; `getobjname` → `get`,
+/// `obj`, `name`), as the end of every word but the last; `None` for a word that is not one
+/// (`parser`, `present`). `part` is lowercase. A common English word is only ever split in
+/// two, and only where [`PREFIXES`] or two wordy halves of four letters or more allow it.
+pub fn split(part: &str) -> Option<Vec<usize>> {
     let n = part.len();
     if !(5..=40).contains(&n) || !part.bytes().all(|b| b.is_ascii_lowercase()) {
         return None;
     }
     let w = words();
-    let mut common: Option<bool> = None;
-    let mut best: Option<(u32, usize)> = None;
-    for i in 2..=n - 3 {
-        let (a, b) = part.split_at(i);
-        let Some(pa) = w.parts.get(a) else { continue };
-        let Some(pb) = w.parts.get(b) else { continue };
-        if *common.get_or_insert_with(|| w.common.contains(part))
-            && !(PREFIXES.contains(&a) || (pa.wordy && pb.wordy && a.len() >= 4 && b.len() >= 4))
-        {
-            continue;
+    if w.common.contains(part) {
+        let mut best: Option<(u32, usize)> = None;
+        for i in 2..=n - 3 {
+            let (a, b) = part.split_at(i);
+            let (Some(pa), Some(pb)) = (w.parts.get(a), w.parts.get(b)) else {
+                continue;
+            };
+            if !(PREFIXES.contains(&a) || (pa.wordy && pb.wordy && a.len() >= 4 && b.len() >= 4)) {
+                continue;
+            }
+            let s = pa.count.min(pb.count);
+            if best.is_none_or(|(bs, _)| s > bs) {
+                best = Some((s, i));
+            }
         }
-        let s = pa.count.min(pb.count);
-        if best.is_none_or(|(bs, _)| s > bs) {
-            best = Some((s, i));
-        }
+        return best.map(|(_, i)| vec![i]);
     }
-    best.map(|(_, i)| i)
+    pieces(w, part, MAX_PIECES, false).map(|(_, _, ends)| ends)
 }
 
 #[cfg(test)]
@@ -86,7 +128,18 @@ mod tests {
     use super::*;
 
     fn halves(w: &str) -> Option<(&str, &str)> {
-        split(w).map(|i| w.split_at(i))
+        split(w).filter(|e| e.len() == 1).map(|e| w.split_at(e[0]))
+    }
+
+    fn words_of(w: &str) -> Vec<&str> {
+        let ends = split(w).unwrap_or_default();
+        let mut from = 0;
+        let mut out = Vec::new();
+        for e in ends.into_iter().chain([w.len()]) {
+            out.push(&w[from..e]);
+            from = e;
+        }
+        out
     }
 
     #[test]
@@ -97,11 +150,17 @@ mod tests {
         assert_eq!(halves("filename"), Some(("file", "name")));
         assert_eq!(halves("subcommand"), Some(("sub", "command")));
         assert_eq!(halves("isinstance"), Some(("is", "instance")));
+        // More than two words, and a common word last.
+        assert_eq!(words_of("getobjname"), ["get", "obj", "name"]);
+        assert_eq!(words_of("funcnamefromcode"), ["func", "name", "from", "code"]);
+        assert_eq!(words_of("constfolding"), ["const", "folding"]);
+        // Fewest words first: `filename` is two words, not `file` + `na` + `me`.
+        assert_eq!(words_of("getfilename"), ["get", "filename"]);
         for w in [
             "parser", "present", "appends", "forget", "print", "about", "prevent", "program", "extends", "statuses",
             "handle", "pretty", "Getattr", "get",
         ] {
-            assert_eq!(halves(w), None, "{w}");
+            assert_eq!(split(w), None, "{w}");
         }
     }
 }

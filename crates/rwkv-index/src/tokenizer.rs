@@ -4,18 +4,18 @@
 //! A word is a run of letters, digits and `_`. A word with several parts (split at `_` and at
 //! camelCase boundaries: `HTTPServer` is `http` + `server`) yields the joined lowercase form
 //! (`folddocument`) and then each part at consecutive positions; the joined form shares the
-//! first part's position. A compound part (`getattr`, `envvar`: [`crate::compounds`]) is
-//! followed by its two words, as if written `get_attr`. Because `FoldDocument` and
+//! first part's position. A compound part (`getattr`, `getobjname`: [`crate::compounds`]) is
+//! followed by its words, as if written `get_attr`, `get_obj_name`. Because `FoldDocument` and
 //! `fold_document` give the same tokens, a query in either spelling (a phrase of joined form and
 //! parts) matches both, and a query of separate words matches the parts. Everything is lowercased; tokens over 64 bytes are dropped.
 
 pub use tantivy::tokenizer::Token;
 use tantivy::tokenizer::{TokenStream, Tokenizer};
 
-/// The name the index registers [`CodeTokenizer`] under (`code4`: with canonical forms, irregular
-/// verbs, `-ically`/`-ily` words and compound parts split; a new name makes older indexes
+/// The name the index registers [`CodeTokenizer`] under (`code5`: with canonical forms, irregular
+/// verbs, `-ically`/`-ily` words and compound parts split into up to four words; a new name makes older indexes
 /// rebuild).
-pub const CODE_TOKENIZER: &str = "code4";
+pub const CODE_TOKENIZER: &str = "code5";
 
 const MAX_TOKEN_BYTES: usize = 64;
 
@@ -108,22 +108,32 @@ fn tokenize_opts(text: &str, split_compounds: bool) -> Vec<Token> {
             let joined: String = parts.iter().map(|p| p.2.as_str()).collect();
             push(start, end, joined, position);
         }
-        // A compound part (`getattr`) is followed by its two words at its position and the
-        // next, as if it had been written `get_attr`.
+        // A compound part (`getattr`) is followed by its words, the first at its position and
+        // the rest at the next ones, as if it had been written `get_attr`.
         let mut at = position;
         for (from, to, part) in parts {
-            let halves = if split_compounds {
+            let ends = if split_compounds {
                 crate::compounds::split(&part)
             } else {
                 None
             };
-            match halves {
-                Some(i) => {
-                    let (a, b) = (part[..i].to_string(), part[i..].to_string());
-                    push(from, to, part, at);
-                    push(from, from + i, a, at);
-                    push(from + i, to, b, at + 1);
-                    at += 2;
+            match ends {
+                Some(ends) => {
+                    let mut start = 0;
+                    let words: Vec<(usize, usize)> = ends
+                        .into_iter()
+                        .chain([part.len()])
+                        .map(|e| {
+                            let w = (start, e);
+                            start = e;
+                            w
+                        })
+                        .collect();
+                    push(from, to, part.clone(), at);
+                    for (a, b) in words {
+                        push(from + a, from + b, part[a..b].to_string(), at);
+                        at += 1;
+                    }
                 }
                 None => {
                     push(from, to, part, at);
