@@ -378,7 +378,15 @@ pub(crate) fn finish(mut raw: Vec<Raw>) -> Vec<Symbol> {
             stack.pop();
         }
         let parent = stack.last();
-        let mut scope = parent.map(|p| p.2.clone());
+        // C's `typedef struct Foo { … } Foo;`: the struct is not a member of its own typedef.
+        let scope_of = |p: &(usize, usize, String, SymbolKind)| {
+            let own = p.3 == SymbolKind::Type && p.2.rsplit('.').next() == Some(sym.name.as_str());
+            match own {
+                true => p.2.rsplit_once('.').map(|(s, _)| s.to_string()),
+                false => Some(p.2.clone()),
+            }
+        };
+        let mut scope = parent.and_then(scope_of);
         if let Some(q) = qualifier {
             scope = Some(match scope {
                 Some(s) => format!("{s}.{q}"),

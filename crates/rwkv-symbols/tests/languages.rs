@@ -387,6 +387,10 @@ int main(void) {
     printf("%d\n", SQR(local));
     return 0;
 }
+
+typedef struct node {
+    struct node *next;
+} node;
 "#;
 
 #[test]
@@ -408,6 +412,14 @@ fn c() {
     assert!(!f.definitions.iter().any(|s| s.name == "local"));
     has_ref(&f, "printf", 26);
     has_ref(&f, "strdup", 21);
+    // A struct named like its typedef is not scoped inside it (`node`, not `node.node`).
+    for kind in [K::Type, K::Struct] {
+        let found = f
+            .definitions
+            .iter()
+            .any(|s| s.name == "node" && s.kind == kind && s.scope.is_none());
+        assert!(found, "{kind:?} node\n{}", common::dump(&f));
+    }
 }
 
 const CPP: &str = r#"#include <vector>
