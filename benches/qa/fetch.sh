@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Download the six code bases of the QA retrieval benchmark at pinned
+# Download the seven code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
-# (pip, cargo, npm) by package name, and Debian's archive for the Go one
-# (the Go module proxy is not one of the registries here; Debian's -dev
-# packages of Go libraries hold their whole source).
+# (pip, cargo, npm) by package name, Debian's archive for the Go one (the
+# Go module proxy is not one of the registries here; Debian's -dev packages
+# of Go libraries hold their whole source), and the crates.io download of
+# the `lua-src` crate for the C one (it vendors Lua's C sources).
 #
 #   usage: benches/qa/fetch.sh DEST
 #
@@ -36,6 +37,13 @@ GO_SRC=golang-github-spf13-cobra
 GO_VER=1.6.1-1
 GO_SHA256=4f5d20855133319beef3c5b49d3c21a0406f270bf94fb4b6f4d406b691283cb2
 GO_PATH=usr/share/gocode/src/github.com/spf13/cobra
+# a C code base: Lua 5.4.7's interpreter, as vendored by the lua-src crate (a seventh set,
+# written after all tuning)
+C_NAME=lua
+C_CRATE=lua-src
+C_CRATE_VER=547.0.0
+C_SHA256=1edaf29e3517b49b8b746701e5648ccb5785cde1c119062cbabbc5d5cd115e42
+C_PATH=lua-5.4.7
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -155,10 +163,30 @@ fetch_go() {
     summary "$out"
 }
 
+fetch_c() {
+    local out="$DEST/$C_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$C_NAME $C_CRATE $C_CRATE_VER] already present in $out, skipping"
+        return
+    fi
+    echo "[$C_NAME] crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)"
+    local tmp="$WORK/c-$C_NAME"
+    mkdir -p "$tmp/x"
+    local crate="$tmp/$C_CRATE-$C_CRATE_VER.crate"
+    curl -fsSL -o "$crate" "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate"
+    echo "$C_SHA256  $crate" | sha256sum -c --quiet
+    tar -xzf "$crate" -C "$tmp/x"
+    local src="$tmp/x/$C_CRATE-$C_CRATE_VER/$C_PATH"
+    strip_binaries "$src"
+    mv "$src" "$out"
+    summary "$out"
+}
+
 fetch_python "$PY_NAME" "$PY_VER"
 fetch_rust
 fetch_js "$JS_NAME" "$JS_VER"
 fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
 fetch_go
+fetch_c
 echo "done: code bases are in $DEST"
