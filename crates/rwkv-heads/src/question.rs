@@ -23,7 +23,7 @@ pub(crate) struct Question {
     pub typed: Vec<(String, &'static [&'static str])>,
     /// Paths or file names the question names (`src/reader.rs`, `helpers.py`).
     pub paths: Vec<String>,
-    /// Whether the question is about tests.
+    /// Whether the question is about tests or benchmarks.
     pub about_tests: bool,
     /// For each content term, the canonical forms of related words ([`terms::related`]).
     pub related: Vec<Vec<String>>,
@@ -147,7 +147,7 @@ impl Question {
             .filter(|w| looks_like_path(w))
             .map(str::to_string)
             .collect();
-        let about_tests = all.iter().any(|t| t.starts_with("test"));
+        let about_tests = all.iter().any(|t| t.starts_with("test") || t.starts_with("bench"));
         let mut related: Vec<Vec<String>> = content
             .iter()
             .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())

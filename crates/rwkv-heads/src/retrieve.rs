@@ -345,6 +345,15 @@ fn module_of(path: &str) -> String {
     }
 }
 
+/// Whether a unit is a test or a benchmark: in such a file, or a `mod tests` / `mod bench` /
+/// `test_…` / `bench_…` inside a source file (those answer questions about tests).
+fn is_test_unit(path: &str, name: &str) -> bool {
+    is_test_path(path)
+        || name.split('.').any(|p| {
+            matches!(p, "test" | "tests" | "bench" | "benches") || p.starts_with("test_") || p.starts_with("bench_")
+        })
+}
+
 /// Whether a path looks like a test, example or benchmark file.
 fn is_test_path(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
@@ -595,12 +604,7 @@ pub(crate) fn retrieve_units(
             } else {
                 "text"
             };
-            // Tests (files, or a `mod tests` / `test_…` inside a source file) answer questions
-            // about tests.
-            let in_test = is_test_path(&c.path)
-                || c.name
-                    .split('.')
-                    .any(|p| matches!(p, "test" | "tests") || p.starts_with("test_"));
+            let in_test = is_test_unit(&c.path, &c.name);
             if !q.about_tests && in_test {
                 score *= 0.7;
             }
@@ -886,6 +890,12 @@ pub(crate) mod tests {
         assert!(is_test_path("pkg/x_test.go"));
         assert!(!is_test_path("src/flask/app.py"));
         assert!(!is_test_path("src/contest.rs"));
+        // Tests and benchmarks inside a source file, by their module or their name.
+        assert!(is_test_unit("src/postings/mod.rs", "bench.bench_compress"));
+        assert!(is_test_unit("src/reader.rs", "tests.folds_twice"));
+        assert!(is_test_unit("src/app.py", "test_app"));
+        assert!(!is_test_unit("src/bench.rs", "Bencher.run"));
+        assert!(!is_test_unit("src/postings/mod.rs", "BlockEncoder.compress"));
     }
 
     #[test]
