@@ -435,6 +435,18 @@ fn is_local(node: Node) -> bool {
     false
 }
 
+/// Whether `node` is inside the body of a function definition.
+fn inside_function(node: Node) -> bool {
+    let mut p = node.parent();
+    while let Some(n) = p {
+        if n.kind() == "function_definition" {
+            return true;
+        }
+        p = n.parent();
+    }
+    false
+}
+
 fn definition(
     lang: Lang,
     text: &str,
@@ -444,6 +456,12 @@ fn definition(
     mut kind: SymbolKind,
 ) -> Option<Raw> {
     if matches!(kind, SymbolKind::Variable | SymbolKind::Constant) && is_local(node) {
+        return None;
+    }
+    // C has no functions inside functions: what parses as one there is a macro used as a
+    // statement (`vmcase(OP_MOVE) { … }`, `list_for_each(p, head) { … }`), read as an old-style
+    // definition of the macro's name. (In C++ it could be a local class's method: local too.)
+    if matches!(lang, Lang::C | Lang::Cpp) && node.kind() == "function_definition" && inside_function(node) {
         return None;
     }
     let mut qualifier = None;

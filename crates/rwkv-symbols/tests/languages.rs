@@ -391,6 +391,17 @@ int main(void) {
 typedef struct node {
     struct node *next;
 } node;
+
+void run(node *head, int i) {
+    for (;;) {
+        dispatch (opcode(i)) {
+            on(OP_MOVE) {
+                visit(head);
+                next;
+            }
+        }
+    }
+}
 "#;
 
 #[test]
@@ -413,6 +424,14 @@ fn c() {
     has_ref(&f, "printf", 26);
     has_ref(&f, "strdup", 21);
     // A struct named like its typedef is not scoped inside it (`node`, not `node.node`).
+    // A macro used as a statement inside a function is not a definition of the macro.
+    has(&f, "run", K::Function);
+    let macro_names = ["dispatch", "opcode", "on", "OP_MOVE"];
+    assert!(
+        !f.definitions.iter().any(|s| macro_names.contains(&s.name.as_str())),
+        "{}",
+        common::dump(&f)
+    );
     for kind in [K::Type, K::Struct] {
         let found = f
             .definitions
