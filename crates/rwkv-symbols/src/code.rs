@@ -98,6 +98,7 @@ const JAVA_DEFS: &str = r#"
 (interface_declaration name: (identifier) @name) @definition.interface
 (annotation_type_declaration name: (identifier) @name) @definition.interface
 (enum_declaration name: (identifier) @name) @definition.enum
+(enum_constant name: (identifier) @name body: (class_body)) @definition.class
 (method_declaration name: (identifier) @name) @definition.method
 (constructor_declaration name: (identifier) @name) @definition.method
 "#;

@@ -341,6 +341,13 @@ public class UserService implements Service {
 }
 
 record Pair(int a, int b) {}
+
+enum Step {
+    First {
+        void read(Reader r) { r.next(); }
+    },
+    Plain;
+}
 "#;
 
 #[test]
@@ -357,6 +364,9 @@ fn java() {
     has(&f, "UserService.State", K::Enum);
     has(&f, "Pair", K::Class);
     has_ref(&f, "findAll", 15);
+    // An enum constant with a body scopes its methods (one `read` per state, told apart).
+    has(&f, "Step.First.read", K::Method);
+    assert!(!f.definitions.iter().any(|s| s.name == "Plain"), "{}", common::dump(&f));
 }
 
 const C: &str = r#"#include <stdio.h>
