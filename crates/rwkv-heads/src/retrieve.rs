@@ -354,6 +354,13 @@ fn is_test_unit(path: &str, name: &str) -> bool {
         })
 }
 
+/// Whether a unit's code is a declaration without a body: it ends in `;` (a C prototype, an
+/// interface method), `...` or `pass` (a Python `@overload` stub).
+fn has_no_body(text: &str) -> bool {
+    let last = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
+    last.ends_with(';') || last.ends_with("...") || last == "pass"
+}
+
 /// Whether a path looks like a test, example or benchmark file.
 fn is_test_path(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
@@ -567,7 +574,14 @@ pub(crate) fn retrieve_units(
             let doc_coverage = weighted_share(&q, &idf, idf_total, &prose_words);
             // Where the unit holds each question word: in its name (weight 3), its path or
             // comments (1.5), its body (1).
-            let name_words = word_set(&c.name);
+            // A test's name says what it checks ("handles commas in selector"), not what
+            // answers: its words count as body words unless the question is about tests.
+            let in_test = is_test_unit(&c.path, &c.name);
+            let name_words = if in_test && !q.about_tests {
+                BTreeSet::new()
+            } else {
+                word_set(&c.name)
+            };
             let path_words = word_set(&c.path);
             let name_words: BTreeSet<&str> = name_words.iter().map(String::as_str).collect();
             let path_words: BTreeSet<&str> = path_words.iter().map(String::as_str).collect();
@@ -604,7 +618,6 @@ pub(crate) fn retrieve_units(
             } else {
                 "text"
             };
-            let in_test = is_test_unit(&c.path, &c.name);
             if !q.about_tests && in_test {
                 score *= 0.7;
             }
@@ -642,9 +655,10 @@ pub(crate) fn retrieve_units(
             c
         })
         .collect();
-    // One name defined several times in one file and scope (Python's `@overload` stubs before
+    // One name declared several times in one file and scope (Python's `@overload` stubs before
     // the implementation, C declarations before the definition): the longest is the one that
-    // answers.
+    // answers. Overloads with bodies (Java's getter and setter `title()`, `title(String)`) are
+    // each an answer.
     let mut longest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
     for c in cands.iter().filter(|c| c.head && !c.name.is_empty()) {
         let n = longest.entry((c.path.as_str(), c.name.as_str())).or_default();
@@ -655,6 +669,7 @@ pub(crate) fn retrieve_units(
         .map(|c| {
             c.head
                 && !c.name.is_empty()
+                && has_no_body(&c.text)
                 && longest
                     .get(&(c.path.as_str(), c.name.as_str()))
                     .is_some_and(|&n| n > c.line_end - c.line_start)
@@ -896,6 +911,15 @@ pub(crate) mod tests {
         assert!(is_test_unit("src/app.py", "test_app"));
         assert!(!is_test_unit("src/bench.rs", "Bencher.run"));
         assert!(!is_test_unit("src/postings/mod.rs", "BlockEncoder.compress"));
+    }
+
+    #[test]
+    fn declarations_without_bodies_are_told() {
+        assert!(has_no_body("int fold(int n);"));
+        assert!(has_no_body("@overload\ndef get(self, k: str) -> str: ...\n"));
+        assert!(has_no_body("def f():\n    pass\n\n"));
+        assert!(!has_no_body("public String title() {\n    return t;\n}"));
+        assert!(!has_no_body("def f():\n    return 1\n"));
     }
 
     #[test]
