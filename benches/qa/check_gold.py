@@ -25,7 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 GOLD_RE = re.compile(r"^(?P<path>[^:]+?)(?::(?P<start>\d+)(?:-(?P<end>\d+))?)?$")
 # lines that are never the name line of a definition
-NOT_NAME_LINE = re.compile(r"^\s*(@|#\[|#!\[|//|/\*|\*|#(?!!)|$)")
+# (a line of annotations or decorators alone; Java's `@Nullable int[] name(` holds the name)
+NOT_NAME_LINE = re.compile(r"^\s*((@[\w.]+(\(.*\))?\s*)+$|#\[|#!\[|//|/\*|\*|#(?!!)|$)")
 IDENT_RE = re.compile(
     r"`"                                  # code span
     r"|\b[A-Za-z0-9]+_[A-Za-z0-9_]+\b"    # snake_case

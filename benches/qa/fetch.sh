@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Download the seven code bases of the QA retrieval benchmark at pinned
+# Download the eight code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
 # (pip, cargo, npm) by package name, Debian's archive for the Go one (the
 # Go module proxy is not one of the registries here; Debian's -dev packages
-# of Go libraries hold their whole source), and the crates.io download of
-# the `lua-src` crate for the C one (it vendors Lua's C sources).
+# of Go libraries hold their whole source), the crates.io download of the
+# `lua-src` crate for the C one (it vendors Lua's C sources), and Debian's
+# source archive for the Java one (Maven Central is not one of the
+# registries here).
 #
 #   usage: benches/qa/fetch.sh DEST
 #
@@ -44,6 +46,12 @@ C_CRATE=lua-src
 C_CRATE_VER=547.0.0
 C_SHA256=1edaf29e3517b49b8b746701e5648ccb5785cde1c119062cbabbc5d5cd115e42
 C_PATH=lua-5.4.7
+# a Java code base: jsoup's upstream release tarball from Debian's source pool (an eighth set,
+# written after all tuning)
+JAVA_NAME=jsoup
+JAVA_ORIG=jsoup_1.15.3.orig.tar.xz
+JAVA_SHA256=052511f0be47511f9b2a17d44fc1eccc4b5373e77cc5a3221e34b6af437e1e2e
+JAVA_TOP=jsoup-jsoup-1.15.3
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -182,6 +190,24 @@ fetch_c() {
     summary "$out"
 }
 
+fetch_java() {
+    local out="$DEST/$JAVA_NAME"
+    if [[ -d "$out" ]]; then
+        echo "[$JAVA_NAME $JAVA_ORIG] already present in $out, skipping"
+        return
+    fi
+    echo "[$JAVA_NAME] Debian source $JAVA_ORIG"
+    local tmp="$WORK/java-$JAVA_NAME"
+    mkdir -p "$tmp/x"
+    local orig="$tmp/$JAVA_ORIG"
+    curl -fsSL -o "$orig" "http://deb.debian.org/debian/pool/main/${JAVA_NAME:0:1}/$JAVA_NAME/$JAVA_ORIG"
+    echo "$JAVA_SHA256  $orig" | sha256sum -c --quiet
+    tar -xJf "$orig" -C "$tmp/x"
+    strip_binaries "$tmp/x/$JAVA_TOP"
+    mv "$tmp/x/$JAVA_TOP" "$out"
+    summary "$out"
+}
+
 fetch_python "$PY_NAME" "$PY_VER"
 fetch_rust
 fetch_js "$JS_NAME" "$JS_VER"
@@ -189,4 +215,5 @@ fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
 fetch_go
 fetch_c
+fetch_java
 echo "done: code bases are in $DEST"

@@ -18,8 +18,8 @@
 //!   of the question inside one window of 24 positions, pairs, fields, references, length, and
 //!   whether it is a test, a prose section, a type stub, a container, a definition's head or a
 //!   caller of one of the best units) are weighed by [`WEIGHTS`], learned on five of
-//!   `benches/qa`'s sets (code bases no one here wrote, three languages; the sixth and seventh,
-//!   in Go and C, were written after; `rwkv-bench qa --features` writes the parts,
+//!   `benches/qa`'s sets (code bases no one here wrote, three languages; the sixth to eighth,
+//!   in Go, C and Java, were written after; `rwkv-bench qa --features` writes the parts,
 //!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
 //!   units hold, moved a little by the best unit's rank score: below [`ABSTAIN_BELOW`] the store
