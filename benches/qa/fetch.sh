@@ -77,13 +77,32 @@ summary() {
     echo "  -> $dir ($(find "$dir" -type f | wc -l) files, $(du -sb "$dir" | cut -f1) bytes)"
 }
 
+# Whether a code base is already in OUT (then it is skipped, saying so).
+present() {
+    local out=$1 label=$2
+    [[ -d "$out" ]] || return 1
+    echo "[$label] already present in $out, skipping"
+}
+
+# Move an unpacked tree, its large binaries removed, to its place under DEST.
+install_tree() {
+    local src=$1 out=$2
+    strip_binaries "$src"
+    mv "$src" "$out"
+    summary "$out"
+}
+
+# Download URL to FILE and check its SHA-256.
+download_checked() {
+    local url=$1 sha=$2 file=$3
+    curl -fsSL -o "$file" "$url"
+    echo "$sha  $file" | sha256sum -c --quiet
+}
+
 fetch_python() {
     local PY_NAME=$1 PY_VER=$2
     local out="$DEST/$PY_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$PY_NAME $PY_VER] already present in $out, skipping"
-        return
-    fi
+    present "$out" "$PY_NAME $PY_VER" && return
     echo "[$PY_NAME $PY_VER] pip download (sdist)"
     local tmp="$WORK/py-$PY_NAME"
     mkdir -p "$tmp/dl" "$tmp/unpack"
@@ -98,17 +117,12 @@ fetch_python() {
     fi
     local top
     top=$(find "$tmp/unpack" -mindepth 1 -maxdepth 1 -type d | head -n1)
-    strip_binaries "$top"
-    mv "$top" "$out"
-    summary "$out"
+    install_tree "$top" "$out"
 }
 
 fetch_rust() {
     local out="$DEST/$RS_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$RS_NAME $RS_VER] already present in $out, skipping"
-        return
-    fi
+    present "$out" "$RS_NAME $RS_VER" && return
     echo "[$RS_NAME $RS_VER] cargo vendor (throw-away project)"
     local proj="$WORK/rs"
     mkdir -p "$proj/src"
@@ -129,35 +143,25 @@ TOML
     local src="$proj/vendor/$RS_NAME-$RS_VER"
     [[ -d "$src" ]] || { echo "cargo vendor did not produce $src" >&2; exit 1; }
     rm -f "$src/.cargo-checksum.json"
-    strip_binaries "$src"
-    mv "$src" "$out"
-    summary "$out"
+    install_tree "$src" "$out"
 }
 
 fetch_js() {
     local JS_NAME=$1 JS_VER=$2
     local out="$DEST/$JS_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$JS_NAME $JS_VER] already present in $out, skipping"
-        return
-    fi
+    present "$out" "$JS_NAME $JS_VER" && return
     echo "[$JS_NAME $JS_VER] npm pack"
     local tmp="$WORK/js-$JS_NAME"
     mkdir -p "$tmp/unpack"
     local tgz
     tgz=$(cd "$tmp" && npm pack --silent "$JS_NAME@$JS_VER" | tail -n1)
     tar -xzf "$tmp/$tgz" -C "$tmp/unpack"
-    strip_binaries "$tmp/unpack/package"
-    mv "$tmp/unpack/package" "$out"
-    summary "$out"
+    install_tree "$tmp/unpack/package" "$out"
 }
 
 fetch_go() {
     local out="$DEST/$GO_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$GO_NAME $GO_VER] already present in $out, skipping"
-        return
-    fi
+    present "$out" "$GO_NAME $GO_VER" && return
     echo "[$GO_NAME $GO_VER] Debian package $GO_DEB"
     local tmp="$WORK/go-$GO_NAME"
     mkdir -p "$tmp/x"
@@ -166,46 +170,22 @@ fetch_go() {
         || (cd "$tmp" && apt-get download "$GO_DEB=$GO_VER")
     echo "$GO_SHA256  $deb" | sha256sum -c --quiet
     dpkg-deb -x "$deb" "$tmp/x"
-    strip_binaries "$tmp/x/$GO_PATH"
-    mv "$tmp/x/$GO_PATH" "$out"
-    summary "$out"
+    install_tree "$tmp/x/$GO_PATH" "$out"
 }
 
-fetch_c() {
-    local out="$DEST/$C_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$C_NAME $C_CRATE $C_CRATE_VER] already present in $out, skipping"
-        return
-    fi
-    echo "[$C_NAME] crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)"
-    local tmp="$WORK/c-$C_NAME"
+# A checked tarball: NAME, what to call it, its URL, its SHA-256, and the folder inside it that
+# becomes DEST/NAME.
+fetch_tarball() {
+    local name=$1 label=$2 url=$3 sha=$4 inside=$5
+    local out="$DEST/$name"
+    present "$out" "$name $label" && return
+    echo "[$name] $label"
+    local tmp="$WORK/tar-$name"
     mkdir -p "$tmp/x"
-    local crate="$tmp/$C_CRATE-$C_CRATE_VER.crate"
-    curl -fsSL -o "$crate" "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate"
-    echo "$C_SHA256  $crate" | sha256sum -c --quiet
-    tar -xzf "$crate" -C "$tmp/x"
-    local src="$tmp/x/$C_CRATE-$C_CRATE_VER/$C_PATH"
-    strip_binaries "$src"
-    mv "$src" "$out"
-    summary "$out"
-}
-
-fetch_java() {
-    local out="$DEST/$JAVA_NAME"
-    if [[ -d "$out" ]]; then
-        echo "[$JAVA_NAME $JAVA_ORIG] already present in $out, skipping"
-        return
-    fi
-    echo "[$JAVA_NAME] Debian source $JAVA_ORIG"
-    local tmp="$WORK/java-$JAVA_NAME"
-    mkdir -p "$tmp/x"
-    local orig="$tmp/$JAVA_ORIG"
-    curl -fsSL -o "$orig" "http://deb.debian.org/debian/pool/main/${JAVA_NAME:0:1}/$JAVA_NAME/$JAVA_ORIG"
-    echo "$JAVA_SHA256  $orig" | sha256sum -c --quiet
-    tar -xJf "$orig" -C "$tmp/x"
-    strip_binaries "$tmp/x/$JAVA_TOP"
-    mv "$tmp/x/$JAVA_TOP" "$out"
-    summary "$out"
+    local file="$tmp/${url##*/}"
+    download_checked "$url" "$sha" "$file"
+    tar -xf "$file" -C "$tmp/x"
+    install_tree "$tmp/x/$inside" "$out"
 }
 
 fetch_python "$PY_NAME" "$PY_VER"
@@ -214,6 +194,8 @@ fetch_js "$JS_NAME" "$JS_VER"
 fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
 fetch_go
-fetch_c
-fetch_java
+fetch_tarball "$C_NAME" "crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)" \
+    "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate" "$C_SHA256" "$C_CRATE-$C_CRATE_VER/$C_PATH"
+fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
+    "http://deb.debian.org/debian/pool/main/${JAVA_NAME:0:1}/$JAVA_NAME/$JAVA_ORIG" "$JAVA_SHA256" "$JAVA_TOP"
 echo "done: code bases are in $DEST"
