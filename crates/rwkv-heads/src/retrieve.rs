@@ -354,6 +354,29 @@ fn is_test_unit(path: &str, name: &str) -> bool {
         })
 }
 
+/// Whether a unit is named as a test, by its file's name (`test_app.py`, `x_test.go`,
+/// `SelectorTest.java`, `a.spec.ts`) or its own (`test_x`, `TestX`, `SelectorTest.handlesX`,
+/// `tests.x`, `bench_x`). Unlike [`is_test_unit`], a folder does not count: a store whose every
+/// path runs through `fixtures/` or `tests/` still has names that answer.
+fn is_named_test(path: &str, name: &str) -> bool {
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let stem = file.split('.').next().unwrap_or(file);
+    let lower = file.to_ascii_lowercase();
+    let test_word = |p: &str| p.ends_with("Test") || p.ends_with("Tests");
+    lower.starts_with("test_")
+        || lower.contains("_test.")
+        || lower.contains(".test.")
+        || lower.contains(".spec.")
+        || test_word(stem)
+        || name.split('.').any(|p| {
+            let l = p.to_ascii_lowercase();
+            test_word(p)
+                || l.starts_with("test")
+                || l.starts_with("bench_")
+                || matches!(l.as_str(), "bench" | "benches")
+        })
+}
+
 /// Whether a unit's code is a declaration without a body: it ends in `;` (a C prototype, an
 /// interface method), `...` or `pass` (a Python `@overload` stub).
 fn has_no_body(text: &str) -> bool {
@@ -577,7 +600,7 @@ pub(crate) fn retrieve_units(
             // A test's name says what it checks ("handles commas in selector"), not what
             // answers: its words count as body words unless the question is about tests.
             let in_test = is_test_unit(&c.path, &c.name);
-            let name_words = if in_test && !q.about_tests {
+            let name_words = if is_named_test(&c.path, &c.name) && !q.about_tests {
                 BTreeSet::new()
             } else {
                 word_set(&c.name)
@@ -714,10 +737,27 @@ pub(crate) fn retrieve_units(
     cands.sort_by(by_score);
     let best_score = cands.first().map_or(0.0, |c| c.score);
     let meaning = embedder.map(|e| meaning::rerank(e, question, &mut cands));
-    // The same text in several documents: once, from the smallest document.
+    let kept = distinct(cands, top);
+    Ok(Retrieval {
+        candidates: kept,
+        support,
+        named,
+        best_score,
+        meaning,
+    })
+}
+
+/// The best `top` of `cands` (in rank order), each text once: the same text in several
+/// documents is kept from the smallest document, the others listed as its duplicates; a
+/// declaration without a body (an overload signature, a prototype) after its implementation
+/// adds nothing and is dropped.
+fn distinct(cands: Vec<Candidate>, top: usize) -> Vec<Candidate> {
     let mut kept: Vec<Candidate> = Vec::new();
     for c in cands {
         if c.text.trim().is_empty() {
+            continue;
+        }
+        if c.features[SHORTER] == 1.0 && kept.iter().any(|k| k.path == c.path && k.name == c.name) {
             continue;
         }
         if let Some(k) = kept.iter_mut().find(|k| k.text_hash == c.text_hash) {
@@ -738,13 +778,7 @@ pub(crate) fn retrieve_units(
         }
     }
     kept.truncate(top.max(1));
-    Ok(Retrieval {
-        candidates: kept,
-        support,
-        named,
-        best_score,
-        meaning,
-    })
+    kept
 }
 
 /// Best rank score first; ties in path and position order.
@@ -911,6 +945,31 @@ pub(crate) mod tests {
         assert!(is_test_unit("src/app.py", "test_app"));
         assert!(!is_test_unit("src/bench.rs", "Bencher.run"));
         assert!(!is_test_unit("src/postings/mod.rs", "BlockEncoder.compress"));
+        // Named as tests, whatever the folders.
+        assert!(is_named_test(
+            "src/test/java/SelectorTest.java",
+            "SelectorTest.handlesCommas"
+        ));
+        assert!(is_named_test("command_test.go", "TestPersistentHooks"));
+        assert!(is_named_test("src/reader.rs", "tests.folds_twice"));
+        assert!(is_named_test("tests/test_app.py", "test_app"));
+        assert!(!is_named_test("fixtures/code/src/main.rs", "eval"));
+        assert!(!is_named_test("tests/semaphore_batch.rs", "release_permits_at_drop"));
+    }
+
+    #[test]
+    fn overload_signatures_after_their_implementation_are_dropped() {
+        let implementation = unit("switchMap", "function switchMap(p) {\n  return op(p);\n}", 26.0);
+        let mut signature = unit("switchMap", "function switchMap(p: P): R;", 19.0);
+        signature.text_hash = "sig".into();
+        signature.features[SHORTER] = 1.0;
+        let other = unit("mergeMap", "function mergeMap(p) {}", 18.0);
+        let kept = distinct(vec![implementation.clone(), signature.clone(), other], 3);
+        let names: Vec<&str> = kept.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(names, [implementation.text.as_str(), "function mergeMap(p) {}"]);
+        // A signature alone (its implementation not among the best) stays.
+        let kept = distinct(vec![signature], 3);
+        assert_eq!(kept.len(), 1);
     }
 
     #[test]

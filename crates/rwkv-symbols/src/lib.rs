@@ -380,10 +380,10 @@ pub(crate) fn finish(mut raw: Vec<Raw>) -> Vec<Symbol> {
         let parent = stack.last();
         // C's `typedef struct Foo { … } Foo;`: the struct is not a member of its own typedef.
         let scope_of = |p: &(usize, usize, String, SymbolKind)| {
-            let own = p.3 == SymbolKind::Type && p.2.rsplit('.').next() == Some(sym.name.as_str());
-            match own {
-                true => p.2.rsplit_once('.').map(|(s, _)| s.to_string()),
-                false => Some(p.2.clone()),
+            if p.3 == SymbolKind::Type && p.2.rsplit('.').next() == Some(sym.name.as_str()) {
+                p.2.rsplit_once('.').map(|(s, _)| s.to_string())
+            } else {
+                Some(p.2.clone())
             }
         };
         let mut scope = parent.and_then(scope_of);
