@@ -28,6 +28,7 @@ mod retrieve;
 pub mod sample;
 mod selftest;
 mod summary;
+mod unit_kind;
 
 pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template, TextStream, clean_user_text};

@@ -37,6 +37,7 @@ use serde::Serialize;
 use crate::Result;
 use crate::meaning;
 use crate::question::{Question, name_parts};
+use crate::unit_kind::{has_no_body, is_named_test, is_stub_path, is_test_unit};
 
 /// A question whose best units contain less than this share of its content words (weighted by
 /// rarity), moved by how well the best unit scores ([`TOP_SCORE_WEIGHT`]), is not answered by the
@@ -343,75 +344,6 @@ fn module_of(path: &str) -> String {
     } else {
         name_key(stem)
     }
-}
-
-/// Whether a unit is a test or a benchmark: in such a file, or a `mod tests` / `mod bench` /
-/// `test_…` / `bench_…` inside a source file (those answer questions about tests).
-fn is_test_unit(path: &str, name: &str) -> bool {
-    is_test_path(path)
-        || name.split('.').any(|p| {
-            matches!(p, "test" | "tests" | "bench" | "benches") || p.starts_with("test_") || p.starts_with("bench_")
-        })
-}
-
-/// Whether a unit is named as a test, by its file's name (`test_app.py`, `x_test.go`,
-/// `SelectorTest.java`, `a.spec.ts`) or its own (`test_x`, `TestX`, `SelectorTest.handlesX`,
-/// `tests.x`, `bench_x`). Unlike [`is_test_unit`], a folder does not count: a store whose every
-/// path runs through `fixtures/` or `tests/` still has names that answer.
-fn is_named_test(path: &str, name: &str) -> bool {
-    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
-    let stem = file.split('.').next().unwrap_or(file);
-    let lower = file.to_ascii_lowercase();
-    let test_word = |p: &str| p.ends_with("Test") || p.ends_with("Tests");
-    lower.starts_with("test_")
-        || lower.contains("_test.")
-        || lower.contains(".test.")
-        || lower.contains(".spec.")
-        || test_word(stem)
-        || name.split('.').any(|p| {
-            let l = p.to_ascii_lowercase();
-            test_word(p)
-                || l.starts_with("test")
-                || l.starts_with("bench_")
-                || matches!(l.as_str(), "bench" | "benches")
-        })
-}
-
-/// Whether a unit's code is a declaration without a body: it ends in `;` (a C prototype, an
-/// interface method), `...` or `pass` (a Python `@overload` stub).
-fn has_no_body(text: &str) -> bool {
-    let last = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("");
-    last.ends_with(';') || last.ends_with("...") || last == "pass"
-}
-
-/// Whether a path looks like a test, example or benchmark file.
-fn is_test_path(path: &str) -> bool {
-    let p = path.to_ascii_lowercase();
-    p.split(['/', '\\']).any(|c| {
-        matches!(
-            c,
-            "test"
-                | "tests"
-                | "testing"
-                | "__tests__"
-                | "spec"
-                | "specs"
-                | "examples"
-                | "example"
-                | "benches"
-                | "bench"
-                | "fixtures"
-                | "testdata"
-        )
-    }) || p
-        .rsplit('/')
-        .next()
-        .is_some_and(|f| f.starts_with("test_") || f.contains("_test.") || f.contains(".test.") || f.contains(".spec."))
-}
-
-/// Whether a path holds declarations only: type stubs (`.pyi`, `.d.ts`).
-fn is_stub_path(path: &str) -> bool {
-    path.ends_with(".pyi") || path.ends_with(".d.ts") || path.ends_with(".d.mts") || path.ends_with(".d.cts")
 }
 
 /// The result of retrieval: the best units and how well the store supports the question.
@@ -933,31 +865,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn test_paths_are_told() {
-        assert!(is_test_path("tests/test_app.py"));
-        assert!(is_test_path("src/foo.test.js"));
-        assert!(is_test_path("pkg/x_test.go"));
-        assert!(!is_test_path("src/flask/app.py"));
-        assert!(!is_test_path("src/contest.rs"));
-        // Tests and benchmarks inside a source file, by their module or their name.
-        assert!(is_test_unit("src/postings/mod.rs", "bench.bench_compress"));
-        assert!(is_test_unit("src/reader.rs", "tests.folds_twice"));
-        assert!(is_test_unit("src/app.py", "test_app"));
-        assert!(!is_test_unit("src/bench.rs", "Bencher.run"));
-        assert!(!is_test_unit("src/postings/mod.rs", "BlockEncoder.compress"));
-        // Named as tests, whatever the folders.
-        assert!(is_named_test(
-            "src/test/java/SelectorTest.java",
-            "SelectorTest.handlesCommas"
-        ));
-        assert!(is_named_test("command_test.go", "TestPersistentHooks"));
-        assert!(is_named_test("src/reader.rs", "tests.folds_twice"));
-        assert!(is_named_test("tests/test_app.py", "test_app"));
-        assert!(!is_named_test("fixtures/code/src/main.rs", "eval"));
-        assert!(!is_named_test("tests/semaphore_batch.rs", "release_permits_at_drop"));
-    }
-
-    #[test]
     fn overload_signatures_after_their_implementation_are_dropped() {
         let implementation = unit("switchMap", "function switchMap(p) {\n  return op(p);\n}", 26.0);
         let mut signature = unit("switchMap", "function switchMap(p: P): R;", 19.0);
@@ -970,15 +877,6 @@ pub(crate) mod tests {
         // A signature alone (its implementation not among the best) stays.
         let kept = distinct(vec![signature], 3);
         assert_eq!(kept.len(), 1);
-    }
-
-    #[test]
-    fn declarations_without_bodies_are_told() {
-        assert!(has_no_body("int fold(int n);"));
-        assert!(has_no_body("@overload\ndef get(self, k: str) -> str: ...\n"));
-        assert!(has_no_body("def f():\n    pass\n\n"));
-        assert!(!has_no_body("public String title() {\n    return t;\n}"));
-        assert!(!has_no_body("def f():\n    return 1\n"));
     }
 
     #[test]
