@@ -486,6 +486,13 @@ fn definition(
                     qualifier = Some(quals.join("."));
                 }
                 (last, n)
+            } else if lang == Lang::Cpp
+                && n.kind() != "destructor_name"
+                && text[..n.start_byte()].trim_end().ends_with('~')
+            {
+                // A destructor after a macro (`EXPORT ~Guard()`) parses with its `~` in an
+                // error node beside the name: it is still `~Guard`.
+                (format!("~{}", full.trim()), n)
             } else {
                 (full.trim().to_string(), n)
             }

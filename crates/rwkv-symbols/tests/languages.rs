@@ -541,3 +541,19 @@ fn a_doc_block_one_blank_line_above_joins_its_definition() {
         .unwrap();
     assert_eq!((head.line_start, head.line_end), (3, 9), "{units:?}");
 }
+
+#[test]
+fn cpp_destructor_after_a_macro_keeps_its_tilde() {
+    let text = "class gil_scoped_acquire {\npublic:\n    PYBIND11_NOINLINE gil_scoped_acquire() { acquire(); }\n    PYBIND11_NOINLINE ~gil_scoped_acquire() { release(); }\n    ~plain() {}\n};\n";
+    let f = code("gil.h", text);
+    has(&f, "gil_scoped_acquire.~gil_scoped_acquire", K::Method);
+    has(&f, "gil_scoped_acquire.gil_scoped_acquire", K::Method);
+    has(&f, "gil_scoped_acquire.~plain", K::Method);
+    // `a = b ~c;` is no destructor (and no definition).
+    let f = code("x.cpp", "int f() { return a ~ b; }\n");
+    assert!(
+        f.definitions.iter().all(|s| !s.name.starts_with('~')),
+        "{}",
+        common::dump(&f)
+    );
+}
