@@ -248,6 +248,7 @@ const ABBREVIATIONS: &[(&str, &[&str])] = &[
             "generated",
             "generating",
             "generation",
+            "generational",
         ],
     ),
     ("cert", &["certificate", "certificates"]),
@@ -278,6 +279,21 @@ const ABBREVIATIONS: &[(&str, &[&str])] = &[
     ("lang", &["language", "languages", "langs"]),
     ("perm", &["permission", "permissions", "perms"]),
     ("ws", &["whitespace", "whitespaces"]),
+    // Short forms common across languages (C above all: `rand`, `elem`, `tbl`, `hdr`).
+    ("rand", &["random", "randomly", "randomize", "randomized"]),
+    ("inc", &["increment", "incremental", "incrementally", "incremented"]),
+    ("elem", &["element", "elements", "elems"]),
+    ("tbl", &["table", "tables"]),
+    ("cnt", &["count", "counts"]),
+    ("hdr", &["header", "headers"]),
+    ("img", &["image", "images"]),
+    ("mem", &["memory"]),
+    ("col", &["column", "columns", "cols"]),
+    ("ver", &["version", "versions"]),
+    ("btn", &["button", "buttons"]),
+    ("pwd", &["password", "passwords"]),
+    ("srv", &["server", "servers"]),
+    ("txt", &["text", "texts"]),
 ];
 
 /// Words that code and questions use for one thing ("written out" / `encode` / `fmt`, "float" /
@@ -541,6 +557,11 @@ mod tests {
             ("boolean", "bool"),
             ("representation", "repr"),
             ("comparison", "compare"),
+            ("random", "rand"),
+            ("incremental", "inc"),
+            ("generational", "gen"),
+            ("elements", "elem"),
+            ("headers", "hdr"),
         ] {
             assert_eq!(canon(a), canon(b), "{a} vs {b}");
         }
