@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Download the eight code bases of the QA retrieval benchmark at pinned
+# Download the nine code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
 # (pip, cargo, npm) by package name, Debian's archive for the Go one (the
 # Go module proxy is not one of the registries here; Debian's -dev packages
 # of Go libraries hold their whole source), the crates.io download of the
 # `lua-src` crate for the C one (it vendors Lua's C sources), and Debian's
 # source archive for the Java one (Maven Central is not one of the
-# registries here).
+# registries here); the TypeScript one is rxjs from npm.
 #
 #   usage: benches/qa/fetch.sh DEST
 #
@@ -52,6 +52,10 @@ JAVA_NAME=jsoup
 JAVA_ORIG=jsoup_1.15.3.orig.tar.xz
 JAVA_SHA256=052511f0be47511f9b2a17d44fc1eccc4b5373e77cc5a3221e34b6af437e1e2e
 JAVA_TOP=jsoup-jsoup-1.15.3
+# a TypeScript code base: rxjs from npm, its TypeScript sources (the compiled `dist/` left out; a
+# ninth set)
+TS_NAME=rxjs
+TS_VER=7.8.1
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -146,8 +150,10 @@ TOML
     install_tree "$src" "$out"
 }
 
+# An npm package: NAME, VERSION, then folders of the package to leave out (build outputs).
 fetch_js() {
     local JS_NAME=$1 JS_VER=$2
+    shift 2
     local out="$DEST/$JS_NAME"
     present "$out" "$JS_NAME $JS_VER" && return
     echo "[$JS_NAME $JS_VER] npm pack"
@@ -156,6 +162,10 @@ fetch_js() {
     local tgz
     tgz=$(cd "$tmp" && npm pack --silent "$JS_NAME@$JS_VER" | tail -n1)
     tar -xzf "$tmp/$tgz" -C "$tmp/unpack"
+    local d
+    for d in "$@"; do
+        rm -rf -- "${tmp:?}/unpack/package/$d"
+    done
     install_tree "$tmp/unpack/package" "$out"
 }
 
@@ -198,4 +208,5 @@ fetch_tarball "$C_NAME" "crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)" \
     "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate" "$C_SHA256" "$C_CRATE-$C_CRATE_VER/$C_PATH"
 fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
     "http://deb.debian.org/debian/pool/main/${JAVA_NAME:0:1}/$JAVA_NAME/$JAVA_ORIG" "$JAVA_SHA256" "$JAVA_TOP"
+fetch_js "$TS_NAME" "$TS_VER" dist
 echo "done: code bases are in $DEST"
