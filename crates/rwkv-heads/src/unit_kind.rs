@@ -23,10 +23,22 @@ pub(crate) fn is_named_test(path: &str, name: &str) -> bool {
         || name.split('.').any(|p| {
             let l = p.to_ascii_lowercase();
             test_word(p)
-                || l.starts_with("test")
+                || starts_with_test_word(p)
                 || l.starts_with("bench_")
                 || matches!(l.as_str(), "bench" | "benches")
         })
+}
+
+/// Whether a name begins with the word "test" (`test`, `tests`, `test_x`, `testX`, `TestX`,
+/// `test2`), not with a longer word that starts so (`testable`, `testify`, `testing`).
+fn starts_with_test_word(part: &str) -> bool {
+    let Some(rest) = part.strip_prefix("test").or_else(|| part.strip_prefix("Test")) else {
+        return false;
+    };
+    let rest = rest.strip_prefix('s').unwrap_or(rest);
+    rest.chars()
+        .next()
+        .is_none_or(|c| c == '_' || c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// Whether a unit's code is a declaration without a body: it ends in `;` (a C prototype, an
@@ -96,6 +108,12 @@ mod tests {
         assert!(is_named_test("tests/test_app.py", "test_app"));
         assert!(!is_named_test("fixtures/code/src/main.rs", "eval"));
         assert!(!is_named_test("tests/semaphore_batch.rs", "release_permits_at_drop"));
+        assert!(is_named_test("src/test/java/NodeTest.java", "NodeTest.testAttr"));
+        assert!(is_named_test("src/x.rs", "tests"));
+        // A source helper whose name begins with a longer word is not a test.
+        assert!(!is_named_test("src/matcher.ts", "testable"));
+        assert!(!is_named_test("src/testify.go", "testify.Assert"));
+        assert!(!is_named_test("lib/testing.py", "testing_mode"));
     }
 
     #[test]
