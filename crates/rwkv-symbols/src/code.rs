@@ -246,7 +246,98 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// C++ text with the macros between `class`/`struct`/`union` and the type's name blanked out
+/// (`class LEVELDB_EXPORT Cache {`, `class SCOPED_LOCKABLE MutexLock {`, `struct GTEST_API_
+/// TestInfo : …`): the grammar does not know them, reads such a class as a function named
+/// after the type, and its members are then no definitions at all. A macro here is an
+/// all-capitals word, with a parenthesized argument list if it has one, followed by the
+/// name and `{`, `:` or `final`. The text keeps its length, lines and byte offsets.
+fn mask_class_macros(text: &str) -> std::borrow::Cow<'_, str> {
+    let b = text.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        i
+    };
+    let word_end = |mut i: usize| {
+        while i < b.len() && ident(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for kw in ["class", "struct", "union"] {
+        for (at, _) in text.match_indices(kw) {
+            let end = at + kw.len();
+            if (at > 0 && ident(b[at - 1])) || end >= b.len() || !matches!(b[end], b' ' | b'\t') {
+                continue;
+            }
+            // Words, each maybe with `(…)`, up to what opens the body: the last is the
+            // name, every one before it a macro.
+            let mut i = skip_ws(end);
+            let start = i;
+            let mut words: Vec<(usize, bool)> = Vec::new(); // (start, has arguments)
+            loop {
+                let w_end = word_end(i);
+                if w_end == i || b[i].is_ascii_digit() {
+                    break;
+                }
+                let mut j = skip_ws(w_end);
+                let mut args = false;
+                if j < b.len() && b[j] == b'(' {
+                    let Some(close) = b[j..].iter().position(|&c| c == b')' || c == b'\n') else {
+                        break;
+                    };
+                    if b[j + close] != b')' {
+                        break;
+                    }
+                    args = true;
+                    j = skip_ws(j + close + 1);
+                }
+                words.push((i, args));
+                i = j;
+                if b[i..].starts_with(b"final") && !b.get(i + 5).is_some_and(|&c| ident(c)) {
+                    break;
+                }
+            }
+            let opens = i >= b.len()
+                || (matches!(b[i], b'{' | b':' | b'\n' | b'\r') && !b[i..].starts_with(b"::"))
+                || b[i..].starts_with(b"final");
+            let Some(&(name_at, name_args)) = words.last() else {
+                continue;
+            };
+            let is_macro = |at: usize| {
+                let w = &b[at..word_end(at)];
+                w.len() >= 2
+                    && w[0].is_ascii_uppercase()
+                    && w.iter()
+                        .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+            };
+            if opens && !name_args && words.len() >= 2 && words[..words.len() - 1].iter().all(|&(at, _)| is_macro(at)) {
+                spans.push((start, name_at));
+            }
+        }
+    }
+    if spans.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = b.to_vec();
+    for (s, e) in spans {
+        out[s..e].fill(b' ');
+    }
+    // Only ASCII bytes were replaced by spaces.
+    std::borrow::Cow::Owned(String::from_utf8(out).expect("ASCII replaced by ASCII"))
+}
+
 fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
+    let masked = if lang == Lang::Cpp {
+        mask_class_macros(text)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    let text: &str = &masked;
     let q = queries(lang);
     let Some(defs_query) = q.defs.as_ref() else {
         return Err(format!("{} definitions query does not compile", lang.as_str()));

@@ -557,3 +557,39 @@ fn cpp_destructor_after_a_macro_keeps_its_tilde() {
         common::dump(&f)
     );
 }
+
+#[test]
+fn cpp_class_after_an_export_macro_is_a_class_with_its_members() {
+    let text = "namespace kv {\nclass KV_EXPORT DB {\n public:\n  DB() = default;\n  int Get(int k) { return k; }\n};\n\nstruct API_A API_B(2) Range final : Base {\n  int Size() const { return 1; }\n};\n\nclass SCOPED_LOCKABLE Lock\n{\n  void Release() {}\n};\n}\n";
+    let f = code("db.h", text);
+    has(&f, "kv.DB", K::Class);
+    has(&f, "kv.DB.Get", K::Method);
+    has(&f, "kv.Range", K::Struct);
+    has(&f, "kv.Range.Size", K::Method);
+    has(&f, "kv.Lock", K::Class);
+    has(&f, "kv.Lock.Release", K::Method);
+    assert!(
+        f.definitions.iter().all(|s| s.kind != K::Function),
+        "{}",
+        common::dump(&f)
+    );
+    // Lines and byte offsets are those of the text as written.
+    let db = f
+        .definitions
+        .iter()
+        .find(|s| s.name == "DB" && s.kind == K::Class)
+        .unwrap();
+    assert_eq!((db.line_start, db.name_line), (2, 2));
+    assert_eq!(&text[db.byte_start..db.byte_start + 5], "class");
+    // A brace-initialized variable of an all-capitals type and a forward declaration are
+    // left as they are.
+    let f = code(
+        "x.cpp",
+        "class FWD_API Thing;\nint g() { struct S s{1}; return s.a; }\n",
+    );
+    assert!(
+        f.definitions.iter().all(|s| s.name != "Thing" && s.name != "s"),
+        "{}",
+        common::dump(&f)
+    );
+}
