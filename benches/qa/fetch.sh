@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Download the nine code bases of the QA retrieval benchmark at pinned
+# Download the ten code bases of the QA retrieval benchmark at pinned
 # versions into DEST/<name>/, using only the ordinary registry clients
 # (pip, cargo, npm) by package name, Debian's archive for the Go one (the
 # Go module proxy is not one of the registries here; Debian's -dev packages
 # of Go libraries hold their whole source), the crates.io download of the
 # `lua-src` crate for the C one (it vendors Lua's C sources), and Debian's
 # source archive for the Java one (Maven Central is not one of the
-# registries here); the TypeScript one is rxjs from npm.
+# registries here); the TypeScript one is rxjs from npm, and the C++ one leveldb's upstream
+# release tarball from Debian's source pool.
 #
 #   usage: benches/qa/fetch.sh DEST
 #
@@ -56,6 +57,12 @@ JAVA_TOP=jsoup-jsoup-1.15.3
 # ninth set)
 TS_NAME=rxjs
 TS_VER=7.8.1
+# a C++ code base: leveldb's upstream release tarball from Debian's source pool (a tenth set,
+# written after all tuning)
+CPP_NAME=leveldb
+CPP_ORIG=leveldb_1.23.orig.tar.gz
+CPP_SHA256=9a37f8a6174f09bd622bc723b55881dc541cd50747cbd08831c2a82d620f6d76
+CPP_TOP=leveldb-1.23
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -209,4 +216,6 @@ fetch_tarball "$C_NAME" "crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)" \
 fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
     "http://deb.debian.org/debian/pool/main/${JAVA_NAME:0:1}/$JAVA_NAME/$JAVA_ORIG" "$JAVA_SHA256" "$JAVA_TOP"
 fetch_js "$TS_NAME" "$TS_VER" dist
+fetch_tarball "$CPP_NAME" "Debian source $CPP_ORIG" \
+    "http://deb.debian.org/debian/pool/main/${CPP_NAME:0:1}/$CPP_NAME/$CPP_ORIG" "$CPP_SHA256" "$CPP_TOP"
 echo "done: code bases are in $DEST"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The QA retrieval benchmark end to end: fetch the nine code bases (pinned versions, from their
+# The QA retrieval benchmark end to end: fetch the ten code bases (pinned versions, from their
 # package registries), ingest each into its own store with the model (default: the bundled demo
 # model), then ask every question of its set with `rwkv-bench qa`, which prints rwkv-ask's
 # evidence hit@1/hit@3, source hit@3 and abstention beside the grep baseline, from one run.
@@ -20,7 +20,7 @@ cd "$repo"
 cargo build --release -q -p rwkv-cli --bin rwkv-ingest -p rwkv-bench --bin rwkv-bench
 "$here/fetch.sh" "$dest"
 
-for set in click toml_edit express attrs commander cobra lua jsoup rxjs; do
+for set in click toml_edit express attrs commander cobra lua jsoup rxjs leveldb; do
     store="$dest/stores/$set"
     echo "== $set: ingest $dest/$set into $store" >&2
     start=$(date +%s.%N)
