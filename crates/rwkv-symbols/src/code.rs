@@ -539,6 +539,19 @@ fn inside_function(node: Node) -> bool {
     false
 }
 
+/// A C++ qualified name (`ns::Outer<T>::name`) as its last part and the qualifiers before it,
+/// joined by `.` without template arguments (`ns.Outer`); `None` when it has no last part.
+fn split_qualified(full: &str) -> Option<(String, Option<String>)> {
+    let parts: Vec<&str> = full.split("::").map(str::trim).collect();
+    let last = (*parts.last()?).to_string();
+    let quals: Vec<&str> = parts[..parts.len() - 1]
+        .iter()
+        .map(|p| p.split('<').next().unwrap_or(p).trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    Some((last, (!quals.is_empty()).then(|| quals.join("."))))
+}
+
 fn definition(
     lang: Lang,
     text: &str,
@@ -559,6 +572,12 @@ fn definition(
     let mut qualifier = None;
     let (name, name_node) = match name_node {
         Some(n) if kind == SymbolKind::Impl => (impl_name(node_text(text, n)), n),
+        // C++: a nested class defined outside its class (`struct TableBuilder::Rep {`).
+        Some(n) if n.kind() == "qualified_identifier" => {
+            let (last, quals) = split_qualified(node_text(text, n))?;
+            qualifier = quals;
+            (last, n)
+        }
         Some(n) => (clean_name(node_text(text, n)), n),
         None => {
             // C/C++: the name is inside the declarator.
@@ -566,16 +585,8 @@ fn definition(
             let n = declared_name(d)?;
             let full = node_text(text, n);
             if n.kind() == "qualified_identifier" {
-                let parts: Vec<&str> = full.split("::").map(str::trim).collect();
-                let last = (*parts.last()?).to_string();
-                let quals: Vec<&str> = parts[..parts.len() - 1]
-                    .iter()
-                    .map(|p| p.split('<').next().unwrap_or(p).trim())
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                if !quals.is_empty() {
-                    qualifier = Some(quals.join("."));
-                }
+                let (last, quals) = split_qualified(full)?;
+                qualifier = quals;
                 (last, n)
             } else if lang == Lang::Cpp
                 && n.kind() != "destructor_name"

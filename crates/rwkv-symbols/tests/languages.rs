@@ -593,3 +593,13 @@ fn cpp_class_after_an_export_macro_is_a_class_with_its_members() {
         common::dump(&f)
     );
 }
+
+#[test]
+fn cpp_nested_class_defined_outside_its_class_is_scoped_by_it() {
+    let text = "namespace kv {\nstruct Builder::Rep {\n  int Size() const { return 1; }\n};\nclass Block::Iter : public Iterator {\n  void Seek() {}\n};\n}\n";
+    let f = code("builder.cc", text);
+    has(&f, "kv.Builder.Rep", K::Struct);
+    has(&f, "kv.Builder.Rep.Size", K::Method);
+    has(&f, "kv.Block.Iter", K::Class);
+    has(&f, "kv.Block.Iter.Seek", K::Method);
+}
