@@ -246,6 +246,11 @@ fn secs(d: Duration) -> String {
     }
 }
 
+/// Most words [`mask_class_macros`] reads after `class` (macros and the name).
+const MAX_HEAD_WORDS: usize = 6;
+/// Most bytes of a macro's `(…)` it reads.
+const MAX_MACRO_ARGS: usize = 256;
+
 /// C++ text with the macros between `class`/`struct`/`union` and the type's name blanked out
 /// (`class LEVELDB_EXPORT Cache {`, `class SCOPED_LOCKABLE MutexLock {`, `struct GTEST_API_
 /// TestInfo : …`): the grammar does not know them, reads such a class as a function named
@@ -287,7 +292,11 @@ fn mask_class_macros(text: &str) -> std::borrow::Cow<'_, str> {
                 let mut j = skip_ws(w_end);
                 let mut args = false;
                 if j < b.len() && b[j] == b'(' {
-                    let Some(close) = b[j..].iter().position(|&c| c == b')' || c == b'\n') else {
+                    let Some(close) = b[j..]
+                        .iter()
+                        .take(MAX_MACRO_ARGS)
+                        .position(|&c| c == b')' || c == b'\n')
+                    else {
                         break;
                     };
                     if b[j + close] != b')' {
@@ -298,7 +307,11 @@ fn mask_class_macros(text: &str) -> std::borrow::Cow<'_, str> {
                 }
                 words.push((i, args));
                 i = j;
-                if b[i..].starts_with(b"final") && !b.get(i + 5).is_some_and(|&c| ident(c)) {
+                // A head has a few macros at most: this bounds the work per keyword, so text
+                // such as `class a class a …` stays linear.
+                if words.len() > MAX_HEAD_WORDS
+                    || (b[i..].starts_with(b"final") && !b.get(i + 5).is_some_and(|&c| ident(c)))
+                {
                     break;
                 }
             }
@@ -315,7 +328,11 @@ fn mask_class_macros(text: &str) -> std::borrow::Cow<'_, str> {
                     && w.iter()
                         .all(|&c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
             };
-            if opens && !name_args && words.len() >= 2 && words[..words.len() - 1].iter().all(|&(at, _)| is_macro(at)) {
+            if opens
+                && !name_args
+                && (2..=MAX_HEAD_WORDS).contains(&words.len())
+                && words[..words.len() - 1].iter().all(|&(at, _)| is_macro(at))
+            {
                 spans.push((start, name_at));
             }
         }

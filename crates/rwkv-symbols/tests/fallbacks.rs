@@ -146,6 +146,21 @@ fn parse_time_cap() {
 }
 
 #[test]
+fn many_class_keywords_stay_quick() {
+    // Every `class` starts a look for macros before a name: a line of nothing else (900 KB,
+    // after short lines, so the file does not look minified) must not make that quadratic.
+    let mut text = "namespace n { int v = 1; }\n".repeat(4_000);
+    text.push_str(&"class A struct B(x) ".repeat(45_000));
+    let opts = Options {
+        time_cap: Duration::from_millis(200),
+        ..Options::default()
+    };
+    let t = Instant::now();
+    let _ = extract("gen.cc", "code", &text, &opts);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
 fn odd_text_never_panics() {
     let samples = [
         "",
