@@ -595,6 +595,12 @@ fn definition(
             qualifier = quals;
             (last, n)
         }
+        // C++: a specialization (`struct type_caster<std::basic_string<C, T>, enable_if_t<…>> {`)
+        // is named by its template, not by its arguments, which may run over lines.
+        Some(n) if n.kind() == "template_type" => {
+            let name = n.child_by_field_name("name").unwrap_or(n);
+            (clean_name(node_text(text, name)), n)
+        }
         Some(n) => (clean_name(node_text(text, n)), n),
         None => {
             // C/C++: the name is inside the declarator.

@@ -603,3 +603,22 @@ fn cpp_nested_class_defined_outside_its_class_is_scoped_by_it() {
     has(&f, "kv.Block.Iter", K::Class);
     has(&f, "kv.Block.Iter.Seek", K::Method);
 }
+
+#[test]
+fn cpp_specialization_is_named_by_its_template() {
+    let text = "template <typename C>\nstruct caster<std::basic_string<C>,\n              enable_if_t<is_char<C>::value>> {\n  bool load(int h) { return h; }\n};\ntemplate <>\nclass caster<bool> {\n  bool cast() { return true; }\n};\n";
+    let f = code("cast.h", text);
+    assert!(
+        f.definitions.iter().all(|s| !s.name.contains(['<', '\n'])),
+        "{}",
+        common::dump(&f)
+    );
+    has(&f, "caster.load", K::Method);
+    has(&f, "caster.cast", K::Method);
+    assert_eq!(
+        f.definitions.iter().filter(|s| s.name == "caster").count(),
+        2,
+        "{}",
+        common::dump(&f)
+    );
+}
