@@ -71,6 +71,19 @@ fn tree(dir: &Path) -> PathBuf {
         &format!("var a={};{}\n", "{}", "function q(){return 1};".repeat(600)),
     );
     w("src/notes.xyz", "function frobnicate_widgets\n  do the thing\nend\n");
+    // C++: a method documented where its header declares it, defined in another file.
+    w(
+        "src/cache.h",
+        "namespace kv {\n\nclass Cache {\n public:\n  // Drop the least recently used entries until the total charge fits within the capacity.\n  void Shrink();\n\n  int Size() const;\n};\n\n}  // namespace kv\n",
+    );
+    w(
+        "src/trim.py",
+        "def trim(entries, capacity):\n    \"\"\"Trim the list of entries to the capacity.\"\"\"\n    return entries[:capacity]\n",
+    );
+    w(
+        "src/cache.cc",
+        "#include \"cache.h\"\n\nnamespace kv {\n\nvoid Cache::Shrink() {\n  while (held_ > limit_) {\n    Erase(lru_.next);\n  }\n}\n\nint Cache::Size() const { return n_; }\n\n}  // namespace kv\n",
+    );
     let ch1 = "# Chapter One\n\nThe lighthouse keeper counted the herons every morning.\n";
     let ch2 = "# Chapter Two\n\nThe ferry left at noon with seven barrels of cider.\n";
     w("book/ch1.md", ch1);
@@ -156,6 +169,23 @@ fn definitions_come_first_from_anywhere_and_duplicates_show_once() {
         assert_eq!(code, 0, "{q}: {err}");
         assert_eq!(v["sources"][0]["path"], "proj/src/settings.py", "{q}: {v}");
     }
+
+    // A C++ method's definition holds none of the words of the comment its header declares it
+    // with: that comment brings it before a function that holds two of them.
+    let (code, v, err) = ask(
+        &t,
+        &store,
+        "How are the least recently used entries dropped when the total charge is over the capacity?",
+    );
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = v["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    let at = |n: &str| names.iter().position(|&x| x == n).unwrap_or(usize::MAX);
+    assert!(at("kv.Cache.Shrink") < at("trim"), "{v}");
 
     // A question the store cannot answer: not found, exit 1.
     let (code, _, err) = ask(

@@ -13,7 +13,9 @@
 //!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
 //!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
 //!   standing side by side ("progress bar"); a related word ([`rwkv_index::terms::related`]:
-//!   "written out" / `encode`, "float" / `f64`) counts half.
+//!   "written out" / `encode`, "float" / `f64`) counts half. A definition whose bodiless
+//!   declaration elsewhere has a comment with the question's words (a C++ header's comment, the
+//!   method defined in a `.cc` file) holds those words as its own.
 //! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, the most
 //!   of the question inside one window of 24 positions, pairs, fields, references, length, and
 //!   whether it is a test, a prose section, a type stub, a container, a definition's head or a
@@ -502,9 +504,6 @@ pub(crate) fn retrieve_units(
             e.3 = e.3.max(0.25 * s);
         }
     }
-    // Coverage: the share of the question's content words (by idf) the unit holds anywhere,
-    // without BM25's length normalisation, so a long body that mentions every part of the
-    // question meets a short unit that repeats one of them.
     let idf_in_store: Vec<(f32, bool)> = q
         .content
         .iter()
@@ -512,10 +511,17 @@ pub(crate) fn retrieve_units(
         .collect::<std::result::Result<_, _>>()?;
     let idf: Vec<f32> = idf_in_store.iter().map(|&(w, _)| w).collect();
     let idf_total: f32 = idf.iter().sum::<f32>().max(1e-6);
+    // 4. Definitions whose declaration elsewhere (a C++ header) has a comment with the
+    // question's words: they join, holding those words as their own.
+    let lent = lend_declared_words(index, &q, &idf, idf_total, &mut by_key)?;
+    // Coverage: the share of the question's content words (by idf) the unit holds anywhere,
+    // without BM25's length normalisation, so a long body that mentions every part of the
+    // question meets a short unit that repeats one of them.
     let mut cands: Vec<Candidate> = by_key
         .into_iter()
         .map(|((doc_id, seq), (mut c, name, words, refs, name_code))| {
-            let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}", c.name, c.path, c.text));
+            let lent = lent.get(&(doc_id.clone(), seq)).map_or("", String::as_str);
+            let toks = rwkv_index::tokenizer::tokenize_indexed(&format!("{} {} {}\n{}", c.name, c.path, lent, c.text));
             let have: BTreeSet<&str> = toks.iter().map(|t| t.text.as_str()).collect();
             let coverage = weighted_share(&q, &idf, idf_total, &have);
             // The unit's comments and docstrings say in words what it does (a prose section
@@ -523,7 +529,7 @@ pub(crate) fn retrieve_units(
             let prose_words = if c.kind == "section" {
                 BTreeSet::new()
             } else {
-                word_set(&rwkv_symbols::comments(&c.text))
+                word_set(&format!("{lent}\n{}", rwkv_symbols::comments(&c.text)))
             };
             let prose_words: BTreeSet<&str> = prose_words.iter().map(String::as_str).collect();
             let doc_coverage = weighted_share(&q, &idf, idf_total, &prose_words);
@@ -677,6 +683,67 @@ pub(crate) fn retrieve_units(
         best_score,
         meaning,
     })
+}
+
+/// Least share of the question's words (by idf) a declaration's comment must hold to lend them
+/// to its definition.
+const LEND_SHARE: f32 = 0.3;
+/// Most declarations whose definitions are looked up per question (the best by share).
+const LEND_NAMES: usize = 8;
+/// Units whose declarations' comments are searched for the question's words.
+const DECLARING_UNITS: usize = 20;
+
+/// The definitions that a bodiless declaration in a pooled unit describes with the question's
+/// words (a C/C++ header comment above `int PickLevelForMemTableOutput(…);`, the definition in
+/// a `.cc` file without those words): each joins the pool, and is given the comment's text to be
+/// scored with as its own (returned by the definition's key).
+fn lend_declared_words(
+    index: &Index,
+    q: &Question,
+    idf: &[f32],
+    idf_total: f32,
+    by_key: &mut BTreeMap<(String, u64), Pooled>,
+) -> Result<BTreeMap<(String, u64), String>> {
+    let mut search: Vec<String> = q.content.clone();
+    search.extend(q.related_all.iter().cloned());
+    let declaring = index.search_declarations(&search, DECLARING_UNITS)?;
+    let mut wanted: Vec<(f32, &str, &str)> = Vec::new();
+    for c in &declaring {
+        for (name, comment) in &c.declares {
+            let words = word_set(comment);
+            let have: BTreeSet<&str> = words.iter().map(String::as_str).collect();
+            let share = weighted_share(q, idf, idf_total, &have);
+            if share >= LEND_SHARE {
+                wanted.push((share, name, comment));
+            }
+        }
+    }
+    wanted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    let mut looked: BTreeSet<&str> = BTreeSet::new();
+    let mut lent: BTreeMap<(String, u64), String> = BTreeMap::new();
+    for &(_, name, comment) in &wanted {
+        if looked.len() == LEND_NAMES {
+            break;
+        }
+        if !looked.insert(name) {
+            continue;
+        }
+        let last = name.rsplit('.').next().unwrap_or(name);
+        for h in index.definitions(&[name_key(last)], 20)? {
+            if !h.head || h.qualified_name() != name || has_no_body(&h.text) {
+                continue;
+            }
+            let text = lent.entry((h.doc_id.clone(), h.seq)).or_default();
+            if !text.contains(comment) {
+                text.push_str(comment);
+                text.push('\n');
+            }
+            by_key
+                .entry((h.doc_id.clone(), h.seq))
+                .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0, 0.0));
+        }
+    }
+    Ok(lent)
 }
 
 /// The best `top` of `cands` (in rank order), each text once: the same text in several

@@ -71,6 +71,9 @@ pub struct Unit {
     /// one unit): name and 1-based name line. Their names are looked up exactly
     /// ([`Index::definitions`]) like the unit's own.
     pub also: Vec<(String, u64)>,
+    /// Declarations without bodies in the unit that a comment describes (a C++ header's
+    /// methods): qualified name and comment. Retrieval lends the comment to the definition.
+    pub declares: Vec<(String, String)>,
 }
 
 /// A search result: a unit and its score.
@@ -119,6 +122,8 @@ pub struct Hit {
     pub text: String,
     /// See [`Unit::also`].
     pub also: Vec<(String, u64)>,
+    /// See [`Unit::declares`].
+    pub declares: Vec<(String, String)>,
 }
 
 impl Hit {
@@ -200,6 +205,8 @@ struct Fields {
     text_hash: Field,
     doc: Field,
     also: Field,
+    declares: Field,
+    declared: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -232,8 +239,10 @@ fn schema() -> (Schema, Fields) {
         refs: b.add_text_field("refs", code),
         doc_bytes: b.add_u64_field("doc_bytes", STORED),
         text_hash: b.add_text_field("text_hash", STRING | STORED),
-        doc: b.add_text_field("doc", code_unstored),
+        doc: b.add_text_field("doc", code_unstored.clone()),
+        declared: b.add_text_field("declared", code_unstored),
         also: b.add_text_field("also", STORED),
+        declares: b.add_text_field("declares", STORED),
     };
     (b.build(), fields)
 }
@@ -252,7 +261,7 @@ pub struct Index {
 /// (`rwkv_symbols::units`, through the pipeline) and how their terms are analysed. Bump it when
 /// either changes what an existing index would hold: [`Index::open_or_create`] then recreates an
 /// index of another version empty, and the store's texts refill it (never a refold).
-pub const CONTENT_VERSION: &str = "8";
+pub const CONTENT_VERSION: &str = "9";
 
 /// The file in the index folder that records [`CONTENT_VERSION`].
 const CONTENT_VERSION_FILE: &str = "rwkv-content-version";
@@ -427,6 +436,10 @@ impl Index {
             doc.add_text(f.name_key, name_key(name));
             doc.add_text(f.also, format!("{line}\t{name}"));
         }
+        for (name, comment) in &u.declares {
+            doc.add_text(f.declares, format!("{name}\t{comment}"));
+            doc.add_text(f.declared, comment);
+        }
         doc.add_u64(f.name_line, u.name_line);
         doc.add_u64(f.head, u64::from(u.head));
         if !u.refs.is_empty() {
@@ -586,6 +599,16 @@ impl Index {
             (f.path, 1.5),
         ];
         let clauses = term_clauses(terms, &fields);
+        if k == 0 || clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(&BooleanQuery::new(clauses), k)
+    }
+
+    /// The `k` units whose bodiless declarations' comments ([`Unit::declares`]) best hold
+    /// canonical `terms` (BM25 over those comments alone).
+    pub fn search_declarations(&self, terms: &[String], k: usize) -> Result<Vec<Hit>> {
+        let clauses = term_clauses(terms, &[(self.fields.declared, 1.0)]);
         if k == 0 || clauses.is_empty() {
             return Ok(Vec::new());
         }
@@ -757,6 +780,12 @@ impl Index {
                     .filter_map(|v| v.as_str())
                     .filter_map(|v| v.split_once('\t'))
                     .filter_map(|(l, n)| Some((n.to_string(), l.parse().ok()?)))
+                    .collect(),
+                declares: doc
+                    .get_all(f.declares)
+                    .filter_map(|v| v.as_str())
+                    .filter_map(|v| v.split_once('\t'))
+                    .map(|(n, c)| (n.to_string(), c.to_string()))
                     .collect(),
             });
         }

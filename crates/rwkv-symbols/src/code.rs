@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tree_sitter::{Language, Node, Parser, Query, QueryCursor, QueryCursorOptions, StreamingIterator};
 
-use crate::{Lang, Raw, Reference, Symbol, SymbolKind};
+use crate::{Declaration, Lang, Raw, Reference, Symbol, SymbolKind};
 
 const RUST_DEFS: &str = r#"
 (struct_item name: (type_identifier) @name) @definition.struct
@@ -112,12 +112,22 @@ const C_DEFS: &str = r#"
 (preproc_def name: (identifier) @name) @definition.macro
 (preproc_function_def name: (identifier) @name) @definition.macro
 (declaration declarator: (init_declarator)) @definition.variable
+(declaration declarator: (function_declarator declarator: (identifier) @name)) @declaration
+(declaration declarator: (pointer_declarator
+  declarator: (function_declarator declarator: (identifier) @name))) @declaration
 "#;
 
 const CPP_DEFS: &str = r#"
 (class_specifier name: (_) @name body: (_)) @definition.class
 (namespace_definition name: (_) @name) @definition.module
 (alias_declaration name: (type_identifier) @name) @definition.type
+(field_declaration declarator: (function_declarator declarator: (field_identifier) @name)) @declaration
+(field_declaration declarator: (pointer_declarator
+  declarator: (function_declarator declarator: (field_identifier) @name))) @declaration
+(field_declaration declarator: (reference_declarator
+  (function_declarator declarator: (field_identifier) @name))) @declaration
+(declaration declarator: (reference_declarator
+  (function_declarator declarator: (identifier) @name))) @declaration
 "#;
 
 const RUST_REFS: &str = r#"
@@ -227,7 +237,7 @@ pub(crate) fn looks_like_cpp(text: &str) -> bool {
     })
 }
 
-type Found = (Vec<Symbol>, Vec<Reference>);
+type Found = (Vec<Symbol>, Vec<Reference>, Vec<Declaration>);
 
 /// Parse and query; `Err` says why the fallback is needed.
 pub(crate) fn extract(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
@@ -398,6 +408,7 @@ fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
     let mut cursor = QueryCursor::new();
     // (def node range, name range) -> (pattern index, raw)
     let mut found: Vec<(usize, usize, usize, usize, Raw)> = Vec::new();
+    let mut declared: Vec<Declared> = Vec::new();
     {
         let mut matches = cursor.matches_with_options(
             defs_query,
@@ -408,13 +419,30 @@ fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
         while let Some(m) = matches.next() {
             let mut def: Option<(Node, SymbolKind)> = None;
             let mut name: Option<Node> = None;
+            let mut declaration: Option<Node> = None;
             for c in m.captures() {
                 let cap = names[c.index as usize];
                 if cap == "name" {
                     name = Some(c.node);
+                } else if cap == "declaration" {
+                    declaration = Some(c.node);
                 } else if let Some(k) = cap.strip_prefix("definition.") {
                     def = Some((c.node, kind_of(k)));
                 }
+            }
+            if let (Some(d), Some(n)) = (declaration, name) {
+                // A prototype inside a function body is local.
+                if !inside_function(d) {
+                    declared.push(Declared {
+                        byte_start: d.start_byte(),
+                        byte_end: d.end_byte(),
+                        first_row: d.start_position().row,
+                        last_row: d.end_position().row,
+                        name: clean_name(node_text(text, n)),
+                        name_row: n.start_position().row,
+                    });
+                }
+                continue;
             }
             let Some((node, kind)) = def else { continue };
             if let Some(raw) = definition(lang, text, &lines, node, name, kind) {
@@ -436,6 +464,7 @@ fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
     found.dedup_by(|b, a| (a.1, a.2, &a.4.sym.name) == (b.1, b.2, &b.4.sym.name));
     let raw: Vec<Raw> = found.into_iter().map(|f| f.4).collect();
     let definitions = crate::finish(raw);
+    let declarations = described(text, &lines, &definitions, declared);
 
     // References.
     let mut references = Vec::new();
@@ -483,7 +512,71 @@ fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
         // A timed-out reference query keeps what it found.
         references.sort_by(|a, b| (a.line, &a.name).cmp(&(b.line, &b.name)));
     }
-    Ok((definitions, references))
+    Ok((definitions, references, declarations))
+}
+
+/// A declaration without a body found by the definitions query.
+struct Declared {
+    byte_start: usize,
+    byte_end: usize,
+    /// 0-based rows of the declaration's first and last lines, and of its name.
+    first_row: usize,
+    last_row: usize,
+    name_row: usize,
+    name: String,
+}
+
+/// Most comment lines above a declaration that are its description.
+const MAX_COMMENT_LINES: usize = 40;
+/// Most definitions before a declaration looked at for the one enclosing it.
+const MAX_SCOPE_LOOK: usize = 4096;
+
+/// The declarations that a comment describes (above them or beside them), each named as its
+/// definition would be: the innermost definition around it (class, namespace) is its scope.
+fn described(text: &str, lines: &crate::Lines, defs: &[Symbol], declared: Vec<Declared>) -> Vec<Declaration> {
+    let mut out: Vec<Declaration> = Vec::new();
+    for d in declared {
+        if d.name.is_empty() || d.name.len() > 300 || d.last_row >= lines.count() {
+            continue;
+        }
+        let mut first = d.first_row;
+        while first > 0 && d.first_row - first < MAX_COMMENT_LINES {
+            let (s, e) = lines.range(first - 1);
+            let l = text[s..e].trim();
+            if l.starts_with("//") || l.starts_with("/*") || l.starts_with('*') || l.ends_with("*/") {
+                first -= 1;
+            } else {
+                break;
+            }
+        }
+        let comment = crate::comments(&text[lines.range(first).0..lines.range(d.last_row).1]);
+        if comment.trim().is_empty() {
+            continue;
+        }
+        // Definitions are sorted by start: the innermost one holding the declaration is the
+        // nearest before it that ends after it.
+        let before = defs.partition_point(|s| s.byte_start <= d.byte_start);
+        let scope = defs[..before]
+            .iter()
+            .rev()
+            .take(MAX_SCOPE_LOOK)
+            .find(|s| d.byte_end <= s.byte_end && (s.byte_start, s.byte_end) != (d.byte_start, d.byte_end))
+            .map(|s| match &s.scope {
+                Some(sc) => format!("{sc}.{}", s.name),
+                None => s.name.clone(),
+            });
+        out.push(Declaration {
+            name: match scope {
+                Some(sc) => format!("{sc}.{}", d.name),
+                None => d.name,
+            },
+            line: d.name_row as u32 + 1,
+            comment,
+        });
+    }
+    out.sort_by(|a, b| (a.line, &a.name).cmp(&(b.line, &b.name)));
+    out.dedup_by(|b, a| (a.line, &a.name) == (b.line, &b.name));
+    out
 }
 
 fn kind_of(capture: &str) -> SymbolKind {

@@ -114,6 +114,21 @@ pub struct Reference {
     pub line: u32,
 }
 
+/// A declaration without a body that a comment describes: a C/C++ prototype or in-class
+/// method declaration (`// Return the level at which we should place …` above
+/// `int PickLevelForMemTableOutput(…);` in a header). Its definition is often in another file,
+/// without those words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    /// The qualified name, scopes joined by `.` (`leveldb.Version.PickLevelForMemTableOutput`),
+    /// as the definition's would be.
+    pub name: String,
+    /// 1-based line of the name.
+    pub line: u32,
+    /// The comment above the declaration and beside it, markers stripped ([`comments`]).
+    pub comment: String,
+}
+
 /// Definitions and references of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileSymbols {
@@ -121,6 +136,8 @@ pub struct FileSymbols {
     pub definitions: Vec<Symbol>,
     /// References sorted by line, one per (name, line).
     pub references: Vec<Reference>,
+    /// Declarations without bodies that have a comment (C and C++), by line.
+    pub declarations: Vec<Declaration>,
     /// How the definitions were extracted.
     pub method: Method,
     /// Why a fallback was used, if one was.
@@ -234,6 +251,7 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
         return FileSymbols {
             definitions: Vec::new(),
             references: Vec::new(),
+            declarations: Vec::new(),
             method: Method::None,
             note: None,
         };
@@ -250,6 +268,7 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
         return FileSymbols {
             definitions: docs::headings(text, style),
             references: Vec::new(),
+            declarations: Vec::new(),
             method: Method::Headings,
             note: None,
         };
@@ -269,10 +288,11 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
             note = Some(why);
         } else {
             match code::extract(lang, text, opts.time_cap) {
-                Ok((definitions, references)) => {
+                Ok((definitions, references, declarations)) => {
                     return FileSymbols {
                         definitions,
                         references,
+                        declarations,
                         method: Method::TreeSitter(lang),
                         note: None,
                     };
@@ -284,6 +304,7 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
     FileSymbols {
         definitions: patterns::definitions(text),
         references: Vec::new(),
+        declarations: Vec::new(),
         method: Method::Patterns,
         note,
     }

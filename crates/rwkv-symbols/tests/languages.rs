@@ -622,3 +622,36 @@ fn cpp_specialization_is_named_by_its_template() {
         common::dump(&f)
     );
 }
+
+#[test]
+fn c_and_cpp_declarations_keep_their_comments_and_scopes() {
+    let text = "namespace kv {\n\n// Encode v in as few bytes as it needs.\nchar* EncodeVarint(char* dst, unsigned v);\n\nint Undocumented(int x);\n\nclass LEVELDB_EXPORT Version {\n public:\n  // Return the level at which a new memtable\n  // compaction result is placed.\n  int PickLevel(const Slice& smallest);\n\n  const Options& options() const;  // the options it was opened with\n\n  /* Release what the version holds. */\n  virtual ~Version();\n\n  int Inline() { return 1; }\n};\n\nvoid Run() {\n  // not a declaration of the file\n  int Local(int);\n}\n}  // namespace kv\n";
+    let f = code("version.h", text);
+    let got: Vec<(&str, u32, &str)> = f
+        .declarations
+        .iter()
+        .map(|d| (d.name.as_str(), d.line, d.comment.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("kv.EncodeVarint", 4, "Encode v in as few bytes as it needs.\n"),
+            (
+                "kv.Version.PickLevel",
+                12,
+                "Return the level at which a new memtable\ncompaction result is placed.\n"
+            ),
+            ("kv.Version.options", 14, "// the options it was opened with\n"),
+        ],
+        "{}",
+        common::dump(&f)
+    );
+    // A C header's prototypes, by their comments; a definition is no declaration.
+    let c = code(
+        "lgc.h",
+        "/* Run a full collection cycle. */\nvoid luaC_fullgc(lua_State *L, int isemergency);\nstatic int twice(int x) { return 2 * x; }\n",
+    );
+    assert_eq!(c.declarations.len(), 1, "{:?}", c.declarations);
+    assert_eq!(c.declarations[0].name, "luaC_fullgc");
+    assert_eq!(c.declarations[0].comment, "Run a full collection cycle.\n");
+}

@@ -78,6 +78,13 @@ pub fn units_from(doc: &DocumentRecord, cps: &[CheckpointRecord], text: &str) ->
                     .take(64)
                     .map(|(_, d)| (d.name.clone(), u64::from(d.name_line)))
                     .collect(),
+                declares: syms
+                    .declarations
+                    .iter()
+                    .filter(|d| d.line >= u.line_start && d.line <= u.line_end)
+                    .take(64)
+                    .map(|d| (d.name.clone(), d.comment.clone()))
+                    .collect(),
                 doc: match sym.map(|s| s.kind) {
                     Some(rwkv_symbols::SymbolKind::Section) => String::new(),
                     _ if syms.method == rwkv_symbols::Method::Headings => String::new(),
