@@ -33,11 +33,12 @@ pub(crate) fn rerank(embedder: &rwkv_embed::Embedder, question: &str, cands: &mu
         return 0.0;
     }
     let texts: Vec<String> = std::iter::once(question.to_string())
-        .chain(
-            picked
-                .iter()
-                .map(|&i| format!("{} {}\n{}", cands[i].name, cands[i].path, cands[i].text)),
-        )
+        .chain(picked.iter().map(|&i| {
+            format!(
+                "{} {}\n{}{}",
+                cands[i].name, cands[i].path, cands[i].lent, cands[i].text
+            )
+        }))
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let emb = embedder.embed(&refs, MEANING_TOKENS);

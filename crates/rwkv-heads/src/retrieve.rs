@@ -137,6 +137,9 @@ pub struct Candidate {
     /// The parts of the rank score, named by [`FEATURES`] (for benchmarks that weigh them).
     #[serde(skip)]
     pub features: [f32; FEATURE_COUNT],
+    /// Comments of the unit's declaration elsewhere (a C++ header's), scored as its own.
+    #[serde(skip)]
+    pub(crate) lent: String,
 }
 
 impl Candidate {
@@ -163,6 +166,7 @@ impl Candidate {
             text_hash: h.text_hash.clone(),
             raw_score: 0.0,
             features: [0.0; FEATURE_COUNT],
+            lent: String::new(),
         }
     }
 }
@@ -589,6 +593,7 @@ pub(crate) fn retrieve_units(
                 score *= TINY_FACTOR;
             }
             c.raw_score = score;
+            c.lent = lent.to_string();
             c.features = [
                 name_code,
                 name - name_code,
@@ -985,6 +990,7 @@ pub(crate) mod tests {
             text_hash: name.into(),
             raw_score: score,
             features: [0.0; FEATURE_COUNT],
+            lent: String::new(),
         }
     }
 

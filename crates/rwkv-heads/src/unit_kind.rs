@@ -2,12 +2,12 @@
 //! declaration without a body, a type stub. Retrieval weighs each.
 
 /// Whether a unit is a test or a benchmark: in such a file, or a `mod tests` / `mod bench` /
-/// `test_…` / `bench_…` inside a source file (those answer questions about tests).
+/// `test_…` / `testX` / `bench_…` inside a source file (those answer questions about tests).
 pub(crate) fn is_test_unit(path: &str, name: &str) -> bool {
     is_test_path(path)
-        || name.split('.').any(|p| {
-            matches!(p, "test" | "tests" | "bench" | "benches") || p.starts_with("test_") || p.starts_with("bench_")
-        })
+        || name
+            .split('.')
+            .any(|p| matches!(p, "bench" | "benches") || starts_with_test_word(p) || p.starts_with("bench_"))
 }
 
 /// Whether a unit is named as a test, by its file's name (`test_app.py`, `x_test.go`,
@@ -98,6 +98,8 @@ mod tests {
         assert!(is_test_unit("src/app.py", "test_app"));
         assert!(!is_test_unit("src/bench.rs", "Bencher.run"));
         assert!(!is_test_unit("src/postings/mod.rs", "BlockEncoder.compress"));
+        assert!(is_test_unit("src/parser.ts", "testParsesEmptyInput"));
+        assert!(!is_test_unit("src/matcher.ts", "testable"));
         // Named as tests, whatever the folders.
         assert!(is_named_test(
             "src/test/java/SelectorTest.java",
