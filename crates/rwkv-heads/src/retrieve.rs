@@ -37,6 +37,7 @@ use rwkv_index::{Hit, Index, name_key, terms};
 use serde::Serialize;
 
 use crate::Result;
+use crate::declared;
 use crate::meaning;
 use crate::question::{Question, name_parts};
 use crate::unit_kind::{has_no_body, is_named_test, is_stub_path, is_test_unit};
@@ -143,7 +144,7 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn from_hit(h: &Hit) -> Candidate {
+    pub(crate) fn from_hit(h: &Hit) -> Candidate {
         Candidate {
             doc_id: h.doc_id.clone(),
             path: h.path.clone(),
@@ -292,7 +293,7 @@ impl Scorer<'_> {
 }
 
 /// The indexed forms (words, identifier parts, canonical forms) of `text`.
-fn word_set(text: &str) -> BTreeSet<String> {
+pub(crate) fn word_set(text: &str) -> BTreeSet<String> {
     rwkv_index::tokenizer::tokenize_indexed(text)
         .into_iter()
         .map(|t| t.text)
@@ -316,7 +317,7 @@ fn held(q: &Question, i: usize, have: &BTreeSet<&str>) -> f32 {
 
 /// The share of the question's content terms (weighted by `idf`, out of `total`) that `have`
 /// holds.
-fn weighted_share(q: &Question, idf: &[f32], total: f32, have: &BTreeSet<&str>) -> f32 {
+pub(crate) fn weighted_share(q: &Question, idf: &[f32], total: f32, have: &BTreeSet<&str>) -> f32 {
     (0..q.content.len()).map(|i| held(q, i, have) * idf[i]).sum::<f32>() / total
 }
 
@@ -386,7 +387,7 @@ impl Retrieval {
 
 /// A pooled unit and its name score, normalised BM25, reference score and the part of the name
 /// score for a name written as code.
-type Pooled = (Candidate, f32, f32, f32, f32);
+pub(crate) type Pooled = (Candidate, f32, f32, f32, f32);
 
 /// The `top` best units of `index` for `question`, with the support of the question.
 pub(crate) fn retrieve_units(
@@ -517,7 +518,7 @@ pub(crate) fn retrieve_units(
     let idf_total: f32 = idf.iter().sum::<f32>().max(1e-6);
     // 4. Definitions whose declaration elsewhere (a C++ header) has a comment with the
     // question's words: they join, holding those words as their own.
-    let lent = lend_declared_words(index, &q, &idf, idf_total, &mut by_key)?;
+    let lent = declared::lend_declared_words(index, &q, &idf, idf_total, &mut by_key)?;
     // Coverage: the share of the question's content words (by idf) the unit holds anywhere,
     // without BM25's length normalisation, so a long body that mentions every part of the
     // question meets a short unit that repeats one of them.
@@ -688,67 +689,6 @@ pub(crate) fn retrieve_units(
         best_score,
         meaning,
     })
-}
-
-/// Least share of the question's words (by idf) a declaration's comment must hold to lend them
-/// to its definition.
-const LEND_SHARE: f32 = 0.3;
-/// Most declarations whose definitions are looked up per question (the best by share).
-const LEND_NAMES: usize = 8;
-/// Units whose declarations' comments are searched for the question's words.
-const DECLARING_UNITS: usize = 20;
-
-/// The definitions that a bodiless declaration in a pooled unit describes with the question's
-/// words (a C/C++ header comment above `int PickLevelForMemTableOutput(…);`, the definition in
-/// a `.cc` file without those words): each joins the pool, and is given the comment's text to be
-/// scored with as its own (returned by the definition's key).
-fn lend_declared_words(
-    index: &Index,
-    q: &Question,
-    idf: &[f32],
-    idf_total: f32,
-    by_key: &mut BTreeMap<(String, u64), Pooled>,
-) -> Result<BTreeMap<(String, u64), String>> {
-    let mut search: Vec<String> = q.content.clone();
-    search.extend(q.related_all.iter().cloned());
-    let declaring = index.search_declarations(&search, DECLARING_UNITS)?;
-    let mut wanted: Vec<(f32, &str, &str)> = Vec::new();
-    for c in &declaring {
-        for (name, comment) in &c.declares {
-            let words = word_set(comment);
-            let have: BTreeSet<&str> = words.iter().map(String::as_str).collect();
-            let share = weighted_share(q, idf, idf_total, &have);
-            if share >= LEND_SHARE {
-                wanted.push((share, name, comment));
-            }
-        }
-    }
-    wanted.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    let mut looked: BTreeSet<&str> = BTreeSet::new();
-    let mut lent: BTreeMap<(String, u64), String> = BTreeMap::new();
-    for &(_, name, comment) in &wanted {
-        if looked.len() == LEND_NAMES {
-            break;
-        }
-        if !looked.insert(name) {
-            continue;
-        }
-        let last = name.rsplit('.').next().unwrap_or(name);
-        for h in index.definitions(&[name_key(last)], 20)? {
-            if !h.head || h.qualified_name() != name || has_no_body(&h.text) {
-                continue;
-            }
-            let text = lent.entry((h.doc_id.clone(), h.seq)).or_default();
-            if !text.contains(comment) {
-                text.push_str(comment);
-                text.push('\n');
-            }
-            by_key
-                .entry((h.doc_id.clone(), h.seq))
-                .or_insert_with(|| (Candidate::from_hit(&h), 0.0, 0.0, 0.0, 0.0));
-        }
-    }
-    Ok(lent)
 }
 
 /// The best `top` of `cands` (in rank order), each text once: the same text in several

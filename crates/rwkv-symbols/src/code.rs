@@ -541,13 +541,12 @@ fn described(text: &str, lines: &crate::Lines, defs: &[Symbol], declared: Vec<De
         }
         let mut first = d.first_row;
         while first > 0 && d.first_row - first < MAX_COMMENT_LINES {
+            // The lines that join a definition's unit above it describe a declaration too.
             let (s, e) = lines.range(first - 1);
-            let l = text[s..e].trim();
-            if l.starts_with("//") || l.starts_with("/*") || l.starts_with('*') || l.ends_with("*/") {
-                first -= 1;
-            } else {
+            if !crate::units::leading_line(&text[s..e]) {
                 break;
             }
+            first -= 1;
         }
         let comment = crate::comments(&text[lines.range(first).0..lines.range(d.last_row).1]);
         if comment.trim().is_empty() {
@@ -561,10 +560,7 @@ fn described(text: &str, lines: &crate::Lines, defs: &[Symbol], declared: Vec<De
             .rev()
             .take(MAX_SCOPE_LOOK)
             .find(|s| d.byte_end <= s.byte_end && (s.byte_start, s.byte_end) != (d.byte_start, d.byte_end))
-            .map(|s| match &s.scope {
-                Some(sc) => format!("{sc}.{}", s.name),
-                None => s.name.clone(),
-            });
+            .map(Symbol::qualified_name);
         out.push(Declaration {
             name: match scope {
                 Some(sc) => format!("{sc}.{}", d.name),

@@ -39,6 +39,16 @@ pub struct Symbol {
     pub byte_end: usize,
 }
 
+impl Symbol {
+    /// `scope.name`, or the name at top level (`AppContext.push`).
+    pub fn qualified_name(&self) -> String {
+        match &self.scope {
+            Some(s) => format!("{s}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 /// The kind of a definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SymbolKind {
@@ -420,11 +430,8 @@ pub(crate) fn finish(mut raw: Vec<Raw>) -> Vec<Symbol> {
         if sym.kind == SymbolKind::Function && parent.is_some_and(|p| p.3.holds_methods()) {
             sym.kind = SymbolKind::Method;
         }
-        let qual = match &scope {
-            Some(s) => format!("{s}.{}", sym.name),
-            None => sym.name.clone(),
-        };
         sym.scope = scope;
+        let qual = sym.qualified_name();
         stack.push((sym.byte_start, sym.byte_end, qual, sym.kind));
         out.push(sym);
     }

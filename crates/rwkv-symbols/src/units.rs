@@ -22,7 +22,7 @@ pub struct Unit {
 
 /// Whether a line is a comment, attribute or decorator that belongs to the definition
 /// right below it.
-fn leading_line(line: &str) -> bool {
+pub(crate) fn leading_line(line: &str) -> bool {
     let t = line.trim_start();
     const PREFIXES: &[&str] = &["//", "/*", "*", "#[", "#![", "@", "--", ";;", "'''", "\"\"\""];
     if PREFIXES.iter().any(|p| t.starts_with(p)) {
