@@ -807,17 +807,20 @@ fn declared_name(mut d: Node) -> Option<Node> {
     None
 }
 
-/// `impl<T> fmt::Display for &'a Foo<T>` type text → `Foo`.
+/// `impl<T> fmt::Display for &'a Foo<T>` type text → `Foo`: the last word before the generic
+/// arguments (`&'a mut Serializer<W, F>` → `Serializer`, `dyn Error + Send` → `Error`,
+/// `[u8]` → `u8`).
 fn impl_name(ty: &str) -> String {
     let base = ty.split('<').next().unwrap_or(ty);
-    let last = base.rsplit("::").next().unwrap_or(base);
-    let name: String = last
-        .trim_start_matches(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .trim_start_matches("mut ")
-        .trim_start_matches("dyn ")
-        .trim()
-        .to_string();
-    if name.is_empty() { ty.trim().to_string() } else { name }
+    let base = base.split('+').next().unwrap_or(base);
+    let last = base.split_whitespace().last().unwrap_or(base);
+    let last = last.rsplit("::").next().unwrap_or(last);
+    let name = last.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'));
+    if name.is_empty() {
+        ty.trim().to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 /// `(s *Server[T])` → `Server`.
@@ -828,4 +831,22 @@ fn receiver_type(recv: &str) -> Option<String> {
     let ty = ty.split('[').next()?;
     let ty = ty.rsplit('.').next()?;
     (!ty.is_empty()).then(|| ty.to_string())
+}
+
+#[cfg(test)]
+mod impl_name_tests {
+    use super::impl_name;
+
+    #[test]
+    fn the_type_an_impl_is_for_is_its_last_word_before_generics() {
+        assert_eq!(impl_name("Foo<T>"), "Foo");
+        assert_eq!(impl_name("&'a mut Serializer<W, F>"), "Serializer");
+        assert_eq!(impl_name("&'a Foo<T>"), "Foo");
+        assert_eq!(impl_name("&mut Foo"), "Foo");
+        assert_eq!(impl_name("dyn Error + Send + Sync"), "Error");
+        assert_eq!(impl_name("std::collections::HashMap<K, V>"), "HashMap");
+        assert_eq!(impl_name("[u8]"), "u8");
+        assert_eq!(impl_name("Box<dyn Fn()>"), "Box");
+        assert_eq!(impl_name("()"), "()");
+    }
 }
