@@ -64,6 +64,21 @@ CPP_ORIG=leveldb_1.23.orig.tar.gz
 CPP_SHA256=9a37f8a6174f09bd622bc723b55881dc541cd50747cbd08831c2a82d620f6d76
 CPP_TOP=leveldb-1.23
 
+# probes (benches/qa/probes/): three more code bases whose questions were written before the tool
+# was run on them (2026-12-07), each measured once as it is; smaller than the sets above
+PROBE_RS1_NAME=serde_json
+PROBE_RS1_VER=1.0.154
+PROBE_RS1_SHA256=e7e9cc8b1b85264074fbcc02a88680c4096b1e47df8f739dceb03bf482f04bd6
+PROBE_RS2_NAME=semver
+PROBE_RS2_VER=1.0.28
+PROBE_RS2_SHA256=8a7852d02fc848982e0c167ef163aaff9cd91dc640ba85e263cb1ce46fae51cd
+PROBE_GO_NAME=pflag
+PROBE_GO_DEB=golang-github-spf13-pflag-dev
+PROBE_GO_SRC=golang-github-spf13-pflag
+PROBE_GO_VER=1.0.6~git20210604-d5e0c0615ace-1
+PROBE_GO_SHA256=bd1c3c2a3e47512a64da02ebea900eb5a3f3c5d386e559d5718a3a935c0ea570
+PROBE_GO_PATH=usr/share/gocode/src/github.com/spf13/pflag
+
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
 
@@ -176,18 +191,21 @@ fetch_js() {
     install_tree "$tmp/unpack/package" "$out"
 }
 
+# A Go library from Debian's archive: NAME, binary package, source package, version, SHA-256,
+# and the package's folder that becomes DEST/NAME.
 fetch_go() {
-    local out="$DEST/$GO_NAME"
-    present "$out" "$GO_NAME $GO_VER" && return
-    echo "[$GO_NAME $GO_VER] Debian package $GO_DEB"
-    local tmp="$WORK/go-$GO_NAME"
+    local name=$1 deb_name=$2 src=$3 ver=$4 sha=$5 path=$6
+    local out="$DEST/$name"
+    present "$out" "$name $ver" && return
+    echo "[$name $ver] Debian package $deb_name"
+    local tmp="$WORK/go-$name"
     mkdir -p "$tmp/x"
-    local deb="$tmp/${GO_DEB}_${GO_VER}_all.deb"
-    curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${GO_SRC:0:1}/$GO_SRC/${GO_DEB}_${GO_VER}_all.deb" \
-        || (cd "$tmp" && apt-get download "$GO_DEB=$GO_VER")
-    echo "$GO_SHA256  $deb" | sha256sum -c --quiet
+    local deb="$tmp/${deb_name}_${ver}_all.deb"
+    curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${src:0:1}/$src/${deb_name}_${ver}_all.deb" \
+        || (cd "$tmp" && apt-get download "$deb_name=$ver")
+    echo "$sha  $deb" | sha256sum -c --quiet
     dpkg-deb -x "$deb" "$tmp/x"
-    install_tree "$tmp/x/$GO_PATH" "$out"
+    install_tree "$tmp/x/$path" "$out"
 }
 
 # A checked tarball: NAME, what to call it, its URL, its SHA-256, and the folder inside it that
@@ -210,7 +228,7 @@ fetch_rust
 fetch_js "$JS_NAME" "$JS_VER"
 fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
-fetch_go
+fetch_go "$GO_NAME" "$GO_DEB" "$GO_SRC" "$GO_VER" "$GO_SHA256" "$GO_PATH"
 fetch_tarball "$C_NAME" "crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)" \
     "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate" "$C_SHA256" "$C_CRATE-$C_CRATE_VER/$C_PATH"
 fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
@@ -218,4 +236,11 @@ fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
 fetch_js "$TS_NAME" "$TS_VER" dist
 fetch_tarball "$CPP_NAME" "Debian source $CPP_ORIG" \
     "http://deb.debian.org/debian/pool/main/${CPP_NAME:0:1}/$CPP_NAME/$CPP_ORIG" "$CPP_SHA256" "$CPP_TOP"
+# the probes
+for crate in "$PROBE_RS1_NAME $PROBE_RS1_VER $PROBE_RS1_SHA256" "$PROBE_RS2_NAME $PROBE_RS2_VER $PROBE_RS2_SHA256"; do
+    read -r name ver sha <<<"$crate"
+    fetch_tarball "$name" "crate $name $ver" \
+        "https://static.crates.io/crates/$name/$name-$ver.crate" "$sha" "$name-$ver"
+done
+fetch_go "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
 echo "done: code bases are in $DEST"
