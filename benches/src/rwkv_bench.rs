@@ -108,7 +108,8 @@ struct QaArgs {
     #[arg(long)]
     json: bool,
     /// Write the score parts of the first 100 units of every question to this file (one JSON
-    /// object per question), for weighing them.
+    /// object per question; each unit with its name, kind and whether it is gold), for weighing
+    /// them.
     #[arg(long, value_name = "FILE")]
     features: Option<std::path::PathBuf>,
 }
@@ -363,7 +364,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|c| {
                     serde_json::json!({"unit": format!("{}:{}-{}", c.path, c.line_start, c.line_end), "name": c.name,
-                        "gold": holds_gold(&golds, c),
+                        "kind": c.kind, "gold": holds_gold(&golds, c),
                         "score": c.score, "f": c.features})
                 })
                 .collect();
