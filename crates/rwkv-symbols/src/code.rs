@@ -809,10 +809,13 @@ fn declared_name(mut d: Node) -> Option<Node> {
 
 /// `impl<T> fmt::Display for &'a Foo<T>` type text → `Foo`: the last word before the generic
 /// arguments (`&'a mut Serializer<W, F>` → `Serializer`, `dyn Error + Send` → `Error`,
-/// `[u8]` → `u8`).
+/// `[u8]` → `u8`); a type with no name (a tuple, a function pointer) is its whole text.
 fn impl_name(ty: &str) -> String {
     let base = ty.split('<').next().unwrap_or(ty);
     let base = base.split('+').next().unwrap_or(base);
+    if base.contains('(') {
+        return ty.trim().to_string();
+    }
     let last = base.split_whitespace().last().unwrap_or(base);
     let last = last.rsplit("::").next().unwrap_or(last);
     let name = last.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_'));
@@ -848,5 +851,7 @@ mod impl_name_tests {
         assert_eq!(impl_name("[u8]"), "u8");
         assert_eq!(impl_name("Box<dyn Fn()>"), "Box");
         assert_eq!(impl_name("()"), "()");
+        assert_eq!(impl_name("(A, B)"), "(A, B)");
+        assert_eq!(impl_name("fn(A) -> B"), "fn(A) -> B");
     }
 }
