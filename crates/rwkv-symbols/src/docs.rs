@@ -49,7 +49,97 @@ fn atx(line: &str, marker: char) -> Option<(usize, String)> {
     if title.is_empty() {
         return None;
     }
-    Some((level, title.to_string()))
+    Some((level, inline_text(title)))
+}
+
+/// The words of a Markdown title as a reader sees them: images (badges) and HTML tags dropped,
+/// a link's text kept and its target dropped, entities (`&emsp;`) as spaces, code spans and
+/// emphasis without their marks. A title that is nothing but images keeps their alt texts; one
+/// with no words at all stays as written.
+fn inline_text(title: &str) -> String {
+    for keep_images in [false, true] {
+        let text = plain(title, keep_images);
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if text.chars().any(char::is_alphanumeric) {
+            return text;
+        }
+    }
+    title.to_string()
+}
+
+/// [`inline_text`] before its fallbacks: images as their alt text or as nothing.
+fn plain(title: &str, keep_images: bool) -> String {
+    let mut out = String::with_capacity(title.len());
+    let mut rest = title;
+    while let Some(c) = rest.chars().next() {
+        let after_word = out.chars().next_back().is_some_and(char::is_alphanumeric);
+        if c == '`'
+            && let Some(end) = rest[1..].find('`')
+        {
+            // A code span as written, marks dropped.
+            out.push_str(&rest[1..end + 1]);
+            rest = &rest[end + 2..];
+        } else if c == '!'
+            && rest[1..].starts_with('[')
+            && let Some((alt, after)) = link(&rest[1..])
+        {
+            if keep_images {
+                out.push_str(&plain(&alt, keep_images));
+            }
+            out.push(' ');
+            rest = after;
+        } else if c == '['
+            && let Some((text, after)) = link(rest)
+        {
+            out.push_str(&plain(&text, keep_images));
+            rest = after;
+        } else if c == '<'
+            && !after_word
+            && let Some(end) = rest.find('>')
+            && rest[1..].starts_with(|x: char| x.is_ascii_alphabetic() || x == '/' || x == '!')
+        {
+            out.push(' ');
+            rest = &rest[end + 1..];
+        } else if c == '&'
+            && let Some(end) = rest[1..].find(';').map(|e| e + 1)
+            && end > 1
+            && rest[1..end].chars().all(|x| x.is_ascii_alphanumeric() || x == '#')
+        {
+            out.push(' ');
+            rest = &rest[end + 1..];
+        } else {
+            if !matches!(c, '`' | '*') {
+                out.push(c);
+            }
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// `[text](target)`, `[text][ref]` or `[text]` at the start of `s` → (text, what follows).
+fn link(s: &str) -> Option<(String, &str)> {
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in s.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    let text = s[1..close].to_string();
+    let after = &s[close + 1..];
+    let target_end = |open: char, shut: char| after.strip_prefix(open).and_then(|t| t.find(shut).map(|e| &t[e + 1..]));
+    let after = target_end('(', ')').or_else(|| target_end('[', ']')).unwrap_or(after);
+    Some((text, after))
 }
 
 /// A code fence opener/closer: (char, run length).
@@ -120,7 +210,7 @@ fn markdown(text: &str, lines: &Lines, adoc: bool) -> Vec<Heading> {
                 0
             };
             if level > 0 {
-                let title = line_text(text, lines, p).trim().to_string();
+                let title = inline_text(line_text(text, lines, p).trim());
                 out.push(Heading {
                     first: p,
                     title_line: p,
@@ -229,4 +319,37 @@ pub(crate) fn headings(text: &str, style: Style) -> Vec<Symbol> {
         stack.push((h.level, h.title.clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_the_words_a_reader_sees() {
+        let t = |s: &str| atx(s, '#').unwrap().1;
+        assert_eq!(
+            t("# Serde JSON &emsp; [![Build Status]][actions] [![Latest Version]][crates.io]"),
+            "Serde JSON"
+        );
+        assert_eq!(
+            t(r#"# <img src="logo.png" alt="RxJS Logo" width="86"> RxJS: Reactive Extensions"#),
+            "RxJS: Reactive Extensions"
+        );
+        assert_eq!(
+            t("## [7.8.1](https://github.com/reactivex/rxjs/compare/7.8.0...7.8.1) (2023-04-26)"),
+            "7.8.1 (2023-04-26)"
+        );
+        assert_eq!(
+            t("### Use `url_for` with **care** [here][ref]"),
+            "Use url_for with care here"
+        );
+        assert_eq!(t("## Tom & Jerry"), "Tom & Jerry");
+        assert_eq!(t("## `Vec<T>` and Option<U>, `*ptr`"), "Vec<T> and Option<U>, *ptr");
+        assert_eq!(t("## a < b and c > d"), "a < b and c > d");
+        // Nothing but an image: its alt text; nothing readable at all: as written.
+        assert_eq!(t("# ![Project logo](logo.svg)"), "Project logo");
+        assert_eq!(t("# [![](x.svg)](y)"), "[![](x.svg)](y)");
+        assert_eq!(t("## [unclosed link"), "[unclosed link");
+    }
 }
