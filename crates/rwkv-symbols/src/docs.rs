@@ -117,6 +117,37 @@ fn plain(title: &str, keep_images: bool) -> String {
     out
 }
 
+/// The words of a reStructuredText title: roles (`:func:`), backquotes and escapes dropped
+/// (``` ``attr`` ``` → `attr`, `\$ click\_` → `$ click_`).
+fn rst_text(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    let mut chars = title.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' => {}
+            '\\' => out.extend(chars.next()),
+            ':' if chars.peek().is_some_and(char::is_ascii_alphabetic) => {
+                // A role `:name:` right before a backquote is dropped; any other colon stays.
+                let rest: String = chars.clone().collect();
+                match rest.find(':') {
+                    Some(end)
+                        if rest[..end].chars().all(|x| x.is_ascii_alphanumeric() || x == '-')
+                            && rest[end + 1..].starts_with('`') =>
+                    {
+                        for _ in 0..=end {
+                            chars.next();
+                        }
+                    }
+                    _ => out.push(c),
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    let text = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.is_empty() { title.to_string() } else { text }
+}
+
 /// `[text](target)`, `[text][ref]` or `[text]` at the start of `s` → (text, what follows).
 fn link(s: &str) -> Option<(String, &str)> {
     let mut depth = 0;
@@ -272,7 +303,7 @@ fn rst(text: &str, lines: &Lines) -> Vec<Heading> {
                     first,
                     title_line: i,
                     level,
-                    title: title.trim().to_string(),
+                    title: rst_text(title.trim()),
                 });
                 i += 2;
                 continue;
@@ -351,5 +382,19 @@ mod tests {
         assert_eq!(t("# ![Project logo](logo.svg)"), "Project logo");
         assert_eq!(t("# [![](x.svg)](y)"), "[![](x.svg)](y)");
         assert_eq!(t("## [unclosed link"), "[unclosed link");
+    }
+
+    #[test]
+    fn rst_titles_lose_their_marks() {
+        assert_eq!(
+            rst_text("API Reference for the ``attr`` Namespace"),
+            "API Reference for the attr Namespace"
+        );
+        assert_eq!(rst_text("\\$ click\\_"), "$ click_");
+        assert_eq!(
+            rst_text("Using :func:`attr.s` well: a note"),
+            "Using attr.s well: a note"
+        );
+        assert_eq!(rst_text("``"), "``");
     }
 }
