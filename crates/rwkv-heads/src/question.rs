@@ -153,12 +153,19 @@ impl Question {
             .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())
             .collect();
         // The initials of three or four words in a row stand for each of them ("byte order
-        // mark" → `bom`, "end of file" → `eof`, "command line interface" → `cli`).
+        // mark" → `bom`, "time to live" → `ttl`, "command line interface" → `cli`).
         let lower: Vec<String> = raw_words.iter().map(|w| w.to_lowercase()).collect();
         for n in 3..=4 {
             for win in lower.windows(n) {
+                // Inside, one short joining word at most ("time to live"): "cached
+                // on disk" is not `cod`, and "runs of the program" not `rotp`.
+                let joining = win[1..n - 1].iter().filter(|w| terms::is_stop_word(w)).count();
                 if terms::is_stop_word(&win[0])
                     || terms::is_stop_word(&win[n - 1])
+                    || joining > 1
+                    || win[1..n - 1]
+                        .iter()
+                        .any(|w| terms::is_stop_word(w) && !INITIAL_JOINERS.contains(&w.as_str()))
                     || !win.iter().all(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
                 {
                     continue;
@@ -190,6 +197,10 @@ impl Question {
         }
     }
 }
+
+/// Short words that may stand inside a phrase whose initials make an acronym ("time to live",
+/// "search and replace").
+const INITIAL_JOINERS: &[&str] = &["of", "to", "and", "in", "for", "by"];
 
 /// The kinds of definition (`rwkv_symbols::SymbolKind::as_str`) a word for a kind of type
 /// stands for.
@@ -283,5 +294,17 @@ mod tests {
     fn questions_name_paths() {
         let q = Question::new("What does src/reader.rs do, and helpers.py? e.g. not 3.5 or a.b");
         assert_eq!(q.paths, ["src/reader.rs", "helpers.py"]);
+    }
+
+    #[test]
+    fn initials_of_phrases_stand_for_their_words() {
+        let q = Question::new("How is a byte order mark skipped, and how does time to live expire entries?");
+        assert!(q.related_all.contains("bom"), "{q:?}");
+        assert!(q.related_all.contains("ttl"), "{q:?}");
+        // Joined by "on" or by two short words, a phrase makes no acronym (`cod`, `rotp`).
+        let q = Question::new("How are responses cached on disk between runs of the program?");
+        for t in ["cod", "rcod", "codb", "rotp"] {
+            assert!(!q.related_all.contains(t), "{t}: {q:?}");
+        }
     }
 }
