@@ -64,7 +64,7 @@ CPP_ORIG=leveldb_1.23.orig.tar.gz
 CPP_SHA256=9a37f8a6174f09bd622bc723b55881dc541cd50747cbd08831c2a82d620f6d76
 CPP_TOP=leveldb-1.23
 
-# probes (benches/qa/probes/): three more code bases whose questions were written before the tool
+# probes (benches/qa/probes/): four more code bases whose questions were written before the tool
 # was run on them (2026-12-07), each measured once as it is; smaller than the sets above
 PROBE_RS1_NAME=serde_json
 PROBE_RS1_VER=1.0.154
@@ -78,6 +78,8 @@ PROBE_GO_SRC=golang-github-spf13-pflag
 PROBE_GO_VER=1.0.6~git20210604-d5e0c0615ace-1
 PROBE_GO_SHA256=bd1c3c2a3e47512a64da02ebea900eb5a3f3c5d386e559d5718a3a935c0ea570
 PROBE_GO_PATH=usr/share/gocode/src/github.com/spf13/pflag
+PROBE_PY_NAME=requests
+PROBE_PY_VER=2.32.3
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -243,4 +245,5 @@ for crate in "$PROBE_RS1_NAME $PROBE_RS1_VER $PROBE_RS1_SHA256" "$PROBE_RS2_NAME
         "https://static.crates.io/crates/$name/$name-$ver.crate" "$sha" "$name-$ver"
 done
 fetch_go "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
+fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
 echo "done: code bases are in $DEST"
