@@ -57,6 +57,9 @@ const JS_DEFS: &str = r#"
   (#match? @obj "^(module\\.)?exports$")) @definition.variable
 (lexical_declaration (variable_declarator name: (identifier) @name)) @definition.constant
 (variable_declaration (variable_declarator name: (identifier) @name)) @definition.variable
+(export_statement value: [(arrow_function) (function_expression) (generator_function)]
+  @definition.function)
+(export_statement value: (class !name) @definition.class)
 (program (expression_statement (call_expression arguments: (arguments
   (function_expression name: (identifier) @name)))) @definition.function)
 (program (expression_statement (call_expression arguments: (arguments
@@ -240,8 +243,8 @@ pub(crate) fn looks_like_cpp(text: &str) -> bool {
 type Found = (Vec<Symbol>, Vec<Reference>, Vec<Declaration>);
 
 /// Parse and query; `Err` says why the fallback is needed.
-pub(crate) fn extract(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
-    match catch_unwind(AssertUnwindSafe(|| run(lang, text, cap))) {
+pub(crate) fn extract(lang: Lang, text: &str, cap: Duration, default_name: &str) -> Result<Found, String> {
+    match catch_unwind(AssertUnwindSafe(|| run(lang, text, cap, default_name))) {
         Ok(r) => r,
         Err(_) => Err("grammar panicked".to_string()),
     }
@@ -358,7 +361,7 @@ fn mask_class_macros(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(String::from_utf8(out).expect("ASCII replaced by ASCII"))
 }
 
-fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
+fn run(lang: Lang, text: &str, cap: Duration, default_name: &str) -> Result<Found, String> {
     let masked = if lang == Lang::Cpp {
         mask_class_macros(text)
     } else {
@@ -445,7 +448,24 @@ fn run(lang: Lang, text: &str, cap: Duration) -> Result<Found, String> {
                 continue;
             }
             let Some((node, kind)) = def else { continue };
-            if let Some(raw) = definition(lang, text, &lines, node, name, kind) {
+            // An anonymous default export (`export default (config) => {…}`) is named as its
+            // module is imported: by the file's name.
+            let anonymous_export = name.is_none()
+                && node.child_by_field_name("name").is_none()
+                && node.parent().is_some_and(|p| p.kind() == "export_statement");
+            let raw = if anonymous_export {
+                let export = node.parent().unwrap_or(node);
+                (!default_name.is_empty()).then(|| default_export(text, &lines, export, default_name, kind))
+            } else {
+                let name = name.or_else(|| {
+                    // A named function or class after `export default`.
+                    node.parent()
+                        .filter(|p| p.kind() == "export_statement")
+                        .and_then(|_| node.child_by_field_name("name"))
+                });
+                definition(lang, text, &lines, node, name, kind)
+            };
+            if let Some(raw) = raw {
                 found.push((
                     m.pattern_index,
                     node.start_byte(),
@@ -754,6 +774,27 @@ fn definition(
         }
         _ => {}
     }
+    let name_line = name_node.start_position().row as u32 + 1;
+    Some(located(lines, text, node, name_line, name, kind, qualifier))
+}
+
+/// An anonymous default export (`export default (config) => {…}`, `export default class {…}`),
+/// `export` keyword and all, named `name` (the file's).
+fn default_export(text: &str, lines: &crate::Lines, export: Node, name: &str, kind: SymbolKind) -> Raw {
+    let name_line = export.start_position().row as u32 + 1;
+    located(lines, text, export, name_line, name.to_string(), kind, None)
+}
+
+/// A definition spanning `node`, its name on `name_line`.
+fn located(
+    lines: &crate::Lines,
+    text: &str,
+    node: Node,
+    name_line: u32,
+    name: String,
+    kind: SymbolKind,
+    qualifier: Option<String>,
+) -> Raw {
     let mut byte_start = node.start_byte();
     let mut byte_end = node.end_byte().max(byte_start);
     while byte_start > 0 && !text.is_char_boundary(byte_start) {
@@ -766,8 +807,7 @@ fn definition(
     // A node ending just after a newline ends on the line before.
     let last = if byte_end > byte_start { byte_end - 1 } else { byte_end };
     let line_end = (lines.line_of(last) as u32 + 1).max(line_start);
-    let name_line = name_node.start_position().row as u32 + 1;
-    Some(Raw {
+    Raw {
         sym: Symbol {
             name,
             kind,
@@ -779,7 +819,7 @@ fn definition(
             byte_end,
         },
         qualifier,
-    })
+    }
 }
 
 /// The name node inside a C/C++ declarator (through pointers, references, arrays, …).

@@ -297,7 +297,7 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
         } else if let Some(why) = minified(text) {
             note = Some(why);
         } else {
-            match code::extract(lang, text, opts.time_cap) {
+            match code::extract(lang, text, opts.time_cap, &module_name(path)) {
                 Ok((definitions, references, declarations)) => {
                     return FileSymbols {
                         definitions,
@@ -317,6 +317,28 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
         declarations: Vec::new(),
         method: Method::Patterns,
         note,
+    }
+}
+
+/// The name a file's module is imported by: its stem, or its folder's name for an `index` or
+/// `mod` file (`lib/helpers/parseHeaders.js` → `parseHeaders`, `lib/defaults/index.js` →
+/// `defaults`); empty when there is none.
+fn module_name(path: &str) -> String {
+    let mut parts = path.rsplit(['/', '\\']);
+    let file = parts.next().unwrap_or("");
+    let stem = file.split('.').next().unwrap_or("");
+    let name = if matches!(stem, "index" | "mod") {
+        parts.next().unwrap_or("")
+    } else {
+        stem
+    };
+    if name
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-')
+    {
+        name.to_string()
+    } else {
+        String::new()
     }
 }
 

@@ -225,6 +225,29 @@ fn javascript() {
     has_ref(&f, "make", 20);
 }
 
+#[test]
+fn anonymous_default_exports_are_named_by_their_module() {
+    // `export default rawHeaders => {…}` is imported as `parseHeaders`: the file's name.
+    let text =
+        "import x from './x.js';\n\nexport default rawHeaders => {\n  const parsed = {};\n  return parsed;\n};\n";
+    let f = code("lib/helpers/parseHeaders.js", text);
+    has(&f, "parseHeaders", K::Function);
+    lines(&f, text, "parseHeaders", 3, 3, 6);
+    // An `index` file is its folder's module; an anonymous class keeps its methods.
+    let text = "export default class {\n  run(job) {\n    return job;\n  }\n}\n";
+    let f = code("src/queue/index.ts", text);
+    has(&f, "queue", K::Class);
+    has(&f, "queue.run", K::Method);
+    // A named default export keeps its own name, once.
+    let text = "export default function settle(resolve) {\n  resolve();\n}\n";
+    let f = code("lib/core/other.js", text);
+    has(&f, "settle", K::Function);
+    assert!(f.definitions.iter().all(|d| d.name != "other"), "{}", common::dump(&f));
+    let text = "export default async function (req) {\n  return req;\n}\n";
+    let f = code("lib/adapters/fetch.mjs", text);
+    has(&f, "fetch", K::Function);
+}
+
 const TS: &str = r#"export interface User {
   id: number;
   name(): string;
