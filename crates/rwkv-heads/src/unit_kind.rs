@@ -76,14 +76,34 @@ fn is_test_file_name(f: &str) -> bool {
     f.starts_with("test_") || f.contains("_test.") || f.contains(".test.") || f.contains(".spec.")
 }
 
-/// Whether a path holds declarations only: type stubs (`.pyi`, `.d.ts`).
+/// Whether a path holds declarations only, type stubs (`.pyi`, `.d.ts`), or a build's copy of
+/// the code: a JavaScript bundle (`dist/axios.js`, `x.min.js`, `x.bundle.js`), its functions
+/// renamed and transpiled beside the modules they were built from.
 pub(crate) fn is_stub_path(path: &str) -> bool {
-    path.ends_with(".pyi") || path.ends_with(".d.ts") || path.ends_with(".d.mts") || path.ends_with(".d.cts")
+    let p = path.to_ascii_lowercase();
+    let js = [".js", ".cjs", ".mjs"].iter().any(|e| p.ends_with(e));
+    p.ends_with(".pyi")
+        || p.ends_with(".d.ts")
+        || p.ends_with(".d.mts")
+        || p.ends_with(".d.cts")
+        || (js && (p.starts_with("dist/") || p.contains("/dist/") || p.contains(".min.") || p.contains(".bundle.")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stubs_and_bundles_are_told() {
+        assert!(is_stub_path("attrs/__init__.pyi"));
+        assert!(is_stub_path("axios/index.d.cts"));
+        assert!(is_stub_path("axios/dist/esm/axios.js"));
+        assert!(is_stub_path("dist/browser/axios.cjs"));
+        assert!(is_stub_path("vendor/jquery.min.js"));
+        assert!(!is_stub_path("axios/lib/helpers/buildURL.js"));
+        assert!(!is_stub_path("distance/metric.js"));
+        assert!(!is_stub_path("src/dist/mod.rs"));
+    }
 
     #[test]
     fn test_paths_are_told() {
