@@ -59,6 +59,7 @@ const JS_DEFS: &str = r#"
 (variable_declaration (variable_declarator name: (identifier) @name)) @definition.variable
 (export_statement value: [(arrow_function) (function_expression) (generator_function)]
   @definition.function)
+(array (function_expression name: (identifier) @name) @definition.function)
 (export_statement value: (class !name) @definition.class)
 (program (expression_statement (call_expression arguments: (arguments
   (function_expression name: (identifier) @name)))) @definition.function)

@@ -248,6 +248,16 @@ fn anonymous_default_exports_are_named_by_their_module() {
     has(&f, "fetch", K::Function);
 }
 
+#[test]
+fn named_functions_in_an_array_are_definitions() {
+    // A list of transforms: each named function in it is found by its name.
+    let text = "const defaults = {\n  transformResponse: [function transformResponse(data) {\n    return JSON.parse(data);\n  }],\n};\n";
+    let f = code("lib/defaults/index.js", text);
+    has(&f, "defaults", K::Constant);
+    has(&f, "defaults.transformResponse", K::Function);
+    lines(&f, text, "defaults.transformResponse", 2, 2, 4);
+}
+
 const TS: &str = r#"export interface User {
   id: number;
   name(): string;
