@@ -64,7 +64,7 @@ CPP_ORIG=leveldb_1.23.orig.tar.gz
 CPP_SHA256=9a37f8a6174f09bd622bc723b55881dc541cd50747cbd08831c2a82d620f6d76
 CPP_TOP=leveldb-1.23
 
-# probes (benches/qa/probes/): four more code bases whose questions were written before the tool
+# probes (benches/qa/probes/): five more code bases whose questions were written before the tool
 # was run on them (2026-12-07), each measured once as it is; smaller than the sets above
 PROBE_RS1_NAME=serde_json
 PROBE_RS1_VER=1.0.154
@@ -80,6 +80,9 @@ PROBE_GO_SHA256=bd1c3c2a3e47512a64da02ebea900eb5a3f3c5d386e559d5718a3a935c0ea570
 PROBE_GO_PATH=usr/share/gocode/src/github.com/spf13/pflag
 PROBE_PY_NAME=requests
 PROBE_PY_VER=2.32.3
+# axios keeps its dist/ bundles: copies of lib/ that must not crowd the answers
+PROBE_JS_NAME=axios
+PROBE_JS_VER=1.7.7
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -246,4 +249,5 @@ for crate in "$PROBE_RS1_NAME $PROBE_RS1_VER $PROBE_RS1_SHA256" "$PROBE_RS2_NAME
 done
 fetch_go "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
 fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
+fetch_js "$PROBE_JS_NAME" "$PROBE_JS_VER"
 echo "done: code bases are in $DEST"
