@@ -78,7 +78,8 @@ fn is_test_file_name(f: &str) -> bool {
 
 /// Whether a path holds declarations only, type stubs (`.pyi`, `.d.ts`), or a build's copy of
 /// the code: a JavaScript bundle (`dist/axios.js`, `x.min.js`, `x.bundle.js`), its functions
-/// renamed and transpiled beside the modules they were built from.
+/// renamed and transpiled beside the modules they were built from, or a source map (`x.js.map`,
+/// which holds the sources as JSON strings).
 pub(crate) fn is_stub_path(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
     let js = [".js", ".cjs", ".mjs"].iter().any(|e| p.ends_with(e));
@@ -87,6 +88,9 @@ pub(crate) fn is_stub_path(path: &str) -> bool {
         || p.ends_with(".d.mts")
         || p.ends_with(".d.cts")
         || (js && (p.starts_with("dist/") || p.contains("/dist/") || p.contains(".min.") || p.contains(".bundle.")))
+        || [".js.map", ".cjs.map", ".mjs.map", ".css.map"]
+            .iter()
+            .any(|e| p.ends_with(e))
 }
 
 #[cfg(test)]
@@ -100,6 +104,7 @@ mod tests {
         assert!(is_stub_path("axios/dist/esm/axios.js"));
         assert!(is_stub_path("dist/browser/axios.cjs"));
         assert!(is_stub_path("vendor/jquery.min.js"));
+        assert!(is_stub_path("lib/index.cjs.map"));
         assert!(!is_stub_path("axios/lib/helpers/buildURL.js"));
         assert!(!is_stub_path("distance/metric.js"));
         assert!(!is_stub_path("src/dist/mod.rs"));
