@@ -19,6 +19,7 @@
 // The store and index errors carry paths and keys for good messages; answers are not a hot path.
 #![allow(clippy::result_large_err)]
 
+mod copies;
 mod declared;
 mod evidence;
 mod generate;

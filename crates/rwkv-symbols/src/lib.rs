@@ -320,14 +320,14 @@ pub fn extract(path: &str, kind: &str, text: &str, opts: &Options) -> FileSymbol
     }
 }
 
-/// The name a file's module is imported by: its stem, or its folder's name for an `index` or
-/// `mod` file (`lib/helpers/parseHeaders.js` → `parseHeaders`, `lib/defaults/index.js` →
+/// The name a file's module is imported by: its stem, or its folder's name for an `index` file
+/// (`lib/helpers/parseHeaders.js` → `parseHeaders`, `lib/defaults/index.js` →
 /// `defaults`); empty when there is none.
 fn module_name(path: &str) -> String {
     let mut parts = path.rsplit(['/', '\\']);
     let file = parts.next().unwrap_or("");
     let stem = file.split('.').next().unwrap_or("");
-    let name = if matches!(stem, "index" | "mod") {
+    let name = if stem == "index" {
         parts.next().unwrap_or("")
     } else {
         stem
