@@ -52,11 +52,19 @@ fn atx(line: &str, marker: char) -> Option<(usize, String)> {
     Some((level, inline_text(title)))
 }
 
+/// The longest title whose marks [`inline_text`] and [`rst_text`] read.
+const MAX_TITLE_BYTES: usize = 1000;
+
 /// The words of a Markdown title as a reader sees them: images (badges) and HTML tags dropped,
 /// a link's text kept and its target dropped, entities (`&emsp;`) as spaces, code spans and
 /// emphasis without their marks. A title that is nothing but images keeps their alt texts; one
 /// with no words at all stays as written.
 fn inline_text(title: &str) -> String {
+    // A title longer than any heading (a generated line of brackets) stays as written: reading
+    // its links nests as deep as its brackets.
+    if title.len() > MAX_TITLE_BYTES {
+        return title.to_string();
+    }
     for keep_images in [false, true] {
         let text = plain(title, keep_images);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -120,6 +128,9 @@ fn plain(title: &str, keep_images: bool) -> String {
 /// The words of a reStructuredText title: roles (`:func:`), backquotes and escapes dropped
 /// (``` ``attr`` ``` → `attr`, `\$ click\_` → `$ click_`).
 fn rst_text(title: &str) -> String {
+    if title.len() > MAX_TITLE_BYTES {
+        return title.to_string();
+    }
     let mut out = String::with_capacity(title.len());
     let mut chars = title.chars().peekable();
     while let Some(c) = chars.next() {
@@ -382,6 +393,11 @@ mod tests {
         assert_eq!(t("# ![Project logo](logo.svg)"), "Project logo");
         assert_eq!(t("# [![](x.svg)](y)"), "[![](x.svg)](y)");
         assert_eq!(t("## [unclosed link"), "[unclosed link");
+        // A generated line of brackets is no title to read: as written, at once.
+        let deep = format!("# {}x{}", "[".repeat(200_000), "]".repeat(200_000));
+        assert_eq!(t(&deep), deep[2..]);
+        let colons = ":a".repeat(100_000);
+        assert_eq!(rst_text(&colons), colons);
     }
 
     #[test]
