@@ -65,6 +65,7 @@ fn json(args: &[&str]) -> serde_json::Value {
 fn a_question_naming_an_identifier_cites_its_file() {
     // `evaluate` is defined only in src/eval.py.
     let v = json(&["what does evaluate do?", "--max-tokens", "16"]);
+    assert_eq!(v["found"], true, "{v}");
     let first = v["sources"][0]["path"].as_str().unwrap();
     assert!(first.ends_with("src/eval.py"), "{v}");
     check_evidence(&v, &root());
@@ -160,6 +161,17 @@ fn the_demo_model_shows_evidence_and_sources_without_a_generated_answer() {
     let (code, _, err) = ask_as_is(&["How much GPU memory does the kernel scheduler reserve?"], store());
     assert_eq!(code, 1);
     assert!(err.contains("not found in this store"), "{err}");
+    // With --json, still one JSON object on stdout (a script reads `found`), and exit 1.
+    let (code, out, err) = ask_as_is(
+        &["How much GPU memory does the kernel scheduler reserve?", "--json"],
+        store(),
+    );
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["found"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("not found in this store"), "{v}");
+    assert_eq!(v["evidence"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["sources"].as_array().map(Vec::len), Some(0), "{v}");
 }
 
 #[test]

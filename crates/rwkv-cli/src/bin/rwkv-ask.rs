@@ -182,6 +182,12 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         if !generate {
             let Some(docs) = lib.outline(&target)? else {
                 eprintln!("no matching documents");
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"documents": [], "generated": false, "summary": null})
+                    );
+                }
                 return Ok(ExitCode::Partial);
             };
             if json {
@@ -194,6 +200,12 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         let Some(s) = lib.summarize(&target, &opts, &mut ask::document_progress(), &mut on_text)? else {
             eprintln!("no matching documents");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"documents": [], "generated": true, "summary": null})
+                );
+            }
             return Ok(ExitCode::Partial);
         };
         if json {
@@ -207,7 +219,11 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         bail!("give a question, --summarize or --self-test");
     };
     if q.trim().is_empty() {
-        eprintln!("no matching documents (the question is empty)");
+        let why = "no matching documents (the question is empty)";
+        eprintln!("{why}");
+        if json {
+            println!("{}", not_found(q, why));
+        }
         return Ok(ExitCode::Partial);
     }
     let mut on_evidence = |ev: &[rwkv_heads::Evidence]| {
@@ -216,11 +232,16 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     };
     let Some(answer) = lib.answer_with(q, &opts, &mut on_evidence, &mut on_text)? else {
-        eprintln!("not found in this store (no matching documents)");
+        let why = "not found in this store (no matching documents)";
+        eprintln!("{why}");
+        if json {
+            println!("{}", not_found(q, why));
+        }
         return Ok(ExitCode::Partial);
     };
     if json {
         let mut v = serde_json::to_value(&answer)?;
+        v["found"] = true.into();
         v["timings"]["load_ms"] = load_ms.into();
         v["read_precision"] = read_precision.to_string().into();
         println!("{v}");
@@ -294,4 +315,18 @@ fn self_test(lib: &Library, args: &Args, template: rwkv_heads::Template) -> anyh
         println!("{}", serde_json::to_string(&rows)?);
     }
     Ok(ExitCode::Success)
+}
+
+/// The one JSON object `--json` prints for a question the store does not answer (exit 1): the
+/// keys of an answer a script reads first, empty, with `found: false` and the reason.
+fn not_found(question: &str, why: &str) -> serde_json::Value {
+    serde_json::json!({
+        "found": false,
+        "question": question,
+        "reason": why,
+        "generated": false,
+        "text": "",
+        "evidence": [],
+        "sources": [],
+    })
 }
