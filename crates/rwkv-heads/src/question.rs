@@ -128,12 +128,23 @@ impl Question {
         // anyway and does not count.
         let mut typed: Vec<(String, &'static [&'static str])> = Vec::new();
         for (i, w) in raw_words.iter().enumerate() {
-            let Some(kinds) = type_kinds(w) else { continue };
+            let Some(kinds) = type_kinds(w).or_else(|| callable_kinds(w)) else {
+                continue;
+            };
             for j in [i.wrapping_sub(1), i + 1] {
                 let Some(name) = raw_words.get(j).filter(|_| j > 0) else {
                     continue;
                 };
-                if name.starts_with(|c: char| c.is_uppercase()) && type_kinds(name).is_none() {
+                // A callable is named in lowercase too, before its kind ("the json macro",
+                // "the render method"); a type only when capitalised.
+                let callable_name = j + 1 == i
+                    && callable_kinds(w).is_some()
+                    && !terms::is_stop_word(&name.to_lowercase())
+                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                if (name.starts_with(|c: char| c.is_uppercase()) || callable_name)
+                    && type_kinds(name).is_none()
+                    && callable_kinds(name).is_none()
+                {
                     let key = name_key(name);
                     if key.len() >= 2 && !typed.iter().any(|(k, _)| *k == key) {
                         typed.push((key, kinds));
@@ -216,6 +227,15 @@ fn type_kinds(word: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The kinds of definition a word for a kind of callable stands for.
+fn callable_kinds(word: &str) -> Option<&'static [&'static str]> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "function" | "func" | "method" => &["function", "method"],
+        "macro" => &["macro"],
+        _ => return None,
+    })
+}
+
 /// Canonical parts of a name (`load_dotenv` → `load`, `dot`, `env`; `AppContext` → `app`, `ctx`).
 pub(crate) fn name_parts(name: &str) -> Vec<String> {
     let toks = tokenize(name);
@@ -280,6 +300,15 @@ mod tests {
         assert!(q.typed[0].1.contains(&"struct"));
         // The question's first word, lowercase words and kind words are no names.
         let q = Question::new("Struct fields: which struct holds the value, and what is the type Struct?");
+        assert!(q.typed.is_empty(), "{q:?}");
+        // A callable is named in lowercase before its kind; a stop word or kind word is not.
+        let q = Question::new("How does the json macro call the parse_str function and the method function?");
+        let keys: Vec<&str> = q.typed.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["json", "parsestr"], "{q:?}");
+        assert_eq!(q.typed[0].1, ["macro"]);
+        assert!(q.typed[1].1.contains(&"function"));
+        // A lowercase word after its kind, or before a type's kind, names nothing.
+        let q = Question::new("Which function parse does the value struct call?");
         assert!(q.typed.is_empty(), "{q:?}");
     }
 

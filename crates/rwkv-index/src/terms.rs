@@ -132,6 +132,14 @@ pub const STOP_WORDS: &[&str] = &[
     "through",
     "just",
     "only",
+    "several",
+    "many",
+    "much",
+    "various",
+    "every",
+    "such",
+    "another",
+    "very",
 ];
 
 /// Whether `w` (lowercase) is a stop word.
