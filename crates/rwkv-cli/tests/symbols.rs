@@ -33,6 +33,14 @@ fn ask(tree: &Path, store: &Path, q: &str) -> (i32, serde_json::Value, String) {
     )
 }
 
+/// The names of an answer's sources, best first.
+fn source_names(v: &serde_json::Value) -> Vec<&str> {
+    v["sources"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// A small code base: a definition used from many files, a vendored copy, a book printed whole
 /// beside its chapters, and bad input (syntax errors, minified JavaScript, an unknown language).
 fn tree(dir: &Path) -> PathBuf {
@@ -178,12 +186,7 @@ fn definitions_come_first_from_anywhere_and_duplicates_show_once() {
         "How are the least recently used entries dropped when the total charge is over the capacity?",
     );
     assert_eq!(code, 0, "{err}");
-    let names: Vec<&str> = v["sources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let names = source_names(&v);
     let at = |n: &str| names.iter().position(|&x| x == n).unwrap_or(usize::MAX);
     assert!(at("kv.Cache.Shrink") < at("trim"), "{v}");
 
@@ -234,4 +237,47 @@ fn an_existing_store_gets_the_symbol_index_by_reindexing_not_refolding() {
             .collect()
     };
     assert_eq!(strip(&before), strip(&wide));
+}
+
+/// Of two siblings that hold the same words, the one something in the store calls comes first
+/// (the other is a leftover nothing uses); without that, the file's order would.
+#[test]
+fn of_near_siblings_the_one_in_use_comes_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("proj");
+    std::fs::create_dir_all(t.join("src")).unwrap();
+    let sibling = |name: &str| {
+        format!(
+            "def {name}(s):\n    \"\"\"Replace the special characters of a string before it is written out.\"\"\"\n    return s.replace('&', '&amp;').replace('<', '&lt;')\n\n\n"
+        )
+    };
+    std::fs::write(
+        t.join("src/markup.py"),
+        format!("{}{}", sibling("quote_markup_v1"), sibling("quote_markup_v2")),
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("src/page.py"),
+        "from .markup import quote_markup_v2\n\n\ndef render_page(body):\n    return '<p>' + quote_markup_v2(body) + '</p>'\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    ingest(&t, &store, &["--index-only"]);
+    // Ranked by words alone (the sentence encoder tells the two names apart by a hair).
+    let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+        .current_dir(&t)
+        .args([
+            "How are the special characters of a string replaced before it is written out?",
+            "--json",
+            "--no-embedder",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = source_names(&v);
+    let at = |n: &str| names.iter().position(|&x| x == n).unwrap_or(usize::MAX);
+    assert!(at("quote_markup_v2") < at("quote_markup_v1"), "{v}");
 }

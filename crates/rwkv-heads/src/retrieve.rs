@@ -18,8 +18,9 @@
 //!   method defined in a `.cc` file) holds those words as its own.
 //! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, the most
 //!   of the question inside one window of 24 positions, pairs, fields, references, length, and
-//!   whether it is a test, a prose section, a type stub, a container, a definition's head or a
-//!   caller of one of the best units) are weighed by [`WEIGHTS`], learned on five of
+//!   whether it is a test, a prose section, a type stub, a container, a definition's head, a
+//!   caller of one of the best units or a definition nothing in the store uses) are weighed by
+//!   [`WEIGHTS`], learned on five of
 //!   `benches/qa`'s sets (code bases no one here wrote, three languages; the sixth to eighth,
 //!   in Go, C and Java, were written after; `rwkv-bench qa --features` writes the parts,
 //!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
@@ -364,7 +365,8 @@ pub struct Retrieval {
     /// Whether the question names, written as code (`url_for`, `Router.handle`), something the
     /// store defines: such a question is answered whatever its support.
     pub named: bool,
-    /// The rank score of the best unit before the sentence encoder's re-rank.
+    /// The rank score of the best unit before the sentence encoder's re-rank (without the
+    /// `unused` tie-breaker).
     pub best_score: f32,
     /// With a sentence encoder: how near in meaning the question is to the nearest of the best
     /// units (cosine similarity, −1…1).
@@ -619,6 +621,7 @@ pub(crate) fn retrieve_units(
                 flag(is_stub_path(&c.path)),
                 window,
                 0.0,
+                0.0,
             ];
             c
         })
@@ -667,6 +670,27 @@ pub(crate) fn retrieve_units(
     for (c, calls) in cands.iter_mut().zip(calls) {
         c.features[CALLS] = flag(calls);
     }
+    // Of near siblings, the definition something else in the store uses (calls, names as a
+    // type) is more often the one a question is about than one nothing uses (a leftover, an
+    // entry point of an example): the unused one waits a little. A prose section is read, not
+    // used: it never waits for it, so doc sections and code still compete on equal terms.
+    let mut used: BTreeMap<String, bool> = BTreeMap::new();
+    for c in &mut cands {
+        let is_used = if c.kind == "section" {
+            true
+        } else {
+            let key = name_key(last_name(&c.name));
+            match used.get(&key) {
+                Some(&u) => u,
+                None => {
+                    let u = !key.is_empty() && index.reference_doc_freq(&key)? > 0;
+                    used.insert(key, u);
+                    u
+                }
+            }
+        };
+        c.features[UNUSED] = flag(!is_used);
+    }
     for c in &mut cands {
         c.score = learned_score(&c.features);
     }
@@ -681,7 +705,10 @@ pub(crate) fn retrieve_units(
     let support = support(&q, &idf_in_store, &cands);
     cands.sort_by(by_score);
     alias_near_copies(&mut cands);
-    let best_score = cands.first().map_or(0.0, |c| c.score);
+    // Abstention reads the best unit's score without the tie-breaker between siblings.
+    let best_score = cands
+        .first()
+        .map_or(0.0, |c| c.score - WEIGHTS[UNUSED] * c.features[UNUSED]);
     let meaning = embedder.map(|e| meaning::rerank(e, question, &mut cands));
     let kept = distinct(cands, top);
     Ok(Retrieval {
@@ -702,7 +729,7 @@ pub(crate) fn by_score(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 }
 
 /// How many parts [`Candidate::features`] has.
-const FEATURE_COUNT: usize = 19;
+const FEATURE_COUNT: usize = 20;
 
 /// Names of [`Candidate::features`], in order.
 pub const FEATURES: [&str; FEATURE_COUNT] = [
@@ -725,10 +752,14 @@ pub const FEATURES: [&str; FEATURE_COUNT] = [
     "stub",
     "window",
     "calls",
+    "unused",
 ];
 
 /// Index of the `calls` feature (the unit calls one of the best units).
 const CALLS: usize = 18;
+/// Index of the `unused` feature (nothing in the store refers to the unit's name, and it is no
+/// prose section).
+const UNUSED: usize = 19;
 /// The best units (by the hand-set score) whose callers count.
 const CALL_UNITS: usize = 3;
 /// Positions a window of [`best_window`] spans.
@@ -789,10 +820,12 @@ pub(crate) const SHORTER: usize = 12;
 /// code). One weight was set by hand later: `container` −0.715 → −1.5 (a class or interface head
 /// first was wrong for 7 of the 11 questions of the nine sets where it came first; TypeScript's
 /// class heads carry the class's whole doc comment). Nine sets: no gold unit falls; rxjs 4 → 6
-/// first.
+/// first. `unused` was added later with a weight set by hand (−0.5, a tie-breaker between near
+/// siblings; chosen on the feature dumps of the ten sets and five probes, where no set's gold
+/// unit falls at it).
 const WEIGHTS: [f32; FEATURE_COUNT] = [
     0.296, -0.116, 5.175, -0.094, -4.622, 2.805, 9.186, 0.002, 1.273, -3.499, -0.947, -4.545, -2.620, -1.5, 3.540,
-    -0.174, -3.246, 4.690, 0.616,
+    -0.174, -3.246, 4.690, 0.616, -0.5,
 ];
 
 /// A unit's rank score from its features.

@@ -668,6 +668,15 @@ impl Index {
         self.run(&q, k)
     }
 
+    /// How many units refer to the name with key `key`.
+    pub fn reference_doc_freq(&self, key: &str) -> Result<u64> {
+        let t = Term::from_field_text(self.fields.refs, key);
+        self.reader
+            .searcher()
+            .doc_freq(&t)
+            .map_err(|e| tantivy_err(&self.dir, e))
+    }
+
     /// Every unit of document `doc_id`, in order.
     pub fn units_of(&self, doc_id: &str) -> Result<Vec<Hit>> {
         let q = TermQuery::new(

@@ -287,3 +287,21 @@ fn compound_parts_meet_their_words() {
     // A phrase of the words finds the compound.
     assert!(ids(&index.search("env var", 5).unwrap()).contains(&"click#0".to_string()));
 }
+
+#[test]
+fn references_are_counted_by_unit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut units = corpus();
+    let mut caller = seg("cli", 0, "fn main() { fold_document(&m, &t); FoldDocument::run(); }");
+    caller.refs = vec!["fold_document".into(), "FoldDocument".into(), "run".into()];
+    let mut other = seg("cli", 1, "fn again() { fold_document(&m, &t); }");
+    other.refs = vec!["fold_document".into()];
+    units.extend([caller, other]);
+    let index = Index::rebuild(tmp.path(), units).unwrap();
+    let key = rwkv_index::name_key;
+    assert_eq!(index.reference_doc_freq(&key("fold_document")).unwrap(), 2);
+    assert_eq!(index.reference_doc_freq(&key("FoldDocument")).unwrap(), 2);
+    assert_eq!(index.reference_doc_freq(&key("run")).unwrap(), 1);
+    assert_eq!(index.reference_doc_freq(&key("again")).unwrap(), 0);
+    assert_eq!(index.references(&key("fold_document"), 10).unwrap().len(), 2);
+}
