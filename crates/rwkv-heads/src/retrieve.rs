@@ -672,24 +672,24 @@ pub(crate) fn retrieve_units(
     }
     // Of near siblings, the definition something else in the store uses (calls, names as a
     // type) is more often the one a question is about than one nothing uses (a leftover, an
-    // entry point of an example): the unused one waits a little. A prose section is read, not
-    // used: it never waits for it, so doc sections and code still compete on equal terms.
-    let mut used: BTreeMap<String, bool> = BTreeMap::new();
+    // entry point of an example): the unused one waits a little. Only definitions wait: prose
+    // (a doc section, a book's text) and unnamed units are read, not used, so they and code
+    // still compete on equal terms.
+    let mut unused: BTreeMap<String, bool> = BTreeMap::new();
     for c in &mut cands {
-        let is_used = if c.kind == "section" {
-            true
-        } else {
-            let key = name_key(last_name(&c.name));
-            match used.get(&key) {
-                Some(&u) => u,
-                None => {
-                    let u = !key.is_empty() && index.reference_doc_freq(&key)? > 0;
-                    used.insert(key, u);
-                    u
-                }
+        let key = name_key(last_name(&c.name));
+        if c.kind == "section" || key.is_empty() {
+            continue;
+        }
+        let waits = match unused.get(&key) {
+            Some(&u) => u,
+            None => {
+                let u = index.reference_doc_freq(&key)? == 0;
+                unused.insert(key, u);
+                u
             }
         };
-        c.features[UNUSED] = flag(!is_used);
+        c.features[UNUSED] = flag(waits);
     }
     for c in &mut cands {
         c.score = learned_score(&c.features);
@@ -757,8 +757,8 @@ pub const FEATURES: [&str; FEATURE_COUNT] = [
 
 /// Index of the `calls` feature (the unit calls one of the best units).
 const CALLS: usize = 18;
-/// Index of the `unused` feature (nothing in the store refers to the unit's name, and it is no
-/// prose section).
+/// Index of the `unused` feature (a named unit, no prose section, whose name nothing in the
+/// store refers to).
 const UNUSED: usize = 19;
 /// The best units (by the hand-set score) whose callers count.
 const CALL_UNITS: usize = 3;
