@@ -281,3 +281,35 @@ fn of_near_siblings_the_one_in_use_comes_first() {
     let at = |n: &str| names.iter().position(|&x| x == n).unwrap_or(usize::MAX);
     assert!(at("quote_markup_v2") < at("quote_markup_v1"), "{v}");
 }
+
+/// One key names several definitions (`copytree`, `_copytree`, `copy_tree`): a name written as
+/// code brings the one spelled so first, whichever holds more of the question's other words.
+#[test]
+fn a_name_written_as_code_brings_the_definition_spelled_so_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("proj");
+    std::fs::create_dir_all(t.join("src/legacy")).unwrap();
+    std::fs::write(
+        t.join("src/legacy/dir_util.py"),
+        "def copy_tree(src, dst, update=False):\n    \"\"\"Copy an entire directory tree 'src' to a new location 'dst'.\n\n    Both must be directory names; copytree copies every file and folder.\"\"\"\n    names = os.listdir(src)\n    for n in names:\n        copy_file(os.path.join(src, n), os.path.join(dst, n))\n    return names\n\n\ndef mkpath(name):\n    copy_tree(name, name)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        t.join("src/shutil.py"),
+        "def _copytree(entries, src, dst):\n    # The worker of copytree: one level of the tree.\n    for e in entries:\n        copy2(e, dst)\n    return dst\n\n\ndef copytree(src, dst):\n    # Recursively copy a directory tree (copytree) and return the destination.\n    with os.scandir(src) as it:\n        entries = list(it)\n    return _copytree(entries, src, dst)\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    ingest(&t, &store, &["--index-only"]);
+    for name in ["copytree", "_copytree", "copy_tree"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rwkv-ask"))
+            .current_dir(&t)
+            .args([&format!("What does `{name}` do?"), "--json", "--no-embedder", "--store"])
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(source_names(&v).first().copied(), Some(name), "{v}");
+    }
+}

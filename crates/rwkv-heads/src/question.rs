@@ -16,6 +16,10 @@ pub(crate) struct Question {
     pub content: Vec<String>,
     /// Name keys of identifiers written as code, with how strongly they were written.
     pub code_keys: Vec<String>,
+    /// The last part of each identifier written as code, spelled as written (`_copytree` of
+    /// `shutil._copytree`): of several definitions one key names (`copytree`, `_copytree`,
+    /// `copy_tree`), the one spelled so is meant.
+    pub code_names: Vec<String>,
     /// Name keys made of consecutive words ("url for" → `urlfor`).
     pub word_keys: Vec<String>,
     /// Types the question names in prose beside what they are ("the Decor struct", "class
@@ -84,9 +88,15 @@ impl Question {
                 coded.push(w);
             }
         }
+        let mut code_names: Vec<String> = Vec::new();
         for w in coded {
             let w = w.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'));
             let w = w.trim_end_matches("()");
+            if let Some(last) = w.rsplit(['.', ':']).find(|p| !p.is_empty() && *p != "prototype")
+                && !code_names.iter().any(|n| n == last)
+            {
+                code_names.push(last.to_string());
+            }
             // `a::b::c`, `a.b.c`: the whole, `b.c` (scope.name) and the last part.
             let parts: Vec<&str> = w
                 .split(['.', ':'])
@@ -199,6 +209,7 @@ impl Question {
             all,
             content,
             code_keys,
+            code_names,
             word_keys,
             typed,
             paths,
@@ -283,6 +294,10 @@ mod tests {
         assert!(q.code_keys.contains(&"appcontext.push".to_string()), "{q:?}");
         assert!(q.code_keys.contains(&"push".to_string()));
         assert!(q.code_keys.contains(&"urlfor".to_string()));
+        // As written: the last part of a qualified name, leading underscores kept.
+        assert_eq!(q.code_names, ["push", "url_for"]);
+        let q = Question::new("What do `shutil._copytree()` and `de::from_str` do?");
+        assert_eq!(q.code_names, ["_copytree", "from_str"], "{q:?}");
         let q = Question::new("How is the url for function implemented?");
         assert!(q.word_keys.contains(&"urlfor".to_string()), "{q:?}");
         let q = Question::new("Where is the application context pushed?");
