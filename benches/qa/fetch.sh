@@ -64,7 +64,7 @@ CPP_ORIG=leveldb_1.23.orig.tar.gz
 CPP_SHA256=9a37f8a6174f09bd622bc723b55881dc541cd50747cbd08831c2a82d620f6d76
 CPP_TOP=leveldb-1.23
 
-# probes (benches/qa/probes/): five more code bases whose questions were written before the tool
+# probes (benches/qa/probes/): more code bases whose questions were written before the tool
 # was run on them (2026-12-07), each measured once as it is; smaller than the sets above
 PROBE_RS1_NAME=serde_json
 PROBE_RS1_VER=1.0.154
@@ -83,6 +83,15 @@ PROBE_PY_VER=2.32.3
 # axios keeps its dist/ bundles: copies of lib/ that must not crowd the answers
 PROBE_JS_NAME=axios
 PROBE_JS_VER=1.7.7
+
+# Python's standard library as Debian ships it (its two packages, libpython3.11-minimal and
+# libpython3.11-stdlib, unpacked into one /usr/lib/python3.11; 2026-12-07): a large store,
+# 637 Python files and 16 MB, where one name is often defined in several modules
+PROBE_STD_NAME=python_stdlib
+PROBE_STD_SRC=python3.11
+PROBE_STD_VER=3.11.2-6+deb12u8
+PROBE_STD_DEBS="libpython3.11-minimal:f3beaa03994ffedacf73c43a0843d53b062d347115d8af65bee2034552a4e6f9 libpython3.11-stdlib:890b3540dad8a1ccc0deeca025db735bcc82629a76adacbe3b50fcc06ed528ca"
+PROBE_STD_PATH=usr/lib/python3.11
 
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
@@ -213,6 +222,27 @@ fetch_go() {
     install_tree "$tmp/x/$path" "$out"
 }
 
+# Binary packages of one Debian source package for amd64, unpacked into one tree: NAME, source
+# package, version, the packages as "package:SHA-256" separated by spaces, and the folder of the
+# tree that becomes DEST/NAME.
+fetch_debs() {
+    local name=$1 src=$2 ver=$3 debs=$4 path=$5
+    local out="$DEST/$name"
+    present "$out" "$name $ver" && return
+    echo "[$name $ver] Debian packages of $src"
+    local tmp="$WORK/debs-$name" d
+    mkdir -p "$tmp/x"
+    for d in $debs; do
+        local pkg=${d%%:*} sha=${d##*:}
+        local deb="$tmp/${pkg}_${ver}_amd64.deb"
+        curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${src:0:1}/$src/${pkg}_${ver}_amd64.deb" \
+            || (cd "$tmp" && apt-get download "$pkg:amd64=$ver" && mv "$tmp/${pkg}_"*"_amd64.deb" "$deb")
+        echo "$sha  $deb" | sha256sum -c --quiet
+        dpkg-deb -x "$deb" "$tmp/x"
+    done
+    install_tree "$tmp/x/$path" "$out"
+}
+
 # A checked tarball: NAME, what to call it, its URL, its SHA-256, and the folder inside it that
 # becomes DEST/NAME.
 fetch_tarball() {
@@ -250,4 +280,5 @@ done
 fetch_go "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
 fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
 fetch_js "$PROBE_JS_NAME" "$PROBE_JS_VER"
+fetch_debs "$PROBE_STD_NAME" "$PROBE_STD_SRC" "$PROBE_STD_VER" "$PROBE_STD_DEBS" "$PROBE_STD_PATH"
 echo "done: code bases are in $DEST"
