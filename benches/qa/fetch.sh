@@ -236,7 +236,8 @@ fetch_debs() {
         local pkg=${d%%:*} sha=${d##*:}
         local deb="$tmp/${pkg}_${ver}_amd64.deb"
         curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${src:0:1}/$src/${pkg}_${ver}_amd64.deb" \
-            || (cd "$tmp" && apt-get download "$pkg:amd64=$ver" && mv "$tmp/${pkg}_"*"_amd64.deb" "$deb")
+            || (cd "$tmp" && apt-get download "$pkg:amd64=$ver" \
+                && for f in "$tmp/${pkg}_"*_amd64.deb; do [[ "$f" == "$deb" ]] || mv "$f" "$deb"; done)
         echo "$sha  $deb" | sha256sum -c --quiet
         dpkg-deb -x "$deb" "$tmp/x"
     done
