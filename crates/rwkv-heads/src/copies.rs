@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::retrieve::{Candidate, SHORTER, last_name, word_set};
+use crate::rank::SHORTER;
+use crate::retrieve::{Candidate, last_name, word_set};
 
 /// The best `top` of `cands` (in rank order), each text once: the same text in several
 /// documents is kept from the smallest document, the others listed as its duplicates; a

@@ -26,6 +26,7 @@ mod generate;
 mod library;
 mod meaning;
 mod question;
+mod rank;
 mod retrieve;
 pub mod sample;
 mod selftest;
@@ -38,7 +39,8 @@ pub use library::{
     Answer, AskOptions, DEFAULT_TAIL_TOKENS, FoldProgress, Found, Library, Plan, READ_BUDGET_MACS, Rank, Reread,
     Source, SummaryTarget, Timings, default_read_tokens, last_lines,
 };
-pub use retrieve::{ABSTAIN_BELOW, Candidate, FEATURES, Retrieval};
+pub use rank::FEATURES;
+pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
 pub use selftest::{RecallRow, SelfTestOptions};
 pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentOutline, DocumentSummary, KeyLine, OUTLINE_LINES, Summary};
 

@@ -16,13 +16,12 @@
 //!   "written out" / `encode`, "float" / `f64`) counts half. A definition whose bodiless
 //!   declaration elsewhere has a comment with the question's words (a C++ header's comment, the
 //!   method defined in a `.cc` file) holds those words as its own.
-//! - **Rank.** Each unit's parts ([`FEATURES`]: the two name scores, BM25, coverage, the most
-//!   of the question inside one window of 24 positions, pairs, fields, references, length, and
-//!   whether it is a test, a prose section, a type stub, a container, a definition's head, a
-//!   caller of one of the best units, a definition nothing in the store uses, or of the
-//!   spellings of a name written as code — `copytree`, `_copytree`, `copy_tree` — the one
-//!   written) are weighed by
-//!   [`WEIGHTS`], learned on five of
+//! - **Rank.** Each unit's parts ([`FEATURES`](crate::FEATURES): the two name scores,
+//!   BM25, coverage, the most of the question inside one window of 24 positions, pairs, fields,
+//!   references, length, and whether it is a test, a prose section, a type stub, a container, a
+//!   definition's head, a caller of one of the best units, a definition nothing in the store
+//!   uses, or of the spellings of a name written as code — `copytree`, `_copytree`,
+//!   `copy_tree` — the one written; `rank.rs`) are weighed by [`WEIGHTS`], learned on five of
 //!   `benches/qa`'s sets (code bases no one here wrote, three languages; the sixth to eighth,
 //!   in Go, C and Java, were written after; `rwkv-bench qa --features` writes the parts,
 //!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
@@ -44,6 +43,7 @@ use crate::copies::{alias_near_copies, distinct};
 use crate::declared;
 use crate::meaning;
 use crate::question::{Question, name_parts};
+use crate::rank::{CALLS, FEATURE_COUNT, SHORTER, UNUSED, WEIGHTS, flag, learned_score, mark_exact, mark_unused};
 use crate::unit_kind::{has_no_body, is_named_test, is_stub_path, is_test_unit};
 
 /// A question whose best units contain less than this share of its content words (weighted by
@@ -87,7 +87,7 @@ const TINY_FACTOR: f32 = 0.8;
 const NAME_WORDS_WEIGHT: f32 = 0.4;
 
 /// The name score of a definition whose name the question writes as code.
-const CODE_SCORE: f32 = 10.0;
+pub(crate) const CODE_SCORE: f32 = 10.0;
 /// ... with its scope or module (`Scope.name`, `module::name`).
 const QUALIFIED_SCORE: f32 = 14.0;
 
@@ -146,7 +146,7 @@ pub struct Candidate {
     /// The hand-set score of the parts (what support is taken on).
     #[serde(skip)]
     pub(crate) raw_score: f32,
-    /// The parts of the rank score, named by [`FEATURES`] (for benchmarks that weigh them).
+    /// The parts of the rank score, named by [`FEATURES`](crate::FEATURES) (for benchmarks that weigh them).
     #[serde(skip)]
     pub features: [f32; FEATURE_COUNT],
     /// Comments of the unit's declaration elsewhere (a C++ header's), scored as its own.
@@ -680,46 +680,8 @@ pub(crate) fn retrieve_units(
     for (c, calls) in cands.iter_mut().zip(calls) {
         c.features[CALLS] = flag(calls);
     }
-    // Of near siblings, the definition something else in the store uses (calls, names as a
-    // type) is more often the one a question is about than one nothing uses (a leftover, an
-    // entry point of an example): the unused one waits a little. Only definitions wait: prose
-    // (a doc section, a book's text) and unnamed units are read, not used, so they and code
-    // still compete on equal terms.
-    let mut unused: BTreeMap<String, bool> = BTreeMap::new();
-    for c in &mut cands {
-        let key = name_key(last_name(&c.name));
-        if c.kind == "section" || key.is_empty() {
-            continue;
-        }
-        let waits = match unused.get(&key) {
-            Some(&u) => u,
-            None => {
-                let u = index.reference_doc_freq(&key)? == 0;
-                unused.insert(key, u);
-                u
-            }
-        };
-        c.features[UNUSED] = flag(waits);
-    }
-    // Of definitions that one key written as code names in several spellings (`copytree`,
-    // `_copytree`, `copy_tree`), the one spelled as written is meant. Tests wait unless the
-    // question is about them.
-    for n in &q.code_names {
-        let key = name_key(n);
-        let named: Vec<usize> = (0..cands.len())
-            .filter(|&i| cands[i].features[NAME_CODE] >= CODE_SCORE && name_key(last_name(&cands[i].name)) == key)
-            .collect();
-        let (spelled, other): (Vec<usize>, Vec<usize>) =
-            named.into_iter().partition(|&i| last_name(&cands[i].name) == n);
-        // A name many definitions share (`__init__`, `new`) singles none of them out.
-        if !other.is_empty() && spelled.len() <= EXACT_MOST {
-            for i in spelled {
-                if cands[i].features[TEST] == 0.0 {
-                    cands[i].features[EXACT] = 1.0;
-                }
-            }
-        }
-    }
+    mark_unused(index, &mut cands)?;
+    mark_exact(&q, &mut cands);
     for c in &mut cands {
         c.score = learned_score(&c.features);
     }
@@ -757,50 +719,6 @@ pub(crate) fn by_score(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
         .then(a.seq.cmp(&b.seq))
 }
 
-/// How many parts [`Candidate::features`] has.
-const FEATURE_COUNT: usize = 21;
-
-/// Names of [`Candidate::features`], in order.
-pub const FEATURES: [&str; FEATURE_COUNT] = [
-    "name_code",
-    "name_words",
-    "bm25",
-    "coverage",
-    "doc_coverage",
-    "bigrams",
-    "fielded",
-    "refs",
-    "log_lines",
-    "test",
-    "tiny",
-    "section",
-    "shorter",
-    "container",
-    "head",
-    "outright",
-    "stub",
-    "window",
-    "calls",
-    "unused",
-    "exact",
-];
-
-/// Index of the `calls` feature (the unit calls one of the best units).
-const CALLS: usize = 18;
-/// Index of the `unused` feature (a named unit, no prose section, whose name nothing in the
-/// store refers to).
-const UNUSED: usize = 19;
-/// The most definitions spelled as a name written as code for that spelling to count as
-/// [`EXACT`].
-const EXACT_MOST: usize = 3;
-/// Index of the `name_code` feature (the name score of a name written as code).
-const NAME_CODE: usize = 0;
-/// Index of the `test` feature (a test, and the question is not about tests).
-const TEST: usize = 9;
-/// Index of the `exact` feature (of the definitions one key written as code names in several
-/// spellings — `copytree`, `_copytree`, `copy_tree` — the one spelled as the question writes
-/// it).
-const EXACT: usize = 20;
 /// The best units (by the hand-set score) whose callers count.
 const CALL_UNITS: usize = 3;
 /// Positions a window of [`best_window`] spans.
@@ -848,36 +766,6 @@ fn best_window(q: &Question, idf: &[f32], total: f32, toks: &[rwkv_index::tokeni
         best = best.max(got.iter().zip(idf).map(|(g, w)| g * w).sum::<f32>() / total);
     }
     best
-}
-
-/// Index of the `shorter` feature.
-pub(crate) const SHORTER: usize = 12;
-
-/// The weight of each of [`FEATURES`] in a unit's rank: learned on `benches/qa`'s question sets
-/// (five code bases in three languages, 147 answerable questions) by a listwise softmax over
-/// each question's best 20 units, and checked leaving each code base out in turn (see
-/// `benches/qa/README.md`). A name written as code counts 10–14 in `name_code`, which with its
-/// fields and coverage puts its definition first in most cases (49 of the 55 questions that name
-/// code). One weight was set by hand later: `container` −0.715 → −1.5 (a class or interface head
-/// first was wrong for 7 of the 11 questions of the nine sets where it came first; TypeScript's
-/// class heads carry the class's whole doc comment). Nine sets: no gold unit falls; rxjs 4 → 6
-/// first. `unused` was added later with a weight set by hand (−0.5, a tie-breaker between near
-/// siblings; chosen on the feature dumps of the ten sets and five probes, where no set's gold
-/// unit falls at it). So was `exact` (+4: in Python's standard library "What does `copytree`
-/// do?" put distutils' `copy_tree` 3 points ahead of shutil's `copytree`; at +2 and +4 the
-/// figures of the fifteen sets are unchanged).
-const WEIGHTS: [f32; FEATURE_COUNT] = [
-    0.296, -0.116, 5.175, -0.094, -4.622, 2.805, 9.186, 0.002, 1.273, -3.499, -0.947, -4.545, -2.620, -1.5, 3.540,
-    -0.174, -3.246, 4.690, 0.616, -0.5, 4.0,
-];
-
-/// A unit's rank score from its features.
-fn learned_score(f: &[f32; FEATURE_COUNT]) -> f32 {
-    f.iter().zip(WEIGHTS).map(|(x, w)| x * w).sum()
-}
-
-fn flag(b: bool) -> f32 {
-    f32::from(u8::from(b))
 }
 
 /// How much of the question the store holds, 0…1: each content term weighs its idf over all
