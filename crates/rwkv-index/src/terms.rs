@@ -6,8 +6,10 @@
 //! `configuration` → `config`), and inflections are stripped by a small suffix stemmer
 //! (`pushed` → `push`, `handler`/`handling`/`handle` → `handl`, `loaded` → `load`). The index
 //! emits the canonical form of every word and identifier part beside the word itself, and
-//! searches use the canonical forms, so the two spellings meet. The rules are deliberately
-//! simple and only need to be the same on both sides.
+//! searches use the canonical forms, so the two spellings meet. British spellings take their
+//! American form first (`normalised` → `normalized`, `behaviour` → `behavior`, `cancelled` →
+//! `canceled`), so a question in either meets code in either (jsoup's `Tokeniser` beside
+//! `normalizeTag`). The rules are deliberately simple and only need to be the same on both sides.
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -436,8 +438,166 @@ const IRREGULAR: &[(&str, &str)] = &[
     ("forgotten", "forget"),
 ];
 
+/// British spellings whose American form differs by more than `-ise`/`-ize` (which
+/// [`american`] handles by rule), as word roots: a root followed by nothing or an ending of
+/// [`ROOT_ENDINGS`] takes the American root (`behaviours` → `behaviors`).
+const BRITISH: &[(&str, &str)] = &[
+    ("behaviour", "behavior"),
+    ("colour", "color"),
+    ("favour", "favor"),
+    ("honour", "honor"),
+    ("neighbour", "neighbor"),
+    ("labour", "labor"),
+    ("flavour", "flavor"),
+    ("humour", "humor"),
+    ("armour", "armor"),
+    ("harbour", "harbor"),
+    ("endeavour", "endeavor"),
+    ("centre", "center"),
+    ("metre", "meter"),
+    ("litre", "liter"),
+    ("fibre", "fiber"),
+    ("licence", "license"),
+    ("defence", "defense"),
+    ("offence", "offense"),
+    ("analyse", "analyze"),
+    ("paralyse", "paralyze"),
+    ("catalyse", "catalyze"),
+    ("catalogue", "catalog"),
+    ("dialogue", "dialog"),
+    ("analogue", "analog"),
+    ("programme", "program"),
+    ("grey", "gray"),
+    ("artefact", "artifact"),
+    ("judgement", "judgment"),
+    ("acknowledgement", "acknowledgment"),
+    ("fulfil", "fulfill"),
+    ("enrol", "enroll"),
+];
+
+/// Endings after a root of [`BRITISH`] or of the `-ise` rule.
+const ROOT_ENDINGS: &[&str] = &[
+    "", "s", "d", "ed", "es", "ing", "r", "er", "ers", "al", "ally", "able", "ation", "ations",
+];
+
+/// Words ending in `-ise` that are not British spellings of an `-ize` word (`raise`,
+/// `promise`, `otherwise`), by the part before `ise`.
+const NOT_ISE: &[&str] = &[
+    "prom",
+    "otherw",
+    "prec",
+    "conc",
+    "exerc",
+    "advert",
+    "adv",
+    "dev",
+    "rev",
+    "superv",
+    "surpr",
+    "comprom",
+    "enterpr",
+    "expert",
+    "franch",
+    "merchand",
+    "prem",
+    "compr",
+    "improv",
+    "desp",
+    "disgu",
+    "telev",
+    "parad",
+    "chem",
+    "dem",
+    "exc",
+    "inc",
+    "appr",
+    "circumc",
+    "treat",
+    "no",
+    "po",
+    "pra",
+    "ra",
+    "ar",
+    "cru",
+    "bru",
+    "an",
+    "val",
+    "mort",
+    "porpo",
+    "torto",
+    "cl",
+    "likew",
+    "clockw",
+    "stepw",
+    "pairw",
+    "elementw",
+    "bitw",
+    "roww",
+    "columnw",
+    "lengthw",
+    "crossw",
+    "wordw",
+    "linew",
+    "pointw",
+    "blockw",
+    "chunkw",
+    "featurew",
+    "channelw",
+    "layerw",
+    "tokenw",
+    "batchw",
+    "groupw",
+    "charw",
+    "bytew",
+    "case",
+    "concurrentw",
+    "r",
+    "w",
+    "v",
+    "m",
+    "s",
+];
+
+/// The American spelling of a lowercase British one, if it differs: `normalised` →
+/// `normalized`, `tokeniser` → `tokenizer`, `behaviour` → `behavior`, `cancelled` →
+/// `canceled`. Both sides of a search pass through [`canon`], so a question written in either
+/// spelling meets code written in either.
+fn american(word: &str) -> Option<String> {
+    for (british, us) in BRITISH {
+        if let Some(rest) = word.strip_prefix(british)
+            && ROOT_ENDINGS.contains(&rest)
+        {
+            return Some(format!("{us}{rest}"));
+        }
+    }
+    // `-ise`, `-isation` → `-ize`, `-ization`, after a part of at least two letters that is
+    // not one of the words where `ise` is no such ending.
+    if let Some(at) = word.rfind("is") {
+        let (before, rest) = (&word[..at], &word[at + 2..]);
+        let ending = rest.strip_prefix('e').unwrap_or(rest);
+        let ise = matches!(rest.as_bytes().first(), Some(b'e') | Some(b'a') | Some(b'i'))
+            && (ROOT_ENDINGS.contains(&rest) || ROOT_ENDINGS.contains(&ending));
+        if ise && before.len() >= 2 && !NOT_ISE.contains(&before) && !before.ends_with("w") {
+            return Some(format!("{before}iz{rest}"));
+        }
+    }
+    // `-elled`, `-elling`, `-eller` → one `l`, after at least three letters (`cancelled`,
+    // `labelling`, `modeller`; not `spelled`).
+    for ending in ["ed", "ing", "er", "ers"] {
+        if let Some(root) = word.strip_suffix(ending)
+            && let Some(before) = root.strip_suffix("ell")
+            && before.len() >= 3
+        {
+            return Some(format!("{before}el{ending}"));
+        }
+    }
+    None
+}
+
 /// The canonical form of one lowercase word or identifier part (see the module docs).
 pub fn canon(word: &str) -> String {
+    let us = american(word);
+    let word = us.as_deref().unwrap_or(word);
     let (irregular, abbreviated) = tables();
     let word = irregular.get(word).copied().unwrap_or(word);
     match abbreviated.get(word) {
@@ -520,6 +680,10 @@ pub fn stem(word: &str) -> String {
             break;
         }
     }
+    // `serialization` → `serializat` → `serializ`, as `serialize` → `serializ`.
+    if w.len() >= 7 && w.ends_with("izat") {
+        w.truncate(w.len() - 2);
+    }
     // `stopp` → `stop`, but `call`, `pass`, `buzz` keep their pair.
     let b = w.as_bytes();
     if b.len() >= 4 {
@@ -570,10 +734,40 @@ mod tests {
             ("generational", "gen"),
             ("elements", "elem"),
             ("headers", "hdr"),
+            ("normalised", "normalize"),
+            ("tokeniser", "tokenizer"),
+            ("serialisation", "serialized"),
+            ("initialization", "initialize"),
+            ("behaviour", "behavior"),
+            ("behaviours", "behavior"),
+            ("cancelled", "canceled"),
+            ("labelling", "label"),
+            ("analysed", "analyze"),
+            ("centre", "center"),
+            ("colours", "color"),
+            ("licence", "license"),
+            ("catalogue", "catalog"),
         ] {
             assert_eq!(canon(a), canon(b), "{a} vs {b}");
         }
-        for (a, b) in [("call", "cal"), ("pass", "pas"), ("user", "use")] {
+        for (a, b) in [
+            ("call", "cal"),
+            ("pass", "pas"),
+            ("user", "use"),
+            ("raise", "raize"),
+            ("promise", "promize"),
+            ("otherwise", "otherwize"),
+            ("precise", "precize"),
+            ("noise", "noize"),
+            ("pairwise", "pairwize"),
+            ("spelled", "speled"),
+            ("hour", "hor"),
+            ("is", "iz"),
+            ("list", "lizt"),
+            ("exist", "exizt"),
+            ("isolated", "izolated"),
+            ("crisis", "crizis"),
+        ] {
             assert_ne!(canon(a), canon(b), "{a} vs {b}");
         }
         assert_eq!(canon("v7"), "v7");
