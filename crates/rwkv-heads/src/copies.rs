@@ -41,17 +41,80 @@ pub(crate) fn distinct(cands: Vec<Candidate>, top: usize) -> Vec<Candidate> {
     kept
 }
 
+/// Pages made from one template: prose sections of at least [`TEMPLATE_MIN_PAGES`] documents
+/// whose text apart from their headings is the same (an old edition's "this page has moved"
+/// notices under each chapter's title) say nothing of their own, and are dropped. Sections of
+/// one document, a body under the same heading, and a chapter beside its copy in a print page
+/// (copies, which [`alias_near_copies`] and [`distinct`] keep once) are not templates.
+pub(crate) fn drop_templates(cands: &mut Vec<Candidate>) {
+    let mut by_body: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    let bodies: Vec<(String, String)> = cands
+        .iter()
+        .map(|c| {
+            if c.kind == "section" {
+                split_headings(&c.text)
+            } else {
+                Default::default()
+            }
+        })
+        .collect();
+    for (i, (heading, body)) in bodies.iter().enumerate() {
+        if body.len() >= TEMPLATE_MIN_BYTES && !heading.is_empty() {
+            by_body.entry(body.as_str()).or_default().push(i);
+        }
+    }
+    let mut template = vec![false; cands.len()];
+    for same in by_body.values() {
+        let docs: BTreeSet<&str> = same.iter().map(|&i| cands[i].doc_id.as_str()).collect();
+        let headings: BTreeSet<&str> = same.iter().map(|&i| bodies[i].0.as_str()).collect();
+        if docs.len() >= TEMPLATE_MIN_PAGES && headings.len() >= TEMPLATE_MIN_PAGES {
+            for &i in same {
+                template[i] = true;
+            }
+        }
+    }
+    let mut i = 0;
+    cands.retain(|_| {
+        i += 1;
+        !template[i - 1]
+    });
+}
+
+/// A section's heading lines (Markdown `#` lines) and its other non-blank lines, each joined.
+fn split_headings(text: &str) -> (String, String) {
+    let (mut heading, mut body) = (String::new(), String::new());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let to = if line.starts_with('#') { &mut heading } else { &mut body };
+        to.push_str(line);
+        to.push('\n');
+    }
+    (heading, body)
+}
+
+/// The fewest pages, each under its own heading, that make a template: a chapter and its
+/// copy in the book's print page may word the heading otherwise, and are two.
+const TEMPLATE_MIN_PAGES: usize = 3;
+
+/// The shortest body (bytes) two sections share to be pages of one template: short bodies
+/// ("See below.") are alike by chance.
+const TEMPLATE_MIN_BYTES: usize = 80;
+
 /// Near copies: a unit with the qualified name and nearly all the words of a better-ranked
 /// unit of another document (a bundle's copy of a module's function, `dist/axios.js` beside
-/// `lib/helpers/combineURLs.js`; a vendored copy with small edits) takes that unit's text
+/// `lib/helpers/combineURLs.js`; a vendored copy with small edits), or a prose section with
+/// nearly all the words of a better-ranked section (a book's one-page print, where every
+/// chapter's heading is one level deeper, under the book's title), takes that unit's text
 /// hash, so that it is read by the encoder and kept once, as an exact copy is.
 pub(crate) fn alias_near_copies(cands: &mut [Candidate]) {
     // Same qualified name: `Table.set_implicit` and `InlineTable.set_implicit` are two
     // implementations however alike, not copies. A bundler's renaming (`toFormData$1`) is
-    // undone.
+    // undone. Prose sections are compared whatever their headings: a print page nests every
+    // chapter under the book's title and may word a heading otherwise.
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, c) in cands.iter().enumerate() {
-        if !last_name(&c.name).is_empty() {
+        if c.kind == "section" {
+            by_name.entry(String::new()).or_default().push(i);
+        } else if !last_name(&c.name).is_empty() {
             by_name.entry(unbundled(&c.name)).or_default().push(i);
         }
     }
@@ -140,22 +203,115 @@ mod tests {
         let mut other = unit("InlineTable.combineURLs", body, 16.0);
         other.path = "lib/inline.js".into();
         other.text_hash = "other".into();
-        let mut cands = vec![bundled, module, other];
-        alias_near_copies(&mut cands);
-        let kept = distinct(cands, 3);
-        let kept: Vec<(&str, &[String])> = kept
-            .iter()
-            .map(|c| (c.path.as_str(), c.duplicates.as_slice()))
-            .collect();
         assert_eq!(
-            kept,
+            kept_once(vec![bundled, module, other]),
             [
-                ("lib/combineURLs.js", &["dist/esm/axios.js".to_string()][..]),
-                ("lib/inline.js", &[][..])
+                ("lib/combineURLs.js".to_string(), vec!["dist/esm/axios.js".to_string()]),
+                ("lib/inline.js".to_string(), vec![])
             ]
         );
         assert_eq!(unbundled("toFormData$1.defaultVisitor"), "toFormData.defaultVisitor");
         assert_eq!(unbundled("$.ajax$"), "$.ajax$");
         assert_eq!(unbundled("a$b"), "a$b");
+    }
+
+    #[test]
+    fn pages_of_one_template_are_dropped() {
+        let notice = "The 2018 edition of the book is no longer distributed with Rust's documentation.\n\
+                      If you came here via a link or web search, you may want to check out the current\n\
+                      version of the book instead.";
+        let workspaces = "A workspace is a set of packages that share the same Cargo.lock and output \
+                          directory, so crates developed together agree on their dependencies.";
+        let install = "The `cargo install` command allows you to install and use binary crates locally; \
+                       it is not meant to replace system packages.";
+        let section = |heading: &str, path: &str, text: &str| {
+            let mut c = unit(heading, &format!("# {heading}\n\n{text}"), 10.0);
+            c.kind = "section".into();
+            c.path = path.into();
+            c.doc_id = path.into();
+            c
+        };
+        let mut cands = vec![
+            section(
+                "Installing Binaries",
+                "book/ch14-04.html",
+                "The `cargo install` command installs binary crates.",
+            ),
+            section("Installing Binaries", "book/2018/ch14-04.html", notice),
+            section("Publishing a Crate", "book/2018/ch14-02.html", notice),
+            section("Release Profiles", "book/2018/ch14-01.html", notice),
+            // A chapter and its copy in the print page, under a heading worded otherwise.
+            section("Cargo Install", "book/ch14-05.html", install),
+            section("Installing with Cargo Install", "book/print.html", install),
+            // The same body under the same heading is a copy, kept (once) by `distinct`.
+            section("Workspaces", "book/ch14-03.html", workspaces),
+            section("Workspaces", "book/copy/ch14-03.html", workspaces),
+        ];
+        drop_templates(&mut cands);
+        let paths: Vec<&str> = cands.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "book/ch14-04.html",
+                "book/ch14-05.html",
+                "book/print.html",
+                "book/ch14-03.html",
+                "book/copy/ch14-03.html"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_book_sections_copy_in_its_print_page_is_kept_once_from_the_chapter() {
+        let body = "In Rust, release profiles are predefined and customizable profiles with different \
+                    configurations that allow a programmer to have more control over various options \
+                    for compiling code. Each profile is configured independently of the others.";
+        let section = |name: &str, heading: &str, path: &str, bytes: u64, score: f32| {
+            let mut c = unit(name, &format!("{heading}\n\n{body}"), score);
+            c.kind = "section".into();
+            c.path = path.into();
+            c.doc_bytes = bytes;
+            c.text_hash = path.into();
+            c
+        };
+        let print = section(
+            "The Rust Programming Language.Release Profiles",
+            "## Release Profiles",
+            "book/print.html",
+            1_500_000,
+            20.0,
+        );
+        let chapter = section(
+            "Customizing Builds with Release Profiles",
+            "# Customizing Builds with Release Profiles",
+            "book/ch14-01.html",
+            4_000,
+            19.0,
+        );
+        // Another chapter's section of the same heading and other words is no copy; the print's
+        // copy is one whatever its heading.
+        let mut other = section(
+            "Customizing Builds with Release Profiles",
+            "# Customizing Builds with Release Profiles",
+            "book/ch99.html",
+            4_000,
+            18.0,
+        );
+        other.text = "# Customizing Builds with Release Profiles\n\nWorkspaces share one lock file and one \
+                      output folder for all their members, so crates built together agree."
+            .into();
+        assert_eq!(
+            kept_once(vec![print, chapter, other]),
+            [
+                ("book/ch14-01.html".to_string(), vec!["book/print.html".to_string()]),
+                ("book/ch99.html".to_string(), vec![])
+            ]
+        );
+    }
+
+    /// The best three of `cands` once near copies are aliased: each path with its duplicates.
+    fn kept_once(mut cands: Vec<Candidate>) -> Vec<(String, Vec<String>)> {
+        alias_near_copies(&mut cands);
+        distinct(cands, 3).into_iter().map(|c| (c.path, c.duplicates)).collect()
     }
 }

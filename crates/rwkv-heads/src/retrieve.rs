@@ -30,8 +30,9 @@
 //!   does not answer the question, unless it names a defined name as code.
 //!
 //! Identical units in several documents (a book's one-page print beside its chapters, vendored
-//! copies) and near copies (a bundle's copy of a module's function) are kept once, from the
-//! smallest document (`copies.rs`). `rwkv-bench qa` prints the figures beside the grep baseline.
+//! copies) and near copies (a bundle's copy of a module's function, a chapter's section in the
+//! print page under a heading one level deeper) are kept once, from the smallest document;
+//! pages of one template (the same notice under each chapter's title) are dropped (`copies.rs`). `rwkv-bench qa` prints the figures beside the grep baseline.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +40,7 @@ use rwkv_index::{Hit, Index, name_key, terms};
 use serde::Serialize;
 
 use crate::Result;
-use crate::copies::{alias_near_copies, distinct};
+use crate::copies::{alias_near_copies, distinct, drop_templates};
 use crate::declared;
 use crate::meaning;
 use crate::question::{Question, name_parts};
@@ -695,6 +696,7 @@ pub(crate) fn retrieve_units(
     });
     let support = support(&q, &idf_in_store, &cands);
     cands.sort_by(by_score);
+    drop_templates(&mut cands);
     alias_near_copies(&mut cands);
     // Abstention reads the best unit's score without the tie-breaker between siblings.
     let best_score = cands
