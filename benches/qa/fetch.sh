@@ -93,6 +93,17 @@ PROBE_STD_VER=3.11.2-6+deb12u8
 PROBE_STD_DEBS="libpython3.11-minimal:f3beaa03994ffedacf73c43a0843d53b062d347115d8af65bee2034552a4e6f9 libpython3.11-stdlib:890b3540dad8a1ccc0deeca025db735bcc82629a76adacbe3b50fcc06ed528ca"
 PROBE_STD_PATH=usr/lib/python3.11
 
+# The Rust Programming Language as Debian's rust-doc ships it (2026-12-07): a book of HTML pages,
+# with its one-page print.html beside the chapters, the old editions' moved-page notices
+# (2018-edition/, second-edition/, first-edition/) and the site's scripts, all under
+# DEST/rust_book/book/
+PROBE_BOOK_NAME=rust_book
+PROBE_BOOK_DEB=rust-doc
+PROBE_BOOK_SRC=rustc
+PROBE_BOOK_VER=1.63.0+dfsg1-2
+PROBE_BOOK_SHA256=96ef96fe6df87d939ca713bd7df3d15c2b778ccb892eca025c4ee504146f697b
+PROBE_BOOK_PATH=usr/share/doc/rust-doc/html/book
+
 # binary files larger than this many bytes are removed from the trees
 MAX_BINARY_BYTES=8192
 
@@ -205,21 +216,29 @@ fetch_js() {
     install_tree "$tmp/unpack/package" "$out"
 }
 
-# A Go library from Debian's archive: NAME, binary package, source package, version, SHA-256,
-# and the package's folder that becomes DEST/NAME.
-fetch_go() {
-    local name=$1 deb_name=$2 src=$3 ver=$4 sha=$5 path=$6
+# An architecture-independent package from Debian's archive (a Go library's -dev package, a
+# book): NAME, binary package, source package, version, SHA-256, the package's folder that
+# becomes DEST/NAME, and optionally a folder of DEST/NAME to put it in instead.
+fetch_deb() {
+    local name=$1 deb_name=$2 src=$3 ver=$4 sha=$5 path=$6 into=${7:-}
     local out="$DEST/$name"
     present "$out" "$name $ver" && return
     echo "[$name $ver] Debian package $deb_name"
-    local tmp="$WORK/go-$name"
+    local tmp="$WORK/deb-$name"
     mkdir -p "$tmp/x"
     local deb="$tmp/${deb_name}_${ver}_all.deb"
     curl -fsSL -o "$deb" "http://deb.debian.org/debian/pool/main/${src:0:1}/$src/${deb_name}_${ver}_all.deb" \
         || (cd "$tmp" && apt-get download "$deb_name=$ver")
     echo "$sha  $deb" | sha256sum -c --quiet
     dpkg-deb -x "$deb" "$tmp/x"
-    install_tree "$tmp/x/$path" "$out"
+    if [[ -n "$into" ]]; then
+        # the tree goes one folder down, moved in whole so that a failed fetch leaves no DEST/NAME
+        mkdir -p "$tmp/out"
+        mv "$tmp/x/$path" "$tmp/out/$into"
+        install_tree "$tmp/out" "$out"
+    else
+        install_tree "$tmp/x/$path" "$out"
+    fi
 }
 
 # Binary packages of one Debian source package for amd64, unpacked into one tree: NAME, source
@@ -264,7 +283,7 @@ fetch_rust
 fetch_js "$JS_NAME" "$JS_VER"
 fetch_python "$PY2_NAME" "$PY2_VER"
 fetch_js "$JS2_NAME" "$JS2_VER"
-fetch_go "$GO_NAME" "$GO_DEB" "$GO_SRC" "$GO_VER" "$GO_SHA256" "$GO_PATH"
+fetch_deb "$GO_NAME" "$GO_DEB" "$GO_SRC" "$GO_VER" "$GO_SHA256" "$GO_PATH"
 fetch_tarball "$C_NAME" "crate $C_CRATE $C_CRATE_VER (its $C_PATH sources)" \
     "https://static.crates.io/crates/$C_CRATE/$C_CRATE-$C_CRATE_VER.crate" "$C_SHA256" "$C_CRATE-$C_CRATE_VER/$C_PATH"
 fetch_tarball "$JAVA_NAME" "Debian source $JAVA_ORIG" \
@@ -278,8 +297,9 @@ for crate in "$PROBE_RS1_NAME $PROBE_RS1_VER $PROBE_RS1_SHA256" "$PROBE_RS2_NAME
     fetch_tarball "$name" "crate $name $ver" \
         "https://static.crates.io/crates/$name/$name-$ver.crate" "$sha" "$name-$ver"
 done
-fetch_go "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
+fetch_deb "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
 fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
 fetch_js "$PROBE_JS_NAME" "$PROBE_JS_VER"
 fetch_debs "$PROBE_STD_NAME" "$PROBE_STD_SRC" "$PROBE_STD_VER" "$PROBE_STD_DEBS" "$PROBE_STD_PATH"
+fetch_deb "$PROBE_BOOK_NAME" "$PROBE_BOOK_DEB" "$PROBE_BOOK_SRC" "$PROBE_BOOK_VER" "$PROBE_BOOK_SHA256" "$PROBE_BOOK_PATH" book
 echo "done: code bases are in $DEST"
