@@ -41,6 +41,21 @@ pub struct Evidence {
 pub const EVIDENCE_LINES: usize = 3;
 /// Lines of context on each side of a line of evidence.
 const CONTEXT: usize = 1;
+/// Lines the context after a line of evidence may span to reach a line that is not blank (a
+/// page's heading is set off by blank lines from the paragraph under it, which says what the
+/// section holds).
+const CONTEXT_REACH: usize = 3;
+
+/// Where the context after line `i` (0-based) of `lines` ends (exclusive): [`CONTEXT`] lines
+/// on, or further over blank lines to the nearest line with text, within [`CONTEXT_REACH`].
+/// (The context before stays [`CONTEXT`] lines: over blank lines it would be the end of the
+/// section or definition before.)
+fn context_end(lines: &[String], i: usize) -> usize {
+    let last = (i + 1 + CONTEXT).min(lines.len());
+    let nearest = (i + 1..(i + 1 + CONTEXT_REACH).min(lines.len())).find(|&k| !lines[k].trim().is_empty());
+    nearest.map_or(last, |k| (k + 1).max(last))
+}
+
 /// Longest line considered (bytes): minified code and data lines are no evidence.
 const MAX_LINE: usize = 400;
 /// Tokens of a line the model reads before the question when it scores evidence (a line's
@@ -402,7 +417,7 @@ impl Library<'_> {
                     text: lines[i].clone(),
                     score: s.score,
                     before: lines[i.saturating_sub(CONTEXT)..i].to_vec(),
-                    after: lines[i + 1..(i + 1 + CONTEXT).min(lines.len())].to_vec(),
+                    after: lines[i + 1..context_end(lines, i)].to_vec(),
                 }
             })
             .collect())
@@ -412,6 +427,35 @@ impl Library<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_after_reaches_over_blank_lines_to_text() {
+        let lines: Vec<String> = [
+            "intro",
+            "",
+            "",
+            "### Receiving Input",
+            "",
+            "We read a line.",
+            "more",
+            "",
+            "",
+            "",
+            "far",
+        ]
+        .map(String::from)
+        .to_vec();
+        // A heading set off by a blank line: the context reaches the paragraph under it.
+        assert_eq!(context_end(&lines, 3), 6);
+        // The next line has text: one line, as `rg -C1`.
+        assert_eq!(context_end(&lines, 5), 7);
+        // Two blank lines, then text within reach.
+        assert_eq!(context_end(&lines, 0), 4);
+        // Nothing but blank lines within reach: one line, blank.
+        assert_eq!(context_end(&lines, 6), 8);
+        // The end of the text.
+        assert_eq!(context_end(&lines, 10), 11);
+    }
 
     fn names(q: &str) -> BTreeSet<String> {
         Query::new(q).names
