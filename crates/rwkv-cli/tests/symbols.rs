@@ -313,3 +313,39 @@ fn a_name_written_as_code_brings_the_definition_spelled_so_first() {
         assert_eq!(source_names(&v).first().copied(), Some(name), "{v}");
     }
 }
+
+#[test]
+fn a_later_piece_of_a_long_page_quotes_its_own_line() {
+    // A reference page without subheadings: one section, cut into pieces. The piece holding the
+    // entry asked about quotes that entry, not the page's title again.
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("proj");
+    std::fs::create_dir_all(t.join("docs")).unwrap();
+    let mut page = String::from(
+        "# functools: higher-order functions\n\nThe module for higher-order functions; `cache` is `lru_cache` without a limit.\n\n",
+    );
+    for i in 0..60 {
+        page.push_str(&format!(
+            "reduce_{i}(function, iterable)\n\n  Apply function of two arguments cumulatively, step {i}.\n\n"
+        ));
+    }
+    page.push_str("lru_cache(maxsize=128, typed=False)\n\n  Decorator to wrap a function with a memoizing callable that saves up to the maxsize most recent calls.\n\n");
+    for i in 0..20 {
+        page.push_str(&format!(
+            "partial_{i}(func, /, *args)\n\n  Return a new partial object, number {i}.\n\n"
+        ));
+    }
+    std::fs::write(t.join("docs/functools.md"), &page).unwrap();
+    let entry = page.lines().position(|l| l.starts_with("lru_cache(")).unwrap() + 1;
+    let store = tmp.path().join("store");
+    ingest(&t, &store, &["--index-only"]);
+    let (code, v, _) = ask(&t, &store, "What does `lru_cache` do?");
+    assert_eq!(code, 0, "{v}");
+    let lines: Vec<u64> = v["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    assert!(lines.contains(&(entry as u64)), "line {entry} not in {lines:?}: {v}");
+}

@@ -220,6 +220,8 @@ struct Scored {
     doc: usize,
     line: usize,
     score: f32,
+    /// The line holds a name the question writes as code.
+    names_code: bool,
 }
 
 impl Library<'_> {
@@ -294,9 +296,11 @@ impl Library<'_> {
                     score += idf(t);
                 }
             }
+            let mut names_code = false;
             for name in &q.names {
                 if set.contains(name) {
                     score += 2.0 * idf(name);
+                    names_code = true;
                 }
             }
             score += if q.names.is_empty() {
@@ -314,7 +318,12 @@ impl Library<'_> {
             {
                 score += 0.5;
             }
-            per_unit[u].push(Scored { doc: d, line: l, score });
+            per_unit[u].push(Scored {
+                doc: d,
+                line: l,
+                score,
+                names_code,
+            });
         }
         for lines in &mut per_unit {
             lines.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.line.cmp(&b.line)));
@@ -325,20 +334,30 @@ impl Library<'_> {
         for (u, &(d, c)) in units.iter().enumerate() {
             let n = docs[d].1.len() as u64;
             // A piece of a long definition (its doc block, a later part of its body) quotes the
-            // definition's name line too: the definition is what answers.
+            // definition's name line too: the definition is what answers. Prose is read, not
+            // called: a later piece of a long section quotes its own best line (a reference
+            // page's entry for the function asked about, under the page's title), and so does a
+            // section whose line naming what the question writes as code is not its heading.
+            let prose = c.kind == "section";
+            let own_names_code = per_unit[u]
+                .first()
+                .is_some_and(|s| s.names_code && s.line as u64 != c.name_line);
             let name_line = (c.name_line >= 1 && c.name_line <= n)
                 .then_some(c.name_line as usize)
-                .filter(|&l| docs[d].1[l - 1].len() <= MAX_LINE);
+                .filter(|&l| docs[d].1[l - 1].len() <= MAX_LINE)
+                .filter(|_| !prose || (c.head && !own_names_code));
             let pick = match name_line {
                 Some(l) => Some(Scored {
                     doc: d,
                     line: l,
                     score: c.score,
+                    names_code: false,
                 }),
                 None => per_unit[u].first().map(|s| Scored {
                     doc: d,
                     line: s.line,
                     score: c.score,
+                    names_code: s.names_code,
                 }),
             };
             if let Some(p) = pick
@@ -357,9 +376,8 @@ impl Library<'_> {
                 }
                 if !chosen.iter().any(|x| x.doc == s.doc && x.line == s.line) {
                     chosen.push(Scored {
-                        doc: s.doc,
-                        line: s.line,
                         score: s.score.min(chosen.last().map_or(s.score, |l| l.score)),
+                        ..s.clone()
                     });
                 }
             }
