@@ -91,6 +91,11 @@ fn split_headings(text: &str) -> (String, String) {
     (heading, body)
 }
 
+/// How many of the best units (in rank order) are looked at for prose near copies: those past
+/// it are never among the units kept, and comparing every section with every other one of a
+/// large documentation store costs tens of milliseconds.
+const PROSE_DEPTH: usize = 40;
+
 /// The fewest pages, each under its own heading, that make a template: a chapter and its
 /// copy in the book's print page may word the heading otherwise, and are two.
 const TEMPLATE_MIN_PAGES: usize = 3;
@@ -113,7 +118,10 @@ pub(crate) fn alias_near_copies(cands: &mut [Candidate]) {
     let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, c) in cands.iter().enumerate() {
         if c.kind == "section" {
-            by_name.entry(String::new()).or_default().push(i);
+            // Only the best ones: each is compared with every one before it.
+            if i < PROSE_DEPTH {
+                by_name.entry(String::new()).or_default().push(i);
+            }
         } else if !last_name(&c.name).is_empty() {
             by_name.entry(unbundled(&c.name)).or_default().push(i);
         }
