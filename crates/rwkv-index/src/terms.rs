@@ -680,10 +680,6 @@ pub fn stem(word: &str) -> String {
             break;
         }
     }
-    // `serialization` → `serializat` → `serializ`, as `serialize` → `serializ`.
-    if w.len() >= 7 && w.ends_with("izat") {
-        w.truncate(w.len() - 2);
-    }
     // `stopp` → `stop`, but `call`, `pass`, `buzz` keep their pair.
     let b = w.as_bytes();
     if b.len() >= 4 {
@@ -736,8 +732,8 @@ mod tests {
             ("headers", "hdr"),
             ("normalised", "normalize"),
             ("tokeniser", "tokenizer"),
-            ("serialisation", "serialized"),
-            ("initialization", "initialize"),
+            ("serialisation", "serialization"),
+            ("initialised", "initialized"),
             ("behaviour", "behavior"),
             ("behaviours", "behavior"),
             ("cancelled", "canceled"),
