@@ -349,3 +349,44 @@ fn a_later_piece_of_a_long_page_quotes_its_own_line() {
         .collect();
     assert!(lines.contains(&(entry as u64)), "line {entry} not in {lines:?}: {v}");
 }
+
+#[test]
+fn a_sphinx_reference_pages_entries_are_found_by_name() {
+    // Python's documentation as Sphinx writes it: one page, each function a `dt` with its
+    // permalink. The entry asked about is a section of its own, found by its name first.
+    let entry = |id: &str, sig: &str, doc: &str| {
+        format!(
+            "<dl class=\"py function\"><dt class=\"sig sig-object py\" id=\"{id}\">{sig}<a class=\"headerlink\" href=\"#{id}\">¶</a></dt><dd><p>{doc}</p></dd></dl>\n"
+        )
+    };
+    let mut page = String::from(
+        "<!DOCTYPE html><html><head><title>functools</title></head><body><div class=\"body\" role=\"main\"><section>\n<h1>functools — Higher-order functions<a class=\"headerlink\" href=\"#f\">¶</a></h1>\n<p>Functions that act on or return other functions; the cache decorator is lru_cache without a limit.</p>\n",
+    );
+    page += &entry(
+        "functools.cache",
+        "@functools.cache(user_function)",
+        "Simple lightweight unbounded function cache.",
+    );
+    page += &entry(
+        "functools.lru_cache",
+        "@functools.lru_cache(maxsize=128, typed=False)",
+        "Decorator to wrap a function with a memoizing callable that saves up to the maxsize most recent calls.",
+    );
+    page += &entry(
+        "functools.reduce",
+        "functools.reduce(function, iterable)",
+        "Apply function of two arguments cumulatively.",
+    );
+    page += "</section></div></body></html>\n";
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("site");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("functools.html"), &page).unwrap();
+    let store = tmp.path().join("store");
+    ingest(&t, &store, &["--index-only"]);
+    let (code, v, _) = ask(&t, &store, "What does `lru_cache` do?");
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(source_names(&v).first().copied(), Some("functools.lru_cache"), "{v}");
+    let first = &v["evidence"][0]["text"];
+    assert!(first.as_str().unwrap().starts_with("@functools.lru_cache("), "{v}");
+}

@@ -19,6 +19,61 @@ struct Heading {
     title_line: usize,
     level: usize,
     title: String,
+    /// The name and scope of a reference entry ([`api_entry`]): `lru_cache` in `functools`;
+    /// `None` for a heading, named by its title inside the headings above it.
+    entry: Option<(String, Option<String>)>,
+}
+
+/// The level of a reference entry at nesting depth 0: below every heading.
+const ENTRY_LEVEL: usize = 7;
+
+/// Keywords before the name in a reference entry's signature.
+const ENTRY_KEYWORDS: &[&str] = &[
+    "class ",
+    "exception ",
+    "async ",
+    "await ",
+    "abstractmethod ",
+    "classmethod ",
+    "staticmethod ",
+    "coroutinefunction ",
+    "coroutinemethod ",
+    "coroutine ",
+    "property ",
+    "data ",
+    "attribute ",
+    "method ",
+    "function ",
+];
+
+/// A reference entry of a Sphinx page rendered from HTML: its signature line ends with the
+/// permalink sign, at the left (`functools.reduce(function, iterable[, initializer])¶`,
+/// `class subprocess.Popen(args, ...)¶`, `@functools.lru_cache(user_function)¶`) or indented
+/// under its class (`  Popen.poll()¶`, `  > body(master)¶`). The nesting depth and the dotted
+/// name.
+fn api_entry(line: &str) -> Option<(usize, &str)> {
+    let body = line.strip_suffix('¶')?;
+    let sig = body.trim_start_matches([' ', '>']);
+    // Two spaces a level; a `>` (a quoted block of members) is no level of its own.
+    let depth = body[..body.len() - sig.len()].matches(' ').count() / 2;
+    let mut rest = sig.trim_start_matches('@');
+    while let Some(r) = ENTRY_KEYWORDS.iter().find_map(|k| rest.strip_prefix(k)) {
+        rest = r;
+    }
+    let end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+        .unwrap_or(rest.len());
+    let (name, after) = rest.split_at(end);
+    let well_formed =
+        name.starts_with(|c: char| c.is_alphabetic() || c == '_') && !name.ends_with('.') && !name.contains("..");
+    // What may follow the name: its parameters, a type, a value, nothing (a constant, an
+    // attribute) where the name is a code name (`subprocess.PIPE`, `max_size`) or a member.
+    let code_like = name.contains(['.', '_']) || name.chars().skip(1).any(char::is_uppercase) || depth > 0;
+    let follows = after.starts_with(['(', '[', ':'])
+        || after.starts_with(" = ")
+        || after.starts_with(" -> ")
+        || (after.is_empty() && code_like);
+    (well_formed && follows).then_some((depth, name))
 }
 
 fn line_text<'t>(text: &'t str, lines: &Lines, i: usize) -> &'t str {
@@ -239,6 +294,22 @@ fn markdown(text: &str, lines: &Lines, adoc: bool) -> Vec<Heading> {
                 title_line: i,
                 level,
                 title,
+                entry: None,
+            });
+            prev_text = None;
+            continue;
+        }
+        if let Some((depth, dotted)) = api_entry(line) {
+            let (scope, name) = match dotted.rsplit_once('.') {
+                Some((scope, name)) => (Some(scope.to_string()), name),
+                None => (None, dotted),
+            };
+            out.push(Heading {
+                first: i,
+                title_line: i,
+                level: ENTRY_LEVEL + depth,
+                title: dotted.to_string(),
+                entry: Some((name.to_string(), scope)),
             });
             prev_text = None;
             continue;
@@ -258,6 +329,7 @@ fn markdown(text: &str, lines: &Lines, adoc: bool) -> Vec<Heading> {
                     title_line: p,
                     level,
                     title,
+                    entry: None,
                 });
                 prev_text = None;
                 continue;
@@ -315,6 +387,7 @@ fn rst(text: &str, lines: &Lines) -> Vec<Heading> {
                     title_line: i,
                     level,
                     title: rst_text(title.trim()),
+                    entry: None,
                 });
                 i += 2;
                 continue;
@@ -348,10 +421,17 @@ pub(crate) fn headings(text: &str, style: Style) -> Vec<Symbol> {
         }
         let (byte_start, _) = lines.range(h.first);
         let (_, byte_end) = lines.range(last);
+        let (name, scope) = match &h.entry {
+            Some((name, scope)) => (
+                name.clone(),
+                scope.clone().or_else(|| stack.last().map(|(_, t)| t.clone())),
+            ),
+            None => (h.title.clone(), stack.last().map(|(_, t)| t.clone())),
+        };
         out.push(Symbol {
-            name: h.title.clone(),
+            name,
             kind: SymbolKind::Section,
-            scope: stack.last().map(|(_, t)| t.clone()),
+            scope,
             line_start: h.first as u32 + 1,
             line_end: last as u32 + 1,
             name_line: h.title_line as u32 + 1,
@@ -366,6 +446,48 @@ pub(crate) fn headings(text: &str, style: Style) -> Vec<Symbol> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sphinx_pages_reference_entries_are_sections_named_by_their_code_names() {
+        let page = "# functools — Higher-order functions¶\n\nThe module.\n\n\
+                    @functools.lru_cache(user_function)¶\n\n  Decorator to wrap a function.\n\n\
+                    class functools.partialmethod(func, /, *args)¶\n\n  A descriptor.\n\n\
+                    \x20 partialmethod.func¶\n\n  The function.\n\n\
+                    \x20 > body(master)¶\n\n  Nested.\n\n\
+                    subprocess.PIPE¶\n\n  A constant.\n\n\
+                    Table 1 Built-in names¶\n\n\
+                    ```\nfake.entry(x)¶\n```\n\n\
+                    ## Examples¶\n\nText.\n";
+        let got: Vec<(String, Option<String>, u32, u32)> = headings(page, Style::Markdown)
+            .into_iter()
+            .map(|s| (s.name, s.scope, s.line_start, s.line_end))
+            .collect();
+        let f = "functools".to_string();
+        assert_eq!(
+            got,
+            [
+                ("functools — Higher-order functions¶".to_string(), None, 1, 33),
+                ("lru_cache".to_string(), Some(f.clone()), 5, 8),
+                ("partialmethod".to_string(), Some(f.clone()), 9, 20),
+                ("func".to_string(), Some("partialmethod".to_string()), 13, 16),
+                ("body".to_string(), Some("functools.partialmethod".to_string()), 17, 20),
+                // To the next heading: the caption and the fenced line are no entries.
+                ("PIPE".to_string(), Some("subprocess".to_string()), 21, 30),
+                (
+                    "Examples¶".to_string(),
+                    Some("functools — Higher-order functions¶".to_string()),
+                    31,
+                    33
+                ),
+            ]
+        );
+        assert_eq!(api_entry("plain prose sentence¶"), None);
+        assert_eq!(api_entry("Listing¶"), None);
+        assert_eq!(
+            api_entry("exception subprocess.CalledProcessError¶"),
+            Some((0, "subprocess.CalledProcessError"))
+        );
+    }
 
     #[test]
     fn titles_are_the_words_a_reader_sees() {
