@@ -47,48 +47,44 @@ pub(crate) fn distinct(cands: Vec<Candidate>, top: usize) -> Vec<Candidate> {
 /// one document, a body under the same heading, and a chapter beside its copy in a print page
 /// (copies, which [`alias_near_copies`] and [`distinct`] keep once) are not templates.
 pub(crate) fn drop_templates(cands: &mut Vec<Candidate>) {
-    let mut by_body: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let bodies: Vec<(String, String)> = cands
-        .iter()
-        .map(|c| {
-            if c.kind == "section" {
-                split_headings(&c.text)
-            } else {
-                Default::default()
-            }
-        })
-        .collect();
-    for (i, (heading, body)) in bodies.iter().enumerate() {
-        if body.len() >= TEMPLATE_MIN_BYTES && !heading.is_empty() {
-            by_body.entry(body.as_str()).or_default().push(i);
+    // (body, headings) → its sections.
+    let mut by_body: BTreeMap<u64, Vec<(usize, u64)>> = BTreeMap::new();
+    for (i, c) in cands.iter().enumerate().filter(|(_, c)| c.kind == "section") {
+        if let Some((body, headings)) = body_and_headings(&c.text) {
+            by_body.entry(body).or_default().push((i, headings));
         }
     }
     let mut template = vec![false; cands.len()];
     for same in by_body.values() {
-        let docs: BTreeSet<&str> = same.iter().map(|&i| cands[i].doc_id.as_str()).collect();
-        let headings: BTreeSet<&str> = same.iter().map(|&i| bodies[i].0.as_str()).collect();
+        let docs: BTreeSet<&str> = same.iter().map(|&(i, _)| cands[i].doc_id.as_str()).collect();
+        let headings: BTreeSet<u64> = same.iter().map(|&(_, h)| h).collect();
         if docs.len() >= TEMPLATE_MIN_PAGES && headings.len() >= TEMPLATE_MIN_PAGES {
-            for &i in same {
+            for &(i, _) in same {
                 template[i] = true;
             }
         }
     }
-    let mut i = 0;
-    cands.retain(|_| {
-        i += 1;
-        !template[i - 1]
-    });
+    let mut template = template.into_iter();
+    cands.retain(|_| !template.next().unwrap_or(false));
 }
 
-/// A section's heading lines (Markdown `#` lines) and its other non-blank lines, each joined.
-fn split_headings(text: &str) -> (String, String) {
-    let (mut heading, mut body) = (String::new(), String::new());
+/// Hashes of a section's non-blank lines other than its headings (Markdown `#` lines), and of
+/// its headings; `None` when it has no heading or its body is shorter than
+/// [`TEMPLATE_MIN_BYTES`].
+fn body_and_headings(text: &str) -> Option<(u64, u64)> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let (mut body, mut headings) = (DefaultHasher::new(), DefaultHasher::new());
+    let (mut body_bytes, mut heading_lines) = (0, 0);
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let to = if line.starts_with('#') { &mut heading } else { &mut body };
-        to.push_str(line);
-        to.push('\n');
+        if line.starts_with('#') {
+            line.hash(&mut headings);
+            heading_lines += 1;
+        } else {
+            line.hash(&mut body);
+            body_bytes += line.len();
+        }
     }
-    (heading, body)
+    (heading_lines > 0 && body_bytes >= TEMPLATE_MIN_BYTES).then(|| (body.finish(), headings.finish()))
 }
 
 /// How many of the best units (in rank order) are looked at for prose near copies: those past
@@ -100,7 +96,7 @@ const PROSE_DEPTH: usize = 40;
 /// copy in the book's print page may word the heading otherwise, and are two.
 const TEMPLATE_MIN_PAGES: usize = 3;
 
-/// The shortest body (bytes) two sections share to be pages of one template: short bodies
+/// The shortest body (bytes, blank lines and line ends left out) two sections share to be pages of one template: short bodies
 /// ("See below.") are alike by chance.
 const TEMPLATE_MIN_BYTES: usize = 80;
 
