@@ -84,6 +84,15 @@ PROBE_PY_VER=2.32.3
 PROBE_JS_NAME=axios
 PROBE_JS_VER=1.7.7
 
+# two more probes, their questions written by someone who had not seen the tool's output
+# (2026-12-07, later the same day): a Rust crate of lock-free channels and a Python package
+PROBE_RS3_NAME=crossbeam-channel
+PROBE_RS3_DIR=crossbeam_channel
+PROBE_RS3_VER=0.5.17
+PROBE_RS3_SHA256=98b0cc327b5bc766e7fda9c9260cc0fa81b43a8e240440422dff70788e3f9ef1
+PROBE_PY2_NAME=pyjwt
+PROBE_PY2_VER=2.10.1
+
 # Python's standard library as Debian ships it (its two packages, libpython3.11-minimal and
 # libpython3.11-stdlib, unpacked into one /usr/lib/python3.11; 2026-12-07): a large store,
 # 637 Python files and 16 MB, where one name is often defined in several modules
@@ -297,9 +306,13 @@ for crate in "$PROBE_RS1_NAME $PROBE_RS1_VER $PROBE_RS1_SHA256" "$PROBE_RS2_NAME
     fetch_tarball "$name" "crate $name $ver" \
         "https://static.crates.io/crates/$name/$name-$ver.crate" "$sha" "$name-$ver"
 done
+fetch_tarball "$PROBE_RS3_DIR" "crate $PROBE_RS3_NAME $PROBE_RS3_VER" \
+    "https://static.crates.io/crates/$PROBE_RS3_NAME/$PROBE_RS3_NAME-$PROBE_RS3_VER.crate" "$PROBE_RS3_SHA256" \
+    "$PROBE_RS3_NAME-$PROBE_RS3_VER"
 fetch_deb "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PROBE_GO_SHA256" "$PROBE_GO_PATH"
 fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
 fetch_js "$PROBE_JS_NAME" "$PROBE_JS_VER"
+fetch_python "$PROBE_PY2_NAME" "$PROBE_PY2_VER"
 fetch_debs "$PROBE_STD_NAME" "$PROBE_STD_SRC" "$PROBE_STD_VER" "$PROBE_STD_DEBS" "$PROBE_STD_PATH"
 fetch_deb "$PROBE_BOOK_NAME" "$PROBE_BOOK_DEB" "$PROBE_BOOK_SRC" "$PROBE_BOOK_VER" "$PROBE_BOOK_SHA256" "$PROBE_BOOK_PATH" book
 echo "done: code bases are in $DEST"

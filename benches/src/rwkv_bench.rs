@@ -374,7 +374,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({"set": set, "question": q.question, "answerable": q.answerable,
                     "support": wide.support, "named": wide.named,
-                    "meaning": wide.meaning, "best_score": wide.best_score,
+                    "meaning": wide.meaning, "best_score": wide.best_score, "terms": wide.terms,
                     "names": rwkv_heads::FEATURES, "units": units})
             )?;
         }

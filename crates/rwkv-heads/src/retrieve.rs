@@ -62,8 +62,19 @@ const TOP_SCORE_MID: f32 = 12.0;
 /// best units (calibrated on `benches/qa`: a question the store cannot answer is on average
 /// 0.34 from its nearest unit, one it answers 0.53). Set to 0.95 on five sets; raised to 0.97
 /// on the ten sets and six probes, where it refuses 2 more of 67 unanswerable questions and 3
-/// more answerable ones, none of them answered first before (docs/benchmarks.md).
-pub const ABSTAIN_BELOW_WITH_MEANING: f32 = 0.97;
+/// more answerable ones, none of them answered first before (docs/benchmarks.md). Since it
+/// bends with the question's length ([`LENGTH_SLOPE`]), 0.98 at [`LENGTH_PIVOT`] words.
+pub const ABSTAIN_BELOW_WITH_MEANING: f32 = 0.98;
+/// How much lower the bar with a sentence encoder is for each content word of the question
+/// beyond [`LENGTH_PIVOT`] (and higher for a shorter question, by one step at most): every
+/// word of a long question is one more chance to say in other words what the code says, so
+/// its support is lower whether or not the store answers it (on `benches/qa`, answered
+/// questions of eleven words or more held 0.71 of their words, those of five to seven 0.84;
+/// questions the store cannot answer held about 0.5 at any length). Set on the feature dumps
+/// of the ten sets, seven probes and two probes written later (docs/benchmarks.md).
+const LENGTH_SLOPE: f32 = 0.02;
+/// The question length (content words) at which the bar is [`ABSTAIN_BELOW_WITH_MEANING`].
+const LENGTH_PIVOT: f32 = 6.0;
 /// How much the nearest unit's similarity in meaning adds to support.
 const MEANING_SUPPORT_WEIGHT: f32 = 0.8;
 
@@ -381,6 +392,8 @@ pub struct Retrieval {
     /// With a sentence encoder: how near in meaning the question is to the nearest of the best
     /// units (cosine similarity, −1…1).
     pub meaning: Option<f32>,
+    /// How many content words the question has (its length as the bar reads it).
+    pub terms: usize,
 }
 
 impl Retrieval {
@@ -392,7 +405,11 @@ impl Retrieval {
         let support = self.support + TOP_SCORE_WEIGHT * (self.best_score - TOP_SCORE_MID).max(0.0);
         self.named
             || match self.meaning {
-                Some(m) => support + MEANING_SUPPORT_WEIGHT * m >= ABSTAIN_BELOW_WITH_MEANING,
+                Some(m) => {
+                    let longer = (self.terms as f32 - LENGTH_PIVOT).max(-1.0);
+                    let bar = ABSTAIN_BELOW_WITH_MEANING - LENGTH_SLOPE * longer;
+                    support + MEANING_SUPPORT_WEIGHT * m >= bar
+                }
                 None => support >= ABSTAIN_BELOW,
             }
     }
@@ -418,6 +435,7 @@ pub(crate) fn retrieve_units(
             named: false,
             best_score: 0.0,
             meaning: None,
+            terms: 0,
         });
     }
     let mut scorer = Scorer {
@@ -710,6 +728,7 @@ pub(crate) fn retrieve_units(
         named,
         best_score,
         meaning,
+        terms: q.content.len(),
     })
 }
 
@@ -855,13 +874,15 @@ pub(crate) mod tests {
 
     #[test]
     fn meaning_decides_with_support_whether_the_store_answers() {
-        let r = |support: f32, meaning: Option<f32>, named: bool| Retrieval {
+        let long = |support: f32, meaning: Option<f32>, named: bool, terms: usize| Retrieval {
             candidates: vec![unit("x", "fn x() {}", 12.0)],
             support,
             named,
             best_score: 12.0,
             meaning,
+            terms,
         };
+        let r = |support: f32, meaning: Option<f32>, named: bool| long(support, meaning, named, 7);
         // Without an encoder: support alone.
         assert!(r(0.7, None, false).answers());
         assert!(!r(0.5, None, false).answers());
@@ -871,6 +892,10 @@ pub(crate) mod tests {
         assert!(!r(0.65, Some(0.3), false).answers());
         // A name written as code is answered whatever its support.
         assert!(r(0.1, Some(0.1), true).answers());
+        // Half the words of a long question, fairly near in meaning: its other words say in
+        // other words what the code says; the same share of a short question is too little.
+        assert!(long(0.55, Some(0.4), false, 12).answers());
+        assert!(!long(0.55, Some(0.4), false, 6).answers());
         let mut none = r(0.9, Some(0.9), true);
         none.candidates.clear();
         assert!(!none.answers());

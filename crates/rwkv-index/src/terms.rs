@@ -128,7 +128,6 @@ pub const STOP_WORDS: &[&str] = &[
     "made",
     "like",
     "kind",
-    "exactly",
     "actually",
     "via",
     "through",
