@@ -92,6 +92,14 @@ PROBE_RS3_VER=0.5.17
 PROBE_RS3_SHA256=98b0cc327b5bc766e7fda9c9260cc0fa81b43a8e240440422dff70788e3f9ef1
 PROBE_PY2_NAME=pyjwt
 PROBE_PY2_VER=2.10.1
+# and two more the same way: a JavaScript WebSocket library, and Zstandard's C library as the
+# zstd-sys crate vendors it (its zstd/lib/ folder: 91 files, 79 thousand lines of C)
+PROBE_JS2_NAME=ws
+PROBE_JS2_VER=8.18.0
+PROBE_C2_NAME=zstd
+PROBE_C2_CRATE=zstd-sys
+PROBE_C2_VER=2.1.3+zstd.1.5.7
+PROBE_C2_SHA256=f729a06d0257428fd9d997ac8db7e1407bd0262ab016b085b36bc52957c0052d
 
 # Python's standard library as Debian ships it (its two packages, libpython3.11-minimal and
 # libpython3.11-stdlib, unpacked into one /usr/lib/python3.11; 2026-12-07): a large store,
@@ -313,6 +321,10 @@ fetch_deb "$PROBE_GO_NAME" "$PROBE_GO_DEB" "$PROBE_GO_SRC" "$PROBE_GO_VER" "$PRO
 fetch_python "$PROBE_PY_NAME" "$PROBE_PY_VER"
 fetch_js "$PROBE_JS_NAME" "$PROBE_JS_VER"
 fetch_python "$PROBE_PY2_NAME" "$PROBE_PY2_VER"
+fetch_js "$PROBE_JS2_NAME" "$PROBE_JS2_VER"
+fetch_tarball "$PROBE_C2_NAME" "crate $PROBE_C2_CRATE $PROBE_C2_VER (its zstd/lib sources)" \
+    "https://static.crates.io/crates/$PROBE_C2_CRATE/$PROBE_C2_CRATE-$PROBE_C2_VER.crate" "$PROBE_C2_SHA256" \
+    "$PROBE_C2_CRATE-$PROBE_C2_VER/zstd/lib"
 fetch_debs "$PROBE_STD_NAME" "$PROBE_STD_SRC" "$PROBE_STD_VER" "$PROBE_STD_DEBS" "$PROBE_STD_PATH"
 fetch_deb "$PROBE_BOOK_NAME" "$PROBE_BOOK_DEB" "$PROBE_BOOK_SRC" "$PROBE_BOOK_VER" "$PROBE_BOOK_SHA256" "$PROBE_BOOK_PATH" book
 echo "done: code bases are in $DEST"

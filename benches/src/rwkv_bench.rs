@@ -365,7 +365,7 @@ fn qa(a: &QaArgs) -> anyhow::Result<()> {
                 .map(|c| {
                     serde_json::json!({"unit": format!("{}:{}-{}", c.path, c.line_start, c.line_end), "name": c.name,
                         "kind": c.kind, "gold": holds_gold(&golds, c),
-                        "score": c.score, "f": c.features})
+                        "score": c.score, "f": c.features, "sim": c.meaning})
                 })
                 .collect();
             use std::io::Write as _;

@@ -7,8 +7,13 @@ use std::collections::BTreeSet;
 use crate::retrieve::{Candidate, by_score};
 
 /// How much a unit's similarity in meaning to the question (cosine, −1…1) adds to its rank
-/// score when a sentence encoder re-ranks the best units (set on `benches/qa`).
-const MEANING_WEIGHT: f32 = 3.0;
+/// score when a sentence encoder re-ranks the best units: 3 when it was set on five sets; 12 on
+/// the twenty-one of `benches/qa`, where the sets written after the first tuning, and most of
+/// all the long questions of the last four probes, gain from it (docs/benchmarks.md).
+const MEANING_WEIGHT: f32 = 12.0;
+/// [`MEANING_WEIGHT`] for a prose section (a doc or page section): the encoder, trained on
+/// sentences, finds prose nearer any question than code, so its similarity counts for less.
+const PROSE_MEANING_WEIGHT: f32 = 8.0;
 /// The best units (distinct texts) a sentence encoder re-ranks.
 const MEANING_UNITS: usize = 10;
 /// Word pieces of a unit (and of the question) the sentence encoder reads.
@@ -49,7 +54,13 @@ pub(crate) fn rerank(embedder: &rwkv_embed::Embedder, question: &str, cands: &mu
         let hash = cands[i].text_hash.clone();
         // Every copy of the same text moves with it.
         for c in cands.iter_mut().filter(|c| c.text_hash == hash) {
-            c.score += MEANING_WEIGHT * sim;
+            let weight = if c.kind == "section" {
+                PROSE_MEANING_WEIGHT
+            } else {
+                MEANING_WEIGHT
+            };
+            c.score += weight * sim;
+            c.meaning = Some(sim);
         }
     }
     cands.sort_by(by_score);

@@ -164,6 +164,10 @@ pub struct Candidate {
     /// Comments of the unit's declaration elsewhere (a C++ header's), scored as its own.
     #[serde(skip)]
     pub(crate) lent: String,
+    /// How near in meaning the unit is to the question (cosine similarity), when the sentence
+    /// encoder re-ranked it (for benchmarks that weigh it).
+    #[serde(skip)]
+    pub meaning: Option<f32>,
 }
 
 impl Candidate {
@@ -191,6 +195,7 @@ impl Candidate {
             raw_score: 0.0,
             features: [0.0; FEATURE_COUNT],
             lent: String::new(),
+            meaning: None,
         }
     }
 }
@@ -869,6 +874,7 @@ pub(crate) mod tests {
             raw_score: score,
             features: [0.0; FEATURE_COUNT],
             lent: String::new(),
+            meaning: None,
         }
     }
 
