@@ -96,8 +96,8 @@ const PROSE_DEPTH: usize = 40;
 /// copy in the book's print page may word the heading otherwise, and are two.
 const TEMPLATE_MIN_PAGES: usize = 3;
 
-/// The shortest body (bytes, blank lines and line ends left out) two sections share to be pages of one template: short bodies
-/// ("See below.") are alike by chance.
+/// The shortest body (bytes, blank lines and line ends left out) two sections share to be pages
+/// of one template: short bodies ("See below.") are alike by chance.
 const TEMPLATE_MIN_BYTES: usize = 80;
 
 /// Near copies: a unit with the qualified name and nearly all the words of a better-ranked
