@@ -14,8 +14,12 @@ const MEANING_WEIGHT: f32 = 12.0;
 /// [`MEANING_WEIGHT`] for a prose section (a doc or page section): the encoder, trained on
 /// sentences, finds prose nearer any question than code, so its similarity counts for less.
 const PROSE_MEANING_WEIGHT: f32 = 8.0;
-/// The best units (distinct texts) a sentence encoder re-ranks.
-const MEANING_UNITS: usize = 10;
+/// The best units (distinct texts) a sentence encoder re-ranks: 10 when the weight was set on
+/// five sets; 14 on the twenty-one of `benches/qa`, where the gold unit of more questions is
+/// among them and the nearest of them tells a question the store answers better (ten sets:
+/// hit@1 149 → 151, 13 → 10 answerable questions refused; docs/benchmarks.md). Each unit read
+/// costs the encoder's time: 20 and 30 units gave no more.
+const MEANING_UNITS: usize = 14;
 /// Word pieces of a unit (and of the question) the sentence encoder reads.
 const MEANING_TOKENS: usize = 256;
 
