@@ -261,7 +261,7 @@ pub struct Index {
 /// (`rwkv_symbols::units`, through the pipeline) and how their terms are analysed. Bump it when
 /// either changes what an existing index would hold: [`Index::open_or_create`] then recreates an
 /// index of another version empty, and the store's texts refill it (never a refold).
-pub const CONTENT_VERSION: &str = "19";
+pub const CONTENT_VERSION: &str = "20";
 
 /// The file in the index folder that records [`CONTENT_VERSION`].
 const CONTENT_VERSION_FILE: &str = "rwkv-content-version";

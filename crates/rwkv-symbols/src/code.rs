@@ -483,7 +483,12 @@ fn run(lang: Lang, text: &str, cap: Duration, default_name: &str) -> Result<Foun
     // One definition per (node, name): the first pattern wins.
     found.sort_by_key(|f| (f.1, f.2, f.4.sym.name.clone(), f.0));
     found.dedup_by(|b, a| (a.1, a.2, &a.4.sym.name) == (b.1, b.2, &b.4.sym.name));
-    let raw: Vec<Raw> = found.into_iter().map(|f| f.4).collect();
+    let mut raw: Vec<Raw> = found.into_iter().map(|f| f.4).collect();
+    // C and C++ the grammar could not parse (macros it cannot place, `#if` branches that each
+    // open a brace) may have lost functions to an error node: their column-0 heads still show.
+    if matches!(lang, Lang::C | Lang::Cpp) && root.has_error() {
+        crate::recover::recover_functions(text, &lines, &mut raw);
+    }
     let definitions = crate::finish(raw);
     let declarations = described(text, &lines, &definitions, declared);
 

@@ -10,6 +10,7 @@
 mod code;
 mod docs;
 mod patterns;
+mod recover;
 mod units;
 
 use std::time::Duration;

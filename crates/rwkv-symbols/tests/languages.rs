@@ -656,6 +656,46 @@ fn cpp_specialization_is_named_by_its_template() {
     );
 }
 
+/// zlib's shapes: macros in heads the grammar cannot place, and `#if` branches that each open a
+/// brace. Tree-sitter loses the functions to an error node; their column-0 heads recover them.
+const C_MACROS: &str = r#"#define local static
+int ZEXPORT inflate(z_streamp strm, int flush) {
+    int order = 1;
+#ifdef GUNZIP
+    if (state->wrap & 2) {
+#else
+    if (state->wrap) {
+#endif
+        order = 2;
+    }
+    return order;
+}
+
+local unsigned syncsearch(unsigned FAR *have, const unsigned char FAR *buf,
+                          unsigned len) {
+    unsigned got = *have;
+    return got;
+}
+
+int ZEXPORT inflateSync(z_streamp strm) {
+    return syncsearch(&strm->have, strm->next_in, 4);
+}
+"#;
+
+#[test]
+fn c_functions_lost_to_an_error_node_are_recovered() {
+    let f = code("inflate.c", C_MACROS);
+    assert_eq!(f.method, Method::TreeSitter(Lang::C));
+    has(&f, "inflate", K::Function);
+    lines(&f, C_MACROS, "inflate", 2, 2, 12);
+    has(&f, "syncsearch", K::Function);
+    lines(&f, C_MACROS, "syncsearch", 14, 14, 18);
+    has(&f, "inflateSync", K::Function);
+    lines(&f, C_MACROS, "inflateSync", 20, 20, 22);
+    // A local of the broken function is not a definition.
+    assert!(!f.definitions.iter().any(|s| s.name == "order"), "{:?}", f.definitions);
+}
+
 #[test]
 fn c_and_cpp_declarations_keep_their_comments_and_scopes() {
     let text = "namespace kv {\n\n// Encode v in as few bytes as it needs.\nchar* EncodeVarint(char* dst, unsigned v);\n\nint Undocumented(int x);\n\nclass LEVELDB_EXPORT Version {\n public:\n  // Return the level at which a new memtable\n  // compaction result is placed.\n  int PickLevel(const Slice& smallest);\n\n  const Options& options() const;  // the options it was opened with\n\n  /* Release what the version holds. */\n  virtual ~Version();\n\n  int Inline() { return 1; }\n};\n\nvoid Run() {\n  // not a declaration of the file\n  int Local(int);\n}\n}  // namespace kv\n";
