@@ -32,6 +32,7 @@ pub mod sample;
 mod selftest;
 mod summary;
 mod unit_kind;
+mod wrapper;
 
 pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template, TextStream, clean_user_text};

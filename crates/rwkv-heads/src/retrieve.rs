@@ -7,8 +7,9 @@
 //!   a dotenv file loaded" → `load_dotenv`; "application context pushed" → `AppContext.push`) —
 //!   brings the units that *define* it, from anywhere in the store: a name written as code scores
 //!   10–14 (so does a type named in prose beside its kind, "the Decor struct"), one spelled in
-//!   words by how rare its covered parts are among all definitions. Units
-//!   that *refer* to a named definition come next.
+//!   words by how rare its covered parts are among all definitions. A wrapper written as code
+//!   (its body one call, `gzopen` → `gz_open`) lends its name, one point less, to what it calls.
+//!   Units that *refer* to a named definition come next.
 //! - **Words.** BM25 over the units' text, comments, names, scope, title and path by canonical
 //!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
 //!   ×3, path or comments ×1.5, body ×1), in its comments alone, and as pairs of question words
@@ -45,7 +46,8 @@ use crate::declared;
 use crate::meaning;
 use crate::question::{Question, name_parts};
 use crate::rank::{CALLS, FEATURE_COUNT, SHORTER, UNUSED, WEIGHTS, flag, learned_score, mark_exact, mark_unused};
-use crate::unit_kind::{has_no_body, is_named_test, is_stub_path, is_test_unit};
+use crate::unit_kind::{has_no_body, is_named_test, is_preprocessor_only, is_stub_path, is_test_unit};
+use crate::wrapper;
 
 /// A question whose best units contain less than this share of its content words (weighted by
 /// rarity), moved by how well the best unit scores ([`TOP_SCORE_WEIGHT`]), is not answered by the
@@ -75,6 +77,14 @@ pub const ABSTAIN_BELOW_WITH_MEANING: f32 = 0.98;
 const LENGTH_SLOPE: f32 = 0.02;
 /// The question length (content words) at which the bar is [`ABSTAIN_BELOW_WITH_MEANING`].
 const LENGTH_PIVOT: f32 = 6.0;
+/// How much lower the bar with a sentence encoder is for a question that names, written as
+/// code, something the store defines. Naming the API does not make a question about what it
+/// lacks answerable ("How do I read a varint from a `Buf`?", "How do I await a message from a
+/// `Receiver`?"): such questions are judged like the others, the bar a little lower (on the
+/// twenty-five sets of `benches/qa`, 151 questions name code: every answerable one clears the
+/// bar less 0.05, and 3 of the 4 the store cannot answer fall below it; docs/benchmarks.md).
+/// Without an encoder a question that names code is answered whatever its support.
+const NAMED_EASE: f32 = 0.05;
 /// How much the nearest unit's similarity in meaning adds to support.
 const MEANING_SUPPORT_WEIGHT: f32 = 0.8;
 
@@ -102,6 +112,11 @@ const NAME_WORDS_WEIGHT: f32 = 0.4;
 pub(crate) const CODE_SCORE: f32 = 10.0;
 /// ... with its scope or module (`Scope.name`, `module::name`).
 const QUALIFIED_SCORE: f32 = 14.0;
+
+/// How much less than a wrapper written as code the one it calls is named.
+const WRAPPED_LESS: f32 = 1.0;
+/// Most definitions of the name a wrapper calls that join (one name defined in many files).
+const WRAPPED_MOST: usize = 3;
 
 /// Units fetched from each query before they are merged and scored.
 const POOL: usize = 60;
@@ -389,7 +404,8 @@ pub struct Retrieval {
     /// The share of the question's content words (weighted by rarity) the best units hold, 0…1.
     pub support: f32,
     /// Whether the question names, written as code (`url_for`, `Router.handle`), something the
-    /// store defines: such a question is answered whatever its support.
+    /// store defines: the bar for answering it is lower ([`NAMED_EASE`]; without an encoder it is
+    /// answered whatever its support).
     pub named: bool,
     /// The rank score of the best unit before the sentence encoder's re-rank (without the
     /// `unused` tie-breaker).
@@ -408,15 +424,15 @@ impl Retrieval {
             return false;
         }
         let support = self.support + TOP_SCORE_WEIGHT * (self.best_score - TOP_SCORE_MID).max(0.0);
-        self.named
-            || match self.meaning {
-                Some(m) => {
-                    let longer = (self.terms as f32 - LENGTH_PIVOT).max(-1.0);
-                    let bar = ABSTAIN_BELOW_WITH_MEANING - LENGTH_SLOPE * longer;
-                    support + MEANING_SUPPORT_WEIGHT * m >= bar
-                }
-                None => support >= ABSTAIN_BELOW,
+        match self.meaning {
+            Some(m) => {
+                let longer = (self.terms as f32 - LENGTH_PIVOT).max(-1.0);
+                let eased = if self.named { NAMED_EASE } else { 0.0 };
+                let bar = ABSTAIN_BELOW_WITH_MEANING - LENGTH_SLOPE * longer - eased;
+                support + MEANING_SUPPORT_WEIGHT * m >= bar
             }
+            None => self.named || support >= ABSTAIN_BELOW,
+        }
     }
 }
 
@@ -507,6 +523,31 @@ pub(crate) fn retrieve_units(
         }
         if s >= 10.0 {
             named = true;
+        }
+    }
+    // A wrapper written as code (its body one call: `gzopen` → `gz_open`) lends its name to what
+    // it calls, a little less: what the question asks about it is done there.
+    let wrappers: Vec<(String, String, f32, f32)> = by_key
+        .values()
+        .filter(|e| e.4 >= CODE_SCORE && e.0.head)
+        .filter_map(|e| {
+            let callee = wrapper::wrapped_call(&e.0.text, last_name(&e.0.name))?;
+            Some((callee.to_string(), e.0.path.clone(), e.1, e.4))
+        })
+        .collect();
+    for (callee, path, s, code) in wrappers {
+        let hits = index.definitions(&[name_key(&callee)], POOL)?;
+        let spelled: Vec<&Hit> = hits.iter().filter(|h| h.head && last_name(&h.name) == callee).collect();
+        // The one in the wrapper's file if there is one (a name defined in many places).
+        let same_file: Vec<&Hit> = spelled.iter().copied().filter(|h| h.path == path).collect();
+        let chosen = if same_file.is_empty() { spelled } else { same_file };
+        for h in chosen.into_iter().take(WRAPPED_MOST) {
+            let e = by_key
+                .entry((h.doc_id.clone(), h.seq))
+                .or_insert_with(|| (Candidate::from_hit(h), 0.0, 0.0, 0.0, 0.0));
+            e.1 = e.1.max(s - WRAPPED_LESS);
+            e.4 = e.4.max(code - WRAPPED_LESS);
+            outright.insert((h.doc_id.clone(), h.seq));
         }
     }
     // A file the question names: its units join, as if named.
@@ -669,15 +710,30 @@ pub(crate) fn retrieve_units(
         let n = longest.entry((c.path.as_str(), c.name.as_str())).or_default();
         *n = (*n).max(c.line_end - c.line_start);
     }
+    // A name declared without a body in one file (a C header's prototype, a run of `#define`
+    // aliases) and defined with one in another: the definition answers. (A piece of a long
+    // body split into units may end in `;` too; a declaration holds no `{`.)
+    let declares_only =
+        |c: &Candidate| (has_no_body(&c.text) && !c.text.contains('{')) || is_preprocessor_only(&c.text);
+    let mut with_body: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for c in cands
+        .iter()
+        .filter(|c| c.head && !c.name.is_empty() && !declares_only(c))
+    {
+        with_body.entry(last_name(&c.name)).or_default().insert(c.path.as_str());
+    }
     let shorter: Vec<bool> = cands
         .iter()
         .map(|c| {
-            c.head
-                && !c.name.is_empty()
-                && has_no_body(&c.text)
+            let same_file = has_no_body(&c.text)
                 && longest
                     .get(&(c.path.as_str(), c.name.as_str()))
-                    .is_some_and(|&n| n > c.line_end - c.line_start)
+                    .is_some_and(|&n| n > c.line_end - c.line_start);
+            let other_file = declares_only(c)
+                && with_body
+                    .get(last_name(&c.name))
+                    .is_some_and(|paths| paths.iter().any(|p| *p != c.path));
+            c.head && !c.name.is_empty() && (same_file || other_file)
         })
         .collect();
     for (c, shorter) in cands.iter_mut().zip(shorter) {
@@ -896,8 +952,12 @@ pub(crate) mod tests {
         assert!(r(0.5, Some(0.6), false).answers());
         // Most of the words, yet nothing near in meaning: a question about something else.
         assert!(!r(0.65, Some(0.3), false).answers());
-        // A name written as code is answered whatever its support.
-        assert!(r(0.1, Some(0.1), true).answers());
+        // A name written as code is answered whatever its support without an encoder; with
+        // one, the bar is a little lower, not gone.
+        assert!(r(0.1, None, true).answers());
+        assert!(!r(0.1, Some(0.1), true).answers());
+        assert!(r(0.5, Some(0.52), true).answers());
+        assert!(!r(0.5, Some(0.52), false).answers());
         // Half the words of a long question, fairly near in meaning: its other words say in
         // other words what the code says; the same share of a short question is too little.
         assert!(long(0.55, Some(0.4), false, 12).answers());

@@ -48,6 +48,17 @@ pub(crate) fn has_no_body(text: &str) -> bool {
     last.ends_with(';') || last.ends_with("...") || last == "pass"
 }
 
+/// Whether a unit's code is preprocessor lines only (a run of `#define` aliases, `#if`s): it
+/// declares names that code elsewhere defines.
+pub(crate) fn is_preprocessor_only(text: &str) -> bool {
+    let mut code = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("/*") && !l.starts_with('*') && !l.starts_with("//"))
+        .peekable();
+    code.peek().is_some() && code.all(|l| l.starts_with('#'))
+}
+
 /// Whether a path looks like a test, example or benchmark file.
 fn is_test_path(path: &str) -> bool {
     let p = path.to_ascii_lowercase();
@@ -150,5 +161,12 @@ mod tests {
         assert!(has_no_body("def f():\n    pass\n\n"));
         assert!(!has_no_body("public String title() {\n    return t;\n}"));
         assert!(!has_no_body("def f():\n    return 1\n"));
+        // A run of aliases under `#if`s declares; a function-like macro's body is one line too,
+        // but is the only definition of its name (the caller checks for another).
+        assert!(is_preprocessor_only(
+            "/* renames */\n#ifdef Z_PREFIX\n#  define gzopen z_gzopen\n#endif\n"
+        ));
+        assert!(!is_preprocessor_only("#define MAX 3\nint f(void) {\n}\n"));
+        assert!(!is_preprocessor_only("// only a comment\n"));
     }
 }
