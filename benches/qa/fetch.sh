@@ -101,6 +101,27 @@ PROBE_C2_CRATE=zstd-sys
 PROBE_C2_VER=2.1.3+zstd.1.5.7
 PROBE_C2_SHA256=f729a06d0257428fd9d997ac8db7e1407bd0262ab016b085b36bc52957c0052d
 
+# four more, their questions written by helpers that read only the code (2026-12-07, a later
+# session), first measured as written: a Rust crate of byte buffers, a Go HTTP router from
+# Debian's archive, a Python template engine, and zlib 1.3.1's C sources as the libz-sys crate
+# vendors them (its src/zlib folder: 29 files, 23 thousand lines, 9 thousand of them crc32.h's
+# tables)
+PROBE_RS4_NAME=bytes
+PROBE_RS4_VER=1.9.0
+PROBE_RS4_SHA256=325918d6fe32f23b19878fe4b34794ae41fc19ddbe53b10571a4874d44ffd39b
+PROBE_GO2_NAME=gorilla_mux
+PROBE_GO2_DEB=golang-github-gorilla-mux-dev
+PROBE_GO2_SRC=golang-github-gorilla-mux
+PROBE_GO2_VER=1.8.0-1
+PROBE_GO2_SHA256=0880a4019fe68496a0e0a749c2948c029e489f49edd448bed2fedaba33f848c2
+PROBE_GO2_PATH=usr/share/gocode/src/github.com/gorilla/mux
+PROBE_PY3_NAME=jinja2
+PROBE_PY3_VER=3.1.4
+PROBE_C3_NAME=zlib
+PROBE_C3_CRATE=libz-sys
+PROBE_C3_VER=1.1.20
+PROBE_C3_SHA256=d2d16453e800a8cf6dd2fc3eb4bc99b786a9b90c663b8559a5b1a041bf89e472
+
 # Python's standard library as Debian ships it (its two packages, libpython3.11-minimal and
 # libpython3.11-stdlib, unpacked into one /usr/lib/python3.11; 2026-12-07): a large store,
 # 637 Python files and 16 MB, where one name is often defined in several modules
@@ -325,6 +346,14 @@ fetch_js "$PROBE_JS2_NAME" "$PROBE_JS2_VER"
 fetch_tarball "$PROBE_C2_NAME" "crate $PROBE_C2_CRATE $PROBE_C2_VER (its zstd/lib sources)" \
     "https://static.crates.io/crates/$PROBE_C2_CRATE/$PROBE_C2_CRATE-$PROBE_C2_VER.crate" "$PROBE_C2_SHA256" \
     "$PROBE_C2_CRATE-$PROBE_C2_VER/zstd/lib"
+fetch_tarball "$PROBE_RS4_NAME" "crate $PROBE_RS4_NAME $PROBE_RS4_VER" \
+    "https://static.crates.io/crates/$PROBE_RS4_NAME/$PROBE_RS4_NAME-$PROBE_RS4_VER.crate" "$PROBE_RS4_SHA256" \
+    "$PROBE_RS4_NAME-$PROBE_RS4_VER"
+fetch_deb "$PROBE_GO2_NAME" "$PROBE_GO2_DEB" "$PROBE_GO2_SRC" "$PROBE_GO2_VER" "$PROBE_GO2_SHA256" "$PROBE_GO2_PATH"
+fetch_python "$PROBE_PY3_NAME" "$PROBE_PY3_VER"
+fetch_tarball "$PROBE_C3_NAME" "crate $PROBE_C3_CRATE $PROBE_C3_VER (its src/zlib sources)" \
+    "https://static.crates.io/crates/$PROBE_C3_CRATE/$PROBE_C3_CRATE-$PROBE_C3_VER.crate" "$PROBE_C3_SHA256" \
+    "$PROBE_C3_CRATE-$PROBE_C3_VER/src/zlib"
 fetch_debs "$PROBE_STD_NAME" "$PROBE_STD_SRC" "$PROBE_STD_VER" "$PROBE_STD_DEBS" "$PROBE_STD_PATH"
 fetch_deb "$PROBE_BOOK_NAME" "$PROBE_BOOK_DEB" "$PROBE_BOOK_SRC" "$PROBE_BOOK_VER" "$PROBE_BOOK_SHA256" "$PROBE_BOOK_PATH" book
 echo "done: code bases are in $DEST"
