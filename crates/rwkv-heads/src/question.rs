@@ -29,6 +29,10 @@ pub(crate) struct Question {
     pub paths: Vec<String>,
     /// Whether the question is about tests or benchmarks.
     pub about_tests: bool,
+    /// Whether the question asks whether the code does something at all ("How do I …?", "Is
+    /// there a way to …?", "Can it …?", "Does the router …?") rather than where or how
+    /// something it does is done ([`asks_whether`]).
+    pub asks_whether: bool,
     /// For each content term, the canonical forms of related words ([`terms::related`]).
     pub related: Vec<Vec<String>>,
     /// All of them.
@@ -169,6 +173,7 @@ impl Question {
             .map(str::to_string)
             .collect();
         let about_tests = all.iter().any(|t| t.starts_with("test") || t.starts_with("bench"));
+        let asks_whether = asks_whether(text);
         let mut related: Vec<Vec<String>> = content
             .iter()
             .map(|t| terms::related(t).into_iter().filter(|r| !content.contains(r)).collect())
@@ -214,10 +219,48 @@ impl Question {
             typed,
             paths,
             about_tests,
+            asks_whether,
             related,
             related_all,
         }
     }
+}
+
+/// How questions that ask whether the code does something at all begin: "How do I …", "Is
+/// there …", "Can I …", "Does the … ". A question that presupposes what it asks about ("Where
+/// is the cache flushed?") does not.
+const WHETHER_OPENINGS: &[&[&str]] = &[
+    &["how", "do", "i"],
+    &["how", "can", "i"],
+    &["how", "would", "i"],
+    &["is", "there"],
+    &["are", "there"],
+    &["is", "it", "possible"],
+    &["can", "i"],
+    &["can", "you"],
+    &["can", "it"],
+    &["can", "the"],
+    &["can", "this"],
+    &["can", "one"],
+    &["do", "i"],
+    &["do", "you"],
+    &["does", "it"],
+    &["does", "the"],
+    &["does", "this"],
+];
+
+/// Whether `question` begins as one that asks whether the code does something at all (see
+/// [`WHETHER_OPENINGS`]).
+pub(crate) fn asks_whether(question: &str) -> bool {
+    let words: Vec<String> = question
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(str::to_lowercase)
+        .collect();
+    WHETHER_OPENINGS
+        .iter()
+        .any(|o| words.len() >= o.len() && words.iter().zip(o.iter()).all(|(w, o)| w == o))
 }
 
 /// Short words that may stand inside a phrase whose initials make an acronym ("time to live",
@@ -287,6 +330,30 @@ fn looks_like_path(w: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn questions_that_ask_whether_the_code_does_something() {
+        for q in [
+            "How do I read a varint from a `Buf`?",
+            "Is there a built-in way to compute a CRC32 checksum?",
+            "Can the library write gzip-compatible output?",
+            "Does the router answer HEAD requests?",
+            "is it possible to rate-limit clients",
+        ] {
+            assert!(asks_whether(q), "{q}");
+            assert!(Question::new(q).asks_whether, "{q}");
+        }
+        for q in [
+            "Where is the cache flushed?",
+            "How does the parser handle a comma?",
+            "What does `url_for` do?",
+            "How is a dotenv file loaded?",
+            "Isthere",
+            "",
+        ] {
+            assert!(!asks_whether(q), "{q}");
+        }
+    }
 
     #[test]
     fn questions_name_code_and_words() {
