@@ -56,7 +56,24 @@ pub(crate) fn is_preprocessor_only(text: &str) -> bool {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with("/*") && !l.starts_with('*') && !l.starts_with("//"))
         .peekable();
-    code.peek().is_some() && code.all(|l| l.starts_with('#'))
+    code.peek().is_some() && code.all(is_directive)
+}
+
+/// Whether a trimmed line is a C preprocessor directive (`#define`, `#  if`, …), not a Python or
+/// shell comment or a Markdown heading.
+fn is_directive(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('#') else {
+        return false;
+    };
+    let word: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    matches!(
+        word.as_str(),
+        "define" | "undef" | "if" | "ifdef" | "ifndef" | "elif" | "else" | "endif" | "include" | "pragma"
+    )
 }
 
 /// Whether a path looks like a test, example or benchmark file.
@@ -168,5 +185,7 @@ mod tests {
         ));
         assert!(!is_preprocessor_only("#define MAX 3\nint f(void) {\n}\n"));
         assert!(!is_preprocessor_only("// only a comment\n"));
+        // A Python comment or a Markdown heading is not a directive.
+        assert!(!is_preprocessor_only("# Usage\n## Options\n"));
     }
 }
