@@ -19,6 +19,7 @@
 // The store and index errors carry paths and keys for good messages; answers are not a hot path.
 #![allow(clippy::result_large_err)]
 
+mod abstain;
 mod copies;
 mod declared;
 mod evidence;
@@ -34,6 +35,7 @@ mod summary;
 mod unit_kind;
 mod wrapper;
 
+pub use abstain::{ABSTAIN_BELOW, Retrieval};
 pub use evidence::{EVIDENCE_LINES, Evidence};
 pub use generate::{Generation, Template, TextStream, clean_user_text};
 pub use library::{
@@ -41,7 +43,7 @@ pub use library::{
     Source, SummaryTarget, Timings, default_read_tokens, last_lines,
 };
 pub use rank::FEATURES;
-pub use retrieve::{ABSTAIN_BELOW, Candidate, Retrieval};
+pub use retrieve::Candidate;
 pub use selftest::{RecallRow, SelfTestOptions};
 pub use summary::{DOCUMENT_SUMMARY_TOKENS, DocumentOutline, DocumentSummary, KeyLine, OUTLINE_LINES, Summary};
 

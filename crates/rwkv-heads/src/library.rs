@@ -15,9 +15,10 @@ use rwkv_reader::store_identity;
 use rwkv_store::{FoldKind, Key, Store, StoreDir, StoreIdentity, TextStore};
 use serde::Serialize;
 
+use crate::abstain::Retrieval;
 use crate::evidence::Evidence;
 use crate::generate::{Template, generate};
-use crate::retrieve::{Candidate, Retrieval};
+use crate::retrieve::Candidate;
 use crate::{Error, Result};
 
 /// How candidate segments are ranked.
