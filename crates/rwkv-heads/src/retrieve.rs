@@ -8,7 +8,8 @@
 //!   brings the units that *define* it, from anywhere in the store: a name written as code scores
 //!   10–14 (so does a type named in prose beside its kind, "the Decor struct"), one spelled in
 //!   words by how rare its covered parts are among all definitions. A wrapper written as code
-//!   (its body one call, `gzopen` → `gz_open`) lends its name, one point less, to what it calls.
+//!   (its body one call, `gzopen` → `gz_open`) lends its name, one point less, to what it calls,
+//!   and what it calls comes right before it in the end (`wrapper.rs`).
 //!   Units that *refer* to a named definition come next.
 //! - **Words.** BM25 over the units' text, comments, names, scope, title and path by canonical
 //!   terms, and the idf-weighted share of the question's words each unit holds — by field (name
@@ -359,6 +360,9 @@ fn module_of(path: &str) -> String {
     }
 }
 
+/// A unit's key in the pool: its document and its position there.
+pub(crate) type UnitKey = (String, u64);
+
 /// A pooled unit and its name score, normalised BM25, reference score and the part of the name
 /// score for a name written as code.
 pub(crate) type Pooled = (Candidate, f32, f32, f32, f32);
@@ -371,7 +375,7 @@ pub(crate) fn retrieve_units(
     top: usize,
 ) -> Result<Retrieval> {
     let q = Question::new(question);
-    let mut by_key: BTreeMap<(String, u64), Pooled> = BTreeMap::new();
+    let mut by_key: BTreeMap<UnitKey, Pooled> = BTreeMap::new();
     if q.content.is_empty() && q.code_keys.is_empty() {
         return Ok(Retrieval {
             candidates: Vec::new(),
@@ -450,21 +454,24 @@ pub(crate) fn retrieve_units(
         }
     }
     // A wrapper written as code (its body one call: `gzopen` → `gz_open`) lends its name to what
-    // it calls, a little less: what the question asks about it is done there.
-    let wrappers: Vec<(String, String, f32, f32)> = by_key
-        .values()
-        .filter(|e| e.4 >= CODE_SCORE && e.0.head)
-        .filter_map(|e| {
+    // it calls, a little less, and what it calls comes right before it once the units are ranked:
+    // what the question asks about it is done there.
+    let wrappers: Vec<(UnitKey, String, String, f32, f32)> = by_key
+        .iter()
+        .filter(|(_, e)| e.4 >= CODE_SCORE && e.0.head)
+        .filter_map(|(key, e)| {
             let callee = wrapper::wrapped_call(&e.0.text, last_name(&e.0.name))?;
-            Some((callee.to_string(), e.0.path.clone(), e.1, e.4))
+            Some((key.clone(), callee.to_string(), e.0.path.clone(), e.1, e.4))
         })
         .collect();
-    for (callee, path, s, code) in wrappers {
+    let mut wrapped: Vec<wrapper::Wrapped> = Vec::new();
+    for (wrapper_key, callee, path, s, code) in wrappers {
         let hits = index.definitions(&[name_key(&callee)], POOL)?;
         let spelled: Vec<&Hit> = hits.iter().filter(|h| h.head && last_name(&h.name) == callee).collect();
         // The one in the wrapper's file if there is one (a name defined in many places).
         let same_file: Vec<&Hit> = spelled.iter().copied().filter(|h| h.path == path).collect();
         let chosen = if same_file.is_empty() { spelled } else { same_file };
+        let mut callees = Vec::new();
         for h in chosen.into_iter().take(WRAPPED_MOST) {
             let e = by_key
                 .entry((h.doc_id.clone(), h.seq))
@@ -472,7 +479,12 @@ pub(crate) fn retrieve_units(
             e.1 = e.1.max(s - WRAPPED_LESS);
             e.4 = e.4.max(code - WRAPPED_LESS);
             outright.insert((h.doc_id.clone(), h.seq));
+            callees.push((h.doc_id.clone(), h.seq));
         }
+        wrapped.push(wrapper::Wrapped {
+            wrapper: wrapper_key,
+            callees,
+        });
     }
     // A file the question names: its units join, as if named.
     for p in &q.paths {
@@ -706,6 +718,7 @@ pub(crate) fn retrieve_units(
         .first()
         .map_or(0.0, |c| c.score - WEIGHTS[UNUSED] * c.features[UNUSED]);
     let meaning = embedder.map(|e| meaning::rerank(e, question, &mut cands));
+    wrapper::callees_first(&wrapped, &mut cands);
     let kept = distinct(cands, top);
     Ok(Retrieval {
         candidates: kept,

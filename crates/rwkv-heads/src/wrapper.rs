@@ -2,6 +2,44 @@
 //! `crc32_combine` → `crc32_combine64`, `Router.Walk` → `Router.walk`). A question that names the
 //! wrapper as code asks about what it does, and the one it calls is where that is done.
 
+use crate::retrieve::{Candidate, UnitKey, by_score};
+
+/// A wrapper the question names as code and the definitions of what it calls.
+pub(crate) struct Wrapped {
+    /// The wrapper's unit.
+    pub wrapper: UnitKey,
+    /// The units of the definitions it calls (one name may be defined in several files).
+    pub callees: Vec<UnitKey>,
+}
+
+/// Puts what each wrapper calls right before the wrapper where it ranked below it (`cands` best
+/// first, rank scores final): the wrapper's body says nothing but the call, so what a question
+/// asks about it is read in the callee (`gzopen` → `gz_open`, `get_u32` → `buf_get_impl!`).
+pub(crate) fn callees_first(wrapped: &[Wrapped], cands: &mut [Candidate]) {
+    let mut moved = false;
+    for w in wrapped {
+        let Some(score) = cands
+            .iter()
+            .find(|c| c.doc_id == w.wrapper.0 && c.seq == w.wrapper.1)
+            .map(|c| c.score)
+        else {
+            continue;
+        };
+        for c in cands.iter_mut() {
+            if c.score < score && w.callees.iter().any(|(d, s)| *d == c.doc_id && *s == c.seq) {
+                c.score = score + CALLEE_AHEAD;
+                moved = true;
+            }
+        }
+    }
+    if moved {
+        cands.sort_by(by_score);
+    }
+}
+
+/// How far ahead of its wrapper a callee is put.
+const CALLEE_AHEAD: f32 = 0.01;
+
 /// Most lines of code (not comments, not the head, not a lone closing brace) a wrapper's body
 /// has.
 const MAX_BODY_LINES: usize = 2;
@@ -140,6 +178,47 @@ mod tests {
         assert_eq!(wrapped_call(py, "walk"), Some("_walk"));
         let js = "Router.prototype.use = function use(fn) {\n  // hand on\n  return this.handle(fn);\n};";
         assert_eq!(wrapped_call(js, "use"), Some("handle"));
+    }
+
+    #[test]
+    fn what_a_wrapper_calls_comes_right_before_it() {
+        use crate::retrieve::tests::unit;
+        let mut cands = vec![
+            unit(
+                "gzopen",
+                "gzFile ZEXPORT gzopen(const char *path, const char *mode) {\n    return gz_open(path, -1, mode);\n}",
+                25.0,
+            ),
+            unit(
+                "gzread",
+                "int ZEXPORT gzread(gzFile file, voidp buf, unsigned len) {\n    ...\n}",
+                22.0,
+            ),
+            unit(
+                "gz_open",
+                "local gzFile gz_open(const void *path, int fd, const char *mode) {\n    ...\n}",
+                19.0,
+            ),
+            unit("gz_init", "local int gz_init(gz_statep state) {\n    ...\n}", 18.0),
+        ];
+        let key = |c: &Candidate| (c.doc_id.clone(), c.seq);
+        let wrapped = vec![Wrapped {
+            wrapper: key(&cands[0]),
+            callees: vec![key(&cands[2])],
+        }];
+        callees_first(&wrapped, &mut cands);
+        let order: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(order, ["gz_open", "gzopen", "gzread", "gz_init"]);
+        // A callee already ahead stays where it is; a wrapper no longer among the units moves
+        // nothing.
+        let before: Vec<f32> = cands.iter().map(|c| c.score).collect();
+        callees_first(&wrapped, &mut cands);
+        let gone = vec![Wrapped {
+            wrapper: ("elsewhere".into(), 0),
+            callees: vec![key(&cands[3])],
+        }];
+        callees_first(&gone, &mut cands);
+        assert_eq!(cands.iter().map(|c| c.score).collect::<Vec<_>>(), before);
     }
 
     #[test]
