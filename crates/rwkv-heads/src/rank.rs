@@ -76,6 +76,27 @@ pub(crate) const WEIGHTS: [f32; FEATURE_COUNT] = [
     -0.174, -3.246, 4.690, 0.616, -0.5, 4.0,
 ];
 
+/// Puts the units of tests (the `test` feature: a test, and the question is not about tests)
+/// after every other unit, keeping each group's order. Examples (`examples/`) stay where they
+/// ranked: a question how to use something may be answered by one. A question not about tests
+/// asks about the code they test: on the twenty-five sets of `benches/qa` no such question's
+/// answer is a test, yet one came first for three of them.
+pub(crate) fn tests_last(cands: &mut Vec<Candidate>) {
+    let is_test = |c: &Candidate| c.features[TEST] > 0.0 && !is_example_path(&c.path);
+    if cands.iter().any(is_test) {
+        let (rest, tests): (Vec<Candidate>, Vec<Candidate>) =
+            std::mem::take(cands).into_iter().partition(|c| !is_test(c));
+        *cands = rest;
+        cands.extend(tests);
+    }
+}
+
+/// Whether a path runs through an `examples/` or `example/` folder.
+fn is_example_path(path: &str) -> bool {
+    path.split(['/', '\\'])
+        .any(|c| c.eq_ignore_ascii_case("examples") || c.eq_ignore_ascii_case("example"))
+}
+
 /// A unit's rank score from its features.
 pub(crate) fn learned_score(f: &[f32; FEATURE_COUNT]) -> f32 {
     f.iter().zip(WEIGHTS).map(|(x, w)| x * w).sum()
@@ -132,5 +153,38 @@ pub(crate) fn mark_exact(q: &Question, cands: &mut [Candidate]) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retrieve::tests::unit;
+
+    #[test]
+    fn tests_come_after_the_code_they_test() {
+        let mut cands = vec![
+            unit("test_hooks", "def test_hooks(): ...", 22.0),
+            unit("run_hooks", "def run_hooks(cmd): ...", 20.0),
+            unit("example_hooks", "def example_hooks(): ...", 19.0),
+            unit("test_order", "def test_order(): ...", 18.0),
+            unit("pre_run", "def pre_run(cmd): ...", 17.0),
+        ];
+        cands[0].features[TEST] = 1.0;
+        cands[2].features[TEST] = 1.0;
+        cands[2].path = "examples/hooks.py".into();
+        cands[3].features[TEST] = 1.0;
+        tests_last(&mut cands);
+        let order: Vec<&str> = cands.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            order,
+            ["run_hooks", "example_hooks", "pre_run", "test_hooks", "test_order"]
+        );
+        // Only tests (a question about tests leaves the feature unset): the order stands.
+        let mut only = vec![unit("test_a", "", 2.0), unit("test_b", "", 1.0)];
+        only.iter_mut().for_each(|c| c.features[TEST] = 1.0);
+        tests_last(&mut only);
+        assert_eq!(only[0].name, "test_a");
+        assert!(is_example_path("a/Examples/x.go") && !is_example_path("src/example_data.rs"));
     }
 }

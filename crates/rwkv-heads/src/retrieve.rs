@@ -26,7 +26,8 @@
 //!   `copy_tree` — the one written; `rank.rs`) are weighed by [`WEIGHTS`], learned on five of
 //!   `benches/qa`'s sets (code bases no one here wrote, three languages; the sixth to eighth,
 //!   in Go, C and Java, were written after; `rwkv-bench qa --features` writes the parts,
-//!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out).
+//!   `benches/qa/fit.py` learns the weights and checks them leaving each code base out). In the
+//!   final order a test comes after every other unit unless the question is about tests.
 //! - **Support.** How much of the question (its content words, weighted by rarity) the best
 //!   units hold, moved a little by the best unit's rank score and the encoder's nearest unit:
 //!   below a bar ([`ABSTAIN_BELOW`](crate::ABSTAIN_BELOW); `abstain.rs`) the store does not
@@ -48,7 +49,9 @@ use crate::copies::{alias_near_copies, distinct, drop_templates};
 use crate::declared;
 use crate::meaning;
 use crate::question::{Question, name_parts};
-use crate::rank::{CALLS, FEATURE_COUNT, SHORTER, UNUSED, WEIGHTS, flag, learned_score, mark_exact, mark_unused};
+use crate::rank::{
+    CALLS, FEATURE_COUNT, SHORTER, UNUSED, WEIGHTS, flag, learned_score, mark_exact, mark_unused, tests_last,
+};
 use crate::unit_kind::{has_no_body, is_named_test, is_preprocessor_only, is_stub_path, is_test_unit};
 use crate::wrapper;
 
@@ -719,6 +722,7 @@ pub(crate) fn retrieve_units(
         .map_or(0.0, |c| c.score - WEIGHTS[UNUSED] * c.features[UNUSED]);
     let meaning = embedder.map(|e| meaning::rerank(e, question, &mut cands));
     wrapper::callees_first(&wrapped, &mut cands);
+    tests_last(&mut cands);
     let kept = distinct(cands, top);
     Ok(Retrieval {
         candidates: kept,
